@@ -1,0 +1,40 @@
+//! The three custom resource kinds of `keyward.dev/v1alpha1`.
+//!
+//! Types and schema documentation only: no I/O lives here, so these modules could become a
+//! separate `-api` crate. `///` comments on fields are user documentation (`kubectl explain`).
+
+pub mod access_grant;
+pub mod conditions;
+pub mod employee;
+pub mod factor;
+pub mod mfa_provider;
+
+pub use access_grant::{AccessGrant, AccessGrantSpec, AccessGrantStatus, EnrolmentPolicy, Subjects};
+pub use conditions::Condition;
+pub use employee::{Employee, EmployeeSpec, EmployeeState, EmployeeStatus, Identity};
+pub use factor::FactorKind;
+pub use mfa_provider::{MfaProvider, MfaProviderSpec, MfaProviderStatus};
+
+use kube::CustomResourceExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+/// API group of every keyward kind.
+pub const GROUP: &str = "keyward.dev";
+/// Annotation carrying the Git revision the object was applied from; copied into audit records.
+pub const SOURCE_REVISION_ANNOTATION: &str = "keyward.dev/source-revision";
+/// Annotation on an MfaProvider that approves exactly one blocked plan, named by its digest.
+pub const APPROVE_REVOCATIONS_ANNOTATION: &str = "keyward.dev/approve-revocations";
+
+/// The CustomResourceDefinitions, in the order `keyward crds` prints them.
+pub fn definitions() -> Vec<(&'static str, CustomResourceDefinition)> {
+    vec![
+        ("mfaproviders", MfaProvider::crd()),
+        ("employees", Employee::crd()),
+        ("accessgrants", AccessGrant::crd()),
+    ]
+}
+
+/// One CRD as the YAML that `keyward crds` prints and `crds/<plural>.yaml` holds.
+pub fn definition_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(crd)
+}

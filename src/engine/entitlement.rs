@@ -1,0 +1,106 @@
+//! Entitlement: which factor kinds an Employee may hold on one provider at a given time.
+
+use super::plan::Reason;
+use crate::crd::{AccessGrant, Employee, EmployeeState, EnrolmentPolicy, FactorKind};
+use chrono::{DateTime, Utc};
+use kube::ResourceExt;
+use std::collections::BTreeSet;
+
+/// Where an Employee stands, before looking at grants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    Active,
+    /// Not entitled to anything; every enrolment is revoked with this reason.
+    Revoked(Reason),
+}
+
+pub fn standing(employee: &Employee, now: DateTime<Utc>) -> Standing {
+    // Deletion wins over every declared state: the finalizer is waiting on these revocations.
+    if employee.metadata.deletion_timestamp.is_some() {
+        return Standing::Revoked(Reason::EmployeeDeleted);
+    }
+    match employee.spec.state {
+        EmployeeState::Offboarded => return Standing::Revoked(Reason::EmployeeOffboarded),
+        EmployeeState::Suspended => return Standing::Revoked(Reason::EmployeeSuspended),
+        EmployeeState::Active => {}
+    }
+    let before = employee.spec.active_from.is_some_and(|from| now < from);
+    let after = employee.spec.active_until.is_some_and(|until| now >= until);
+    if before || after {
+        return Standing::Revoked(Reason::EmployeeOutsideActiveWindow);
+    }
+    Standing::Active
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Validity {
+    NotYet,
+    Valid,
+    Expired,
+}
+
+pub fn validity(grant: &AccessGrant, now: DateTime<Utc>) -> Validity {
+    if grant.spec.valid_from.is_some_and(|from| now < from) {
+        Validity::NotYet
+    } else if grant.spec.valid_until.is_some_and(|until| now >= until) {
+        Validity::Expired
+    } else {
+        Validity::Valid
+    }
+}
+
+pub fn selects(grant: &AccessGrant, employee: &Employee) -> bool {
+    let name = employee.name_any();
+    grant.spec.subjects.employees.iter().any(|e| *e == name)
+        || grant.spec.subjects.roles.iter().any(|r| employee.spec.roles.contains(r))
+}
+
+/// The entitlement of one Employee on one provider.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Entitlement {
+    /// Kinds the Employee may hold.
+    pub allowed: BTreeSet<FactorKind>,
+    /// Kinds the Employee is expected to hold (Required grants).
+    pub required: BTreeSet<FactorKind>,
+    /// Valid grants selecting the Employee, by name.
+    pub grants: BTreeSet<String>,
+    /// Kinds once granted by a grant that has expired, with that grant's name.
+    expired: Vec<(FactorKind, String)>,
+}
+
+impl Entitlement {
+    /// Computes the entitlement from the grants of the provider (already filtered to it).
+    pub fn of(employee: &Employee, grants: &[&AccessGrant], now: DateTime<Utc>) -> Self {
+        let mut ent = Entitlement::default();
+        let active = standing(employee, now) == Standing::Active;
+        for grant in grants.iter().filter(|g| selects(g, employee)) {
+            match validity(grant, now) {
+                Validity::Valid if active => {
+                    ent.grants.insert(grant.name_any());
+                    ent.allowed.extend(grant.spec.factors.iter().cloned());
+                    if grant.spec.enrolment == EnrolmentPolicy::Required {
+                        ent.required.extend(grant.spec.factors.iter().cloned());
+                    }
+                }
+                Validity::Expired => {
+                    for kind in &grant.spec.factors {
+                        ent.expired.push((kind.clone(), grant.name_any()));
+                    }
+                }
+                Validity::Valid | Validity::NotYet => {}
+            }
+        }
+        ent
+    }
+
+    /// Why an enrolment of `kind` held by an Active Employee is not entitled, and the grants
+    /// that explain it: an expired grant that gave this kind, or else the grants still held.
+    pub fn revocation_reason(&self, kind: &FactorKind) -> (Reason, Vec<String>) {
+        let expired: Vec<String> = self.expired.iter().filter(|(k, _)| k == kind).map(|(_, g)| g.clone()).collect();
+        if expired.is_empty() {
+            (Reason::NotEntitled, self.grants.iter().cloned().collect())
+        } else {
+            (Reason::GrantExpired, expired)
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! What a provider reported: its users and their enrolments, normalized.
+
+use crate::crd::FactorKind;
+use serde::{Deserialize, Serialize};
+
+/// One second factor a user holds on a provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolment {
+    /// Provider-side id: privacyIDEA serial, Okta factor id, …
+    pub id: String,
+    /// Normalized kind.
+    pub kind: FactorKind,
+    /// False when the enrolment is disabled or revoked at the provider: it can no longer be
+    /// used, so under `revocation: Disable` it needs nothing more.
+    pub active: bool,
+}
+
+/// A provider user and the enrolments listed for them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderUser {
+    /// User name as the provider names it (what Employees map to).
+    pub name: String,
+    /// False when the user was removed from the provider's user store while its enrolments
+    /// remain (a leaver's orphaned tokens).
+    pub in_directory: bool,
+    pub enrolments: Vec<Enrolment>,
+}
+
+/// Everything one bulk listing returned for the provider's realm.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inventory {
+    pub users: Vec<ProviderUser>,
+}
+
+impl Inventory {
+    pub fn enrolment_count(&self) -> usize {
+        self.users.iter().map(|u| u.enrolments.len()).sum()
+    }
+}
+
+/// What a provider can do; the planner never plans an action the provider cannot carry out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Enrolments can be disabled instead of deleted (`revocation: Disable`).
+    pub disable: bool,
+    /// Factor kinds for which the provider has a native invitation (Required enrolment).
+    pub invite: Vec<FactorKind>,
+}

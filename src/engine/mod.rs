@@ -1,0 +1,15 @@
+//! Pure planning: declared state + observed enrolments of one provider -> a [`Plan`].
+//!
+//! Nothing here does I/O or reads the clock: the caller passes `now`, the observation and the
+//! provider's capabilities, so every rule of the reconciliation contract is a plain unit test.
+
+pub mod budget;
+pub mod entitlement;
+pub mod identity;
+pub mod inventory;
+pub mod plan;
+pub mod planner;
+
+pub use inventory::{Capabilities, Enrolment, Inventory, ProviderUser};
+pub use plan::{Action, ActionKind, Hold, Plan, Reason, Verdict};
+pub use planner::{PlanInput, plan};

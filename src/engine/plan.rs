@@ -1,0 +1,163 @@
+//! The plan: what keyward will do on one provider, and why.
+
+use crate::crd::FactorKind;
+use crate::crd::mfa_provider::Mode;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Why an enrolment is revoked (or an enrolment is expected).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Reason {
+    EmployeeOffboarded,
+    EmployeeSuspended,
+    EmployeeOutsideActiveWindow,
+    EmployeeDeleted,
+    NotEntitled,
+    GrantExpired,
+    UndeclaredUser,
+    /// Not a revocation: a Required grant expects an enrolment that does not exist yet.
+    EnrolmentRequired,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::EmployeeOffboarded => "EmployeeOffboarded",
+            Reason::EmployeeSuspended => "EmployeeSuspended",
+            Reason::EmployeeOutsideActiveWindow => "EmployeeOutsideActiveWindow",
+            Reason::EmployeeDeleted => "EmployeeDeleted",
+            Reason::NotEntitled => "NotEntitled",
+            Reason::GrantExpired => "GrantExpired",
+            Reason::UndeclaredUser => "UndeclaredUser",
+            Reason::EnrolmentRequired => "EnrolmentRequired",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// Remove or disable an enrolment.
+    Revoke,
+    /// Ask the provider to invite the user to enrol (provider-native).
+    Invite,
+    /// An enrolment is required but the provider has no invitation: the user must enrol.
+    Pending,
+}
+
+/// One step of a plan.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Action {
+    pub action: ActionKind,
+    /// Provider user name.
+    pub user: String,
+    /// Provider-side enrolment id; empty for invite/pending.
+    pub enrolment: String,
+    pub kind: FactorKind,
+    pub reason: Reason,
+    /// Employee (metadata.name) the user maps to, if any.
+    pub employee: Option<String>,
+    /// AccessGrants that bear on the decision (audit trail).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub grants: Vec<String>,
+}
+
+/// Why the plan's revocations are held back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Hold {
+    /// More revocations than `policy.budget` allows.
+    RevocationBudgetExceeded { revocations: usize, limit: usize },
+    /// No Employee or no AccessGrant is declared for a provider that has managed users: most
+    /// likely a bad commit or an unsynced cache, never a reason to revoke everyone.
+    EmptyDeclaredState { revocations: usize },
+}
+
+impl Hold {
+    pub fn message(&self, digest: &str) -> String {
+        match self {
+            Hold::RevocationBudgetExceeded { revocations, limit } => format!(
+                "{revocations} revocations exceed the budget of {limit}; approve plan {digest} with annotation keyward.dev/approve-revocations={digest}"
+            ),
+            Hold::EmptyDeclaredState { revocations } => format!(
+                "no Employees or AccessGrants are declared for this provider, which would revoke {revocations} enrolments; approve plan {digest} with annotation keyward.dev/approve-revocations={digest}"
+            ),
+        }
+    }
+}
+
+/// What keyward decided about one enrolment (or an expected one), for Employee status.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Verdict {
+    Kept,
+    /// Already disabled under `revocation: Disable`.
+    Revoked,
+    RevocationPlanned,
+    RevocationBlocked,
+    /// Left alone: the provider user maps to more than one Employee.
+    IdentityConflict,
+    EnrolmentPending,
+}
+
+/// Per-Employee outcome on this provider.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmployeeVerdict {
+    pub employee: String,
+    pub user: String,
+    pub entitled: Vec<FactorKind>,
+    pub enrolments: Vec<(String, FactorKind, Verdict, Option<Reason>)>,
+    /// Other Employees mapping to the same provider user.
+    pub conflicts_with: Vec<String>,
+}
+
+/// Two or more Employees mapping to one provider user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityConflict {
+    pub user: String,
+    pub employees: Vec<String>,
+}
+
+/// The complete decision for one provider in one sweep.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    /// `<namespace>/<name>` of the MfaProvider.
+    pub provider: String,
+    pub mode: Mode,
+    /// Sorted: revocations first, then by user, enrolment and kind.
+    pub actions: Vec<Action>,
+    /// Digest of the revocations; what an approval annotation must name.
+    pub digest: String,
+    /// Set when the revocations must wait for approval.
+    pub hold: Option<Hold>,
+    /// The approval annotation named this plan's digest and let a held plan through.
+    pub approved: bool,
+    /// Set when nothing could be decided (provider unreadable, unusable policy): no actions.
+    pub error: Option<String>,
+    pub conflicts: Vec<IdentityConflict>,
+    pub employees: Vec<EmployeeVerdict>,
+    pub managed_users: usize,
+    pub managed_enrolments: usize,
+}
+
+impl Plan {
+    pub fn revocations(&self) -> impl Iterator<Item = &Action> {
+        self.actions.iter().filter(|a| a.action == ActionKind::Revoke)
+    }
+    pub fn revocation_count(&self) -> usize {
+        self.revocations().count()
+    }
+    /// Whether the plan holds changes keyward would make (revocations or invitations);
+    /// `pending` enrolments wait for the user and are not changes.
+    pub fn has_changes(&self) -> bool {
+        self.actions.iter().any(|a| a.action != ActionKind::Pending)
+    }
+    pub fn blocked(&self) -> bool {
+        self.hold.is_some()
+    }
+}

@@ -1,0 +1,269 @@
+//! The planning algorithm. See SPEC "Reconciliation contract" for the rules it implements.
+
+use super::budget;
+use super::entitlement::{Entitlement, Standing, standing};
+use super::identity;
+use super::inventory::{Capabilities, Enrolment, Inventory, ProviderUser};
+use super::plan::{Action, ActionKind, EmployeeVerdict, Hold, IdentityConflict, Plan, Reason, Verdict};
+use crate::crd::mfa_provider::{RevocationMode, Scope};
+use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, FactorKind, MfaProvider};
+use chrono::{DateTime, Utc};
+use kube::ResourceExt;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Everything the planner looks at. Employees and grants may span namespaces; only those in
+/// the provider's namespace (and grants naming this provider) count.
+pub struct PlanInput<'a> {
+    pub provider: &'a MfaProvider,
+    pub employees: &'a [Employee],
+    pub grants: &'a [AccessGrant],
+    /// The provider's listing, or why it could not be read. A failed read decides nothing:
+    /// an error is never taken for "no enrolments".
+    pub inventory: Result<&'a Inventory, String>,
+    pub capabilities: &'a Capabilities,
+    pub now: DateTime<Utc>,
+}
+
+pub fn provider_key(provider: &MfaProvider) -> String {
+    format!("{}/{}", provider.namespace().unwrap_or_default(), provider.name_any())
+}
+
+pub fn plan(input: &PlanInput) -> Plan {
+    let provider = input.provider;
+    let key = provider_key(provider);
+    let mut plan = Plan {
+        provider: key.clone(),
+        mode: provider.spec.policy.mode,
+        actions: Vec::new(),
+        digest: budget::digest(&key, &[]),
+        hold: None,
+        approved: false,
+        error: None,
+        conflicts: Vec::new(),
+        employees: Vec::new(),
+        managed_users: 0,
+        managed_enrolments: 0,
+    };
+    let inventory = match &input.inventory {
+        Ok(inventory) => *inventory,
+        Err(error) => {
+            plan.error = Some(format!("provider could not be read, nothing decided: {error}"));
+            return plan;
+        }
+    };
+    let revocation = provider.spec.policy.revocation;
+    if revocation == RevocationMode::Disable && !input.capabilities.disable {
+        plan.error = Some("policy.revocation is Disable, but this provider cannot disable enrolments".into());
+        return plan;
+    }
+
+    let namespace = provider.namespace();
+    let employees: Vec<&Employee> = input.employees.iter().filter(|e| e.namespace() == namespace).collect();
+    let grants: Vec<&AccessGrant> = input
+        .grants
+        .iter()
+        .filter(|g| g.namespace() == namespace && g.spec.provider == provider.name_any())
+        .collect();
+    let protected: BTreeSet<String> = provider.spec.protected_users.iter().map(|u| identity::user_key(u)).collect();
+    let claimants = identity::index(&employees, provider);
+    let observed: BTreeMap<String, &ProviderUser> =
+        inventory.users.iter().map(|u| (identity::user_key(&u.name), u)).collect();
+
+    let mut planner = Planner { plan: &mut plan, revocation, capabilities: input.capabilities };
+
+    // Users the provider lists: declared, conflicting, protected or undeclared.
+    for (user_key, user) in &observed {
+        if protected.contains(user_key) {
+            continue;
+        }
+        match claimants.get(user_key).map(Vec::as_slice) {
+            Some([employee]) => {
+                let entitlement = Entitlement::of(employee, &grants, input.now);
+                planner.employee(employee, &user.name, Some(user), &entitlement, input.now);
+            }
+            Some(many) => planner.conflict(&user.name, user, many),
+            None if provider.spec.scope == Scope::All => planner.undeclared(user),
+            None => {}
+        }
+    }
+    // Declared users the provider does not list (no enrolments yet): only Required
+    // enrolments concern them.
+    for (user_key, claimed) in &claimants {
+        if observed.contains_key(user_key) || protected.contains(user_key) {
+            continue;
+        }
+        match claimed.as_slice() {
+            [employee] => {
+                let entitlement = Entitlement::of(employee, &grants, input.now);
+                let name = identity::username(employee, provider);
+                planner.employee(employee, &name, None, &entitlement, input.now);
+            }
+            many => plan_conflict_without_user(planner.plan, user_key, many),
+        }
+    }
+
+    plan.actions.sort();
+    plan.employees.sort_by(|a, b| a.employee.cmp(&b.employee));
+    plan.conflicts.sort_by(|a, b| a.user.cmp(&b.user));
+    plan.digest = budget::digest(&key, &plan.actions);
+
+    // An empty declared side with users on the provider is far more likely a bad commit or an
+    // unsynced cache than a company that let everyone go.
+    let declared_empty = employees.is_empty() || grants.is_empty();
+    plan.hold = budget::hold(
+        &provider.spec.policy.budget,
+        plan.revocation_count(),
+        plan.managed_enrolments,
+        declared_empty,
+    );
+    if plan.hold.is_some() && provider.annotations().get(APPROVE_REVOCATIONS_ANNOTATION) == Some(&plan.digest) {
+        plan.hold = None;
+        plan.approved = true;
+    }
+    if plan.hold.is_some() {
+        for verdict in &mut plan.employees {
+            for enrolment in &mut verdict.enrolments {
+                if enrolment.2 == Verdict::RevocationPlanned {
+                    enrolment.2 = Verdict::RevocationBlocked;
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// Whether a non-entitled enrolment still needs an action: under `Disable`, a disabled
+/// enrolment is already revoked.
+fn needs_revocation(revocation: RevocationMode, enrolment: &Enrolment) -> bool {
+    enrolment.active || revocation == RevocationMode::Delete
+}
+
+fn plan_conflict_without_user(plan: &mut Plan, user: &str, many: &[&Employee]) {
+    plan.conflicts.push(IdentityConflict { user: user.to_string(), employees: many.iter().map(|e| e.name_any()).collect() });
+}
+
+struct Planner<'p> {
+    plan: &'p mut Plan,
+    revocation: RevocationMode,
+    capabilities: &'p Capabilities,
+}
+
+impl Planner<'_> {
+    fn employee(
+        &mut self,
+        employee: &Employee,
+        user: &str,
+        observed: Option<&ProviderUser>,
+        entitlement: &Entitlement,
+        now: DateTime<Utc>,
+    ) {
+        let employee_name = employee.name_any();
+        let standing = standing(employee, now);
+        let mut verdict = EmployeeVerdict {
+            employee: employee_name.clone(),
+            user: user.to_string(),
+            entitled: entitlement.allowed.iter().cloned().collect(),
+            enrolments: Vec::new(),
+            conflicts_with: Vec::new(),
+        };
+        let enrolments = observed.map(|u| u.enrolments.as_slice()).unwrap_or_default();
+        if observed.is_some() {
+            self.plan.managed_users += 1;
+            self.plan.managed_enrolments += enrolments.len();
+        }
+        for enrolment in enrolments {
+            if entitlement.allowed.contains(&enrolment.kind) {
+                verdict.enrolments.push((enrolment.id.clone(), enrolment.kind.clone(), Verdict::Kept, None));
+                continue;
+            }
+            let (reason, grants) = match standing {
+                Standing::Revoked(reason) => (reason, Vec::new()),
+                Standing::Active => entitlement.revocation_reason(&enrolment.kind),
+            };
+            if !needs_revocation(self.revocation, enrolment) {
+                verdict.enrolments.push((enrolment.id.clone(), enrolment.kind.clone(), Verdict::Revoked, Some(reason)));
+                continue;
+            }
+            verdict.enrolments.push((
+                enrolment.id.clone(),
+                enrolment.kind.clone(),
+                Verdict::RevocationPlanned,
+                Some(reason),
+            ));
+            self.plan.actions.push(Action {
+                action: ActionKind::Revoke,
+                user: user.to_string(),
+                enrolment: enrolment.id.clone(),
+                kind: enrolment.kind.clone(),
+                reason,
+                employee: Some(employee_name.clone()),
+                grants,
+            });
+        }
+        // Required kinds with no usable enrolment of that kind.
+        for kind in &entitlement.required {
+            let held = enrolments.iter().any(|e| e.active && &e.kind == kind);
+            if held {
+                continue;
+            }
+            verdict.enrolments.push((String::new(), kind.clone(), Verdict::EnrolmentPending, None));
+            self.plan.actions.push(Action {
+                action: if self.can_invite(kind) { ActionKind::Invite } else { ActionKind::Pending },
+                user: user.to_string(),
+                enrolment: String::new(),
+                kind: kind.clone(),
+                reason: Reason::EnrolmentRequired,
+                employee: Some(employee_name.clone()),
+                grants: entitlement.grants.iter().cloned().collect(),
+            });
+        }
+        self.plan.employees.push(verdict);
+    }
+
+    fn can_invite(&self, kind: &FactorKind) -> bool {
+        self.capabilities.invite.contains(kind)
+    }
+
+    /// More than one Employee maps to this user: it is left alone until that is resolved,
+    /// because revoking on the word of one claimant could lock out the other.
+    fn conflict(&mut self, user: &str, observed: &ProviderUser, claimants: &[&Employee]) {
+        let names: Vec<String> = claimants.iter().map(|e| e.name_any()).collect();
+        for employee in claimants {
+            self.plan.employees.push(EmployeeVerdict {
+                employee: employee.name_any(),
+                user: user.to_string(),
+                entitled: Vec::new(),
+                enrolments: observed
+                    .enrolments
+                    .iter()
+                    .map(|e| (e.id.clone(), e.kind.clone(), Verdict::IdentityConflict, None))
+                    .collect(),
+                conflicts_with: names.iter().filter(|n| **n != employee.name_any()).cloned().collect(),
+            });
+        }
+        self.plan.conflicts.push(IdentityConflict { user: user.to_string(), employees: names });
+    }
+
+    /// `scope: All` and no Employee maps to this user.
+    fn undeclared(&mut self, user: &ProviderUser) {
+        self.plan.managed_users += 1;
+        self.plan.managed_enrolments += user.enrolments.len();
+        let revocation = self.revocation;
+        for enrolment in user.enrolments.iter().filter(|e| needs_revocation(revocation, e)) {
+            self.plan.actions.push(Action {
+                action: ActionKind::Revoke,
+                user: user.name.clone(),
+                enrolment: enrolment.id.clone(),
+                kind: enrolment.kind.clone(),
+                reason: Reason::UndeclaredUser,
+                employee: None,
+                grants: Vec::new(),
+            });
+        }
+    }
+}
+
+/// Convenience for callers that only need to know why revocations wait.
+pub fn hold_message(plan: &Plan) -> Option<String> {
+    plan.hold.as_ref().map(|h: &Hold| h.message(&plan.digest))
+}

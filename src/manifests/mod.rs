@@ -1,0 +1,1 @@
+//! Reading GitOps trees of YAML manifests for `plan`, `apply` and `validate`.
