@@ -2,6 +2,12 @@
 //!
 //! The library holds everything; `main.rs` only parses arguments and dispatches.
 
+pub mod audit;
+// TEMP-CLI pub mod cli;
 pub mod crd;
 pub mod engine;
 pub mod manifests;
+pub mod providers;
+pub mod report;
+pub mod sweep;
+pub mod telemetry;

@@ -96,7 +96,9 @@ impl Entitlement {
     /// Why an enrolment of `kind` held by an Active Employee is not entitled, and the grants
     /// that explain it: an expired grant that gave this kind, or else the grants still held.
     pub fn revocation_reason(&self, kind: &FactorKind) -> (Reason, Vec<String>) {
-        let expired: Vec<String> = self.expired.iter().filter(|(k, _)| k == kind).map(|(_, g)| g.clone()).collect();
+        let mut expired: Vec<String> = self.expired.iter().filter(|(k, _)| k == kind).map(|(_, g)| g.clone()).collect();
+        expired.sort();
+        expired.dedup();
         if expired.is_empty() {
             (Reason::NotEntitled, self.grants.iter().cloned().collect())
         } else {

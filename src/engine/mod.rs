@@ -13,3 +13,10 @@ pub mod planner;
 pub use inventory::{Capabilities, Enrolment, Inventory, ProviderUser};
 pub use plan::{Action, ActionKind, Hold, Plan, Reason, Verdict};
 pub use planner::{PlanInput, plan};
+
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;

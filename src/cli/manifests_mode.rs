@@ -1,0 +1,121 @@
+//! `keyward plan | apply | validate -f PATH…`: the engine on a GitOps checkout.
+
+use super::ManifestArgs;
+use crate::audit::{AuditSink, JsonLinesFile, Memory};
+use crate::crd::{AccessGrant, Employee};
+use crate::manifests::{self, Manifests};
+use crate::providers;
+use crate::report::{self, Format};
+use crate::sweep::{self, Declared, Execution, SweepReport};
+use kube::ResourceExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+/// Exit code of `plan` when changes are pending, and of `apply` when revocations are blocked.
+const EXIT_PENDING: u8 = 2;
+
+/// Loads and validates; any problem stops here, before a provider is contacted.
+fn load(args: &ManifestArgs) -> Result<Manifests, ExitCode> {
+    let (manifests, mut problems) = manifests::load(&args.paths, &args.namespace);
+    problems.extend(manifests::validate(&manifests, args.now.unwrap_or_else(chrono::Utc::now)));
+    if problems.is_empty() {
+        return Ok(manifests);
+    }
+    for problem in &problems {
+        eprintln!("{problem}");
+    }
+    eprintln!("error: {} problem(s) in the manifests; nothing was planned or changed", problems.len());
+    Err(ExitCode::FAILURE)
+}
+
+pub fn validate(args: &ManifestArgs) -> ExitCode {
+    match load(args) {
+        Ok(m) => {
+            println!(
+                "ok: {} MfaProvider(s), {} Employee(s), {} AccessGrant(s), {} Secret(s)",
+                m.providers.len(),
+                m.employees.len(),
+                m.grants.len(),
+                m.secrets.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+async fn sweep_all(manifests: &Manifests, args: &ManifestArgs, execution: Execution, audit: &mut dyn AuditSink) -> Vec<SweepReport> {
+    let now = args.now.unwrap_or_else(chrono::Utc::now);
+    let employees: Vec<Employee> = manifests.employees.iter().map(|l| l.object.clone()).collect();
+    let grants: Vec<AccessGrant> = manifests.grants.iter().map(|l| l.object.clone()).collect();
+    let mut reports = Vec::new();
+    for loaded in &manifests.providers {
+        let provider = &loaded.object;
+        let namespace = provider.namespace().unwrap_or_default();
+        let declared = Declared { provider, employees: &employees, grants: &grants };
+        let lookup = |secret: &str, key: &str| manifests.secret_value(&namespace, secret, key);
+        let report = match providers::connect(provider, &lookup) {
+            Ok(backend) => sweep::sweep(backend.as_ref(), &declared, now, execution, audit).await,
+            Err(e) => unreachable_provider(&declared, e.to_string(), now),
+        };
+        reports.push(report);
+    }
+    reports
+}
+
+/// A provider that could not even be configured decides nothing, exactly as one that could
+/// not be read.
+fn unreachable_provider(declared: &Declared, error: String, now: chrono::DateTime<chrono::Utc>) -> SweepReport {
+    let capabilities = crate::engine::Capabilities { disable: false, invite: Vec::new() };
+    let plan = crate::engine::plan(&crate::engine::PlanInput {
+        provider: declared.provider,
+        employees: declared.employees,
+        grants: declared.grants,
+        inventory: Err(error),
+        capabilities: &capabilities,
+        now,
+    });
+    SweepReport { plan, results: Vec::new(), requests: 0, audit_errors: Vec::new() }
+}
+
+pub async fn plan(args: &ManifestArgs, output: Format) -> ExitCode {
+    let manifests = match load(args) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let reports = sweep_all(&manifests, args, Execution::PlanOnly, &mut Memory::default()).await;
+    print!("{}", report::render(&reports, output, false));
+    if reports.iter().any(SweepReport::failed) {
+        ExitCode::FAILURE
+    } else if reports.iter().any(|r| r.plan.has_changes()) {
+        ExitCode::from(EXIT_PENDING)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+pub async fn apply(args: &ManifestArgs, output: Format, audit_log: &Path) -> ExitCode {
+    let manifests = match load(args) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    // Opened before any provider is touched: a revocation without its audit record is
+    // exactly what an auditor must never find.
+    let mut audit = match JsonLinesFile::open(audit_log) {
+        Ok(file) => file,
+        Err(e) => {
+            eprintln!("error: open audit log {}: {e}; nothing was changed", audit_log.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let reports = sweep_all(&manifests, args, Execution::Apply, &mut audit).await;
+    print!("{}", report::render(&reports, output, true));
+    eprintln!("audit records appended to {}", audit.path().display());
+    if reports.iter().any(SweepReport::failed) {
+        ExitCode::FAILURE
+    } else if reports.iter().any(SweepReport::blocked) {
+        ExitCode::from(EXIT_PENDING)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

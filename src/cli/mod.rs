@@ -1,0 +1,76 @@
+//! Command-line interface: argument types and one function per subcommand.
+
+mod crds;
+mod manifests_mode;
+
+use crate::report::Format;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(name = "keyward", version, about = "Revokes every MFA enrolment that is no longer declared")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ManifestArgs {
+    /// Files or directories of YAML manifests (multi-document; Secrets included).
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Namespace for objects that name none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
+    /// Evaluate active windows and grant validity at this time (RFC 3339) instead of now.
+    #[arg(long, value_parser = parse_time)]
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).map_err(|e| format!("{s:?} is not RFC 3339: {e}"))
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Ask the providers and print what would change. Exit 0: nothing to do; 2: changes
+    /// pending (or blocked); 1: error.
+    Plan {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
+    },
+    /// One reconcile sweep: revoke what is no longer declared, within the budget. Exit 0:
+    /// done; 1: something failed; 2: revocations blocked, waiting for approval.
+    Apply {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        #[arg(short, long, value_enum, default_value = "text")]
+        output: Format,
+        /// Append one JSON audit record per revocation (and per blocked one) to this file.
+        #[arg(long, default_value = "keyward-audit.jsonl", env = "KEYWARD_AUDIT_LOG")]
+        audit_log: PathBuf,
+    },
+    /// Offline schema and reference checks; every problem with its file and line.
+    Validate {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+    },
+    /// Print the CustomResourceDefinitions (or write one file per kind into a directory).
+    Crds {
+        /// Write `<plural>.yaml` files into this directory instead of printing.
+        #[arg(long)]
+        write: Option<PathBuf>,
+    },
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Plan { manifests, output } => manifests_mode::plan(&manifests, output).await,
+        Command::Apply { manifests, output, audit_log } => manifests_mode::apply(&manifests, output, &audit_log).await,
+        Command::Validate { manifests } => manifests_mode::validate(&manifests),
+        Command::Crds { write } => crds::crds(write.as_deref()),
+    }
+}

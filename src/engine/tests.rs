@@ -1,0 +1,323 @@
+//! One test per rule of the reconciliation contract (SPEC items 1–7).
+
+use super::fixtures::*;
+use super::plan::{ActionKind, Hold, Plan, Reason, Verdict};
+use super::{Capabilities, Inventory, PlanInput, plan};
+use crate::crd::mfa_provider::{Mode, RevocationMode, Scope};
+use crate::crd::*;
+use chrono::Duration;
+
+fn run(provider: &MfaProvider, employees: &[Employee], grants: &[AccessGrant], inv: &Inventory) -> Plan {
+    plan(&PlanInput {
+        provider,
+        employees,
+        grants,
+        inventory: Ok(inv),
+        capabilities: &capabilities(),
+        now: now(),
+    })
+}
+
+/// `(user, enrolment, reason)` of every revocation.
+fn revoked(plan: &Plan) -> Vec<(String, String, Reason)> {
+    plan.revocations().map(|a| (a.user.clone(), a.enrolment.clone(), a.reason)).collect()
+}
+
+fn r(user: &str, id: &str, reason: Reason) -> (String, String, Reason) {
+    (user.into(), id.into(), reason)
+}
+
+fn team() -> (Vec<Employee>, Vec<AccessGrant>) {
+    (
+        vec![employee("alice", &["sre"], EmployeeState::Active), employee("bob", &["dev"], EmployeeState::Active)],
+        vec![grant("sre-otp", &["sre"], &[], &["totp", "hotp"]), grant("bob-key", &[], &["bob"], &["webauthn"])],
+    )
+}
+
+#[test]
+fn entitlement_is_the_union_over_roles_and_names() {
+    let (employees, grants) = team();
+    let inv = inventory(&[
+        ("alice", &[("A1", "totp", true), ("A2", "hotp", true), ("A3", "webauthn", true)]),
+        ("bob", &[("B1", "webauthn", true), ("B2", "totp", true)]),
+    ]);
+    let p = run(&provider(), &employees, &grants, &inv);
+    assert_eq!(revoked(&p), vec![r("alice", "A3", Reason::NotEntitled), r("bob", "B2", Reason::NotEntitled)]);
+    let alice = p.employees.iter().find(|v| v.employee == "alice").unwrap();
+    assert_eq!(alice.entitled, vec![FactorKind::new("hotp"), FactorKind::new("totp")]);
+    assert_eq!(p.managed_users, 2);
+    assert_eq!(p.managed_enrolments, 5);
+}
+
+#[test]
+fn each_state_revokes_everything_with_its_reason() {
+    let grants = vec![grant("all-otp", &["sre"], &[], &["totp"])];
+    let mut windowed_past = employee("dora", &["sre"], EmployeeState::Active);
+    windowed_past.spec.active_until = Some(now() - Duration::days(1));
+    let mut windowed_future = employee("erin", &["sre"], EmployeeState::Active);
+    windowed_future.spec.active_from = Some(now() + Duration::days(1));
+    let mut deleted = employee("fred", &["sre"], EmployeeState::Active);
+    deleted.metadata.deletion_timestamp = Some(k8s_time(now()));
+    let employees = vec![
+        employee("bea", &["sre"], EmployeeState::Offboarded),
+        employee("cal", &["sre"], EmployeeState::Suspended),
+        windowed_past,
+        windowed_future,
+        deleted,
+    ];
+    let inv = inventory(&[
+        ("bea", &[("1", "totp", true)]),
+        ("cal", &[("2", "totp", true)]),
+        ("dora", &[("3", "totp", true)]),
+        ("erin", &[("4", "totp", true)]),
+        ("fred", &[("5", "totp", true)]),
+    ]);
+    let p = run(&provider(), &employees, &grants, &inv);
+    assert_eq!(
+        revoked(&p),
+        vec![
+            r("bea", "1", Reason::EmployeeOffboarded),
+            r("cal", "2", Reason::EmployeeSuspended),
+            r("dora", "3", Reason::EmployeeOutsideActiveWindow),
+            r("erin", "4", Reason::EmployeeOutsideActiveWindow),
+            r("fred", "5", Reason::EmployeeDeleted),
+        ]
+    );
+}
+
+#[test]
+fn the_window_end_is_exclusive_and_the_start_inclusive() {
+    let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
+    let mut starts_now = employee("a", &["sre"], EmployeeState::Active);
+    starts_now.spec.active_from = Some(now());
+    let mut ends_now = employee("b", &["sre"], EmployeeState::Active);
+    ends_now.spec.active_until = Some(now());
+    let inv = inventory(&[("a", &[("1", "totp", true)]), ("b", &[("2", "totp", true)])]);
+    let p = run(&provider(), &[starts_now, ends_now], &grants, &inv);
+    assert_eq!(revoked(&p), vec![r("b", "2", Reason::EmployeeOutsideActiveWindow)]);
+}
+
+#[test]
+fn an_expired_grant_revokes_as_grant_expired_and_a_future_one_entitles_nothing_yet() {
+    let mut expired = grant("contractor-otp", &["contractor"], &[], &["totp"]);
+    expired.spec.valid_until = Some(now() - Duration::hours(1));
+    let mut future = grant("future-key", &["contractor"], &[], &["webauthn"]);
+    future.spec.valid_from = Some(now() + Duration::hours(1));
+    let employees = vec![employee("carl", &["contractor"], EmployeeState::Active)];
+    let inv = inventory(&[("carl", &[("T1", "totp", true), ("W1", "webauthn", true)])]);
+    let p = run(&provider(), &employees, &[expired, future], &inv);
+    assert_eq!(revoked(&p), vec![r("carl", "T1", Reason::GrantExpired), r("carl", "W1", Reason::NotEntitled)]);
+    let t1 = p.revocations().next().unwrap();
+    assert_eq!(t1.grants, vec!["contractor-otp".to_string()]);
+}
+
+#[test]
+fn a_removed_role_is_not_entitled() {
+    let grants = vec![grant("sre-otp", &["sre"], &[], &["totp"])];
+    let employees = vec![employee("alice", &["marketing"], EmployeeState::Active)];
+    let inv = inventory(&[("alice", &[("A1", "totp", true)])]);
+    assert_eq!(revoked(&run(&provider(), &employees, &grants, &inv)), vec![r("alice", "A1", Reason::NotEntitled)]);
+}
+
+#[test]
+fn scope_declared_leaves_unknown_users_and_scope_all_revokes_them() {
+    let (employees, grants) = team();
+    let inv = inventory(&[("alice", &[("A1", "totp", true)]), ("mallory", &[("M1", "totp", true), ("M2", "sms", false)])]);
+    let declared = run(&provider(), &employees, &grants, &inv);
+    assert!(revoked(&declared).is_empty());
+    assert_eq!(declared.managed_users, 1);
+
+    let mut all = provider();
+    all.spec.scope = Scope::All;
+    let p = run(&all, &employees, &grants, &inv);
+    assert_eq!(revoked(&p), vec![r("mallory", "M1", Reason::UndeclaredUser), r("mallory", "M2", Reason::UndeclaredUser)]);
+    assert!(p.revocations().all(|a| a.employee.is_none()));
+}
+
+#[test]
+fn protected_users_are_never_revoked() {
+    let employees = vec![employee("breakglass", &[], EmployeeState::Offboarded)];
+    let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
+    let mut p = provider();
+    p.spec.scope = Scope::All;
+    p.spec.protected_users = vec!["BreakGlass".into(), "root".into()];
+    let inv = inventory(&[("breakglass", &[("X", "totp", true)]), ("root", &[("R", "hotp", true)])]);
+    let plan = run(&p, &employees, &grants, &inv);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.managed_users, 0);
+}
+
+#[test]
+fn two_employees_on_one_user_are_a_conflict_and_that_user_is_left_alone() {
+    let mut a = employee("alice", &[], EmployeeState::Offboarded);
+    a.spec.identities = vec![Identity { provider: "corp-pi".into(), username: "shared".into() }];
+    let mut b = employee("alicia", &["sre"], EmployeeState::Active);
+    b.spec.identities = vec![Identity { provider: "corp-pi".into(), username: "Shared".into() }];
+    let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
+    let inv = inventory(&[("shared", &[("S1", "totp", true), ("S2", "sms", true)])]);
+    let p = run(&provider(), &[a, b], &grants, &inv);
+    assert!(p.actions.is_empty());
+    assert_eq!(p.conflicts.len(), 1);
+    assert_eq!(p.conflicts[0].employees, vec!["alice".to_string(), "alicia".to_string()]);
+    assert!(p.employees.iter().all(|v| v.enrolments.iter().all(|e| e.2 == Verdict::IdentityConflict)));
+}
+
+#[test]
+fn identities_override_the_mapping_and_email_mapping_ignores_case() {
+    let mut alice = employee("alice", &["sre"], EmployeeState::Offboarded);
+    alice.spec.identities = vec![Identity { provider: "corp-pi".into(), username: "asmith".into() }];
+    let mut by_email = provider();
+    by_email.spec.user_mapping = crate::crd::mfa_provider::UserMapping::Email;
+    let bob = employee("bob", &["sre"], EmployeeState::Offboarded);
+    let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
+    let inv = inventory(&[("asmith", &[("A", "totp", true)]), ("Bob@ACME.example", &[("B", "totp", true)]), ("alice", &[("X", "totp", true)])]);
+    let p = run(&by_email, &[alice, bob], &grants, &inv);
+    assert_eq!(
+        revoked(&p),
+        vec![r("Bob@ACME.example", "B", Reason::EmployeeOffboarded), r("asmith", "A", Reason::EmployeeOffboarded)]
+    );
+}
+
+#[test]
+fn objects_of_other_namespaces_and_grants_of_other_providers_do_not_count() {
+    let mut stranger = employee("alice", &["sre"], EmployeeState::Active);
+    stranger.metadata.namespace = Some("other".into());
+    let mut other_ns_grant = grant("sre-otp", &["sre"], &[], &["totp"]);
+    other_ns_grant.metadata.namespace = Some("other".into());
+    let mut other_provider_grant = grant("okta-otp", &["sre"], &[], &["totp"]);
+    other_provider_grant.spec.provider = "corp-okta".into();
+    let local = employee("alice", &["sre"], EmployeeState::Active);
+    let keep = grant("keep", &["sre"], &[], &["sms"]);
+    let inv = inventory(&[("alice", &[("A1", "totp", true)])]);
+    let p = run(&provider(), &[stranger, local], &[other_ns_grant, other_provider_grant, keep], &inv);
+    assert_eq!(revoked(&p), vec![r("alice", "A1", Reason::NotEntitled)]);
+}
+
+#[test]
+fn a_failed_read_decides_nothing() {
+    let (employees, grants) = team();
+    let p = plan(&PlanInput {
+        provider: &provider(),
+        employees: &employees,
+        grants: &grants,
+        inventory: Err("connection refused".into()),
+        capabilities: &capabilities(),
+        now: now(),
+    });
+    assert!(p.actions.is_empty());
+    assert!(p.error.as_deref().unwrap().contains("connection refused"));
+}
+
+#[test]
+fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
+    let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
+    let employees = vec![employee("keeper", &["sre"], EmployeeState::Active), employee("gone", &[], EmployeeState::Offboarded)];
+    let inv = inventory(&[("gone", &[("1", "totp", true), ("2", "hotp", true), ("3", "sms", true)])]);
+    let mut p = provider();
+    p.spec.policy.budget.max_revocations = 2;
+    let held = run(&p, &employees, &grants, &inv);
+    assert_eq!(held.hold, Some(Hold::RevocationBudgetExceeded { revocations: 3, limit: 2 }));
+    assert!(held.employees.iter().flat_map(|v| &v.enrolments).all(|e| e.2 == Verdict::RevocationBlocked));
+
+    p.metadata.annotations = Some([(APPROVE_REVOCATIONS_ANNOTATION.to_string(), "0000".to_string())].into());
+    assert!(run(&p, &employees, &grants, &inv).blocked(), "a wrong digest approves nothing");
+
+    p.metadata.annotations = Some([(APPROVE_REVOCATIONS_ANNOTATION.to_string(), held.digest.clone())].into());
+    let approved = run(&p, &employees, &grants, &inv);
+    assert!(!approved.blocked() && approved.approved);
+    assert_eq!(approved.revocation_count(), 3);
+
+    // One more enrolment makes a different plan: the old approval does not carry over.
+    let bigger = inventory(&[("gone", &[("1", "totp", true), ("2", "hotp", true), ("3", "sms", true), ("4", "sms", true)])]);
+    let changed = run(&p, &employees, &grants, &bigger);
+    assert!(changed.blocked());
+    assert_ne!(changed.digest, held.digest);
+}
+
+#[test]
+fn percent_budget_counts_managed_enrolments() {
+    let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
+    let employees = vec![employee("a", &["sre"], EmployeeState::Active), employee("b", &["sre"], EmployeeState::Offboarded)];
+    let inv = inventory(&[("a", &[("1", "totp", true), ("2", "totp", true), ("3", "totp", true)]), ("b", &[("4", "totp", true)])]);
+    let mut p = provider();
+    p.spec.policy.budget.max_percent = Some(20);
+    assert_eq!(run(&p, &employees, &grants, &inv).hold, Some(Hold::RevocationBudgetExceeded { revocations: 1, limit: 0 }));
+    p.spec.policy.budget.max_percent = Some(25);
+    assert_eq!(run(&p, &employees, &grants, &inv).hold, None);
+}
+
+#[test]
+fn an_empty_declared_state_is_held_like_an_over_budget_plan() {
+    let inv = inventory(&[("alice", &[("A1", "totp", true)])]);
+    let mut all = provider();
+    all.spec.scope = Scope::All;
+    let no_employees = run(&all, &[], &[grant("otp", &["sre"], &[], &["totp"])], &inv);
+    assert_eq!(no_employees.hold, Some(Hold::EmptyDeclaredState { revocations: 1 }));
+    let employees = vec![employee("alice", &["sre"], EmployeeState::Active)];
+    let no_grants = run(&provider(), &employees, &[], &inv);
+    assert_eq!(no_grants.hold, Some(Hold::EmptyDeclaredState { revocations: 1 }));
+}
+
+#[test]
+fn observe_mode_plans_the_same_actions() {
+    let (employees, grants) = team();
+    let inv = inventory(&[("alice", &[("A3", "webauthn", true)])]);
+    let enforce = run(&provider(), &employees, &grants, &inv);
+    let mut observe = provider();
+    observe.spec.policy.mode = Mode::Observe;
+    let observed = run(&observe, &employees, &grants, &inv);
+    assert_eq!(observed.mode, Mode::Observe);
+    assert_eq!(observed.actions, enforce.actions);
+    assert_eq!(observed.digest, enforce.digest);
+}
+
+#[test]
+fn disable_mode_skips_disabled_enrolments_and_delete_mode_removes_them() {
+    let employees = vec![employee("gone", &[], EmployeeState::Offboarded)];
+    let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
+    let inv = inventory(&[("gone", &[("on", "totp", true), ("off", "totp", false)])]);
+    let mut disable = provider();
+    disable.spec.policy.revocation = RevocationMode::Disable;
+    let p = run(&disable, &employees, &grants, &inv);
+    assert_eq!(revoked(&p), vec![r("gone", "on", Reason::EmployeeOffboarded)]);
+    let delete = run(&provider(), &employees, &grants, &inv);
+    assert_eq!(revoked(&delete).len(), 2);
+
+    let no_disable = plan(&PlanInput {
+        provider: &disable,
+        employees: &employees,
+        grants: &grants,
+        inventory: Ok(&inv),
+        capabilities: &Capabilities { disable: false, invite: vec![] },
+        now: now(),
+    });
+    assert!(no_disable.actions.is_empty() && no_disable.error.is_some());
+}
+
+#[test]
+fn required_enrolment_is_pending_or_invited() {
+    let mut required = grant("sre-required", &["sre"], &[], &["totp"]);
+    required.spec.enrolment = EnrolmentPolicy::Required;
+    let employees = vec![
+        employee("has", &["sre"], EmployeeState::Active),
+        employee("lacks", &["sre"], EmployeeState::Active),
+        employee("unseen", &["sre"], EmployeeState::Active),
+        employee("left", &["sre"], EmployeeState::Offboarded),
+    ];
+    let inv = inventory(&[("has", &[("H", "totp", true)]), ("lacks", &[("L", "totp", false)])]);
+    let p = run(&provider(), &employees, std::slice::from_ref(&required), &inv);
+    let pending: Vec<(&str, ActionKind)> = p.actions.iter().map(|a| (a.user.as_str(), a.action)).collect();
+    assert_eq!(pending, vec![("lacks", ActionKind::Pending), ("unseen", ActionKind::Pending)]);
+    assert!(!p.has_changes(), "pending enrolments are not changes keyward makes");
+
+    let invites = plan(&PlanInput {
+        provider: &provider(),
+        employees: &employees,
+        grants: &[required],
+        inventory: Ok(&inv),
+        capabilities: &Capabilities { disable: true, invite: vec![FactorKind::new("totp")] },
+        now: now(),
+    });
+    assert!(invites.actions.iter().all(|a| a.action == ActionKind::Invite && a.reason == Reason::EnrolmentRequired));
+    assert!(invites.has_changes());
+}

@@ -1,0 +1,84 @@
+//! Provider errors: which action failed on which object, and why.
+
+use std::time::Duration;
+use thiserror::Error;
+
+/// The cause of a failed provider call.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum Failure {
+    #[error("cannot reach {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("credentials rejected: {0}")]
+    Unauthorized(String),
+    #[error("permission denied: {0}")]
+    Forbidden(String),
+    #[error("rate limited{}", .retry_after.map(|d| format!(" (retry after {d:?})")).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("HTTP {status}{}: {message}", .code.map(|c| format!(" (error code {c})")).unwrap_or_default())]
+    Status { status: u16, code: Option<i64>, message: String },
+    #[error("unexpected response: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Configuration(String),
+}
+
+impl Failure {
+    /// Whether trying again may help (the server may recover, the limit may reset).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Failure::Unreachable { .. } | Failure::Timeout(_) | Failure::RateLimited { .. } => true,
+            Failure::Status { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+
+    /// A small fixed label for metrics and Events.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Failure::Unreachable { .. } => "unreachable",
+            Failure::Timeout(_) => "timeout",
+            Failure::Unauthorized(_) => "unauthorized",
+            Failure::Forbidden(_) => "forbidden",
+            Failure::RateLimited { .. } => "rate_limited",
+            Failure::Status { .. } => "rejected",
+            Failure::Malformed(_) => "malformed",
+            Failure::Configuration(_) => "configuration",
+        }
+    }
+}
+
+/// A provider action that failed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum ProviderError {
+    #[error("authenticate to {provider}: {failure}")]
+    Authenticate { provider: String, failure: Failure },
+    #[error("check {provider}: {failure}")]
+    Check { provider: String, failure: Failure },
+    #[error("list enrolments on {provider}: {failure}")]
+    ListEnrolments { provider: String, failure: Failure },
+    #[error("revoke enrolment {enrolment} of {user} on {provider}: {failure}")]
+    RevokeEnrolment { provider: String, user: String, enrolment: String, failure: Failure },
+    #[error("invite {user} to enrol {kind} on {provider}: {failure}")]
+    Invite { provider: String, user: String, kind: String, failure: Failure },
+    #[error("configure {provider}: {message}")]
+    Configure { provider: String, message: String },
+}
+
+impl ProviderError {
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            ProviderError::Authenticate { failure, .. }
+            | ProviderError::Check { failure, .. }
+            | ProviderError::ListEnrolments { failure, .. }
+            | ProviderError::RevokeEnrolment { failure, .. }
+            | ProviderError::Invite { failure, .. } => Some(failure),
+            ProviderError::Configure { .. } => None,
+        }
+    }
+
+    pub fn category(&self) -> &'static str {
+        self.failure().map(Failure::category).unwrap_or("configuration")
+    }
+}

@@ -1,0 +1,99 @@
+//! MFA providers: one trait, one module per provider.
+//!
+//! A provider lists enrolments in bulk, revokes one enrolment, and reports what it can do
+//! ([`Capabilities`]). Decisions are the engine's; a provider only carries them out.
+
+pub mod error;
+pub mod http;
+pub mod privacyidea;
+
+pub use error::{Failure, ProviderError};
+
+use crate::crd::FactorKind;
+use crate::crd::mfa_provider::RevocationMode;
+use crate::engine::{Capabilities, Enrolment, Inventory};
+use async_trait::async_trait;
+
+/// Builds the client for an MfaProvider's block. `secret` looks up a key of a Secret in the
+/// provider's namespace; credentials never come from anywhere else.
+pub fn connect(
+    provider: &crate::crd::MfaProvider,
+    secret: &dyn Fn(&str, &str) -> Option<String>,
+) -> Result<Box<dyn MfaBackend>, ProviderError> {
+    use kube::ResourceExt;
+    let name = crate::engine::planner::provider_key(provider);
+    let configure = |message: String| ProviderError::Configure { provider: name.clone(), message };
+    let read = |secret_ref: &crate::crd::mfa_provider::SecretRef, key: &str| {
+        secret(&secret_ref.name, key).ok_or_else(|| {
+            configure(format!(
+                "Secret {}/{} has no key {key:?} (or does not exist)",
+                provider.namespace().unwrap_or_default(),
+                secret_ref.name
+            ))
+        })
+    };
+    // Exhaustive over the provider blocks: a new block does not compile until it is wired here.
+    let crate::crd::MfaProviderSpec { privacyidea, user_mapping: _, scope: _, protected_users: _, policy: _ } = &provider.spec;
+    match privacyidea {
+        Some(spec) => {
+            let secret_ref = &spec.credentials.secret_ref;
+            let username = read(secret_ref, secret_ref.username_key())?;
+            let password = read(secret_ref, secret_ref.password_key())?;
+            Ok(Box::new(privacyidea::PrivacyIdea::new(&name, spec, username, password)?))
+        }
+        None => Err(configure("no provider block is set (privacyidea)".into())),
+    }
+}
+
+/// How a revocation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Revoked {
+    Done,
+    /// The enrolment was already gone (or already disabled): counts as revoked.
+    AlreadyGone,
+}
+
+impl Revoked {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revoked::Done => "revoked",
+            Revoked::AlreadyGone => "already-gone",
+        }
+    }
+}
+
+/// Which users the caller needs listed. Providers with a realm-wide bulk listing may ignore
+/// `declared` and list everything; providers that can only list per user use it.
+#[derive(Clone, Debug, Default)]
+pub struct UserQuery {
+    /// Provider user names mapped from Employees.
+    pub declared: Vec<String>,
+    /// `scope: All`: every user of the realm is needed.
+    pub all: bool,
+}
+
+#[async_trait]
+pub trait MfaBackend: Send + Sync {
+    /// `<namespace>/<name>` of the MfaProvider, for errors and audit.
+    fn name(&self) -> &str;
+
+    fn capabilities(&self) -> Capabilities;
+
+    /// Proves that the provider answers and the credentials work (the `Ready` condition).
+    async fn check(&self) -> Result<(), ProviderError>;
+
+    /// Lists the enrolments of the users in `query` through the provider's bulk endpoints.
+    /// Any failed page fails the whole listing: a partial listing would read as "no
+    /// enrolments" for the users on the missing pages.
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError>;
+
+    /// Revokes one enrolment of `user`. "Not found" is [`Revoked::AlreadyGone`].
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError>;
+
+    /// Sends a provider-native invitation to enrol `kind`; only called for kinds listed in
+    /// [`Capabilities::invite`].
+    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError>;
+
+    /// HTTP requests made so far (metrics, benchmarks).
+    fn requests(&self) -> u64;
+}

@@ -1,0 +1,194 @@
+//! privacyIDEA (reference §1): admin JWT, realm-wide paged token listing, delete or disable.
+
+mod mapping;
+mod session;
+mod types;
+
+pub use mapping::kind_of;
+
+use super::error::{Failure, ProviderError};
+use super::http::HttpClient;
+use super::{MfaBackend, Revoked, UserQuery};
+use crate::crd::FactorKind;
+use crate::crd::mfa_provider::{PrivacyIdeaSpec, RevocationMode};
+use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
+use async_trait::async_trait;
+use reqwest::Method;
+use session::Session;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use types::{AuditPage, Token, TokenPage};
+
+/// Tokens per listing page. privacyIDEA's default is 15; a larger page keeps a realm of a
+/// few thousand tokens to a handful of requests while each response stays small.
+const PAGE_SIZE: u32 = 200;
+/// Guard against a server that keeps answering `next`: no realm keyward manages has more.
+const MAX_PAGES: u32 = 10_000;
+
+pub struct PrivacyIdea {
+    name: String,
+    realm: String,
+    session: Session,
+}
+
+impl PrivacyIdea {
+    pub fn new(name: &str, spec: &PrivacyIdeaSpec, username: String, password: String) -> Result<Self, ProviderError> {
+        let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
+        let timeout = match spec.timeout.as_deref() {
+            Some(t) => humantime::parse_duration(t).map_err(|e| configure(format!("timeout {t:?}: {e}")))?,
+            None => Duration::from_secs(10),
+        };
+        let base = url::Url::parse(spec.url.trim_end_matches('/')).map_err(|e| configure(format!("url {:?}: {e}", spec.url)))?;
+        let http = HttpClient::new(timeout).map_err(|f| configure(f.to_string()))?;
+        Ok(PrivacyIdea {
+            name: name.to_string(),
+            realm: spec.realm.clone(),
+            session: Session::new(base, username, password, http),
+        })
+    }
+
+    /// Shortens the retry pauses (tests against a stopped server).
+    pub fn set_retry(&mut self, policy: super::http::RetryPolicy) {
+        self.session.set_retry(policy);
+    }
+
+    fn list_error(&self, failure: Failure) -> ProviderError {
+        ProviderError::ListEnrolments { provider: self.name.clone(), failure }
+    }
+
+    /// Every token assigned to a user, in this realm, all pages.
+    async fn realm_tokens(&self) -> Result<Vec<Token>, Failure> {
+        let mut tokens = Vec::new();
+        let mut page = 1u32;
+        let page_size = PAGE_SIZE.to_string();
+        loop {
+            let page_number = page.to_string();
+            // `tokenrealm` (not `realm`, which needs `user`) also finds the tokens of users since
+            // removed from the user store: their realm stays on the token.
+            let query = [
+                ("tokenrealm", self.realm.as_str()),
+                ("assigned", "True"),
+                ("sortby", "serial"),
+                ("page", page_number.as_str()),
+                ("pagesize", page_size.as_str()),
+            ];
+            let value: TokenPage = self.session.call(Method::GET, &["token", ""], &query, None).await?;
+            tokens.extend(value.tokens);
+            match value.next {
+                Some(next) if next > u64::from(page) && page < MAX_PAGES => page = next as u32,
+                Some(_) if page >= MAX_PAGES => {
+                    return Err(Failure::Malformed(format!("token listing did not end after {MAX_PAGES} pages")));
+                }
+                _ => break,
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// The user an orphaned token belonged to, from privacyIDEA's own audit log (the token
+    /// keeps only the resolver's user id once the user is gone from the user store). One
+    /// request per orphan: orphans are rare, and without a name the token could not be tied
+    /// to the leaver's Employee.
+    async fn former_owner(&self, token: &Token) -> Result<Option<String>, Failure> {
+        let query = [("serial", token.serial.as_str()), ("sortorder", "desc"), ("page_size", "50")];
+        let page: AuditPage = self.session.call(Method::GET, &["audit", ""], &query, None).await?;
+        Ok(page
+            .auditdata
+            .into_iter()
+            .filter(|e| !e.user.is_empty())
+            .filter(|e| e.resolver.is_empty() || e.resolver == token.resolver)
+            .find(|e| e.realm.is_empty() || e.realm == self.realm)
+            .map(|e| e.user))
+    }
+}
+
+/// The stand-in name of a removed user whose name could not be recovered: it maps to no
+/// Employee, so only `scope: All` manages it (as undeclared).
+fn removed_user_name(token: &Token) -> String {
+    format!("removed-user:{}/{}", token.resolver, token.user_id)
+}
+
+#[async_trait]
+impl MfaBackend for PrivacyIdea {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // privacyIDEA has no invitation flow that leaves the secret with the user: every
+        // enrolment call returns the seed to the caller. Required kinds stay pending.
+        Capabilities { disable: true, invite: Vec::new() }
+    }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        let check = |failure| ProviderError::Check { provider: self.name.clone(), failure };
+        let realms: serde_json::Map<String, serde_json::Value> =
+            self.session.call(Method::GET, &["realm", ""], &[], None).await.map_err(check)?;
+        if !realms.contains_key(&self.realm) {
+            return Err(check(Failure::Configuration(format!("realm {:?} does not exist", self.realm))));
+        }
+        Ok(())
+    }
+
+    async fn inventory(&self, _query: &UserQuery) -> Result<Inventory, ProviderError> {
+        // One realm-wide listing serves both scopes: it is a few paged requests however many
+        // users are declared, where per-user listing would be one request per Employee.
+        let tokens = self.realm_tokens().await.map_err(|f| self.list_error(f))?;
+        let mut users: BTreeMap<String, ProviderUser> = BTreeMap::new();
+        for token in tokens {
+            // A token also tagged with this realm but owned by a user of another realm is that
+            // realm's business.
+            if !token.user_realm.is_empty() && token.user_realm != self.realm {
+                continue;
+            }
+            let (name, in_directory) = if !token.username.is_empty() {
+                (token.username.clone(), true)
+            } else if !token.user_id.is_empty() {
+                let owner = self.former_owner(&token).await.map_err(|f| self.list_error(f))?;
+                (owner.unwrap_or_else(|| removed_user_name(&token)), false)
+            } else {
+                continue; // not assigned: not an enrolment
+            };
+            let user = users.entry(name.clone()).or_insert_with(|| ProviderUser { name, in_directory, enrolments: Vec::new() });
+            user.in_directory &= in_directory;
+            user.enrolments.push(Enrolment {
+                id: token.serial.clone(),
+                kind: kind_of(&token.tokentype),
+                active: token.active && !token.revoked && !token.locked,
+            });
+        }
+        Ok(Inventory { users: users.into_values().collect() })
+    }
+
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
+        let (method, path): (Method, [&str; 3]) = match mode {
+            RevocationMode::Delete => (Method::DELETE, ["token", enrolment.id.as_str(), ""]),
+            RevocationMode::Disable => (Method::POST, ["token", "disable", enrolment.id.as_str()]),
+        };
+        let path: Vec<&str> = path.into_iter().filter(|s| !s.is_empty()).collect();
+        match self.session.call::<serde_json::Value>(method, &path, &[], None).await {
+            Ok(_) => Ok(Revoked::Done),
+            // 404 / code 601 "No token found": someone (or an earlier attempt) was quicker.
+            Err(Failure::Status { status: 404, .. }) => Ok(Revoked::AlreadyGone),
+            Err(failure) => Err(ProviderError::RevokeEnrolment {
+                provider: self.name.clone(),
+                user: user.to_string(),
+                enrolment: enrolment.id.clone(),
+                failure,
+            }),
+        }
+    }
+
+    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
+        Err(ProviderError::Invite {
+            provider: self.name.clone(),
+            user: user.to_string(),
+            kind: kind.to_string(),
+            failure: Failure::Configuration("privacyIDEA has no enrolment invitation".into()),
+        })
+    }
+
+    fn requests(&self) -> u64 {
+        self.session.requests()
+    }
+}

@@ -1,0 +1,210 @@
+//! An authenticated admin session: JWT from `POST /auth`, renewed before it expires and once
+//! more when the server answers 401 (reference §1.1, §1.5 item 8).
+
+use super::types::{AuthValue, Envelope};
+use crate::providers::error::Failure;
+use crate::providers::http::{HttpClient, Response, RetryPolicy};
+use base64::Engine;
+use reqwest::Method;
+use serde::de::DeserializeOwned;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::Mutex;
+
+/// Renew this long before `exp`, so that a request never races the expiry.
+const RENEW_MARGIN: Duration = Duration::from_secs(60);
+
+struct Jwt {
+    token: String,
+    expires: Option<SystemTime>,
+}
+
+impl Jwt {
+    fn fresh(&self) -> bool {
+        self.expires.is_none_or(|exp| SystemTime::now() + RENEW_MARGIN < exp)
+    }
+}
+
+pub struct Session {
+    base: url::Url,
+    username: String,
+    password: String,
+    http: HttpClient,
+    jwt: Mutex<Option<Jwt>>,
+}
+
+impl Session {
+    pub fn new(base: url::Url, username: String, password: String, http: HttpClient) -> Self {
+        Session { base, username, password, http, jwt: Mutex::new(None) }
+    }
+
+    pub fn set_retry(&mut self, policy: RetryPolicy) {
+        self.http.retry = policy;
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    fn url(&self, path: &[&str]) -> url::Url {
+        let mut url = self.base.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            // Segments are percent-encoded here: a serial is data, not a path.
+            segments.pop_if_empty().extend(path);
+        }
+        url
+    }
+
+    /// Calls an admin endpoint and returns `result.value`.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        form: Option<&[(&str, &str)]>,
+    ) -> Result<T, Failure> {
+        let retry = self.http.retry.clone();
+        retry
+            .run(|| async {
+                let jwt = self.token().await?;
+                let response = self.send(&method, path, query, form, &jwt).await?;
+                if response.status == 401 {
+                    // Expired or revoked JWT (codes 4304/4305): log in again, once.
+                    self.forget(&jwt).await;
+                    let jwt = self.token().await?;
+                    let response = self.send(&method, path, query, form, &jwt).await?;
+                    return decode(response);
+                }
+                decode(response)
+            })
+            .await
+    }
+
+    async fn send(
+        &self,
+        method: &Method,
+        path: &[&str],
+        query: &[(&str, &str)],
+        form: Option<&[(&str, &str)]>,
+        jwt: &str,
+    ) -> Result<Response, Failure> {
+        let mut request = self
+            .http
+            .client()
+            .request(method.clone(), self.url(path))
+            .query(query)
+            // Raw JWT: `Bearer <jwt>` fails with 4304 (reference §1.1).
+            .header("PI-Authorization", jwt);
+        if let Some(form) = form {
+            request = request.form(form);
+        }
+        self.http.send(request).await
+    }
+
+    async fn token(&self) -> Result<String, Failure> {
+        let mut guard = self.jwt.lock().await;
+        if let Some(jwt) = guard.as_ref().filter(|j| j.fresh()) {
+            return Ok(jwt.token.clone());
+        }
+        let request = self
+            .http
+            .client()
+            .post(self.url(&["auth"]))
+            .form(&[("username", self.username.as_str()), ("password", self.password.as_str())]);
+        let response = self.http.send(request).await?;
+        let value: AuthValue = match decode(response) {
+            Ok(value) => value,
+            Err(Failure::Status { status: 401 | 403, message, .. }) => return Err(Failure::Unauthorized(message)),
+            Err(other) => return Err(other),
+        };
+        let expires = expiry(&value.token);
+        let token = value.token.clone();
+        *guard = Some(Jwt { token: value.token, expires });
+        Ok(token)
+    }
+
+    async fn forget(&self, used: &str) {
+        let mut guard = self.jwt.lock().await;
+        if guard.as_ref().is_some_and(|j| j.token == used) {
+            *guard = None;
+        }
+    }
+}
+
+/// `exp` of a JWT, read without verifying the signature (only the server verifies it; keyward
+/// only needs to know when to renew).
+fn expiry(jwt: &str) -> Option<SystemTime> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let exp = claims.get("exp")?.as_u64()?;
+    Some(UNIX_EPOCH + Duration::from_secs(exp))
+}
+
+/// Maps privacyIDEA's envelope and HTTP status onto a value or a [`Failure`] (reference §1.2).
+fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
+    let envelope: Result<Envelope<T>, _> = serde_json::from_slice(&response.body);
+    let status = response.status;
+    match envelope {
+        Ok(envelope) if (200..300).contains(&status) && envelope.result.status => envelope
+            .result
+            .value
+            .ok_or_else(|| Failure::Malformed("result.value missing".into())),
+        Ok(envelope) => {
+            let (code, message) =
+                envelope.result.error.map(|e| (e.code, e.message)).unwrap_or((None, "no error message".into()));
+            Err(match status {
+                401 => Failure::Unauthorized(message),
+                403 => Failure::Forbidden(message),
+                429 => Failure::RateLimited { retry_after: response.retry_after() },
+                // privacyIDEA answers some errors with 200 and status false.
+                200..=299 => Failure::Status { status: 400, code, message },
+                _ => Failure::Status { status, code, message },
+            })
+        }
+        Err(e) => {
+            let snippet: String = String::from_utf8_lossy(&response.body).chars().take(200).collect();
+            Err(match status {
+                429 => Failure::RateLimited { retry_after: response.retry_after() },
+                s if s >= 400 => Failure::Status { status: s, code: None, message: snippet },
+                _ => Failure::Malformed(format!("{e}: {snippet}")),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, body: &str) -> Response {
+        Response { status, headers: Default::default(), body: body.as_bytes().to_vec() }
+    }
+
+    #[test]
+    fn decodes_value_and_errors() {
+        let ok: i64 = decode(response(200, r#"{"result":{"status":true,"value":1}}"#)).unwrap();
+        assert_eq!(ok, 1);
+        let gone = decode::<i64>(response(
+            404,
+            r#"{"result":{"status":false,"error":{"code":601,"message":"No token found for serials: X"}}}"#,
+        ));
+        assert_eq!(
+            gone,
+            Err(Failure::Status { status: 404, code: Some(601), message: "No token found for serials: X".into() })
+        );
+        assert!(matches!(decode::<i64>(response(502, "<html>bad gateway</html>")), Err(Failure::Status { status: 502, .. })));
+        assert!(matches!(decode::<i64>(response(200, "not json")), Err(Failure::Malformed(_))));
+        assert!(matches!(
+            decode::<i64>(response(401, r#"{"result":{"status":false,"error":{"code":4031,"message":"Authentication failed."}}}"#)),
+            Err(Failure::Unauthorized(_))
+        ));
+    }
+
+    #[test]
+    fn reads_jwt_expiry() {
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"exp":2000000000}"#);
+        let jwt = format!("h.{payload}.s");
+        assert_eq!(expiry(&jwt), Some(UNIX_EPOCH + Duration::from_secs(2_000_000_000)));
+        assert_eq!(expiry("garbage"), None);
+    }
+}

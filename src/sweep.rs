@@ -1,0 +1,192 @@
+//! One sweep of one provider: list, plan, and (when asked and allowed) carry the plan out.
+//! The same code serves `keyward plan`, `keyward apply` and the operator.
+
+use crate::audit::{AuditRecord, AuditSink, Outcome};
+use crate::crd::mfa_provider::{Mode, Scope};
+use crate::crd::{AccessGrant, Employee, MfaProvider, SOURCE_REVISION_ANNOTATION};
+use crate::engine::{self, Action, ActionKind, Enrolment, Plan, PlanInput, identity};
+use crate::providers::{MfaBackend, ProviderError, UserQuery};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use kube::ResourceExt;
+
+/// How many revocations run at once on one provider: enough to finish a leaver's handful of
+/// factors in one round trip, few enough not to hammer a small privacyIDEA.
+const CONCURRENT_REVOCATIONS: usize = 4;
+
+/// The declared side of one provider.
+pub struct Declared<'a> {
+    pub provider: &'a MfaProvider,
+    pub employees: &'a [Employee],
+    pub grants: &'a [AccessGrant],
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Execution {
+    /// Plan only (`keyward plan`).
+    PlanOnly,
+    /// Carry out the plan when the mode and the budget allow (`keyward apply`, the operator).
+    Apply,
+}
+
+/// What became of one action.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ActionResult {
+    /// Not executed: plan only, or `Observe` mode.
+    Planned,
+    Revoked,
+    AlreadyGone,
+    Invited,
+    /// A pending enrolment: nothing keyward can do but report it.
+    Pending,
+    Blocked,
+    Failed(String),
+}
+
+#[derive(Clone, Debug)]
+pub struct ActionReport {
+    pub action: Action,
+    pub result: ActionResult,
+}
+
+#[derive(Clone, Debug)]
+pub struct SweepReport {
+    pub plan: Plan,
+    pub results: Vec<ActionReport>,
+    /// Provider requests made during the sweep.
+    pub requests: u64,
+    /// Audit records that could not be written (the revocations themselves happened).
+    pub audit_errors: Vec<String>,
+}
+
+impl SweepReport {
+    pub fn failed(&self) -> bool {
+        self.plan.error.is_some()
+            || !self.audit_errors.is_empty()
+            || self.results.iter().any(|r| matches!(r.result, ActionResult::Failed(_)))
+    }
+    pub fn blocked(&self) -> bool {
+        self.plan.blocked()
+    }
+}
+
+/// The users a provider needs to list for this declared state.
+pub fn user_query(declared: &Declared) -> UserQuery {
+    let namespace = declared.provider.namespace();
+    let mut users: Vec<String> = declared
+        .employees
+        .iter()
+        .filter(|e| e.namespace() == namespace)
+        .map(|e| identity::username(e, declared.provider))
+        .collect();
+    users.sort();
+    users.dedup();
+    UserQuery { declared: users, all: declared.provider.spec.scope == Scope::All }
+}
+
+pub async fn sweep(
+    backend: &dyn MfaBackend,
+    declared: &Declared<'_>,
+    now: DateTime<Utc>,
+    execution: Execution,
+    audit: &mut dyn AuditSink,
+) -> SweepReport {
+    let start_requests = backend.requests();
+    let inventory = backend.inventory(&user_query(declared)).await.map_err(|e: ProviderError| e.to_string());
+    let capabilities = backend.capabilities();
+    let plan = engine::plan(&PlanInput {
+        provider: declared.provider,
+        employees: declared.employees,
+        grants: declared.grants,
+        inventory: inventory.as_ref().map_err(Clone::clone),
+        capabilities: &capabilities,
+        now,
+    });
+    let mut report = SweepReport { plan, results: Vec::new(), requests: 0, audit_errors: Vec::new() };
+    let act = execution == Execution::Apply && report.plan.mode == Mode::Enforce && report.plan.error.is_none();
+    let revocation = declared.provider.spec.policy.revocation;
+    let hold = engine::planner::hold_message(&report.plan);
+
+    let mut results: Vec<ActionReport> = Vec::with_capacity(report.plan.actions.len());
+    let revocations: Vec<&Action> = report.plan.revocations().collect();
+    if act && hold.is_none() {
+        let done: Vec<ActionReport> = futures::stream::iter(revocations)
+            .map(|action| async move {
+                let enrolment = Enrolment { id: action.enrolment.clone(), kind: action.kind.clone(), active: true };
+                let result = match backend.revoke(&action.user, &enrolment, revocation).await {
+                    Ok(crate::providers::Revoked::Done) => ActionResult::Revoked,
+                    Ok(crate::providers::Revoked::AlreadyGone) => ActionResult::AlreadyGone,
+                    Err(e) => ActionResult::Failed(e.to_string()),
+                };
+                ActionReport { action: action.clone(), result }
+            })
+            .buffered(CONCURRENT_REVOCATIONS)
+            .collect()
+            .await;
+        results.extend(done);
+    } else {
+        let result = if act { ActionResult::Blocked } else { ActionResult::Planned };
+        results.extend(revocations.into_iter().map(|a| ActionReport { action: a.clone(), result: result.clone() }));
+    }
+    for action in report.plan.actions.iter().filter(|a| a.action != ActionKind::Revoke) {
+        let result = match action.action {
+            ActionKind::Invite if act => match backend.invite(&action.user, &action.kind).await {
+                Ok(()) => ActionResult::Invited,
+                Err(e) => ActionResult::Failed(e.to_string()),
+            },
+            ActionKind::Invite => ActionResult::Planned,
+            _ => ActionResult::Pending,
+        };
+        results.push(ActionReport { action: action.clone(), result });
+    }
+
+    if execution == Execution::Apply {
+        for r in &results {
+            let (outcome, detail) = match &r.result {
+                ActionResult::Revoked => (Outcome::Revoked, None),
+                ActionResult::AlreadyGone => (Outcome::AlreadyGone, None),
+                ActionResult::Blocked => (Outcome::Blocked, hold.clone()),
+                ActionResult::Failed(e) if r.action.action == ActionKind::Revoke => (Outcome::Failed, Some(e.clone())),
+                _ => continue,
+            };
+            let record = audit_record(declared, &report.plan.provider, &r.action, outcome, detail);
+            if let Err(e) = audit.record(&record) {
+                report.audit_errors.push(format!("write audit record for {} {}: {e}", r.action.user, r.action.enrolment));
+            }
+        }
+    }
+    report.results = results;
+    report.requests = backend.requests() - start_requests;
+    report
+}
+
+fn audit_record(
+    declared: &Declared,
+    provider: &str,
+    action: &Action,
+    outcome: Outcome,
+    detail: Option<String>,
+) -> AuditRecord {
+    let namespace = declared.provider.namespace();
+    let employee = action
+        .employee
+        .as_ref()
+        .and_then(|name| declared.employees.iter().find(|e| e.namespace() == namespace && &e.name_any() == name));
+    let source_revision = employee
+        .and_then(|e| e.annotations().get(SOURCE_REVISION_ANNOTATION))
+        .or_else(|| declared.provider.annotations().get(SOURCE_REVISION_ANNOTATION))
+        .cloned();
+    AuditRecord {
+        time: Utc::now(),
+        provider: provider.to_string(),
+        user: action.user.clone(),
+        enrolment: action.enrolment.clone(),
+        kind: action.kind.to_string(),
+        reason: action.reason.to_string(),
+        employee: action.employee.clone(),
+        grants: action.grants.clone(),
+        source_revision,
+        outcome,
+        detail,
+    }
+}
