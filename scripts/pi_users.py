@@ -229,13 +229,23 @@ def cmd_realm(c, a):
 
 
 def cmd_user_add(c, a):
+    """Create the user; an existing user is left alone ("created": false)."""
     resolver = c.resolver_of(a.realm)
+    # POST /user/ of an existing name is an unhandled IntegrityError (HTTP 500),
+    # so look first. The search may be a LIKE match: compare names exactly.
+    found = c.admin("GET", "/user/", query={"realm": a.realm, "resolver": resolver,
+                                            "username": a.name})
+    for u in found:
+        if u.get("username") == a.name:
+            return {"user": a.name, "realm": a.realm, "resolver": resolver,
+                    "userid": str(u.get("userid")), "created": False}
     data = {"user": a.name, "resolver": resolver,
             "password": a.password or f"pw-{a.name}"}
     if a.email:
         data["email"] = a.email
     uid = c.admin("POST", "/user/", data)
-    return {"user": a.name, "realm": a.realm, "resolver": resolver, "userid": str(uid)}
+    return {"user": a.name, "realm": a.realm, "resolver": resolver, "userid": str(uid),
+            "created": True}
 
 
 def cmd_user_del(c, a):
@@ -319,8 +329,10 @@ def list_tokens(c, query):
 def cmd_tokens(c, a):
     # tokenrealm= filters on the token's realms (set from the owner's realm at
     # enrolment); realm= (without user=) filters on the owner's realm. Both keep
-    # listing tokens whose owner was deleted from the user store -- unlike
-    # user=NAME&realm=R, which fails with ERR904 once the user is gone.
+    # listing tokens whose owner was deleted from the user store (username ""
+    # but user_id/resolver/user_realm kept) -- unlike user=NAME&realm=R, which
+    # fails with ERR904 once the user is gone. Only tokenrealm= still lists a
+    # token after POST /token/unassign (it keeps its realms, loses its owner).
     tokens = list_tokens(c, {a.by: a.realm})
     if a.raw:
         return tokens

@@ -71,10 +71,12 @@ cmd_install() {
     log "installed privacyidea $PI_VERSION"
 }
 
-# Absolute path of PI_HOME (created if missing).
+# Make PI_HOME absolute; `resolve_home create` also creates it.
 resolve_home() {
-    mkdir -p "$PI_HOME"
-    PI_HOME=$(cd "$PI_HOME" && pwd -P)
+    [[ ${1:-} == create ]] && mkdir -p "$PI_HOME"
+    if [[ -d $PI_HOME ]]; then
+        PI_HOME=$(cd "$PI_HOME" && pwd -P)
+    fi
 }
 
 # URL of the running instance: from $PI_HOME/env, else $KEYWARD_PI_URL.
@@ -271,7 +273,7 @@ url, pid, timeout, admin, password, realm, resolver = sys.argv[1:]
 deadline = time.monotonic() + float(timeout)
 UA = {"User-Agent": "keyward-tests/0.1"}
 
-def call(method, path, data=None, token=None):
+def call(method, path, data=None, token=None, timeout=10):
     headers = dict(UA)
     body = None
     if data is not None:
@@ -280,20 +282,20 @@ def call(method, path, data=None, token=None):
     if token:
         headers["PI-Authorization"] = token
     req = urllib.request.Request(url + path, data=body, headers=headers, method=method)
-    with urllib.request.urlopen(req, timeout=10) as r:
+    with urllib.request.urlopen(req, timeout=timeout) as r:
         return json.load(r)["result"]["value"]
 
 while True:
-    try:
-        if call("GET", "/healthz/")["status"] == "ready":
-            break
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
     # (a crashed server stays a zombie child of this script: ask ps, not kill -0)
     stat = subprocess.run(["ps", "-o", "stat=", "-p", pid],
                           capture_output=True, text=True).stdout.strip()
     if not stat or stat.startswith("Z"):
         sys.exit("server process exited during startup")
+    try:
+        if call("GET", "/healthz/", timeout=1)["status"] == "ready":
+            break
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     if time.monotonic() > deadline:
         sys.exit(f"server did not answer GET /healthz/ within {timeout} s")
     time.sleep(0.2)
@@ -314,7 +316,7 @@ PY
 cmd_start() {
     local t0=$SECONDS
     cmd_install
-    resolve_home
+    resolve_home create
     cmd_stop
     wipe_home
     log "setting up instance in $PI_HOME"

@@ -3,7 +3,7 @@
 //! The library holds everything; `main.rs` only parses arguments and dispatches.
 
 pub mod audit;
-// TEMP-CLI pub mod cli;
+pub mod cli;
 pub mod crd;
 pub mod engine;
 pub mod manifests;

@@ -82,7 +82,8 @@ fn text(reports: &[SweepReport], executed: bool) -> String {
         }
         for r in &report.results {
             let a = &r.action;
-            let target = if a.enrolment.is_empty() { a.kind.to_string() } else { format!("{} {}", a.kind, a.enrolment) };
+            let target =
+                if a.enrolment.is_empty() { a.kind.to_string() } else { format!("{} {}", a.kind, a.enrolment) };
             write!(out, "  {:<8} {:<28} {:<24} {}", action_label(a.action), a.user, target, a.reason).ok();
             if let Some(e) = &a.employee {
                 write!(out, " (employee {e})").ok();
@@ -121,7 +122,8 @@ fn markdown(reports: &[SweepReport], executed: bool) -> String {
         }
         out.push('\n');
         for conflict in &plan.conflicts {
-            writeln!(out, "- identity conflict: `{}` claimed by {}\n", conflict.user, conflict.employees.join(", ")).ok();
+            writeln!(out, "- identity conflict: `{}` claimed by {}\n", conflict.user, conflict.employees.join(", "))
+                .ok();
         }
         if !report.results.is_empty() {
             let last = if executed { " Result |" } else { "" };

@@ -151,7 +151,9 @@ pub async fn sweep(
             };
             let record = audit_record(declared, &report.plan.provider, &r.action, outcome, detail);
             if let Err(e) = audit.record(&record) {
-                report.audit_errors.push(format!("write audit record for {} {}: {e}", r.action.user, r.action.enrolment));
+                report
+                    .audit_errors
+                    .push(format!("write audit record for {} {}: {e}", r.action.user, r.action.enrolment));
             }
         }
     }

@@ -3,7 +3,7 @@
 use super::ManifestArgs;
 use crate::audit::{AuditSink, JsonLinesFile, Memory};
 use crate::crd::{AccessGrant, Employee};
-use crate::manifests::{self, Manifests};
+use crate::manifests::{self, Manifests, Severity};
 use crate::providers;
 use crate::report::{self, Format};
 use crate::sweep::{self, Declared, Execution, SweepReport};
@@ -14,22 +14,25 @@ use std::process::ExitCode;
 /// Exit code of `plan` when changes are pending, and of `apply` when revocations are blocked.
 const EXIT_PENDING: u8 = 2;
 
-/// Loads and validates; any problem stops here, before a provider is contacted.
-fn load(args: &ManifestArgs) -> Result<Manifests, ExitCode> {
+/// Loads and validates. An error stops here, before a provider is contacted: an object left
+/// out for a typo would read as a deleted Employee. Warnings are printed and let through when
+/// `strict` is off (plan/apply), since the engine deals with them itself.
+fn load(args: &ManifestArgs, strict: bool) -> Result<Manifests, ExitCode> {
     let (manifests, mut problems) = manifests::load(&args.paths, &args.namespace);
     problems.extend(manifests::validate(&manifests, args.now.unwrap_or_else(chrono::Utc::now)));
-    if problems.is_empty() {
-        return Ok(manifests);
-    }
     for problem in &problems {
         eprintln!("{problem}");
     }
-    eprintln!("error: {} problem(s) in the manifests; nothing was planned or changed", problems.len());
+    let fatal = problems.iter().filter(|p| strict || p.severity == Severity::Error).count();
+    if fatal == 0 {
+        return Ok(manifests);
+    }
+    eprintln!("error: {fatal} problem(s) in the manifests; nothing was planned or changed");
     Err(ExitCode::FAILURE)
 }
 
 pub fn validate(args: &ManifestArgs) -> ExitCode {
-    match load(args) {
+    match load(args, true) {
         Ok(m) => {
             println!(
                 "ok: {} MfaProvider(s), {} Employee(s), {} AccessGrant(s), {} Secret(s)",
@@ -44,7 +47,12 @@ pub fn validate(args: &ManifestArgs) -> ExitCode {
     }
 }
 
-async fn sweep_all(manifests: &Manifests, args: &ManifestArgs, execution: Execution, audit: &mut dyn AuditSink) -> Vec<SweepReport> {
+async fn sweep_all(
+    manifests: &Manifests,
+    args: &ManifestArgs,
+    execution: Execution,
+    audit: &mut dyn AuditSink,
+) -> Vec<SweepReport> {
     let now = args.now.unwrap_or_else(chrono::Utc::now);
     let employees: Vec<Employee> = manifests.employees.iter().map(|l| l.object.clone()).collect();
     let grants: Vec<AccessGrant> = manifests.grants.iter().map(|l| l.object.clone()).collect();
@@ -79,7 +87,7 @@ fn unreachable_provider(declared: &Declared, error: String, now: chrono::DateTim
 }
 
 pub async fn plan(args: &ManifestArgs, output: Format) -> ExitCode {
-    let manifests = match load(args) {
+    let manifests = match load(args, false) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -95,7 +103,7 @@ pub async fn plan(args: &ManifestArgs, output: Format) -> ExitCode {
 }
 
 pub async fn apply(args: &ManifestArgs, output: Format, audit_log: &Path) -> ExitCode {
-    let manifests = match load(args) {
+    let manifests = match load(args, false) {
         Ok(m) => m,
         Err(code) => return code,
     };

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
     group = "keyward.dev",
     version = "v1alpha1",
     kind = "AccessGrant",
+    doc = "Entitles the selected Employees to hold the listed factor kinds on one MfaProvider.",
     plural = "accessgrants",
     shortname = "ag",
     namespaced,

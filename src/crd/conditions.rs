@@ -26,7 +26,14 @@ pub struct Condition {
 }
 
 impl Condition {
-    pub fn new(type_: &str, status: bool, reason: &str, message: impl Into<String>, now: DateTime<Utc>, generation: Option<i64>) -> Self {
+    pub fn new(
+        type_: &str,
+        status: bool,
+        reason: &str,
+        message: impl Into<String>,
+        now: DateTime<Utc>,
+        generation: Option<i64>,
+    ) -> Self {
         Condition {
             type_: type_.to_string(),
             status: if status { "True" } else { "False" }.to_string(),

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
     group = "keyward.dev",
     version = "v1alpha1",
     kind = "Employee",
+    doc = "A person whose second factors keyward keeps in line with their roles and state.",
     plural = "employees",
     shortname = "emp",
     namespaced,

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
     group = "keyward.dev",
     version = "v1alpha1",
     kind = "MfaProvider",
+    doc = "One MFA system (privacyIDEA, …) whose enrolments keyward drives toward the declared state.",
     plural = "mfaproviders",
     shortname = "mfap",
     namespaced,

@@ -2,6 +2,9 @@
 //!
 //! Types and schema documentation only: no I/O lives here, so these modules could become a
 //! separate `-api` crate. `///` comments on fields are user documentation (`kubectl explain`).
+// kube's `printcolumn(name = …, type_ = …)` repeats keys across columns by design, which
+// clippy reads as duplicated attributes.
+#![allow(clippy::duplicated_attributes)]
 
 pub mod access_grant;
 pub mod conditions;
@@ -15,8 +18,8 @@ pub use employee::{Employee, EmployeeSpec, EmployeeState, EmployeeStatus, Identi
 pub use factor::FactorKind;
 pub use mfa_provider::{MfaProvider, MfaProviderSpec, MfaProviderStatus};
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// API group of every keyward kind.
 pub const GROUP: &str = "keyward.dev";
@@ -27,11 +30,7 @@ pub const APPROVE_REVOCATIONS_ANNOTATION: &str = "keyward.dev/approve-revocation
 
 /// The CustomResourceDefinitions, in the order `keyward crds` prints them.
 pub fn definitions() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![
-        ("mfaproviders", MfaProvider::crd()),
-        ("employees", Employee::crd()),
-        ("accessgrants", AccessGrant::crd()),
-    ]
+    vec![("mfaproviders", MfaProvider::crd()), ("employees", Employee::crd()), ("accessgrants", AccessGrant::crd())]
 }
 
 /// One CRD as the YAML that `keyward crds` prints and `crds/<plural>.yaml` holds.

@@ -51,7 +51,7 @@ pub fn validity(grant: &AccessGrant, now: DateTime<Utc>) -> Validity {
 
 pub fn selects(grant: &AccessGrant, employee: &Employee) -> bool {
     let name = employee.name_any();
-    grant.spec.subjects.employees.iter().any(|e| *e == name)
+    grant.spec.subjects.employees.contains(&name)
         || grant.spec.subjects.roles.iter().any(|r| employee.spec.roles.contains(r))
 }
 

@@ -83,8 +83,11 @@ pub fn grant(name: &str, roles: &[&str], employees: &[&str], factors: &[&str]) -
     g
 }
 
+/// `(serial, kind, active)`
+pub type Listed<'a> = (&'a str, &'a str, bool);
+
 /// `(user, [(serial, kind, active)])`
-pub fn inventory(users: &[(&str, &[(&str, &str, bool)])]) -> Inventory {
+pub fn inventory(users: &[(&str, &[Listed])]) -> Inventory {
     Inventory {
         users: users
             .iter()
@@ -93,7 +96,11 @@ pub fn inventory(users: &[(&str, &[(&str, &str, bool)])]) -> Inventory {
                 in_directory: true,
                 enrolments: enrolments
                     .iter()
-                    .map(|(id, kind, active)| Enrolment { id: id.to_string(), kind: FactorKind::new(kind), active: *active })
+                    .map(|(id, kind, active)| Enrolment {
+                        id: id.to_string(),
+                        kind: FactorKind::new(kind),
+                        active: *active,
+                    })
                     .collect(),
             })
             .collect(),

@@ -59,11 +59,8 @@ pub fn plan(input: &PlanInput) -> Plan {
 
     let namespace = provider.namespace();
     let employees: Vec<&Employee> = input.employees.iter().filter(|e| e.namespace() == namespace).collect();
-    let grants: Vec<&AccessGrant> = input
-        .grants
-        .iter()
-        .filter(|g| g.namespace() == namespace && g.spec.provider == provider.name_any())
-        .collect();
+    let grants: Vec<&AccessGrant> =
+        input.grants.iter().filter(|g| g.namespace() == namespace && g.spec.provider == provider.name_any()).collect();
     let protected: BTreeSet<String> = provider.spec.protected_users.iter().map(|u| identity::user_key(u)).collect();
     let claimants = identity::index(&employees, provider);
     let observed: BTreeMap<String, &ProviderUser> =
@@ -110,12 +107,8 @@ pub fn plan(input: &PlanInput) -> Plan {
     // An empty declared side with users on the provider is far more likely a bad commit or an
     // unsynced cache than a company that let everyone go.
     let declared_empty = employees.is_empty() || grants.is_empty();
-    plan.hold = budget::hold(
-        &provider.spec.policy.budget,
-        plan.revocation_count(),
-        plan.managed_enrolments,
-        declared_empty,
-    );
+    plan.hold =
+        budget::hold(&provider.spec.policy.budget, plan.revocation_count(), plan.managed_enrolments, declared_empty);
     if plan.hold.is_some() && provider.annotations().get(APPROVE_REVOCATIONS_ANNOTATION) == Some(&plan.digest) {
         plan.hold = None;
         plan.approved = true;
@@ -139,7 +132,8 @@ fn needs_revocation(revocation: RevocationMode, enrolment: &Enrolment) -> bool {
 }
 
 fn plan_conflict_without_user(plan: &mut Plan, user: &str, many: &[&Employee]) {
-    plan.conflicts.push(IdentityConflict { user: user.to_string(), employees: many.iter().map(|e| e.name_any()).collect() });
+    plan.conflicts
+        .push(IdentityConflict { user: user.to_string(), employees: many.iter().map(|e| e.name_any()).collect() });
 }
 
 struct Planner<'p> {

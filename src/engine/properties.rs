@@ -15,7 +15,13 @@ const KINDS: &[&str] = &["totp", "hotp", "webauthn", "sms"];
 const USERS: &[&str] = &["e0", "e1", "e2", "e3", "e4", "stranger", "breakglass"];
 
 fn window() -> impl Strategy<Value = (Option<i64>, Option<i64>)> {
-    prop_oneof![Just((None, None)), Just((Some(-10), None)), Just((None, Some(-1))), Just((Some(1), Some(5))), Just((None, Some(3)))]
+    prop_oneof![
+        Just((None, None)),
+        Just((Some(-10), None)),
+        Just((None, Some(-1))),
+        Just((Some(1), Some(5))),
+        Just((None, Some(3)))
+    ]
 }
 
 fn state() -> impl Strategy<Value = EmployeeState> {
@@ -27,29 +33,37 @@ fn state() -> impl Strategy<Value = EmployeeState> {
 }
 
 fn employees() -> impl Strategy<Value = Vec<Employee>> {
-    prop::collection::vec((subsequence(ROLES, 0..=2), state(), window(), any::<bool>(), any::<bool>()), 5).prop_map(|specs| {
-        specs
-            .into_iter()
-            .enumerate()
-            .map(|(i, (roles, state, (from, until), deleting, alias))| {
-                let mut e = employee(&format!("e{i}"), &roles, state);
-                e.spec.active_from = from.map(|d| now() + Duration::days(d));
-                e.spec.active_until = until.map(|d| now() + Duration::days(d));
-                if deleting && i == 4 {
-                    e.metadata.deletion_timestamp = Some(k8s_time(now()));
-                }
-                // e3 sometimes claims e2's user: an identity conflict.
-                if alias && i == 3 {
-                    e.spec.identities = vec![Identity { provider: "corp-pi".into(), username: "e2".into() }];
-                }
-                e
-            })
-            .collect()
-    })
+    prop::collection::vec((subsequence(ROLES, 0..=2), state(), window(), any::<bool>(), any::<bool>()), 5).prop_map(
+        |specs| {
+            specs
+                .into_iter()
+                .enumerate()
+                .map(|(i, (roles, state, (from, until), deleting, alias))| {
+                    let mut e = employee(&format!("e{i}"), &roles, state);
+                    e.spec.active_from = from.map(|d| now() + Duration::days(d));
+                    e.spec.active_until = until.map(|d| now() + Duration::days(d));
+                    if deleting && i == 4 {
+                        e.metadata.deletion_timestamp = Some(k8s_time(now()));
+                    }
+                    // e3 sometimes claims e2's user: an identity conflict.
+                    if alias && i == 3 {
+                        e.spec.identities = vec![Identity { provider: "corp-pi".into(), username: "e2".into() }];
+                    }
+                    e
+                })
+                .collect()
+        },
+    )
 }
 
 fn grants() -> impl Strategy<Value = Vec<AccessGrant>> {
-    let one = (subsequence(ROLES, 0..=2), subsequence(&["e0", "e1", "e2", "e3", "e4"][..], 0..=2), subsequence(KINDS, 1..=3), window(), any::<bool>());
+    let one = (
+        subsequence(ROLES, 0..=2),
+        subsequence(&["e0", "e1", "e2", "e3", "e4"][..], 0..=2),
+        subsequence(KINDS, 1..=3),
+        window(),
+        any::<bool>(),
+    );
     prop::collection::vec(one, 0..4).prop_map(|specs| {
         specs
             .into_iter()
@@ -69,26 +83,28 @@ fn grants() -> impl Strategy<Value = Vec<AccessGrant>> {
 
 fn inventories() -> impl Strategy<Value = Inventory> {
     let enrolments = prop::collection::vec((prop::sample::select(KINDS), any::<bool>()), 0..4);
-    (subsequence(USERS, 0..=USERS.len()), prop::collection::vec(enrolments, USERS.len())).prop_map(|(users, enrolments)| {
-        let mut serial = 0;
-        Inventory {
-            users: users
-                .into_iter()
-                .zip(enrolments)
-                .map(|(user, list)| ProviderUser {
-                    name: user.to_string(),
-                    in_directory: true,
-                    enrolments: list
-                        .into_iter()
-                        .map(|(kind, active)| {
-                            serial += 1;
-                            super::Enrolment { id: format!("S{serial:03}"), kind: FactorKind::new(kind), active }
-                        })
-                        .collect(),
-                })
-                .collect(),
-        }
-    })
+    (subsequence(USERS, 0..=USERS.len()), prop::collection::vec(enrolments, USERS.len())).prop_map(
+        |(users, enrolments)| {
+            let mut serial = 0;
+            Inventory {
+                users: users
+                    .into_iter()
+                    .zip(enrolments)
+                    .map(|(user, list)| ProviderUser {
+                        name: user.to_string(),
+                        in_directory: true,
+                        enrolments: list
+                            .into_iter()
+                            .map(|(kind, active)| {
+                                serial += 1;
+                                super::Enrolment { id: format!("S{serial:03}"), kind: FactorKind::new(kind), active }
+                            })
+                            .collect(),
+                    })
+                    .collect(),
+            }
+        },
+    )
 }
 
 fn providers() -> impl Strategy<Value = MfaProvider> {
@@ -96,7 +112,8 @@ fn providers() -> impl Strategy<Value = MfaProvider> {
         let mut p = provider();
         p.spec.scope = if all { Scope::All } else { Scope::Declared };
         p.spec.policy.revocation = if disable { RevocationMode::Disable } else { RevocationMode::Delete };
-        p.spec.protected_users = if protect_e0 { vec!["breakglass".into(), "E0".into()] } else { vec!["breakglass".into()] };
+        p.spec.protected_users =
+            if protect_e0 { vec!["breakglass".into(), "E0".into()] } else { vec!["breakglass".into()] };
         p.spec.policy.budget.max_revocations = budget;
         p
     })

@@ -8,14 +8,7 @@ use crate::crd::*;
 use chrono::Duration;
 
 fn run(provider: &MfaProvider, employees: &[Employee], grants: &[AccessGrant], inv: &Inventory) -> Plan {
-    plan(&PlanInput {
-        provider,
-        employees,
-        grants,
-        inventory: Ok(inv),
-        capabilities: &capabilities(),
-        now: now(),
-    })
+    plan(&PlanInput { provider, employees, grants, inventory: Ok(inv), capabilities: &capabilities(), now: now() })
 }
 
 /// `(user, enrolment, reason)` of every revocation.
@@ -122,7 +115,8 @@ fn a_removed_role_is_not_entitled() {
 #[test]
 fn scope_declared_leaves_unknown_users_and_scope_all_revokes_them() {
     let (employees, grants) = team();
-    let inv = inventory(&[("alice", &[("A1", "totp", true)]), ("mallory", &[("M1", "totp", true), ("M2", "sms", false)])]);
+    let inv =
+        inventory(&[("alice", &[("A1", "totp", true)]), ("mallory", &[("M1", "totp", true), ("M2", "sms", false)])]);
     let declared = run(&provider(), &employees, &grants, &inv);
     assert!(revoked(&declared).is_empty());
     assert_eq!(declared.managed_users, 1);
@@ -130,7 +124,10 @@ fn scope_declared_leaves_unknown_users_and_scope_all_revokes_them() {
     let mut all = provider();
     all.spec.scope = Scope::All;
     let p = run(&all, &employees, &grants, &inv);
-    assert_eq!(revoked(&p), vec![r("mallory", "M1", Reason::UndeclaredUser), r("mallory", "M2", Reason::UndeclaredUser)]);
+    assert_eq!(
+        revoked(&p),
+        vec![r("mallory", "M1", Reason::UndeclaredUser), r("mallory", "M2", Reason::UndeclaredUser)]
+    );
     assert!(p.revocations().all(|a| a.employee.is_none()));
 }
 
@@ -170,7 +167,11 @@ fn identities_override_the_mapping_and_email_mapping_ignores_case() {
     by_email.spec.user_mapping = crate::crd::mfa_provider::UserMapping::Email;
     let bob = employee("bob", &["sre"], EmployeeState::Offboarded);
     let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
-    let inv = inventory(&[("asmith", &[("A", "totp", true)]), ("Bob@ACME.example", &[("B", "totp", true)]), ("alice", &[("X", "totp", true)])]);
+    let inv = inventory(&[
+        ("asmith", &[("A", "totp", true)]),
+        ("Bob@ACME.example", &[("B", "totp", true)]),
+        ("alice", &[("X", "totp", true)]),
+    ]);
     let p = run(&by_email, &[alice, bob], &grants, &inv);
     assert_eq!(
         revoked(&p),
@@ -211,7 +212,8 @@ fn a_failed_read_decides_nothing() {
 #[test]
 fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
     let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
-    let employees = vec![employee("keeper", &["sre"], EmployeeState::Active), employee("gone", &[], EmployeeState::Offboarded)];
+    let employees =
+        vec![employee("keeper", &["sre"], EmployeeState::Active), employee("gone", &[], EmployeeState::Offboarded)];
     let inv = inventory(&[("gone", &[("1", "totp", true), ("2", "hotp", true), ("3", "sms", true)])]);
     let mut p = provider();
     p.spec.policy.budget.max_revocations = 2;
@@ -228,7 +230,8 @@ fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
     assert_eq!(approved.revocation_count(), 3);
 
     // One more enrolment makes a different plan: the old approval does not carry over.
-    let bigger = inventory(&[("gone", &[("1", "totp", true), ("2", "hotp", true), ("3", "sms", true), ("4", "sms", true)])]);
+    let bigger =
+        inventory(&[("gone", &[("1", "totp", true), ("2", "hotp", true), ("3", "sms", true), ("4", "sms", true)])]);
     let changed = run(&p, &employees, &grants, &bigger);
     assert!(changed.blocked());
     assert_ne!(changed.digest, held.digest);
@@ -237,11 +240,18 @@ fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
 #[test]
 fn percent_budget_counts_managed_enrolments() {
     let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
-    let employees = vec![employee("a", &["sre"], EmployeeState::Active), employee("b", &["sre"], EmployeeState::Offboarded)];
-    let inv = inventory(&[("a", &[("1", "totp", true), ("2", "totp", true), ("3", "totp", true)]), ("b", &[("4", "totp", true)])]);
+    let employees =
+        vec![employee("a", &["sre"], EmployeeState::Active), employee("b", &["sre"], EmployeeState::Offboarded)];
+    let inv = inventory(&[
+        ("a", &[("1", "totp", true), ("2", "totp", true), ("3", "totp", true)]),
+        ("b", &[("4", "totp", true)]),
+    ]);
     let mut p = provider();
     p.spec.policy.budget.max_percent = Some(20);
-    assert_eq!(run(&p, &employees, &grants, &inv).hold, Some(Hold::RevocationBudgetExceeded { revocations: 1, limit: 0 }));
+    assert_eq!(
+        run(&p, &employees, &grants, &inv).hold,
+        Some(Hold::RevocationBudgetExceeded { revocations: 1, limit: 0 })
+    );
     p.spec.policy.budget.max_percent = Some(25);
     assert_eq!(run(&p, &employees, &grants, &inv).hold, None);
 }

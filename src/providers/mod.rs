@@ -33,7 +33,8 @@ pub fn connect(
         })
     };
     // Exhaustive over the provider blocks: a new block does not compile until it is wired here.
-    let crate::crd::MfaProviderSpec { privacyidea, user_mapping: _, scope: _, protected_users: _, policy: _ } = &provider.spec;
+    let crate::crd::MfaProviderSpec { privacyidea, user_mapping: _, scope: _, protected_users: _, policy: _ } =
+        &provider.spec;
     match privacyidea {
         Some(spec) => {
             let secret_ref = &spec.credentials.secret_ref;

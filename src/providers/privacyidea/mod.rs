@@ -38,7 +38,8 @@ impl PrivacyIdea {
             Some(t) => humantime::parse_duration(t).map_err(|e| configure(format!("timeout {t:?}: {e}")))?,
             None => Duration::from_secs(10),
         };
-        let base = url::Url::parse(spec.url.trim_end_matches('/')).map_err(|e| configure(format!("url {:?}: {e}", spec.url)))?;
+        let base = url::Url::parse(spec.url.trim_end_matches('/'))
+            .map_err(|e| configure(format!("url {:?}: {e}", spec.url)))?;
         let http = HttpClient::new(timeout).map_err(|f| configure(f.to_string()))?;
         Ok(PrivacyIdea {
             name: name.to_string(),
@@ -54,6 +55,18 @@ impl PrivacyIdea {
 
     fn list_error(&self, failure: Failure) -> ProviderError {
         ProviderError::ListEnrolments { provider: self.name.clone(), failure }
+    }
+
+    /// privacyIDEA answers a token listing for an unknown realm with an empty list, which
+    /// would read as "nobody has enrolments": a typo in `realm` must be an error instead.
+    async fn realm_exists(&self) -> Result<(), Failure> {
+        let realms: serde_json::Map<String, serde_json::Value> =
+            self.session.call(Method::GET, &["realm", ""], &[], None).await?;
+        if realms.contains_key(&self.realm) {
+            Ok(())
+        } else {
+            Err(Failure::Configuration(format!("realm {:?} does not exist", self.realm)))
+        }
     }
 
     /// Every token assigned to a user, in this realm, all pages.
@@ -121,18 +134,13 @@ impl MfaBackend for PrivacyIdea {
     }
 
     async fn check(&self) -> Result<(), ProviderError> {
-        let check = |failure| ProviderError::Check { provider: self.name.clone(), failure };
-        let realms: serde_json::Map<String, serde_json::Value> =
-            self.session.call(Method::GET, &["realm", ""], &[], None).await.map_err(check)?;
-        if !realms.contains_key(&self.realm) {
-            return Err(check(Failure::Configuration(format!("realm {:?} does not exist", self.realm))));
-        }
-        Ok(())
+        self.realm_exists().await.map_err(|failure| ProviderError::Check { provider: self.name.clone(), failure })
     }
 
     async fn inventory(&self, _query: &UserQuery) -> Result<Inventory, ProviderError> {
         // One realm-wide listing serves both scopes: it is a few paged requests however many
         // users are declared, where per-user listing would be one request per Employee.
+        self.realm_exists().await.map_err(|f| self.list_error(f))?;
         let tokens = self.realm_tokens().await.map_err(|f| self.list_error(f))?;
         let mut users: BTreeMap<String, ProviderUser> = BTreeMap::new();
         for token in tokens {
@@ -149,7 +157,11 @@ impl MfaBackend for PrivacyIdea {
             } else {
                 continue; // not assigned: not an enrolment
             };
-            let user = users.entry(name.clone()).or_insert_with(|| ProviderUser { name, in_directory, enrolments: Vec::new() });
+            let user = users.entry(name.clone()).or_insert_with(|| ProviderUser {
+                name,
+                in_directory,
+                enrolments: Vec::new(),
+            });
             user.in_directory &= in_directory;
             user.enrolments.push(Enrolment {
                 id: token.serial.clone(),

@@ -145,10 +145,9 @@ fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
     let envelope: Result<Envelope<T>, _> = serde_json::from_slice(&response.body);
     let status = response.status;
     match envelope {
-        Ok(envelope) if (200..300).contains(&status) && envelope.result.status => envelope
-            .result
-            .value
-            .ok_or_else(|| Failure::Malformed("result.value missing".into())),
+        Ok(envelope) if (200..300).contains(&status) && envelope.result.status => {
+            envelope.result.value.ok_or_else(|| Failure::Malformed("result.value missing".into()))
+        }
         Ok(envelope) => {
             let (code, message) =
                 envelope.result.error.map(|e| (e.code, e.message)).unwrap_or((None, "no error message".into()));
@@ -192,10 +191,16 @@ mod tests {
             gone,
             Err(Failure::Status { status: 404, code: Some(601), message: "No token found for serials: X".into() })
         );
-        assert!(matches!(decode::<i64>(response(502, "<html>bad gateway</html>")), Err(Failure::Status { status: 502, .. })));
+        assert!(matches!(
+            decode::<i64>(response(502, "<html>bad gateway</html>")),
+            Err(Failure::Status { status: 502, .. })
+        ));
         assert!(matches!(decode::<i64>(response(200, "not json")), Err(Failure::Malformed(_))));
         assert!(matches!(
-            decode::<i64>(response(401, r#"{"result":{"status":false,"error":{"code":4031,"message":"Authentication failed."}}}"#)),
+            decode::<i64>(response(
+                401,
+                r#"{"result":{"status":false,"error":{"code":4031,"message":"Authentication failed."}}}"#
+            )),
             Err(Failure::Unauthorized(_))
         ));
     }

@@ -1,0 +1,332 @@
+//! keyward plan/apply against a real privacyIDEA, proving revocations with /validate/check.
+
+mod support;
+
+use std::collections::BTreeMap;
+use support::*;
+
+/// The company of `examples/acme` on its own realm, each person enrolled as they would
+/// themselves. `dave` (Offboarded) has also been removed from the user store already.
+struct Company {
+    realm: String,
+    tokens: BTreeMap<&'static str, Vec<Token>>,
+}
+
+impl Company {
+    fn token(&self, user: &str, kind: &str) -> &Token {
+        self.tokens[user].iter().find(|t| t.kind == kind).expect("token")
+    }
+}
+
+fn company(pi: &PrivacyIdea, realm: &str) -> Company {
+    pi.realm(realm);
+    let people: [(&'static str, &[&str]); 8] = [
+        ("alice", &["totp", "hotp"]),
+        ("bob", &["totp", "hotp"]),
+        ("carol", &["totp"]),
+        ("dave", &["totp", "hotp"]),
+        ("erin", &["totp"]),
+        ("frank", &["totp"]),
+        ("grace", &[]),
+        ("breakglass", &["totp"]),
+    ];
+    let mut tokens = BTreeMap::new();
+    for (user, kinds) in people {
+        pi.add_user(realm, user);
+        tokens.insert(user, kinds.iter().map(|k| pi.enrol(realm, user, k)).collect::<Vec<_>>());
+    }
+    pi.delete_user(realm, "dave");
+    Company { realm: realm.to_string(), tokens }
+}
+
+fn expected_revocations() -> Vec<(String, String, String, String)> {
+    [
+        ("bob", "hotp", "NotEntitled"),
+        ("carol", "totp", "EmployeeSuspended"),
+        ("dave", "hotp", "EmployeeOffboarded"),
+        ("dave", "totp", "EmployeeOffboarded"),
+        ("erin", "totp", "EmployeeOutsideActiveWindow"),
+        ("frank", "totp", "NotEntitled"),
+    ]
+    .iter()
+    .map(|(u, k, r)| ("revoke".to_string(), u.to_string(), k.to_string(), r.to_string()))
+    .collect()
+}
+
+fn pending_for_grace() -> Vec<(String, String, String, String)> {
+    ["hotp", "totp"]
+        .iter()
+        .map(|k| ("pending".into(), "grace".into(), k.to_string(), "EnrolmentRequired".into()))
+        .collect()
+}
+
+fn revocations(plan: &serde_json::Value) -> Vec<(String, String, String, String)> {
+    actions(plan).into_iter().filter(|a| a.0 == "revoke").collect()
+}
+
+const KEPT: [(&str, &str); 4] = [("alice", "totp"), ("alice", "hotp"), ("bob", "totp"), ("breakglass", "totp")];
+const REVOKED: [(&str, &str); 6] =
+    [("bob", "hotp"), ("carol", "totp"), ("dave", "totp"), ("dave", "hotp"), ("erin", "totp"), ("frank", "totp")];
+
+#[test]
+fn apply_on_the_examples_revokes_exactly_the_undeclared_enrolments() {
+    let pi = privacyidea();
+    let acme = company(pi, "apply");
+    for (user, kind) in KEPT.iter().chain(REVOKED.iter()).filter(|(u, _)| *u != "dave") {
+        assert!(pi.authenticates(acme.token(user, kind)), "{user} {kind} works before keyward runs");
+    }
+    let tree = example_tree(pi, &acme.realm);
+
+    let (code, plan) = plan_json(tree.path());
+    assert_eq!(code, 2, "changes pending: {plan}");
+    let mut expected = expected_revocations();
+    expected.extend(pending_for_grace());
+    expected.sort();
+    assert_eq!(actions(&plan), expected);
+    assert_eq!(plan["providers"][0]["blocked"], false);
+    // dave was removed from the user store: his tokens were still found, through the audit log.
+    assert_eq!(pi.tokens(&acme.realm).len(), 10, "nothing changed by plan");
+
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(audit.len(), 6, "{audit:?}");
+    for record in &audit {
+        assert_eq!(record["outcome"], "revoked");
+        assert_eq!(record["provider"], "acme/corp-pi");
+        for field in ["time", "user", "enrolment", "kind", "reason", "employee", "grants"] {
+            assert!(!record[field].is_null(), "audit record lacks {field}: {record}");
+        }
+    }
+    let frank = audit.iter().find(|r| r["user"] == "frank").expect("frank audited");
+    assert_eq!(frank["reason"], "NotEntitled");
+    assert_eq!(frank["enrolment"], acme.token("frank", "totp").serial.as_str());
+
+    for (user, kind) in KEPT {
+        assert!(pi.authenticates(acme.token(user, kind)), "{user} {kind} is kept and still authenticates");
+    }
+    for (user, kind) in REVOKED {
+        assert!(!pi.authenticates(acme.token(user, kind)), "{user} {kind} was revoked and must not authenticate");
+    }
+    let left = pi.tokens(&acme.realm);
+    assert_eq!(left.len(), 4);
+
+    let (code, again) = plan_json(tree.path());
+    assert_eq!(code, 0, "a second plan has nothing to do: {again}");
+    assert_eq!(actions(&again), pending_for_grace());
+}
+
+#[test]
+fn observe_mode_reports_the_same_plan_and_changes_nothing() {
+    let pi = privacyidea();
+    let acme = company(pi, "observe");
+    let tree = example_tree(pi, &acme.realm);
+    let (_, enforce_plan) = plan_json(tree.path());
+    edit(tree.path(), "10-provider.yaml", "mode: Enforce", "mode: Observe");
+    let (code, observe_plan) = plan_json(tree.path());
+    assert_eq!(code, 2);
+    assert_eq!(actions(&observe_plan), actions(&enforce_plan));
+    assert_eq!(observe_plan["providers"][0]["digest"], enforce_plan["providers"][0]["digest"]);
+    assert_eq!(observe_plan["providers"][0]["mode"], "Observe");
+
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(audit.is_empty(), "Observe writes no revocation records: {audit:?}");
+    assert!(stdout(&out).contains("Observe mode"));
+    assert_eq!(pi.tokens(&acme.realm).len(), 10);
+    assert!(pi.authenticates(acme.token("frank", "totp")));
+}
+
+#[test]
+fn a_plan_over_budget_waits_for_approval_of_its_digest() {
+    let pi = privacyidea();
+    let acme = company(pi, "budget");
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", "maxRevocations: 25", "maxRevocations: 2");
+
+    let (code, plan) = plan_json(tree.path());
+    assert_eq!(code, 2);
+    let provider = &plan["providers"][0];
+    assert_eq!(provider["blocked"], true);
+    let digest = provider["digest"].as_str().expect("digest").to_string();
+    assert!(provider["hold"].as_str().unwrap().contains(&digest));
+
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(2), "blocked apply exits non-zero");
+    assert!(stdout(&out).contains(&digest), "the digest to approve is printed: {}", stdout(&out));
+    assert_eq!(audit.len(), 6);
+    assert!(audit.iter().all(|r| r["outcome"] == "blocked"), "{audit:?}");
+    assert_eq!(pi.tokens(&acme.realm).len(), 10, "nothing revoked over budget");
+    assert!(pi.authenticates(acme.token("carol", "totp")));
+
+    // A wrong digest approves nothing.
+    edit(
+        tree.path(),
+        "10-provider.yaml",
+        "  namespace: acme\nspec:\n  privacyidea:",
+        "  namespace: acme\n  annotations:\n    keyward.dev/approve-revocations: \"0123456789abcdef\"\nspec:\n  privacyidea:",
+    );
+    let (out, _) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(pi.tokens(&acme.realm).len(), 10);
+
+    edit(tree.path(), "10-provider.yaml", "0123456789abcdef", &digest);
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(audit.iter().filter(|r| r["outcome"] == "revoked").count(), 6);
+    assert!(!pi.authenticates(acme.token("carol", "totp")));
+    assert_eq!(pi.tokens(&acme.realm).len(), 4);
+}
+
+#[test]
+fn protected_users_survive_scope_all_which_revokes_undeclared_users() {
+    let pi = privacyidea();
+    let acme = company(pi, "scopeall");
+    pi.add_user(&acme.realm, "mallory");
+    let mallory = pi.admin_enrol(&acme.realm, "mallory", "totp");
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", "scope: Declared", "scope: All");
+
+    let (_, plan) = plan_json(tree.path());
+    let mut expected = expected_revocations();
+    expected.push(("revoke".into(), "mallory".into(), "totp".into(), "UndeclaredUser".into()));
+    expected.sort();
+    assert_eq!(revocations(&plan), expected);
+
+    let (out, _) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!pi.authenticates(&mallory));
+    assert!(pi.authenticates(acme.token("breakglass", "totp")), "protected user untouched");
+}
+
+#[test]
+fn an_identity_conflict_leaves_that_user_alone() {
+    let pi = privacyidea();
+    let acme = company(pi, "conflict");
+    let tree = example_tree(pi, &acme.realm);
+    append(
+        tree.path(),
+        "30-employees.yaml",
+        "apiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata:\n  name: frank-two\n  namespace: acme\nspec:\n  email: frank2@acme.example\n  roles: [support]\n  identities: [{provider: corp-pi, username: frank}]\n",
+    );
+    // validate reports the conflict; plan and apply still run and leave frank alone.
+    let o = keyward(&["validate", "-f", tree.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already claimed"), "{}", stderr(&o));
+
+    let (code, plan) = plan_json(tree.path());
+    assert_eq!(code, 2);
+    let conflicts = &plan["providers"][0]["conflicts"];
+    assert_eq!(conflicts[0]["user"], "frank", "{plan}");
+    assert_eq!(conflicts[0]["employees"], serde_json::json!(["frank", "frank-two"]));
+    let mut expected = expected_revocations();
+    expected.retain(|a| a.1 != "frank");
+    assert_eq!(revocations(&plan), expected);
+
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("identity conflict"), "{}", stdout(&out));
+    assert_eq!(audit.len(), 5);
+    assert!(pi.authenticates(acme.token("frank", "totp")), "a conflicted user is left alone");
+    assert!(!pi.authenticates(acme.token("carol", "totp")), "everyone else is still handled");
+}
+
+#[test]
+fn disable_mode_disables_instead_of_deleting() {
+    let pi = privacyidea();
+    let acme = company(pi, "disable");
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", "revocation: Delete", "revocation: Disable");
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(audit.len(), 6);
+    let tokens = pi.tokens(&acme.realm);
+    assert_eq!(tokens.len(), 10, "Disable keeps the tokens");
+    for (user, kind) in REVOKED {
+        assert!(!tokens[&acme.token(user, kind).serial], "{user} {kind} disabled");
+    }
+    for (user, kind) in KEPT {
+        assert!(tokens[&acme.token(user, kind).serial], "{user} {kind} still active");
+        assert!(pi.authenticates(acme.token(user, kind)));
+    }
+    assert!(!pi.authenticates(acme.token("carol", "totp")));
+    let (code, again) = plan_json(tree.path());
+    assert_eq!(code, 0, "disabled tokens need nothing more: {again}");
+}
+
+#[test]
+fn an_unreachable_or_failing_privacyidea_revokes_nothing() {
+    let pi = privacyidea();
+    let acme = company(pi, "outage");
+
+    // Nothing listens on this port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", pi.url(), &format!("http://127.0.0.1:{port}"));
+    let (code, plan) = plan_json(tree.path());
+    assert_eq!(code, 1);
+    let error = plan["providers"][0]["error"].as_str().unwrap();
+    assert!(error.contains("cannot reach"), "{error}");
+    assert!(plan["providers"][0]["actions"].as_array().unwrap().is_empty());
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("cannot reach"), "{}", stdout(&out));
+    assert!(audit.is_empty());
+
+    // Wrong admin password: privacyIDEA answers 401.
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", &format!("password: {}", pi.env["KEYWARD_PI_PASSWORD"]), "password: wrong");
+    let (code, plan) = plan_json(tree.path());
+    assert_eq!(code, 1);
+    assert!(plan["providers"][0]["error"].as_str().unwrap().contains("credentials rejected"), "{plan}");
+
+    // A realm that does not exist must not read as "no enrolments".
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", &format!("realm: {}", acme.realm), "realm: no-such-realm");
+    let (code, plan) = plan_json(tree.path());
+    assert_eq!(code, 1);
+    assert!(plan["providers"][0]["error"].as_str().unwrap().contains("does not exist"), "{plan}");
+
+    // A server answering 500 to everything.
+    let failing = support::failing_server(500);
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", pi.url(), &failing);
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("HTTP 500"), "{}", stdout(&out));
+    assert!(audit.is_empty());
+
+    assert_eq!(pi.tokens(&acme.realm).len(), 10, "no outage turned into a revocation");
+}
+
+#[test]
+fn malformed_manifests_name_file_and_line_and_revoke_nothing() {
+    let pi = privacyidea();
+    let acme = company(pi, "malformed");
+    let tree = example_tree(pi, &acme.realm);
+    // Dave's Employee gains a typo'd field: without validation his tokens would be revoked.
+    edit(
+        tree.path(),
+        "30-employees.yaml",
+        "  displayName: Dave Smith\n",
+        "  displayName: Dave Smith\n  rolse: [dev]\n",
+    );
+    let employees = std::fs::read_to_string(tree.path().join("30-employees.yaml")).unwrap();
+    let line = employees.lines().position(|l| l.contains("rolse")).unwrap() + 1;
+    let file = tree.path().join("30-employees.yaml");
+    let location = format!("{}:{line}", file.display());
+
+    let o = keyward(&["validate", "-f", tree.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(&location), "validate names {location}: {}", stderr(&o));
+
+    let o = keyward(&["plan", "-f", tree.path().to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains(&location), "plan names {location}: {}", stderr(&o));
+
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(audit.is_empty());
+    assert_eq!(pi.tokens(&acme.realm).len(), 10);
+}

@@ -1,0 +1,274 @@
+//! Test support: one real privacyIDEA per test binary, users acting on it, and the keyward
+//! binary run on manifest trees.
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running privacyIDEA started by `scripts/privacyidea.sh start`.
+pub struct PrivacyIdea {
+    pub env: BTreeMap<String, String>,
+}
+
+static SERVER: OnceLock<PrivacyIdea> = OnceLock::new();
+
+/// Starts privacyIDEA once for this test binary (a few seconds once the venv exists). A
+/// watcher process stops it when the test binary exits, so no server outlives its tests.
+pub fn privacyidea() -> &'static PrivacyIdea {
+    SERVER.get_or_init(|| {
+        let binary = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()));
+        let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pi-{}", binary.unwrap_or_default()));
+        let script = repo().join("scripts/privacyidea.sh");
+        let output = Command::new("bash")
+            .arg(&script)
+            .arg("start")
+            .env("KEYWARD_PI_HOME", &home)
+            .env_remove("KEYWARD_PI_PORT")
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/privacyidea.sh");
+        assert!(output.status.success(), "scripts/privacyidea.sh start failed");
+        let env: BTreeMap<String, String> = String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert!(env.contains_key("KEYWARD_PI_URL"), "no URL from start: {env:?}");
+        let watcher = format!(
+            "while kill -0 {} 2>/dev/null; do sleep 1; done; KEYWARD_PI_HOME='{}' bash '{}' stop",
+            std::process::id(),
+            home.display(),
+            script.display()
+        );
+        // Deliberately not waited for: it outlives this process to stop the server.
+        let _watcher = Command::new("bash")
+            .args(["-c", &watcher])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn watcher");
+        std::mem::forget(_watcher);
+        PrivacyIdea { env }
+    })
+}
+
+/// A token as its user enrolled it; the test keeps the seed to log in like the user.
+pub struct Token {
+    pub serial: String,
+    pub kind: String,
+    pub otpkey: String,
+    pub user: String,
+    pub realm: String,
+    next_counter: Cell<u64>,
+}
+
+impl PrivacyIdea {
+    pub fn url(&self) -> &str {
+        &self.env["KEYWARD_PI_URL"]
+    }
+
+    /// Runs `scripts/pi_users.py ARGS` and returns its JSON.
+    pub fn users(&self, args: &[&str]) -> Value {
+        let output = Command::new("python3")
+            .arg(repo().join("scripts/pi_users.py"))
+            .args(args)
+            .envs(&self.env)
+            .output()
+            .expect("run pi_users.py");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "pi_users.py {args:?} failed: {stdout} {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("pi_users.py {args:?}: {e}: {stdout}"))
+    }
+
+    pub fn realm(&self, name: &str) {
+        self.users(&["realm", name]);
+    }
+
+    pub fn add_user(&self, realm: &str, name: &str) {
+        self.users(&["user", "add", name, "--realm", realm]);
+    }
+
+    pub fn delete_user(&self, realm: &str, name: &str) {
+        self.users(&["user", "del", name, "--realm", realm]);
+    }
+
+    /// The user enrols a token in self-service.
+    pub fn enrol(&self, realm: &str, user: &str, kind: &str) -> Token {
+        let v = self.users(&["enrol", user, "--type", kind, "--realm", realm]);
+        self.token(v, realm, user, kind)
+    }
+
+    /// An admin enrols a token for the user, out of band.
+    pub fn admin_enrol(&self, realm: &str, user: &str, kind: &str) -> Token {
+        let v = self.users(&["admin-enrol", user, "--type", kind, "--realm", realm]);
+        self.token(v, realm, user, kind)
+    }
+
+    fn token(&self, v: Value, realm: &str, user: &str, kind: &str) -> Token {
+        let start = if kind == "totp" { unix_now() / 30 - 3 } else { 0 };
+        Token {
+            serial: v["serial"].as_str().expect("serial").to_string(),
+            kind: kind.to_string(),
+            otpkey: v["otpkey_hex"].as_str().expect("otpkey").to_string(),
+            user: user.to_string(),
+            realm: realm.to_string(),
+            next_counter: Cell::new(start),
+        }
+    }
+
+    /// Logs in as the token's user with a fresh OTP: `/validate/check`.
+    pub fn authenticates(&self, token: &Token) -> bool {
+        let counter = token.next_counter.get();
+        token.next_counter.set(counter + 1);
+        let counter = counter.to_string();
+        let v = self.users(&[
+            "check",
+            &token.user,
+            "--otpkey",
+            &token.otpkey,
+            "--type",
+            &token.kind,
+            "--serial",
+            &token.serial,
+            "--counter",
+            &counter,
+            "--realm",
+            &token.realm,
+        ]);
+        v["authenticated"].as_bool().expect("authenticated")
+    }
+
+    /// Serials of the realm's tokens, with whether each is active.
+    pub fn tokens(&self, realm: &str) -> BTreeMap<String, bool> {
+        let v = self.users(&["tokens", "--realm", realm]);
+        v.as_array()
+            .expect("token list")
+            .iter()
+            .map(|t| (t["serial"].as_str().unwrap_or_default().to_string(), t["active"].as_bool().unwrap_or(false)))
+            .collect()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A copy of `examples/acme` pointed at this privacyIDEA and realm.
+pub fn example_tree(pi: &PrivacyIdea, realm: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for entry in std::fs::read_dir(repo().join("examples/acme")).expect("examples/acme") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read example");
+        let text = text
+            .replace("url: http://127.0.0.1:5001", &format!("url: {}", pi.url()))
+            .replace("realm: corp", &format!("realm: {realm}"))
+            .replace("password: keyward-admin", &format!("password: {}", pi.env["KEYWARD_PI_PASSWORD"]));
+        std::fs::write(dir.path().join(path.file_name().expect("name")), text).expect("write");
+    }
+    dir
+}
+
+/// Replaces `from` by `to` in one file of a tree (a commit to the GitOps repository).
+pub fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).expect("read");
+    assert!(text.contains(from), "{file} has no {from:?}");
+    std::fs::write(&path, text.replacen(from, to, 1)).expect("write");
+}
+
+pub fn append(dir: &Path, file: &str, yaml: &str) {
+    let path = dir.join(file);
+    let mut text = std::fs::read_to_string(&path).unwrap_or_default();
+    text.push_str("\n---\n");
+    text.push_str(yaml);
+    std::fs::write(&path, text).expect("write");
+}
+
+/// Runs the keyward binary.
+pub fn keyward(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_keyward")).args(args).output().expect("run keyward")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+/// `keyward plan -f DIR --output json`: exit code and the parsed plan.
+pub fn plan_json(dir: &Path) -> (i32, Value) {
+    let o = keyward(&["plan", "-f", dir.to_str().expect("utf-8"), "--output", "json"]);
+    let code = o.status.code().unwrap_or(-1);
+    let v =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("plan json: {e}: {} {}", stdout(&o), stderr(&o)));
+    (code, v)
+}
+
+/// `(action, user, kind, reason)` of every action of the first provider, sorted.
+pub fn actions(plan: &Value) -> Vec<(String, String, String, String)> {
+    let mut list: Vec<_> = plan["providers"][0]["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap_or_default().to_string(),
+                a["user"].as_str().unwrap_or_default().to_string(),
+                a["kind"].as_str().unwrap_or_default().to_string(),
+                a["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+/// `keyward apply -f DIR` with the audit log in DIR/audit.jsonl.
+pub fn apply(dir: &Path) -> (Output, Vec<Value>) {
+    let audit = dir.join("audit.jsonl");
+    let o = keyward(&["apply", "-f", dir.to_str().expect("utf-8"), "--audit-log", audit.to_str().expect("utf-8")]);
+    let records = std::fs::read_to_string(&audit)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
+        .collect();
+    let _ = std::fs::remove_file(&audit);
+    (o, records)
+}
+
+/// An HTTP server on loopback answering every request with `status` and a non-JSON body,
+/// for as long as the test binary runs.
+pub fn failing_server(status: u16) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let _ = stream.read(&mut buf);
+            let body = "<html>internal error</html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} Error\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
