@@ -110,7 +110,7 @@ pub async fn sweep(
     let mut results: Vec<ActionReport> = Vec::with_capacity(report.plan.actions.len());
     let revocations: Vec<&Action> = report.plan.revocations().collect();
     if act && hold.is_none() {
-        let done: Vec<ActionReport> = futures::stream::iter(revocations)
+        let mut done = futures::stream::iter(revocations)
             .map(|action| async move {
                 let enrolment = Enrolment { id: action.enrolment.clone(), kind: action.kind.clone(), active: true };
                 let result = match backend.revoke(&action.user, &enrolment, revocation).await {
@@ -120,13 +120,22 @@ pub async fn sweep(
                 };
                 ActionReport { action: action.clone(), result }
             })
-            .buffered(CONCURRENT_REVOCATIONS)
-            .collect()
-            .await;
-        results.extend(done);
+            .buffered(CONCURRENT_REVOCATIONS);
+        // Each record is written as its revocation completes, not at the end of the sweep:
+        // a crash half-way must not leave revocations without their records.
+        while let Some(r) = done.next().await {
+            record(audit, declared, &mut report.audit_errors, &report.plan.provider, &r, None);
+            results.push(r);
+        }
     } else {
         let result = if act { ActionResult::Blocked } else { ActionResult::Planned };
-        results.extend(revocations.into_iter().map(|a| ActionReport { action: a.clone(), result: result.clone() }));
+        for action in revocations {
+            let r = ActionReport { action: action.clone(), result: result.clone() };
+            if execution == Execution::Apply {
+                record(audit, declared, &mut report.audit_errors, &report.plan.provider, &r, hold.clone());
+            }
+            results.push(r);
+        }
     }
     for action in report.plan.actions.iter().filter(|a| a.action != ActionKind::Revoke) {
         let result = match action.action {
@@ -139,27 +148,31 @@ pub async fn sweep(
         };
         results.push(ActionReport { action: action.clone(), result });
     }
-
-    if execution == Execution::Apply {
-        for r in &results {
-            let (outcome, detail) = match &r.result {
-                ActionResult::Revoked => (Outcome::Revoked, None),
-                ActionResult::AlreadyGone => (Outcome::AlreadyGone, None),
-                ActionResult::Blocked => (Outcome::Blocked, hold.clone()),
-                ActionResult::Failed(e) if r.action.action == ActionKind::Revoke => (Outcome::Failed, Some(e.clone())),
-                _ => continue,
-            };
-            let record = audit_record(declared, &report.plan.provider, &r.action, outcome, detail);
-            if let Err(e) = audit.record(&record) {
-                report
-                    .audit_errors
-                    .push(format!("write audit record for {} {}: {e}", r.action.user, r.action.enrolment));
-            }
-        }
-    }
     report.results = results;
     report.requests = backend.requests() - start_requests;
     report
+}
+
+/// Writes the audit record of a revocation that was carried out, failed or was held back.
+/// Plan-only results leave no record.
+fn record(
+    audit: &mut dyn AuditSink,
+    declared: &Declared,
+    errors: &mut Vec<String>,
+    provider: &str,
+    r: &ActionReport,
+    hold: Option<String>,
+) {
+    let (outcome, detail) = match &r.result {
+        ActionResult::Revoked => (Outcome::Revoked, None),
+        ActionResult::AlreadyGone => (Outcome::AlreadyGone, None),
+        ActionResult::Blocked => (Outcome::Blocked, hold),
+        ActionResult::Failed(e) => (Outcome::Failed, Some(e.clone())),
+        _ => return,
+    };
+    if let Err(e) = audit.record(&audit_record(declared, provider, &r.action, outcome, detail)) {
+        errors.push(format!("write audit record for {} {}: {e}", r.action.user, r.action.enrolment));
+    }
 }
 
 fn audit_record(
@@ -192,3 +205,7 @@ fn audit_record(
         detail,
     }
 }
+
+#[cfg(test)]
+#[path = "sweep_tests.rs"]
+mod tests;

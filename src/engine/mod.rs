@@ -15,7 +15,7 @@ pub use plan::{Action, ActionKind, Hold, Plan, Reason, Verdict};
 pub use planner::{PlanInput, plan};
 
 #[cfg(test)]
-mod fixtures;
+pub(crate) mod fixtures;
 #[cfg(test)]
 mod properties;
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! ([`Capabilities`]). Decisions are the engine's; a provider only carries them out.
 
 pub mod error;
+pub mod fake;
 pub mod http;
 pub mod privacyidea;
 
