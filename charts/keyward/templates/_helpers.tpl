@@ -1,0 +1,85 @@
+{{/* Chart name, truncated to the 63 characters of a label value. */}}
+{{- define "keyward.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Prefix of every object name: the release name, plus the chart name unless it is in it. */}}
+{{- define "keyward.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels that select the operator pods; never change them in an upgrade. */}}
+{{- define "keyward.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "keyward.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/* Labels of every object of the release. */}}
+{{- define "keyward.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "keyward.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: keyward
+{{- end }}
+
+{{- define "keyward.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "keyward.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "keyward.leaseName" -}}
+{{- default (printf "%s-leader" (include "keyward.fullname" .)) .Values.leaderElection.leaseName }}
+{{- end }}
+
+{{- define "keyward.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+What keyward may do on its own kinds and on Secrets and Events, in every namespace it
+watches. This list is the operator's API use (docs/helm.md "RBAC"); tests/chart.rs checks
+the rendered RBAC against the requests the operator makes.
+*/}}
+{{- define "keyward.watchRules" -}}
+- apiGroups: [keyward.dev]
+  resources: [mfaproviders, employees, accessgrants]
+  verbs: [get, list, watch]
+- apiGroups: [keyward.dev]
+  # The finalizer keyward.dev/revoke-enrolments: deleting an Employee revokes first.
+  resources: [employees]
+  verbs: [patch]
+- apiGroups: [keyward.dev]
+  resources: [mfaproviders/status, employees/status, accessgrants/status]
+  verbs: [get, patch]
+- apiGroups: [""]
+  # Provider credentials, referenced by MfaProviders.
+  resources: [secrets]
+  verbs: [get, list, watch]
+- apiGroups: [events.k8s.io]
+  resources: [events]
+  verbs: [create, patch]
+{{- end }}
+
+{{/* The operator's ServiceAccount as an RBAC subject. */}}
+{{- define "keyward.subject" -}}
+- kind: ServiceAccount
+  name: {{ include "keyward.serviceAccountName" . }}
+  namespace: {{ .Release.Namespace }}
+{{- end }}
