@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-/// One MFA system (privacyIDEA, …) whose enrolments keyward drives toward the declared state.
+/// One MFA system (privacyIDEA, Okta, Duo, Entra ID, Google Workspace, Keycloak) whose enrolments
+/// keyward drives toward the declared state.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[kube(
     group = "keyward.dev",
     version = "v1alpha1",
     kind = "MfaProvider",
-    doc = "One MFA system (privacyIDEA, …) whose enrolments keyward drives toward the declared state.",
+    doc = "One MFA system (privacyIDEA, Okta, Duo, Entra ID, Google Workspace, Keycloak) whose enrolments keyward drives toward the declared state.",
     plural = "mfaproviders",
     shortname = "mfap",
     namespaced,
@@ -26,12 +27,36 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Last Sweep", type_ = "date", json_path = ".status.lastSweepTime"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
-#[x_kube(validation = Rule::new("[has(self.privacyidea)].filter(x, x).size() == 1").message("exactly one provider block must be set (privacyidea)"))]
+#[x_kube(validation = Rule::new("[has(self.privacyidea), has(self.okta), has(self.duo), has(self.entraId), has(self.googleWorkspace), has(self.keycloak)].filter(x, x).size() == 1").message("exactly one provider block must be set (privacyidea, okta, duo, entraId, googleWorkspace, keycloak)"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MfaProviderSpec {
     /// A privacyIDEA server: its URL, the realm keyward manages and admin credentials.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacyidea: Option<PrivacyIdeaSpec>,
+
+    /// An Okta org: its URL, optionally the group keyward manages, and an API token or an
+    /// OAuth 2.0 service app.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub okta: Option<OktaSpec>,
+
+    /// A Duo account's Admin API: its API hostname, optionally the group keyward manages, and
+    /// the Admin API application's integration and secret keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duo: Option<DuoSpec>,
+
+    /// A Microsoft Entra ID tenant, through Microsoft Graph: tenant, optionally the group keyward
+    /// manages, and an app registration with a client secret or a certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entra_id: Option<EntraIdSpec>,
+
+    /// A Google Workspace account, through the Admin SDK Directory API: a service account with
+    /// domain-wide delegation, the admin it acts as, optionally the organizational unit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google_workspace: Option<GoogleWorkspaceSpec>,
+
+    /// A Keycloak realm: server URL, realm, and a service-account client or an admin user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keycloak: Option<KeycloakSpec>,
 
     /// Which Employee field names the user on this provider: `email` (default) or `name`
     /// (the Employee's metadata.name). An Employee may override it with `spec.identities`.
@@ -70,6 +95,203 @@ pub struct PrivacyIdeaSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
     pub timeout: Option<String>,
+}
+
+/// Okta connection (Factors API, `/api/v1`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OktaSpec {
+    /// The Okta org URL, e.g. `https://acme.okta.com`. Plain `http` only for loopback (tests).
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    pub url: String,
+    /// Okta group id (`00g…`): under `scope: All`, only its members are managed. Without it,
+    /// every user of the org is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// How keyward authenticates to Okta.
+    pub credentials: OktaCredentials,
+    /// Per-request timeout, e.g. `10s` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub timeout: Option<String>,
+}
+
+/// Okta credentials, from a Secret in the MfaProvider's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OktaCredentials {
+    /// `ApiToken` (default): Secret key `apiToken`, sent as `Authorization: SSWS …`.
+    /// `PrivateKeyJwt`: an OAuth 2.0 service app granted `okta.users.read` and
+    /// `okta.users.manage`; Secret keys `clientId`, `privateKey` (PEM, RSA or EC P-256) and,
+    /// optionally, `keyId`.
+    #[serde(default)]
+    pub method: OktaAuthMethod,
+    /// The Secret holding the keys.
+    pub secret_ref: SecretName,
+}
+
+/// How keyward authenticates to Okta.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OktaAuthMethod {
+    /// An API token (`SSWS`).
+    #[default]
+    ApiToken,
+    /// OAuth 2.0 client credentials with a signed JWT client assertion.
+    PrivateKeyJwt,
+}
+
+/// Duo Admin API connection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DuoSpec {
+    /// The account's API hostname as a URL, e.g. `https://api-1a2b3c4d.duosecurity.com`.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    pub url: String,
+    /// Duo group name: under `scope: All`, only its members are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The Admin API application's keys: Secret keys `integrationKey` and `secretKey`. The
+    /// application needs "Grant read resource" and "Grant write resource".
+    pub credentials: SecretCredentials,
+    /// Per-request timeout, e.g. `10s` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub timeout: Option<String>,
+}
+
+/// Microsoft Entra ID connection (Microsoft Graph authentication methods API).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EntraIdSpec {
+    /// The directory (tenant) id or a verified domain of the tenant.
+    #[schemars(length(min = 1))]
+    pub tenant_id: String,
+    /// Group object id: under `scope: All`, only its (direct) members are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// The app registration's credentials; it needs the application permission
+    /// `UserAuthenticationMethod.ReadWrite.All` (and `User.Read.All`), admin-consented.
+    pub credentials: EntraCredentials,
+    /// Token authority (default `https://login.microsoftonline.com`; national clouds differ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("authorityUrl must be https (http only for loopback)"))]
+    pub authority_url: Option<String>,
+    /// Microsoft Graph endpoint (default `https://graph.microsoft.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("graphUrl must be https (http only for loopback)"))]
+    pub graph_url: Option<String>,
+    /// Per-request timeout, e.g. `10s` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub timeout: Option<String>,
+}
+
+/// Entra ID app credentials, from a Secret in the MfaProvider's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EntraCredentials {
+    /// `ClientSecret` (default): Secret keys `clientId` and `clientSecret`. `Certificate`:
+    /// Secret keys `clientId`, `certificate` (PEM) and `privateKey` (PEM, RSA).
+    #[serde(default)]
+    pub method: EntraAuthMethod,
+    /// The Secret holding the keys.
+    pub secret_ref: SecretName,
+}
+
+/// How keyward authenticates to Entra ID.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EntraAuthMethod {
+    #[default]
+    ClientSecret,
+    Certificate,
+}
+
+/// Google Workspace connection (Admin SDK Directory API).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoogleWorkspaceSpec {
+    /// The administrator the service account acts as (domain-wide delegation subject).
+    #[schemars(length(min = 3))]
+    pub admin_email: String,
+    /// Customer id (default `my_customer`, the admin's own account).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<String>,
+    /// Organizational unit path, e.g. `/Engineering`: only users in it (and below) are listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub org_unit_path: Option<String>,
+    /// The service account's JSON key: Secret key `serviceAccountKey`. Its client id must be
+    /// granted the scopes `https://www.googleapis.com/auth/admin.directory.user.security` and
+    /// `https://www.googleapis.com/auth/admin.directory.user.readonly` in the Admin console.
+    pub credentials: SecretCredentials,
+    /// Directory API endpoint (default `https://admin.googleapis.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    pub url: Option<String>,
+    /// Per-request timeout, e.g. `10s` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub timeout: Option<String>,
+}
+
+/// Keycloak connection (Admin REST API).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeycloakSpec {
+    /// Base URL of the server, e.g. `https://sso.acme.example` (add `/auth` for Keycloak
+    /// before 17).
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    pub url: String,
+    /// The realm whose users and credentials keyward manages.
+    #[schemars(length(min = 1))]
+    pub realm: String,
+    /// The realm the credentials authenticate against (default `master`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_realm: Option<String>,
+    /// How keyward authenticates to Keycloak.
+    pub credentials: KeycloakCredentials,
+    /// Per-request timeout, e.g. `10s` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub timeout: Option<String>,
+}
+
+/// Keycloak credentials, from a Secret in the MfaProvider's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct KeycloakCredentials {
+    /// `ClientCredentials` (default): a confidential client whose service account holds the
+    /// `realm-management` roles `view-users` and `manage-users`; Secret keys `clientId` and
+    /// `clientSecret`. `Password`: an admin user; Secret keys `username`, `password` and,
+    /// optionally, `clientId` (default `admin-cli`).
+    #[serde(default)]
+    pub method: KeycloakAuthMethod,
+    /// The Secret holding the keys.
+    pub secret_ref: SecretName,
+}
+
+/// How keyward authenticates to Keycloak.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum KeycloakAuthMethod {
+    #[default]
+    ClientCredentials,
+    Password,
+}
+
+/// Credentials in a Secret whose keys are fixed by the provider block.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretCredentials {
+    /// The Secret, in the MfaProvider's namespace.
+    pub secret_ref: SecretName,
+}
+
+/// A Secret in the MfaProvider's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SecretName {
+    /// Name of the Secret.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
 }
 
 /// Credentials held in a Kubernetes Secret (never inline).
@@ -142,6 +364,12 @@ pub struct Policy {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^([0-9]+(s|m|h))+$"))]
     pub resync_interval: Option<String>,
+    /// The most requests per second keyward sends to this provider, so that it never uses up
+    /// the tenant's API quota (default: a rate safe for the provider, see docs/providers.md).
+    /// Rate-limit answers from the provider slow keyward down further.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_requests_per_second: Option<u32>,
 }
 
 /// `Enforce` or `Observe`.

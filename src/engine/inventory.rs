@@ -15,6 +15,13 @@ pub struct Enrolment {
     pub active: bool,
 }
 
+/// The kind a provider reports for second factors it knows a user holds but will not itemize
+/// (Okta shows an admin only the factors under the user's enrolment policy, yet says whether
+/// any factor is enrolled at all). Revoking it revokes every enrolment of the user at once, so
+/// the planner revokes it only from users entitled to nothing: for anyone else it could take
+/// an entitled factor along.
+pub const UNLISTED_KIND: &str = "unlisted";
+
 /// A provider user and the enrolments listed for them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderUser {

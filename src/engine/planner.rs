@@ -3,7 +3,7 @@
 use super::budget;
 use super::entitlement::{Entitlement, Standing, standing};
 use super::identity;
-use super::inventory::{Capabilities, Enrolment, Inventory, ProviderUser};
+use super::inventory::{Capabilities, Enrolment, Inventory, ProviderUser, UNLISTED_KIND};
 use super::plan::{Action, ActionKind, EmployeeVerdict, Hold, IdentityConflict, Plan, Reason, Verdict};
 use crate::crd::mfa_provider::{RevocationMode, Scope};
 use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, FactorKind, MfaProvider};
@@ -166,7 +166,10 @@ impl Planner<'_> {
             self.plan.managed_enrolments += enrolments.len();
         }
         for enrolment in enrolments {
-            if entitlement.allowed.contains(&enrolment.kind) {
+            // Unlisted factors of a user entitled to something are left alone: which ones they
+            // are is unknown, and revoking them revokes everything (SPEC 7: never lock out).
+            let unknowable = enrolment.kind.as_str() == UNLISTED_KIND && !entitlement.allowed.is_empty();
+            if unknowable || entitlement.allowed.contains(&enrolment.kind) {
                 verdict.enrolments.push((enrolment.id.clone(), enrolment.kind.clone(), Verdict::Kept, None));
                 continue;
             }
@@ -260,4 +263,39 @@ impl Planner<'_> {
 /// Convenience for callers that only need to know why revocations wait.
 pub fn hold_message(plan: &Plan) -> Option<String> {
     plan.hold.as_ref().map(|h: &Hold| h.message(&plan.digest))
+}
+
+#[cfg(test)]
+mod unlisted_tests {
+    use super::super::fixtures::*;
+    use super::super::plan::{Reason, Verdict};
+    use super::{PlanInput, UNLISTED_KIND, plan};
+    use crate::crd::EmployeeState;
+
+    #[test]
+    fn unlisted_factors_are_revoked_only_from_users_entitled_to_nothing() {
+        let employees = vec![
+            employee("alice", &["sre"], EmployeeState::Active),
+            employee("dave", &["sre"], EmployeeState::Offboarded),
+            employee("frank", &["support"], EmployeeState::Active),
+        ];
+        let grants = vec![grant("sre-otp", &["sre"], &[], &["totp"])];
+        let inv = inventory(&[
+            ("alice", &[("A1", "totp", true), ("reset", UNLISTED_KIND, true)]),
+            ("dave", &[("reset", UNLISTED_KIND, true)]),
+            ("frank", &[("reset", UNLISTED_KIND, true)]),
+        ]);
+        let p = plan(&PlanInput {
+            provider: &provider(),
+            employees: &employees,
+            grants: &grants,
+            inventory: Ok(&inv),
+            capabilities: &capabilities(),
+            now: now(),
+        });
+        let revoked: Vec<(&str, Reason)> = p.revocations().map(|a| (a.user.as_str(), a.reason)).collect();
+        assert_eq!(revoked, [("dave", Reason::EmployeeOffboarded), ("frank", Reason::NotEntitled)]);
+        let alice = p.employees.iter().find(|v| v.employee == "alice").expect("alice");
+        assert!(alice.enrolments.iter().all(|e| e.2 == Verdict::Kept), "{alice:?}");
+    }
 }

@@ -431,7 +431,11 @@ stringData: {username: admin, password: x}
             ("p.yaml", 12, "spec.policy.budget.maxRevocations: 200000 is above the maximum 100000"),
             ("p.yaml", 12, "spec.policy.budget.maxPercent: 0 is outside 1..100"),
             ("p.yaml", 13, "spec.policy.resyncInterval: `10 minutes` is not a duration"),
-            ("p.yaml", 18, "MfaProvider acme/empty: spec: exactly one provider block must be set (privacyidea)"),
+            (
+                "p.yaml",
+                18,
+                "MfaProvider acme/empty: spec: exactly one provider block must be set (privacyidea, okta, duo, entraId, googleWorkspace, keycloak)",
+            ),
         ],
     );
 }

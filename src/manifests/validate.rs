@@ -174,7 +174,14 @@ impl Validation<'_> {
         let who = who("MfaProvider", &provider.metadata);
         let spec = &provider.spec;
         // One entry per provider block of the spec; a new block is added here too.
-        let blocks = [("privacyidea", spec.privacyidea.is_some())];
+        let blocks = [
+            ("privacyidea", spec.privacyidea.is_some()),
+            ("okta", spec.okta.is_some()),
+            ("duo", spec.duo.is_some()),
+            ("entraId", spec.entra_id.is_some()),
+            ("googleWorkspace", spec.google_workspace.is_some()),
+            ("keycloak", spec.keycloak.is_some()),
+        ];
         let names: Vec<&str> = blocks.iter().map(|(name, _)| *name).collect();
         if blocks.iter().filter(|(_, set)| *set).count() != 1 {
             self.report(
@@ -205,6 +212,7 @@ impl Validation<'_> {
             }
             self.credentials(loaded, &pi.credentials.secret_ref);
         }
+        self.saas_blocks(loaded);
         for (i, user) in spec.protected_users.iter().enumerate() {
             if user.trim().is_empty() {
                 self.report(
@@ -236,6 +244,153 @@ impl Validation<'_> {
         {
             let message = format!("{who}: spec.policy.budget.maxPercent: {percent} is outside 1..100");
             self.report(source, &[Key("spec"), Key("policy"), Key("budget"), Key("maxPercent")], message);
+        }
+    }
+
+    /// The Okta, Duo, Entra ID, Google Workspace and Keycloak blocks: URLs, timeouts and the
+    /// Secret keys each credential method reads.
+    fn saas_blocks(&mut self, loaded: &Loaded<MfaProvider>) {
+        use crate::crd::mfa_provider::{EntraAuthMethod, KeycloakAuthMethod, OktaAuthMethod};
+        let spec = &loaded.object.spec;
+        // (block, [(url field, url)], [(other non-empty field, value)], timeout, secret, keys)
+        type Block<'s> = (
+            &'static str,
+            Vec<(&'static str, &'s str)>,
+            Vec<(&'static str, &'s str)>,
+            Option<&'s String>,
+            &'s str,
+            Vec<&'static str>,
+        );
+        let mut blocks: Vec<Block> = Vec::new();
+        if let Some(b) = &spec.okta {
+            let keys = match b.credentials.method {
+                OktaAuthMethod::ApiToken => vec!["apiToken"],
+                OktaAuthMethod::PrivateKeyJwt => vec!["clientId", "privateKey"],
+            };
+            blocks.push((
+                "okta",
+                vec![("url", &b.url)],
+                vec![],
+                b.timeout.as_ref(),
+                &b.credentials.secret_ref.name,
+                keys,
+            ));
+        }
+        if let Some(b) = &spec.duo {
+            let keys = vec!["integrationKey", "secretKey"];
+            blocks.push((
+                "duo",
+                vec![("url", &b.url)],
+                vec![],
+                b.timeout.as_ref(),
+                &b.credentials.secret_ref.name,
+                keys,
+            ));
+        }
+        if let Some(b) = &spec.entra_id {
+            let keys = match b.credentials.method {
+                EntraAuthMethod::ClientSecret => vec!["clientId", "clientSecret"],
+                EntraAuthMethod::Certificate => vec!["clientId", "certificate", "privateKey"],
+            };
+            let mut urls = Vec::new();
+            if let Some(u) = &b.authority_url {
+                urls.push(("authorityUrl", u.as_str()));
+            }
+            if let Some(u) = &b.graph_url {
+                urls.push(("graphUrl", u.as_str()));
+            }
+            let fields = vec![("tenantId", b.tenant_id.as_str())];
+            blocks.push(("entraId", urls, fields, b.timeout.as_ref(), &b.credentials.secret_ref.name, keys));
+        }
+        if let Some(b) = &spec.google_workspace {
+            let urls = b.url.iter().map(|u| ("url", u.as_str())).collect();
+            let fields = vec![("adminEmail", b.admin_email.as_str())];
+            let keys = vec!["serviceAccountKey"];
+            blocks.push(("googleWorkspace", urls, fields, b.timeout.as_ref(), &b.credentials.secret_ref.name, keys));
+        }
+        if let Some(b) = &spec.keycloak {
+            let keys = match b.credentials.method {
+                KeycloakAuthMethod::ClientCredentials => vec!["clientId", "clientSecret"],
+                KeycloakAuthMethod::Password => vec!["username", "password"],
+            };
+            let fields = vec![("realm", b.realm.as_str())];
+            blocks.push((
+                "keycloak",
+                vec![("url", &b.url)],
+                fields,
+                b.timeout.as_ref(),
+                &b.credentials.secret_ref.name,
+                keys,
+            ));
+        }
+        let source = &loaded.source;
+        let who = who("MfaProvider", &loaded.object.metadata);
+        for (block, urls, fields, timeout, secret, keys) in blocks {
+            for (field, url) in urls {
+                if !is_allowed_url(url) {
+                    let message = format!(
+                        "{who}: spec.{block}.{field}: `{url}` is not a URL keyward may use (https, or http only for loopback)"
+                    );
+                    self.report(source, &[Key("spec"), Key(block), Key(field)], message);
+                }
+            }
+            for (field, value) in fields {
+                if value.trim().is_empty() {
+                    self.report(
+                        source,
+                        &[Key("spec"), Key(block), Key(field)],
+                        format!("{who}: spec.{block}.{field}: must not be empty"),
+                    );
+                }
+            }
+            if let Some(timeout) = timeout
+                && !is_timeout(timeout)
+            {
+                let message = format!(
+                    "{who}: spec.{block}.timeout: `{timeout}` is not a duration such as `10s`, `500ms` or `1m`"
+                );
+                self.report(source, &[Key("spec"), Key(block), Key("timeout")], message);
+            }
+            self.secret_keys(loaded, block, secret, &keys);
+        }
+        if let Some(rps) = spec.policy.max_requests_per_second
+            && !(1..=1000).contains(&rps)
+        {
+            let message = format!("{who}: spec.policy.maxRequestsPerSecond: {rps} is outside 1..1000");
+            self.report(source, &[Key("spec"), Key("policy"), Key("maxRequestsPerSecond")], message);
+        }
+    }
+
+    /// The Secret a provider block names exists and holds the keys its credential method reads.
+    fn secret_keys(&mut self, loaded: &Loaded<MfaProvider>, block: &str, secret_name: &str, keys: &[&str]) {
+        let (provider, source) = (&loaded.object, &loaded.source);
+        let who = who("MfaProvider", &provider.metadata);
+        let namespace = namespace(&provider.metadata);
+        let path = [Key("spec"), Key(block), Key("credentials"), Key("secretRef"), Key("name")];
+        if secret_name.is_empty() || secret_name.len() > 253 {
+            let message = format!("{who}: spec.{block}.credentials.secretRef.name: must be 1 to 253 characters");
+            self.report(source, &path, message);
+            return;
+        }
+        let found = self
+            .manifests
+            .secrets
+            .iter()
+            .find(|s| self::namespace(&s.object.metadata) == namespace && name(&s.object.metadata) == secret_name);
+        let Some(secret) = found else {
+            let message =
+                format!("{who}: spec.{block}.credentials.secretRef.name: Secret {namespace}/{secret_name} not found");
+            self.report(source, &path, message);
+            return;
+        };
+        for key in keys {
+            if !Manifests::secret_has_key(&secret.object, key) {
+                let message = format!(
+                    "{who}: spec.{block}.credentials.secretRef: Secret {namespace}/{secret_name} ({}) has no key `{key}`",
+                    secret.source
+                );
+                self.report(source, &path, message);
+            }
         }
     }
 

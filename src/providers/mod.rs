@@ -6,7 +6,12 @@
 pub mod error;
 pub mod fake;
 pub mod http;
+pub mod jwt;
+pub mod limiter;
+pub mod oauth;
+pub mod okta;
 pub mod privacyidea;
+pub mod rest;
 
 pub use error::{Failure, ProviderError};
 
@@ -21,30 +26,82 @@ pub fn connect(
     provider: &crate::crd::MfaProvider,
     secret: &dyn Fn(&str, &str) -> Option<String>,
 ) -> Result<Box<dyn MfaBackend>, ProviderError> {
+    connect_with(provider, secret, rest::Backoff::default())
+}
+
+/// [`connect`] with the retry timing of the SaaS provider clients (tests shorten it).
+pub fn connect_with(
+    provider: &crate::crd::MfaProvider,
+    secret: &dyn Fn(&str, &str) -> Option<String>,
+    backoff: rest::Backoff,
+) -> Result<Box<dyn MfaBackend>, ProviderError> {
+    use crate::crd::mfa_provider::{EntraAuthMethod, KeycloakAuthMethod, OktaAuthMethod};
     use kube::ResourceExt;
     let name = crate::engine::planner::provider_key(provider);
     let configure = |message: String| ProviderError::Configure { provider: name.clone(), message };
-    let read = |secret_ref: &crate::crd::mfa_provider::SecretRef, key: &str| {
-        secret(&secret_ref.name, key).ok_or_else(|| {
-            configure(format!(
-                "Secret {}/{} has no key {key:?} (or does not exist)",
-                provider.namespace().unwrap_or_default(),
-                secret_ref.name
-            ))
-        })
+    let namespace = provider.namespace().unwrap_or_default();
+    let missing = |secret_name: &str, key: &str| {
+        configure(format!("Secret {namespace}/{secret_name} has no key {key:?} (or does not exist)"))
     };
+    let read = |secret_ref: &crate::crd::mfa_provider::SecretRef, key: &str| {
+        secret(&secret_ref.name, key).ok_or_else(|| missing(&secret_ref.name, key))
+    };
+    // Keys of the new blocks' Secrets are fixed per block (see the CRD field docs).
+    let key = |secret_name: &crate::crd::mfa_provider::SecretName, key: &str| {
+        secret(&secret_name.name, key).ok_or_else(|| missing(&secret_name.name, key))
+    };
+    let optional = |secret_name: &crate::crd::mfa_provider::SecretName, key: &str| {
+        secret(&secret_name.name, key).filter(|v| !v.trim().is_empty())
+    };
+    let spec = &provider.spec;
+    let rps = spec.policy.max_requests_per_second;
     // Exhaustive over the provider blocks: a new block does not compile until it is wired here.
-    let crate::crd::MfaProviderSpec { privacyidea, user_mapping: _, scope: _, protected_users: _, policy: _ } =
-        &provider.spec;
-    match privacyidea {
-        Some(spec) => {
-            let secret_ref = &spec.credentials.secret_ref;
-            let username = read(secret_ref, secret_ref.username_key())?;
-            let password = read(secret_ref, secret_ref.password_key())?;
-            Ok(Box::new(privacyidea::PrivacyIdea::new(&name, spec, username, password)?))
-        }
-        None => Err(configure("no provider block is set (privacyidea)".into())),
+    let crate::crd::MfaProviderSpec {
+        privacyidea,
+        okta,
+        duo,
+        entra_id,
+        google_workspace,
+        keycloak,
+        user_mapping: _,
+        scope: _,
+        protected_users: _,
+        policy: _,
+    } = spec;
+    let set = [
+        privacyidea.is_some(),
+        okta.is_some(),
+        duo.is_some(),
+        entra_id.is_some(),
+        google_workspace.is_some(),
+        keycloak.is_some(),
+    ];
+    if set.iter().filter(|s| **s).count() != 1 {
+        return Err(configure(
+            "exactly one provider block must be set (privacyidea, okta, duo, entraId, googleWorkspace, keycloak)"
+                .into(),
+        ));
     }
+    if let Some(spec) = privacyidea {
+        let secret_ref = &spec.credentials.secret_ref;
+        let username = read(secret_ref, secret_ref.username_key())?;
+        let password = read(secret_ref, secret_ref.password_key())?;
+        return Ok(Box::new(privacyidea::PrivacyIdea::new(&name, spec, username, password)?));
+    }
+    if let Some(spec) = okta {
+        let s = &spec.credentials.secret_ref;
+        let auth = match spec.credentials.method {
+            OktaAuthMethod::ApiToken => okta::OktaAuth::ApiToken(key(s, "apiToken")?),
+            OktaAuthMethod::PrivateKeyJwt => okta::OktaAuth::PrivateKeyJwt {
+                client_id: key(s, "clientId")?,
+                private_key: key(s, "privateKey")?,
+                key_id: optional(s, "keyId"),
+            },
+        };
+        return Ok(Box::new(okta::Okta::new(&name, spec, rps, auth, backoff)?));
+    }
+    let _ = (duo, entra_id, google_workspace, keycloak, EntraAuthMethod::ClientSecret, KeycloakAuthMethod::Password);
+    Err(configure("provider block not wired yet".into()))
 }
 
 /// How a revocation ended.

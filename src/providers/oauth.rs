@@ -1,0 +1,196 @@
+//! OAuth 2.0 access tokens for the providers that use them (Okta service apps, Entra ID,
+//! Google service accounts, Keycloak): fetched on first use, cached, renewed shortly before
+//! they expire and again when the provider answers 401.
+
+use super::error::Failure;
+use super::jwt::{self, SigningKey};
+use super::rest::{Auth, Call, Transport, decode, snippet};
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+
+const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+/// Lifetime of the JWTs keyward signs (Okta and Entra accept at most 1 h; 5 min is plenty for
+/// one token request).
+const ASSERTION_LIFETIME: u64 = 300;
+
+/// How the token is obtained.
+pub enum Grant {
+    /// `client_credentials` with `client_secret` in the body (Entra, Keycloak).
+    ClientSecret { client_id: String, client_secret: String, scope: Option<String> },
+    /// `password` (Keycloak's `admin-cli`).
+    Password { client_id: String, username: String, password: String },
+    /// `client_credentials` with a signed JWT client assertion (Okta `private_key_jwt`, Entra
+    /// certificate credentials).
+    ClientAssertion {
+        client_id: String,
+        key: SigningKey,
+        /// Extra JWT header fields: `kid` (Okta), `x5t`/`x5t#S256` (Entra).
+        header: Vec<(&'static str, Value)>,
+        scope: String,
+    },
+    /// The JWT bearer grant of a Google service account acting for `subject` (domain-wide
+    /// delegation).
+    ServiceAccount { client_email: String, key: SigningKey, key_id: Option<String>, subject: String, scope: String },
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Secrets stay out of Debug output.
+        f.write_str(match self {
+            Grant::ClientSecret { .. } => "Grant::ClientSecret",
+            Grant::Password { .. } => "Grant::Password",
+            Grant::ClientAssertion { .. } => "Grant::ClientAssertion",
+            Grant::ServiceAccount { .. } => "Grant::ServiceAccount",
+        })
+    }
+}
+
+struct Cached {
+    token: String,
+    renew_at: Instant,
+}
+
+/// An access-token source and the [`Auth`] that sends it as `Authorization: Bearer`.
+pub struct TokenSource {
+    token_url: url::Url,
+    grant: Grant,
+    cache: Mutex<Option<Cached>>,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct TokenError {
+    #[serde(default)]
+    error: String,
+    #[serde(default)]
+    error_description: String,
+}
+
+impl TokenSource {
+    pub fn new(token_url: url::Url, grant: Grant) -> Self {
+        TokenSource { token_url, grant, cache: Mutex::new(None) }
+    }
+
+    /// The cached token, or a new one when it is missing or about to expire.
+    pub async fn token(&self, transport: &Transport) -> Result<String, Failure> {
+        let mut cache = self.cache.lock().await;
+        if let Some(cached) = cache.as_ref().filter(|c| Instant::now() < c.renew_at) {
+            return Ok(cached.token.clone());
+        }
+        let call = Call::post(self.token_url.clone()).form(self.form()?);
+        // Token requests are retried like any other on outages, but a rejection is final.
+        let mut last = None;
+        for attempt in 0..3u32 {
+            match transport.send(&call, &[]).await {
+                Ok(response) if (200..300).contains(&response.status) => {
+                    let body: TokenResponse = decode(&response, "token response")?;
+                    let lifetime = Duration::from_secs(body.expires_in.unwrap_or(300));
+                    // Renew a tenth of the lifetime early (6 s of Keycloak's 60 s master
+                    // tokens, 6 min of an hour), so that no request races the expiry.
+                    let renew_at = Instant::now() + lifetime - (lifetime / 10).min(Duration::from_secs(300));
+                    *cache = Some(Cached { token: body.access_token.clone(), renew_at });
+                    return Ok(body.access_token);
+                }
+                Ok(response) if response.status >= 500 || response.status == 429 => {
+                    last = Some(Failure::Status {
+                        status: response.status,
+                        code: None,
+                        message: format!("token endpoint: {}", snippet(&response.body)),
+                    });
+                }
+                Ok(response) => {
+                    let message = match serde_json::from_slice::<TokenError>(&response.body) {
+                        Ok(e) if !e.error.is_empty() => format!("{}: {}", e.error, e.error_description),
+                        _ => snippet(&response.body),
+                    };
+                    return Err(Failure::Unauthorized(format!(
+                        "token endpoint {} answered {}: {message}",
+                        self.token_url.path(),
+                        response.status
+                    )));
+                }
+                Err(failure) if failure.is_transient() => last = Some(failure),
+                Err(failure) => return Err(failure),
+            }
+            tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt))).await;
+        }
+        Err(last.unwrap_or_else(|| Failure::Malformed("token endpoint gave no answer".into())))
+    }
+
+    pub async fn forget(&self) {
+        *self.cache.lock().await = None;
+    }
+
+    fn form(&self) -> Result<Vec<(String, String)>, Failure> {
+        let pairs: Vec<(&str, String)> = match &self.grant {
+            Grant::ClientSecret { client_id, client_secret, scope } => {
+                let mut pairs = vec![
+                    ("grant_type", "client_credentials".to_string()),
+                    ("client_id", client_id.clone()),
+                    ("client_secret", client_secret.clone()),
+                ];
+                if let Some(scope) = scope {
+                    pairs.push(("scope", scope.clone()));
+                }
+                pairs
+            }
+            Grant::Password { client_id, username, password } => vec![
+                ("grant_type", "password".to_string()),
+                ("client_id", client_id.clone()),
+                ("username", username.clone()),
+                ("password", password.clone()),
+            ],
+            Grant::ClientAssertion { client_id, key, header, scope } => {
+                let now = jwt::now();
+                let claims = json!({
+                    "iss": client_id, "sub": client_id, "aud": self.token_url.as_str(),
+                    "iat": now, "nbf": now, "exp": now + ASSERTION_LIFETIME, "jti": jwt::jti(),
+                });
+                let assertion = key.sign(header, &claims).map_err(Failure::Configuration)?;
+                vec![
+                    ("grant_type", "client_credentials".to_string()),
+                    ("client_id", client_id.clone()),
+                    ("scope", scope.clone()),
+                    ("client_assertion_type", ASSERTION_TYPE.to_string()),
+                    ("client_assertion", assertion),
+                ]
+            }
+            Grant::ServiceAccount { client_email, key, key_id, subject, scope } => {
+                let now = jwt::now();
+                let claims = json!({
+                    "iss": client_email, "sub": subject, "scope": scope, "aud": self.token_url.as_str(),
+                    "iat": now, "exp": now + 3600,
+                });
+                let header: Vec<(&str, Value)> = key_id.iter().map(|k| ("kid", json!(k))).collect();
+                let assertion = key.sign(&header, &claims).map_err(Failure::Configuration)?;
+                vec![
+                    ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer".to_string()),
+                    ("assertion", assertion),
+                ]
+            }
+        };
+        Ok(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+    }
+}
+
+#[async_trait]
+impl Auth for TokenSource {
+    async fn authorize(&self, transport: &Transport, _: &Call) -> Result<Vec<(String, String)>, Failure> {
+        let token = self.token(transport).await?;
+        Ok(vec![("Authorization".to_string(), format!("Bearer {token}"))])
+    }
+
+    async fn rejected(&self) -> bool {
+        self.forget().await;
+        true
+    }
+}

@@ -1,0 +1,462 @@
+//! Okta (reference §2): Factors API under `/api/v1`, SSWS API token or an OAuth 2.0 service
+//! app (`private_key_jwt`).
+//!
+//! Okta has no bulk factor listing: users come from one paged listing (`scope: All`) or one
+//! lookup each (`Declared`), then one factor listing per user. The factor listing is filtered
+//! by the user's enrolment policy, so it cannot prove that a user holds nothing: when it comes
+//! back empty while the user object still offers `resetFactors` ("present only if the user is
+//! enrolled in one or more factors"), the user holds factors keyward cannot see, reported as
+//! one `unlisted` enrolment that `reset_factors` revokes.
+
+mod mapping;
+
+pub use mapping::kind_of;
+
+use super::error::{Failure, ProviderError};
+use super::oauth::{Grant, TokenSource};
+use super::rest::{
+    Auth, Backoff, Call, Rest, StaticHeader, Transport, base_url, declared_name, declared_set, decode, join, reset_in,
+    same_origin, snippet, status_failure,
+};
+use super::{MfaBackend, Revoked, UserQuery};
+use crate::crd::FactorKind;
+use crate::crd::mfa_provider::{OktaSpec, RevocationMode};
+use crate::engine::inventory::UNLISTED_KIND;
+use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Default pace: Okta's per-endpoint limits start around 600 requests a minute.
+const DEFAULT_RPS: u32 = 10;
+const PAGE_SIZE: &str = "200";
+const MAX_PAGES: usize = 10_000;
+/// Id of the `unlisted` enrolment: revoking it is `POST …/lifecycle/reset_factors`.
+const RESET_FACTORS: &str = "reset_factors";
+
+/// How keyward authenticates to Okta.
+pub enum OktaAuth {
+    ApiToken(String),
+    PrivateKeyJwt { client_id: String, private_key: String, key_id: Option<String> },
+}
+
+pub struct Okta {
+    name: String,
+    base: url::Url,
+    group_id: Option<String>,
+    rest: Rest,
+    /// Lower-cased login (or e-mail) → user, from lookups and listings.
+    users: Mutex<HashMap<String, Known>>,
+    /// Factors that an earlier revocation's cascade already removed, per user id.
+    cascaded: Mutex<HashMap<String, HashSet<String>>>,
+}
+
+#[derive(Clone, Debug)]
+struct Known {
+    id: String,
+    email: Option<String>,
+    deprovisioned: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct User {
+    id: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    profile: Profile,
+    #[serde(rename = "_links", default)]
+    links: Links,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Profile {
+    #[serde(default)]
+    login: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Links {
+    #[serde(rename = "resetFactors", default)]
+    reset_factors: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Factor {
+    id: String,
+    #[serde(rename = "factorType")]
+    factor_type: String,
+    #[serde(default)]
+    provider: String,
+    #[serde(default)]
+    status: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct OktaError {
+    #[serde(rename = "errorCode", default)]
+    code: String,
+    #[serde(rename = "errorSummary", default)]
+    summary: String,
+}
+
+/// Okta's 429 carries `X-Rate-Limit-Reset` (epoch seconds); `Retry-After` is preferred when a
+/// proxy in front adds one.
+fn throttle(response: &super::http::Response) -> Option<Option<Duration>> {
+    (response.status == 429).then(|| response.retry_after().or_else(|| reset_in(response)))
+}
+
+fn failure(response: &super::http::Response) -> Failure {
+    let message = match serde_json::from_slice::<OktaError>(&response.body) {
+        Ok(e) if !e.code.is_empty() => format!("{} {}", e.code, e.summary),
+        _ => snippet(&response.body),
+    };
+    status_failure(response, message)
+}
+
+fn ok(response: &super::http::Response) -> bool {
+    (200..300).contains(&response.status)
+}
+
+impl Okta {
+    pub fn new(
+        name: &str,
+        spec: &OktaSpec,
+        max_requests_per_second: Option<u32>,
+        auth: OktaAuth,
+        backoff: Backoff,
+    ) -> Result<Self, ProviderError> {
+        let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
+        let base = base_url(&spec.url).map_err(configure)?;
+        let timeout = super::rest::timeout(spec.timeout.as_deref()).map_err(configure)?;
+        let transport = Transport::new(timeout, Some(max_requests_per_second.unwrap_or(DEFAULT_RPS)))
+            .map_err(|f| configure(f.to_string()))?;
+        let auth: Box<dyn Auth> = match auth {
+            OktaAuth::ApiToken(token) => {
+                Box::new(StaticHeader { name: "Authorization".into(), value: format!("SSWS {}", token.trim()) })
+            }
+            OktaAuth::PrivateKeyJwt { client_id, private_key, key_id } => {
+                let key = super::jwt::SigningKey::from_pem(&private_key)
+                    .map_err(|e| configure(format!("privateKey: {e}")))?;
+                let header = key_id.into_iter().map(|k| ("kid", json!(k))).collect();
+                let grant = Grant::ClientAssertion {
+                    client_id,
+                    key,
+                    header,
+                    scope: "okta.users.read okta.users.manage".into(),
+                };
+                Box::new(TokenSource::new(join(&base, &["oauth2", "v1", "token"]), grant))
+            }
+        };
+        let mut rest = Rest::new(transport, auth, throttle);
+        rest.backoff = backoff;
+        Ok(Okta {
+            name: name.to_string(),
+            base,
+            group_id: spec.group_id.clone().filter(|g| !g.is_empty()),
+            rest,
+            users: Mutex::new(HashMap::new()),
+            cascaded: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn api(&self, segments: &[&str]) -> url::Url {
+        let mut all = vec!["api", "v1"];
+        all.extend_from_slice(segments);
+        join(&self.base, &all)
+    }
+
+    fn remember(&self, names: &[&str], user: &User) {
+        let known = Known {
+            id: user.id.clone(),
+            email: user.profile.email.clone(),
+            deprovisioned: user.status == "DEPROVISIONED",
+        };
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names.iter().filter(|n| !n.is_empty()) {
+            users.insert(name.to_lowercase(), known.clone());
+        }
+    }
+
+    /// `GET /users/{login}`: `None` when Okta has no such user.
+    async fn get_user(&self, login: &str) -> Result<Option<User>, Failure> {
+        let response = self.rest.send(&Call::get(self.api(&["users", login]))).await?;
+        match response.status {
+            404 => Ok(None),
+            _ if ok(&response) => {
+                let user: User = decode(&response, &format!("user {login}"))?;
+                self.remember(&[login, &user.profile.login], &user);
+                Ok(Some(user))
+            }
+            _ => Err(failure(&response)),
+        }
+    }
+
+    /// The user's Okta id (factor paths take the id), from the cache or a lookup.
+    async fn known(&self, login: &str) -> Result<Option<Known>, Failure> {
+        let cached = self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&login.to_lowercase()).cloned();
+        if let Some(known) = cached {
+            return Ok(Some(known));
+        }
+        self.get_user(login).await?;
+        Ok(self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&login.to_lowercase()).cloned())
+    }
+
+    /// Every user of the org (or of `groupId`), following `Link: rel="next"`.
+    async fn list_users(&self) -> Result<Vec<User>, Failure> {
+        let mut url = match &self.group_id {
+            Some(group) => self.api(&["groups", group, "users"]),
+            None => self.api(&["users"]),
+        };
+        url.query_pairs_mut().append_pair("limit", PAGE_SIZE);
+        let mut users = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let response = self.rest.send(&Call::get(url.clone())).await?;
+            if !ok(&response) {
+                return Err(failure(&response));
+            }
+            let page: Vec<User> = decode(&response, "user listing")?;
+            users.extend(page);
+            match next_link(&response) {
+                Some(next) if same_origin(&self.base, &next) => url = next,
+                Some(next) => {
+                    return Err(Failure::Malformed(format!(
+                        "paging link to another host: {}",
+                        next.origin().ascii_serialization()
+                    )));
+                }
+                None => return Ok(users),
+            }
+        }
+        Err(Failure::Malformed(format!("user listing did not end after {MAX_PAGES} pages")))
+    }
+
+    async fn factors(&self, user_id: &str) -> Result<Vec<Factor>, Failure> {
+        let response = self.rest.send(&Call::get(self.api(&["users", user_id, "factors"]))).await?;
+        if !ok(&response) {
+            return Err(failure(&response));
+        }
+        decode(&response, &format!("factors of user {user_id}"))
+    }
+
+    /// The enrolments of one user. `links_known`: `user` came from a single-user read, which
+    /// carries the full `_links` (a listing carries only `self`).
+    async fn user_enrolments(&self, name: String, user: User, links_known: bool) -> Result<ProviderUser, Failure> {
+        if user.status == "DEPROVISIONED" {
+            // A deactivated user can neither sign in nor have factors unenrolled (reference
+            // §2 pitfall 3); Okta answers 404 to its factor listing.
+            return Ok(ProviderUser { name, in_directory: false, enrolments: Vec::new() });
+        }
+        let factors = self.factors(&user.id).await?;
+        let mut enrolments: Vec<Enrolment> = factors
+            .iter()
+            // NOT_SETUP: listed by the catalog, not enrolled.
+            .filter(|f| f.status != "NOT_SETUP")
+            .map(|f| Enrolment {
+                id: f.id.clone(),
+                kind: kind_of(&f.factor_type, &f.provider),
+                // PENDING_ACTIVATION (e.g. keyward's own invitation) counts as held, so that a
+                // Required kind is not invited again every sweep.
+                active: matches!(f.status.as_str(), "ACTIVE" | "PENDING_ACTIVATION" | "ENROLLED"),
+            })
+            .collect();
+        if enrolments.is_empty() {
+            let offers_reset = if links_known {
+                user.links.reset_factors.is_some()
+            } else {
+                self.get_user(&user.id).await?.is_some_and(|u| u.links.reset_factors.is_some())
+            };
+            if offers_reset {
+                enrolments.push(Enrolment {
+                    id: RESET_FACTORS.into(),
+                    kind: FactorKind::new(UNLISTED_KIND),
+                    active: true,
+                });
+            }
+        }
+        Ok(ProviderUser { name, in_directory: true, enrolments })
+    }
+
+    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+        let mut users = Vec::new();
+        if query.all {
+            let declared = declared_set(&query.declared);
+            for user in self.list_users().await? {
+                let email = user.profile.email.clone().unwrap_or_default();
+                let name = declared_name(&declared, &[&user.profile.login, &email]);
+                self.remember(&[&name, &user.profile.login], &user);
+                users.push(self.user_enrolments(name, user, false).await?);
+            }
+        } else {
+            for login in &query.declared {
+                if let Some(user) = self.get_user(login).await? {
+                    users.push(self.user_enrolments(login.clone(), user, true).await?);
+                }
+            }
+        }
+        Ok(Inventory { users })
+    }
+
+    async fn unenrol(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
+        let Some(known) = self.known(user).await? else {
+            return Ok(Revoked::AlreadyGone); // the user itself is gone
+        };
+        if known.deprovisioned {
+            return Ok(Revoked::AlreadyGone);
+        }
+        if enrolment.kind.as_str() == UNLISTED_KIND {
+            let call = Call::post(self.api(&["users", &known.id, "lifecycle", "reset_factors"]));
+            let response = self.rest.send(&call).await?;
+            return match response.status {
+                404 => Ok(Revoked::AlreadyGone),
+                _ if ok(&response) => Ok(Revoked::Done),
+                _ => Err(failure(&response)),
+            };
+        }
+        let cascaded = self
+            .cascaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&known.id)
+            .is_some_and(|s| s.contains(&enrolment.id));
+        if cascaded {
+            return Ok(Revoked::AlreadyGone);
+        }
+        // What the user holds before unenrolling a cascading factor, to tell afterwards what
+        // the cascade took along.
+        let before = if mapping::cascades(enrolment.kind.as_str()) {
+            let factors = self.factors(&known.id).await?;
+            if !factors.iter().any(|f| f.id == enrolment.id) {
+                return Ok(Revoked::AlreadyGone);
+            }
+            Some(factors)
+        } else {
+            None
+        };
+        let response = self.rest.send(&Call::delete(self.api(&["users", &known.id, "factors", &enrolment.id]))).await?;
+        let result = match response.status {
+            // E0000007: already unenrolled, by an earlier attempt or a cascade.
+            404 => Revoked::AlreadyGone,
+            _ if ok(&response) => Revoked::Done,
+            _ => return Err(failure(&response)),
+        };
+        if let Some(before) = before {
+            // Unenrolling push or FastPass also unenrolls Okta Verify's other factors: list
+            // again, remember what went, and say so (the audit names only what was planned).
+            let after: HashSet<String> = self.factors(&known.id).await?.into_iter().map(|f| f.id).collect();
+            let gone: Vec<&Factor> = before.iter().filter(|f| f.id != enrolment.id && !after.contains(&f.id)).collect();
+            if !gone.is_empty() {
+                tracing::warn!(
+                    provider = %self.name, user,
+                    factor = %enrolment.id,
+                    cascaded = ?gone.iter().map(|f| format!("{} ({})", f.id, f.factor_type)).collect::<Vec<_>>(),
+                    "Okta also unenrolled the user's other Okta Verify factors"
+                );
+                let mut cascaded = self.cascaded.lock().unwrap_or_else(|p| p.into_inner());
+                cascaded.entry(known.id.clone()).or_default().extend(gone.iter().map(|f| f.id.clone()));
+            }
+        }
+        Ok(result)
+    }
+
+    async fn enrol_email(&self, user: &str) -> Result<(), Failure> {
+        let known = self.known(user).await?.ok_or_else(|| Failure::Status {
+            status: 404,
+            code: None,
+            message: format!("no Okta user {user}"),
+        })?;
+        let email = match known.email {
+            Some(email) if !email.is_empty() => email,
+            _ => return Err(Failure::Malformed(format!("Okta user {user} has no primary e-mail"))),
+        };
+        // Okta e-mails the user a code; the factor stays PENDING_ACTIVATION until they enter
+        // it. Nothing secret comes back to keyward.
+        let body = json!({"factorType": "email", "provider": "OKTA", "profile": {"email": email}});
+        let response = self.rest.send(&Call::post(self.api(&["users", &known.id, "factors"])).json(&body)).await?;
+        if ok(&response) { Ok(()) } else { Err(failure(&response)) }
+    }
+}
+
+/// The `rel="next"` target among a response's `Link` headers.
+fn next_link(response: &super::http::Response) -> Option<url::Url> {
+    response
+        .headers
+        .get_all(reqwest::header::LINK)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find_map(|link| {
+            let (target, params) = link.split_once(';')?;
+            let is_next = params.split(';').any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+            let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+            if is_next { url::Url::parse(target).ok() } else { None }
+        })
+}
+
+#[async_trait]
+impl MfaBackend for Okta {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Only the e-mail factor can be enrolled by an admin without a secret coming back to
+        // the caller (TOTP and Okta Verify enrolments return the shared secret / activation
+        // token).
+        Capabilities { disable: false, invite: vec![FactorKind::new("email")] }
+    }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        let mut url = self.api(&["users"]);
+        url.query_pairs_mut().append_pair("limit", "1");
+        let response = self
+            .rest
+            .send(&Call::get(url))
+            .await
+            .map_err(|failure| ProviderError::Check { provider: self.name.clone(), failure })?;
+        if ok(&response) {
+            Ok(())
+        } else {
+            Err(ProviderError::Check { provider: self.name.clone(), failure: failure(&response) })
+        }
+    }
+
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError> {
+        self.read(query).await.map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    }
+
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
+        let error = |failure| ProviderError::RevokeEnrolment {
+            provider: self.name.clone(),
+            user: user.to_string(),
+            enrolment: enrolment.id.clone(),
+            failure,
+        };
+        if mode == RevocationMode::Disable {
+            return Err(error(Failure::Configuration("Okta factors cannot be disabled, only unenrolled".into())));
+        }
+        self.unenrol(user, enrolment).await.map_err(error)
+    }
+
+    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
+        let error = |failure| ProviderError::Invite {
+            provider: self.name.clone(),
+            user: user.to_string(),
+            kind: kind.to_string(),
+            failure,
+        };
+        match kind.as_str() {
+            "email" => self.enrol_email(user).await.map_err(error),
+            other => Err(error(Failure::Configuration(format!("Okta has no invitation for {other}")))),
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        self.rest.requests()
+    }
+}
