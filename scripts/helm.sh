@@ -2,12 +2,13 @@
 # The Helm v4 engine without a helm binary, for keyward's chart: PyPI helm-python-sdk in a venv,
 # plus the Lua interpreters that test the Argo CD health check (deploy/argocd/health.lua).
 #
-# Usage: scripts/helm.sh install|py|template|lint|sync [ARGS]
+# Usage: scripts/helm.sh install|py|python|template|lint|sync [ARGS]
 #
 #   install            create/reuse the venv ${KEYWARD_HELM_VENV:-~/.cache/keyward/helm-venv}
 #                      with helm-python-sdk, and install Debian's lua5.1 and lua5.4 when
 #                      missing (no-op when everything is there)
 #   py SCRIPT [ARGS]   run a Python script with the venv's interpreter (installs first)
+#   python             install the venv when missing and print its interpreter's path
 #   template [NAME] [NAMESPACE] [VALUES.yaml…]
 #                      print the chart's manifests like `helm template --include-crds`
 #   lint [VALUES.yaml…]  `helm lint --strict` on the chart; non-zero on any error
@@ -167,8 +168,9 @@ YAML
 case ${1:-} in
     install) cmd_install ;;
     py) shift; cmd_py "$@" ;;
+    python) venv_ok || install_venv; echo "$VENV/bin/python" ;;
     template) shift; cmd_template "$@" ;;
     lint) shift; cmd_lint "$@" ;;
     sync) cmd_sync ;;
-    *) sed -n '2,21p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
+    *) sed -n '2,22p' "${BASH_SOURCE[0]}" >&2; exit 2 ;;
 esac

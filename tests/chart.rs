@@ -1,0 +1,989 @@
+//! The Helm chart (charts/keyward), rendered and linted by the real Helm v4 engine, and the
+//! GitOps pieces around it (deploy/argocd, examples/gitops, the Dockerfile).
+//!
+//! Helm runs in the venv of `scripts/helm.sh` (PyPI helm-python-sdk, no helm binary); the
+//! Argo CD health check runs under Debian's lua5.1 and lua5.4 (`scripts/helm.sh install`).
+
+#[path = "chart/helm.rs"]
+mod helm;
+#[path = "chart/rbac.rs"]
+mod rbac;
+#[path = "chart/status.rs"]
+mod status;
+#[path = "chart/typed.rs"]
+mod typed;
+
+use helm::{Release, Rendered, render, render_all, repo};
+use rbac::{ApiRequest, Scope};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+const NS: &str = "keyward-system";
+
+/// Values that turn on or change every optional part of the chart.
+fn everything_on() -> Value {
+    json!({
+        "replicaCount": 3,
+        "image": {"repository": "registry.acme.example/security/keyward", "digest": format!("sha256:{}", "ab".repeat(32))},
+        "imagePullSecrets": ["acme-registry"],
+        "watch": {"namespaces": ["acme", "acme-contractors"]},
+        "leaderElection": {"leaseName": "keyward-acme", "leaseDuration": "30s"},
+        "audit": {"destination": "file", "file": {"path": "/var/log/keyward/audit.jsonl", "sizeLimit": "2Gi"}},
+        "logging": {"level": "info,keyward=debug", "format": "text"},
+        "metrics": {"port": 9090},
+        "service": {"port": 9090, "annotations": {"acme.example/team": "security"}},
+        "serviceMonitor": {"enabled": true, "interval": "1m", "scrapeTimeout": "20s", "labels": {"release": "prometheus"}},
+        "networkPolicy": {
+            "enabled": true,
+            "apiServer": {"cidrs": ["10.0.0.1/32", "172.20.0.10/32"], "ports": [443]},
+            "providers": [{"cidr": "203.0.113.10/32", "ports": [443]}, {"cidr": "198.51.100.0/28", "ports": [443, 8443]}],
+            "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+        },
+        "crds": {"install": false},
+        "serviceAccount": {"name": "keyward-operator", "annotations": {"iam.example/role": "keyward"}},
+        "serviceAccountToken": {"expirationSeconds": 7200},
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
+        "podAntiAffinity": "hard",
+        "podAnnotations": {"acme.example/owner": "security"},
+        "podLabels": {"acme.example/tier": "critical"},
+        "priorityClassName": "system-cluster-critical",
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "security", "effect": "NoSchedule"}],
+        "extraEnv": [{"name": "TZ", "value": "UTC"}],
+        "extraContainers": [{"name": "audit-shipper", "image": "registry.acme.example/shipper:1",
+                              "args": ["--follow", "/var/log/keyward/audit.jsonl"],
+                              "volumeMounts": [{"name": "audit", "mountPath": "/var/log/keyward", "readOnly": true}]}]
+    })
+}
+
+fn everything_on_release() -> Release {
+    Release::new(everything_on()).named("people", "security")
+}
+
+fn deployment_container(r: &Rendered) -> Value {
+    r.one("Deployment")["spec"]["template"]["spec"]["containers"][0].clone()
+}
+
+fn args(r: &Rendered) -> Vec<String> {
+    deployment_container(r)["args"].as_array().expect("args").iter().map(|a| a.as_str().unwrap().to_string()).collect()
+}
+
+fn env(r: &Rendered, name: &str) -> Option<Value> {
+    deployment_container(r)["env"].as_array().expect("env").iter().find(|e| e["name"] == name).cloned()
+}
+
+fn kinds(r: &Rendered) -> Vec<String> {
+    let mut kinds: Vec<String> = r.objects().iter().map(|o| o["kind"].as_str().unwrap().to_string()).collect();
+    kinds.sort();
+    kinds
+}
+
+// ---------------------------------------------------------------------------------------
+// Lint and render
+
+#[test]
+fn helm_lint_passes_strict_with_default_and_non_default_values() {
+    let chart = helm::chart_dir();
+    let results = helm::run(
+        &chart,
+        vec![
+            json!({"op": "lint", "strict": true}),
+            json!({"op": "lint", "strict": true, "values": everything_on(), "namespace": "security"}),
+        ],
+    );
+    for (result, which) in results.iter().zip(["default values", "non-default values"]) {
+        assert_eq!(result["ok"], true, "lint with {which}: {result}");
+        let report = &result["report"];
+        assert_eq!(report["total_charts_linted"], 1, "{which}: {report}");
+        assert_eq!(report["errors"], json!([]), "{which}: {report}");
+        // Severity 1 is INFO ("icon is recommended"); warnings and errors fail the check.
+        let serious: Vec<&Value> =
+            report["messages"].as_array().unwrap().iter().filter(|m| m["severity"].as_i64() != Some(1)).collect();
+        assert!(serious.is_empty(), "lint with {which}: {serious:?}");
+    }
+}
+
+#[test]
+fn lint_reports_a_broken_template() {
+    // The same engine on a copy of the chart with one template broken: lint must say so.
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_dir(&helm::chart_dir(), &dir.path().join("keyward"));
+    let service = dir.path().join("keyward/templates/service.yaml");
+    let text = std::fs::read_to_string(&service).unwrap().replace("{{- end }}\n", "");
+    std::fs::write(&service, text).unwrap();
+    let results = helm::run(&dir.path().join("keyward"), vec![json!({"op": "lint", "strict": true})]);
+    let errors = results[0]["report"]["errors"].as_array().cloned().unwrap_or_default();
+    let messages = results[0]["report"]["messages"].to_string();
+    assert!(!errors.is_empty() || messages.contains("service.yaml"), "lint missed the broken template: {}", results[0]);
+}
+
+#[test]
+fn default_values_render_the_operator_with_cluster_wide_rbac() {
+    let r = render(&Release::new(json!({})));
+    assert_eq!(
+        kinds(&r),
+        [
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "Deployment",
+            "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount"
+        ]
+    );
+    let deployment = r.one("Deployment");
+    assert_eq!(deployment["metadata"]["namespace"], NS);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    assert_eq!(deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"], 0);
+    let c = deployment_container(&r);
+    assert_eq!(c["image"], "ghcr.io/keyward/keyward:0.1.0");
+    assert_eq!(
+        args(&r),
+        [
+            "run",
+            "--listen=0.0.0.0:8080",
+            "--lease-name=keyward-leader",
+            "--lease-namespace=keyward-system",
+            "--lease-duration=15s",
+            "--audit-log=-"
+        ],
+        "no --namespaces: cluster-wide"
+    );
+    assert_eq!(env(&r, "POD_NAME").unwrap()["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+    assert_eq!(env(&r, "POD_NAMESPACE").unwrap()["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
+    assert_eq!(env(&r, "KEYWARD_LOG_FORMAT").unwrap()["value"], "json");
+    assert_eq!(env(&r, "KEYWARD_LOG").unwrap()["value"], "info");
+    assert_eq!(c["ports"], json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}]));
+    assert_eq!(c["livenessProbe"]["httpGet"], json!({"path": "/healthz", "port": "http"}));
+    assert_eq!(c["readinessProbe"]["httpGet"], json!({"path": "/readyz", "port": "http"}));
+    assert_eq!(c["resources"]["requests"], json!({"cpu": "50m", "memory": "64Mi"}));
+    assert_eq!(c["resources"]["limits"]["memory"], "256Mi");
+
+    let service = r.one("Service");
+    assert_eq!(service["metadata"]["name"], "keyward-metrics");
+    assert_eq!(
+        service["spec"]["ports"],
+        json!([{"name": "http-metrics", "port": 8080, "targetPort": "http", "protocol": "TCP"}])
+    );
+    assert_eq!(service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"]);
+    let pdb = r.one("PodDisruptionBudget");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    assert_eq!(pdb["spec"]["selector"], deployment["spec"]["selector"]);
+    assert!(r.notes().contains("kubectl -n keyward-system rollout status deployment/keyward"), "{}", r.notes());
+}
+
+#[test]
+fn the_pod_meets_the_restricted_pod_security_standard_by_default() {
+    let r = render(&Release::new(json!({})));
+    let violations = restricted_violations(&r.one("Deployment")["spec"]["template"]["spec"]);
+    assert!(violations.is_empty(), "{violations:?}");
+    // ...and the check can fail: a privileged sidecar and a root pod break it.
+    let weakened = render(&Release::new(json!({
+        "podSecurityContext": {"runAsNonRoot": false},
+        "extraContainers": [{"name": "debug", "image": "busybox", "securityContext": {"privileged": true}}]
+    })));
+    let violations = restricted_violations(&weakened.one("Deployment")["spec"]["template"]["spec"]);
+    assert!(violations.len() >= 3, "{violations:?}");
+}
+
+/// The Pod Security Standard "restricted" (Kubernetes 1.33), checked field by field.
+fn restricted_violations(pod: &Value) -> Vec<String> {
+    let mut v = Vec::new();
+    let psc = &pod["securityContext"];
+    for flag in ["hostNetwork", "hostPID", "hostIPC"] {
+        if pod[flag] == true {
+            v.push(format!("{flag}"));
+        }
+    }
+    for volume in pod["volumes"].as_array().into_iter().flatten() {
+        let allowed = [
+            "configMap",
+            "csi",
+            "downwardAPI",
+            "emptyDir",
+            "ephemeral",
+            "persistentVolumeClaim",
+            "projected",
+            "secret",
+        ];
+        if !volume.as_object().unwrap().keys().any(|k| k == "name" || allowed.contains(&k.as_str())) {
+            v.push(format!("volume type of {}", volume["name"]));
+        }
+    }
+    for c in pod["containers"].as_array().into_iter().flatten() {
+        let name = c["name"].as_str().unwrap_or("?");
+        let sc = &c["securityContext"];
+        if sc["privileged"] == true {
+            v.push(format!("{name}: privileged"));
+        }
+        if sc["allowPrivilegeEscalation"] != false {
+            v.push(format!("{name}: allowPrivilegeEscalation must be false"));
+        }
+        let non_root = if sc["runAsNonRoot"].is_boolean() { &sc["runAsNonRoot"] } else { &psc["runAsNonRoot"] };
+        if non_root != true {
+            v.push(format!("{name}: runAsNonRoot must be true"));
+        }
+        if sc["runAsUser"] == 0 || (sc["runAsUser"].is_null() && psc["runAsUser"] == 0) {
+            v.push(format!("{name}: runs as UID 0"));
+        }
+        let seccomp = if sc["seccompProfile"].is_object() { &sc["seccompProfile"] } else { &psc["seccompProfile"] };
+        if !matches!(seccomp["type"].as_str(), Some("RuntimeDefault" | "Localhost")) {
+            v.push(format!("{name}: seccompProfile must be RuntimeDefault or Localhost"));
+        }
+        let drops_all = sc["capabilities"]["drop"].as_array().is_some_and(|d| d.iter().any(|x| x == "ALL"));
+        if !drops_all {
+            v.push(format!("{name}: capabilities must drop ALL"));
+        }
+        if sc["capabilities"]["add"].as_array().is_some_and(|a| a.iter().any(|x| x != "NET_BIND_SERVICE")) {
+            v.push(format!("{name}: adds capabilities"));
+        }
+    }
+    v
+}
+
+#[test]
+fn the_operator_gets_a_read_only_root_and_a_short_lived_token_only() {
+    let r = render(&Release::new(json!({})));
+    let pod = r.one("Deployment")["spec"]["template"]["spec"].clone();
+    assert_eq!(deployment_container(&r)["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(r.one("ServiceAccount")["automountServiceAccountToken"], false);
+    assert_eq!(pod["automountServiceAccountToken"], false);
+    let token =
+        pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "kube-api-access").expect("token volume");
+    let sources = token["projected"]["sources"].as_array().unwrap();
+    assert_eq!(sources[0]["serviceAccountToken"]["expirationSeconds"], 3600);
+    let mounts = deployment_container(&r)["volumeMounts"].clone();
+    let mount = mounts.as_array().unwrap().iter().find(|m| m["name"] == "kube-api-access").unwrap();
+    // Where kube-rs' in-cluster config looks for token, ca.crt and namespace.
+    assert_eq!(mount["mountPath"], "/var/run/secrets/kubernetes.io/serviceaccount");
+    assert_eq!(mount["readOnly"], true);
+    // The audit log goes to stdout by default: no volume for it.
+    assert!(mounts.as_array().unwrap().iter().all(|m| m["name"] != "audit"));
+}
+
+#[test]
+fn non_default_values_render_a_namespaced_install_with_every_option() {
+    let r = render(&everything_on_release());
+    assert_eq!(
+        kinds(&r),
+        [
+            "Deployment",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "Role",
+            "Role",
+            "Role",
+            "RoleBinding",
+            "RoleBinding",
+            "RoleBinding",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor"
+        ],
+        "no ClusterRole and no CRDs"
+    );
+    let deployment = r.one("Deployment");
+    assert_eq!(deployment["metadata"]["name"], "people-keyward");
+    assert_eq!(deployment["metadata"]["namespace"], "security");
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["serviceAccountName"], "keyward-operator");
+    assert_eq!(pod["imagePullSecrets"], json!([{"name": "acme-registry"}]));
+    assert_eq!(pod["priorityClassName"], "system-cluster-critical");
+    assert_eq!(
+        pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"][0]["topologyKey"],
+        "kubernetes.io/hostname"
+    );
+    assert_eq!(deployment["spec"]["template"]["metadata"]["labels"]["acme.example/tier"], "critical");
+    let c = deployment_container(&r);
+    assert_eq!(c["image"], format!("registry.acme.example/security/keyward@sha256:{}", "ab".repeat(32)));
+    assert_eq!(
+        args(&r),
+        [
+            "run",
+            "--namespaces=acme,acme-contractors",
+            "--listen=0.0.0.0:9090",
+            "--lease-name=keyward-acme",
+            "--lease-namespace=security",
+            "--lease-duration=30s",
+            "--audit-log=/var/log/keyward/audit.jsonl"
+        ]
+    );
+    assert_eq!(env(&r, "KEYWARD_LOG").unwrap()["value"], "info,keyward=debug");
+    assert_eq!(env(&r, "KEYWARD_LOG_FORMAT").unwrap()["value"], "text");
+    assert_eq!(env(&r, "TZ").unwrap()["value"], "UTC");
+    let audit_mount = c["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "audit").cloned().unwrap();
+    assert_eq!(audit_mount["mountPath"], "/var/log/keyward");
+    let audit_volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "audit").cloned().unwrap();
+    assert_eq!(audit_volume["emptyDir"]["sizeLimit"], "2Gi");
+    assert_eq!(pod["containers"][1]["name"], "audit-shipper");
+    assert_eq!(c["ports"][0]["containerPort"], 9090);
+
+    let monitor = r.one("ServiceMonitor");
+    assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
+    assert_eq!(
+        monitor["spec"]["endpoints"],
+        json!([{"port": "http-metrics", "path": "/metrics", "interval": "1m", "scrapeTimeout": "20s"}])
+    );
+    let service = r.one("Service");
+    for (key, value) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
+        assert_eq!(&service["metadata"]["labels"][key], value, "the ServiceMonitor selects the Service");
+    }
+
+    let policy = r.one("NetworkPolicy");
+    assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+    let egress = policy["spec"]["egress"].as_array().unwrap();
+    assert_eq!(egress.len(), 4, "API server, DNS and two providers: {egress:?}");
+    assert_eq!(egress[0]["to"], json!([{"ipBlock": {"cidr": "10.0.0.1/32"}}, {"ipBlock": {"cidr": "172.20.0.10/32"}}]));
+    assert_eq!(egress[1]["ports"], json!([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]));
+    assert_eq!(egress[3]["ports"], json!([{"port": 443, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}]));
+    assert_eq!(
+        policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        "monitoring"
+    );
+
+    let lease_role = r.of_kind("Role").into_iter().find(|o| o["metadata"]["namespace"] == "security").unwrap();
+    assert_eq!(lease_role["rules"][1]["resourceNames"], json!(["keyward-acme"]));
+    assert!(r.notes().contains("acme, acme-contractors"), "{}", r.notes());
+    assert!(r.notes().contains("crds.install is false"), "{}", r.notes());
+}
+
+#[test]
+fn single_replica_gets_no_disruption_budget_and_service_monitor_needs_the_service() {
+    let results = render_all(&[
+        Release::new(json!({"replicaCount": 1})),
+        Release::new(json!({"serviceMonitor": {"enabled": true}, "service": {"enabled": false}})),
+        Release::new(json!({"serviceAccount": {"create": false}})),
+    ]);
+    let single = results[0].as_ref().expect("render");
+    assert!(single.of_kind("PodDisruptionBudget").is_empty(), "a PDB over one pod would block every drain");
+    let err = results[1].as_ref().expect_err("ServiceMonitor without Service");
+    assert!(err.contains("serviceMonitor.enabled needs service.enabled"), "{err}");
+    let err = results[2].as_ref().expect_err("no ServiceAccount and no name");
+    assert!(err.contains("serviceAccount.name is required"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// values.schema.json
+
+#[test]
+fn the_schema_rejects_bad_values_with_the_offending_path() {
+    let bad: Vec<(Value, &str)> = vec![
+        (json!({"replicas": 2}), "additional properties 'replicas'"),
+        (json!({"replicaCount": 0}), "/replicaCount"),
+        (json!({"replicaCount": "2"}), "/replicaCount"),
+        (json!({"image": {"pullPolicy": "Sometimes"}}), "/image/pullPolicy"),
+        (json!({"image": {"digest": "sha256:xyz"}}), "/image/digest"),
+        (json!({"image": {"tag": "v1 beta"}}), "/image/tag"),
+        (json!({"watch": {"namespaces": "acme"}}), "/watch/namespaces"),
+        (json!({"watch": {"namespaces": ["Acme_Corp"]}}), "/watch/namespaces/0"),
+        (json!({"watch": {"namespaces": ["acme", "acme"]}}), "/watch/namespaces"),
+        (json!({"watch": {"namespace": ["acme"]}}), "additional properties 'namespace'"),
+        (json!({"leaderElection": {"leaseDuration": "15"}}), "/leaderElection/leaseDuration"),
+        (json!({"audit": {"destination": "syslog"}}), "/audit/destination"),
+        (json!({"audit": {"file": {"path": "audit.jsonl"}}}), "/audit/file/path"),
+        (json!({"audit": {"file": {"path": "/audit.jsonl"}}}), "/audit/file/path"),
+        (json!({"logging": {"format": "xml"}}), "/logging/format"),
+        (json!({"metrics": {"port": 80}}), "/metrics/port"),
+        (json!({"service": {"port": 70000}}), "/service/port"),
+        (json!({"serviceMonitor": {"interval": "often"}}), "/serviceMonitor/interval"),
+        (json!({"networkPolicy": {"enabled": true}}), "/networkPolicy/apiServer/cidrs"),
+        (
+            json!({"networkPolicy": {"providers": [{"cidr": "pi.acme.example", "ports": [443]}]}}),
+            "/networkPolicy/providers/0/cidr",
+        ),
+        (json!({"networkPolicy": {"providers": [{"cidr": "203.0.113.10/32"}]}}), "/networkPolicy/providers/0"),
+        (json!({"crds": {"keep": "yes"}}), "/crds/keep"),
+        (json!({"resources": {"limits": {"memory": "lots"}}}), "/resources/limits/memory"),
+        (json!({"serviceAccountToken": {"expirationSeconds": 60}}), "/serviceAccountToken/expirationSeconds"),
+        (json!({"podAntiAffinity": "strict"}), "/podAntiAffinity"),
+        (json!({"podDisruptionBudget": {"maxUnavailable": 0}}), "/podDisruptionBudget/maxUnavailable"),
+        (json!({"extraEnv": [{"value": "x"}]}), "/extraEnv/0"),
+    ];
+    let mut ops = Vec::new();
+    for (values, _) in &bad {
+        ops.push(json!({"op": "validate", "values": values}));
+        ops.push(json!({"op": "render", "values": values}));
+    }
+    // Good values pass the same checks, so the failures above are about the values.
+    ops.push(json!({"op": "validate", "values": everything_on()}));
+    ops.push(json!({"op": "validate", "values": {}}));
+    let results = helm::run(&helm::chart_dir(), ops);
+    let mut wrong = Vec::new();
+    for (i, (values, path)) in bad.iter().enumerate() {
+        for (op, result) in ["validate", "render"].iter().zip(&results[2 * i..2 * i + 2]) {
+            let error = result["error"].as_str().unwrap_or_default();
+            if result["ok"] != false || !error.contains(path) {
+                let got = if result["ok"] == true { "success".to_string() } else { error.to_string() };
+                wrong.push(format!("{op} {values}: expected an error at {path:?}, got {got}"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    let n = results.len();
+    assert_eq!(results[n - 2]["ok"], true, "non-default values: {}", results[n - 2]);
+    assert_eq!(results[n - 1]["ok"], true, "default values: {}", results[n - 1]);
+}
+
+#[test]
+fn values_yaml_documents_every_field_and_the_schema_knows_every_one() {
+    let text = std::fs::read_to_string(helm::chart_dir().join("values.yaml")).unwrap();
+    let schema: Value =
+        serde_json::from_str(&std::fs::read_to_string(helm::chart_dir().join("values.schema.json")).unwrap()).unwrap();
+    // Objects whose content is plain Kubernetes API (documented there), not chart fields.
+    let free_form =
+        ["resources", "livenessProbe", "readinessProbe", "podSecurityContext", "securityContext", "networkPolicy.dns"];
+    let mut stack: Vec<(usize, String)> = Vec::new();
+    let mut previous = "";
+    let mut undocumented = Vec::new();
+    let mut paths = BTreeSet::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() {
+            continue;
+        }
+        let indent = line.len() - trimmed.len();
+        let key = trimmed.split_once(':').map(|(k, _)| k).filter(|k| !k.starts_with(['#', '-']) && !k.contains(' '));
+        if let Some(key) = key {
+            while stack.last().is_some_and(|(i, _)| *i >= indent) {
+                stack.pop();
+            }
+            let path = stack.iter().map(|(_, k)| k.as_str()).chain([key]).collect::<Vec<_>>().join(".");
+            let inside_free_form = free_form.iter().any(|f| path.starts_with(&format!("{f}.")));
+            let is_group = trimmed.trim_end().ends_with(':');
+            if !inside_free_form {
+                paths.insert(path.clone());
+                if !is_group && !previous.trim_start().starts_with('#') {
+                    undocumented.push(path.clone());
+                }
+            }
+            stack.push((indent, key.to_string()));
+        }
+        previous = line;
+    }
+    assert!(undocumented.is_empty(), "fields of values.yaml without a comment above them: {undocumented:?}");
+    let unknown: Vec<&String> = paths.iter().filter(|p| schema_node(&schema, p).is_none()).collect();
+    assert!(unknown.is_empty(), "values.yaml fields missing from values.schema.json: {unknown:?}");
+    assert!(paths.len() > 60, "parsed only {} fields of values.yaml", paths.len());
+}
+
+fn schema_node<'a>(schema: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut node = schema;
+    for key in path.split('.') {
+        if let Some(reference) = node["$ref"].as_str() {
+            node = &schema["definitions"][reference.trim_start_matches("#/definitions/")];
+        }
+        node = node["properties"].get(key)?;
+    }
+    Some(node)
+}
+
+// ---------------------------------------------------------------------------------------
+// Schema checks of the rendered objects
+
+#[test]
+fn every_rendered_object_passes_its_kubernetes_schema() {
+    let releases = [
+        Release::new(json!({})),
+        everything_on_release(),
+        Release::new(json!({"replicaCount": 1, "audit": {"destination": "file"}, "podAntiAffinity": "none",
+                            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                                "nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/arch", "operator": "In", "values": ["amd64"]}]}]}}},
+                            "crds": {"keep": false}, "rbac": {"create": false}})),
+    ];
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for result in render_all(&releases) {
+        for obj in result.expect("render").objects() {
+            checked += 1;
+            if let Err(e) = typed::check(&obj) {
+                problems.push(e);
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert!(checked >= 25, "checked {checked} objects");
+}
+
+#[test]
+fn the_schema_check_catches_unknown_and_mistyped_fields() {
+    let r = render(&Release::new(json!({})));
+    let mut deployment = r.one("Deployment");
+    deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = json!({"periodSeconds": 5});
+    let e = typed::check(&deployment).expect_err("unknown field");
+    assert!(e.contains("readinessProbes: unknown field"), "{e}");
+    let mut deployment = r.one("Deployment");
+    deployment["spec"]["replicas"] = json!("two");
+    assert!(typed::check(&deployment).is_err());
+    let mut binding = r.one("ClusterRoleBinding");
+    binding["roleRef"].as_object_mut().unwrap().remove("kind");
+    assert!(typed::check(&binding).is_err(), "roleRef.kind is required");
+}
+
+// ---------------------------------------------------------------------------------------
+// CRDs
+
+#[test]
+fn chart_crds_are_the_repository_crds() {
+    let chart_crds = helm::chart_dir().join("files/crds");
+    let mut repo_files: Vec<String> = std::fs::read_dir(repo().join("crds"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into())
+        .collect();
+    let mut chart_files: Vec<String> =
+        std::fs::read_dir(&chart_crds).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    repo_files.sort();
+    chart_files.sort();
+    assert_eq!(chart_files, repo_files, "run scripts/helm.sh sync");
+    for file in &repo_files {
+        let ours = std::fs::read_to_string(chart_crds.join(file)).unwrap();
+        let theirs = std::fs::read_to_string(repo().join("crds").join(file)).unwrap();
+        assert!(ours == theirs, "charts/keyward/files/crds/{file} differs from crds/{file}: run scripts/helm.sh sync");
+    }
+}
+
+#[test]
+fn rendered_crds_equal_crds_dir_plus_the_keep_policy() {
+    let results = render_all(&[Release::new(json!({})), Release::new(json!({"crds": {"keep": false}}))]);
+    let kept = results[0].as_ref().unwrap().of_kind("CustomResourceDefinition");
+    let unkept = results[1].as_ref().unwrap().of_kind("CustomResourceDefinition");
+    let mut expected: Vec<Value> = std::fs::read_dir(repo().join("crds"))
+        .unwrap()
+        .flat_map(|e| helm::parse_documents(&std::fs::read_to_string(e.unwrap().path()).unwrap()).unwrap())
+        .collect();
+    expected.sort_by_key(|c| c["metadata"]["name"].as_str().unwrap().to_string());
+    assert_eq!(kept.len(), expected.len());
+    for (rendered, want) in kept.iter().zip(&expected) {
+        let name = want["metadata"]["name"].as_str().unwrap();
+        assert_eq!(rendered["metadata"]["annotations"]["helm.sh/resource-policy"], "keep", "{name}");
+        assert_eq!(rendered["metadata"]["labels"]["app.kubernetes.io/part-of"], "keyward", "{name}");
+        let mut stripped = rendered.clone();
+        let meta = stripped["metadata"].as_object_mut().unwrap();
+        meta.remove("labels");
+        meta.remove("annotations");
+        assert!(
+            same_json(&stripped, want),
+            "{name}: the rendered CRD differs from crds/ beyond labels and annotations"
+        );
+    }
+    for crd in unkept {
+        assert!(crd["metadata"]["annotations"].get("helm.sh/resource-policy").is_none());
+    }
+}
+
+#[test]
+fn a_drifted_chart_crd_is_detected() {
+    // The comparison above on a chart whose copy lost a field: it must not pass.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let chart = dir.path().join("keyward");
+    copy_dir(&helm::chart_dir(), &chart);
+    let file = chart.join("files/crds/employees.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replacen("                - Offboarded\n", "", 1);
+    std::fs::write(&file, &text).unwrap();
+    let result = helm::run(&chart, vec![json!({"op": "render"})]).remove(0);
+    let manifests = result["manifests"]["keyward/templates/crds.yaml"].as_str().unwrap();
+    let rendered = helm::parse_documents(manifests).unwrap();
+    let employees = rendered.iter().find(|c| c["metadata"]["name"] == "employees.keyward.dev").unwrap();
+    let want = helm::parse_documents(&std::fs::read_to_string(repo().join("crds/employees.yaml")).unwrap()).unwrap();
+    let mut stripped = employees.clone();
+    stripped["metadata"].as_object_mut().unwrap().retain(|k, _| k == "name");
+    assert!(!same_json(&stripped, &want[0]), "a CRD missing an enum value compared equal");
+}
+
+// ---------------------------------------------------------------------------------------
+// RBAC = the operator's API use
+
+/// The operator's Kubernetes API use as `keyward run` makes it (the interface the chart
+/// deploys): reads of the three kinds and Secrets, the Employee finalizer, status patches,
+/// Events, and the Lease. `watched` None: cluster-wide watches.
+fn operator_requests(watched: Option<&[&str]>, objects_in: &[&str], lease_ns: &str) -> Vec<ApiRequest> {
+    let mut requests = Vec::new();
+    let kinds = [
+        ("keyward.dev", "mfaproviders"),
+        ("keyward.dev", "employees"),
+        ("keyward.dev", "accessgrants"),
+        ("", "secrets"),
+    ];
+    for (group, resource) in kinds {
+        for verb in ["list", "watch"] {
+            match watched {
+                None => requests.push(ApiRequest::new(verb, group, resource, None, None)),
+                Some(namespaces) => {
+                    requests.extend(namespaces.iter().map(|ns| ApiRequest::new(verb, group, resource, None, Some(ns))))
+                }
+            }
+        }
+    }
+    for ns in objects_in {
+        let ns = Some(*ns);
+        for (group, resource) in kinds {
+            requests.push(ApiRequest::new("get", group, resource, None, ns));
+        }
+        requests.push(ApiRequest::new("patch", "keyward.dev", "employees", None, ns));
+        for resource in ["mfaproviders", "employees", "accessgrants"] {
+            requests.push(ApiRequest::new("get", "keyward.dev", resource, Some("status"), ns));
+            requests.push(ApiRequest::new("patch", "keyward.dev", resource, Some("status"), ns));
+        }
+        requests.push(ApiRequest::new("create", "events.k8s.io", "events", None, ns));
+        requests.push(ApiRequest::new("patch", "events.k8s.io", "events", None, ns));
+    }
+    for verb in ["get", "create", "update"] {
+        requests.push(ApiRequest::new(verb, "coordination.k8s.io", "leases", None, Some(lease_ns)));
+    }
+    requests
+}
+
+#[test]
+fn cluster_wide_rbac_grants_exactly_the_operators_requests() {
+    let r = render(&Release::new(json!({})));
+    let objects = r.objects();
+    let requests = operator_requests(None, &["acme", "beta"], NS);
+    rbac::assert_grants_exactly(&objects, NS, "keyward", &requests);
+    let grants = rbac::grants_of(&objects, NS, "keyward").unwrap();
+    let secrets: Vec<_> = grants.iter().filter(|g| g.resource == "secrets").collect();
+    assert!(secrets.iter().all(|g| g.scope == Scope::Cluster && ["get", "list", "watch"].contains(&g.verb.as_str())));
+    let leases: Vec<_> = grants.iter().filter(|g| g.resource == "leases").collect();
+    assert!(leases.iter().all(|g| g.scope == Scope::Namespace(NS.into())), "{leases:?}");
+    assert!(leases.iter().filter(|g| g.verb != "create").all(|g| g.resource_names == ["keyward-leader"]), "{leases:?}");
+}
+
+#[test]
+fn namespaced_rbac_grants_exactly_the_operators_requests_in_those_namespaces() {
+    let r = render(&everything_on_release());
+    let objects = r.objects();
+    let watched = ["acme", "acme-contractors"];
+    let requests = operator_requests(Some(&watched), &watched, "security");
+    rbac::assert_grants_exactly(&objects, "security", "keyward-operator", &requests);
+    let grants = rbac::grants_of(&objects, "security", "keyward-operator").unwrap();
+    assert!(grants.iter().all(|g| g.scope != Scope::Cluster), "no cluster-wide grant in namespaced mode");
+
+    // Anything outside the watched namespaces is denied.
+    for outside in [
+        ApiRequest::new("get", "", "secrets", None, Some("kube-system")),
+        ApiRequest::new("list", "", "secrets", None, None),
+        ApiRequest::new("watch", "keyward.dev", "employees", None, None),
+        ApiRequest::new("create", "events.k8s.io", "events", None, Some("default")),
+        ApiRequest::new("update", "coordination.k8s.io", "leases", None, Some("acme")),
+    ] {
+        let d = rbac::diff(&grants, &[outside.clone()]);
+        assert_eq!(d.missing, [outside.clone()], "{outside} must be denied");
+    }
+}
+
+#[test]
+fn the_rbac_comparison_fails_on_a_missing_or_an_extra_permission() {
+    let r = render(&Release::new(json!({})));
+    let grants = rbac::grants_of(&r.objects(), NS, "keyward").unwrap();
+    let exact = operator_requests(None, &["acme"], NS);
+    assert!(rbac::diff(&grants, &exact).is_empty());
+
+    // The operator starts deleting Employees: the chart does not allow it.
+    let mut more = exact.clone();
+    more.push(ApiRequest::new("delete", "keyward.dev", "employees", None, Some("acme")));
+    more.push(ApiRequest::new("update", "keyward.dev", "employees", Some("status"), Some("acme")));
+    let d = rbac::diff(&grants, &more);
+    assert_eq!(d.missing.len(), 2, "{d}");
+    assert!(d.unused.is_empty(), "{d}");
+
+    // The operator never patches Events: the chart grants too much.
+    let fewer: Vec<ApiRequest> =
+        exact.iter().filter(|r| !(r.resource == "events" && r.verb == "patch")).cloned().collect();
+    let d = rbac::diff(&grants, &fewer);
+    assert!(d.missing.is_empty(), "{d}");
+    assert_eq!(d.unused.len(), 1, "{d}");
+    assert_eq!((d.unused[0].verb.as_str(), d.unused[0].resource.as_str()), ("patch", "events"));
+
+    // A Lease outside the release namespace, or a Lease read cluster-wide, is denied.
+    let d = rbac::diff(&grants, &[ApiRequest::new("get", "coordination.k8s.io", "leases", None, Some("acme"))]);
+    assert_eq!(d.missing.len(), 1);
+
+    // A wildcard rule is refused outright.
+    let mut objects = r.objects();
+    let role = objects.iter_mut().find(|o| o["kind"] == "ClusterRole").unwrap();
+    role["rules"][0]["verbs"] = json!(["*"]);
+    assert!(rbac::grants_of(&objects, NS, "keyward").unwrap_err().contains("wildcard"));
+}
+
+#[test]
+fn http_requests_map_to_the_rbac_verbs_the_api_server_checks() {
+    let cases = [
+        (
+            "GET",
+            "/apis/keyward.dev/v1alpha1/employees",
+            "watch=true&resourceVersion=10",
+            "watch keyward.dev/employees cluster-wide",
+        ),
+        ("GET", "/apis/keyward.dev/v1alpha1/employees", "limit=500", "list keyward.dev/employees cluster-wide"),
+        (
+            "GET",
+            "/apis/keyward.dev/v1alpha1/namespaces/acme/employees",
+            "",
+            "list keyward.dev/employees in namespace acme",
+        ),
+        (
+            "GET",
+            "/apis/keyward.dev/v1alpha1/namespaces/acme/employees/alice",
+            "",
+            "get keyward.dev/employees in namespace acme",
+        ),
+        (
+            "PATCH",
+            "/apis/keyward.dev/v1alpha1/namespaces/acme/employees/alice/status",
+            "fieldManager=keyward",
+            "patch keyward.dev/employees/status in namespace acme",
+        ),
+        (
+            "PATCH",
+            "/apis/keyward.dev/v1alpha1/namespaces/acme/employees/alice",
+            "",
+            "patch keyward.dev/employees in namespace acme",
+        ),
+        ("GET", "/api/v1/namespaces/acme/secrets/pi-admin", "", "get core/secrets in namespace acme"),
+        ("GET", "/api/v1/watch/namespaces/acme/secrets", "", "watch core/secrets in namespace acme"),
+        ("POST", "/apis/events.k8s.io/v1/namespaces/acme/events", "", "create events.k8s.io/events in namespace acme"),
+        (
+            "PUT",
+            "/apis/coordination.k8s.io/v1/namespaces/keyward-system/leases/keyward-leader",
+            "",
+            "update coordination.k8s.io/leases in namespace keyward-system",
+        ),
+        (
+            "DELETE",
+            "/apis/keyward.dev/v1alpha1/namespaces/acme/employees",
+            "",
+            "deletecollection keyward.dev/employees in namespace acme",
+        ),
+        ("GET", "/api/v1/namespaces/acme", "", "get core/namespaces in namespace acme"),
+    ];
+    for (method, path, query, want) in cases {
+        let got = ApiRequest::from_http(method, path, query).unwrap_or_else(|| panic!("{method} {path}"));
+        assert_eq!(got.to_string(), want, "{method} {path}?{query}");
+    }
+    for path in ["/api", "/apis", "/apis/keyward.dev/v1alpha1", "/version", "/openapi/v2"] {
+        assert_eq!(ApiRequest::from_http("GET", path, ""), None, "{path} is not a resource request");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Status for GitOps tools: Argo CD health check and Flux kstatus
+
+fn samples() -> Vec<Value> {
+    let text = std::fs::read_to_string(repo().join("tests/chart/status-samples.yaml")).unwrap();
+    helm::parse_documents(&text).unwrap()
+}
+
+fn expectation(sample: &Value, key: &str) -> String {
+    sample["metadata"]["annotations"][format!("test.keyward.dev/{key}")].as_str().unwrap_or_default().to_string()
+}
+
+fn lua_interpreters() -> [&'static str; 2] {
+    static INSTALLED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let present = |lua: &str| std::process::Command::new(lua).arg("-v").output().is_ok_and(|o| o.status.success());
+        if !present("lua5.1") || !present("lua5.4") {
+            let status = std::process::Command::new("bash")
+                .arg(repo().join("scripts/helm.sh"))
+                .arg("install")
+                .status()
+                .expect("scripts/helm.sh install");
+            assert!(status.success(), "scripts/helm.sh install failed");
+        }
+    });
+    ["lua5.1", "lua5.4"]
+}
+
+#[test]
+fn argocd_health_check_reads_every_sample_state() {
+    let script = repo().join("deploy/argocd/health.lua");
+    let samples = samples();
+    let mut seen = BTreeSet::new();
+    let mut wrong = Vec::new();
+    for lua in lua_interpreters() {
+        for sample in &samples {
+            let name = format!("{} {}", sample["kind"].as_str().unwrap(), sample["metadata"]["name"].as_str().unwrap());
+            let want = expectation(sample, "argocd");
+            let (status, message) =
+                status::argocd_health(lua, &script, sample).unwrap_or_else(|e| panic!("{name}: {e}"));
+            seen.insert(want.clone());
+            if status != want {
+                wrong.push(format!("{lua} {name}: {status} ({message}), expected {want}"));
+            }
+            if message.is_empty() || message == "nil" {
+                wrong.push(format!("{lua} {name}: no message"));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(seen.into_iter().collect::<Vec<_>>(), ["Degraded", "Healthy", "Progressing", "Suspended"]);
+    let kinds: BTreeSet<&str> = samples.iter().map(|s| s["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.into_iter().collect::<Vec<_>>(), ["AccessGrant", "Employee", "MfaProvider"]);
+}
+
+#[test]
+fn argocd_health_messages_carry_the_reason() {
+    let script = repo().join("deploy/argocd/health.lua");
+    let samples = samples();
+    let over_budget = samples.iter().find(|s| s["metadata"]["name"] == "over-budget").unwrap();
+    let (_, message) = status::argocd_health("lua5.4", &script, over_budget).unwrap();
+    assert!(message.starts_with("RevocationBudgetExceeded: ") && message.contains("3f9a0c1d2e4b"), "{message}");
+    let grace = samples.iter().find(|s| s["metadata"]["name"] == "grace").unwrap();
+    let (_, message) = status::argocd_health("lua5.1", &script, grace).unwrap();
+    assert!(message.contains("totp, hotp not enrolled"), "{message}");
+    // Non-ASCII text survives the trip into Lua.
+    let mut unicode = grace.clone();
+    unicode["status"]["conditions"][0]["message"] = json!("Zoë’s factors — kept");
+    let (_, message) = status::argocd_health("lua5.1", &script, &unicode).unwrap();
+    assert!(message.contains("Zoë’s factors — kept"), "{message}");
+}
+
+#[test]
+fn argocd_cm_embeds_the_health_check_for_each_kind() {
+    let script = std::fs::read_to_string(repo().join("deploy/argocd/health.lua")).unwrap();
+    let cm: Value =
+        helm::parse_documents(&std::fs::read_to_string(repo().join("deploy/argocd/argocd-cm.yaml")).unwrap())
+            .unwrap()
+            .remove(0);
+    assert_eq!(cm["kind"], "ConfigMap");
+    assert_eq!(cm["metadata"]["name"], "argocd-cm");
+    for kind in ["MfaProvider", "Employee", "AccessGrant"] {
+        let key = format!("resource.customizations.health.keyward.dev_{kind}");
+        assert!(
+            cm["data"][&key].as_str() == Some(script.as_str()),
+            "{key} differs from health.lua: run scripts/helm.sh sync"
+        );
+    }
+}
+
+#[test]
+fn flux_kstatus_reads_every_sample_as_expected() {
+    let mut wrong = Vec::new();
+    for sample in samples() {
+        let name = sample["metadata"]["name"].as_str().unwrap().to_string();
+        let want =
+            status::KStatus::parse(&expectation(&sample, "kstatus")).unwrap_or_else(|| panic!("{name}: no kstatus"));
+        let (got, message) = status::kstatus(&sample);
+        if got != want {
+            wrong.push(format!("{name}: {got:?} ({message}), expected {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn samples_keep_the_condition_contract_unless_marked() {
+    let mut wrong = Vec::new();
+    let mut broken_seen = 0;
+    for sample in samples() {
+        let name = sample["metadata"]["name"].as_str().unwrap().to_string();
+        let violations = status::contract_violations(&sample);
+        match expectation(&sample, "contract").as_str() {
+            "broken" => {
+                broken_seen += 1;
+                if violations.is_empty() {
+                    wrong.push(format!("{name} is marked broken but keeps the contract"));
+                }
+            }
+            "none" => assert!(sample["status"].is_null(), "{name}"),
+            _ if !violations.is_empty() => wrong.push(format!("{name}: {violations:?}")),
+            _ => {}
+        }
+        // Argo CD and kstatus agree on whether the object is done.
+        let argocd = expectation(&sample, "argocd");
+        let kstatus = expectation(&sample, "kstatus");
+        if matches!(argocd.as_str(), "Healthy" | "Suspended") && kstatus != "Current" {
+            wrong.push(format!("{name}: Argo CD {argocd} but kstatus {kstatus}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(broken_seen, 1);
+}
+
+#[test]
+fn the_contract_checker_flags_each_rule() {
+    let base = samples().into_iter().find(|s| s["metadata"]["name"] == "carol").unwrap();
+    assert!(status::contract_violations(&base).is_empty());
+    let mutate = |f: &dyn Fn(&mut Value)| {
+        let mut v = base.clone();
+        f(&mut v);
+        status::contract_violations(&v)
+    };
+    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        (
+            "observedGeneration is missing",
+            Box::new(|v| drop(v["status"].as_object_mut().unwrap().remove("observedGeneration"))),
+        ),
+        ("> metadata.generation", Box::new(|v| v["status"]["observedGeneration"] = json!(9))),
+        ("no Ready condition", Box::new(|v| v["status"]["conditions"][0]["type"] = json!("Readyish"))),
+        (
+            "exactly one of Reconciling and Stalled",
+            Box::new(|v| v["status"]["conditions"][1]["status"] = json!("False")),
+        ),
+        ("not CamelCase", Box::new(|v| v["status"]["conditions"][0]["reason"] = json!("revocation pending"))),
+        ("not RFC 3339", Box::new(|v| v["status"]["conditions"][0]["lastTransitionTime"] = json!("yesterday"))),
+        (
+            "differs from status.observedGeneration",
+            Box::new(|v| v["status"]["conditions"][0]["observedGeneration"] = json!(1)),
+        ),
+        (
+            "appears twice",
+            Box::new(|v| {
+                let c = v["status"]["conditions"][1].clone();
+                v["status"]["conditions"].as_array_mut().unwrap().push(c);
+            }),
+        ),
+        ("Ready=True together with", Box::new(|v| v["status"]["conditions"][0]["status"] = json!("True"))),
+    ];
+    for (want, f) in cases {
+        let violations = mutate(&*f);
+        assert!(violations.iter().any(|v| v.contains(want)), "expected {want:?}, got {violations:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Packaging
+
+#[test]
+fn dockerfile_runs_the_static_binary_as_the_charts_non_root_user() {
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let user = dockerfile.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("USER").trim().to_string();
+    let r = render(&Release::new(json!({})));
+    let uid = r.one("Deployment")["spec"]["template"]["spec"]["securityContext"]["runAsUser"].to_string();
+    assert_eq!(user, format!("{uid}:{uid}"), "the image's USER is the chart's runAsUser/runAsGroup");
+    assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/keyward\"]"), "the chart passes `run` as args");
+    assert!(dockerfile.contains("-unknown-linux-musl"), "static binary");
+    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
+    for path in ["target", ".git", ".cache"] {
+        assert!(ignore.lines().any(|l| l.trim_start_matches('/') == path), ".dockerignore misses {path}");
+    }
+}
+
+/// JSON equality with numbers compared by value: Helm's YAML round trip writes the CRDs'
+/// `minimum: 0.0` as `0`, which the API server reads as the same float64.
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y)),
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
