@@ -8,6 +8,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # privacyIDEA lives in a Python venv; install it first so that the first test does not
 # spend its time in pip.
 bash scripts/privacyidea.sh install
+bash scripts/helm.sh install  # Helm v4 engine (helm-python-sdk venv) and lua5.1/5.4 for tests/chart.rs
 
 cargo fmt --all --check
 cargo clippy --locked --all-targets -- -D warnings
