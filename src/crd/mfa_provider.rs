@@ -34,29 +34,31 @@ pub struct MfaProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub privacyidea: Option<PrivacyIdeaSpec>,
 
+    // The SaaS blocks are boxed: an MfaProvider should not carry five blocks' worth of
+    // space for the one it uses.
     /// An Okta org: its URL, optionally the group keyward manages, and an API token or an
     /// OAuth 2.0 service app.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub okta: Option<OktaSpec>,
+    pub okta: Option<Box<OktaSpec>>,
 
     /// A Duo account's Admin API: its API hostname, optionally the group keyward manages, and
     /// the Admin API application's integration and secret keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duo: Option<DuoSpec>,
+    pub duo: Option<Box<DuoSpec>>,
 
     /// A Microsoft Entra ID tenant, through Microsoft Graph: tenant, optionally the group keyward
     /// manages, and an app registration with a client secret or a certificate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub entra_id: Option<EntraIdSpec>,
+    pub entra_id: Option<Box<EntraIdSpec>>,
 
     /// A Google Workspace account, through the Admin SDK Directory API: a service account with
     /// domain-wide delegation, the admin it acts as, optionally the organizational unit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub google_workspace: Option<GoogleWorkspaceSpec>,
+    pub google_workspace: Option<Box<GoogleWorkspaceSpec>>,
 
     /// A Keycloak realm: server URL, realm, and a service-account client or an admin user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keycloak: Option<KeycloakSpec>,
+    pub keycloak: Option<Box<KeycloakSpec>>,
 
     /// Which Employee field names the user on this provider: `email` (default) or `name`
     /// (the Employee's metadata.name). An Employee may override it with `spec.identities`.

@@ -3,10 +3,14 @@
 //! A provider lists enrolments in bulk, revokes one enrolment, and reports what it can do
 //! ([`Capabilities`]). Decisions are the engine's; a provider only carries them out.
 
+pub mod duo;
+pub mod entra;
 pub mod error;
 pub mod fake;
+pub mod google;
 pub mod http;
 pub mod jwt;
+pub mod keycloak;
 pub mod limiter;
 pub mod oauth;
 pub mod okta;
@@ -100,8 +104,53 @@ pub fn connect_with(
         };
         return Ok(Box::new(okta::Okta::new(&name, spec, rps, auth, backoff)?));
     }
-    let _ = (duo, entra_id, google_workspace, keycloak, EntraAuthMethod::ClientSecret, KeycloakAuthMethod::Password);
-    Err(configure("provider block not wired yet".into()))
+    if let Some(spec) = duo {
+        let s = &spec.credentials.secret_ref;
+        let (ikey, skey) = (key(s, "integrationKey")?, key(s, "secretKey")?);
+        return Ok(Box::new(duo::Duo::new(&name, spec, rps, ikey, skey, backoff)?));
+    }
+    if let Some(spec) = entra_id {
+        let s = &spec.credentials.secret_ref;
+        let auth = match spec.credentials.method {
+            EntraAuthMethod::ClientSecret => entra::EntraAuth::ClientSecret {
+                client_id: key(s, "clientId")?,
+                client_secret: key(s, "clientSecret")?,
+            },
+            EntraAuthMethod::Certificate => entra::EntraAuth::Certificate {
+                client_id: key(s, "clientId")?,
+                certificate: key(s, "certificate")?,
+                private_key: key(s, "privateKey")?,
+            },
+        };
+        return Ok(Box::new(entra::Entra::new(&name, spec, rps, auth, backoff)?));
+    }
+    if let Some(spec) = google_workspace {
+        let s = &spec.credentials.secret_ref;
+        let json = key(s, "serviceAccountKey")?;
+        let account: google::ServiceAccountKey = serde_json::from_str(&json).map_err(|e| {
+            configure(format!(
+                "Secret {namespace}/{}: serviceAccountKey is not a service account JSON key: {e}",
+                s.name
+            ))
+        })?;
+        return Ok(Box::new(google::Google::new(&name, spec, rps, account, backoff)?));
+    }
+    if let Some(spec) = keycloak {
+        let s = &spec.credentials.secret_ref;
+        let auth = match spec.credentials.method {
+            KeycloakAuthMethod::ClientCredentials => keycloak::KeycloakAuth::ClientCredentials {
+                client_id: key(s, "clientId")?,
+                client_secret: key(s, "clientSecret")?,
+            },
+            KeycloakAuthMethod::Password => keycloak::KeycloakAuth::Password {
+                client_id: optional(s, "clientId").unwrap_or_else(|| "admin-cli".into()),
+                username: key(s, "username")?,
+                password: key(s, "password")?,
+            },
+        };
+        return Ok(Box::new(keycloak::Keycloak::new(&name, spec, rps, auth, backoff)?));
+    }
+    Err(configure("no provider block is set".into()))
 }
 
 /// How a revocation ended.

@@ -1,0 +1,45 @@
+//! Duo devices onto keyward's factor kinds (docs/providers.md, "Duo").
+
+use crate::crd::FactorKind;
+
+/// A phone is one device that may do several things; it is classified by the strongest: an
+/// activated Duo Mobile that can receive pushes is `push`, any other mobile `sms`, a landline
+/// `voice`.
+pub fn phone_kind(phone_type: &str, activated: bool, capabilities: &[String]) -> FactorKind {
+    let push = activated && capabilities.iter().any(|c| c == "push");
+    FactorKind::new(match phone_type.to_ascii_lowercase().as_str() {
+        _ if push => "push",
+        "landline" => "voice",
+        _ => "sms",
+    })
+}
+
+/// Hardware token `type`: `h6`/`h8` HOTP, `t6`/`t8` TOTP, `yk` YubiKey (OTP mode), `d1` Duo
+/// D-100; others by their own name.
+pub fn token_kind(token_type: &str) -> FactorKind {
+    FactorKind::new(match token_type.to_ascii_lowercase().as_str() {
+        "h6" | "h8" => "hotp",
+        "t6" | "t8" => "totp",
+        "yk" => "yubikey",
+        "d1" => "duo-token",
+        other => return FactorKind::new(&format!("token-{other}")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_map_to_kinds() {
+        let push = vec!["push".to_string(), "sms".to_string()];
+        assert_eq!(phone_kind("mobile", true, &push), FactorKind::new("push"));
+        assert_eq!(phone_kind("mobile", false, &push), FactorKind::new("sms"));
+        assert_eq!(phone_kind("landline", false, &[]), FactorKind::new("voice"));
+        for (t, k) in
+            [("h6", "hotp"), ("h8", "hotp"), ("t6", "totp"), ("yk", "yubikey"), ("d1", "duo-token"), ("x", "token-x")]
+        {
+            assert_eq!(token_kind(t), FactorKind::new(k), "{t}");
+        }
+    }
+}

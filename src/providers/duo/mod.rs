@@ -1,0 +1,404 @@
+//! Duo Admin API (reference §3): HMAC-SHA512 request signing (canonical string v5), one paged
+//! user listing that embeds each user's phones, hardware tokens, WebAuthn credentials and U2F
+//! tokens, and per-device removal.
+
+mod mapping;
+mod signing;
+
+pub use mapping::{phone_kind, token_kind};
+pub use signing::{Signer, canonical_json, canonical_params};
+
+use super::error::{Failure, ProviderError};
+use super::rest::{
+    Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
+};
+use super::{MfaBackend, Revoked, UserQuery};
+use crate::crd::FactorKind;
+use crate::crd::mfa_provider::{DuoSpec, RevocationMode};
+use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Default pace: Duo's documented limits for object reads and writes are 200–300 a minute.
+const DEFAULT_RPS: u32 = 3;
+/// Users per page; Duo's user listing accepts up to 300.
+const PAGE_SIZE: u32 = 300;
+const MAX_PAGES: usize = 10_000;
+/// How long an enrolment e-mail stays valid (7 days).
+const ENROL_VALID_SECS: &str = "604800";
+
+pub struct Duo {
+    name: String,
+    base: url::Url,
+    group: Option<String>,
+    rest: Rest,
+    /// Lower-cased user name (or e-mail, alias) → Duo `user_id`.
+    users: Mutex<HashMap<String, String>>,
+}
+
+/// `{"stat": "OK", "response": …, "metadata": {…}}`
+#[derive(Debug, Deserialize)]
+struct Envelope<T> {
+    stat: String,
+    response: Option<T>,
+    #[serde(default)]
+    metadata: Metadata,
+    #[serde(default)]
+    code: Option<i64>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    message_detail: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct Metadata {
+    #[serde(default)]
+    next_offset: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct User {
+    user_id: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: Option<String>,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    alias1: Option<String>,
+    #[serde(default)]
+    alias2: Option<String>,
+    #[serde(default)]
+    alias3: Option<String>,
+    #[serde(default)]
+    alias4: Option<String>,
+    #[serde(default)]
+    phones: Vec<Phone>,
+    #[serde(default)]
+    tokens: Vec<Token>,
+    #[serde(default)]
+    webauthncredentials: Vec<WebAuthn>,
+    #[serde(default)]
+    u2ftokens: Vec<U2f>,
+    #[serde(default)]
+    groups: Vec<Group>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Phone {
+    phone_id: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+    #[serde(default)]
+    activated: bool,
+    #[serde(default)]
+    capabilities: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Token {
+    token_id: String,
+    #[serde(default, rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct WebAuthn {
+    webauthnkey: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct U2f {
+    registration_id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct Group {
+    #[serde(default)]
+    name: String,
+}
+
+/// Duo sends no rate-limit headers: a bare 429 (code 42901) is backed off 1 s doubling to
+/// 32 s, as its official clients do.
+fn throttle(response: &super::http::Response) -> Option<Option<Duration>> {
+    (response.status == 429).then(|| response.retry_after())
+}
+
+fn failure(response: &super::http::Response) -> Failure {
+    let message = match serde_json::from_slice::<Envelope<serde_json::Value>>(&response.body) {
+        Ok(e) if e.stat == "FAIL" => {
+            let mut m = e.message.unwrap_or_else(|| "no message".into());
+            if let Some(detail) = e.message_detail {
+                m = format!("{m} ({detail})");
+            }
+            if let Some(code) = e.code {
+                m = format!("{code} {m}");
+            }
+            m
+        }
+        _ => snippet(&response.body),
+    };
+    status_failure(response, message)
+}
+
+/// Enrolment ids carry the device collection, so a revocation knows which endpoint to call.
+const PHONE: &str = "phone:";
+const TOKEN: &str = "token:";
+const WEBAUTHN: &str = "webauthn:";
+const U2F: &str = "u2f:";
+
+impl Duo {
+    pub fn new(
+        name: &str,
+        spec: &DuoSpec,
+        max_requests_per_second: Option<u32>,
+        integration_key: String,
+        secret_key: String,
+        backoff: Backoff,
+    ) -> Result<Self, ProviderError> {
+        let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
+        let base = base_url(&spec.url).map_err(configure)?;
+        let timeout = super::rest::timeout(spec.timeout.as_deref()).map_err(configure)?;
+        let transport = Transport::new(timeout, Some(max_requests_per_second.unwrap_or(DEFAULT_RPS)))
+            .map_err(|f| configure(f.to_string()))?;
+        let signer = Signer::new(integration_key.trim().to_string(), secret_key.trim().to_string());
+        let mut rest = Rest::new(transport, Box::new(signer), throttle);
+        rest.backoff = backoff;
+        Ok(Duo {
+            name: name.to_string(),
+            base,
+            group: spec.group.clone().filter(|g| !g.is_empty()),
+            rest,
+            users: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn admin(&self, segments: &[&str]) -> url::Url {
+        let mut all = vec!["admin", "v1"];
+        all.extend_from_slice(segments);
+        join(&self.base, &all)
+    }
+
+    /// Sends a signed call and unwraps `response`, with `metadata`.
+    async fn call<T: DeserializeOwned>(&self, call: &Call, what: &str) -> Result<(T, Metadata), Failure> {
+        let response = self.rest.send(call).await?;
+        if !(200..300).contains(&response.status) {
+            return Err(failure(&response));
+        }
+        let envelope: Envelope<T> = decode(&response, what)?;
+        match (envelope.stat.as_str(), envelope.response) {
+            ("OK", Some(value)) => Ok((value, envelope.metadata)),
+            _ => Err(Failure::Malformed(format!("{what}: stat {:?} without a response", envelope.stat))),
+        }
+    }
+
+    /// Every user, all pages (`limit`/`offset`, following `metadata.next_offset`).
+    async fn list_users(&self) -> Result<Vec<User>, Failure> {
+        let mut users = Vec::new();
+        let mut offset = 0u64;
+        for _ in 0..MAX_PAGES {
+            let mut url = self.admin(&["users"]);
+            url.query_pairs_mut()
+                .append_pair("limit", &PAGE_SIZE.to_string())
+                .append_pair("offset", &offset.to_string());
+            let (page, metadata): (Vec<User>, Metadata) = self.call(&Call::get(url), "user listing").await?;
+            users.extend(page);
+            let next = match metadata.next_offset {
+                None | Some(serde_json::Value::Null) => return Ok(users),
+                Some(serde_json::Value::Number(n)) => n.as_u64(),
+                Some(serde_json::Value::String(s)) => s.parse().ok(),
+                Some(_) => None,
+            };
+            match next {
+                Some(next) if next > offset => offset = next,
+                _ => {
+                    return Err(Failure::Malformed(format!(
+                        "user listing: next_offset does not advance past {offset}"
+                    )));
+                }
+            }
+        }
+        Err(Failure::Malformed(format!("user listing did not end after {MAX_PAGES} pages")))
+    }
+
+    async fn user_id(&self, user: &str) -> Result<Option<String>, Failure> {
+        let cached = self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&user.to_lowercase()).cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let mut url = self.admin(&["users"]);
+        url.query_pairs_mut().append_pair("username", user);
+        let (found, _): (Vec<User>, _) = self.call(&Call::get(url), &format!("user {user}")).await?;
+        let id = found.into_iter().next().map(|u| u.user_id);
+        if let Some(id) = &id {
+            self.users.lock().unwrap_or_else(|p| p.into_inner()).insert(user.to_lowercase(), id.clone());
+        }
+        Ok(id)
+    }
+
+    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+        let declared = declared_set(&query.declared);
+        let mut users = Vec::new();
+        for user in self.list_users().await? {
+            if let Some(group) = &self.group
+                && !user.groups.iter().any(|g| g.name.eq_ignore_ascii_case(group))
+            {
+                continue;
+            }
+            let aliases: Vec<String> = [&user.email, &user.alias1, &user.alias2, &user.alias3, &user.alias4]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect();
+            let mut names = vec![user.username.as_str()];
+            names.extend(aliases.iter().map(String::as_str));
+            let name = declared_name(&declared, &names);
+            {
+                let mut cache = self.users.lock().unwrap_or_else(|p| p.into_inner());
+                for n in names.iter().filter(|n| !n.is_empty()) {
+                    cache.insert(n.to_lowercase(), user.user_id.clone());
+                }
+            }
+            // A disabled user cannot authenticate; its devices stay until removed.
+            let active = user.status != "disabled";
+            let mut enrolments = Vec::new();
+            for phone in &user.phones {
+                let kind = phone_kind(&phone.kind, phone.activated, &phone.capabilities);
+                enrolments.push(Enrolment { id: format!("{PHONE}{}", phone.phone_id), kind, active });
+            }
+            for token in &user.tokens {
+                enrolments.push(Enrolment {
+                    id: format!("{TOKEN}{}", token.token_id),
+                    kind: token_kind(&token.kind),
+                    active,
+                });
+            }
+            for credential in &user.webauthncredentials {
+                enrolments.push(Enrolment {
+                    id: format!("{WEBAUTHN}{}", credential.webauthnkey),
+                    kind: FactorKind::new("webauthn"),
+                    active,
+                });
+            }
+            for token in &user.u2ftokens {
+                enrolments.push(Enrolment {
+                    id: format!("{U2F}{}", token.registration_id),
+                    kind: FactorKind::new("u2f"),
+                    active,
+                });
+            }
+            users.push(ProviderUser { name, in_directory: true, enrolments });
+        }
+        Ok(Inventory { users })
+    }
+
+    async fn remove(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
+        let id = enrolment.id.as_str();
+        let url = if let Some(key) = id.strip_prefix(WEBAUTHN) {
+            self.admin(&["webauthncredentials", key])
+        } else if let Some(registration) = id.strip_prefix(U2F) {
+            self.admin(&["u2ftokens", registration])
+        } else {
+            let Some(user_id) = self.user_id(user).await? else {
+                return Ok(Revoked::AlreadyGone); // the user is gone, and its devices with it
+            };
+            if let Some(phone) = id.strip_prefix(PHONE) {
+                // Disassociates the phone from this user only: it may be shared with others.
+                self.admin(&["users", &user_id, "phones", phone])
+            } else if let Some(token) = id.strip_prefix(TOKEN) {
+                self.admin(&["users", &user_id, "tokens", token])
+            } else {
+                return Err(Failure::Configuration(format!("{id:?} is not a Duo enrolment id")));
+            }
+        };
+        let response = self.rest.send(&Call::delete(url)).await?;
+        match response.status {
+            // Duo's own clients: "if already deleted, does nothing" (200); a 404 means the same.
+            404 => Ok(Revoked::AlreadyGone),
+            200..=299 => Ok(Revoked::Done),
+            _ => Err(failure(&response)),
+        }
+    }
+
+    async fn enrol(&self, user: &str) -> Result<(), Failure> {
+        if self.user_id(user).await?.is_some() {
+            // Duo's enrolment e-mail creates the user: a user who exists without a device is
+            // prompted to enrol at the next Duo login (or already had the e-mail).
+            tracing::info!(provider = %self.name, user, "Duo user exists without a device; Duo prompts enrolment at login");
+            return Ok(());
+        }
+        if !user.contains('@') {
+            return Err(Failure::Configuration(format!(
+                "the enrolment e-mail needs an address, and {user:?} is not one (use userMapping: email)"
+            )));
+        }
+        let body = json!({"username": user, "email": user, "valid_secs": ENROL_VALID_SECS});
+        // Sent exactly as signed: compact JSON with sorted keys, as Duo's clients send it.
+        let mut call = Call::post(self.admin(&["users", "enroll"]));
+        call.body = super::rest::Body::Json(canonical_json(&body).into_bytes());
+        // The response is the enrolment code, which is the user's to use: it is not read.
+        let response = self.rest.send(&call).await?;
+        if (200..300).contains(&response.status) { Ok(()) } else { Err(failure(&response)) }
+    }
+}
+
+#[async_trait]
+impl MfaBackend for Duo {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { disable: false, invite: vec![FactorKind::new("push")] }
+    }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        let mut url = self.admin(&["users"]);
+        url.query_pairs_mut().append_pair("limit", "1").append_pair("offset", "0");
+        self.call::<serde_json::Value>(&Call::get(url), "user listing")
+            .await
+            .map(|_| ())
+            .map_err(|failure| ProviderError::Check { provider: self.name.clone(), failure })
+    }
+
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError> {
+        self.read(query).await.map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    }
+
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
+        let error = |failure| ProviderError::RevokeEnrolment {
+            provider: self.name.clone(),
+            user: user.to_string(),
+            enrolment: enrolment.id.clone(),
+            failure,
+        };
+        if mode == RevocationMode::Disable {
+            return Err(error(Failure::Configuration("Duo devices cannot be disabled one by one".into())));
+        }
+        self.remove(user, enrolment).await.map_err(error)
+    }
+
+    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
+        let error = |failure| ProviderError::Invite {
+            provider: self.name.clone(),
+            user: user.to_string(),
+            kind: kind.to_string(),
+            failure,
+        };
+        match kind.as_str() {
+            "push" => self.enrol(user).await.map_err(error),
+            other => Err(error(Failure::Configuration(format!("Duo has no invitation for {other}")))),
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        self.rest.requests()
+    }
+}

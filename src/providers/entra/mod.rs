@@ -1,0 +1,372 @@
+//! Microsoft Entra ID (reference §4): Microsoft Graph v1.0 authentication methods, app-only
+//! token by client credentials (client secret or certificate).
+//!
+//! Graph lists methods per user (no tenant-wide listing of methods), so a sweep is one user
+//! lookup or one paged user listing, then one method listing per user. Deletes go through the
+//! type's own collection; the user's default method is refused while others remain, so a
+//! refused default waits for the sweep's other deletions of that user and is deleted last.
+
+mod mapping;
+
+pub use mapping::method;
+
+use super::error::{Failure, ProviderError};
+use super::jwt::{SigningKey, certificate_thumbprints};
+use super::oauth::{Grant, TokenSource};
+use super::rest::{
+    Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, same_origin, snippet,
+    status_failure, throttle_429,
+};
+use super::{MfaBackend, Revoked, UserQuery};
+use crate::crd::FactorKind;
+use crate::crd::mfa_provider::{EntraIdSpec, RevocationMode};
+use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
+use async_trait::async_trait;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Default pace; Graph throttles per app and tenant well above this.
+const DEFAULT_RPS: u32 = 10;
+const MAX_PAGES: usize = 10_000;
+const USER_FIELDS: &str = "id,userPrincipalName,mail,accountEnabled";
+
+/// How keyward authenticates to Entra ID.
+pub enum EntraAuth {
+    ClientSecret { client_id: String, client_secret: String },
+    Certificate { client_id: String, certificate: String, private_key: String },
+}
+
+pub struct Entra {
+    name: String,
+    graph: url::Url,
+    group_id: Option<String>,
+    rest: Rest,
+    /// Lower-cased UPN (or mail) → object id.
+    users: Mutex<HashMap<String, String>>,
+    /// How long a refused default method waits for the user's other methods to go.
+    default_wait: Duration,
+}
+
+#[derive(Debug, Deserialize)]
+struct User {
+    id: String,
+    #[serde(rename = "userPrincipalName", default)]
+    upn: String,
+    #[serde(default)]
+    mail: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Page<T> {
+    value: Vec<T>,
+    #[serde(rename = "@odata.nextLink", default)]
+    next: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Method {
+    id: String,
+    #[serde(rename = "@odata.type")]
+    odata_type: String,
+    #[serde(rename = "phoneType", default)]
+    phone_type: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct GraphError {
+    error: GraphErrorBody,
+}
+
+#[derive(Debug, Deserialize)]
+struct GraphErrorBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+}
+
+fn failure(response: &super::http::Response) -> Failure {
+    let message = match serde_json::from_slice::<GraphError>(&response.body) {
+        Ok(e) => format!("{}: {}", e.error.code, e.error.message),
+        _ => snippet(&response.body),
+    };
+    status_failure(response, message)
+}
+
+/// Graph's refusal to delete the default method while others remain (reference §4 pitfall 1).
+fn refuses_default(failure: &Failure) -> bool {
+    matches!(failure, Failure::Status { status: 400, message, .. } if message.to_lowercase().contains("default"))
+}
+
+impl Entra {
+    pub fn new(
+        name: &str,
+        spec: &EntraIdSpec,
+        max_requests_per_second: Option<u32>,
+        auth: EntraAuth,
+        backoff: Backoff,
+    ) -> Result<Self, ProviderError> {
+        let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
+        let authority = base_url(spec.authority_url.as_deref().unwrap_or("https://login.microsoftonline.com"))
+            .map_err(configure)?;
+        let graph_root =
+            base_url(spec.graph_url.as_deref().unwrap_or("https://graph.microsoft.com")).map_err(configure)?;
+        let timeout = super::rest::timeout(spec.timeout.as_deref()).map_err(configure)?;
+        let transport = Transport::new(timeout, Some(max_requests_per_second.unwrap_or(DEFAULT_RPS)))
+            .map_err(|f| configure(f.to_string()))?;
+        let token_url = join(&authority, &[&spec.tenant_id, "oauth2", "v2.0", "token"]);
+        let scope = format!("{}/.default", graph_root.as_str().trim_end_matches('/'));
+        let grant = match auth {
+            EntraAuth::ClientSecret { client_id, client_secret } => {
+                Grant::ClientSecret { client_id, client_secret, scope: Some(scope) }
+            }
+            EntraAuth::Certificate { client_id, certificate, private_key } => {
+                let key = SigningKey::from_pem(&private_key).map_err(|e| configure(format!("privateKey: {e}")))?;
+                let (x5t, x5t_s256) =
+                    certificate_thumbprints(&certificate).map_err(|e| configure(format!("certificate: {e}")))?;
+                let header = vec![("x5t", json!(x5t)), ("x5t#S256", json!(x5t_s256))];
+                Grant::ClientAssertion { client_id, key, header, scope }
+            }
+        };
+        let mut rest = Rest::new(transport, Box::new(TokenSource::new(token_url, grant)), throttle_429);
+        rest.backoff = backoff;
+        Ok(Entra {
+            name: name.to_string(),
+            graph: join(&graph_root, &["v1.0"]),
+            group_id: spec.group_id.clone().filter(|g| !g.is_empty()),
+            rest,
+            users: Mutex::new(HashMap::new()),
+            default_wait: Duration::from_secs(20),
+        })
+    }
+
+    /// Shortens the wait of a refused default method (tests).
+    pub fn set_default_wait(&mut self, wait: Duration) {
+        self.default_wait = wait;
+    }
+
+    fn api(&self, segments: &[&str]) -> url::Url {
+        join(&self.graph, segments)
+    }
+
+    async fn get<T: DeserializeOwned>(&self, url: url::Url, what: &str) -> Result<Option<T>, Failure> {
+        let response = self.rest.send(&Call::get(url)).await?;
+        match response.status {
+            404 => Ok(None),
+            200..=299 => decode(&response, what).map(Some),
+            _ => Err(failure(&response)),
+        }
+    }
+
+    /// Every item of a collection, following `@odata.nextLink`.
+    async fn all<T: DeserializeOwned>(&self, mut url: url::Url, what: &str) -> Result<Option<Vec<T>>, Failure> {
+        let mut items = Vec::new();
+        for _ in 0..MAX_PAGES {
+            let Some(page) = self.get::<Page<T>>(url.clone(), what).await? else {
+                return Ok(None);
+            };
+            items.extend(page.value);
+            match page.next {
+                None => return Ok(Some(items)),
+                Some(next) => {
+                    let next =
+                        url::Url::parse(&next).map_err(|e| Failure::Malformed(format!("{what}: nextLink: {e}")))?;
+                    if !same_origin(&self.graph, &next) {
+                        return Err(Failure::Malformed(format!("{what}: nextLink to another host")));
+                    }
+                    url = next;
+                }
+            }
+        }
+        Err(Failure::Malformed(format!("{what} did not end after {MAX_PAGES} pages")))
+    }
+
+    async fn lookup(&self, upn: &str) -> Result<Option<String>, Failure> {
+        let cached = self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&upn.to_lowercase()).cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let mut url = self.api(&["users", upn]);
+        url.query_pairs_mut().append_pair("$select", USER_FIELDS);
+        let user: Option<User> = self.get(url, &format!("user {upn}")).await?;
+        let id = user.map(|u| u.id);
+        if let Some(id) = &id {
+            self.users.lock().unwrap_or_else(|p| p.into_inner()).insert(upn.to_lowercase(), id.clone());
+        }
+        Ok(id)
+    }
+
+    /// The user's methods (password excluded) as `(enrolment, collection)`.
+    async fn methods(&self, user_id: &str) -> Result<Option<Vec<(Enrolment, &'static str)>>, Failure> {
+        let url = self.api(&["users", user_id, "authentication", "methods"]);
+        let Some(methods) = self.all::<Method>(url, &format!("methods of user {user_id}")).await? else {
+            return Ok(None);
+        };
+        Ok(Some(
+            methods
+                .into_iter()
+                .filter_map(|m| {
+                    let (kind, collection) = method(&m.odata_type, m.phone_type.as_deref())?;
+                    Some((Enrolment { id: format!("{collection}/{}", m.id), kind, active: true }, collection))
+                })
+                .collect(),
+        ))
+    }
+
+    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+        let mut found: Vec<(String, String)> = Vec::new(); // (name, id)
+        if query.all {
+            let declared = declared_set(&query.declared);
+            let mut url = match &self.group_id {
+                Some(group) => self.api(&["groups", group, "members", "microsoft.graph.user"]),
+                None => self.api(&["users"]),
+            };
+            url.query_pairs_mut().append_pair("$select", USER_FIELDS).append_pair("$top", "999");
+            let users: Vec<User> = self.all(url, "user listing").await?.ok_or_else(|| Failure::Status {
+                status: 404,
+                code: None,
+                message: "group not found".into(),
+            })?;
+            let mut cache = self.users.lock().unwrap_or_else(|p| p.into_inner());
+            for user in users {
+                let mail = user.mail.clone().unwrap_or_default();
+                let name = declared_name(&declared, &[&user.upn, &mail]);
+                for n in [&name, &user.upn, &mail].into_iter().filter(|n| !n.is_empty()) {
+                    cache.insert(n.to_lowercase(), user.id.clone());
+                }
+                found.push((name, user.id));
+            }
+        } else {
+            for upn in &query.declared {
+                if let Some(id) = self.lookup(upn).await? {
+                    found.push((upn.clone(), id));
+                }
+            }
+        }
+        let mut users = Vec::new();
+        for (name, id) in found {
+            // A user deleted between the listing and here has no methods left to revoke.
+            let Some(methods) = self.methods(&id).await? else { continue };
+            users.push(ProviderUser {
+                name,
+                in_directory: true,
+                enrolments: methods.into_iter().map(|(e, _)| e).collect(),
+            });
+        }
+        Ok(Inventory { users })
+    }
+
+    async fn delete(&self, user_id: &str, enrolment_id: &str) -> Result<Revoked, Failure> {
+        let (collection, id) = enrolment_id.split_once('/').unwrap_or(("", enrolment_id));
+        if collection.is_empty() {
+            return Err(Failure::Configuration(format!(
+                "no delete path is known for method {enrolment_id:?} (a method type Graph added after this keyward)"
+            )));
+        }
+        let response =
+            self.rest.send(&Call::delete(self.api(&["users", user_id, "authentication", collection, id]))).await?;
+        match response.status {
+            404 => Ok(Revoked::AlreadyGone),
+            200..=299 => Ok(Revoked::Done),
+            _ => Err(failure(&response)),
+        }
+    }
+
+    async fn remove(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
+        let Some(user_id) = self.lookup(user).await? else {
+            return Ok(Revoked::AlreadyGone); // deleted user: its methods went with it
+        };
+        let first = match self.delete(&user_id, &enrolment.id).await {
+            Err(f) if refuses_default(&f) => f,
+            other => return other,
+        };
+        // The default method goes last: wait while this sweep deletes the user's others.
+        let deadline = Instant::now() + self.default_wait;
+        let mut pause = Duration::from_millis(250);
+        loop {
+            let Some(methods) = self.methods(&user_id).await? else {
+                return Ok(Revoked::AlreadyGone);
+            };
+            let others: Vec<String> = methods
+                .iter()
+                .filter(|(m, _)| m.id != enrolment.id)
+                .map(|(m, _)| format!("{} ({})", m.id, m.kind))
+                .collect();
+            if !methods.iter().any(|(m, _)| m.id == enrolment.id) {
+                return Ok(Revoked::AlreadyGone);
+            }
+            if others.is_empty() {
+                return self.delete(&user_id, &enrolment.id).await;
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::Status {
+                    status: 400,
+                    code: None,
+                    message: format!(
+                        "{first}; it is the user's default method and can only be deleted last, while these remain: {}",
+                        others.join(", ")
+                    ),
+                });
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        }
+    }
+}
+
+#[async_trait]
+impl MfaBackend for Entra {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Graph v1.0 has no invitation that leaves the secret with the user (a Temporary
+        // Access Pass is itself a credential returned to the caller): Required kinds stay
+        // EnrolmentPending.
+        Capabilities { disable: false, invite: Vec::new() }
+    }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        let mut url = self.api(&["users"]);
+        url.query_pairs_mut().append_pair("$top", "1").append_pair("$select", "id");
+        self.get::<serde_json::Value>(url, "user listing")
+            .await
+            .map(|_| ())
+            .map_err(|failure| ProviderError::Check { provider: self.name.clone(), failure })
+    }
+
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError> {
+        self.read(query).await.map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    }
+
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
+        let error = |failure| ProviderError::RevokeEnrolment {
+            provider: self.name.clone(),
+            user: user.to_string(),
+            enrolment: enrolment.id.clone(),
+            failure,
+        };
+        if mode == RevocationMode::Disable {
+            return Err(error(Failure::Configuration("Entra ID methods cannot be disabled, only deleted".into())));
+        }
+        self.remove(user, enrolment).await.map_err(error)
+    }
+
+    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
+        Err(ProviderError::Invite {
+            provider: self.name.clone(),
+            user: user.to_string(),
+            kind: kind.to_string(),
+            failure: Failure::Configuration("Entra ID has no enrolment invitation".into()),
+        })
+    }
+
+    fn requests(&self) -> u64 {
+        self.rest.requests()
+    }
+}

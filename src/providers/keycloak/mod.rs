@@ -1,0 +1,365 @@
+//! Keycloak (reference §6): Admin REST API with a token from a service-account client or an
+//! admin user; credentials per user; enrolment requested through required actions.
+
+use super::error::{Failure, ProviderError};
+use super::oauth::{Grant, TokenSource};
+use super::rest::{
+    Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
+    throttle_429,
+};
+use super::{MfaBackend, Revoked, UserQuery};
+use crate::crd::FactorKind;
+use crate::crd::mfa_provider::{KeycloakSpec, RevocationMode};
+use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
+use async_trait::async_trait;
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+const DEFAULT_RPS: u32 = 20;
+const PAGE_SIZE: usize = 100;
+const MAX_PAGES: usize = 10_000;
+
+/// How keyward authenticates to Keycloak.
+pub enum KeycloakAuth {
+    ClientCredentials { client_id: String, client_secret: String },
+    Password { client_id: String, username: String, password: String },
+}
+
+pub struct Keycloak {
+    name: String,
+    realm_url: url::Url,
+    rest: Rest,
+    /// Lower-cased user name (or e-mail) → user id.
+    users: Mutex<HashMap<String, String>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct User {
+    id: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Credential {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(rename = "credentialData", default)]
+    data: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct KeycloakError {
+    #[serde(default)]
+    error: Option<String>,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(rename = "errorMessage", default)]
+    error_message: Option<String>,
+}
+
+fn failure(response: &super::http::Response) -> Failure {
+    let message = match serde_json::from_slice::<KeycloakError>(&response.body) {
+        Ok(KeycloakError { error_message: Some(m), .. }) => m,
+        Ok(KeycloakError { error: Some(e), error_description, .. }) => {
+            format!("{e}: {}", error_description.unwrap_or_default())
+        }
+        _ => snippet(&response.body),
+    };
+    status_failure(response, message)
+}
+
+/// Credential `type` to a kind; `None` for the password, which is not a second factor. OTP
+/// credentials say in `credentialData.subType` whether they are TOTP or HOTP.
+pub fn kind_of(credential_type: &str, data: Option<&str>) -> Option<FactorKind> {
+    Some(FactorKind::new(match credential_type.to_ascii_lowercase().as_str() {
+        "password" => return None,
+        "otp" => {
+            let sub = data
+                .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+                .and_then(|v| v.get("subType").and_then(|s| s.as_str()).map(str::to_ascii_lowercase));
+            return Some(FactorKind::new(match sub.as_deref() {
+                Some("hotp") => "hotp",
+                _ => "totp",
+            }));
+        }
+        "webauthn" | "webauthn-passwordless" => "webauthn",
+        "recovery-authn-codes" => "recovery-codes",
+        other => other,
+    }))
+}
+
+/// The required action that makes Keycloak ask the user to enrol `kind` at the next login.
+pub fn required_action(kind: &str) -> Option<&'static str> {
+    match kind {
+        "totp" => Some("CONFIGURE_TOTP"),
+        "webauthn" => Some("webauthn-register"),
+        "recovery-codes" => Some("CONFIGURE_RECOVERY_AUTHN_CODES"),
+        _ => None,
+    }
+}
+
+impl Keycloak {
+    pub fn new(
+        name: &str,
+        spec: &KeycloakSpec,
+        max_requests_per_second: Option<u32>,
+        auth: KeycloakAuth,
+        backoff: Backoff,
+    ) -> Result<Self, ProviderError> {
+        let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
+        let base = base_url(&spec.url).map_err(configure)?;
+        let timeout = super::rest::timeout(spec.timeout.as_deref()).map_err(configure)?;
+        let transport = Transport::new(timeout, Some(max_requests_per_second.unwrap_or(DEFAULT_RPS)))
+            .map_err(|f| configure(f.to_string()))?;
+        let auth_realm = spec.auth_realm.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "master".into());
+        let token_url = join(&base, &["realms", &auth_realm, "protocol", "openid-connect", "token"]);
+        let grant = match auth {
+            KeycloakAuth::ClientCredentials { client_id, client_secret } => {
+                Grant::ClientSecret { client_id, client_secret, scope: None }
+            }
+            KeycloakAuth::Password { client_id, username, password } => {
+                Grant::Password { client_id, username, password }
+            }
+        };
+        // Master-realm tokens live 60 s by default: the token source renews them early.
+        let mut rest = Rest::new(transport, Box::new(TokenSource::new(token_url, grant)), throttle_429);
+        rest.backoff = backoff;
+        Ok(Keycloak {
+            name: name.to_string(),
+            realm_url: join(&base, &["admin", "realms", &spec.realm]),
+            rest,
+            users: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn api(&self, segments: &[&str]) -> url::Url {
+        join(&self.realm_url, segments)
+    }
+
+    async fn get_json<T: serde::de::DeserializeOwned>(&self, url: url::Url, what: &str) -> Result<Option<T>, Failure> {
+        let response = self.rest.send(&Call::get(url)).await?;
+        match response.status {
+            404 => Ok(None),
+            200..=299 => decode(&response, what).map(Some),
+            _ => Err(failure(&response)),
+        }
+    }
+
+    fn remember(&self, names: &[&str], id: &str) {
+        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        for name in names.iter().filter(|n| !n.is_empty()) {
+            users.insert(name.to_lowercase(), id.to_string());
+        }
+    }
+
+    /// The user's id: by exact user name, else (for an address) by exact e-mail.
+    async fn lookup(&self, name: &str) -> Result<Option<String>, Failure> {
+        let cached = self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&name.to_lowercase()).cloned();
+        if cached.is_some() {
+            return Ok(cached);
+        }
+        let mut fields = vec!["username"];
+        if name.contains('@') {
+            fields.push("email");
+        }
+        for field in fields {
+            let mut url = self.api(&["users"]);
+            url.query_pairs_mut().append_pair(field, name).append_pair("exact", "true");
+            let users: Vec<User> = self.get_json(url, &format!("user {name}")).await?.unwrap_or_default();
+            let hit = users.into_iter().find(|u| {
+                u.username.eq_ignore_ascii_case(name)
+                    || u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(name))
+            });
+            if let Some(user) = hit {
+                self.remember(&[name, &user.username], &user.id);
+                return Ok(Some(user.id));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every user of the realm, `first`/`max` pages.
+    async fn list_users(&self) -> Result<Vec<User>, Failure> {
+        let mut users = Vec::new();
+        for page in 0..MAX_PAGES {
+            let mut url = self.api(&["users"]);
+            url.query_pairs_mut()
+                .append_pair("first", &(page * PAGE_SIZE).to_string())
+                .append_pair("max", &PAGE_SIZE.to_string())
+                .append_pair("briefRepresentation", "true");
+            let batch: Vec<User> = self
+                .get_json(url, "user listing")
+                .await?
+                .ok_or_else(|| Failure::Configuration("realm not found".into()))?;
+            let done = batch.len() < PAGE_SIZE;
+            users.extend(batch);
+            if done {
+                return Ok(users);
+            }
+        }
+        Err(Failure::Malformed(format!("user listing did not end after {MAX_PAGES} pages")))
+    }
+
+    async fn credentials(&self, user_id: &str) -> Result<Option<Vec<Enrolment>>, Failure> {
+        let credentials: Option<Vec<Credential>> = self
+            .get_json(self.api(&["users", user_id, "credentials"]), &format!("credentials of user {user_id}"))
+            .await?;
+        Ok(credentials.map(|list| {
+            list.into_iter()
+                .filter_map(|c| {
+                    let kind = kind_of(&c.kind, c.data.as_deref())?;
+                    Some(Enrolment { id: c.id, kind, active: true })
+                })
+                .collect()
+        }))
+    }
+
+    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+        let mut found: Vec<(String, String)> = Vec::new();
+        if query.all {
+            let declared = declared_set(&query.declared);
+            for user in self.list_users().await? {
+                let email = user.email.clone().unwrap_or_default();
+                let name = declared_name(&declared, &[&user.username, &email]);
+                self.remember(&[&name, &user.username, &email], &user.id);
+                found.push((name, user.id));
+            }
+        } else {
+            for name in &query.declared {
+                if let Some(id) = self.lookup(name).await? {
+                    found.push((name.clone(), id));
+                }
+            }
+        }
+        let mut users = Vec::new();
+        for (name, id) in found {
+            let Some(enrolments) = self.credentials(&id).await? else { continue };
+            users.push(ProviderUser { name, in_directory: true, enrolments });
+        }
+        Ok(Inventory { users })
+    }
+
+    async fn remove(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
+        let Some(user_id) = self.lookup(user).await? else {
+            return Ok(Revoked::AlreadyGone);
+        };
+        let response =
+            self.rest.send(&Call::delete(self.api(&["users", &user_id, "credentials", &enrolment.id]))).await?;
+        match response.status {
+            // "Credential not found" (current versions); very old ones answered 204.
+            404 => Ok(Revoked::AlreadyGone),
+            200..=299 => Ok(Revoked::Done),
+            _ => Err(failure(&response)),
+        }
+    }
+
+    async fn require(&self, user: &str, action: &str) -> Result<(), Failure> {
+        let user_id = self.lookup(user).await?.ok_or_else(|| Failure::Status {
+            status: 404,
+            code: None,
+            message: format!("no Keycloak user {user}"),
+        })?;
+        let url = self.api(&["users", &user_id]);
+        // PUT replaces the representation on some versions: send back what GET returned, with
+        // the action added.
+        let mut representation: serde_json::Value = self
+            .get_json(url.clone(), &format!("user {user}"))
+            .await?
+            .ok_or_else(|| Failure::Status { status: 404, code: None, message: format!("no Keycloak user {user}") })?;
+        let actions = representation
+            .as_object_mut()
+            .ok_or_else(|| Failure::Malformed(format!("user {user}: not a JSON object")))?
+            .entry("requiredActions")
+            .or_insert_with(|| serde_json::json!([]));
+        let list = actions.as_array_mut().ok_or_else(|| Failure::Malformed("requiredActions is not a list".into()))?;
+        if list.iter().any(|a| a.as_str() == Some(action)) {
+            return Ok(()); // already asked: no need to write again
+        }
+        list.push(serde_json::json!(action));
+        let mut call = Call::new(reqwest::Method::PUT, url);
+        call = call.json(&representation);
+        let response = self.rest.send(&call).await?;
+        if (200..300).contains(&response.status) { Ok(()) } else { Err(failure(&response)) }
+    }
+}
+
+#[async_trait]
+impl MfaBackend for Keycloak {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let invite = ["totp", "webauthn", "recovery-codes"].iter().map(|k| FactorKind::new(k)).collect();
+        Capabilities { disable: false, invite }
+    }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        match self.get_json::<serde_json::Value>(self.realm_url.clone(), "realm").await {
+            Ok(Some(_)) => Ok(()),
+            Ok(None) => Err(ProviderError::Check {
+                provider: self.name.clone(),
+                failure: Failure::Configuration("realm not found".into()),
+            }),
+            Err(failure) => Err(ProviderError::Check { provider: self.name.clone(), failure }),
+        }
+    }
+
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError> {
+        self.read(query).await.map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    }
+
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
+        let error = |failure| ProviderError::RevokeEnrolment {
+            provider: self.name.clone(),
+            user: user.to_string(),
+            enrolment: enrolment.id.clone(),
+            failure,
+        };
+        if mode == RevocationMode::Disable {
+            return Err(error(Failure::Configuration("Keycloak credentials cannot be disabled, only deleted".into())));
+        }
+        self.remove(user, enrolment).await.map_err(error)
+    }
+
+    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
+        let error = |failure| ProviderError::Invite {
+            provider: self.name.clone(),
+            user: user.to_string(),
+            kind: kind.to_string(),
+            failure,
+        };
+        match required_action(kind.as_str()) {
+            Some(action) => self.require(user, action).await.map_err(error),
+            None => Err(error(Failure::Configuration(format!("Keycloak has no required action for {kind}")))),
+        }
+    }
+
+    fn requests(&self) -> u64 {
+        self.rest.requests()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_types_map_to_kinds() {
+        assert_eq!(kind_of("password", None), None);
+        assert_eq!(kind_of("otp", Some(r#"{"subType":"totp","digits":6}"#)), Some(FactorKind::new("totp")));
+        assert_eq!(kind_of("otp", Some(r#"{"subType":"hotp"}"#)), Some(FactorKind::new("hotp")));
+        assert_eq!(kind_of("otp", Some("garbage")), Some(FactorKind::new("totp")));
+        assert_eq!(kind_of("webauthn", None), Some(FactorKind::new("webauthn")));
+        assert_eq!(kind_of("webauthn-passwordless", None), Some(FactorKind::new("webauthn")));
+        assert_eq!(kind_of("recovery-authn-codes", None), Some(FactorKind::new("recovery-codes")));
+        assert_eq!(required_action("totp"), Some("CONFIGURE_TOTP"));
+        assert_eq!(required_action("webauthn"), Some("webauthn-register"));
+        assert_eq!(required_action("sms"), None);
+    }
+}
