@@ -76,3 +76,44 @@ impl AuditSink for Memory {
         Ok(())
     }
 }
+
+/// Hands records to a writer task (the operator: sweeps of several providers run at once and
+/// must not wait on each other for the log).
+#[derive(Clone)]
+pub struct Channel(pub tokio::sync::mpsc::UnboundedSender<AuditRecord>);
+
+impl AuditSink for Channel {
+    fn record(&mut self, record: &AuditRecord) -> io::Result<()> {
+        self.0.send(record.clone()).map_err(|_| io::Error::other("audit writer stopped"))
+    }
+}
+
+/// Writes records from the channel to `path` (`-` = stdout), one flushed JSON line each,
+/// until every sender is gone.
+pub async fn write_from(mut records: tokio::sync::mpsc::UnboundedReceiver<AuditRecord>, path: PathBuf) {
+    let mut file = if path.as_os_str() == "-" {
+        None
+    } else {
+        match JsonLinesFile::open(&path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                tracing::error!(path = %path.display(), error = %e, "open audit log; audit records go to stdout");
+                None
+            }
+        }
+    };
+    while let Some(record) = records.recv().await {
+        let written = match file.as_mut() {
+            Some(f) => f.record(&record),
+            None => serde_json::to_string(&record).map_err(io::Error::other).and_then(|line| {
+                let mut out = io::stdout().lock();
+                writeln!(out, "{line}")?;
+                out.flush()
+            }),
+        };
+        if let Err(e) = written {
+            // Never silently: the revocation happened, its record must at least reach the log.
+            tracing::error!(error = %e, record = ?record, "write audit record");
+        }
+    }
+}

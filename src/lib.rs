@@ -4,9 +4,12 @@
 
 pub mod audit;
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod engine;
+pub mod http;
 pub mod manifests;
+pub mod metrics;
 pub mod providers;
 pub mod report;
 pub mod sweep;

@@ -110,7 +110,10 @@ pub async fn sweep(
     let mut results: Vec<ActionReport> = Vec::with_capacity(report.plan.actions.len());
     let revocations: Vec<&Action> = report.plan.revocations().collect();
     if act && hold.is_none() {
-        let mut done = futures::stream::iter(revocations)
+        // Owned actions: a closure over `&Action` makes the sweep future non-`Send`-general,
+        // which the operator's controller needs.
+        let owned: Vec<Action> = revocations.into_iter().cloned().collect();
+        let mut done = futures::stream::iter(owned)
             .map(|action| async move {
                 let enrolment = Enrolment { id: action.enrolment.clone(), kind: action.kind.clone(), active: true };
                 let result = match backend.revoke(&action.user, &enrolment, revocation).await {
@@ -118,7 +121,7 @@ pub async fn sweep(
                     Ok(crate::providers::Revoked::AlreadyGone) => ActionResult::AlreadyGone,
                     Err(e) => ActionResult::Failed(e.to_string()),
                 };
-                ActionReport { action: action.clone(), result }
+                ActionReport { action, result }
             })
             .buffered(CONCURRENT_REVOCATIONS);
         // Each record is written as its revocation completes, not at the end of the sweep:

@@ -58,6 +58,12 @@ pub enum Command {
         #[command(flatten)]
         manifests: ManifestArgs,
     },
+    /// Run the operator: watch the three kinds and their Secrets, sweep providers on every
+    /// change and every resyncInterval, with leader election, metrics and health endpoints.
+    Run {
+        #[command(flatten)]
+        args: crate::controller::config::RunArgs,
+    },
     /// Print the CustomResourceDefinitions (or write one file per kind into a directory).
     Crds {
         /// Write `<plural>.yaml` files into this directory instead of printing.
@@ -72,5 +78,12 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Apply { manifests, output, audit_log } => manifests_mode::apply(&manifests, output, &audit_log).await,
         Command::Validate { manifests } => manifests_mode::validate(&manifests),
         Command::Crds { write } => crds::crds(write.as_deref()),
+        Command::Run { args } => match crate::controller::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

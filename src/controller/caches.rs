@@ -1,0 +1,152 @@
+//! The operator's view of the cluster: one reflector per kind and namespace, and whether all
+//! of them hold a complete, current list (SPEC safety: no revocation before caches are synced,
+//! after every relist and after a leadership change).
+
+use futures::{Stream, StreamExt, TryStreamExt};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::{WatchStreamExt, watcher as watch_fn};
+use kube::{Api, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The reflected objects of one kind across the watched namespaces.
+pub struct Cache<K: Resource + Clone + 'static>
+where
+    K::DynamicType: Eq + Hash + Clone,
+{
+    stores: Vec<Store<K>>,
+    /// True from a watcher's (re)start until its list completed.
+    relisting: Vec<Arc<AtomicBool>>,
+    kind: &'static str,
+}
+
+impl<K> Clone for Cache<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    fn clone(&self) -> Self {
+        Cache { stores: self.stores.clone(), relisting: self.relisting.clone(), kind: self.kind }
+    }
+}
+
+impl<K> Cache<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone,
+{
+    /// One view over the caches of several namespaces.
+    pub fn merge(parts: Vec<Cache<K>>) -> Self {
+        let kind = parts.first().map(|c| c.kind).unwrap_or("objects");
+        let mut merged = Cache { stores: Vec::new(), relisting: Vec::new(), kind };
+        for part in parts {
+            merged.stores.extend(part.stores);
+            merged.relisting.extend(part.relisting);
+        }
+        merged
+    }
+
+    /// The single store of a cache made by [`watch`] (a controller's reader).
+    pub fn store(&self) -> Option<Store<K>> {
+        self.stores.first().cloned()
+    }
+
+    pub fn state(&self) -> Vec<Arc<K>> {
+        self.stores.iter().flat_map(|s| s.state()).collect()
+    }
+
+    pub fn in_namespace(&self, namespace: &str) -> Vec<K> {
+        self.state().into_iter().filter(|o| o.namespace().as_deref() == Some(namespace)).map(|o| (*o).clone()).collect()
+    }
+
+    pub fn synced(&self) -> Result<(), String> {
+        if self.relisting.iter().any(|r| r.load(Ordering::SeqCst)) {
+            return Err(format!("{} cache is (re)listing", self.kind));
+        }
+        Ok(())
+    }
+}
+
+/// Keeps only the events that matter to a sweep: an object whose fingerprint changed, and
+/// every deletion. Our own status writes do not change a fingerprint, so they do not trigger
+/// the sweep that wrote them.
+pub struct ChangeFilter<K> {
+    seen: Mutex<HashMap<String, String>>,
+    fingerprint: fn(&K) -> String,
+}
+
+impl<K: Resource> ChangeFilter<K> {
+    pub fn new(fingerprint: fn(&K) -> String) -> Self {
+        ChangeFilter { seen: Mutex::new(HashMap::new()), fingerprint }
+    }
+
+    fn key(obj: &K) -> String {
+        obj.uid().unwrap_or_else(|| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
+    }
+
+    /// Whether `obj`, just applied, differs from what was last seen.
+    pub fn applied(&self, obj: &K) -> bool {
+        let print = (self.fingerprint)(obj);
+        let Ok(mut seen) = self.seen.lock() else { return true };
+        seen.insert(Self::key(obj), print.clone()).as_deref() != Some(print.as_str())
+    }
+
+    pub fn deleted(&self, obj: &K) {
+        if let Ok(mut seen) = self.seen.lock() {
+            seen.remove(&Self::key(obj));
+        }
+    }
+}
+
+/// Starts watching `K` through `api` (one namespace, or cluster-wide) and returns the cache
+/// plus the stream of changed objects, which must be polled (the controllers do).
+pub fn watch<K>(
+    api: Api<K>,
+    kind: &'static str,
+    filter: Arc<ChangeFilter<K>>,
+    relisted: futures::channel::mpsc::UnboundedSender<()>,
+) -> (Cache<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
+where
+    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + Hash + Clone + Default + Send + Sync,
+{
+    {
+        let (reader, writer) = reflector::store();
+        let flag = Arc::new(AtomicBool::new(true));
+        let relist = flag.clone();
+        let filter = filter.clone();
+        let relisted = relisted.clone();
+        let stream = watch_fn(api, watcher::Config::default())
+            .default_backoff()
+            // After `reflect`, so the store already holds the complete list when the flag drops.
+            .reflect(writer)
+            .inspect_ok(move |event| match event {
+                Event::Init => relist.store(true, Ordering::SeqCst),
+                Event::InitDone => {
+                    relist.store(false, Ordering::SeqCst);
+                    // A relist shows no deletions that happened while the watch was down:
+                    // every provider is swept again so that none is missed.
+                    let _ = relisted.unbounded_send(());
+                }
+                _ => {}
+            })
+            .try_filter_map(move |event| {
+                let changed = match event {
+                    Event::Apply(obj) | Event::InitApply(obj) => filter.applied(&obj).then_some(obj),
+                    Event::Delete(obj) => {
+                        filter.deleted(&obj);
+                        Some(obj)
+                    }
+                    Event::Init | Event::InitDone => None,
+                };
+                futures::future::ready(Ok(changed))
+            })
+            .boxed();
+        (Cache { stores: vec![reader], relisting: vec![flag], kind }, stream)
+    }
+}

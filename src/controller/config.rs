@@ -1,0 +1,61 @@
+//! `keyward run` configuration, read once at start from flags and environment.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunArgs {
+    /// Namespaces to watch, comma-separated; empty watches all namespaces.
+    #[arg(long, env = "KEYWARD_NAMESPACES", value_delimiter = ',', default_value = "")]
+    pub namespaces: Vec<String>,
+    /// Address of the `/metrics`, `/healthz` and `/readyz` endpoint.
+    #[arg(long, env = "KEYWARD_LISTEN", default_value = "0.0.0.0:8080")]
+    pub listen: SocketAddr,
+    /// Name of the leader-election Lease.
+    #[arg(long, env = "KEYWARD_LEASE_NAME", default_value = "keyward-leader")]
+    pub lease_name: String,
+    /// Namespace of the Lease (default: $POD_NAMESPACE, else the service account's, else `default`).
+    #[arg(long, env = "KEYWARD_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// This replica's identity in the Lease (default: $POD_NAME, else the host name).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// How long a leader's Lease is valid without renewal; a standby takes over after it.
+    #[arg(long, env = "KEYWARD_LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+    /// Audit log: `-` for stdout (JSON lines), or a file to append to.
+    #[arg(long, env = "KEYWARD_AUDIT_LOG", default_value = "-")]
+    pub audit_log: PathBuf,
+}
+
+impl RunArgs {
+    pub fn namespaces(&self) -> Vec<String> {
+        self.namespaces.iter().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).collect()
+    }
+
+    pub fn lease_namespace(&self) -> String {
+        if let Some(ns) = self.lease_namespace.clone().filter(|n| !n.is_empty()) {
+            return ns;
+        }
+        if let Ok(ns) = std::env::var("POD_NAMESPACE")
+            && !ns.is_empty()
+        {
+            return ns;
+        }
+        std::fs::read_to_string("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+            .map(|s| s.trim().to_string())
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "default".to_string())
+    }
+
+    pub fn identity(&self) -> String {
+        if let Some(id) = self.identity.clone().filter(|i| !i.is_empty()) {
+            return id;
+        }
+        let host =
+            std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+        format!("{}-{}", if host.is_empty() { "keyward" } else { &host }, std::process::id())
+    }
+}

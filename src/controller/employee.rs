@@ -1,0 +1,122 @@
+//! The Employee reconciler: the finalizer that makes deletion revoke first, and the status
+//! assembled from every provider's last sweep.
+
+use super::context::Context;
+use super::error::ControllerError;
+use super::provider::FIELD_MANAGER;
+use super::status;
+use crate::crd::Employee;
+use crate::engine::planner::provider_key;
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const FINALIZER: &str = "keyward.dev/revoke-enrolments";
+
+#[tracing::instrument(skip_all, fields(employee = %format!("{}/{}", employee.namespace().unwrap_or_default(), employee.name_any())))]
+pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
+    if !ctx.is_leader() {
+        return Ok(Action::await_change());
+    }
+    if ctx.synced().is_err() {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let namespace = employee.namespace().unwrap_or_default();
+    let name = employee.name_any();
+    let api: Api<Employee> = Api::namespaced(ctx.client.clone(), &namespace);
+    let providers: Vec<String> = ctx
+        .providers
+        .in_namespace(&namespace)
+        .iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .map(provider_key)
+        .collect();
+    let (verdicts, revoked_now, settled) = {
+        let sweeps = ctx.sweeps.lock().map_err(|_| ControllerError::WriteStatus {
+            kind: "Employee",
+            namespace: namespace.clone(),
+            name: name.clone(),
+            source: kube::Error::LinesCodecMaxLineLengthExceeded,
+        })?;
+        let mut verdicts = Vec::new();
+        let mut revoked_now = false;
+        for key in &providers {
+            if let Some(sweep) = sweeps.get(key) {
+                verdicts.extend(sweep.verdicts.iter().filter(|v| v.employee == name).map(|v| (key.clone(), v.clone())));
+                revoked_now |= sweep.revoked.contains(&name);
+            }
+        }
+        let settled = providers.iter().all(|key| sweeps.get(key).is_some_and(|s| s.settled.contains(&name)));
+        (verdicts, revoked_now, settled)
+    };
+    let finalizers = employee.finalizers();
+    let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
+
+    if employee.metadata.deletion_timestamp.is_some() {
+        if !has_finalizer {
+            return Ok(Action::await_change());
+        }
+        if settled {
+            // Every provider of the namespace has revoked this Employee's enrolments (or
+            // had none): the Employee may go.
+            let index = finalizers.iter().position(|f| f == FINALIZER).unwrap_or_default();
+            let patch = json!([
+                { "op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER },
+                { "op": "remove", "path": format!("/metadata/finalizers/{index}") },
+            ]);
+            let patch: json_patch::Patch = serde_json::from_value(patch).unwrap_or_default();
+            api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
+                .await
+                .map_err(|source| ControllerError::RemoveFinalizer { namespace, name, source })?;
+            return Ok(Action::await_change());
+        }
+        write_status(&api, &employee, &verdicts, revoked_now).await?;
+        // The provider sweeps that the deletion triggered call back; this is the safety net.
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+
+    if !has_finalizer {
+        let patch = if employee.metadata.finalizers.is_none() {
+            json!([{ "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] }])
+        } else {
+            json!([{ "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER }])
+        };
+        let patch: json_patch::Patch = serde_json::from_value(patch).unwrap_or_default();
+        api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch)).await.map_err(|source| {
+            ControllerError::AddFinalizer { namespace: namespace.clone(), name: name.clone(), source }
+        })?;
+    }
+    write_status(&api, &employee, &verdicts, revoked_now).await?;
+    Ok(Action::await_change())
+}
+
+async fn write_status(
+    api: &Api<Employee>,
+    employee: &Employee,
+    verdicts: &[(String, crate::engine::plan::EmployeeVerdict)],
+    revoked_now: bool,
+) -> Result<(), ControllerError> {
+    let now = chrono::Utc::now();
+    let new = status::employee_status(employee, verdicts, revoked_now, now);
+    if let Some(old) = &employee.status
+        && old.providers == new.providers
+        && old.observed_generation == new.observed_generation
+        && status::same_conditions(&old.conditions, &new.conditions)
+        && !revoked_now
+    {
+        return Ok(());
+    }
+    let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "Employee", "status": new });
+    api.patch_status(&employee.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| ControllerError::WriteStatus {
+            kind: "Employee",
+            namespace: employee.namespace().unwrap_or_default(),
+            name: employee.name_any(),
+            source,
+        })
+}

@@ -1,0 +1,23 @@
+//! Errors of the reconcilers: which write failed on which object.
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ControllerError {
+    #[error("write status of {kind} {namespace}/{name}: {source}")]
+    WriteStatus { kind: &'static str, namespace: String, name: String, source: kube::Error },
+    #[error("add finalizer to Employee {namespace}/{name}: {source}")]
+    AddFinalizer { namespace: String, name: String, source: kube::Error },
+    #[error("remove finalizer from Employee {namespace}/{name}: {source}")]
+    RemoveFinalizer { namespace: String, name: String, source: kube::Error },
+}
+
+impl ControllerError {
+    pub fn category(&self) -> &'static str {
+        match self {
+            ControllerError::WriteStatus { .. } => "write_status",
+            ControllerError::AddFinalizer { .. } => "add_finalizer",
+            ControllerError::RemoveFinalizer { .. } => "remove_finalizer",
+        }
+    }
+}

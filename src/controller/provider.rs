@@ -1,0 +1,268 @@
+//! The MfaProvider reconciler: one sweep of the provider per change or resync.
+
+use super::context::{Context, LastSweep};
+use super::error::ControllerError;
+use super::status;
+use crate::crd::mfa_provider::Mode;
+use crate::crd::{AccessGrant, Employee, MfaProvider};
+use crate::engine::ActionKind;
+use crate::engine::planner::provider_key;
+use crate::metrics::{ErrorLabels, ProviderLabels, RevocationLabels};
+use crate::sweep::{self, ActionResult, Declared, Execution, SweepReport};
+use kube::api::{Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Api, Resource, ResourceExt};
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const FIELD_MANAGER: &str = "keyward";
+/// A provider that could not be read is tried again sooner than the drift sweep.
+const RETRY_UNAVAILABLE: Duration = Duration::from_secs(30);
+/// Caches not synced yet: look again shortly; nothing is decided meanwhile.
+const RETRY_UNSYNCED: Duration = Duration::from_secs(1);
+
+#[tracing::instrument(skip_all, fields(provider = %provider_key(&provider)))]
+pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
+    if !ctx.is_leader() {
+        // Leadership gained later triggers a sweep of every provider.
+        return Ok(Action::await_change());
+    }
+    if let Err(why) = ctx.synced() {
+        tracing::debug!(%why, "caches not synced; deciding nothing");
+        return Ok(Action::requeue(RETRY_UNSYNCED));
+    }
+    if provider.meta().deletion_timestamp.is_some() {
+        // Deleting an MfaProvider stops management and revokes nothing.
+        return Ok(Action::await_change());
+    }
+    let key = provider_key(&provider);
+    let namespace = provider.namespace().unwrap_or_default();
+    let employees = ctx.employees.in_namespace(&namespace);
+    let grants = ctx.grants.in_namespace(&namespace);
+    let now = chrono::Utc::now();
+    let labels = ProviderLabels { provider: key.clone() };
+
+    let backend = match ctx.backend(&provider) {
+        Ok(backend) => backend,
+        Err(e) => {
+            tracing::warn!(error = %e, "configure provider");
+            ctx.metrics
+                .provider_errors
+                .get_or_create(&ErrorLabels { provider: key, category: e.category().into() })
+                .inc();
+            let mut status = provider.status.clone().unwrap_or_default();
+            status.observed_generation = provider.metadata.generation;
+            crate::crd::conditions::upsert(
+                &mut status.conditions,
+                crate::crd::Condition::new(
+                    "Ready",
+                    false,
+                    "CredentialsUnavailable",
+                    e.to_string(),
+                    now,
+                    provider.metadata.generation,
+                ),
+            );
+            write_status(&ctx, &provider, json!(status)).await?;
+            return Ok(Action::requeue(RETRY_UNAVAILABLE));
+        }
+    };
+
+    let report = {
+        let _timer = ctx.metrics.sweep_timer(&key);
+        let requests_before = backend.requests();
+        let mut audit = ctx.audit.clone();
+        let declared = Declared { provider: &provider, employees: &employees, grants: &grants };
+        let report = sweep::sweep(backend.as_ref(), &declared, now, Execution::Apply, &mut audit).await;
+        ctx.metrics.provider_requests.get_or_create(&labels).inc_by(backend.requests().saturating_sub(requests_before));
+        report
+    };
+    record_metrics(&ctx, &key, &report);
+    publish_events(&ctx, &employees, &report).await;
+
+    let last = last_sweep(&namespace, &employees, &report);
+    if let Ok(mut sweeps) = ctx.sweeps.lock() {
+        sweeps.insert(key.clone(), last);
+    }
+    for employee in &employees {
+        let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee));
+    }
+
+    let provider_status = status::provider_status(&report, provider.metadata.generation, now, provider.status.as_ref());
+    write_status(&ctx, &provider, json!(provider_status)).await?;
+    for grant in grants.iter().filter(|g| g.spec.provider == provider.name_any()) {
+        write_grant_status(&ctx, grant, &employees, true).await?;
+    }
+
+    let resync = provider.spec.policy.resync_interval();
+    Ok(Action::requeue(if report.plan.error.is_some() { resync.min(RETRY_UNAVAILABLE) } else { resync }))
+}
+
+fn record_metrics(ctx: &Context, key: &str, report: &SweepReport) {
+    if let Some(error) = &report.plan.error {
+        let category = if error.contains("cannot reach") { "unreachable" } else { "list" };
+        ctx.metrics
+            .provider_errors
+            .get_or_create(&ErrorLabels { provider: key.into(), category: category.into() })
+            .inc();
+    }
+    if report.plan.hold.is_some() {
+        ctx.metrics.blocked_plans.get_or_create(&ProviderLabels { provider: key.into() }).inc();
+    }
+    let mut revoked_any = false;
+    for r in report.results.iter().filter(|r| r.action.action == ActionKind::Revoke) {
+        let outcome = match &r.result {
+            ActionResult::Revoked => "revoked",
+            ActionResult::AlreadyGone => "already_gone",
+            ActionResult::Blocked => "blocked",
+            ActionResult::Failed(_) => "failed",
+            _ => continue,
+        };
+        revoked_any |= matches!(r.result, ActionResult::Revoked | ActionResult::AlreadyGone);
+        ctx.metrics
+            .revocations
+            .get_or_create(&RevocationLabels {
+                provider: key.into(),
+                reason: r.action.reason.to_string(),
+                outcome: outcome.into(),
+            })
+            .inc();
+    }
+    // The latency that matters to an auditor: from the change keyward saw to the revocation.
+    if report.plan.error.is_none()
+        && let Ok(mut changes) = ctx.changes.lock()
+        && let Some(observed) = changes.remove(key)
+        && revoked_any
+    {
+        ctx.metrics
+            .change_to_revocation_seconds
+            .get_or_create(&ProviderLabels { provider: key.into() })
+            .observe(observed.elapsed().as_secs_f64());
+    }
+}
+
+/// A Kubernetes Event on the Employee for every revocation, blocked and failed one.
+async fn publish_events(ctx: &Context, employees: &[Employee], report: &SweepReport) {
+    for r in report.results.iter().filter(|r| r.action.action == ActionKind::Revoke) {
+        let Some(employee) = r.action.employee.as_ref().and_then(|n| employees.iter().find(|e| &e.name_any() == n))
+        else {
+            continue;
+        };
+        let a = &r.action;
+        let (type_, reason, note) = match &r.result {
+            ActionResult::Revoked | ActionResult::AlreadyGone => (
+                EventType::Normal,
+                "EnrolmentRevoked",
+                format!("revoked {} {} of {} on {}: {}", a.kind, a.enrolment, a.user, report.plan.provider, a.reason),
+            ),
+            ActionResult::Blocked => (
+                EventType::Warning,
+                "RevocationBlocked",
+                format!(
+                    "{} {} of {} on {} not revoked ({}): {}",
+                    a.kind,
+                    a.enrolment,
+                    a.user,
+                    report.plan.provider,
+                    a.reason,
+                    crate::engine::planner::hold_message(&report.plan).unwrap_or_default()
+                ),
+            ),
+            ActionResult::Failed(e) => (EventType::Warning, "RevocationFailed", e.clone()),
+            _ => continue,
+        };
+        let event =
+            KubeEvent { type_, reason: reason.into(), note: Some(note), action: "Revoke".into(), secondary: None };
+        if let Err(e) = ctx.recorder.publish(&event, &employee.object_ref(&())).await {
+            tracing::warn!(error = %e, employee = %employee.name_any(), "publish event");
+        }
+    }
+}
+
+fn last_sweep(namespace: &str, employees: &[Employee], report: &SweepReport) -> LastSweep {
+    let verdicts = status::executed_verdicts(report);
+    let mut revoked = HashSet::new();
+    let mut unsettled = HashSet::new();
+    for r in report.results.iter().filter(|r| r.action.action == ActionKind::Revoke) {
+        let Some(name) = r.action.employee.clone() else { continue };
+        match r.result {
+            ActionResult::Revoked | ActionResult::AlreadyGone => {
+                revoked.insert(name);
+            }
+            _ => {
+                unsettled.insert(name);
+            }
+        }
+    }
+    for v in verdicts.iter().filter(|v| !v.conflicts_with.is_empty()) {
+        unsettled.insert(v.employee.clone());
+    }
+    // Observe changes nothing; it must not hold deletions hostage either.
+    let observe = report.plan.mode == Mode::Observe;
+    // Only an Employee that was already deleting when this sweep read the caches can be
+    // settled by it: a sweep that saw it Active revoked nothing on its behalf.
+    let settled = if report.plan.error.is_some() && !observe {
+        HashSet::new()
+    } else {
+        employees
+            .iter()
+            .filter(|e| e.metadata.deletion_timestamp.is_some())
+            .map(|e| e.name_any())
+            .filter(|n| observe || !unsettled.contains(n))
+            .collect()
+    };
+    LastSweep { namespace: namespace.to_string(), verdicts, settled, revoked }
+}
+
+pub async fn write_status(
+    ctx: &Context,
+    provider: &MfaProvider,
+    status: serde_json::Value,
+) -> Result<(), ControllerError> {
+    let namespace = provider.namespace().unwrap_or_default();
+    let api: Api<MfaProvider> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "MfaProvider", "status": status });
+    api.patch_status(&provider.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| ControllerError::WriteStatus {
+            kind: "MfaProvider",
+            namespace,
+            name: provider.name_any(),
+            source,
+        })
+}
+
+/// Writes an AccessGrant's status when it changed.
+pub async fn write_grant_status(
+    ctx: &Context,
+    grant: &AccessGrant,
+    employees: &[Employee],
+    provider_exists: bool,
+) -> Result<(), ControllerError> {
+    let now = chrono::Utc::now();
+    let new = status::grant_status(grant, employees, provider_exists, now);
+    if let Some(old) = &grant.status
+        && old.matched_employees == new.matched_employees
+        && old.observed_generation == new.observed_generation
+        && status::same_conditions(&old.conditions, &new.conditions)
+    {
+        return Ok(());
+    }
+    let namespace = grant.namespace().unwrap_or_default();
+    let api: Api<AccessGrant> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "AccessGrant", "status": new });
+    api.patch_status(&grant.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| ControllerError::WriteStatus {
+            kind: "AccessGrant",
+            namespace,
+            name: grant.name_any(),
+            source,
+        })
+}
