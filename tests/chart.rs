@@ -4,6 +4,8 @@
 //! Helm runs in the venv of `scripts/helm.sh` (PyPI helm-python-sdk, no helm binary); the
 //! Argo CD health check runs under Debian's lua5.1 and lua5.4 (`scripts/helm.sh install`).
 
+#[path = "chart/cluster.rs"]
+mod cluster;
 #[path = "chart/helm.rs"]
 mod helm;
 #[path = "chart/rbac.rs"]

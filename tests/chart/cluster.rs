@@ -1,0 +1,189 @@
+//! The chart against a Kubernetes API: kube-double (this repository's test double of the API
+//! server) started in-process, driven by the machine's real `kubectl` and by the real Helm v4
+//! engine. Included from tests/chart.rs; needs `kube-double` as a dev-dependency.
+
+use super::helm::{self, Release, repo};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+/// A fresh test server and a kubeconfig pointing at it.
+struct Cluster {
+    _server: kube_double::Server,
+    _dir: tempfile::TempDir,
+    kubeconfig: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Self {
+        let server = kube_double::Server::start_blocking().expect("start kube-double");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).expect("write kubeconfig");
+        Cluster { _server: server, _dir: dir, kubeconfig }
+    }
+
+    fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new("kubectl")
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        {
+            use std::io::Write;
+            let mut input = child.stdin.take().expect("stdin");
+            input.write_all(stdin.unwrap_or_default().as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("kubectl")
+    }
+
+    /// `kubectl ARGS`, which must succeed; returns stdout.
+    fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let out = self.kubectl(args, stdin);
+        assert!(
+            out.status.success(),
+            "kubectl {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    fn get(&self, args: &[&str]) -> Value {
+        let mut all = vec!["get", "-o", "json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&self.ok(&all, None)).expect("kubectl get -o json")
+    }
+
+    fn namespaces(&self, names: &[&str]) {
+        let docs: Vec<String> =
+            names.iter().map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {n}\n")).collect();
+        self.ok(&["apply", "-f", "-"], Some(&docs.join("---\n")));
+    }
+
+    fn helm(&self, ops: Vec<Value>) -> Vec<Value> {
+        let ops = ops
+            .into_iter()
+            .map(|mut op| {
+                op["kubeconfig"] = json!(self.kubeconfig);
+                op
+            })
+            .collect();
+        helm::run(&helm::chart_dir(), ops)
+    }
+}
+
+/// The rendered release as one multi-document YAML stream, as `helm template` prints it.
+fn manifest(release: &Release) -> String {
+    let rendered = helm::render(release);
+    rendered.objects().iter().map(|o| serde_yaml::to_string(o).expect("yaml")).collect::<Vec<_>>().join("---\n")
+}
+
+fn people_tree() -> PathBuf {
+    repo().join("examples/gitops/people")
+}
+
+#[test]
+fn rendered_manifests_apply_with_kubectl_to_the_test_server() {
+    let cluster = Cluster::start();
+    cluster.namespaces(&["keyward-system"]);
+    let defaults = manifest(&Release::new(json!({})));
+    let out = cluster.ok(&["apply", "-f", "-"], Some(&defaults));
+    for created in [
+        "customresourcedefinition.apiextensions.k8s.io/employees.keyward.dev created",
+        "deployment.apps/keyward created",
+        "clusterrole.rbac.authorization.k8s.io/keyward created",
+        "poddisruptionbudget.policy/keyward created",
+        "service/keyward-metrics created",
+    ] {
+        assert!(out.contains(created), "{created:?} missing from:\n{out}");
+    }
+    // Applying again changes nothing; server-side apply takes the same objects.
+    let again = cluster.ok(&["apply", "-f", "-"], Some(&defaults));
+    assert!(!again.contains(" created") && !again.contains(" configured"), "{again}");
+    cluster.ok(&["apply", "--server-side", "--force-conflicts", "-f", "-"], Some(&defaults));
+
+    let deployment = cluster.get(&["deployment", "keyward", "-n", "keyward-system"]);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let crd = cluster.get(&["crd", "employees.keyward.dev"]);
+    assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
+
+    // The CRDs the chart installed serve and validate keyward's objects.
+    let people = people_tree();
+    cluster.ok(&["apply", "-R", "-f", people.to_str().unwrap()], None);
+    let employees = cluster.ok(&["get", "employees", "-n", "acme"], None);
+    assert!(employees.contains("alice@acme.example") && employees.contains("bob@acme.example"), "{employees}");
+    let bad = "apiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata: {name: mallory, namespace: acme}\n\
+               spec: {email: mallory@acme.example, state: Gone}\n";
+    let out = cluster.kubectl(&["apply", "-f", "-"], Some(bad));
+    assert!(!out.status.success(), "an invalid Employee was accepted");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.state"), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn a_namespaced_install_applies_with_kubectl() {
+    let cluster = Cluster::start();
+    cluster.namespaces(&["security", "acme", "acme-contractors"]);
+    // The CRDs first (crds.install is off in these values), then the release without the
+    // ServiceMonitor, whose CRD belongs to the Prometheus Operator.
+    cluster.ok(&["apply", "-f", repo().join("crds").to_str().unwrap()], None);
+    let mut values = super::everything_on();
+    values["serviceMonitor"]["enabled"] = json!(false);
+    let out = cluster.ok(&["apply", "-f", "-"], Some(&manifest(&Release::new(values).named("people", "security"))));
+    assert!(out.contains("networkpolicy.networking.k8s.io/people-keyward created"), "{out}");
+    let roles = cluster.get(&["roles", "-A", "-l", "app.kubernetes.io/instance=people"]);
+    let mut placed: Vec<String> = roles["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!("{}/{}", r["metadata"]["namespace"].as_str().unwrap(), r["metadata"]["name"].as_str().unwrap())
+        })
+        .collect();
+    placed.sort();
+    assert_eq!(
+        placed,
+        ["acme-contractors/people-keyward", "acme/people-keyward", "security/people-keyward-leader-election"]
+    );
+    assert_eq!(cluster.get(&["clusterroles", "-l", "app.kubernetes.io/instance=people"])["items"], json!([]));
+}
+
+#[test]
+fn helm_install_upgrade_and_uninstall_keep_the_crds_and_the_people() {
+    let cluster = Cluster::start();
+    cluster.namespaces(&["keyward-system", "acme"]);
+    let people = people_tree();
+    let replicas = ["get", "deployment", "keyward", "-n", "keyward-system", "-o", "jsonpath={.spec.replicas}"];
+    // One Helm session: the release record lives in its memory (the test server does not
+    // take client-go's protobuf, which Helm's Secret storage would send).
+    let results = cluster.helm(vec![
+        json!({"op": "install", "values": {"watch": {"namespaces": ["acme"]}}}),
+        json!({"op": "kubectl", "args": replicas}),
+        json!({"op": "kubectl", "args": ["apply", "-R", "-f", people]}),
+        json!({"op": "upgrade", "values": {"watch": {"namespaces": ["acme"]}, "replicaCount": 3}}),
+        json!({"op": "kubectl", "args": replicas}),
+        json!({"op": "uninstall"}),
+    ]);
+    for (i, r) in results.iter().enumerate() {
+        assert_eq!(r["ok"], true, "step {i}: {r}");
+    }
+    assert_eq!(results[1]["stdout"], "2", "installed with 2 replicas");
+    assert_eq!(results[4]["stdout"], "3", "upgraded to 3 replicas");
+    let kept = results[5]["release"]["info"].as_str().unwrap_or_default();
+    assert!(kept.contains("kept due to the resource policy") && kept.contains("employees.keyward.dev"), "{kept}");
+
+    // Uninstalled: the operator is gone, the CRDs and every Employee are still there.
+    assert!(cluster.get(&["deployments", "-n", "keyward-system"])["items"].as_array().unwrap().is_empty());
+    assert!(
+        cluster.get(&["clusterroles", "-l", "app.kubernetes.io/instance=keyward"])["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(cluster.get(&["crd", "-l", "app.kubernetes.io/part-of=keyward"])["items"].as_array().unwrap().len(), 3);
+    let employees = cluster.get(&["employees", "-n", "acme"]);
+    assert_eq!(employees["items"].as_array().unwrap().len(), 2, "the people survive the uninstall");
+}
