@@ -1,0 +1,451 @@
+//! Okta against a stateful fake of its Factors API (reference §2): SSWS and private_key_jwt,
+//! Link paging, 429 with X-Rate-Limit-Reset, 401 then a new token, 404 on a second delete, the
+//! push cascade, factors hidden by policy, malformed answers; then plan/apply through the
+//! keyward binary.
+
+mod providers_support;
+
+use keyward::crd::mfa_provider::RevocationMode;
+use keyward::crd::{FactorKind, MfaProvider};
+use keyward::engine::{Enrolment, Inventory};
+use keyward::providers::rest::Backoff;
+use keyward::providers::{MfaBackend, Revoked, UserQuery, connect_with};
+use providers_support::*;
+use serde_json::{Value, json};
+use std::time::Instant;
+use wiremock::{Request, ResponseTemplate};
+
+const TOKEN: &str = "00abcSSWStoken";
+
+#[derive(Clone)]
+struct Factor {
+    id: String,
+    factor_type: String,
+    provider: String,
+    status: String,
+    /// Outside the admin's policy view: not listed, but enrolled.
+    hidden: bool,
+}
+
+fn factor(id: &str, factor_type: &str, provider: &str) -> Factor {
+    Factor {
+        id: id.into(),
+        factor_type: factor_type.into(),
+        provider: provider.into(),
+        status: "ACTIVE".into(),
+        hidden: false,
+    }
+}
+
+struct User {
+    id: String,
+    login: String,
+    status: String,
+    factors: Vec<Factor>,
+}
+
+#[derive(Default)]
+struct Okta {
+    users: Vec<User>,
+    page_size: usize,
+    /// Answer the next request with 429 and a reset one second ahead.
+    throttle_next: bool,
+    /// OAuth: tokens issued, and tokens the API now rejects.
+    issued: Vec<String>,
+    expired: Vec<String>,
+    oauth: bool,
+    malformed_factors: bool,
+    log: Vec<String>,
+}
+
+fn okta_error(status: u16, code: &str, summary: &str) -> ResponseTemplate {
+    json(
+        status,
+        json!({"errorCode": code, "errorSummary": summary, "errorLink": code, "errorId": "x", "errorCauses": []}),
+    )
+}
+
+fn user_json(u: &User, base: &str) -> Value {
+    let mut links = json!({"self": {"href": format!("{base}/api/v1/users/{}", u.id)}});
+    if !u.factors.is_empty() {
+        links["resetFactors"] =
+            json!({"href": format!("{base}/api/v1/users/{}/lifecycle/reset_factors", u.id), "method": "POST"});
+    }
+    json!({"id": u.id, "status": u.status, "profile": {"login": u.login, "email": u.login}, "_links": links})
+}
+
+fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
+    let base = base(r);
+    let path = segments(r);
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    s.log.push(format!("{} {}", r.method, r.url.path()));
+    if p == ["oauth2", "v1", "token"] {
+        let f = form(r);
+        assert_eq!(f.get("grant_type").map(String::as_str), Some("client_credentials"));
+        assert_eq!(f.get("scope").map(String::as_str), Some("okta.users.read okta.users.manage"));
+        assert_eq!(
+            f.get("client_assertion_type").map(String::as_str),
+            Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        );
+        let (header, claims) = match verify_rs256(f.get("client_assertion").map(String::as_str).unwrap_or_default()) {
+            Ok(v) => v,
+            Err(e) => return json(401, json!({"error": "invalid_client", "error_description": e})),
+        };
+        assert_eq!(header["kid"], "kid-1");
+        assert_eq!(claims["iss"], "0oaclient");
+        assert_eq!(claims["sub"], "0oaclient");
+        assert_eq!(claims["aud"], format!("{base}/oauth2/v1/token"));
+        assert!(claims["exp"].as_u64().unwrap_or(0) > now());
+        let token = format!("tok{}", s.issued.len());
+        s.issued.push(token.clone());
+        return json(
+            200,
+            json!({"token_type": "Bearer", "access_token": token, "expires_in": 3600, "scope": "okta.users.read okta.users.manage"}),
+        );
+    }
+    let auth = header(r, "authorization");
+    let authorized = if s.oauth {
+        auth.strip_prefix("Bearer ")
+            .is_some_and(|t| s.issued.iter().any(|i| i == t) && !s.expired.iter().any(|e| e == t))
+    } else {
+        auth == format!("SSWS {TOKEN}")
+    };
+    if !authorized {
+        return okta_error(401, "E0000011", "Invalid token provided");
+    }
+    if std::mem::take(&mut s.throttle_next) {
+        return okta_error(429, "E0000047", "API call exceeded rate limit due to too many requests.")
+            .insert_header("X-Rate-Limit-Limit", "600")
+            .insert_header("X-Rate-Limit-Remaining", "0")
+            .insert_header("X-Rate-Limit-Reset", (now() + 1).to_string().as_str());
+    }
+    let find = |s: &Okta, key: &str| s.users.iter().position(|u| u.id == key || u.login.eq_ignore_ascii_case(key));
+    match (r.method.as_str(), p.as_slice()) {
+        ("GET", ["api", "v1", "users"]) => {
+            let after: usize = query(r, "after").and_then(|a| a.parse().ok()).unwrap_or(0);
+            let size = if s.page_size == 0 { 200 } else { s.page_size };
+            let page: Vec<Value> = s
+                .users
+                .iter()
+                .skip(after)
+                .take(size)
+                .map(|u| {
+                    let mut v = user_json(u, &base);
+                    v["_links"] = json!({"self": v["_links"]["self"]}); // listings carry only `self`
+                    v
+                })
+                .collect();
+            let mut response = json(200, Value::Array(page));
+            let mut link = format!("<{base}/api/v1/users?limit={size}&after={after}>; rel=\"self\"");
+            if after + size < s.users.len() {
+                link = format!("{link}, <{base}/api/v1/users?limit={size}&after={}>; rel=\"next\"", after + size);
+            }
+            response = response.insert_header("Link", link.as_str());
+            response
+        }
+        ("GET", ["api", "v1", "users", key]) => match find(s, key) {
+            Some(i) => json(200, user_json(&s.users[i], &base)),
+            None => okta_error(404, "E0000007", "Not found: Resource not found: x (User)"),
+        },
+        ("GET", ["api", "v1", "users", key, "factors"]) => {
+            if s.malformed_factors {
+                return ResponseTemplate::new(200).set_body_string("<html>login</html>");
+            }
+            match find(s, key) {
+                Some(i) if s.users[i].status != "DEPROVISIONED" => {
+                    let list: Vec<Value> = s.users[i]
+                        .factors
+                        .iter()
+                        .filter(|f| !f.hidden)
+                        .map(|f| {
+                            json!({"id": f.id, "factorType": f.factor_type, "provider": f.provider, "status": f.status,
+                               "created": "2026-01-01T00:00:00.000Z", "_links": {}})
+                        })
+                        .collect();
+                    json(200, Value::Array(list))
+                }
+                _ => okta_error(404, "E0000007", "Not found: Resource not found: x (User)"),
+            }
+        }
+        ("DELETE", ["api", "v1", "users", key, "factors", fid]) => {
+            let Some(i) = find(s, key) else { return okta_error(404, "E0000007", "Not found") };
+            let user = &mut s.users[i];
+            let Some(pos) = user.factors.iter().position(|f| f.id == *fid) else {
+                return okta_error(404, "E0000007", "Not found: Resource not found: x (UserFactor)");
+            };
+            let removed = user.factors.remove(pos);
+            if matches!(removed.factor_type.as_str(), "push" | "signed_nonce") {
+                // Okta Verify's factors go together.
+                user.factors.retain(|f| {
+                    !(f.provider == "OKTA"
+                        && matches!(f.factor_type.as_str(), "push" | "signed_nonce" | "token:software:totp"))
+                });
+            }
+            ResponseTemplate::new(204)
+        }
+        ("POST", ["api", "v1", "users", key, "lifecycle", "reset_factors"]) => {
+            assert_eq!(header(r, "content-length"), "0", "Okta answers 411 without it");
+            let Some(i) = find(s, key) else { return okta_error(404, "E0000007", "Not found") };
+            s.users[i].factors.clear();
+            json(200, json!({}))
+        }
+        ("POST", ["api", "v1", "users", key, "factors"]) => {
+            let body: Value = serde_json::from_slice(&r.body).expect("enrol body");
+            assert_eq!(body["factorType"], "email");
+            let Some(i) = find(s, key) else { return okta_error(404, "E0000007", "Not found") };
+            let email = body["profile"]["email"].as_str().unwrap_or_default().to_string();
+            assert_eq!(email, s.users[i].login);
+            let mut f = factor("emf-new", "email", "OKTA");
+            f.status = "PENDING_ACTIVATION".into();
+            s.users[i].factors.push(f);
+            json(
+                200,
+                json!({"id": "emf-new", "factorType": "email", "provider": "OKTA", "status": "PENDING_ACTIVATION"}),
+            )
+        }
+        _ => okta_error(404, "E0000022", "The endpoint does not support the provided HTTP method"),
+    }
+}
+
+fn user(id: &str, login: &str, factors: Vec<Factor>) -> User {
+    User { id: id.into(), login: login.into(), status: "ACTIVE".into(), factors }
+}
+
+fn acme() -> Okta {
+    Okta {
+        users: vec![
+            user("00ualice", "alice@acme.example", vec![factor("totA", "token:software:totp", "GOOGLE")]),
+            user(
+                "00ubob",
+                "bob@acme.example",
+                vec![factor("totB", "token:software:totp", "GOOGLE"), factor("smsB", "sms", "OKTA")],
+            ),
+            user(
+                "00udave",
+                "dave@acme.example",
+                vec![factor("totD", "token:software:totp", "GOOGLE"), factor("smsD", "sms", "OKTA")],
+            ),
+        ],
+        ..Default::default()
+    }
+}
+
+fn provider(url: &str, extra: &str, method: &str) -> MfaProvider {
+    let yaml = format!(
+        "apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp, namespace: acme}}\nspec:\n  okta:\n    url: {url}\n    credentials: {{method: {method}, secretRef: {{name: okta}}}}\n{extra}"
+    );
+    serde_yaml::from_str(&yaml).expect("provider")
+}
+
+fn secrets(key: &str) -> Option<String> {
+    match key {
+        "apiToken" => Some(TOKEN.into()),
+        "clientId" => Some("0oaclient".into()),
+        "privateKey" => Some(RSA_KEY.into()),
+        "keyId" => Some("kid-1".into()),
+        _ => None,
+    }
+}
+
+fn backend(provider: &MfaProvider) -> Box<dyn MfaBackend> {
+    connect_with(provider, &|_, key| secrets(key), Backoff::quick()).expect("connect")
+}
+
+fn kinds(inventory: &Inventory, user: &str) -> Vec<String> {
+    let mut kinds: Vec<String> = inventory
+        .users
+        .iter()
+        .filter(|u| u.name == user)
+        .flat_map(|u| u.enrolments.iter().map(|e| e.kind.to_string()))
+        .collect();
+    kinds.sort();
+    kinds
+}
+
+fn enrolment(id: &str, kind: &str) -> Enrolment {
+    Enrolment { id: id.into(), kind: FactorKind::new(kind), active: true }
+}
+
+#[tokio::test]
+async fn lists_every_page_and_waits_out_a_rate_limit() {
+    let mut state = acme();
+    for i in 0..5 {
+        state.users.push(user(
+            &format!("00ux{i}"),
+            &format!("x{i}@acme.example"),
+            vec![factor(&format!("p{i}"), "push", "OKTA")],
+        ));
+    }
+    state.page_size = 3;
+    state.throttle_next = true;
+    let (server, state) = serve(state, handle).await;
+    let okta = backend(&provider(&server.uri(), "  scope: All\n", "ApiToken"));
+    let start = Instant::now();
+    let inventory = okta.inventory(&UserQuery { declared: vec![], all: true }).await.expect("inventory");
+    assert!(start.elapsed().as_millis() >= 500, "waited for X-Rate-Limit-Reset: {:?}", start.elapsed());
+    assert_eq!(inventory.users.len(), 8);
+    assert_eq!(kinds(&inventory, "bob@acme.example"), ["sms", "totp"]);
+    assert_eq!(kinds(&inventory, "x4@acme.example"), ["push"]);
+    let log = state.lock().expect("state").log.clone();
+    let pages = log.iter().filter(|l| l.as_str() == "GET /api/v1/users").count();
+    assert_eq!(pages, 1 + 3, "the throttled attempt and three pages of three: {log:?}");
+}
+
+#[tokio::test]
+async fn a_second_delete_is_already_gone_and_push_takes_okta_verify_along() {
+    let mut state = acme();
+    state.users[0].factors = vec![
+        factor("push1", "push", "OKTA"),
+        factor("ovtotp", "token:software:totp", "OKTA"),
+        factor("gtotp", "token:software:totp", "GOOGLE"),
+    ];
+    let (server, state) = serve(state, handle).await;
+    let okta = backend(&provider(&server.uri(), "", "ApiToken"));
+    okta.inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false }).await.expect("inventory");
+
+    let del = RevocationMode::Delete;
+    assert_eq!(okta.revoke("alice@acme.example", &enrolment("push1", "push"), del).await, Ok(Revoked::Done));
+    // The cascade removed Okta Verify's TOTP: known without another request.
+    let before = okta.requests();
+    assert_eq!(okta.revoke("alice@acme.example", &enrolment("ovtotp", "totp"), del).await, Ok(Revoked::AlreadyGone));
+    assert_eq!(okta.requests(), before);
+    // Google Authenticator is not Okta Verify: it stays.
+    let left: Vec<String> = state.lock().expect("state").users[0].factors.iter().map(|f| f.id.clone()).collect();
+    assert_eq!(left, ["gtotp"]);
+    assert_eq!(okta.revoke("alice@acme.example", &enrolment("gtotp", "totp"), del).await, Ok(Revoked::Done));
+    assert_eq!(okta.revoke("alice@acme.example", &enrolment("gtotp", "totp"), del).await, Ok(Revoked::AlreadyGone));
+    let err = okta
+        .revoke("alice@acme.example", &enrolment("gtotp", "totp"), RevocationMode::Disable)
+        .await
+        .expect_err("disable");
+    assert!(err.to_string().contains("cannot be disabled"), "{err}");
+}
+
+#[tokio::test]
+async fn factors_hidden_by_policy_are_unlisted_and_reset() {
+    let mut state = acme();
+    let mut hidden = factor("hid1", "webauthn", "FIDO");
+    hidden.hidden = true;
+    state.users[2].factors = vec![hidden];
+    state.users.push(User {
+        id: "00ugone".into(),
+        login: "gone@acme.example".into(),
+        status: "DEPROVISIONED".into(),
+        factors: vec![],
+    });
+    let (server, state) = serve(state, handle).await;
+    let okta = backend(&provider(&server.uri(), "", "ApiToken"));
+    let query = UserQuery {
+        declared: vec!["dave@acme.example".into(), "gone@acme.example".into(), "nobody@acme.example".into()],
+        all: false,
+    };
+    let inventory = okta.inventory(&query).await.expect("inventory");
+    assert_eq!(kinds(&inventory, "dave@acme.example"), ["unlisted"]);
+    let gone = inventory.users.iter().find(|u| u.name == "gone@acme.example").expect("deprovisioned user listed");
+    assert!(!gone.in_directory && gone.enrolments.is_empty());
+    assert!(!inventory.users.iter().any(|u| u.name == "nobody@acme.example"));
+    let unlisted = inventory.users.iter().find(|u| u.name == "dave@acme.example").expect("dave").enrolments[0].clone();
+    assert_eq!(okta.revoke("dave@acme.example", &unlisted, RevocationMode::Delete).await, Ok(Revoked::Done));
+    assert!(
+        state.lock().expect("state").log.contains(&"POST /api/v1/users/00udave/lifecycle/reset_factors".to_string())
+    );
+    let inventory = okta.inventory(&query).await.expect("inventory");
+    assert_eq!(kinds(&inventory, "dave@acme.example"), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn private_key_jwt_token_is_signed_cached_and_renewed_after_401() {
+    let mut state = acme();
+    state.oauth = true;
+    let (server, state) = serve(state, handle).await;
+    let okta = backend(&provider(&server.uri(), "", "PrivateKeyJwt"));
+    let query = UserQuery { declared: vec!["alice@acme.example".into(), "bob@acme.example".into()], all: false };
+    okta.inventory(&query).await.expect("inventory");
+    assert_eq!(state.lock().expect("state").issued.len(), 1, "one token for the whole listing");
+    // The token is revoked server-side: the next call gets 401, a new token, and succeeds.
+    {
+        let mut s = state.lock().expect("state");
+        let first = s.issued[0].clone();
+        s.expired.push(first);
+    }
+    let inventory = okta.inventory(&query).await.expect("inventory after 401");
+    assert_eq!(kinds(&inventory, "alice@acme.example"), ["totp"]);
+    assert_eq!(state.lock().expect("state").issued.len(), 2);
+}
+
+#[tokio::test]
+async fn wrong_token_and_malformed_answers_are_clear_errors() {
+    let (server, state) = serve(acme(), handle).await;
+    let okta = connect_with(
+        &provider(&server.uri(), "", "ApiToken"),
+        &|_, k| (k == "apiToken").then(|| "wrong".into()),
+        Backoff::quick(),
+    )
+    .expect("connect");
+    let err = okta.check().await.expect_err("rejected");
+    assert!(err.to_string().contains("credentials rejected: E0000011"), "{err}");
+
+    state.lock().expect("state").malformed_factors = true;
+    let okta = backend(&provider(&server.uri(), "", "ApiToken"));
+    let err = okta
+        .inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false })
+        .await
+        .expect_err("malformed");
+    let text = err.to_string();
+    assert!(
+        text.contains("list enrolments on acme/corp") && text.contains("unexpected response: factors of user 00ualice"),
+        "{text}"
+    );
+
+    let missing = connect_with(
+        &provider(&server.uri(), "", "PrivateKeyJwt"),
+        &|_, k| (k == "clientId").then(|| "x".into()),
+        Backoff::quick(),
+    );
+    assert!(missing.err().expect("no key").to_string().contains("has no key \"privateKey\""));
+}
+
+#[tokio::test]
+async fn invitation_enrols_the_email_factor_pending_activation() {
+    let (server, state) = serve(acme(), handle).await;
+    let okta = backend(&provider(&server.uri(), "", "ApiToken"));
+    okta.invite("alice@acme.example", &FactorKind::new("email")).await.expect("invite");
+    let alice = &state.lock().expect("state").users[0];
+    assert!(alice.factors.iter().any(|f| f.factor_type == "email" && f.status == "PENDING_ACTIVATION"));
+    assert!(okta.invite("alice@acme.example", &FactorKind::new("totp")).await.is_err(), "TOTP would return its secret");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_factor_only() {
+    let (server, state) = serve(acme(), handle).await;
+    let block = format!("  okta:\n    url: {}\n    credentials: {{secretRef: {{name: corp-admin}}}}", server.uri());
+    let tree = company(&block, &format!("  apiToken: {TOKEN}"), "totp");
+
+    let (code, plan_before) = plan(tree.path()).await;
+    assert_eq!(code, 2, "{plan_before}");
+    assert_eq!(
+        actions(&plan_before),
+        [
+            revoke("bob@acme.example", "sms", "NotEntitled"),
+            revoke("dave@acme.example", "sms", "EmployeeOffboarded"),
+            revoke("dave@acme.example", "totp", "EmployeeOffboarded"),
+        ]
+    );
+    assert!(state.lock().expect("state").log.iter().all(|l| l.starts_with("GET")), "plan changes nothing");
+
+    let (code, audit, stderr) = apply(tree.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(audit.len(), 3, "{audit:?}");
+    assert!(audit.iter().all(|r| r["outcome"] == "revoked" && r["provider"] == "acme/corp"), "{audit:?}");
+    {
+        let s = state.lock().expect("state");
+        let ids = |i: usize| s.users[i].factors.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+        assert_eq!(ids(0), ["totA"], "alice keeps her entitled TOTP");
+        assert_eq!(ids(1), ["totB"], "bob loses only the SMS factor");
+        assert!(ids(2).is_empty(), "dave has nothing left");
+    }
+    let (code, plan_after) = plan(tree.path()).await;
+    assert_eq!((code, actions(&plan_after)), (0, vec![]), "{plan_after}");
+
+    outage_revokes_nothing(tree.path(), &server.uri()).await;
+}

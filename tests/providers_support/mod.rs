@@ -1,0 +1,251 @@
+//! Shared by the `providers_*` tests: stateful fakes of the SaaS providers on a loopback
+//! wiremock server, manifest trees for one company, the keyward binary, and JWT checks.
+#![allow(dead_code)]
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use keyward::providers::jwt::pem_blocks;
+use serde_json::Value;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub const RSA_KEY: &str = include_str!("test-rsa.pem");
+pub const CERTIFICATE: &str = include_str!("test-cert.pem");
+
+/// A provider's state and the function that answers requests from it.
+pub struct Fake<S> {
+    pub state: Arc<Mutex<S>>,
+    handler: fn(&mut S, &Request) -> ResponseTemplate,
+}
+
+impl<S: Send + 'static> Respond for Fake<S> {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let mut state = self.state.lock().expect("state");
+        (self.handler)(&mut state, request)
+    }
+}
+
+/// Starts a loopback server answering every request from `state` through `handler`.
+pub async fn serve<S: Send + 'static>(
+    state: S,
+    handler: fn(&mut S, &Request) -> ResponseTemplate,
+) -> (MockServer, Arc<Mutex<S>>) {
+    let server = MockServer::start().await;
+    let state = Arc::new(Mutex::new(state));
+    Mock::given(wiremock::matchers::any()).respond_with(Fake { state: state.clone(), handler }).mount(&server).await;
+    (server, state)
+}
+
+pub fn json(status: u16, body: Value) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(body)
+}
+
+pub fn query(request: &Request, key: &str) -> Option<String> {
+    request.url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
+}
+
+/// `http://host:port` as the client addressed the server (wiremock's own URL says localhost).
+pub fn base(request: &Request) -> String {
+    format!("http://{}", header(request, "host"))
+}
+
+pub fn header(request: &Request, name: &str) -> String {
+    request.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}
+
+/// Path segments, percent-decoded.
+pub fn segments(request: &Request) -> Vec<String> {
+    request.url.path_segments().map(|s| s.map(|p| percent_decode(p)).collect()).unwrap_or_default()
+}
+
+fn percent_decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+pub fn form(request: &Request) -> std::collections::HashMap<String, String> {
+    url::form_urlencoded::parse(&request.body).into_owned().collect()
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs()
+}
+
+/// Verifies an RS256 JWT against the test key and returns its claims.
+pub fn verify_rs256(jwt: &str) -> Result<(Value, Value), String> {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    if parts.len() != 3 {
+        return Err("not a JWS".into());
+    }
+    let (_, der) = pem_blocks(RSA_KEY)?.into_iter().next().ok_or("no key")?;
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der).map_err(|e| e.to_string())?;
+    use ring::signature::KeyPair;
+    let public = ring::signature::UnparsedPublicKey::new(
+        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+        pair.public_key().as_ref(),
+    );
+    let signature = URL_SAFE_NO_PAD.decode(parts[2]).map_err(|e| e.to_string())?;
+    public
+        .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+        .map_err(|_| "bad signature".to_string())?;
+    let decode = |p: &str| -> Result<Value, String> {
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    };
+    Ok((decode(parts[0])?, decode(parts[1])?))
+}
+
+/// Indents a PEM (or any multi-line text) as a YAML block scalar under `key:`.
+pub fn yaml_block(key: &str, text: &str, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    let body: String = text.lines().map(|l| format!("{pad}  {l}\n")).collect();
+    format!("{pad}{key}: |\n{body}")
+}
+
+/// A manifest tree for Acme on one provider: `provider` is the `spec:` block of the
+/// MfaProvider (indented two spaces), `secret` the Secret's `stringData` lines. Alice (sre)
+/// and Bob (dev) are active and entitled to `kept`; Dave (sre) has left.
+pub fn company(provider: &str, secret: &str, kept: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let text = format!(
+        "\
+apiVersion: keyward.dev/v1alpha1
+kind: MfaProvider
+metadata: {{name: corp, namespace: acme}}
+spec:
+{provider}
+  policy:
+    budget: {{maxRevocations: 10}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: corp-admin, namespace: acme}}
+stringData:
+{secret}
+---
+apiVersion: keyward.dev/v1alpha1
+kind: AccessGrant
+metadata: {{name: staff, namespace: acme}}
+spec:
+  provider: corp
+  subjects: {{roles: [sre, dev]}}
+  factors: [{kept}]
+---
+apiVersion: keyward.dev/v1alpha1
+kind: Employee
+metadata: {{name: alice, namespace: acme}}
+spec: {{email: alice@acme.example, roles: [sre]}}
+---
+apiVersion: keyward.dev/v1alpha1
+kind: Employee
+metadata: {{name: bob, namespace: acme}}
+spec: {{email: bob@acme.example, roles: [dev]}}
+---
+apiVersion: keyward.dev/v1alpha1
+kind: Employee
+metadata: {{name: dave, namespace: acme}}
+spec: {{email: dave@acme.example, roles: [sre], state: Offboarded}}
+"
+    );
+    std::fs::write(dir.path().join("acme.yaml"), text).expect("write tree");
+    dir
+}
+
+/// Runs the keyward binary off the async runtime (the fake answers on it meanwhile).
+pub async fn keyward(args: Vec<String>) -> Output {
+    tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_keyward")).args(&args).output().expect("run"))
+        .await
+        .expect("join")
+}
+
+/// `keyward plan --output json`: exit code and plan.
+pub async fn plan(dir: &Path) -> (i32, Value) {
+    let o =
+        keyward(vec!["plan".into(), "-f".into(), dir.display().to_string(), "--output".into(), "json".into()]).await;
+    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!("plan json: {e}: {} {}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    });
+    (o.status.code().unwrap_or(-1), v)
+}
+
+/// `keyward apply` with the audit log in the tree: exit code, audit records, stderr.
+pub async fn apply(dir: &Path) -> (i32, Vec<Value>, String) {
+    let audit = dir.join("audit.jsonl");
+    let o = keyward(vec![
+        "apply".into(),
+        "-f".into(),
+        dir.join("acme.yaml").display().to_string(),
+        "--audit-log".into(),
+        audit.display().to_string(),
+    ])
+    .await;
+    let records = std::fs::read_to_string(&audit)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line"))
+        .collect();
+    let _ = std::fs::remove_file(&audit);
+    (o.status.code().unwrap_or(-1), records, String::from_utf8_lossy(&o.stderr).to_string())
+}
+
+/// `(action, user, kind, reason)` of every action of the plan's first provider, sorted.
+pub fn actions(plan: &Value) -> Vec<(String, String, String, String)> {
+    let mut list: Vec<_> = plan["providers"][0]["actions"]
+        .as_array()
+        .expect("actions")
+        .iter()
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+            (s("action"), s("user"), s("kind"), s("reason"))
+        })
+        .collect();
+    list.sort();
+    list
+}
+
+pub fn revoke(user: &str, kind: &str, reason: &str) -> (String, String, String, String) {
+    ("revoke".into(), user.into(), kind.into(), reason.into())
+}
+
+/// The same tree with the provider's URLs pointed at `url` (an outage).
+pub fn retarget(dir: &Path, from: &str, to: &str) {
+    let path = dir.join("acme.yaml");
+    let text = std::fs::read_to_string(&path).expect("read").replace(from, to);
+    std::fs::write(path, text).expect("write");
+}
+
+/// A loopback server answering every request with `status` and an HTML body.
+pub fn failing_server(status: u16) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 8192];
+            let _ = stream.read(&mut buf);
+            let body = "<html>down for maintenance</html>";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} Error\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    url
+}
+
+/// The outage scenario shared by every provider: the provider answers 503 to everything;
+/// `plan` and `apply` fail and nothing is revoked.
+pub async fn outage_revokes_nothing(dir: &Path, url: &str) {
+    retarget(dir, url, &failing_server(503));
+    let (code, plan) = plan(dir).await;
+    assert_eq!(code, 1, "{plan}");
+    assert!(plan["providers"][0]["actions"].as_array().is_none_or(|a| a.is_empty()), "{plan}");
+    let (code, audit, stderr) = apply(dir).await;
+    assert_ne!(code, 0, "{stderr}");
+    assert!(audit.is_empty(), "an outage revokes nothing: {audit:?}");
+}
