@@ -1,0 +1,296 @@
+//! Duo against a stateful fake of its Admin API (reference §3): every request's v5 signature
+//! recomputed independently, next_offset paging, bare 429s, device removal, malformed
+//! answers; then plan/apply through the keyward binary.
+
+mod providers_support;
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use keyward::crd::mfa_provider::RevocationMode;
+use keyward::crd::{FactorKind, MfaProvider};
+use keyward::engine::Enrolment;
+use keyward::providers::rest::Backoff;
+use keyward::providers::{MfaBackend, Revoked, UserQuery, connect_with};
+use providers_support::*;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha512};
+use std::time::Instant;
+use wiremock::{Request, ResponseTemplate};
+
+const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
+const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+
+#[derive(Default)]
+struct Duo {
+    users: Vec<Value>,
+    page_size: usize,
+    throttle: usize,
+    malformed: bool,
+    log: Vec<String>,
+    enrolled: Vec<Value>,
+}
+
+/// RFC 3986 as Python's `quote(s, '~')`, written here independently of keyward's signer.
+fn quote(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Recomputes the v5 signature of a request as Duo's server would, from what arrived.
+fn signature_ok(r: &Request) -> Result<(), String> {
+    let date = header(r, "date");
+    let parsed = chrono::DateTime::parse_from_rfc2822(&date).map_err(|e| format!("Date {date:?}: {e}"))?;
+    if (chrono::Utc::now().timestamp() - parsed.timestamp()).abs() > 300 {
+        return Err("Date too far from now".into());
+    }
+    let mut params: Vec<(String, String)> = r.url.query_pairs().map(|(k, v)| (quote(&k), quote(&v))).collect();
+    params.sort();
+    let params = params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&");
+    let (params, body) = if r.method.as_str() == "POST" {
+        assert_eq!(header(r, "content-type"), "application/json");
+        (String::new(), r.body.clone())
+    } else {
+        (params, Vec::new())
+    };
+    let canonical = [
+        date,
+        r.method.as_str().to_uppercase(),
+        header(r, "host").to_lowercase(),
+        r.url.path().to_string(),
+        params,
+        hex::encode(Sha512::digest(&body)),
+        hex::encode(Sha512::digest(b"")),
+    ]
+    .join("\n");
+    let auth = header(r, "authorization");
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(auth.strip_prefix("Basic ").ok_or("not Basic")?)
+        .map_err(|e| e.to_string())?;
+    let decoded = String::from_utf8(decoded).map_err(|e| e.to_string())?;
+    let (ikey, sig) = decoded.split_once(':').ok_or("no colon")?;
+    if ikey != IKEY {
+        return Err(format!("ikey {ikey}"));
+    }
+    let mut mac = Hmac::<Sha512>::new_from_slice(SKEY.as_bytes()).map_err(|e| e.to_string())?;
+    mac.update(canonical.as_bytes());
+    mac.verify_slice(&hex::decode(sig).map_err(|e| e.to_string())?).map_err(|_| "signature mismatch".to_string())
+}
+
+fn fail(status: u16, code: u32, message: &str) -> ResponseTemplate {
+    json(status, json!({"stat": "FAIL", "code": code, "message": message}))
+}
+
+fn handle(s: &mut Duo, r: &Request) -> ResponseTemplate {
+    s.log.push(format!("{} {}", r.method, r.url.path()));
+    if let Err(e) = signature_ok(r) {
+        return fail(401, 40103, &format!("Invalid signature in request credentials: {e}"));
+    }
+    if s.throttle > 0 {
+        s.throttle -= 1;
+        return fail(429, 42901, "Too Many Requests"); // no headers: Duo sends none
+    }
+    let path = segments(r);
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    match (r.method.as_str(), p.as_slice()) {
+        ("GET", ["admin", "v1", "users"]) => {
+            if s.malformed {
+                return json(200, json!({"stat": "OK"}));
+            }
+            if let Some(name) = query(r, "username") {
+                let hit: Vec<Value> = s.users.iter().filter(|u| u["username"] == name.as_str()).cloned().collect();
+                return json(200, json!({"stat": "OK", "response": hit, "metadata": {}}));
+            }
+            let offset: usize = query(r, "offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+            let limit: usize = query(r, "limit").and_then(|o| o.parse().ok()).unwrap_or(100);
+            let size = if s.page_size == 0 { limit } else { s.page_size.min(limit) };
+            let page: Vec<Value> = s.users.iter().skip(offset).take(size).cloned().collect();
+            let mut metadata = json!({"total_objects": s.users.len()});
+            if offset + size < s.users.len() {
+                metadata["next_offset"] = json!(offset + size);
+            }
+            json(200, json!({"stat": "OK", "response": page, "metadata": metadata}))
+        }
+        ("DELETE", ["admin", "v1", "users", uid, collection, id]) => {
+            let Some(user) = s.users.iter_mut().find(|u| u["user_id"] == *uid) else {
+                return fail(404, 40401, "Resource not found");
+            };
+            let key = if *collection == "phones" { "phone_id" } else { "token_id" };
+            if let Some(list) = user[*collection].as_array_mut() {
+                list.retain(|d| d[key] != *id); // already gone: Duo does nothing, and says OK
+            }
+            json(200, json!({"stat": "OK", "response": ""}))
+        }
+        ("DELETE", ["admin", "v1", "webauthncredentials", key]) => {
+            for user in &mut s.users {
+                if let Some(list) = user["webauthncredentials"].as_array_mut() {
+                    list.retain(|d| d["webauthnkey"] != *key);
+                }
+            }
+            json(200, json!({"stat": "OK", "response": ""}))
+        }
+        ("POST", ["admin", "v1", "users", "enroll"]) => {
+            let body: Value = serde_json::from_slice(&r.body).expect("json body");
+            s.enrolled.push(body);
+            json(200, json!({"stat": "OK", "response": "enrolment-code-not-for-keyward"}))
+        }
+        _ => fail(404, 40401, "Resource not found"),
+    }
+}
+
+fn user(id: &str, name: &str, phones: Value, tokens: Value, webauthn: Value) -> Value {
+    json!({"user_id": id, "username": name, "email": name, "status": "active", "is_enrolled": true,
+           "phones": phones, "tokens": tokens, "webauthncredentials": webauthn, "u2ftokens": [], "groups": [{"name": "Staff"}]})
+}
+
+fn push_phone(id: &str) -> Value {
+    json!({"phone_id": id, "type": "mobile", "platform": "Apple iOS", "activated": true, "capabilities": ["push", "sms", "phone"]})
+}
+
+fn acme() -> Duo {
+    Duo {
+        users: vec![
+            user("DUALICE", "alice@acme.example", json!([push_phone("DPA")]), json!([]), json!([])),
+            user(
+                "DUBOB",
+                "bob@acme.example",
+                json!([push_phone("DPB")]),
+                json!([{"token_id": "DHB", "type": "h6", "serial": "1"}]),
+                json!([]),
+            ),
+            user(
+                "DUDAVE",
+                "dave@acme.example",
+                json!([push_phone("DPD")]),
+                json!([]),
+                json!([{"webauthnkey": "WAD", "label": "key"}]),
+            ),
+        ],
+        ..Default::default()
+    }
+}
+
+fn provider(url: &str, extra: &str) -> MfaProvider {
+    let yaml = format!(
+        "apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp, namespace: acme}}\nspec:\n  duo:\n    url: {url}\n    credentials: {{secretRef: {{name: duo}}}}\n{extra}"
+    );
+    serde_yaml::from_str(&yaml).expect("provider")
+}
+
+fn backend(url: &str, extra: &str, skey: &str) -> Box<dyn MfaBackend> {
+    let skey = skey.to_string();
+    let secrets = move |_: &str, key: &str| match key {
+        "integrationKey" => Some(IKEY.to_string()),
+        "secretKey" => Some(skey.clone()),
+        _ => None,
+    };
+    connect_with(&provider(url, extra), &secrets, Backoff::quick()).expect("connect")
+}
+
+#[tokio::test]
+async fn signed_paged_listing_outlasts_bare_429s() {
+    let mut state = acme();
+    for i in 0..4 {
+        state.users.push(user(&format!("DU{i}"), &format!("u{i}@acme.example"), json!([]), json!([]), json!([])));
+    }
+    state.page_size = 2;
+    state.throttle = 2;
+    let (server, state) = serve(state, handle).await;
+    let duo = backend(&server.uri(), "  scope: All\n", SKEY);
+    let start = Instant::now();
+    let inventory = duo.inventory(&UserQuery { declared: vec![], all: true }).await.expect("inventory");
+    // Backoff::quick doubles 10 ms, 20 ms for the two bare 429s.
+    assert!(start.elapsed().as_millis() >= 30, "{:?}", start.elapsed());
+    assert_eq!(inventory.users.len(), 7);
+    let bob = inventory.users.iter().find(|u| u.name == "bob@acme.example").expect("bob");
+    let mut kinds: Vec<(String, String)> = bob.enrolments.iter().map(|e| (e.id.clone(), e.kind.to_string())).collect();
+    kinds.sort();
+    assert_eq!(kinds, [("phone:DPB".to_string(), "push".to_string()), ("token:DHB".into(), "hotp".into())]);
+    let pages = state.lock().expect("state").log.iter().filter(|l| *l == "GET /admin/v1/users").count();
+    assert_eq!(pages, 2 + 4, "two throttled attempts, then four pages of two");
+}
+
+#[tokio::test]
+async fn a_wrong_secret_fails_the_signature_and_rate_limits_give_up_in_the_end() {
+    let (server, state) = serve(acme(), handle).await;
+    let err = backend(&server.uri(), "", "not-the-secret").check().await.expect_err("rejected");
+    assert!(err.to_string().contains("credentials rejected: 40103 Invalid signature"), "{err}");
+    state.lock().expect("state").throttle = 100;
+    let err = backend(&server.uri(), "", SKEY).check().await.expect_err("throttled");
+    assert!(err.to_string().contains("rate limited"), "{err}");
+    state.lock().expect("state").throttle = 0;
+    state.lock().expect("state").malformed = true;
+    let err = backend(&server.uri(), "", SKEY).inventory(&UserQuery::default()).await.expect_err("malformed");
+    assert!(err.to_string().contains("unexpected response: user listing: stat \"OK\" without a response"), "{err}");
+}
+
+#[tokio::test]
+async fn devices_are_removed_through_their_own_endpoints_and_repeat_deletes_are_harmless() {
+    let (server, state) = serve(acme(), handle).await;
+    let duo = backend(&server.uri(), "", SKEY);
+    duo.inventory(&UserQuery::default()).await.expect("inventory");
+    let e = |id: &str, kind: &str| Enrolment { id: id.into(), kind: FactorKind::new(kind), active: true };
+    let del = RevocationMode::Delete;
+    assert_eq!(duo.revoke("dave@acme.example", &e("phone:DPD", "push"), del).await, Ok(Revoked::Done));
+    assert_eq!(duo.revoke("dave@acme.example", &e("webauthn:WAD", "webauthn"), del).await, Ok(Revoked::Done));
+    assert_eq!(duo.revoke("bob@acme.example", &e("token:DHB", "hotp"), del).await, Ok(Revoked::Done));
+    // Duo answers a repeated delete with 200 and does nothing.
+    assert_eq!(duo.revoke("bob@acme.example", &e("token:DHB", "hotp"), del).await, Ok(Revoked::Done));
+    assert_eq!(duo.revoke("ghost@acme.example", &e("phone:X", "push"), del).await, Ok(Revoked::AlreadyGone));
+    let log = state.lock().expect("state").log.clone();
+    assert!(log.contains(&"DELETE /admin/v1/users/DUDAVE/phones/DPD".to_string()), "{log:?}");
+    assert!(log.contains(&"DELETE /admin/v1/webauthncredentials/WAD".to_string()), "{log:?}");
+    let s = state.lock().expect("state");
+    assert_eq!(s.users[2]["phones"], json!([]));
+    assert_eq!(s.users[1]["tokens"], json!([]));
+}
+
+#[tokio::test]
+async fn invitation_sends_the_enrolment_email_to_new_users_only() {
+    let (server, state) = serve(acme(), handle).await;
+    let duo = backend(&server.uri(), "", SKEY);
+    duo.invite("new@acme.example", &FactorKind::new("push")).await.expect("invite");
+    duo.invite("alice@acme.example", &FactorKind::new("push")).await.expect("existing user");
+    let enrolled = state.lock().expect("state").enrolled.clone();
+    assert_eq!(
+        enrolled,
+        [json!({"email": "new@acme.example", "username": "new@acme.example", "valid_secs": "604800"})]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_token_only() {
+    let (server, state) = serve(acme(), handle).await;
+    let block = format!(
+        "  duo:\n    url: {}\n    group: Staff\n    credentials: {{secretRef: {{name: corp-admin}}}}",
+        server.uri()
+    );
+    let tree = company(&block, &format!("  integrationKey: {IKEY}\n  secretKey: {SKEY}"), "push");
+
+    let (code, plan_before) = plan(tree.path()).await;
+    assert_eq!(code, 2, "{plan_before}");
+    assert_eq!(
+        actions(&plan_before),
+        [
+            revoke("bob@acme.example", "hotp", "NotEntitled"),
+            revoke("dave@acme.example", "push", "EmployeeOffboarded"),
+            revoke("dave@acme.example", "webauthn", "EmployeeOffboarded"),
+        ]
+    );
+    let (code, audit, stderr) = apply(tree.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(audit.len(), 3, "{audit:?}");
+    {
+        let s = state.lock().expect("state");
+        assert_eq!(s.users[0]["phones"].as_array().map(Vec::len), Some(1), "alice keeps her phone");
+        assert_eq!(s.users[1]["phones"].as_array().map(Vec::len), Some(1), "bob keeps his phone");
+        assert_eq!(s.users[1]["tokens"], json!([]), "bob's token is gone");
+        assert_eq!((s.users[2]["phones"].clone(), s.users[2]["webauthncredentials"].clone()), (json!([]), json!([])));
+    }
+    let (code, plan_after) = plan(tree.path()).await;
+    assert_eq!((code, actions(&plan_after)), (0, vec![]), "{plan_after}");
+    outage_revokes_nothing(tree.path(), &server.uri()).await;
+}
