@@ -198,7 +198,7 @@ fn restricted_violations(pod: &Value) -> Vec<String> {
     let psc = &pod["securityContext"];
     for flag in ["hostNetwork", "hostPID", "hostIPC"] {
         if pod[flag] == true {
-            v.push(format!("{flag}"));
+            v.push(flag.to_string());
         }
     }
     for volume in pod["volumes"].as_array().into_iter().flatten() {
@@ -671,8 +671,8 @@ fn namespaced_rbac_grants_exactly_the_operators_requests_in_those_namespaces() {
         ApiRequest::new("create", "events.k8s.io", "events", None, Some("default")),
         ApiRequest::new("update", "coordination.k8s.io", "leases", None, Some("acme")),
     ] {
-        let d = rbac::diff(&grants, &[outside.clone()]);
-        assert_eq!(d.missing, [outside.clone()], "{outside} must be denied");
+        let d = rbac::diff(&grants, std::slice::from_ref(&outside));
+        assert_eq!(d.missing, std::slice::from_ref(&outside), "{outside} must be denied");
     }
 }
 
@@ -913,7 +913,8 @@ fn the_contract_checker_flags_each_rule() {
         f(&mut v);
         status::contract_violations(&v)
     };
-    let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+    type Mutation = Box<dyn Fn(&mut Value)>;
+    let cases: Vec<(&str, Mutation)> = vec![
         (
             "observedGeneration is missing",
             Box::new(|v| drop(v["status"].as_object_mut().unwrap().remove("observedGeneration"))),

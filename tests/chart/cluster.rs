@@ -9,7 +9,7 @@ use std::process::{Command, Output, Stdio};
 
 /// A fresh test server and a kubeconfig pointing at it.
 struct Cluster {
-    _server: kube_double::Server,
+    server: kube_double::Server,
     _dir: tempfile::TempDir,
     kubeconfig: PathBuf,
 }
@@ -20,7 +20,7 @@ impl Cluster {
         let dir = tempfile::tempdir().expect("tempdir");
         let kubeconfig = dir.path().join("kubeconfig");
         server.write_kubeconfig(&kubeconfig).expect("write kubeconfig");
-        Cluster { _server: server, _dir: dir, kubeconfig }
+        Cluster { server, _dir: dir, kubeconfig }
     }
 
     fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
@@ -186,4 +186,90 @@ fn helm_install_upgrade_and_uninstall_keep_the_crds_and_the_people() {
     assert_eq!(cluster.get(&["crd", "-l", "app.kubernetes.io/part-of=keyward"])["items"].as_array().unwrap().len(), 3);
     let employees = cluster.get(&["employees", "-n", "acme"]);
     assert_eq!(employees["items"].as_array().unwrap().len(), 2, "the people survive the uninstall");
+}
+
+/// `keyward run` as the chart's Deployment runs it (its args and env), against the test
+/// server, until `until` holds or 30 s pass; returns the operator's requests.
+fn run_operator_as_deployed(
+    cluster: &Cluster,
+    release: &Release,
+    until: impl Fn(&Cluster) -> bool,
+) -> Vec<super::rbac::ApiRequest> {
+    let rendered = helm::render(release);
+    let container = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"][0].clone();
+    let args: Vec<String> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into()).collect();
+    let listen = args.iter().position(|a| a.starts_with("--listen=")).unwrap();
+    let mut args = args;
+    args[listen] = "--listen=127.0.0.1:0".into(); // the pod's port is not free on a shared machine
+    cluster.server.clear_requests();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        .args(&args)
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .env("POD_NAME", "keyward-0")
+        .env("POD_NAMESPACE", &release.namespace)
+        .env("KEYWARD_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start keyward run");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !until(cluster) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+    let _ = child.wait();
+    cluster
+        .server
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_resource_request() && !r.user_agent.starts_with("kubectl"))
+        .map(|r| super::rbac::ApiRequest {
+            verb: r.verb,
+            group: r.api_group,
+            resource: r.resource,
+            subresource: Some(r.subresource).filter(|s| !s.is_empty()),
+            namespace: Some(r.namespace).filter(|s| !s.is_empty()),
+        })
+        .collect()
+}
+
+/// The real operator, started with the args and env of the rendered Deployment, against the
+/// test server: it acquires its Lease, writes status, and makes no request the chart's RBAC
+/// would deny — cluster-wide and namespaced. (Whether every grant is also *used* depends on
+/// the scenario; the operator's end-to-end suite checks that with `rbac::assert_grants_exactly`
+/// over a run that revokes.)
+#[test]
+fn the_operator_as_deployed_makes_no_request_the_chart_denies() {
+    for values in [json!({}), json!({"watch": {"namespaces": ["acme"]}})] {
+        let cluster = Cluster::start();
+        cluster.namespaces(&["keyward-system"]);
+        cluster.ok(&["apply", "-f", repo().join("crds").to_str().unwrap()], None);
+        // examples/acme: its privacyIDEA is not running, so the provider is unavailable and
+        // nothing is revoked; the watches, status patches and the Lease are all exercised.
+        cluster.ok(&["apply", "-f", repo().join("examples/acme").to_str().unwrap()], None);
+        let release = Release::new(values.clone());
+        let reconciled = |c: &Cluster| {
+            let employees = c.get(&["employees", "-n", "acme"]);
+            let lease = c.kubectl(&["get", "lease", "keyward-leader", "-n", "keyward-system", "-o", "json"], None);
+            let holder =
+                serde_json::from_slice::<Value>(&lease.stdout).ok().map(|l| l["spec"]["holderIdentity"].clone());
+            // The identity is POD_NAME, which the Deployment sets from the pod's name.
+            holder == Some(json!("keyward-0"))
+                && employees["items"].as_array().unwrap().iter().all(|e| !e["status"].is_null())
+        };
+        let led = std::cell::Cell::new(false);
+        let reconciled_once = |c: &Cluster| {
+            let done = reconciled(c);
+            led.set(led.get() || done);
+            done
+        };
+        let requests = run_operator_as_deployed(&cluster, &release, reconciled_once);
+        assert!(led.get(), "{values}: keyward did not take the Lease as keyward-0 and write every Employee's status");
+        let objects = helm::render(&release).objects();
+        let grants = super::rbac::grants_of(&objects, "keyward-system", "keyward").unwrap();
+        let diff = super::rbac::diff(&grants, &requests);
+        assert!(diff.missing.is_empty(), "{values}: the chart denies requests keyward makes:\n{diff}");
+        assert!(requests.iter().any(|r| r.subresource.as_deref() == Some("status") && r.verb == "patch"));
+        assert!(requests.iter().any(|r| r.resource == "secrets" && r.verb == "watch"));
+    }
 }
