@@ -1,0 +1,235 @@
+//! Google Workspace against a stateful fake of the Directory API and Google's token endpoint
+//! (reference §5): the service-account JWT checked, nextPageToken paging, 403
+//! userRateLimitExceeded, 401 then a new token, turnOff verified by a re-read; then
+//! plan/apply through the keyward binary.
+
+mod providers_support;
+
+use keyward::crd::mfa_provider::RevocationMode;
+use keyward::crd::{FactorKind, MfaProvider};
+use keyward::engine::Enrolment;
+use keyward::providers::rest::Backoff;
+use keyward::providers::{MfaBackend, Revoked, UserQuery, connect_with};
+use providers_support::*;
+use serde_json::{Value, json};
+use wiremock::{Request, ResponseTemplate};
+
+const SCOPES: &str = "https://www.googleapis.com/auth/admin.directory.user.security https://www.googleapis.com/auth/admin.directory.user.readonly";
+
+struct User {
+    email: String,
+    enrolled: bool,
+    /// An OU that enforces 2SV: turnOff answers 204 but changes nothing.
+    enforced: bool,
+}
+
+#[derive(Default)]
+struct Google {
+    users: Vec<User>,
+    page_size: usize,
+    issued: Vec<String>,
+    expired: Vec<String>,
+    rate_limited: usize,
+    log: Vec<String>,
+}
+
+fn google_error(status: u16, reason: &str, message: &str) -> ResponseTemplate {
+    json(
+        status,
+        json!({"error": {"code": status, "message": message, "errors": [{"domain": "usageLimits", "reason": reason, "message": message}]}}),
+    )
+}
+
+fn user_json(u: &User) -> Value {
+    json!({"kind": "admin#directory#user", "id": "1", "primaryEmail": u.email, "isEnrolledIn2Sv": u.enrolled, "isEnforcedIn2Sv": u.enforced, "suspended": false})
+}
+
+fn handle(s: &mut Google, r: &Request) -> ResponseTemplate {
+    let base = base(r);
+    let path = segments(r);
+    let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    s.log.push(format!("{} {}", r.method, r.url.path()));
+    if p == ["token"] {
+        let f = form(r);
+        assert_eq!(f.get("grant_type").map(String::as_str), Some("urn:ietf:params:oauth:grant-type:jwt-bearer"));
+        let (head, claims) = match verify_rs256(f.get("assertion").map(String::as_str).unwrap_or_default()) {
+            Ok(v) => v,
+            Err(e) => return json(400, json!({"error": "invalid_grant", "error_description": e})),
+        };
+        assert_eq!(head["kid"], "key-1");
+        assert_eq!(claims["iss"], "keyward@acme-project.iam.gserviceaccount.com");
+        assert_eq!(claims["sub"], "admin@acme.example", "domain-wide delegation acts as the admin");
+        assert_eq!(claims["scope"], SCOPES);
+        assert_eq!(claims["aud"], format!("{base}/token"));
+        let token = format!("ya29.{}", s.issued.len());
+        s.issued.push(token.clone());
+        return json(200, json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}));
+    }
+    let auth = header(r, "authorization");
+    if !auth
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| s.issued.iter().any(|i| i == t) && !s.expired.iter().any(|e| e == t))
+    {
+        return google_error(401, "authError", "Invalid Credentials");
+    }
+    if s.rate_limited > 0 {
+        s.rate_limited -= 1;
+        return google_error(403, "userRateLimitExceeded", "Quota exceeded for quota metric 'Queries'");
+    }
+    let find = |s: &Google, key: &str| s.users.iter().position(|u| u.email.eq_ignore_ascii_case(key));
+    match (r.method.as_str(), p.as_slice()) {
+        ("GET", ["admin", "directory", "v1", "users"]) => {
+            assert_eq!(query(r, "customer").as_deref(), Some("my_customer"));
+            let filter = query(r, "query").unwrap_or_default();
+            let listed: Vec<Value> = s
+                .users
+                .iter()
+                .filter(|u| !filter.contains("isEnrolledIn2Sv=true") || u.enrolled)
+                .map(user_json)
+                .collect();
+            let start: usize =
+                query(r, "pageToken").and_then(|t| t.strip_prefix("page-").and_then(|n| n.parse().ok())).unwrap_or(0);
+            let size = if s.page_size == 0 { 500 } else { s.page_size };
+            let mut body = json!({"kind": "admin#directory#users", "users": listed.iter().skip(start).take(size).collect::<Vec<_>>()});
+            if start + size < listed.len() {
+                body["nextPageToken"] = json!(format!("page-{}", start + size));
+            }
+            json(200, body)
+        }
+        ("GET", ["admin", "directory", "v1", "users", key]) => match find(s, key) {
+            Some(i) => json(200, user_json(&s.users[i])),
+            None => google_error(404, "notFound", "Resource Not Found: userKey"),
+        },
+        ("POST", ["admin", "directory", "v1", "users", key, "twoStepVerification", "turnOff"]) => {
+            let Some(i) = find(s, key) else { return google_error(404, "notFound", "Resource Not Found: userKey") };
+            if !s.users[i].enforced {
+                s.users[i].enrolled = false;
+            }
+            ResponseTemplate::new(204)
+        }
+        _ => google_error(404, "notFound", "Not Found"),
+    }
+}
+
+fn user(email: &str, enrolled: bool) -> User {
+    User { email: email.into(), enrolled, enforced: false }
+}
+
+fn acme() -> Google {
+    Google {
+        users: vec![
+            user("alice@acme.example", true),
+            user("bob@acme.example", true),
+            user("dave@acme.example", true),
+            user("carol@acme.example", false),
+        ],
+        ..Default::default()
+    }
+}
+
+fn key_json(url: &str) -> String {
+    json!({
+        "type": "service_account", "project_id": "acme-project", "private_key_id": "key-1",
+        "private_key": RSA_KEY, "client_email": "keyward@acme-project.iam.gserviceaccount.com",
+        "client_id": "1234", "token_uri": format!("{url}/token"),
+    })
+    .to_string()
+}
+
+fn provider(url: &str, extra: &str) -> MfaProvider {
+    let yaml = format!(
+        "apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp, namespace: acme}}\nspec:\n  googleWorkspace:\n    adminEmail: admin@acme.example\n    url: {url}\n    credentials: {{secretRef: {{name: google}}}}\n{extra}"
+    );
+    serde_yaml::from_str(&yaml).expect("provider")
+}
+
+fn backend(url: &str, extra: &str) -> Box<dyn MfaBackend> {
+    let key = key_json(url);
+    connect_with(&provider(url, extra), &move |_, k| (k == "serviceAccountKey").then(|| key.clone()), Backoff::quick())
+        .expect("connect")
+}
+
+fn twosv() -> Enrolment {
+    Enrolment { id: "2sv".into(), kind: FactorKind::new("2sv"), active: true }
+}
+
+#[tokio::test]
+async fn lists_enrolled_users_over_pages_through_403_rate_limits_and_a_new_token() {
+    let mut state = acme();
+    for i in 0..5 {
+        state.users.push(user(&format!("u{i}@acme.example"), true));
+    }
+    state.page_size = 3;
+    state.rate_limited = 2;
+    let (server, state) = serve(state, handle).await;
+    let google = backend(&server.uri(), "");
+    let inventory = google
+        .inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false })
+        .await
+        .expect("inventory");
+    assert_eq!(inventory.users.len(), 8, "carol is not enrolled");
+    assert!(inventory.users.iter().all(|u| u.enrolments == [twosv()]));
+    let listings = state.lock().expect("state").log.iter().filter(|l| *l == "GET /admin/directory/v1/users").count();
+    assert_eq!(listings, 2 + 3, "two throttled attempts, then three pages");
+    let first = state.lock().expect("state").issued[0].clone();
+    state.lock().expect("state").expired.push(first);
+    google.check().await.expect("renewed after 401");
+    assert_eq!(state.lock().expect("state").issued.len(), 2);
+}
+
+#[tokio::test]
+async fn turn_off_is_checked_by_reading_the_user_again() {
+    let mut state = acme();
+    state.users[1].enforced = true;
+    let (server, state) = serve(state, handle).await;
+    let google = backend(&server.uri(), "");
+    let del = RevocationMode::Delete;
+    assert_eq!(google.revoke("dave@acme.example", &twosv(), del).await, Ok(Revoked::Done));
+    assert!(!state.lock().expect("state").users[2].enrolled);
+    assert_eq!(google.revoke("dave@acme.example", &twosv(), del).await, Ok(Revoked::AlreadyGone));
+    assert_eq!(google.revoke("nobody@acme.example", &twosv(), del).await, Ok(Revoked::AlreadyGone));
+    let err = google.revoke("bob@acme.example", &twosv(), del).await.expect_err("enforced");
+    assert!(err.to_string().contains("still on after turnOff"), "{err}");
+}
+
+#[tokio::test]
+async fn an_endless_rate_limit_and_a_bad_key_are_clear_errors() {
+    let (server, state) = serve(acme(), handle).await;
+    let url = server.uri();
+    state.lock().expect("state").rate_limited = 100;
+    let err = backend(&url, "").inventory(&UserQuery::default()).await.expect_err("throttled");
+    assert!(err.to_string().contains("rate limited"), "{err}");
+    let not_json =
+        connect_with(&provider(&url, ""), &|_, k| (k == "serviceAccountKey").then(|| "{}".into()), Backoff::quick());
+    assert!(not_json.err().expect("bad key").to_string().contains("not a service account JSON key"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_and_apply_turn_off_2sv_of_the_leaver_and_of_the_unentitled() {
+    let (server, state) = serve(acme(), handle).await;
+    let url = server.uri();
+    let block = format!(
+        "  googleWorkspace:\n    adminEmail: admin@acme.example\n    url: {url}\n    credentials: {{secretRef: {{name: corp-admin}}}}"
+    );
+    let secret = yaml_block("serviceAccountKey", &key_json(&url), 2);
+    let tree = company(&block, &secret, "2sv");
+    // Bob moves to a role without 2SV on Google (an out-of-band enrolment for him).
+    retarget(tree.path(), "roles: [dev]", "roles: [support]");
+    let (code, plan_before) = plan(tree.path()).await;
+    assert_eq!(code, 2, "{plan_before}");
+    assert_eq!(
+        actions(&plan_before),
+        [revoke("bob@acme.example", "2sv", "NotEntitled"), revoke("dave@acme.example", "2sv", "EmployeeOffboarded")]
+    );
+    let (code, audit, stderr) = apply(tree.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(audit.len(), 2, "{audit:?}");
+    {
+        let s = state.lock().expect("state");
+        let enrolled: Vec<bool> = s.users.iter().map(|u| u.enrolled).collect();
+        assert_eq!(enrolled, [true, false, false, false], "alice keeps 2SV");
+    }
+    let (code, plan_after) = plan(tree.path()).await;
+    assert_eq!((code, actions(&plan_after)), (0, vec![]), "{plan_after}");
+    outage_revokes_nothing(tree.path(), &url).await;
+}
