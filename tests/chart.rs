@@ -584,7 +584,9 @@ fn a_drifted_chart_crd_is_detected() {
     let chart = dir.path().join("keyward");
     copy_dir(&helm::chart_dir(), &chart);
     let file = chart.join("files/crds/employees.yaml");
-    let text = std::fs::read_to_string(&file).unwrap().replacen("                - Offboarded\n", "", 1);
+    let original = std::fs::read_to_string(&file).unwrap();
+    let text = original.replacen("                - Offboarded\n", "", 1);
+    assert_ne!(text, original, "the enum value to drop is no longer in employees.yaml: update this test");
     std::fs::write(&file, &text).unwrap();
     let result = helm::run(&chart, vec![json!({"op": "render"})]).remove(0);
     let manifests = result["manifests"]["keyward/templates/crds.yaml"].as_str().unwrap();
