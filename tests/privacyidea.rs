@@ -2,42 +2,7 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use support::*;
-
-/// The company of `examples/acme` on its own realm, each person enrolled as they would
-/// themselves. `dave` (Offboarded) has also been removed from the user store already.
-struct Company {
-    realm: String,
-    tokens: BTreeMap<&'static str, Vec<Token>>,
-}
-
-impl Company {
-    fn token(&self, user: &str, kind: &str) -> &Token {
-        self.tokens[user].iter().find(|t| t.kind == kind).expect("token")
-    }
-}
-
-fn company(pi: &PrivacyIdea, realm: &str) -> Company {
-    pi.realm(realm);
-    let people: [(&'static str, &[&str]); 8] = [
-        ("alice", &["totp", "hotp"]),
-        ("bob", &["totp", "hotp"]),
-        ("carol", &["totp"]),
-        ("dave", &["totp", "hotp"]),
-        ("erin", &["totp"]),
-        ("frank", &["totp"]),
-        ("grace", &[]),
-        ("breakglass", &["totp"]),
-    ];
-    let mut tokens = BTreeMap::new();
-    for (user, kinds) in people {
-        pi.add_user(realm, user);
-        tokens.insert(user, kinds.iter().map(|k| pi.enrol(realm, user, k)).collect::<Vec<_>>());
-    }
-    pi.delete_user(realm, "dave");
-    Company { realm: realm.to_string(), tokens }
-}
 
 fn expected_revocations() -> Vec<(String, String, String, String)> {
     [

@@ -109,7 +109,7 @@ async fn write_status(
     {
         return Ok(());
     }
-    let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "Employee", "status": new });
+    let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "Employee", "metadata": { "name": employee.name_any() }, "status": new });
     api.patch_status(&employee.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map(|_| ())

@@ -175,8 +175,10 @@ async fn publish_events(ctx: &Context, employees: &[Employee], report: &SweepRep
             ActionResult::Failed(e) => (EventType::Warning, "RevocationFailed", e.clone()),
             _ => continue,
         };
-        let event =
-            KubeEvent { type_, reason: reason.into(), note: Some(note), action: "Revoke".into(), secondary: None };
+        // The enrolment is part of the action: the recorder folds events with equal
+        // (reason, action, object) into one series, and each revocation must stay visible.
+        let action: String = format!("Revoke/{}", a.enrolment).chars().take(128).collect();
+        let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action, secondary: None };
         if let Err(e) = ctx.recorder.publish(&event, &employee.object_ref(&())).await {
             tracing::warn!(error = %e, employee = %employee.name_any(), "publish event");
         }
@@ -225,7 +227,7 @@ pub async fn write_status(
 ) -> Result<(), ControllerError> {
     let namespace = provider.namespace().unwrap_or_default();
     let api: Api<MfaProvider> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "MfaProvider", "status": status });
+    let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "MfaProvider", "metadata": { "name": provider.name_any() }, "status": status });
     api.patch_status(&provider.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map(|_| ())
@@ -255,7 +257,7 @@ pub async fn write_grant_status(
     }
     let namespace = grant.namespace().unwrap_or_default();
     let api: Api<AccessGrant> = Api::namespaced(ctx.client.clone(), &namespace);
-    let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "AccessGrant", "status": new });
+    let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "AccessGrant", "metadata": { "name": grant.name_any() }, "status": new });
     api.patch_status(&grant.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
         .await
         .map(|_| ())

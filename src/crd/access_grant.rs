@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Factors", type_ = "string", json_path = ".spec.factors"),
     printcolumn(name = "Enrolment", type_ = "string", json_path = ".spec.enrolment"),
     printcolumn(name = "Matched", type_ = "integer", json_path = ".status.matchedEmployees"),
-    printcolumn(name = "Valid Until", type_ = "date", json_path = ".spec.validUntil"),
+    printcolumn(name = "Valid Until", type_ = "string", json_path = ".spec.validUntil"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[x_kube(validation = Rule::new("!has(self.validFrom) || !has(self.validUntil) || timestamp(self.validFrom) < timestamp(self.validUntil)").message("validFrom must be before validUntil"))]

@@ -2,6 +2,8 @@
 //! binary run on manifest trees.
 #![allow(dead_code)]
 
+pub mod cluster;
+
 use serde_json::Value;
 use std::cell::Cell;
 use std::collections::BTreeMap;
@@ -166,6 +168,40 @@ fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// The company of `examples/acme` on its own realm, each person enrolled as they would
+/// themselves. `dave` (Offboarded) has also been removed from the user store already.
+pub struct Company {
+    pub realm: String,
+    pub tokens: BTreeMap<&'static str, Vec<Token>>,
+}
+
+impl Company {
+    pub fn token(&self, user: &str, kind: &str) -> &Token {
+        self.tokens[user].iter().find(|t| t.kind == kind).expect("token")
+    }
+}
+
+pub fn company(pi: &PrivacyIdea, realm: &str) -> Company {
+    pi.realm(realm);
+    let people: [(&'static str, &[&str]); 8] = [
+        ("alice", &["totp", "hotp"]),
+        ("bob", &["totp", "hotp"]),
+        ("carol", &["totp"]),
+        ("dave", &["totp", "hotp"]),
+        ("erin", &["totp"]),
+        ("frank", &["totp"]),
+        ("grace", &[]),
+        ("breakglass", &["totp"]),
+    ];
+    let mut tokens = BTreeMap::new();
+    for (user, kinds) in people {
+        pi.add_user(realm, user);
+        tokens.insert(user, kinds.iter().map(|k| pi.enrol(realm, user, k)).collect::<Vec<_>>());
+    }
+    pi.delete_user(realm, "dave");
+    Company { realm: realm.to_string(), tokens }
+}
+
 /// A copy of `examples/acme` pointed at this privacyIDEA and realm.
 pub fn example_tree(pi: &PrivacyIdea, realm: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -177,6 +213,21 @@ pub fn example_tree(pi: &PrivacyIdea, realm: &str) -> tempfile::TempDir {
             .replace("realm: corp", &format!("realm: {realm}"))
             .replace("password: keyward-admin", &format!("password: {}", pi.env["KEYWARD_PI_PASSWORD"]));
         std::fs::write(dir.path().join(path.file_name().expect("name")), text).expect("write");
+    }
+    dir
+}
+
+/// `examples/acme` for the operator tests: its own namespace (so tests do not see each
+/// other), realm and privacyIDEA.
+pub fn operator_tree(pi: &PrivacyIdea, realm: &str, namespace: &str) -> tempfile::TempDir {
+    let dir = example_tree(pi, realm);
+    for entry in std::fs::read_dir(dir.path()).expect("tree") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read");
+        let text = text
+            .replace("namespace: acme", &format!("namespace: {namespace}"))
+            .replace("name: acme\n", &format!("name: {namespace}\n"));
+        std::fs::write(&path, text).expect("write");
     }
     dir
 }
