@@ -127,6 +127,10 @@ impl ApiError {
         )
     }
 
+    pub fn unsupported_media_type_message(message: &str) -> Self {
+        Self::new(415, "UnsupportedMediaType", message)
+    }
+
     pub fn forbidden(group: &str, resource: &str, name: &str, why: &str) -> Self {
         Self::new(403, "Forbidden", format!("{} \"{name}\" is forbidden: {why}", group_resource(group, resource)))
             .with_details(group, resource, name)

@@ -309,7 +309,10 @@ fn non_resource(shared: &Shared, ctx: &Ctx) -> ApiResult<Response<Body>> {
 }
 
 fn parse_body(ctx: &Ctx, body: &[u8]) -> ApiResult<Value> {
-    if ctx.content_type.contains("protobuf") || ctx.content_type.contains("cbor") {
+    if ctx.content_type.contains("protobuf") {
+        return crate::proto::decode(body);
+    }
+    if ctx.content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(&ctx.content_type, true));
     }
     if ctx.content_type.contains("yaml") {

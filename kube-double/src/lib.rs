@@ -21,6 +21,7 @@ mod error;
 mod faults;
 mod http;
 mod patch;
+mod proto;
 mod registry;
 mod schema;
 mod selector;

@@ -342,3 +342,33 @@ fn request_log_names_verbs_for_rbac() {
     assert!(resource_requests.contains(&("patch".into(), "employees".into(), "acme".into())), "{resource_requests:?}");
     assert!(server.requests().iter().all(|r| r.user_agent.starts_with("kubectl")));
 }
+
+#[test]
+fn kubectl_create_generators_send_protobuf_that_is_decoded() {
+    let server = Server::start_blocking().expect("start");
+    let k = Kubectl::new(&server);
+    k.ok(&["create", "namespace", "acme"]);
+    k.ok(&[
+        "create",
+        "secret",
+        "generic",
+        "pi-admin",
+        "-n",
+        "acme",
+        "--from-literal=username=admin",
+        "--from-literal=password=pw",
+    ]);
+    k.ok(&["create", "configmap", "settings", "-n", "acme", "--from-literal=mode=Observe"]);
+    k.ok(&["create", "serviceaccount", "keyward", "-n", "acme"]);
+    k.ok(&["create", "role", "reader", "-n", "acme", "--verb=get,list", "--resource=secrets"]);
+    k.ok(&["create", "rolebinding", "reader", "-n", "acme", "--role=reader", "--serviceaccount=acme:keyward"]);
+    assert_eq!(k.ok(&["get", "secret", "pi-admin", "-n", "acme", "-o", "jsonpath={.data.username}"]), "YWRtaW4=");
+    assert_eq!(k.ok(&["get", "configmap", "settings", "-n", "acme", "-o", "jsonpath={.data.mode}"]), "Observe");
+    assert_eq!(k.ok(&["get", "role", "reader", "-n", "acme", "-o", "jsonpath={.rules[0].verbs}"]), r#"["get","list"]"#);
+    assert_eq!(k.ok(&["get", "rolebinding", "reader", "-n", "acme", "-o", "jsonpath={.subjects[0].name}"]), "keyward");
+    let posts: Vec<String> =
+        server.requests().iter().filter(|r| r.method == "POST").map(|r| r.content_type.clone()).collect();
+    assert!(posts.iter().all(|c| c == "application/vnd.kubernetes.protobuf"), "{posts:?}");
+    let err = k.fails(&["create", "deployment", "web", "--image=nginx", "-n", "acme"]);
+    assert!(err.contains("kube-double decodes protobuf only for"), "{err}");
+}
