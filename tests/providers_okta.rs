@@ -410,8 +410,10 @@ async fn invitation_enrols_the_email_factor_pending_activation() {
     let (server, state) = serve(acme(), handle).await;
     let okta = backend(&provider(&server.uri(), "", "ApiToken"));
     okta.invite("alice@acme.example", &FactorKind::new("email")).await.expect("invite");
-    let alice = &state.lock().expect("state").users[0];
-    assert!(alice.factors.iter().any(|f| f.factor_type == "email" && f.status == "PENDING_ACTIVATION"));
+    {
+        let alice = &state.lock().expect("state").users[0];
+        assert!(alice.factors.iter().any(|f| f.factor_type == "email" && f.status == "PENDING_ACTIVATION"));
+    }
     assert!(okta.invite("alice@acme.example", &FactorKind::new("totp")).await.is_err(), "TOTP would return its secret");
 }
 

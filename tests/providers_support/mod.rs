@@ -57,7 +57,7 @@ pub fn header(request: &Request, name: &str) -> String {
 
 /// Path segments, percent-decoded.
 pub fn segments(request: &Request) -> Vec<String> {
-    request.url.path_segments().map(|s| s.map(|p| percent_decode(p)).collect()).unwrap_or_default()
+    request.url.path_segments().map(|s| s.map(percent_decode).collect()).unwrap_or_default()
 }
 
 fn percent_decode(s: &str) -> String {
