@@ -153,6 +153,32 @@ pub fn connect_with(
     Err(configure("no provider block is set".into()))
 }
 
+/// The Secrets an MfaProvider reads its credentials from (to rebuild its client when they
+/// change).
+pub fn secret_names(provider: &crate::crd::MfaProvider) -> Vec<String> {
+    let crate::crd::MfaProviderSpec {
+        privacyidea,
+        okta,
+        duo,
+        entra_id,
+        google_workspace,
+        keycloak,
+        user_mapping: _,
+        scope: _,
+        protected_users: _,
+        policy: _,
+    } = &provider.spec;
+    let names = [
+        privacyidea.as_ref().map(|p| &p.credentials.secret_ref.name),
+        okta.as_ref().map(|p| &p.credentials.secret_ref.name),
+        duo.as_ref().map(|p| &p.credentials.secret_ref.name),
+        entra_id.as_ref().map(|p| &p.credentials.secret_ref.name),
+        google_workspace.as_ref().map(|p| &p.credentials.secret_ref.name),
+        keycloak.as_ref().map(|p| &p.credentials.secret_ref.name),
+    ];
+    names.into_iter().flatten().cloned().collect()
+}
+
 /// How a revocation ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Revoked {
