@@ -57,6 +57,8 @@ pub struct SweepReport {
     pub requests: u64,
     /// Audit records that could not be written (the revocations themselves happened).
     pub audit_errors: Vec<String>,
+    /// `category()` of the provider error that stopped the sweep, if any.
+    pub error_category: Option<&'static str>,
 }
 
 impl SweepReport {
@@ -67,6 +69,12 @@ impl SweepReport {
     }
     pub fn blocked(&self) -> bool {
         self.plan.blocked()
+    }
+
+    /// Whether the provider error is one that retrying will not cure: credentials rejected,
+    /// permission denied, a configuration that does not match the provider.
+    pub fn error_needs_person(&self) -> bool {
+        matches!(self.error_category, Some("unauthorized" | "forbidden" | "configuration"))
     }
 }
 
@@ -92,7 +100,9 @@ pub async fn sweep(
     audit: &mut dyn AuditSink,
 ) -> SweepReport {
     let start_requests = backend.requests();
-    let inventory = backend.inventory(&user_query(declared)).await.map_err(|e: ProviderError| e.to_string());
+    let inventory = backend.inventory(&user_query(declared)).await;
+    let error_category = inventory.as_ref().err().map(ProviderError::category);
+    let inventory = inventory.map_err(|e| e.to_string());
     let capabilities = backend.capabilities();
     let plan = engine::plan(&PlanInput {
         provider: declared.provider,
@@ -102,7 +112,7 @@ pub async fn sweep(
         capabilities: &capabilities,
         now,
     });
-    let mut report = SweepReport { plan, results: Vec::new(), requests: 0, audit_errors: Vec::new() };
+    let mut report = SweepReport { plan, results: Vec::new(), requests: 0, audit_errors: Vec::new(), error_category };
     let act = execution == Execution::Apply && report.plan.mode == Mode::Enforce && report.plan.error.is_none();
     let revocation = declared.provider.spec.policy.revocation;
     let hold = engine::planner::hold_message(&report.plan);

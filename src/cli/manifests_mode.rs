@@ -83,7 +83,13 @@ fn unreachable_provider(declared: &Declared, error: String, now: chrono::DateTim
         capabilities: &capabilities,
         now,
     });
-    SweepReport { plan, results: Vec::new(), requests: 0, audit_errors: Vec::new() }
+    SweepReport {
+        plan,
+        results: Vec::new(),
+        requests: 0,
+        audit_errors: Vec::new(),
+        error_category: Some("configuration"),
+    }
 }
 
 pub async fn plan(args: &ManifestArgs, output: Format) -> ExitCode {

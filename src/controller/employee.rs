@@ -34,7 +34,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .map(provider_key)
         .collect();
-    let (verdicts, revoked_now, settled) = {
+    let (verdicts, revoked_now, settled, swept) = {
         let sweeps = ctx.sweeps.lock().map_err(|_| ControllerError::WriteStatus {
             kind: "Employee",
             namespace: namespace.clone(),
@@ -50,7 +50,8 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
             }
         }
         let settled = providers.iter().all(|key| sweeps.get(key).is_some_and(|s| s.settled.contains(&name)));
-        (verdicts, revoked_now, settled)
+        let swept = providers.iter().all(|key| sweeps.contains_key(key));
+        (verdicts, revoked_now, settled, swept)
     };
     let finalizers = employee.finalizers();
     let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
@@ -73,7 +74,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
                 .map_err(|source| ControllerError::RemoveFinalizer { namespace, name, source })?;
             return Ok(Action::await_change());
         }
-        write_status(&api, &employee, &verdicts, revoked_now).await?;
+        write_status(&api, &employee, &verdicts, swept, revoked_now).await?;
         // The provider sweeps that the deletion triggered call back; this is the safety net.
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
@@ -89,7 +90,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
             ControllerError::AddFinalizer { namespace: namespace.clone(), name: name.clone(), source }
         })?;
     }
-    write_status(&api, &employee, &verdicts, revoked_now).await?;
+    write_status(&api, &employee, &verdicts, swept, revoked_now).await?;
     Ok(Action::await_change())
 }
 
@@ -97,10 +98,11 @@ async fn write_status(
     api: &Api<Employee>,
     employee: &Employee,
     verdicts: &[(String, crate::engine::plan::EmployeeVerdict)],
+    swept: bool,
     revoked_now: bool,
 ) -> Result<(), ControllerError> {
     let now = chrono::Utc::now();
-    let new = status::employee_status(employee, verdicts, revoked_now, now);
+    let new = status::employee_status(employee, verdicts, swept, revoked_now, now);
     if let Some(old) = &employee.status
         && old.providers == new.providers
         && old.observed_generation == new.observed_generation

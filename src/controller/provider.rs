@@ -56,16 +56,11 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
                 .inc();
             let mut status = provider.status.clone().unwrap_or_default();
             status.observed_generation = provider.metadata.generation;
-            crate::crd::conditions::upsert(
+            status::set_standing(
                 &mut status.conditions,
-                crate::crd::Condition::new(
-                    "Ready",
-                    false,
-                    "CredentialsUnavailable",
-                    e.to_string(),
-                    now,
-                    provider.metadata.generation,
-                ),
+                status::Standing::Stalled { reason: "CredentialsUnavailable", message: e.to_string() },
+                now,
+                provider.metadata.generation,
             );
             write_status(&ctx, &provider, json!(status)).await?;
             return Ok(Action::requeue(RETRY_UNAVAILABLE));

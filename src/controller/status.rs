@@ -10,6 +10,39 @@ use crate::sweep::{ActionResult, SweepReport};
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 
+/// Where an object stands, as the Ready / Reconciling / Stalled triple of docs/gitops.md
+/// ("The condition contract") tells GitOps tools.
+pub enum Standing {
+    /// Declared state in effect.
+    Ready { reason: &'static str, message: String },
+    /// keyward is getting there by itself (revocations under way, retrying a provider).
+    Reconciling { reason: &'static str, message: String },
+    /// A person must act (approve a plan, fix credentials or a conflict).
+    Stalled { reason: &'static str, message: String },
+}
+
+/// Sets Ready, Reconciling and Stalled consistently: exactly one story, same reason.
+pub fn set_standing(conditions: &mut Vec<Condition>, standing: Standing, now: DateTime<Utc>, generation: Option<i64>) {
+    let (ready, reconciling, stalled, reason, message) = match standing {
+        Standing::Ready { reason, message } => (true, false, false, reason, message),
+        Standing::Reconciling { reason, message } => (false, true, false, reason, message),
+        Standing::Stalled { reason, message } => (false, false, true, reason, message),
+    };
+    let cond = |type_: &str, on: bool| {
+        Condition::new(
+            type_,
+            on,
+            reason,
+            if on || type_ == "Ready" { message.clone() } else { String::new() },
+            now,
+            generation,
+        )
+    };
+    upsert(conditions, cond("Ready", ready));
+    upsert(conditions, cond("Reconciling", reconciling));
+    upsert(conditions, cond("Stalled", stalled));
+}
+
 /// The verdicts of a sweep after it was carried out: a planned revocation that succeeded is
 /// `Revoked`, one that failed or was only observed is still pending.
 pub fn executed_verdicts(report: &SweepReport) -> Vec<EmployeeVerdict> {
@@ -50,18 +83,6 @@ pub fn provider_status(
     let plan = &report.plan;
     let mut status = previous.cloned().unwrap_or_default();
     status.observed_generation = generation;
-    let ready = match &plan.error {
-        None => Condition::new(
-            "Ready",
-            true,
-            "Reachable",
-            format!("listed {} enrolments of {} managed users", plan.managed_enrolments, plan.managed_users),
-            now,
-            generation,
-        ),
-        Some(error) => Condition::new("Ready", false, "ProviderUnavailable", error.clone(), now, generation),
-    };
-    upsert(&mut status.conditions, ready);
     let budget = match &plan.hold {
         Some(hold) => {
             let reason = match hold {
@@ -88,6 +109,32 @@ pub fn provider_status(
         )
     };
     upsert(&mut status.conditions, conflict);
+    let failed = report.results.iter().filter(|r| matches!(r.result, ActionResult::Failed(_))).count();
+    let standing = match (&plan.error, &plan.hold) {
+        (Some(error), _) if report.error_needs_person() => {
+            Standing::Stalled { reason: "CredentialsUnavailable", message: error.clone() }
+        }
+        (Some(error), _) => Standing::Reconciling { reason: "ProviderUnavailable", message: error.clone() },
+        (None, Some(hold)) => {
+            Standing::Stalled { reason: "RevocationBudgetExceeded", message: hold.message(&plan.digest) }
+        }
+        (None, None) if !plan.conflicts.is_empty() => {
+            Standing::Stalled { reason: "IdentityConflict", message: "see the IdentityConflict condition".into() }
+        }
+        (None, None) if failed > 0 => Standing::Reconciling {
+            reason: "RevocationFailed",
+            message: format!("{failed} revocations failed; retrying"),
+        },
+        (None, None) if plan.mode == Mode::Observe => Standing::Ready {
+            reason: "Observing",
+            message: format!("Observe mode: {} revocations planned, none made", plan.revocation_count()),
+        },
+        (None, None) => Standing::Ready {
+            reason: "Reachable",
+            message: format!("listed {} enrolments of {} managed users", plan.managed_enrolments, plan.managed_users),
+        },
+    };
+    set_standing(&mut status.conditions, standing, now, generation);
     if plan.error.is_none() {
         status.managed_users = plan.managed_users as u32;
         status.managed_enrolments = plan.managed_enrolments as u32;
@@ -106,9 +153,11 @@ pub fn provider_status(
 }
 
 /// An Employee's status from the verdicts of every provider of its namespace.
+/// `swept`: every provider of the namespace has been swept at least once since start.
 pub fn employee_status(
     employee: &Employee,
     verdicts: &[(String, EmployeeVerdict)],
+    swept: bool,
     revoked_now: bool,
     now: DateTime<Utc>,
 ) -> EmployeeStatus {
@@ -185,25 +234,26 @@ pub fn employee_status(
         ),
     );
     let deleting = employee.metadata.deletion_timestamp.is_some();
-    let ready = if !conflicts.is_empty() {
-        Condition::new("Ready", false, "IdentityConflict", conflicts.join("; "), now, generation)
+    let standing = if !conflicts.is_empty() {
+        Standing::Stalled { reason: "IdentityConflict", message: conflicts.join("; ") }
     } else if !blocked.is_empty() {
-        Condition::new("Ready", false, "RevocationBlocked", blocked.join(", "), now, generation)
-    } else if pending_revocations > 0 {
-        Condition::new(
-            "Ready",
-            false,
-            "RevocationPending",
-            format!("{pending_revocations} revocations pending"),
-            now,
-            generation,
-        )
+        Standing::Stalled { reason: "RevocationBudgetExceeded", message: blocked.join(", ") }
     } else if deleting {
-        Condition::new("Ready", false, "Terminating", "enrolments revoked; removing the finalizer", now, generation)
+        Standing::Reconciling {
+            reason: "RevokingBeforeDeletion",
+            message: "revoking every enrolment before the Employee goes".into(),
+        }
+    } else if pending_revocations > 0 {
+        Standing::Reconciling {
+            reason: "RevocationPending",
+            message: format!("{pending_revocations} revocations pending"),
+        }
+    } else if !swept {
+        Standing::Reconciling { reason: "Sweeping", message: "waiting for the first sweep of its providers".into() }
     } else {
-        Condition::new("Ready", true, "Reconciled", "every enrolment matches the declared state", now, generation)
+        Standing::Ready { reason: "Reconciled", message: "every enrolment matches the declared state".into() }
     };
-    upsert(&mut status.conditions, ready);
+    set_standing(&mut status.conditions, standing, now, generation);
     status
 }
 
@@ -218,32 +268,23 @@ pub fn grant_status(
     status.observed_generation = generation;
     status.matched_employees =
         employees.iter().filter(|e| e.namespace() == grant.namespace() && selects(grant, e)).count() as u32;
-    let ready = if !provider_exists {
-        Condition::new(
-            "Ready",
-            false,
-            "ProviderNotFound",
-            format!("no MfaProvider {:?} in this namespace; the grant entitles nobody", grant.spec.provider),
-            now,
-            generation,
-        )
+    let standing = if !provider_exists {
+        Standing::Stalled {
+            reason: "ProviderNotFound",
+            message: format!("no MfaProvider {:?} in this namespace; the grant entitles nobody", grant.spec.provider),
+        }
     } else {
+        // An expired or future grant entitling nobody is its declared meaning, not a fault.
         match validity(grant, now) {
-            Validity::Valid => Condition::new("Ready", true, "Valid", "", now, generation),
-            Validity::NotYet => {
-                Condition::new("Ready", false, "NotYetValid", "validFrom is in the future", now, generation)
-            }
-            Validity::Expired => Condition::new(
-                "Ready",
-                false,
-                "Expired",
-                "validUntil has passed; enrolments held only through this grant are revoked",
-                now,
-                generation,
-            ),
+            Validity::Valid => Standing::Ready { reason: "Valid", message: String::new() },
+            Validity::NotYet => Standing::Ready { reason: "NotYetValid", message: "validFrom is in the future".into() },
+            Validity::Expired => Standing::Ready {
+                reason: "Expired",
+                message: "validUntil has passed; enrolments held only through this grant are revoked".into(),
+            },
         }
     };
-    upsert(&mut status.conditions, ready);
+    set_standing(&mut status.conditions, standing, now, generation);
     status
 }
 
@@ -256,4 +297,92 @@ pub fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
     x.sort();
     y.sort();
     x == y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::EmployeeState;
+    use crate::engine::fixtures::*;
+    use crate::engine::{PlanInput, plan};
+    use crate::sweep::SweepReport;
+
+    fn report(
+        p: &crate::crd::MfaProvider,
+        inventory: Result<&crate::engine::Inventory, String>,
+        category: Option<&'static str>,
+    ) -> SweepReport {
+        let employees =
+            vec![employee("dave", &[], EmployeeState::Offboarded), employee("al", &["sre"], EmployeeState::Active)];
+        let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
+        let plan = plan(&PlanInput {
+            provider: p,
+            employees: &employees,
+            grants: &grants,
+            inventory,
+            capabilities: &capabilities(),
+            now: now(),
+        });
+        SweepReport { plan, results: vec![], requests: 0, audit_errors: vec![], error_category: category }
+    }
+
+    fn get<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
+        conditions.iter().find(|c| c.type_ == type_).unwrap()
+    }
+
+    #[test]
+    fn provider_standing_follows_the_condition_contract() {
+        let inv = inventory(&[("dave", &[("1", "totp", true), ("2", "totp", true)])]);
+        let mut p = provider();
+        let ok = provider_status(&report(&p, Ok(&inv), None), Some(3), now(), None);
+        assert_eq!(get(&ok.conditions, "Ready").status, "True");
+        assert_eq!(get(&ok.conditions, "Stalled").status, "False");
+        assert!(ok.conditions.iter().all(|c| c.observed_generation == Some(3)));
+
+        p.spec.policy.budget.max_revocations = 1;
+        let held = provider_status(&report(&p, Ok(&inv), None), Some(3), now(), Some(&ok));
+        assert_eq!(get(&held.conditions, "Ready").status, "False");
+        assert_eq!(get(&held.conditions, "Stalled").reason, "RevocationBudgetExceeded");
+        assert_eq!(get(&held.conditions, "RevocationBudgetExceeded").status, "True");
+        assert_eq!(held.blocked_revocations, 2);
+        assert!(held.blocked_plan_digest.is_some());
+        // A transition keeps no stale timestamp; an unchanged status keeps its own.
+        assert_eq!(
+            get(&held.conditions, "Reconciling").last_transition_time,
+            get(&ok.conditions, "Reconciling").last_transition_time
+        );
+
+        let down = provider_status(&report(&p, Err("cannot reach".into()), Some("unreachable")), Some(3), now(), None);
+        assert_eq!(get(&down.conditions, "Reconciling").reason, "ProviderUnavailable");
+        let denied = provider_status(
+            &report(&p, Err("credentials rejected".into()), Some("unauthorized")),
+            Some(3),
+            now(),
+            None,
+        );
+        assert_eq!(get(&denied.conditions, "Stalled").reason, "CredentialsUnavailable");
+    }
+
+    #[test]
+    fn employee_and_grant_standing() {
+        let mut e = employee("dave", &[], EmployeeState::Offboarded);
+        e.metadata.generation = Some(2);
+        let fresh = employee_status(&e, &[], false, false, now());
+        assert_eq!(get(&fresh.conditions, "Reconciling").status, "True");
+        let done = employee_status(&e, &[], true, false, now());
+        assert_eq!(get(&done.conditions, "Ready").status, "True");
+        e.metadata.deletion_timestamp = Some(k8s_time(now()));
+        let deleting = employee_status(&e, &[], true, false, now());
+        assert_eq!(get(&deleting.conditions, "Reconciling").reason, "RevokingBeforeDeletion");
+
+        let mut g = grant("old", &["sre"], &[], &["totp"]);
+        g.spec.valid_until = Some(now() - chrono::Duration::days(1));
+        let expired = grant_status(&g, &[], true, now());
+        assert_eq!(
+            (get(&expired.conditions, "Ready").status.as_str(), get(&expired.conditions, "Ready").reason.as_str()),
+            ("True", "Expired")
+        );
+        let orphan = grant_status(&g, &[], false, now());
+        assert_eq!(get(&orphan.conditions, "Stalled").reason, "ProviderNotFound");
+    }
 }
