@@ -243,9 +243,8 @@ fn document(resources: &[Arc<ResourceType>], group: &str, version: &str) -> Opti
         for ct in ["application/apply-patch+yaml", "application/json-patch+json", "application/merge-patch+json"] {
             patch_types.insert(ct.into(), json!({"schema": {"type": "object"}}));
         }
-        if rt.crd.is_none() {
-            patch_types.insert("application/strategic-merge-patch+json".into(), json!({"schema": {"type": "object"}}));
-        }
+        // Strategic merge patch is deliberately not listed: with no real schemas for built-in
+        // kinds here, kubectl then computes its patches from its compiled-in types.
         let op = |action: &str| -> Value {
             let mut o = json!({
                 "operationId": format!("{action}{}", rt.kind),

@@ -231,6 +231,12 @@ impl Ctx {
         self.accept.split(',').any(|p| p.contains("as=Table"))
     }
 
+    /// `Accept: application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`, as kube-rs's
+    /// metadata API and metadata_watcher send it.
+    fn wants_metadata(&self) -> bool {
+        self.accept.split(',').any(|p| p.contains("as=PartialObjectMetadata"))
+    }
+
     fn write_opts(&self) -> WriteOpts {
         let manager = match self.q("fieldManager") {
             Some(m) if !m.is_empty() => m.to_string(),
@@ -358,6 +364,9 @@ async fn resource_request(
                 let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
                 return ok(200, &table::table(&rt, &[obj], meta, include), &[]);
             }
+            if ctx.wants_metadata() {
+                return ok(200, &partial_metadata(&obj), &[]);
+            }
             ok(200, &obj, &[])
         }
         "list" => {
@@ -379,7 +388,17 @@ async fn resource_request(
                 }
                 return ok(200, &table::table(&rt, &page.items, meta, include), &[]);
             }
-            ok(200, &list_json(&rt, page.items, page.resource_version, page.continue_token, page.remaining), &[])
+            let mut list = list_json(&rt, page.items, page.resource_version, page.continue_token, page.remaining);
+            if ctx.wants_metadata() {
+                list["kind"] = json!("PartialObjectMetadataList");
+                list["apiVersion"] = json!("meta.k8s.io/v1");
+                if let Some(items) = list["items"].as_array_mut() {
+                    for item in items.iter_mut() {
+                        *item = partial_metadata(item);
+                    }
+                }
+            }
+            ok(200, &list, &[])
         }
         "watch" => {
             let mut filter = ctx.filter(t.namespace.clone())?;
@@ -430,6 +449,10 @@ async fn resource_request(
     }
 }
 
+fn partial_metadata(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj["metadata"]})
+}
+
 fn watch_event(kind: &str, object: Value) -> Bytes {
     let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
     line.push(b'\n');
@@ -442,6 +465,7 @@ fn watch(shared: Arc<Shared>, rt: Arc<ResourceType>, filter: Filter, ctx: &Ctx) 
     let send_initial = ctx.q("sendInitialEvents") == Some("true");
     let timeout = ctx.q("timeoutSeconds").and_then(|s| s.parse::<u64>().ok()).filter(|s| *s > 0).unwrap_or(1800);
     let as_table = ctx.wants_table();
+    let as_metadata = ctx.wants_metadata();
     let include = IncludeObject::parse(ctx.q("includeObject"));
     if send_initial && !bookmarks {
         return Err(ApiError::invalid(
@@ -465,6 +489,8 @@ fn watch(shared: Arc<Shared>, rt: Arc<ResourceType>, filter: Filter, ctx: &Ctx) 
         if as_table {
             let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
             table::table(rt, &[obj], meta, include)
+        } else if as_metadata {
+            partial_metadata(&obj)
         } else {
             obj
         }

@@ -905,3 +905,33 @@ async fn request_log_records_kubernetes_verbs_and_resources() {
         assert_eq!(ns, "acme");
     }
 }
+
+#[tokio::test]
+async fn metadata_api_and_metadata_watcher_get_partial_object_metadata() {
+    let server = Server::start().await.expect("start");
+    let secrets: Api<Secret> = Api::namespaced(server.client(), "default");
+    let s: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "m", "labels": {"a": "b"}}, "stringData": {"k": "v"}}))
+            .expect("secret");
+    secrets.create(&PostParams::default(), &s).await.expect("create");
+    let meta = secrets.get_metadata("m").await.expect("get metadata");
+    assert_eq!(meta.metadata.labels.unwrap_or_default()["a"], "b");
+    let list = secrets.list_metadata(&ListParams::default()).await.expect("list metadata");
+    assert_eq!(list.items.len(), 1);
+    let (reader, writer) = reflector::store();
+    let metadata_only: Api<kube::core::PartialObjectMeta<Secret>> = Api::namespaced(server.client(), "default");
+    let stream = reflector(writer, watcher(metadata_only, watcher::Config::default())).applied_objects();
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while stream.next().await.is_some() {}
+    });
+    reader.wait_until_ready().await.expect("synced");
+    assert_eq!(reader.state().len(), 1);
+    secrets.delete("m", &DeleteParams::default()).await.expect("delete");
+    eventually("metadata watcher sees the deletion", || {
+        let r = reader.clone();
+        async move { r.state().is_empty() }
+    })
+    .await;
+    task.abort();
+}
