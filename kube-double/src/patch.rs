@@ -97,10 +97,25 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     json_patch::merge(target, patch);
 }
 
+/// JSON patch (RFC 6902). `test` treats a missing path as `null`, as kube-apiserver's
+/// json-patch library does (kube-runtime's finalizer helper relies on that when it adds the
+/// first finalizer).
 pub fn json_patch(target: &mut Value, patch: &Value) -> Result<(), ApiError> {
     let ops: json_patch::Patch = serde_json::from_value(patch.clone())
         .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-    json_patch::patch(target, &ops).map_err(|e| ApiError::new(422, "Invalid", e.to_string()))
+    let mut doc = target.clone();
+    for op in ops.0 {
+        if let json_patch::PatchOperation::Test(t) = &op {
+            let actual = doc.pointer(t.path.as_str()).unwrap_or(&Value::Null);
+            if *actual != t.value {
+                return Err(ApiError::new(422, "Invalid", format!("testing value {} failed: test failed", t.path)));
+            }
+            continue;
+        }
+        json_patch::patch(&mut doc, &[op]).map_err(|e| ApiError::new(422, "Invalid", e.to_string()))?;
+    }
+    *target = doc;
+    Ok(())
 }
 
 /// Strategic merge patch, approximated: maps merge recursively, `null` deletes, lists with a
@@ -703,6 +718,18 @@ fn dotted(path: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_patch_test_treats_missing_as_null() {
+        let mut obj = json!({"metadata": {"name": "a"}});
+        let add = json!([{"op": "test", "path": "/metadata/finalizers", "value": null},
+            {"op": "add", "path": "/metadata/finalizers", "value": ["f"]}]);
+        json_patch(&mut obj, &add).expect("test of a missing path against null passes");
+        assert_eq!(obj["metadata"]["finalizers"], json!(["f"]));
+        let err = json_patch(&mut obj, &add).expect_err("now present");
+        assert_eq!(err.code, 422);
+        assert_eq!(obj["metadata"]["finalizers"], json!(["f"]), "a failed patch changes nothing");
+    }
 
     #[test]
     fn strategic_merges_containers_by_name() {

@@ -227,6 +227,20 @@ fn meta_mut(obj: &mut Value) -> &mut Map<String, Value> {
     }
 }
 
+/// Drops what Go's typed ObjectMeta omits when empty, as kube-apiserver's round trip through it
+/// does (so `finalizers: []` is stored as no finalizers).
+fn normalize_metadata(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|k, v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty() || k == "name",
+            Value::Array(a) => !a.is_empty(),
+            Value::Object(o) => !o.is_empty(),
+            _ => true,
+        });
+    }
+}
+
 /// Converts a stored object to the form of `rt` (its apiVersion, and Event field names).
 pub fn to_version(rt: &ResourceType, obj: &Value) -> Value {
     let mut out = match rt.conversion {
@@ -667,6 +681,7 @@ impl Store {
             m.remove("status");
         }
         prepare_special(rt, &mut obj, None)?;
+        normalize_metadata(&mut obj);
         warnings.extend(validate_schema(rt, &mut obj, None, opts)?);
         patch::record_update(
             &json!({}),
@@ -815,6 +830,7 @@ impl Store {
             }
         }
         prepare_special(rt, &mut new, Some(&old))?;
+        normalize_metadata(&mut new);
         warnings.extend(validate_schema(rt, &mut new, Some(&old), opts)?);
         if rt.generation && spec_part(rt, &new) != spec_part(rt, &old) {
             let g = old["metadata"]["generation"].as_i64().unwrap_or(1) + 1;

@@ -935,3 +935,34 @@ async fn metadata_api_and_metadata_watcher_get_partial_object_metadata() {
     .await;
     task.abort();
 }
+
+#[tokio::test]
+async fn kube_runtime_finalizer_helper_adds_and_removes_its_finalizer() {
+    use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+    let server = Server::start().await.expect("start");
+    let client = server.client();
+    install_crds(&client).await;
+    let emps = employees(&client, "acme");
+    emps.create(&PostParams::default(), &employee("fin", "fin@acme.example", &[])).await.expect("create");
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<&'static str>::new()));
+    let step = |emps: Api<DynamicObject>, seen: Arc<std::sync::Mutex<Vec<&'static str>>>| async move {
+        let obj = Arc::new(emps.get("fin").await.expect("get"));
+        finalizer(&emps, "keyward.dev/revoke", obj, |ev| async move {
+            let what = match ev {
+                Finalizer::Apply(_) => "apply",
+                Finalizer::Cleanup(_) => "cleanup",
+            };
+            seen.lock().expect("lock").push(what);
+            Ok::<_, kube::Error>(Action::await_change())
+        })
+        .await
+        .expect("finalizer step");
+    };
+    step(emps.clone(), seen.clone()).await; // adds the finalizer
+    assert_eq!(emps.get("fin").await.expect("get").metadata.finalizers, Some(vec!["keyward.dev/revoke".to_string()]));
+    step(emps.clone(), seen.clone()).await; // reconciles
+    emps.delete("fin", &DeleteParams::default()).await.expect("delete");
+    step(emps.clone(), seen.clone()).await; // cleans up and removes the finalizer
+    assert_eq!(*seen.lock().expect("lock"), ["apply", "cleanup"]);
+    assert_eq!(api_error(emps.get("fin").await.expect_err("gone")).code, 404);
+}
