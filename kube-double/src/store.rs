@@ -210,6 +210,16 @@ fn comparable(obj: &Value) -> Value {
     v
 }
 
+fn managed_without_time(obj: &Value) -> Value {
+    let mut entries = obj["metadata"]["managedFields"].clone();
+    for e in entries.as_array_mut().into_iter().flatten() {
+        if let Some(m) = e.as_object_mut() {
+            m.remove("time");
+        }
+    }
+    entries
+}
+
 fn finalizers(obj: &Value) -> Vec<String> {
     obj["metadata"]["finalizers"]
         .as_array()
@@ -851,9 +861,9 @@ impl Store {
             Some(after_apply) => {
                 // Server-side apply computed managedFields already.
                 meta_mut(&mut new).insert("managedFields".into(), after_apply["metadata"]["managedFields"].clone());
-                if comparable(&new) == comparable(&old)
-                    && new["metadata"]["managedFields"] == old["metadata"]["managedFields"]
-                {
+                // An apply that changes neither the object nor who owns what writes nothing
+                // (its timestamp alone does not count).
+                if comparable(&new) == comparable(&old) && managed_without_time(&new) == managed_without_time(&old) {
                     return Ok(Written { object: old, warnings, code: 200 });
                 }
             }

@@ -625,6 +625,8 @@ async fn server_side_apply_of_status_like_a_controller() {
     let pp = PatchParams::apply("keyward").force();
     let e = emps.patch_status("al", &pp, &Patch::Apply(&status)).await.expect("apply status");
     assert_eq!(e.data["status"]["conditions"][0]["status"], "True");
+    // Let the clock move past the second managedFields timestamps carry.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let again = emps.patch_status("al", &pp, &Patch::Apply(&status)).await.expect("apply again");
     assert_eq!(again.metadata.resource_version, e.metadata.resource_version, "unchanged status apply is a no-op");
     let managed = again.metadata.managed_fields.unwrap_or_default();
