@@ -357,6 +357,12 @@ async fn resource_request(
     let ns = t.namespace.clone().unwrap_or_default();
     let ok = |code: u16, v: &Value, warnings: &[String]| Ok(json_response(code, v, "application/json", warnings));
     let include = IncludeObject::parse(ctx.q("includeObject"));
+    if rt.special == crate::registry::Special::Review {
+        return match verb {
+            "create" => ok(201, &review(&rt, ctx, body), &[]),
+            _ => Err(ApiError::method_not_allowed()),
+        };
+    }
     match verb {
         "get" => {
             let obj = store.get(&rt, &ns, t.name.as_deref().unwrap_or_default())?;
@@ -447,6 +453,23 @@ async fn resource_request(
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Answers an access or identity review: everything is allowed, the user is `kube-double`.
+fn review(rt: &ResourceType, ctx: &Ctx, body: &[u8]) -> Value {
+    let spec =
+        parse_body(ctx, body).ok().map(|b| b["spec"].clone()).filter(|s| !s.is_null()).unwrap_or_else(|| json!({}));
+    let status = match rt.plural.as_str() {
+        "selfsubjectreviews" => {
+            json!({"userInfo": {"username": "kube-double", "groups": ["system:masters", "system:authenticated"]}})
+        }
+        "selfsubjectrulesreviews" => {
+            json!({"resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}], "incomplete": false})
+        }
+        _ => json!({"allowed": true, "reason": "kube-double authorizes every request"}),
+    };
+    json!({"kind": rt.kind, "apiVersion": rt.api_version(), "metadata": {"creationTimestamp": null}, "spec": spec, "status": status})
 }
 
 fn partial_metadata(obj: &Value) -> Value {

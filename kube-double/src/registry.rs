@@ -23,6 +23,8 @@ pub enum Special {
     Secret,
     Crd,
     Event,
+    /// Access and identity reviews: answered (allowed), never stored.
+    Review,
 }
 
 /// A column of a `Table` response.
@@ -81,6 +83,9 @@ impl ResourceType {
     }
 
     pub fn verbs(&self) -> Vec<&'static str> {
+        if self.special == Special::Review {
+            return vec!["create"];
+        }
         vec!["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
     }
 }
@@ -130,6 +135,10 @@ const BUILTINS: &[Builtin] = &[
     b("rbac.authorization.k8s.io/v1", "rolebindings", "RoleBinding", true, &[], false, false),
     b("rbac.authorization.k8s.io/v1", "clusterroles", "ClusterRole", false, &[], false, false),
     b("rbac.authorization.k8s.io/v1", "clusterrolebindings", "ClusterRoleBinding", false, &[], false, false),
+    b("authorization.k8s.io/v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", false, &[], false, false),
+    b("authorization.k8s.io/v1", "subjectaccessreviews", "SubjectAccessReview", false, &[], false, false),
+    b("authorization.k8s.io/v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", false, &[], false, false),
+    b("authentication.k8s.io/v1", "selfsubjectreviews", "SelfSubjectReview", false, &[], false, false),
     b("policy/v1", "poddisruptionbudgets", "PodDisruptionBudget", true, &["pdb"], true, true),
     b("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", true, &["netpol"], false, true),
     b(
@@ -161,6 +170,7 @@ pub fn builtins() -> Vec<Arc<ResourceType>> {
                 ("", "namespaces") => Special::Namespace,
                 ("", "secrets") => Special::Secret,
                 ("apiextensions.k8s.io", _) => Special::Crd,
+                ("authorization.k8s.io" | "authentication.k8s.io", _) => Special::Review,
                 (_, "events") => Special::Event,
                 _ => Special::None,
             };

@@ -1356,7 +1356,7 @@ fn prepare_special(rt: &ResourceType, obj: &mut Value, old: Option<&Value>) -> A
             }
         }
         Special::Crd => prepare_crd(rt, obj, &name)?,
-        Special::Event | Special::None => {}
+        Special::Event | Special::Review | Special::None => {}
     }
     Ok(())
 }

@@ -372,3 +372,13 @@ fn kubectl_create_generators_send_protobuf_that_is_decoded() {
     let err = k.fails(&["create", "deployment", "web", "--image=nginx", "-n", "acme"]);
     assert!(err.contains("kube-double decodes protobuf only for"), "{err}");
 }
+
+#[test]
+fn auth_reviews_allow_everything() {
+    let server = Server::start_blocking().expect("start");
+    let k = Kubectl::new(&server);
+    assert_eq!(k.ok(&["auth", "can-i", "delete", "secrets", "-n", "kube-system"]).trim(), "yes");
+    assert!(k.ok(&["auth", "whoami"]).contains("kube-double"));
+    let reviews = server.requests().into_iter().filter(|r| r.resource == "selfsubjectaccessreviews").count();
+    assert_eq!(reviews, 1);
+}
