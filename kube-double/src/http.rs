@@ -550,6 +550,10 @@ fn watch(shared: Arc<Shared>, rt: Arc<ResourceType>, filter: Filter, ctx: &Ctx) 
                 _ = changes.changed() => {}
                 _ = tokio::time::sleep_until(next_bookmark) => {
                     next_bookmark = tokio::time::Instant::now() + interval;
+                    // The client went away: end quietly even when there is nothing to send.
+                    if tx.is_closed() {
+                        return;
+                    }
                     if bookmarks && !as_table {
                         let bm = json!({"kind": rt.kind, "apiVersion": rt.api_version(),
                             "metadata": {"resourceVersion": cursor.to_string(), "creationTimestamp": null}});

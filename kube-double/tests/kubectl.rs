@@ -382,3 +382,29 @@ fn auth_reviews_allow_everything() {
     let reviews = server.requests().into_iter().filter(|r| r.resource == "selfsubjectaccessreviews").count();
     assert_eq!(reviews, 1);
 }
+
+#[test]
+fn standalone_binary_writes_a_kubeconfig_and_serves() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let kubeconfig = dir.path().join("kubeconfig");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kube-double"))
+        .args(["--kubeconfig", kubeconfig.to_str().expect("path"), "--port", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("kube-double runs");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("utf-8");
+    let second = lines.next().expect("a line").expect("utf-8");
+    assert!(first.contains("test double") && first.contains("http://127.0.0.1:"), "{first}");
+    assert!(second.contains(kubeconfig.file_name().and_then(|n| n.to_str()).expect("name")), "{second}");
+    let cache = tempfile::tempdir().expect("tmp");
+    let out = std::process::Command::new("kubectl")
+        .args(["get", "namespaces", "-o", "name"])
+        .env("KUBECONFIG", &kubeconfig)
+        .env("KUBECACHEDIR", cache.path())
+        .output()
+        .expect("kubectl");
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("namespace/default"), "{out:?}");
+}
