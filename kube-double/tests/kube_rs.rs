@@ -968,3 +968,37 @@ async fn kube_runtime_finalizer_helper_adds_and_removes_its_finalizer() {
     assert_eq!(*seen.lock().expect("lock"), ["apply", "cleanup"]);
     assert_eq!(api_error(emps.get("fin").await.expect_err("gone")).code, 404);
 }
+
+#[tokio::test]
+async fn delete_collection_and_delete_preconditions() {
+    let server = Server::start().await.expect("start");
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    for (name, app) in [("a", "web"), ("b", "web"), ("c", "db")] {
+        cms.create(&PostParams::default(), &configmap(name, json!({"app": app}))).await.expect("create");
+    }
+    let deleted =
+        cms.delete_collection(&DeleteParams::default(), &ListParams::default().labels("app=web")).await.expect("dc");
+    let names: Vec<String> = deleted
+        .left()
+        .expect("list of deleted")
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap_or_default())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    assert_eq!(cms.list(&ListParams::default()).await.expect("list").items.len(), 1);
+    let c = cms.get("c").await.expect("get");
+    let wrong = DeleteParams {
+        preconditions: Some(kube::api::Preconditions { uid: Some("not-the-uid".into()), resource_version: None }),
+        ..Default::default()
+    };
+    assert_eq!(api_error(cms.delete("c", &wrong).await.expect_err("precondition")).code, 409);
+    let right = DeleteParams {
+        preconditions: Some(kube::api::Preconditions {
+            uid: c.metadata.uid.clone(),
+            resource_version: c.metadata.resource_version.clone(),
+        }),
+        ..Default::default()
+    };
+    cms.delete("c", &right).await.expect("delete with matching preconditions");
+}

@@ -408,3 +408,28 @@ fn standalone_binary_writes_a_kubeconfig_and_serves() {
     let _ = child.wait();
     assert!(String::from_utf8_lossy(&out.stdout).contains("namespace/default"), "{out:?}");
 }
+
+#[test]
+fn reapplying_changed_manifests_patches_them_three_way() {
+    let (_server, k) = with_examples();
+    let dir = tempfile::tempdir().expect("tmp");
+    let employees = std::fs::read_to_string(common::repo_root().join("examples/acme/30-employees.yaml")).expect("read");
+    // Bob gains a role and loses his display name; the Secret's password changes.
+    let changed =
+        employees.replacen("roles: [dev]", "roles: [dev, sre]", 1).replacen("  displayName: Bob Builder\n", "", 1);
+    std::fs::write(dir.path().join("30-employees.yaml"), changed).expect("write");
+    let provider = std::fs::read_to_string(common::repo_root().join("examples/acme/10-provider.yaml")).expect("read");
+    std::fs::write(
+        dir.path().join("10-provider.yaml"),
+        provider.replace("password: keyward-admin", "password: rotated"),
+    )
+    .expect("write");
+    let out = k.ok(&["apply", "-f", dir.path().to_str().expect("path")]);
+    assert!(out.contains("employee.keyward.dev/bob configured"), "{out}");
+    assert!(out.contains("employee.keyward.dev/alice unchanged"), "{out}");
+    assert!(out.contains("secret/pi-admin configured"), "{out}");
+    assert_eq!(k.ok(&["get", "employee", "bob", "-n", "acme", "-o", "jsonpath={.spec.roles}"]), r#"["dev","sre"]"#);
+    assert_eq!(k.ok(&["get", "employee", "bob", "-n", "acme", "-o", "jsonpath={.spec.displayName}"]), "");
+    assert_eq!(k.ok(&["get", "secret", "pi-admin", "-n", "acme", "-o", "jsonpath={.data.password}"]), "cm90YXRlZA==");
+    assert_eq!(k.ok(&["get", "employee", "bob", "-n", "acme", "-o", "jsonpath={.metadata.generation}"]), "2");
+}
