@@ -2,9 +2,9 @@
 //! client, a real privacyIDEA proving revocations with /validate/check, and the Kubernetes
 //! API test server (or a real cluster when KEYWARD_E2E_KUBECONFIG is set).
 
-mod support;
 #[path = "chart/status.rs"]
 mod gitops_status;
+mod support;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,87 @@
+//! Time from `kubectl patch` of an Employee to the revocation at privacyIDEA, through the
+//! real operator: `cargo bench --bench operator_latency`.
+//!
+//! Starts privacyIDEA, the Kubernetes API test server and `keyward run`, offboards 20 people
+//! one after the other and reports the median and worst latency. The revocation time is when
+//! the operator's audit record appears (written as soon as privacyIDEA confirmed the delete);
+//! every token is checked gone at privacyIDEA at the end.
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+use support::cluster::{cluster, eventually};
+use support::*;
+
+const PEOPLE: usize = 20;
+
+fn main() {
+    let pi = privacyidea();
+    let realm = "latency";
+    let ns = "bench-latency";
+    pi.realm(realm);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut manifests = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: pi-admin, namespace: {ns}}}\n\
+         stringData: {{username: {admin}, password: {password}}}\n---\n\
+         apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp-pi, namespace: {ns}}}\n\
+         spec:\n  privacyidea: {{url: \"{url}\", realm: {realm}, credentials: {{secretRef: {{name: pi-admin}}}}}}\n  userMapping: name\n---\n\
+         apiVersion: keyward.dev/v1alpha1\nkind: AccessGrant\nmetadata: {{name: staff-totp, namespace: {ns}}}\n\
+         spec: {{provider: corp-pi, subjects: {{roles: [staff]}}, factors: [totp]}}\n",
+        admin = pi.env["KEYWARD_PI_ADMIN"],
+        password = pi.env["KEYWARD_PI_PASSWORD"],
+        url = pi.url(),
+    );
+    let mut tokens = Vec::new();
+    for i in 0..PEOPLE {
+        let user = format!("p{i:02}");
+        pi.add_user(realm, &user);
+        tokens.push(pi.enrol(realm, &user, "totp"));
+        manifests.push_str(&format!(
+            "---\napiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata: {{name: {user}, namespace: {ns}}}\n\
+             spec: {{email: {user}@acme.example, roles: [staff]}}\n"
+        ));
+    }
+    let file = dir.path().join("people.yaml");
+    std::fs::write(&file, manifests).expect("write manifests");
+    let c = cluster();
+    c.kubectl_ok(&["apply", "-f", file.to_str().expect("utf-8")]);
+    let audit = dir.path().join("audit.jsonl");
+    let _operator = c.operator(ns, "keyward-latency", &audit);
+    c.kubectl_ok(&["-n", ns, "wait", "--for=condition=Ready", "mfaprovider/corp-pi", "--timeout=60s"]);
+
+    let mut latencies = Vec::new();
+    for token in &tokens {
+        let start = Instant::now();
+        c.kubectl_ok(&[
+            "-n",
+            ns,
+            "patch",
+            "employee",
+            &token.user,
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"state":"Offboarded"}}"#,
+        ]);
+        eventually(Duration::from_secs(60), "audit record", || {
+            std::fs::read_to_string(&audit).is_ok_and(|a| a.contains(&format!("\"enrolment\":\"{}\"", token.serial)))
+        });
+        latencies.push(start.elapsed());
+    }
+    let left = pi.tokens(realm);
+    assert!(tokens.iter().all(|t| !left.contains_key(&t.serial)), "every token revoked at privacyIDEA");
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "kubectl patch -> revocation at privacyIDEA, {PEOPLE} offboardings (ms, including kubectl's own ~50-100 ms):"
+    );
+    println!(
+        "  median {:.0}  p90 {:.0}  worst {:.0}  best {:.0}",
+        ms(latencies[PEOPLE / 2]),
+        ms(latencies[PEOPLE * 9 / 10]),
+        ms(latencies[PEOPLE - 1]),
+        ms(latencies[0])
+    );
+}
