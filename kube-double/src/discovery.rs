@@ -212,6 +212,76 @@ pub fn schema_name(rt: &ResourceType) -> String {
     format!("{base}.{}.{}", rt.version, rt.kind)
 }
 
+fn schema_of<T: schemars::JsonSchema>() -> Value {
+    let generator = schemars::generate::SchemaSettings::openapi3()
+        .with(|s| {
+            s.inline_subschemas = true;
+            s.meta_schema = None;
+        })
+        .into_generator();
+    serde_json::to_value(generator.into_root_schema_for::<T>()).unwrap_or_default()
+}
+
+/// The OpenAPI schema of a built-in kind, from k8s-openapi (computed once).
+fn builtin_schema(group: &str, version: &str, kind: &str) -> Option<Value> {
+    use k8s_openapi::api::{
+        apps, authentication, authorization, batch, coordination, core, events, networking, policy, rbac,
+    };
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions;
+    static CACHE: std::sync::OnceLock<std::sync::Mutex<BTreeMap<String, Option<Value>>>> = std::sync::OnceLock::new();
+    let key = format!("{group}/{version}/{kind}");
+    let cache = CACHE.get_or_init(Default::default);
+    if let Some(hit) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+        return hit;
+    }
+    let schema = match (group, version, kind) {
+        ("", "v1", "Namespace") => Some(schema_of::<core::v1::Namespace>()),
+        ("", "v1", "Secret") => Some(schema_of::<core::v1::Secret>()),
+        ("", "v1", "ConfigMap") => Some(schema_of::<core::v1::ConfigMap>()),
+        ("", "v1", "Event") => Some(schema_of::<core::v1::Event>()),
+        ("", "v1", "ServiceAccount") => Some(schema_of::<core::v1::ServiceAccount>()),
+        ("", "v1", "Service") => Some(schema_of::<core::v1::Service>()),
+        ("", "v1", "Pod") => Some(schema_of::<core::v1::Pod>()),
+        ("", "v1", "Endpoints") => Some(schema_of::<core::v1::Endpoints>()),
+        ("", "v1", "PersistentVolumeClaim") => Some(schema_of::<core::v1::PersistentVolumeClaim>()),
+        ("", "v1", "Node") => Some(schema_of::<core::v1::Node>()),
+        ("apps", "v1", "Deployment") => Some(schema_of::<apps::v1::Deployment>()),
+        ("apps", "v1", "StatefulSet") => Some(schema_of::<apps::v1::StatefulSet>()),
+        ("apps", "v1", "DaemonSet") => Some(schema_of::<apps::v1::DaemonSet>()),
+        ("apps", "v1", "ReplicaSet") => Some(schema_of::<apps::v1::ReplicaSet>()),
+        ("batch", "v1", "Job") => Some(schema_of::<batch::v1::Job>()),
+        ("batch", "v1", "CronJob") => Some(schema_of::<batch::v1::CronJob>()),
+        ("coordination.k8s.io", "v1", "Lease") => Some(schema_of::<coordination::v1::Lease>()),
+        ("events.k8s.io", "v1", "Event") => Some(schema_of::<events::v1::Event>()),
+        ("rbac.authorization.k8s.io", "v1", "Role") => Some(schema_of::<rbac::v1::Role>()),
+        ("rbac.authorization.k8s.io", "v1", "RoleBinding") => Some(schema_of::<rbac::v1::RoleBinding>()),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRole") => Some(schema_of::<rbac::v1::ClusterRole>()),
+        ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding") => Some(schema_of::<rbac::v1::ClusterRoleBinding>()),
+        ("policy", "v1", "PodDisruptionBudget") => Some(schema_of::<policy::v1::PodDisruptionBudget>()),
+        ("networking.k8s.io", "v1", "NetworkPolicy") => Some(schema_of::<networking::v1::NetworkPolicy>()),
+        ("authorization.k8s.io", "v1", "SelfSubjectAccessReview") => {
+            Some(schema_of::<authorization::v1::SelfSubjectAccessReview>())
+        }
+        ("authorization.k8s.io", "v1", "SubjectAccessReview") => {
+            Some(schema_of::<authorization::v1::SubjectAccessReview>())
+        }
+        ("authorization.k8s.io", "v1", "SelfSubjectRulesReview") => {
+            Some(schema_of::<authorization::v1::SelfSubjectRulesReview>())
+        }
+        ("authentication.k8s.io", "v1", "SelfSubjectReview") => {
+            Some(schema_of::<authentication::v1::SelfSubjectReview>())
+        }
+        ("apiextensions.k8s.io", "v1", "CustomResourceDefinition") => {
+            Some(schema_of::<apiextensions::v1::CustomResourceDefinition>())
+        }
+        _ => None,
+    };
+    if let Ok(mut c) = cache.lock() {
+        c.insert(key, schema.clone());
+    }
+    schema
+}
+
 fn document(resources: &[Arc<ResourceType>], group: &str, version: &str) -> Option<Value> {
     let rts: Vec<&Arc<ResourceType>> = resources.iter().filter(|r| r.group == group && r.version == version).collect();
     if rts.is_empty() {
@@ -223,15 +293,27 @@ fn document(resources: &[Arc<ResourceType>], group: &str, version: &str) -> Opti
     for rt in rts {
         let name = schema_name(rt);
         let gvk = json!({"group": rt.group, "version": rt.version, "kind": rt.kind});
-        let mut schema = rt
-            .crd
-            .as_ref()
-            .and_then(|c| c.schema.clone())
-            .unwrap_or_else(|| json!({"type": "object", "description": format!("{} is a built-in kind served by the kube-double test server; its fields are not described here.", rt.kind), "x-kubernetes-preserve-unknown-fields": true}));
+        let builtin = if rt.crd.is_none() { builtin_schema(&rt.group, &rt.version, &rt.kind) } else { None };
+        let mut schema = match (&rt.crd, builtin) {
+            (Some(crd), _) => crd.schema.clone().unwrap_or_else(|| json!({"type": "object"})),
+            (None, Some(b)) => b,
+            (None, None) => json!({"type": "object", "x-kubernetes-preserve-unknown-fields": true,
+                "description": format!("{} is served by the kube-double test server; its fields are not described here.", rt.kind)}),
+        };
+        // Recursive types keep `$ref`s to definitions schemars put beside the root schema.
+        if let Some(defs) = schema.as_object_mut().and_then(|m| m.remove("components")) {
+            for (k, v) in defs["schemas"].as_object().into_iter().flatten() {
+                schemas.insert(k.clone(), v.clone());
+            }
+        }
         if let Some(props) = schema.as_object_mut().map(|m| m.entry("properties").or_insert_with(|| json!({}))) {
-            props["apiVersion"] = json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"});
-            props["kind"] = json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"});
-            props["metadata"] = json!({"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "default": {}, "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"});
+            let api_version = json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources"});
+            let kind = json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds"});
+            props.as_object_mut().map(|p| p.entry("apiVersion").or_insert(api_version));
+            props.as_object_mut().map(|p| p.entry("kind").or_insert(kind));
+            if rt.crd.is_some() {
+                props["metadata"] = json!({"allOf": [{"$ref": "#/components/schemas/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}], "default": {}, "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"});
+            }
         }
         schema["x-kubernetes-group-version-kind"] = json!([gvk]);
         schemas.insert(name.clone(), schema);

@@ -272,6 +272,19 @@ fn explain_reads_the_crd_schema() {
 }
 
 #[test]
+fn explain_describes_built_in_kinds() {
+    let server = Server::start_blocking().expect("start");
+    let k = Kubectl::new(&server);
+    let out = k.ok(&["explain", "secret.stringData"]);
+    assert!(
+        out.contains("KIND:       Secret") && out.contains("stringData allows specifying non-binary secret data"),
+        "{out}"
+    );
+    let out = k.ok(&["explain", "lease.spec"]);
+    assert!(out.contains("holderIdentity") && out.contains("renewTime"), "{out}");
+}
+
+#[test]
 fn get_watch_streams_changes() {
     let (_server, k) = with_examples();
     let mut child = k
