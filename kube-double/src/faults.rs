@@ -108,7 +108,8 @@ impl Faults {
     /// Answers the next `n` requests whose method (HTTP method or Kubernetes verb, e.g. `PATCH`,
     /// `watch`, or `*`) and path (glob, `*` = any characters, e.g.
     /// `/apis/keyward.dev/v1alpha1/namespaces/*/employees/*`) match with `status` (409, 410,
-    /// 429 with `Retry-After: 1`, 500, 503, …) instead of serving them.
+    /// 429 with `Retry-After: 1`, 500, 503, …) instead of serving them. A 410 for a watch is
+    /// answered as kube-apiserver does it: a 200 stream with one ERROR event (Status 410).
     pub fn fail_next(&self, n: usize, method: &str, path_pattern: &str, status: u16) {
         self.lock().fail.push(FailRule {
             method: method.to_string(),

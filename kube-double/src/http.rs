@@ -193,6 +193,15 @@ pub(crate) async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Resul
     }
     if let Some(code) = shared.faults.take_failure(&method, verb, &path) {
         let err = ApiError::for_status(code, &format!("injected fault: {code} for {method} {path}"));
+        if verb == "watch" && code == 410 {
+            // kube-apiserver reports an expired watch position inside the stream: 200, then
+            // an ERROR event carrying the 410 Status (what kube-rs's watcher re-lists on).
+            record.status = 200;
+            shared.record(record);
+            let body = http_body_util::Full::new(watch_event("ERROR", err.to_status())).boxed();
+            let resp = Response::builder().status(200).header("Content-Type", "application/json").body(body);
+            return Ok(resp.unwrap_or_else(|_| Response::new(full(""))));
+        }
         record.status = code;
         shared.record(record);
         return Ok(error_response(&err));

@@ -1002,3 +1002,32 @@ async fn delete_collection_and_delete_preconditions() {
     };
     cms.delete("c", &right).await.expect("delete with matching preconditions");
 }
+
+#[tokio::test]
+async fn an_injected_410_on_a_watch_arrives_as_an_error_event_and_the_watcher_relists() {
+    let server = Server::start().await.expect("start");
+    let cms: Api<ConfigMap> = Api::namespaced(server.client(), "default");
+    server.faults().fail_next(1, "watch", "/api/v1/namespaces/default/configmaps", 410);
+    let rv = server.resource_version().to_string();
+    let stream = cms.watch(&WatchParams::default().timeout(5), &rv).await.expect("watch starts");
+    futures::pin_mut!(stream);
+    assert!(matches!(stream.try_next().await.expect("event"), Some(WatchEvent::Error(s)) if s.code == 410));
+
+    server.faults().fail_next(1, "watch", "/api/v1/namespaces/default/configmaps", 410);
+    let (reader, writer) = reflector::store();
+    let stream = reflector(writer, watcher(cms.clone(), watcher::Config::default())).applied_objects();
+    let task = tokio::spawn(async move {
+        futures::pin_mut!(stream);
+        while stream.next().await.is_some() {}
+    });
+    reader.wait_until_ready().await.expect("synced");
+    cms.create(&PostParams::default(), &configmap("after", json!({}))).await.expect("create");
+    eventually("the watcher recovered", || {
+        let r = reader.clone();
+        async move { r.state().len() == 1 }
+    })
+    .await;
+    let lists = server.requests().iter().filter(|r| r.verb == "list" && r.resource == "configmaps").count();
+    assert!(lists >= 2, "re-listed after the 410 ({lists} lists)");
+    task.abort();
+}
