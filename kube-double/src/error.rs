@@ -113,13 +113,12 @@ impl ApiError {
     }
 
     /// 415 for a body type the resource does not take (`strategic` excluded for custom resources).
-    pub fn unsupported_media_type(content_type: &str, strategic: bool) -> Self {
+    pub fn unsupported_media_type(strategic: bool) -> Self {
         let mut accepted =
             "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".to_string();
         if strategic {
             accepted.push_str(", application/strategic-merge-patch+json");
         }
-        let _ = content_type;
         Self::new(
             415,
             "UnsupportedMediaType",

@@ -328,7 +328,7 @@ fn parse_body(ctx: &Ctx, body: &[u8]) -> ApiResult<Value> {
         return crate::proto::decode(body);
     }
     if ctx.content_type.contains("cbor") {
-        return Err(ApiError::unsupported_media_type(&ctx.content_type, true));
+        return Err(ApiError::unsupported_media_type(true));
     }
     if ctx.content_type.contains("yaml") {
         return serde_yaml::from_slice(body).map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")));

@@ -911,7 +911,7 @@ impl Store {
         let mut st = self.lock();
         let key = Self::key(rt, namespace, name);
         let current = st.objects.get(&key).map(|o| to_version(rt, o));
-        let result = match content_type {
+        let (cur, mut target) = match content_type {
             "application/apply-patch+yaml" | "application/apply-patch+cbor" => {
                 let applied: Value = serde_yaml::from_slice(body)
                     .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
@@ -998,11 +998,11 @@ impl Store {
                     "application/json-patch+json" => patch::json_patch(&mut target, &parse_json()?)?,
                     "application/strategic-merge-patch+json" => {
                         if rt.crd.is_some() {
-                            return Err(ApiError::unsupported_media_type(content_type, false));
+                            return Err(ApiError::unsupported_media_type(false));
                         }
                         patch::strategic_merge_patch(&mut target, &parse_json()?)?
                     }
-                    other => return Err(ApiError::unsupported_media_type(other, rt.crd.is_none())),
+                    _ => return Err(ApiError::unsupported_media_type(rt.crd.is_none())),
                 }
                 if target["metadata"]["name"].as_str() != Some(name) {
                     return Err(ApiError::bad_request("the name of the object does not match the name on the URL"));
@@ -1010,9 +1010,7 @@ impl Store {
                 (cur, target)
             }
         };
-        let (cur, target) = result;
         // A resourceVersion in the patch is a precondition; otherwise patches apply to the latest.
-        let mut target = target;
         if target["metadata"]["resourceVersion"] == cur["metadata"]["resourceVersion"] {
             meta_mut(&mut target).remove("resourceVersion");
         }
