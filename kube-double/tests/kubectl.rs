@@ -302,12 +302,14 @@ fn get_watch_streams_changes() {
             }
         }
     });
-    std::thread::sleep(Duration::from_millis(1500));
-    k.ok(&["label", "employee", "frank", "-n", "acme", "moved=support"]);
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // Keep changing frank until the watch (which may start late on a busy machine) reports it.
+    let deadline = Instant::now() + Duration::from_secs(15);
     let mut seen = vec![];
+    let mut n = 0;
     while Instant::now() < deadline && !seen.iter().any(|l: &String| l.contains("frank")) {
-        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
+        n += 1;
+        k.ok(&["label", "employee", "frank", "-n", "acme", &format!("round={n}"), "--overwrite"]);
+        while let Ok(line) = rx.recv_timeout(Duration::from_millis(700)) {
             seen.push(line);
         }
     }
