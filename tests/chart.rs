@@ -624,12 +624,9 @@ fn operator_requests(watched: Option<&[&str]>, objects_in: &[&str], lease_ns: &s
     }
     for ns in objects_in {
         let ns = Some(*ns);
-        for (group, resource) in kinds {
-            requests.push(ApiRequest::new("get", group, resource, None, ns));
-        }
+        // No GETs of single objects: the operator reads from its watch caches.
         requests.push(ApiRequest::new("patch", "keyward.dev", "employees", None, ns));
         for resource in ["mfaproviders", "employees", "accessgrants"] {
-            requests.push(ApiRequest::new("get", "keyward.dev", resource, Some("status"), ns));
             requests.push(ApiRequest::new("patch", "keyward.dev", resource, Some("status"), ns));
         }
         requests.push(ApiRequest::new("create", "events.k8s.io", "events", None, ns));
@@ -649,7 +646,7 @@ fn cluster_wide_rbac_grants_exactly_the_operators_requests() {
     rbac::assert_grants_exactly(&objects, NS, "keyward", &requests);
     let grants = rbac::grants_of(&objects, NS, "keyward").unwrap();
     let secrets: Vec<_> = grants.iter().filter(|g| g.resource == "secrets").collect();
-    assert!(secrets.iter().all(|g| g.scope == Scope::Cluster && ["get", "list", "watch"].contains(&g.verb.as_str())));
+    assert!(secrets.iter().all(|g| g.scope == Scope::Cluster && ["list", "watch"].contains(&g.verb.as_str())));
     let leases: Vec<_> = grants.iter().filter(|g| g.resource == "leases").collect();
     assert!(leases.iter().all(|g| g.scope == Scope::Namespace(NS.into())), "{leases:?}");
     assert!(leases.iter().filter(|g| g.verb != "create").all(|g| g.resource_names == ["keyward-leader"]), "{leases:?}");
@@ -667,7 +664,7 @@ fn namespaced_rbac_grants_exactly_the_operators_requests_in_those_namespaces() {
 
     // Anything outside the watched namespaces is denied.
     for outside in [
-        ApiRequest::new("get", "", "secrets", None, Some("kube-system")),
+        ApiRequest::new("list", "", "secrets", None, Some("kube-system")),
         ApiRequest::new("list", "", "secrets", None, None),
         ApiRequest::new("watch", "keyward.dev", "employees", None, None),
         ApiRequest::new("create", "events.k8s.io", "events", None, Some("default")),

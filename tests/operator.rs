@@ -4,6 +4,10 @@
 
 #[path = "chart/status.rs"]
 mod gitops_status;
+#[path = "chart/helm.rs"]
+mod helm;
+#[path = "chart/rbac.rs"]
+mod rbac;
 mod support;
 
 use serde_json::Value;
@@ -241,4 +245,59 @@ fn watch_drops_and_410s_cause_no_missed_or_wrong_revocations() {
     assert!(pi.authenticates(acme.company.token("breakglass", "totp")));
     assert!(operator.get("/readyz").is_some_and(|r| r.contains("200 OK")), "ready again after the relists");
     assert!(acme.audit().iter().all(|r| r["user"] != "breakglass"), "protected user untouched");
+}
+
+/// The Helm chart's RBAC grants exactly what the operator uses: every verb on every resource
+/// it requested during a run that revokes, blocks, repeats Events, deletes and renews its
+/// Lease — nothing missing, nothing extra.
+#[test]
+fn the_chart_grants_exactly_what_the_operator_uses() {
+    let c = cluster();
+    let Some(double) = c.double.as_ref() else {
+        eprintln!("the request log needs the test server; skipped against a real cluster");
+        return;
+    };
+    let pi = privacyidea();
+    // Over budget first: blocked revocations repeat their Events every sweep (a PATCH).
+    let acme = acme("rbac", |tree| {
+        edit(tree, "10-provider.yaml", "maxRevocations: 25", "maxRevocations: 1");
+        edit(tree, "10-provider.yaml", "resyncInterval: 10m", "resyncInterval: 1s");
+    });
+    let operator = c.operator(&acme.ns, "keyward-leader", &acme.audit);
+    let blocked = || acme.kubectl(&["get", "events", "-o", "json"]).contains("RevocationBlocked");
+    eventually(WITHIN, "blocked revocations", blocked);
+    std::thread::sleep(Duration::from_secs(3));
+    let digest = acme.kubectl(&["get", "mfaprovider", "corp-pi", "-o", "jsonpath={.status.blockedPlanDigest}"]);
+    assert!(!digest.is_empty());
+    acme.kubectl(&["annotate", "mfaprovider", "corp-pi", &format!("keyward.dev/approve-revocations={digest}")]);
+    eventually(WITHIN, "approved revocations", || acme.revoked("carol", "totp"));
+    // Alice's two tokens would exceed the budget of 1 again (she would stay Terminating).
+    acme.kubectl(&[
+        "patch",
+        "mfaprovider",
+        "corp-pi",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"policy":{"budget":{"maxRevocations":25}}}}"#,
+    ]);
+    acme.kubectl(&["delete", "employee", "alice", "--timeout=60s"]);
+    assert!(!pi.authenticates(acme.company.token("alice", "totp")));
+    drop(operator);
+
+    let requests: Vec<rbac::ApiRequest> = double
+        .requests()
+        .into_iter()
+        .filter(|r| r.is_resource_request() && !r.user_agent.starts_with("kubectl") && r.namespace == acme.ns)
+        .map(|r| rbac::ApiRequest {
+            verb: r.verb,
+            group: r.api_group,
+            resource: r.resource,
+            subresource: Some(r.subresource).filter(|s| !s.is_empty()),
+            namespace: Some(r.namespace).filter(|s| !s.is_empty()),
+        })
+        .collect();
+    let release =
+        helm::Release::new(serde_json::json!({"watch": {"namespaces": [acme.ns]}})).named("keyward", &acme.ns);
+    rbac::assert_grants_exactly(&helm::render(&release).objects(), &acme.ns, "keyward", &requests);
 }

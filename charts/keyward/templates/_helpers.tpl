@@ -58,20 +58,22 @@ watches. This list is the operator's API use (docs/helm.md "RBAC"); tests/chart.
 the rendered RBAC against the requests the operator makes.
 */}}
 {{- define "keyward.watchRules" -}}
+# keyward reads from its watch caches and never GETs single objects; the operator's
+# end-to-end suite checks these rules against the requests it actually makes.
 - apiGroups: [keyward.dev]
   resources: [mfaproviders, employees, accessgrants]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 - apiGroups: [keyward.dev]
   # The finalizer keyward.dev/revoke-enrolments: deleting an Employee revokes first.
   resources: [employees]
   verbs: [patch]
 - apiGroups: [keyward.dev]
   resources: [mfaproviders/status, employees/status, accessgrants/status]
-  verbs: [get, patch]
+  verbs: [patch]
 - apiGroups: [""]
   # Provider credentials, referenced by MfaProviders.
   resources: [secrets]
-  verbs: [get, list, watch]
+  verbs: [list, watch]
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
