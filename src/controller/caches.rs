@@ -92,14 +92,12 @@ impl<K: Resource> ChangeFilter<K> {
     /// Whether `obj`, just applied, differs from what was last seen.
     pub fn applied(&self, obj: &K) -> bool {
         let print = (self.fingerprint)(obj);
-        let Ok(mut seen) = self.seen.lock() else { return true };
+        let mut seen = super::context::locked(&self.seen);
         seen.insert(Self::key(obj), print.clone()).as_deref() != Some(print.as_str())
     }
 
     pub fn deleted(&self, obj: &K) {
-        if let Ok(mut seen) = self.seen.lock() {
-            seen.remove(&Self::key(obj));
-        }
+        super::context::locked(&self.seen).remove(&Self::key(obj));
     }
 }
 

@@ -15,6 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::watch;
 
+/// Locks a mutex of the operator's shared state. A panic while it was held leaves plain maps
+/// that are still consistent (every update is a single insert or remove), so the data is
+/// used rather than the operator stopped.
+pub fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The last sweep of one provider, as the Employee and grant reconcilers need it.
 #[derive(Clone, Debug, Default)]
 pub struct LastSweep {
@@ -99,17 +106,14 @@ impl Context {
             provider.metadata.generation.unwrap_or_default(),
             self.secret_version(&namespace, provider)
         );
-        if let Ok(cache) = self.backends.lock()
-            && let Some((print, backend)) = cache.get(&key)
+        if let Some((print, backend)) = locked(&self.backends).get(&key)
             && *print == fingerprint
         {
             return Ok(backend.clone());
         }
         let lookup = |secret: &str, field: &str| self.secret_value(&namespace, secret, field);
         let backend: Arc<dyn MfaBackend> = Arc::from(providers::connect(provider, &lookup)?);
-        if let Ok(mut cache) = self.backends.lock() {
-            cache.insert(key, (fingerprint, backend.clone()));
-        }
+        locked(&self.backends).insert(key, (fingerprint, backend.clone()));
         Ok(backend)
     }
 }

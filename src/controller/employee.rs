@@ -1,7 +1,7 @@
 //! The Employee reconciler: the finalizer that makes deletion revoke first, and the status
 //! assembled from every provider's last sweep.
 
-use super::context::Context;
+use super::context::{Context, locked};
 use super::error::ControllerError;
 use super::provider::FIELD_MANAGER;
 use super::status;
@@ -35,12 +35,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
         .map(provider_key)
         .collect();
     let (verdicts, revoked_now, settled, swept) = {
-        let sweeps = ctx.sweeps.lock().map_err(|_| ControllerError::WriteStatus {
-            kind: "Employee",
-            namespace: namespace.clone(),
-            name: name.clone(),
-            source: kube::Error::LinesCodecMaxLineLengthExceeded,
-        })?;
+        let sweeps = locked(&ctx.sweeps);
         let mut verdicts = Vec::new();
         let mut revoked_now = false;
         for key in &providers {

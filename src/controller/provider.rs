@@ -1,6 +1,6 @@
 //! The MfaProvider reconciler: one sweep of the provider per change or resync.
 
-use super::context::{Context, LastSweep};
+use super::context::{Context, LastSweep, locked};
 use super::error::ControllerError;
 use super::status;
 use crate::crd::mfa_provider::Mode;
@@ -80,9 +80,7 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     publish_events(&ctx, &employees, &report).await;
 
     let last = last_sweep(&namespace, &employees, &report);
-    if let Ok(mut sweeps) = ctx.sweeps.lock() {
-        sweeps.insert(key.clone(), last);
-    }
+    locked(&ctx.sweeps).insert(key.clone(), last);
     for employee in &employees {
         let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee));
     }
@@ -129,8 +127,7 @@ fn record_metrics(ctx: &Context, key: &str, report: &SweepReport) {
     }
     // The latency that matters to an auditor: from the change keyward saw to the revocation.
     if report.plan.error.is_none()
-        && let Ok(mut changes) = ctx.changes.lock()
-        && let Some(observed) = changes.remove(key)
+        && let Some(observed) = locked(&ctx.changes).remove(key)
         && revoked_any
     {
         ctx.metrics

@@ -103,7 +103,15 @@ fn rendered_manifests_apply_with_kubectl_to_the_test_server() {
     }
     // Applying again changes nothing; server-side apply takes the same objects.
     let again = cluster.ok(&["apply", "-f", "-"], Some(&defaults));
-    assert!(!again.contains(" created") && !again.contains(" configured"), "{again}");
+    // Except the PodDisruptionBudget: its `spec.selector` has patchStrategy "replace", so
+    // kubectl's three-way patch is never empty and it always says "configured", against a
+    // real kube-apiserver too.
+    let changed: Vec<&str> = again
+        .lines()
+        .filter(|l| l.contains(" created") || l.contains(" configured"))
+        .filter(|l| !l.starts_with("poddisruptionbudget.policy/"))
+        .collect();
+    assert!(changed.is_empty(), "{again}");
     cluster.ok(&["apply", "--server-side", "--force-conflicts", "-f", "-"], Some(&defaults));
 
     let deployment = cluster.get(&["deployment", "keyward", "-n", "keyward-system"]);
