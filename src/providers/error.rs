@@ -67,6 +67,30 @@ pub enum ProviderError {
 }
 
 impl ProviderError {
+    /// The error of revoking `enrolment` of `user` on `provider`, for `map_err`.
+    pub fn revoking<'a>(
+        provider: &'a str,
+        user: &'a str,
+        enrolment: &'a str,
+    ) -> impl Fn(Failure) -> ProviderError + 'a {
+        move |failure| ProviderError::RevokeEnrolment {
+            provider: provider.to_string(),
+            user: user.to_string(),
+            enrolment: enrolment.to_string(),
+            failure,
+        }
+    }
+
+    /// The error of inviting `user` to enrol `kind` on `provider`, for `map_err`.
+    pub fn inviting<'a>(provider: &'a str, user: &'a str, kind: &'a str) -> impl Fn(Failure) -> ProviderError + 'a {
+        move |failure| ProviderError::Invite {
+            provider: provider.to_string(),
+            user: user.to_string(),
+            kind: kind.to_string(),
+            failure,
+        }
+    }
+
     pub fn failure(&self) -> Option<&Failure> {
         match self {
             ProviderError::Authenticate { failure, .. }

@@ -373,12 +373,7 @@ impl MfaBackend for Duo {
     }
 
     async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
-        let error = |failure| ProviderError::RevokeEnrolment {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            enrolment: enrolment.id.clone(),
-            failure,
-        };
+        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
         if mode == RevocationMode::Disable {
             return Err(error(Failure::Configuration("Duo devices cannot be disabled one by one".into())));
         }
@@ -386,12 +381,7 @@ impl MfaBackend for Duo {
     }
 
     async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        let error = |failure| ProviderError::Invite {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            kind: kind.to_string(),
-            failure,
-        };
+        let error = ProviderError::inviting(&self.name, user, kind.as_str());
         match kind.as_str() {
             "push" => self.enrol(user).await.map_err(error),
             other => Err(error(Failure::Configuration(format!("Duo has no invitation for {other}")))),

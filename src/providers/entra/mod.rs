@@ -345,12 +345,7 @@ impl MfaBackend for Entra {
     }
 
     async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
-        let error = |failure| ProviderError::RevokeEnrolment {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            enrolment: enrolment.id.clone(),
-            failure,
-        };
+        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
         if mode == RevocationMode::Disable {
             return Err(error(Failure::Configuration("Entra ID methods cannot be disabled, only deleted".into())));
         }
@@ -358,12 +353,9 @@ impl MfaBackend for Entra {
     }
 
     async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        Err(ProviderError::Invite {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            kind: kind.to_string(),
-            failure: Failure::Configuration("Entra ID has no enrolment invitation".into()),
-        })
+        Err(ProviderError::inviting(&self.name, user, kind.as_str())(Failure::Configuration(
+            "Entra ID has no enrolment invitation".into(),
+        )))
     }
 
     fn requests(&self) -> u64 {

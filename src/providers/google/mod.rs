@@ -283,12 +283,7 @@ impl MfaBackend for Google {
     }
 
     async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
-        let error = |failure| ProviderError::RevokeEnrolment {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            enrolment: enrolment.id.clone(),
-            failure,
-        };
+        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
         if mode == RevocationMode::Disable {
             return Err(error(Failure::Configuration("Google 2-Step Verification can only be turned off".into())));
         }
@@ -296,12 +291,9 @@ impl MfaBackend for Google {
     }
 
     async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        Err(ProviderError::Invite {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            kind: kind.to_string(),
-            failure: Failure::Configuration("Google Workspace has no enrolment invitation".into()),
-        })
+        Err(ProviderError::inviting(&self.name, user, kind.as_str())(Failure::Configuration(
+            "Google Workspace has no enrolment invitation".into(),
+        )))
     }
 
     fn requests(&self) -> u64 {

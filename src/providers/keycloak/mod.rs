@@ -315,12 +315,7 @@ impl MfaBackend for Keycloak {
     }
 
     async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
-        let error = |failure| ProviderError::RevokeEnrolment {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            enrolment: enrolment.id.clone(),
-            failure,
-        };
+        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
         if mode == RevocationMode::Disable {
             return Err(error(Failure::Configuration("Keycloak credentials cannot be disabled, only deleted".into())));
         }
@@ -328,12 +323,7 @@ impl MfaBackend for Keycloak {
     }
 
     async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        let error = |failure| ProviderError::Invite {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            kind: kind.to_string(),
-            failure,
-        };
+        let error = ProviderError::inviting(&self.name, user, kind.as_str());
         match required_action(kind.as_str()) {
             Some(action) => self.require(user, action).await.map_err(error),
             None => Err(error(Failure::Configuration(format!("Keycloak has no required action for {kind}")))),

@@ -431,12 +431,7 @@ impl MfaBackend for Okta {
     }
 
     async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
-        let error = |failure| ProviderError::RevokeEnrolment {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            enrolment: enrolment.id.clone(),
-            failure,
-        };
+        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
         if mode == RevocationMode::Disable {
             return Err(error(Failure::Configuration("Okta factors cannot be disabled, only unenrolled".into())));
         }
@@ -444,12 +439,7 @@ impl MfaBackend for Okta {
     }
 
     async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        let error = |failure| ProviderError::Invite {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            kind: kind.to_string(),
-            failure,
-        };
+        let error = ProviderError::inviting(&self.name, user, kind.as_str());
         match kind.as_str() {
             "email" => self.enrol_email(user).await.map_err(error),
             other => Err(error(Failure::Configuration(format!("Okta has no invitation for {other}")))),

@@ -182,22 +182,14 @@ impl MfaBackend for PrivacyIdea {
             Ok(_) => Ok(Revoked::Done),
             // 404 / code 601 "No token found": someone (or an earlier attempt) was quicker.
             Err(Failure::Status { status: 404, .. }) => Ok(Revoked::AlreadyGone),
-            Err(failure) => Err(ProviderError::RevokeEnrolment {
-                provider: self.name.clone(),
-                user: user.to_string(),
-                enrolment: enrolment.id.clone(),
-                failure,
-            }),
+            Err(failure) => Err(ProviderError::revoking(&self.name, user, &enrolment.id)(failure)),
         }
     }
 
     async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        Err(ProviderError::Invite {
-            provider: self.name.clone(),
-            user: user.to_string(),
-            kind: kind.to_string(),
-            failure: Failure::Configuration("privacyIDEA has no enrolment invitation".into()),
-        })
+        Err(ProviderError::inviting(&self.name, user, kind.as_str())(Failure::Configuration(
+            "privacyIDEA has no enrolment invitation".into(),
+        )))
     }
 
     fn requests(&self) -> u64 {
