@@ -292,3 +292,59 @@ async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_key_only() {
     assert_eq!((code, actions(&plan_after)), (0, vec![]), "{plan_after}");
     outage_revokes_nothing(tree.path(), &url).await;
 }
+
+#[path = "support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+
+/// Operator mode: `keyward run` against the Kubernetes API test server sweeps Keycloak the
+/// same way — the leaver and the unentitled key at start, then whoever `kubectl patch`
+/// offboards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_sweeps_keycloak_and_revokes_an_offboarded_employee() {
+    let (server, state) = serve(acme(), handle).await;
+    let block = format!(
+        "  keycloak:\n    url: {}\n    realm: corp\n    credentials: {{secretRef: {{name: corp-admin}}}}",
+        server.uri()
+    );
+    let tree = company(&block, "  clientId: keyward\n  clientSecret: cs", "totp");
+    std::fs::write(tree.path().join("00-namespace.yaml"), "apiVersion: v1\nkind: Namespace\nmetadata: {name: acme}\n")
+        .expect("namespace");
+    let credentials = move |i: usize| -> Vec<String> {
+        state.lock().expect("state").users[i].credentials.iter().map(|(c, _)| c.clone()).collect()
+    };
+    // kubectl, the operator process and the polling all block: off the runtime that serves
+    // the fake.
+    tokio::task::spawn_blocking(move || {
+        let c = support::cluster::cluster();
+        c.kubectl_ok(&["apply", "-f", tree.path().to_str().expect("utf-8")]);
+        let audit = tree.path().join("audit.jsonl");
+        let _operator = c.operator("acme", "keyward-keycloak", &audit);
+        let within = std::time::Duration::from_secs(30);
+        support::cluster::eventually(within, "first sweep", || {
+            credentials(1) == ["pb", "ob"] && credentials(2) == ["pd"]
+        });
+        assert_eq!(credentials(0), ["pa", "oa"], "alice keeps her TOTP");
+
+        c.kubectl_ok(&[
+            "-n",
+            "acme",
+            "patch",
+            "employee",
+            "alice",
+            "--type",
+            "merge",
+            "-p",
+            r#"{"spec":{"state":"Offboarded"}}"#,
+        ]);
+        support::cluster::eventually(within, "alice's TOTP revoked", || credentials(0) == ["pa"]);
+        c.kubectl_ok(&["-n", "acme", "wait", "--for=condition=Ready", "employee/alice", "--timeout=30s"]);
+        let records = std::fs::read_to_string(&audit).unwrap_or_default();
+        assert!(
+            records.lines().any(|l| l.contains("\"enrolment\":\"oa\"") && l.contains("EmployeeOffboarded")),
+            "{records}"
+        );
+    })
+    .await
+    .expect("operator scenario");
+}
