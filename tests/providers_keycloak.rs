@@ -294,7 +294,6 @@ async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_key_only() {
 }
 
 #[path = "support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 /// Operator mode: `keyward run` against the Kubernetes API test server sweeps Keycloak the
