@@ -80,6 +80,66 @@ pub struct MfaProviderSpec {
     pub policy: Policy,
 }
 
+/// The one provider block of a spec. Matching on it is exhaustive: a new block does not
+/// compile until every `match` (client construction, credential Secrets) handles it.
+#[derive(Clone, Copy, Debug)]
+pub enum ProviderBlock<'a> {
+    PrivacyIdea(&'a PrivacyIdeaSpec),
+    Okta(&'a OktaSpec),
+    Duo(&'a DuoSpec),
+    EntraId(&'a EntraIdSpec),
+    GoogleWorkspace(&'a GoogleWorkspaceSpec),
+    Keycloak(&'a KeycloakSpec),
+}
+
+impl MfaProviderSpec {
+    /// The provider block, or how many are set when that is not exactly one (the schema's
+    /// CEL rule rejects such objects; files read by `plan` may still hold them).
+    pub fn block(&self) -> Result<ProviderBlock<'_>, usize> {
+        let MfaProviderSpec {
+            privacyidea,
+            okta,
+            duo,
+            entra_id,
+            google_workspace,
+            keycloak,
+            user_mapping: _,
+            scope: _,
+            protected_users: _,
+            policy: _,
+        } = self;
+        let blocks: Vec<ProviderBlock<'_>> = [
+            privacyidea.as_ref().map(ProviderBlock::PrivacyIdea),
+            okta.as_deref().map(ProviderBlock::Okta),
+            duo.as_deref().map(ProviderBlock::Duo),
+            entra_id.as_deref().map(ProviderBlock::EntraId),
+            google_workspace.as_deref().map(ProviderBlock::GoogleWorkspace),
+            keycloak.as_deref().map(ProviderBlock::Keycloak),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        match blocks.as_slice() {
+            [one] => Ok(*one),
+            other => Err(other.len()),
+        }
+    }
+}
+
+impl ProviderBlock<'_> {
+    /// The Secret holding this provider's credentials.
+    pub fn secret_name(&self) -> &str {
+        match self {
+            ProviderBlock::PrivacyIdea(s) => &s.credentials.secret_ref.name,
+            ProviderBlock::Okta(s) => &s.credentials.secret_ref.name,
+            ProviderBlock::Duo(s) => &s.credentials.secret_ref.name,
+            ProviderBlock::EntraId(s) => &s.credentials.secret_ref.name,
+            ProviderBlock::GoogleWorkspace(s) => &s.credentials.secret_ref.name,
+            ProviderBlock::Keycloak(s) => &s.credentials.secret_ref.name,
+        }
+    }
+}
+
 /// privacyIDEA connection.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

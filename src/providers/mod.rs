@@ -59,124 +59,82 @@ pub fn connect_with(
     };
     let spec = &provider.spec;
     let rps = spec.policy.max_requests_per_second;
-    // Exhaustive over the provider blocks: a new block does not compile until it is wired here.
-    let crate::crd::MfaProviderSpec {
-        privacyidea,
-        okta,
-        duo,
-        entra_id,
-        google_workspace,
-        keycloak,
-        user_mapping: _,
-        scope: _,
-        protected_users: _,
-        policy: _,
-    } = spec;
-    let set = [
-        privacyidea.is_some(),
-        okta.is_some(),
-        duo.is_some(),
-        entra_id.is_some(),
-        google_workspace.is_some(),
-        keycloak.is_some(),
-    ];
-    if set.iter().filter(|s| **s).count() != 1 {
-        return Err(configure(
-            "exactly one provider block must be set (privacyidea, okta, duo, entraId, googleWorkspace, keycloak)"
-                .into(),
-        ));
+    use crate::crd::mfa_provider::ProviderBlock;
+    match spec.block() {
+        Err(count) => Err(configure(format!(
+            "exactly one provider block must be set (privacyidea, okta, duo, entraId, googleWorkspace, keycloak), found {count}"
+        ))),
+        Ok(ProviderBlock::PrivacyIdea(spec)) => {
+            let secret_ref = &spec.credentials.secret_ref;
+            let username = read(secret_ref, secret_ref.username_key())?;
+            let password = read(secret_ref, secret_ref.password_key())?;
+            Ok(Box::new(privacyidea::PrivacyIdea::new(&name, spec, username, password)?))
+        }
+        Ok(ProviderBlock::Okta(spec)) => {
+            let s = &spec.credentials.secret_ref;
+            let auth = match spec.credentials.method {
+                OktaAuthMethod::ApiToken => okta::OktaAuth::ApiToken(key(s, "apiToken")?),
+                OktaAuthMethod::PrivateKeyJwt => okta::OktaAuth::PrivateKeyJwt {
+                    client_id: key(s, "clientId")?,
+                    private_key: key(s, "privateKey")?,
+                    key_id: optional(s, "keyId"),
+                },
+            };
+            Ok(Box::new(okta::Okta::new(&name, spec, rps, auth, backoff)?))
+        }
+        Ok(ProviderBlock::Duo(spec)) => {
+            let s = &spec.credentials.secret_ref;
+            let (ikey, skey) = (key(s, "integrationKey")?, key(s, "secretKey")?);
+            Ok(Box::new(duo::Duo::new(&name, spec, rps, ikey, skey, backoff)?))
+        }
+        Ok(ProviderBlock::EntraId(spec)) => {
+            let s = &spec.credentials.secret_ref;
+            let auth = match spec.credentials.method {
+                EntraAuthMethod::ClientSecret => entra::EntraAuth::ClientSecret {
+                    client_id: key(s, "clientId")?,
+                    client_secret: key(s, "clientSecret")?,
+                },
+                EntraAuthMethod::Certificate => entra::EntraAuth::Certificate {
+                    client_id: key(s, "clientId")?,
+                    certificate: key(s, "certificate")?,
+                    private_key: key(s, "privateKey")?,
+                },
+            };
+            Ok(Box::new(entra::Entra::new(&name, spec, rps, auth, backoff)?))
+        }
+        Ok(ProviderBlock::GoogleWorkspace(spec)) => {
+            let s = &spec.credentials.secret_ref;
+            let json = key(s, "serviceAccountKey")?;
+            let account: google::ServiceAccountKey = serde_json::from_str(&json).map_err(|e| {
+                configure(format!(
+                    "Secret {namespace}/{}: serviceAccountKey is not a service account JSON key: {e}",
+                    s.name
+                ))
+            })?;
+            Ok(Box::new(google::Google::new(&name, spec, rps, account, backoff)?))
+        }
+        Ok(ProviderBlock::Keycloak(spec)) => {
+            let s = &spec.credentials.secret_ref;
+            let auth = match spec.credentials.method {
+                KeycloakAuthMethod::ClientCredentials => keycloak::KeycloakAuth::ClientCredentials {
+                    client_id: key(s, "clientId")?,
+                    client_secret: key(s, "clientSecret")?,
+                },
+                KeycloakAuthMethod::Password => keycloak::KeycloakAuth::Password {
+                    client_id: optional(s, "clientId").unwrap_or_else(|| "admin-cli".into()),
+                    username: key(s, "username")?,
+                    password: key(s, "password")?,
+                },
+            };
+            Ok(Box::new(keycloak::Keycloak::new(&name, spec, rps, auth, backoff)?))
+        }
     }
-    if let Some(spec) = privacyidea {
-        let secret_ref = &spec.credentials.secret_ref;
-        let username = read(secret_ref, secret_ref.username_key())?;
-        let password = read(secret_ref, secret_ref.password_key())?;
-        return Ok(Box::new(privacyidea::PrivacyIdea::new(&name, spec, username, password)?));
-    }
-    if let Some(spec) = okta {
-        let s = &spec.credentials.secret_ref;
-        let auth = match spec.credentials.method {
-            OktaAuthMethod::ApiToken => okta::OktaAuth::ApiToken(key(s, "apiToken")?),
-            OktaAuthMethod::PrivateKeyJwt => okta::OktaAuth::PrivateKeyJwt {
-                client_id: key(s, "clientId")?,
-                private_key: key(s, "privateKey")?,
-                key_id: optional(s, "keyId"),
-            },
-        };
-        return Ok(Box::new(okta::Okta::new(&name, spec, rps, auth, backoff)?));
-    }
-    if let Some(spec) = duo {
-        let s = &spec.credentials.secret_ref;
-        let (ikey, skey) = (key(s, "integrationKey")?, key(s, "secretKey")?);
-        return Ok(Box::new(duo::Duo::new(&name, spec, rps, ikey, skey, backoff)?));
-    }
-    if let Some(spec) = entra_id {
-        let s = &spec.credentials.secret_ref;
-        let auth = match spec.credentials.method {
-            EntraAuthMethod::ClientSecret => entra::EntraAuth::ClientSecret {
-                client_id: key(s, "clientId")?,
-                client_secret: key(s, "clientSecret")?,
-            },
-            EntraAuthMethod::Certificate => entra::EntraAuth::Certificate {
-                client_id: key(s, "clientId")?,
-                certificate: key(s, "certificate")?,
-                private_key: key(s, "privateKey")?,
-            },
-        };
-        return Ok(Box::new(entra::Entra::new(&name, spec, rps, auth, backoff)?));
-    }
-    if let Some(spec) = google_workspace {
-        let s = &spec.credentials.secret_ref;
-        let json = key(s, "serviceAccountKey")?;
-        let account: google::ServiceAccountKey = serde_json::from_str(&json).map_err(|e| {
-            configure(format!(
-                "Secret {namespace}/{}: serviceAccountKey is not a service account JSON key: {e}",
-                s.name
-            ))
-        })?;
-        return Ok(Box::new(google::Google::new(&name, spec, rps, account, backoff)?));
-    }
-    if let Some(spec) = keycloak {
-        let s = &spec.credentials.secret_ref;
-        let auth = match spec.credentials.method {
-            KeycloakAuthMethod::ClientCredentials => keycloak::KeycloakAuth::ClientCredentials {
-                client_id: key(s, "clientId")?,
-                client_secret: key(s, "clientSecret")?,
-            },
-            KeycloakAuthMethod::Password => keycloak::KeycloakAuth::Password {
-                client_id: optional(s, "clientId").unwrap_or_else(|| "admin-cli".into()),
-                username: key(s, "username")?,
-                password: key(s, "password")?,
-            },
-        };
-        return Ok(Box::new(keycloak::Keycloak::new(&name, spec, rps, auth, backoff)?));
-    }
-    Err(configure("no provider block is set".into()))
 }
 
 /// The Secrets an MfaProvider reads its credentials from (to rebuild its client when they
 /// change).
 pub fn secret_names(provider: &crate::crd::MfaProvider) -> Vec<String> {
-    let crate::crd::MfaProviderSpec {
-        privacyidea,
-        okta,
-        duo,
-        entra_id,
-        google_workspace,
-        keycloak,
-        user_mapping: _,
-        scope: _,
-        protected_users: _,
-        policy: _,
-    } = &provider.spec;
-    let names = [
-        privacyidea.as_ref().map(|p| &p.credentials.secret_ref.name),
-        okta.as_ref().map(|p| &p.credentials.secret_ref.name),
-        duo.as_ref().map(|p| &p.credentials.secret_ref.name),
-        entra_id.as_ref().map(|p| &p.credentials.secret_ref.name),
-        google_workspace.as_ref().map(|p| &p.credentials.secret_ref.name),
-        keycloak.as_ref().map(|p| &p.credentials.secret_ref.name),
-    ];
-    names.into_iter().flatten().cloned().collect()
+    provider.spec.block().map(|b| vec![b.secret_name().to_string()]).unwrap_or_default()
 }
 
 /// How a revocation ended.
