@@ -254,7 +254,7 @@ fn an_unreachable_or_failing_privacyidea_revokes_nothing() {
     assert!(plan["providers"][0]["error"].as_str().unwrap().contains("does not exist"), "{plan}");
 
     // A server answering 500 to everything.
-    let failing = support::failing_server(500);
+    let failing = support::failing::failing_server(500);
     let tree = example_tree(pi, &acme.realm);
     edit(tree.path(), "10-provider.yaml", pi.url(), &failing);
     let (out, audit) = apply(tree.path());

@@ -2,6 +2,10 @@
 //! wiremock server, manifest trees for one company, the keyward binary, and JWT checks.
 #![allow(dead_code)]
 
+#[path = "../support/failing.rs"]
+mod failing;
+pub use failing::failing_server;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use keyward::providers::jwt::pem_blocks;
@@ -215,27 +219,6 @@ pub fn retarget(dir: &Path, from: &str, to: &str) {
     let path = dir.join("acme.yaml");
     let text = std::fs::read_to_string(&path).expect("read").replace(from, to);
     std::fs::write(path, text).expect("write");
-}
-
-/// A loopback server answering every request with `status` and an HTML body.
-pub fn failing_server(status: u16) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut buf = [0u8; 8192];
-            let _ = stream.read(&mut buf);
-            let body = "<html>down for maintenance</html>";
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} Error\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    url
 }
 
 /// The outage scenario shared by every provider: the provider answers 503 to everything;
