@@ -293,6 +293,9 @@ async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_key_only() {
     outage_revokes_nothing(tree.path(), &url).await;
 }
 
+// The operator test needs the cluster support too; both support modules include the
+// one failing_server file, which is fine for two independent test modules.
+#[allow(clippy::duplicate_mod)]
 #[path = "support/mod.rs"]
 mod support;
 
