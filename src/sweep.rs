@@ -59,6 +59,8 @@ pub struct SweepReport {
     pub audit_errors: Vec<String>,
     /// `category()` of the provider error that stopped the sweep, if any.
     pub error_category: Option<&'static str>,
+    /// Planned, but `may_act` said no before anything was carried out.
+    pub deferred: bool,
 }
 
 impl SweepReport {
@@ -99,6 +101,21 @@ pub async fn sweep(
     execution: Execution,
     audit: &mut dyn AuditSink,
 ) -> SweepReport {
+    sweep_guarded(backend, declared, now, execution, audit, &|| true).await
+}
+
+/// [`sweep`], asking `may_act` once more between planning and carrying out: the operator
+/// passes "still the leader, caches still synced", since listing a large realm takes time
+/// during which either may change. When it says no, nothing is carried out or recorded and
+/// the report says `deferred`.
+pub async fn sweep_guarded(
+    backend: &dyn MfaBackend,
+    declared: &Declared<'_>,
+    now: DateTime<Utc>,
+    execution: Execution,
+    audit: &mut dyn AuditSink,
+    may_act: &(dyn Fn() -> bool + Sync),
+) -> SweepReport {
     let start_requests = backend.requests();
     let inventory = backend.inventory(&user_query(declared)).await;
     let error_category = inventory.as_ref().err().map(ProviderError::category);
@@ -112,7 +129,19 @@ pub async fn sweep(
         capabilities: &capabilities,
         now,
     });
-    let mut report = SweepReport { plan, results: Vec::new(), requests: 0, audit_errors: Vec::new(), error_category };
+    let mut report = SweepReport {
+        plan,
+        results: Vec::new(),
+        requests: 0,
+        audit_errors: Vec::new(),
+        error_category,
+        deferred: false,
+    };
+    if execution == Execution::Apply && !may_act() {
+        report.deferred = true;
+        report.requests = backend.requests() - start_requests;
+        return report;
+    }
     let act = execution == Execution::Apply && report.plan.mode == Mode::Enforce && report.plan.error.is_none();
     let revocation = declared.provider.spec.policy.revocation;
     let hold = engine::planner::hold_message(&report.plan);

@@ -119,3 +119,15 @@ async fn invitations_are_sent_where_the_provider_has_them() {
     assert_eq!(*fake.invited.lock().unwrap(), vec![("alice".to_string(), FactorKind::new("webauthn"))]);
     assert!(report.results.iter().any(|r| r.result == ActionResult::Invited));
 }
+
+#[tokio::test]
+async fn a_guard_that_says_no_defers_everything() {
+    let (p, es, gs, fake) = leaver_setup();
+    let mut audit = Memory::default();
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    let report = crate::sweep::sweep_guarded(&fake, &declared, now(), Execution::Apply, &mut audit, &|| false).await;
+    assert!(report.deferred);
+    assert_eq!(report.plan.revocation_count(), 2, "planned");
+    assert!(fake.revoked_ids().is_empty(), "but not carried out");
+    assert!(audit.0.is_empty() && report.results.is_empty());
+}

@@ -89,6 +89,7 @@ fn unreachable_provider(declared: &Declared, error: String, now: chrono::DateTim
         requests: 0,
         audit_errors: Vec::new(),
         error_category: Some("configuration"),
+        deferred: false,
     }
 }
 

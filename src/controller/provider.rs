@@ -72,10 +72,16 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         let requests_before = backend.requests();
         let mut audit = ctx.audit.clone();
         let declared = Declared { provider: &provider, employees: &employees, grants: &grants };
-        let report = sweep::sweep(backend.as_ref(), &declared, now, Execution::Apply, &mut audit).await;
+        let may_act = || ctx.is_leader() && ctx.synced().is_ok();
+        let report =
+            sweep::sweep_guarded(backend.as_ref(), &declared, now, Execution::Apply, &mut audit, &may_act).await;
         ctx.metrics.provider_requests.get_or_create(&labels).inc_by(backend.requests().saturating_sub(requests_before));
         report
     };
+    if report.deferred {
+        tracing::info!("leadership or cache sync lost during the sweep; nothing carried out");
+        return Ok(Action::requeue(RETRY_UNSYNCED));
+    }
     record_metrics(&ctx, &key, &report);
     publish_events(&ctx, &employees, &report).await;
 

@@ -323,7 +323,14 @@ mod tests {
             capabilities: &capabilities(),
             now: now(),
         });
-        SweepReport { plan, results: vec![], requests: 0, audit_errors: vec![], error_category: category }
+        SweepReport {
+            plan,
+            results: vec![],
+            requests: 0,
+            audit_errors: vec![],
+            error_category: category,
+            deferred: false,
+        }
     }
 
     fn get<'a>(conditions: &'a [Condition], type_: &str) -> &'a Condition {
