@@ -220,134 +220,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         }));
     }
 
-    let shutdown_signal = {
-        let mut rx = shutdown_rx.clone();
-        async move {
-            let _ = rx.changed().await;
-        }
-        .shared()
-    };
-    let config = ControllerConfig::default().debounce(Duration::from_millis(100));
-    let mut controllers = Vec::new();
-    for (_, scope) in built {
-        let Scope { providers, employees, grants, secrets, employee_trigger } = scope;
-        let (Some(provider_store), Some(employee_store), Some(grant_store)) =
-            (providers.0.store(), employees.0.store(), grants.0.store())
-        else {
-            continue;
-        };
-        // Employee and grant events feed their own controllers and the provider sweeps.
-        let (employee_events_tx, employee_events_rx) = unbounded::<Employee>();
-        let (grant_events_tx, grant_events_rx) = unbounded::<AccessGrant>();
-        let employee_stream = employees.1.inspect(move |e| {
-            if let Ok(e) = e {
-                let _ = employee_events_tx.unbounded_send(e.clone());
-            }
-        });
-        let grant_stream = grants.1.inspect(move |g| {
-            if let Ok(g) = g {
-                let _ = grant_events_tx.unbounded_send(g.clone());
-            }
-        });
-
-        let to_providers_of_ns = {
-            let store = provider_store.clone();
-            move |namespace: Option<String>| -> Vec<ObjectRef<MfaProvider>> {
-                store
-                    .state()
-                    .iter()
-                    .filter(|p| p.namespace() == namespace)
-                    .map(|p| ObjectRef::from_obj(p.as_ref()))
-                    .collect()
-            }
-        };
-        let employee_map = {
-            let f = to_providers_of_ns.clone();
-            let changes = changes.clone();
-            move |e: Employee| {
-                let refs = f(e.namespace());
-                observed(&changes, &refs);
-                refs
-            }
-        };
-        let grant_map = {
-            let store = provider_store.clone();
-            let changes = changes.clone();
-            move |g: AccessGrant| {
-                let refs: Vec<ObjectRef<MfaProvider>> = store
-                    .state()
-                    .iter()
-                    .filter(|p| p.namespace() == g.namespace() && p.name_any() == g.spec.provider)
-                    .map(|p| ObjectRef::from_obj(p.as_ref()))
-                    .collect();
-                observed(&changes, &refs);
-                refs
-            }
-        };
-        let secret_map = {
-            let store = provider_store.clone();
-            move |s: Secret| {
-                store
-                    .state()
-                    .iter()
-                    .filter(|p| {
-                        p.namespace() == s.namespace() && crate::providers::secret_names(p).contains(&s.name_any())
-                    })
-                    .map(|p| ObjectRef::from_obj(p.as_ref()))
-                    .collect::<Vec<_>>()
-            }
-        };
-        // A lagged receiver still means "sweep everything"; only a closed channel ends it.
-        let reconcile_all = futures::stream::unfold(all_tx.subscribe(), |mut rx| async move {
-            match rx.recv().await {
-                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
-            }
-        });
-
-        let provider_controller = Controller::for_stream(providers.1, provider_store)
-            .with_config(config.clone())
-            .watches_stream(employee_stream, employee_map)
-            .watches_stream(grant_stream, grant_map)
-            .watches_stream(secrets.1, secret_map)
-            .reconcile_all_on(reconcile_all)
-            .graceful_shutdown_on(shutdown_signal.clone())
-            .run(provider::reconcile, error_policy, ctx.clone())
-            .for_each(|result| {
-                if let Err(e) = result {
-                    tracing::debug!(error = %e, "provider controller");
-                }
-                futures::future::ready(())
-            })
-            .boxed();
-
-        let employee_triggers =
-            futures::stream::select(employee_events_rx.map(|e| ObjectRef::from_obj(&e)), employee_trigger.1);
-        let employee_controller = Controller::for_stream(
-            futures::stream::empty::<Result<Employee, kube::runtime::watcher::Error>>(),
-            employee_store,
-        )
-        .with_config(config.clone())
-        .reconcile_on(employee_triggers)
-        .graceful_shutdown_on(shutdown_signal.clone())
-        .run(employee::reconcile, error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()))
-        .boxed();
-
-        let grant_controller = Controller::for_stream(
-            futures::stream::empty::<Result<AccessGrant, kube::runtime::watcher::Error>>(),
-            grant_store,
-        )
-        .with_config(config.clone())
-        .reconcile_on(grant_events_rx.map(|g| ObjectRef::from_obj(&g)))
-        .graceful_shutdown_on(shutdown_signal.clone())
-        .run(grant::reconcile, error_policy, ctx.clone())
-        .for_each(|_| futures::future::ready(()))
-        .boxed();
-        controllers.push(provider_controller);
-        controllers.push(employee_controller);
-        controllers.push(grant_controller);
-    }
+    let controllers: Vec<_> = built
+        .into_iter()
+        .flat_map(|(_, scope)| scope_controllers(scope, ctx.clone(), &all_tx, &changes, shutdown_rx.clone()))
+        .collect();
 
     let signals = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -364,6 +240,136 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     drop(ctx);
     let _ = audit_writer.await;
     Ok(())
+}
+
+/// The three controllers of one scope (a namespace, or the cluster): the MfaProvider
+/// controller, fed by changes of the kinds a sweep depends on, and the Employee and
+/// AccessGrant controllers that keep finalizers and status.
+fn scope_controllers(
+    scope: Scope,
+    ctx: Arc<Context>,
+    all_tx: &tokio::sync::broadcast::Sender<()>,
+    changes: &Changes,
+    mut shutdown_rx: watch::Receiver<bool>,
+) -> Vec<futures::future::BoxFuture<'static, ()>> {
+    let config = ControllerConfig::default().debounce(Duration::from_millis(100));
+    let shutdown_signal = async move {
+        let _ = shutdown_rx.changed().await;
+    }
+    .shared();
+    let Scope { providers, employees, grants, secrets, employee_trigger } = scope;
+    let (Some(provider_store), Some(employee_store), Some(grant_store)) =
+        (providers.0.store(), employees.0.store(), grants.0.store())
+    else {
+        return Vec::new();
+    };
+    // Employee and grant events feed their own controllers and the provider sweeps.
+    let (employee_events_tx, employee_events_rx) = unbounded::<Employee>();
+    let (grant_events_tx, grant_events_rx) = unbounded::<AccessGrant>();
+    let employee_stream = employees.1.inspect(move |e| {
+        if let Ok(e) = e {
+            let _ = employee_events_tx.unbounded_send(e.clone());
+        }
+    });
+    let grant_stream = grants.1.inspect(move |g| {
+        if let Ok(g) = g {
+            let _ = grant_events_tx.unbounded_send(g.clone());
+        }
+    });
+
+    let to_providers_of_ns = {
+        let store = provider_store.clone();
+        move |namespace: Option<String>| -> Vec<ObjectRef<MfaProvider>> {
+            store
+                .state()
+                .iter()
+                .filter(|p| p.namespace() == namespace)
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect()
+        }
+    };
+    let employee_map = {
+        let f = to_providers_of_ns.clone();
+        let changes = changes.clone();
+        move |e: Employee| {
+            let refs = f(e.namespace());
+            observed(&changes, &refs);
+            refs
+        }
+    };
+    let grant_map = {
+        let store = provider_store.clone();
+        let changes = changes.clone();
+        move |g: AccessGrant| {
+            let refs: Vec<ObjectRef<MfaProvider>> = store
+                .state()
+                .iter()
+                .filter(|p| p.namespace() == g.namespace() && p.name_any() == g.spec.provider)
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect();
+            observed(&changes, &refs);
+            refs
+        }
+    };
+    let secret_map = {
+        let store = provider_store.clone();
+        move |s: Secret| {
+            store
+                .state()
+                .iter()
+                .filter(|p| p.namespace() == s.namespace() && crate::providers::secret_names(p).contains(&s.name_any()))
+                .map(|p| ObjectRef::from_obj(p.as_ref()))
+                .collect::<Vec<_>>()
+        }
+    };
+    // A lagged receiver still means "sweep everything"; only a closed channel ends it.
+    let reconcile_all = futures::stream::unfold(all_tx.subscribe(), |mut rx| async move {
+        match rx.recv().await {
+            Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => None,
+        }
+    });
+
+    let provider_controller = Controller::for_stream(providers.1, provider_store)
+        .with_config(config.clone())
+        .watches_stream(employee_stream, employee_map)
+        .watches_stream(grant_stream, grant_map)
+        .watches_stream(secrets.1, secret_map)
+        .reconcile_all_on(reconcile_all)
+        .graceful_shutdown_on(shutdown_signal.clone())
+        .run(provider::reconcile, error_policy, ctx.clone())
+        .for_each(|result| {
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "provider controller");
+            }
+            futures::future::ready(())
+        })
+        .boxed();
+
+    let employee_triggers =
+        futures::stream::select(employee_events_rx.map(|e| ObjectRef::from_obj(&e)), employee_trigger.1);
+    let employee_controller = Controller::for_stream(
+        futures::stream::empty::<Result<Employee, kube::runtime::watcher::Error>>(),
+        employee_store,
+    )
+    .with_config(config.clone())
+    .reconcile_on(employee_triggers)
+    .graceful_shutdown_on(shutdown_signal.clone())
+    .run(employee::reconcile, error_policy, ctx.clone())
+    .for_each(|_| futures::future::ready(()))
+    .boxed();
+
+    let grant_controller = Controller::for_stream(
+        futures::stream::empty::<Result<AccessGrant, kube::runtime::watcher::Error>>(),
+        grant_store,
+    )
+    .with_config(config.clone())
+    .reconcile_on(grant_events_rx.map(|g| ObjectRef::from_obj(&g)))
+    .graceful_shutdown_on(shutdown_signal.clone())
+    .run(grant::reconcile, error_policy, ctx.clone())
+    .for_each(|_| futures::future::ready(()))
+    .boxed();
+    vec![provider_controller, employee_controller, grant_controller]
 }
 
 fn error_policy<K>(obj: Arc<K>, error: &error::ControllerError, ctx: Arc<Context>) -> Action
