@@ -47,6 +47,7 @@ pub fn set_standing(conditions: &mut Vec<Condition>, standing: Standing, now: Da
 /// `Revoked`, one that failed or was only observed is still pending.
 pub fn executed_verdicts(report: &SweepReport) -> Vec<EmployeeVerdict> {
     let mut verdicts = report.plan.employees.clone();
+    let observe = report.plan.mode == Mode::Observe;
     for verdict in &mut verdicts {
         for (id, _, v, _) in &mut verdict.enrolments {
             if *v != Verdict::RevocationPlanned {
@@ -56,6 +57,7 @@ pub fn executed_verdicts(report: &SweepReport) -> Vec<EmployeeVerdict> {
             *v = match result.map(|r| &r.result) {
                 Some(ActionResult::Revoked | ActionResult::AlreadyGone) => Verdict::Revoked,
                 Some(ActionResult::Blocked) => Verdict::RevocationBlocked,
+                _ if observe => Verdict::RevocationObserved,
                 _ => Verdict::RevocationPlanned,
             };
         }
@@ -68,6 +70,7 @@ fn verdict_name(v: Verdict) -> &'static str {
         Verdict::Kept => "Kept",
         Verdict::Revoked => "Revoked",
         Verdict::RevocationPlanned => "RevocationPending",
+        Verdict::RevocationObserved => "WouldRevoke",
         Verdict::RevocationBlocked => "RevocationBlocked",
         Verdict::IdentityConflict => "IdentityConflict",
         Verdict::EnrolmentPending => "EnrolmentPending",
@@ -198,6 +201,10 @@ pub fn employee_status(
         .map(|(p, e)| format!("{} {} on {p}", e.1, e.0))
         .collect();
     let pending_revocations = all().filter(|(_, e)| e.2 == Verdict::RevocationPlanned).count();
+    let observed: Vec<String> = all()
+        .filter(|(_, e)| e.2 == Verdict::RevocationObserved)
+        .map(|(p, e)| format!("{} {} on {p}", e.1, e.0))
+        .collect();
     let pending_enrolments: Vec<String> =
         all().filter(|(_, e)| e.2 == Verdict::EnrolmentPending).map(|(p, e)| format!("{} on {p}", e.1)).collect();
 
@@ -250,6 +257,9 @@ pub fn employee_status(
         }
     } else if !swept {
         Standing::Reconciling { reason: "Sweeping", message: "waiting for the first sweep of its providers".into() }
+    } else if !observed.is_empty() {
+        // Observe mode is the declared policy: keyward has done all it was asked to.
+        Standing::Ready { reason: "Observing", message: format!("Observe mode; would revoke: {}", observed.join(", ")) }
     } else {
         Standing::Ready { reason: "Reconciled", message: "every enrolment matches the declared state".into() }
     };
@@ -381,6 +391,18 @@ mod tests {
         e.metadata.deletion_timestamp = Some(k8s_time(now()));
         let deleting = employee_status(&e, &[], true, false, now());
         assert_eq!(get(&deleting.conditions, "Reconciling").reason, "RevokingBeforeDeletion");
+
+        let observed = EmployeeVerdict {
+            employee: "dave".into(),
+            user: "dave".into(),
+            entitled: vec![],
+            enrolments: vec![("T1".into(), crate::crd::FactorKind::new("totp"), Verdict::RevocationObserved, None)],
+            conflicts_with: vec![],
+        };
+        let leaver = employee("dave", &[], EmployeeState::Offboarded);
+        let observing = employee_status(&leaver, &[("acme/corp-pi".into(), observed)], true, false, now());
+        assert_eq!(get(&observing.conditions, "Ready").reason, "Observing");
+        assert_eq!(observing.providers[0].enrolments[0].verdict, "WouldRevoke");
 
         let mut g = grant("old", &["sre"], &[], &["totp"]);
         g.spec.valid_until = Some(now() - chrono::Duration::days(1));

@@ -99,6 +99,8 @@ pub enum Verdict {
     /// Already disabled under `revocation: Disable`.
     Revoked,
     RevocationPlanned,
+    /// `policy.mode: Observe`: would be revoked; nothing is changed.
+    RevocationObserved,
     RevocationBlocked,
     /// Left alone: the provider user maps to more than one Employee.
     IdentityConflict,
