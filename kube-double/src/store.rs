@@ -1046,31 +1046,21 @@ impl Store {
         let Some(stored) = st.objects.get(&key).cloned() else {
             return Err(ApiError::not_found(&rt.group, &rt.plural, name));
         };
-        if let Some(uid) = preconditions["uid"].as_str()
-            && Some(uid) != stored["metadata"]["uid"].as_str()
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                &format!(
-                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
-                    stored["metadata"]["uid"].as_str().unwrap_or_default()
-                ),
-            ));
-        }
-        if let Some(rv) = preconditions["resourceVersion"].as_str()
-            && Some(rv) != stored["metadata"]["resourceVersion"].as_str()
-        {
-            return Err(ApiError::conflict(
-                &rt.group,
-                &rt.plural,
-                name,
-                &format!(
-                    "Precondition failed: ResourceVersion in precondition: {rv}, ResourceVersion in object meta: {}",
-                    stored["metadata"]["resourceVersion"].as_str().unwrap_or_default()
-                ),
-            ));
+        // A real API server words both failures the same way.
+        for (field, label) in [("uid", "UID"), ("resourceVersion", "ResourceVersion")] {
+            if let Some(wanted) = preconditions[field].as_str()
+                && Some(wanted) != stored["metadata"][field].as_str()
+            {
+                return Err(ApiError::conflict(
+                    &rt.group,
+                    &rt.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: {label} in precondition: {wanted}, {label} in object meta: {}",
+                        stored["metadata"][field].as_str().unwrap_or_default()
+                    ),
+                ));
+            }
         }
         let mut obj = stored.clone();
         let needs_cleanup = matches!(rt.special, Special::Namespace | Special::Crd);
