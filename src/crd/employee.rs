@@ -49,6 +49,9 @@ pub struct EmployeeSpec {
     pub active_until: Option<DateTime<Utc>>,
     /// Per-provider user names that override the provider's `userMapping`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    // The bounds keep the uniqueness rule's estimated CEL cost (quadratic in the list) within
+    // the API server's budget; without them kube-apiserver refuses the whole CRD.
+    #[schemars(length(max = 32))]
     #[x_kube(validation = Rule::new("self.all(a, self.exists_one(b, b.provider == a.provider))").message("at most one identity per provider"))]
     pub identities: Vec<Identity>,
 }
@@ -67,10 +70,10 @@ pub enum EmployeeState {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Identity {
     /// Name of an MfaProvider in the same namespace.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 253))]
     pub provider: String,
     /// The user name on that provider.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 320))]
     pub username: String,
 }
 
