@@ -1,8 +1,10 @@
-//! The Helm chart (charts/keyward), rendered and linted by the real Helm v4 engine, and the
-//! GitOps pieces around it (deploy/argocd, examples/gitops, the Dockerfile).
+//! The Helm chart (charts/keyward), rendered and linted by the real `helm` binary and
+//! installed on a real kube-apiserver and etcd, and the GitOps pieces around it
+//! (deploy/argocd, examples/gitops, the Dockerfile).
 //!
-//! Helm runs in the venv of `scripts/helm.sh` (PyPI helm-python-sdk, no helm binary); the
-//! Argo CD health check runs under Debian's lua5.1 and lua5.4 (`scripts/helm.sh install`).
+//! helm, kubectl, kube-apiserver and etcd are the pinned versions `scripts/kube.sh install`
+//! builds (tools/versions.env; `support/kube.rs` finds them); the Argo CD health check runs
+//! under Debian's lua5.1 and lua5.4 (`scripts/helm.sh install` installs both and the tools).
 
 #[path = "chart/cluster.rs"]
 mod cluster;
@@ -15,6 +17,9 @@ mod status;
 #[path = "chart/typed.rs"]
 mod typed;
 
+// support/kube.rs comes with helm.rs, which needs the helm binary it finds and which other
+// test crates include on its own; one copy of it here too.
+use helm::kube;
 use helm::{Release, Rendered, render, render_all, repo};
 use rbac::{ApiRequest, Scope};
 use serde_json::{Value, json};
@@ -86,36 +91,27 @@ fn kinds(r: &Rendered) -> Vec<String> {
 #[test]
 fn helm_lint_passes_strict_with_default_and_non_default_values() {
     let chart = helm::chart_dir();
-    let results = helm::run(
-        &chart,
-        vec![
-            json!({"op": "lint", "strict": true}),
-            json!({"op": "lint", "strict": true, "values": everything_on(), "namespace": "security"}),
-        ],
-    );
-    for (result, which) in results.iter().zip(["default values", "non-default values"]) {
-        assert_eq!(result["ok"], true, "lint with {which}: {result}");
-        let report = &result["report"];
-        assert_eq!(report["total_charts_linted"], 1, "{which}: {report}");
-        assert_eq!(report["errors"], json!([]), "{which}: {report}");
-        // Severity 1 is INFO ("icon is recommended"); warnings and errors fail the check.
-        let serious: Vec<&Value> =
-            report["messages"].as_array().unwrap().iter().filter(|m| m["severity"].as_i64() != Some(1)).collect();
-        assert!(serious.is_empty(), "lint with {which}: {serious:?}");
+    let cases = [(json!({}), NS, "default values"), (everything_on(), "security", "non-default values")];
+    let reports = helm::parallel(&cases, |(values, ns, _)| helm::lint(&chart, values, ns));
+    for (report, (_, _, which)) in reports.iter().zip(&cases) {
+        // INFO ("icon is recommended") is fine; warnings and errors fail the check.
+        assert!(report.passed && report.serious().is_empty(), "lint with {which}:\n{}", report.output);
+        assert!(report.output.contains("1 chart(s) linted, 0 chart(s) failed"), "{which}:\n{}", report.output);
     }
 }
 
 #[test]
 fn lint_reports_a_broken_template() {
-    // The same engine on a copy of the chart with one template broken: lint must say so.
+    // The same lint on a copy of the chart with one template broken: it must say so.
     let dir = tempfile::tempdir().expect("tempdir");
     copy_dir(&helm::chart_dir(), &dir.path().join("keyward"));
     let service = dir.path().join("keyward/templates/service.yaml");
     let text = std::fs::read_to_string(&service).unwrap().replace("{{- end }}\n", "");
     std::fs::write(&service, text).unwrap();
-    let results = helm::run(&dir.path().join("keyward"), vec![json!({"op": "lint", "strict": true})]);
-    let errors = results[0]["report"]["errors"].to_string();
-    assert!(errors.contains("service.yaml"), "lint missed the broken template: {}", results[0]);
+    let report = helm::lint(&dir.path().join("keyward"), &json!({}), NS);
+    assert!(!report.passed, "lint passed a broken template:\n{}", report.output);
+    let errors: Vec<&helm::LintMessage> = report.messages.iter().filter(|m| m.severity == "ERROR").collect();
+    assert!(errors.iter().any(|m| m.text.contains("service.yaml")), "lint missed the broken template: {errors:?}");
 }
 
 #[test]
@@ -406,29 +402,26 @@ fn the_schema_rejects_bad_values_with_the_offending_path() {
         (json!({"podDisruptionBudget": {"maxUnavailable": 0}}), "/podDisruptionBudget/maxUnavailable"),
         (json!({"extraEnv": [{"value": "x"}]}), "/extraEnv/0"),
     ];
-    let mut ops = Vec::new();
-    for (values, _) in &bad {
-        ops.push(json!({"op": "validate", "values": values}));
-        ops.push(json!({"op": "render", "values": values}));
-    }
-    // Good values pass the same checks, so the failures above are about the values.
-    ops.push(json!({"op": "validate", "values": everything_on()}));
-    ops.push(json!({"op": "validate", "values": {}}));
-    let results = helm::run(&helm::chart_dir(), ops);
+    // Each bad value is rejected twice: by `helm install` (the render) and by `helm lint`.
+    // (Good values pass both: the lint and render tests above.)
+    let chart = helm::chart_dir();
+    let checked = helm::parallel(&bad, |(values, _)| {
+        let render = render_all(&[Release::new(values.clone())]).remove(0).map(|_| ());
+        let lint = helm::lint(&chart, values, NS);
+        let lint = if lint.passed { Ok(()) } else { Err(lint.output) };
+        [("render", render), ("lint", lint)]
+    });
     let mut wrong = Vec::new();
-    for (i, (values, path)) in bad.iter().enumerate() {
-        for (op, result) in ["validate", "render"].iter().zip(&results[2 * i..2 * i + 2]) {
-            let error = result["error"].as_str().unwrap_or_default();
-            if result["ok"] != false || !error.contains(path) {
-                let got = if result["ok"] == true { "success".to_string() } else { error.to_string() };
-                wrong.push(format!("{op} {values}: expected an error at {path:?}, got {got}"));
+    for ((values, path), results) in bad.iter().zip(checked) {
+        for (how, result) in results {
+            match result {
+                Err(error) if error.contains(path) => {}
+                Err(error) => wrong.push(format!("{how} {values}: expected an error at {path:?}, got {error}")),
+                Ok(()) => wrong.push(format!("{how} {values}: expected an error at {path:?}, got success")),
             }
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    let n = results.len();
-    assert_eq!(results[n - 2]["ok"], true, "non-default values: {}", results[n - 2]);
-    assert_eq!(results[n - 1]["ok"], true, "default values: {}", results[n - 1]);
 }
 
 #[test]
@@ -588,9 +581,8 @@ fn a_drifted_chart_crd_is_detected() {
     let text = original.replacen("                - Offboarded\n", "", 1);
     assert_ne!(text, original, "the enum value to drop is no longer in employees.yaml: update this test");
     std::fs::write(&file, &text).unwrap();
-    let result = helm::run(&chart, vec![json!({"op": "render"})]).remove(0);
-    let manifests = result["manifests"]["keyward/templates/crds.yaml"].as_str().unwrap();
-    let rendered = helm::parse_documents(manifests).unwrap();
+    let rendered = helm::render_chart(&chart, &Release::new(json!({}))).expect("render");
+    let rendered = helm::parse_documents(&rendered.files["keyward/templates/crds.yaml"]).unwrap();
     let employees = rendered.iter().find(|c| c["metadata"]["name"] == "employees.keyward.dev").unwrap();
     let want = helm::parse_documents(&std::fs::read_to_string(repo().join("crds/employees.yaml")).unwrap()).unwrap();
     let mut stripped = employees.clone();
@@ -828,16 +820,18 @@ fn argocd_health_check_reads_every_sample_state() {
 fn argocd_health_messages_carry_the_reason() {
     let script = repo().join("deploy/argocd/health.lua");
     let samples = samples();
+    // Installs the interpreters when missing, as the other health check test does.
+    let [lua51, lua54] = lua_interpreters();
     let over_budget = samples.iter().find(|s| s["metadata"]["name"] == "over-budget").unwrap();
-    let (_, message) = status::argocd_health("lua5.4", &script, over_budget).unwrap();
+    let (_, message) = status::argocd_health(lua54, &script, over_budget).unwrap();
     assert!(message.starts_with("RevocationBudgetExceeded: ") && message.contains("3f9a0c1d2e4b"), "{message}");
     let grace = samples.iter().find(|s| s["metadata"]["name"] == "grace").unwrap();
-    let (_, message) = status::argocd_health("lua5.1", &script, grace).unwrap();
+    let (_, message) = status::argocd_health(lua51, &script, grace).unwrap();
     assert!(message.contains("totp, hotp not enrolled"), "{message}");
     // Non-ASCII text survives the trip into Lua.
     let mut unicode = grace.clone();
     unicode["status"]["conditions"][0]["message"] = json!("Zoë’s factors — kept");
-    let (_, message) = status::argocd_health("lua5.1", &script, &unicode).unwrap();
+    let (_, message) = status::argocd_health(lua51, &script, &unicode).unwrap();
     assert!(message.contains("Zoë’s factors — kept"), "{message}");
 }
 

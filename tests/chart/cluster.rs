@@ -1,54 +1,87 @@
-//! The chart against a Kubernetes API: kube-double (this repository's test double of the API
-//! server) started in-process, driven by the machine's real `kubectl` and by the real Helm v4
-//! engine. Included from tests/chart.rs; needs `kube-double` as a dev-dependency.
+//! The chart against a real Kubernetes control plane: kube-apiserver and etcd started by
+//! `scripts/kube.sh up` (`support/kube.rs`), driven by the kubectl and helm built with them.
+//! Included from tests/chart.rs.
+//!
+//! One control plane serves every test of the binary that stays in namespaces of its own
+//! ([`Cluster::shared`], which holds keyward's CRDs from `crds/`); a test that owns
+//! cluster-scoped objects (the CRDs themselves, a Helm release) or acts on every namespace
+//! (the operator with cluster-wide RBAC) starts one of its own (~5 s).
+//! There is no kubelet and no controller-manager: Pods never start, namespaces never finish
+//! deleting, nothing is garbage-collected. The tests check objects, never Pods.
 
-use super::helm::{self, Release, repo};
+use super::helm::{self, Release, Rendered, repo};
+use super::kube::{self, ControlPlane};
+use super::rbac::{self, ApiRequest};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
-/// A fresh test server and a kubeconfig pointing at it.
+/// A running control plane and the tools pointed at it.
 struct Cluster {
-    server: kube_double::Server,
-    _dir: tempfile::TempDir,
-    kubeconfig: PathBuf,
+    plane: ControlPlane,
+    /// kubectl's and helm's discovery cache, private to this control plane.
+    cache: PathBuf,
+}
+
+/// The shared control plane and what installing keyward's CRDs on it printed.
+struct Shared {
+    cluster: Cluster,
+    crds_applied: Output,
+}
+
+fn shared_plane() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let cluster = Cluster::start("chart");
+        let crds_applied = cluster.apply_crds();
+        Shared { cluster, crds_applied }
+    })
 }
 
 impl Cluster {
-    fn start() -> Self {
-        let server = kube_double::Server::start_blocking().expect("start kube-double");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let kubeconfig = dir.path().join("kubeconfig");
-        server.write_kubeconfig(&kubeconfig).expect("write kubeconfig");
-        Cluster { server, _dir: dir, kubeconfig }
+    /// A control plane of its own, stopped when dropped.
+    fn start(name: &str) -> Self {
+        let plane = ControlPlane::start(name, "");
+        let cache = plane.home.join("kubectl-cache");
+        Cluster { plane, cache }
+    }
+
+    fn shared() -> &'static Cluster {
+        &shared_plane().cluster
+    }
+
+    /// Installs keyward's CRDs from crds/ as a cluster that manages them outside Helm does
+    /// (docs/helm.md) and waits until they are served; returns what kubectl printed.
+    fn apply_crds(&self) -> Output {
+        let applied = self.kubectl(&["apply", "--server-side", "-f", &crds_dir()], None);
+        assert!(applied.status.success(), "crds/: {}", text(&applied));
+        self.ok(&["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"], None);
+        applied
     }
 
     fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Output {
-        let mut child = Command::new("kubectl")
+        let mut child = Command::new(kube::kubectl_path())
             .args(args)
-            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECONFIG", &self.plane.kubeconfig)
+            .env("KUBECACHEDIR", &self.cache)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("run kubectl");
-        {
-            use std::io::Write;
-            let mut input = child.stdin.take().expect("stdin");
-            input.write_all(stdin.unwrap_or_default().as_bytes()).expect("write stdin");
-        }
+        let mut input = child.stdin.take().expect("stdin");
+        input.write_all(stdin.unwrap_or_default().as_bytes()).expect("write stdin");
+        drop(input);
         child.wait_with_output().expect("kubectl")
     }
 
     /// `kubectl ARGS`, which must succeed; returns stdout.
     fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.kubectl(args, stdin);
-        assert!(
-            out.status.success(),
-            "kubectl {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "kubectl {args:?} failed: {}", text(&out));
         String::from_utf8_lossy(&out.stdout).to_string()
     }
 
@@ -58,40 +91,138 @@ impl Cluster {
         serde_json::from_str(&self.ok(&all, None)).expect("kubectl get -o json")
     }
 
+    /// The items of `kubectl get -o json ARGS`.
+    fn items(&self, args: &[&str]) -> Vec<Value> {
+        self.get(args)["items"].as_array().cloned().unwrap_or_default()
+    }
+
     fn namespaces(&self, names: &[&str]) {
         let docs: Vec<String> =
             names.iter().map(|n| format!("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {n}\n")).collect();
         self.ok(&["apply", "-f", "-"], Some(&docs.join("---\n")));
     }
 
-    fn helm(&self, ops: Vec<Value>) -> Vec<Value> {
-        let ops = ops
-            .into_iter()
-            .map(|mut op| {
-                op["kubeconfig"] = json!(self.kubeconfig);
-                op
-            })
-            .collect();
-        helm::run(&helm::chart_dir(), ops)
+    /// `helm ARGS` against this control plane.
+    fn helm(&self, args: &[&str]) -> Output {
+        helm::command()
+            .args(args)
+            .env("KUBECONFIG", &self.plane.kubeconfig)
+            .env("KUBECACHEDIR", &self.cache)
+            .output()
+            .expect("run helm")
+    }
+
+    /// `helm ARGS`, which must succeed; returns stdout.
+    fn helm_ok(&self, args: &[&str]) -> String {
+        let out = self.helm(args);
+        assert!(out.status.success(), "helm {args:?} failed: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).to_string()
     }
 }
 
-/// The rendered release as one multi-document YAML stream, as `helm template` prints it.
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn crds_dir() -> String {
+    repo().join("crds").display().to_string()
+}
+
+/// Objects as one multi-document YAML stream (JSON documents are YAML).
+fn stream(objects: &[Value]) -> String {
+    objects.iter().map(Value::to_string).collect::<Vec<_>>().join("\n---\n")
+}
+
+/// The rendered release's objects as one stream for `kubectl apply -f -`.
 fn manifest(release: &Release) -> String {
-    let rendered = helm::render(release);
-    rendered.objects().iter().map(|o| serde_yaml::to_string(o).expect("yaml")).collect::<Vec<_>>().join("---\n")
+    stream(&helm::render(release).objects())
+}
+
+/// Every object under `dir` (files in name order, as `kubectl apply -R` takes them) moved
+/// into namespace `ns`, without the Namespace objects: the examples all live in `acme`, and
+/// tests sharing a control plane must not share a namespace.
+fn moved_into(dir: &Path, ns: &str) -> String {
+    fn files(dir: &Path, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+        entries.sort();
+        for path in entries {
+            if path.is_dir() {
+                files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "yaml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    files(dir, &mut paths);
+    let objects: Vec<Value> = paths
+        .iter()
+        .flat_map(|p| helm::parse_documents(&std::fs::read_to_string(p).unwrap()).unwrap())
+        .filter(|o| o["kind"] != "Namespace")
+        .map(|mut o| {
+            o["metadata"]["namespace"] = json!(ns);
+            o
+        })
+        .collect();
+    stream(&objects)
 }
 
 fn people_tree() -> PathBuf {
     repo().join("examples/gitops/people")
 }
 
+/// Polls `f` every 250 ms until it returns Some, for at most `limit`.
+fn eventually<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// kubectl apply
+
 #[test]
-fn rendered_manifests_apply_with_kubectl_to_the_test_server() {
-    let cluster = Cluster::start();
+fn crds_apply_server_side_without_conflicts_or_warnings() {
+    let shared = shared_plane();
+    let first = &shared.crds_applied;
+    let stdout = String::from_utf8_lossy(&first.stdout);
+    for crd in ["accessgrants", "employees", "mfaproviders"] {
+        let line = format!("customresourcedefinition.apiextensions.k8s.io/{crd}.keyward.dev serverside-applied");
+        assert!(stdout.contains(&line), "{line:?} missing from:\n{stdout}");
+    }
+    assert!(first.stderr.is_empty(), "warnings on a fresh cluster: {}", String::from_utf8_lossy(&first.stderr));
+    // Again, as an upgrade applies them: still no conflict and no warning, without
+    // --force-conflicts.
+    let again = shared.cluster.kubectl(&["apply", "--server-side", "-f", &crds_dir()], None);
+    assert!(again.status.success() && again.stderr.is_empty(), "{}", text(&again));
+    // Every CRD is served (Established) and its schema is structural (no NonStructuralSchema).
+    let crds = shared.cluster.items(&["crd", "-l", "!app.kubernetes.io/managed-by"]);
+    assert_eq!(crds.len(), 3);
+    for crd in crds {
+        let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let conditions = crd["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        let status = |kind: &str| conditions.iter().find(|c| c["type"] == kind).map(|c| c["status"].clone());
+        assert_eq!(status("Established"), Some(json!("True")), "{name}: {conditions:?}");
+        assert_ne!(status("NonStructuralSchema"), Some(json!("True")), "{name}: {conditions:?}");
+    }
+}
+
+#[test]
+fn rendered_manifests_apply_with_kubectl() {
+    // The chart's CRDs are created here: a control plane of its own.
+    let cluster = Cluster::start("apply");
     cluster.namespaces(&["keyward-system"]);
     let defaults = manifest(&Release::new(json!({})));
-    let out = cluster.ok(&["apply", "-f", "-"], Some(&defaults));
+    let out = cluster.kubectl(&["apply", "-f", "-"], Some(&defaults));
+    assert!(out.status.success() && out.stderr.is_empty(), "{}", text(&out));
+    let out = String::from_utf8_lossy(&out.stdout);
     for created in [
         "customresourcedefinition.apiextensions.k8s.io/employees.keyward.dev created",
         "deployment.apps/keyward created",
@@ -101,18 +232,42 @@ fn rendered_manifests_apply_with_kubectl_to_the_test_server() {
     ] {
         assert!(out.contains(created), "{created:?} missing from:\n{out}");
     }
-    // Applying again changes nothing; server-side apply takes the same objects.
-    let again = cluster.ok(&["apply", "-f", "-"], Some(&defaults));
-    // Except the PodDisruptionBudget: its `spec.selector` has patchStrategy "replace", so
-    // kubectl's three-way patch is never empty and it always says "configured", against a
-    // real kube-apiserver too.
-    let changed: Vec<&str> = again
-        .lines()
-        .filter(|l| l.contains(" created") || l.contains(" configured"))
-        .filter(|l| !l.starts_with("poddisruptionbudget.policy/"))
-        .collect();
-    assert!(changed.is_empty(), "{again}");
-    cluster.ok(&["apply", "--server-side", "--force-conflicts", "-f", "-"], Some(&defaults));
+    // Applying again changes nothing. kubectl still says "configured" for the Deployment — the
+    // API server defaults `fieldRef.apiVersion: v1` inside the token volume's projected
+    // `sources`, a list kubectl's three-way patch replaces whole, so its patch is never empty —
+    // and for the PodDisruptionBudget, whose `spec.selector` it patches with strategy
+    // "replace"; but neither patch changes anything, so no resourceVersion moves.
+    let versions = || -> Vec<(String, String)> {
+        let listed: Value =
+            serde_json::from_str(&cluster.ok(&["get", "-f", "-", "-o", "json"], Some(&defaults))).unwrap();
+        listed["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let name = format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap());
+                (name, o["metadata"]["resourceVersion"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let before = versions();
+    assert_eq!(before.len(), 11, "{before:?}");
+    cluster.ok(&["apply", "-f", "-"], Some(&defaults));
+    assert_eq!(versions(), before, "applying the same manifests again changed objects");
+    // Server-side apply takes the same objects over. Its only conflicts are with the atomic
+    // fields the API server defaulted `fieldRef.apiVersion` in: their live value differs from
+    // the manifest, and kubectl's client-side apply owns them. Those need --force-conflicts.
+    let ssa = cluster.kubectl(&["apply", "--server-side", "-f", "-"], Some(&defaults));
+    if !ssa.status.success() {
+        let stderr = String::from_utf8_lossy(&ssa.stderr);
+        let conflicts: Vec<&str> = stderr.lines().filter(|l| l.starts_with("- .")).collect();
+        assert!(
+            !conflicts.is_empty()
+                && conflicts.iter().all(|c| c.ends_with(".fieldRef") || c.ends_with(".projected.sources")),
+            "server-side apply after client-side apply: {stderr}"
+        );
+        cluster.ok(&["apply", "--server-side", "--force-conflicts", "-f", "-"], Some(&defaults));
+    }
 
     let deployment = cluster.get(&["deployment", "keyward", "-n", "keyward-system"]);
     assert_eq!(deployment["spec"]["replicas"], 2);
@@ -120,32 +275,26 @@ fn rendered_manifests_apply_with_kubectl_to_the_test_server() {
     assert_eq!(crd["metadata"]["annotations"]["helm.sh/resource-policy"], "keep");
 
     // The CRDs the chart installed serve and validate keyward's objects.
-    let people = people_tree();
-    cluster.ok(&["apply", "-R", "-f", people.to_str().unwrap()], None);
+    cluster.ok(&["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"], None);
+    cluster.ok(&["apply", "-R", "-f", people_tree().to_str().unwrap()], None);
     let employees = cluster.ok(&["get", "employees", "-n", "acme"], None);
     assert!(employees.contains("alice@acme.example") && employees.contains("bob@acme.example"), "{employees}");
-    let bad = "apiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata: {name: mallory, namespace: acme}\n\
-               spec: {email: mallory@acme.example, state: Gone}\n";
-    let out = cluster.kubectl(&["apply", "-f", "-"], Some(bad));
-    assert!(!out.status.success(), "an invalid Employee was accepted");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.state"), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[test]
 fn a_namespaced_install_applies_with_kubectl() {
-    let cluster = Cluster::start();
-    cluster.namespaces(&["security", "acme", "acme-contractors"]);
-    // The CRDs first (crds.install is off in these values), then the release without the
-    // ServiceMonitor, whose CRD belongs to the Prometheus Operator.
-    cluster.ok(&["apply", "-f", repo().join("crds").to_str().unwrap()], None);
+    let cluster = Cluster::shared();
+    let (release_ns, watched) = ("ns-install", ["ns-install-acme", "ns-install-contractors"]);
+    cluster.namespaces(&[release_ns, watched[0], watched[1]]);
+    // The release without the ServiceMonitor, whose CRD belongs to the Prometheus Operator
+    // (the CRDs are keyward's from crds/: crds.install is off in these values).
     let mut values = super::everything_on();
     values["serviceMonitor"]["enabled"] = json!(false);
-    let out = cluster.ok(&["apply", "-f", "-"], Some(&manifest(&Release::new(values).named("people", "security"))));
-    assert!(out.contains("networkpolicy.networking.k8s.io/people-keyward created"), "{out}");
-    let roles = cluster.get(&["roles", "-A", "-l", "app.kubernetes.io/instance=people"]);
-    let mut placed: Vec<String> = roles["items"]
-        .as_array()
-        .unwrap()
+    values["watch"]["namespaces"] = json!(watched);
+    let out = cluster.ok(&["apply", "-f", "-"], Some(&manifest(&Release::new(values).named("nsinstall", release_ns))));
+    assert!(out.contains("networkpolicy.networking.k8s.io/nsinstall-keyward created"), "{out}");
+    let mut placed: Vec<String> = cluster
+        .items(&["roles", "-A", "-l", "app.kubernetes.io/instance=nsinstall"])
         .iter()
         .map(|r| {
             format!("{}/{}", r["metadata"]["namespace"].as_str().unwrap(), r["metadata"]["name"].as_str().unwrap())
@@ -154,130 +303,393 @@ fn a_namespaced_install_applies_with_kubectl() {
     placed.sort();
     assert_eq!(
         placed,
-        ["acme-contractors/people-keyward", "acme/people-keyward", "security/people-keyward-leader-election"]
+        [
+            "ns-install-acme/nsinstall-keyward",
+            "ns-install-contractors/nsinstall-keyward",
+            "ns-install/nsinstall-keyward-leader-election"
+        ]
     );
-    assert_eq!(cluster.get(&["clusterroles", "-l", "app.kubernetes.io/instance=people"])["items"], json!([]));
+    assert_eq!(cluster.items(&["clusterroles", "-l", "app.kubernetes.io/instance=nsinstall"]), Vec::<Value>::new());
+}
+
+// ---------------------------------------------------------------------------------------
+// The CRDs as the API server serves them
+
+#[test]
+fn the_api_server_rejects_invalid_objects_with_the_crd_schema_and_cel_messages() {
+    let cluster = Cluster::shared();
+    let ns = "invalid";
+    cluster.namespaces(&[ns]);
+    let cases = [
+        (
+            "an unknown state",
+            format!(
+                "apiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata: {{name: mallory, namespace: {ns}}}\n\
+                 spec: {{email: mallory@acme.example, state: Gone}}\n"
+            ),
+            r#"spec.state: Unsupported value: "Gone""#,
+        ),
+        (
+            "no provider block",
+            format!(
+                "apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: nothing, namespace: {ns}}}\n\
+                 spec: {{userMapping: email}}\n"
+            ),
+            "exactly one provider block must be set",
+        ),
+        (
+            "an http URL that is not loopback",
+            format!(
+                "apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: plain, namespace: {ns}}}\n\
+                 spec: {{privacyidea: {{url: 'http://pi.acme.example', realm: corp, \
+                 credentials: {{secretRef: {{name: pi-admin}}}}}}}}\n"
+            ),
+            "url must be https (http only for loopback)",
+        ),
+        (
+            "an unknown field",
+            format!(
+                "apiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata: {{name: typo, namespace: {ns}}}\n\
+                 spec: {{email: typo@acme.example, rolez: [sre]}}\n"
+            ),
+            r#"unknown field "spec.rolez""#,
+        ),
+    ];
+    let mut wrong = Vec::new();
+    for (what, object, want) in &cases {
+        let out = cluster.kubectl(&["apply", "-f", "-"], Some(object));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.success() || !stderr.contains(want) {
+            wrong.push(format!("{what}: expected {want:?}, got exit {:?}: {}", out.status.code(), text(&out)));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    assert_eq!(cluster.items(&["employees,mfaproviders", "-n", ns]), Vec::<Value>::new(), "nothing was stored");
+    // The Employee with a known state is accepted: the failure was about the field named.
+    let good = "apiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata: {name: mallory, namespace: invalid}\n\
+                spec: {email: mallory@acme.example, state: Offboarded}\n";
+    cluster.ok(&["apply", "-f", "-"], Some(good));
 }
 
 #[test]
-fn helm_install_upgrade_and_uninstall_keep_the_crds_and_the_people() {
-    let cluster = Cluster::start();
-    cluster.namespaces(&["keyward-system", "acme"]);
-    let people = people_tree();
-    let replicas = ["get", "deployment", "keyward", "-n", "keyward-system", "-o", "jsonpath={.spec.replicas}"];
-    // One Helm session: the release record lives in its memory (the test server does not
-    // take client-go's protobuf, which Helm's Secret storage would send).
-    let results = cluster.helm(vec![
-        json!({"op": "install", "values": {"watch": {"namespaces": ["acme"]}}}),
-        json!({"op": "kubectl", "args": replicas}),
-        json!({"op": "kubectl", "args": ["apply", "-R", "-f", people]}),
-        json!({"op": "upgrade", "values": {"watch": {"namespaces": ["acme"]}, "replicaCount": 3}}),
-        json!({"op": "kubectl", "args": replicas}),
-        json!({"op": "uninstall"}),
-    ]);
-    for (i, r) in results.iter().enumerate() {
-        assert_eq!(r["ok"], true, "step {i}: {r}");
+fn kubectl_explain_documents_the_employee_spec() {
+    let cluster = Cluster::shared();
+    // The API server publishes a new CRD's OpenAPI a moment after it is Established.
+    let explained = eventually(Duration::from_secs(30), || {
+        let out = cluster.kubectl(&["explain", "employee.spec"], None);
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).to_string())
+    })
+    .expect("kubectl explain employee.spec");
+    assert!(explained.lines().any(|l| l.starts_with("KIND:") && l.ends_with(" Employee")), "{explained}");
+    assert!(explained.contains("FIELDS:"), "{explained}");
+    for field in ["email", "state", "roles", "identities"] {
+        assert!(explained.lines().any(|l| l.trim_start().starts_with(&format!("{field}\t"))), "{field}: {explained}");
     }
-    assert_eq!(results[1]["stdout"], "2", "installed with 2 replicas");
-    assert_eq!(results[4]["stdout"], "3", "upgraded to 3 replicas");
-    let kept = results[5]["release"]["info"].as_str().unwrap_or_default();
-    assert!(kept.contains("kept due to the resource policy") && kept.contains("employees.keyward.dev"), "{kept}");
+    let state = cluster.ok(&["explain", "employee.spec.state"], None);
+    assert!(state.contains("Offboarded"), "the enum is documented: {state}");
+    // The field documentation is the `///` of the Rust type, which every field has.
+    let crd = cluster.get(&["crd", "employees.keyward.dev"]);
+    let spec = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"];
+    let undocumented: Vec<&String> =
+        spec.as_object().unwrap().iter().filter(|(_, f)| f["description"].as_str().is_none()).map(|(k, _)| k).collect();
+    assert!(undocumented.is_empty(), "Employee spec fields without documentation: {undocumented:?}");
+}
+
+// ---------------------------------------------------------------------------------------
+// helm install, upgrade, rollback, uninstall
+
+#[test]
+fn helm_install_upgrade_rollback_and_uninstall_keep_the_crds_and_the_people() {
+    // The release owns the CRDs and a ClusterRole: a control plane of its own.
+    let cluster = Cluster::start("helm");
+    cluster.namespaces(&["acme"]);
+    let chart = helm::chart_dir().display().to_string();
+    let release = |action: &str, values: Value| {
+        let file = helm::values_file(&values);
+        let path = file.path().display().to_string();
+        let mut args = vec![action, "keyward", chart.as_str(), "-n", "keyward-system", "-f", path.as_str()];
+        if action == "install" {
+            args.push("--create-namespace");
+        }
+        cluster.helm_ok(&args)
+    };
+    let replicas = || {
+        cluster.ok(&["get", "deployment", "keyward", "-n", "keyward-system", "-o", "jsonpath={.spec.replicas}"], None)
+    };
+    let cluster_roles = || cluster.items(&["clusterroles", "-l", "app.kubernetes.io/instance=keyward"]).len();
+    let acme_roles = || cluster.items(&["roles", "-n", "acme", "-l", "app.kubernetes.io/instance=keyward"]).len();
+
+    // 1: cluster-wide.
+    let installed = release("install", json!({}));
+    assert!(installed.contains("STATUS: deployed"), "{installed}");
+    assert!(installed.contains("kubectl -n keyward-system rollout status deployment/keyward"), "NOTES: {installed}");
+    assert_eq!(replicas(), "2");
+    assert_eq!((cluster_roles(), acme_roles()), (1, 0));
+    cluster.ok(
+        &["wait", "--for=condition=Established", "--timeout=60s", "crd", "-l", "app.kubernetes.io/part-of=keyward"],
+        None,
+    );
+    cluster.ok(&["apply", "-R", "-f", people_tree().to_str().unwrap()], None);
+
+    // 2: namespaced, three replicas: the ClusterRole goes, a Role in acme comes.
+    release("upgrade", json!({"watch": {"namespaces": ["acme"]}, "replicaCount": 3}));
+    assert_eq!(replicas(), "3");
+    assert_eq!((cluster_roles(), acme_roles()), (0, 1));
+
+    // 3: back to revision 1.
+    cluster.helm_ok(&["rollback", "keyward", "1", "-n", "keyward-system"]);
+    assert_eq!(replicas(), "2");
+    assert_eq!((cluster_roles(), acme_roles()), (1, 0));
+    let history: Value =
+        serde_json::from_str(&cluster.helm_ok(&["history", "keyward", "-n", "keyward-system", "-o", "json"])).unwrap();
+    let described: Vec<(i64, String)> = history
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["revision"].as_i64().unwrap(), h["description"].as_str().unwrap_or_default().to_string()))
+        .collect();
+    assert_eq!(described.len(), 3, "{history}");
+    assert_eq!(described[2], (3, "Rollback to 1".to_string()), "{history}");
+    // Helm keeps each revision in a Secret of the release namespace (the default storage driver).
+    let records = cluster.items(&["secrets", "-n", "keyward-system", "-l", "owner=helm,name=keyward"]);
+    assert_eq!(records.len(), 3, "{records:?}");
+    assert!(records.iter().all(|s| s["type"] == "helm.sh/release.v1"), "{records:?}");
 
     // Uninstalled: the operator is gone, the CRDs and every Employee are still there.
-    assert!(cluster.get(&["deployments", "-n", "keyward-system"])["items"].as_array().unwrap().is_empty());
-    assert!(
-        cluster.get(&["clusterroles", "-l", "app.kubernetes.io/instance=keyward"])["items"]
-            .as_array()
-            .unwrap()
-            .is_empty()
-    );
-    assert_eq!(cluster.get(&["crd", "-l", "app.kubernetes.io/part-of=keyward"])["items"].as_array().unwrap().len(), 3);
-    let employees = cluster.get(&["employees", "-n", "acme"]);
-    assert_eq!(employees["items"].as_array().unwrap().len(), 2, "the people survive the uninstall");
+    let uninstalled = cluster.helm_ok(&["uninstall", "keyward", "-n", "keyward-system"]);
+    assert!(uninstalled.contains("kept due to the resource policy"), "{uninstalled}");
+    for crd in ["accessgrants", "employees", "mfaproviders"] {
+        assert!(uninstalled.contains(&format!("{crd}.keyward.dev")), "{crd}: {uninstalled}");
+    }
+    assert_eq!(cluster.items(&["deployments", "-n", "keyward-system"]), Vec::<Value>::new());
+    assert_eq!(cluster_roles(), 0);
+    assert_eq!(cluster.items(&["secrets", "-n", "keyward-system", "-l", "owner=helm"]), Vec::<Value>::new());
+    assert_eq!(cluster.items(&["crd", "-l", "app.kubernetes.io/part-of=keyward"]).len(), 3);
+    assert_eq!(cluster.items(&["employees", "-n", "acme"]).len(), 2, "the people survive the uninstall");
 }
 
-/// `keyward run` as the chart's Deployment runs it (its args and env), against the test
-/// server, until `until` holds or 30 s pass; returns the operator's requests.
-fn run_operator_as_deployed(
-    cluster: &Cluster,
-    release: &Release,
-    until: impl Fn(&Cluster) -> bool,
-) -> Vec<super::rbac::ApiRequest> {
-    let rendered = helm::render(release);
-    let container = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"][0].clone();
-    let args: Vec<String> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap().into()).collect();
-    let listen = args.iter().position(|a| a.starts_with("--listen=")).unwrap();
-    let mut args = args;
-    args[listen] = "--listen=127.0.0.1:0".into(); // the pod's port is not free on a shared machine
-    cluster.server.clear_requests();
+// ---------------------------------------------------------------------------------------
+// The operator as deployed, with the chart's RBAC
+
+/// What `keyward run` did as the chart's ServiceAccount.
+struct OperatorRun {
+    /// Whether it held the Lease as its POD_NAME and had written the status of every
+    /// Employee, MfaProvider and AccessGrant.
+    reconciled: bool,
+    /// Its resource requests, as RBAC authorized them.
+    requests: Vec<ApiRequest>,
+    /// Requests the API server answered 403.
+    denied: Vec<String>,
+    log: String,
+}
+
+/// The env of the rendered container, with the downward API filled in as the kubelet would.
+fn container_env(container: &Value, pod_name: &str, pod_namespace: &str) -> Vec<(String, String)> {
+    let mut env = Vec::new();
+    for var in container["env"].as_array().into_iter().flatten() {
+        let name = var["name"].as_str().unwrap().to_string();
+        let value = match (&var["value"], var["valueFrom"]["fieldRef"]["fieldPath"].as_str()) {
+            (Value::String(v), _) => v.clone(),
+            (_, Some("metadata.name")) => pod_name.to_string(),
+            (_, Some("metadata.namespace")) => pod_namespace.to_string(),
+            _ => panic!("the test cannot fill in env {var}"),
+        };
+        env.push((name, value));
+    }
+    env
+}
+
+/// The release's ServiceAccount with the chart's RBAC applied, and a kubeconfig that
+/// authenticates as it.
+struct ServiceAccount {
+    /// Its user name, as the audit log records it.
+    user: String,
+    kubeconfig: PathBuf,
+    /// Holds the kubeconfig (and the operator's log).
+    dir: tempfile::TempDir,
+}
+
+impl ServiceAccount {
+    fn of(cluster: &Cluster, release: &Release, rendered: &Rendered) -> Self {
+        let rbac_kinds = ["ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"];
+        let rbac: Vec<Value> =
+            rendered.objects().into_iter().filter(|o| rbac_kinds.contains(&o["kind"].as_str().unwrap_or(""))).collect();
+        cluster.ok(&["apply", "-f", "-"], Some(&stream(&rbac)));
+        let pod = &rendered.one("Deployment")["spec"]["template"]["spec"];
+        let name = pod["serviceAccountName"].as_str().unwrap();
+        // A TokenRequest, as the kubelet makes for the pod's projected token volume.
+        let token = cluster.ok(&["create", "token", name, "-n", &release.namespace, "--duration", "1h"], None);
+        let dir = tempfile::tempdir().unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        kubeconfig_with_token(cluster, token.trim(), &kubeconfig);
+        ServiceAccount { user: format!("system:serviceaccount:{}:{name}", release.namespace), kubeconfig, dir }
+    }
+
+    /// `kubectl ARGS` as this ServiceAccount.
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(kube::kubectl_path())
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env("KUBECACHEDIR", self.dir.path().join("cache"))
+            .output()
+            .expect("run kubectl")
+    }
+}
+
+/// The admin kubeconfig with the user swapped for a bearer token.
+fn kubeconfig_with_token(cluster: &Cluster, token: &str, path: &Path) {
+    let mut config: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&cluster.plane.kubeconfig).unwrap()).expect("kubeconfig");
+    config["users"] = json!([{"name": "service-account", "user": {"token": token}}]);
+    config["contexts"][0]["context"]["user"] = json!("service-account");
+    std::fs::write(path, serde_yaml::to_string(&config).unwrap()).unwrap();
+}
+
+/// Applies the release's RBAC, then runs `keyward run` with the rendered Deployment's args
+/// and env and a token of the chart's ServiceAccount, until it holds the Lease and has written
+/// the status of every keyward object in `people_ns` (at most 60 s).
+fn run_operator_as_deployed(cluster: &Cluster, release: &Release, rendered: &Rendered, people_ns: &str) -> OperatorRun {
+    let account = ServiceAccount::of(cluster, release, rendered);
+    let pod = rendered.one("Deployment")["spec"]["template"]["spec"].clone();
+    let container = &pod["containers"][0];
+    let args: Vec<String> = container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap())
+        // The pod's port is not free on a shared machine.
+        .map(|a| if a.starts_with("--listen=") { "--listen=127.0.0.1:0".to_string() } else { a.to_string() })
+        .collect();
+    let pod_name = format!("{}-0", release.name);
+    let log_path = account.dir.path().join("keyward.log");
     let mut child = Command::new(env!("CARGO_BIN_EXE_keyward"))
         .args(&args)
-        .env("KUBECONFIG", &cluster.kubeconfig)
-        .env("POD_NAME", "keyward-0")
-        .env("POD_NAMESPACE", &release.namespace)
-        .env("KEYWARD_LOG", "info")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(container_env(container, &pod_name, &release.namespace))
+        .env("KUBECONFIG", &account.kubeconfig)
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .expect("start keyward run");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !until(cluster) && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(250));
-    }
+
+    let lease_name = args.iter().find_map(|a| a.strip_prefix("--lease-name=")).unwrap().to_string();
+    let reconciled = eventually(Duration::from_secs(60), || {
+        let lease = cluster.kubectl(&["get", "lease", &lease_name, "-n", &release.namespace, "-o", "json"], None);
+        let holder = serde_json::from_slice::<Value>(&lease.stdout).ok().map(|l| l["spec"]["holderIdentity"].clone());
+        let objects = cluster.items(&["employees,mfaproviders,accessgrants", "-n", people_ns]);
+        let done = holder == Some(json!(pod_name))
+            && objects.iter().any(|o| o["kind"] == "Employee")
+            && objects.iter().all(|o| !o["status"].is_null());
+        done.then_some(())
+    })
+    .is_some();
     let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
     let _ = child.wait();
-    cluster
-        .server
-        .requests()
-        .into_iter()
-        .filter(|r| r.is_resource_request() && !r.user_agent.starts_with("kubectl"))
-        .map(|r| super::rbac::ApiRequest {
-            verb: r.verb,
-            group: r.api_group,
-            resource: r.resource,
-            subresource: Some(r.subresource).filter(|s| !s.is_empty()),
-            namespace: Some(r.namespace).filter(|s| !s.is_empty()),
-        })
-        .collect()
+
+    let (requests, denied) = audited_requests(cluster, &account.user);
+    OperatorRun { reconciled, requests, denied, log: std::fs::read_to_string(&log_path).unwrap_or_default() }
 }
 
-/// The real operator, started with the args and env of the rendered Deployment, against the
-/// test server: it acquires its Lease, writes status, and makes no request the chart's RBAC
-/// would deny — cluster-wide and namespaced. (Whether every grant is also *used* depends on
-/// the scenario; the operator's end-to-end suite checks that with `rbac::assert_grants_exactly`
-/// over a run that revokes.)
-#[test]
-fn the_operator_as_deployed_makes_no_request_the_chart_denies() {
-    for values in [json!({}), json!({"watch": {"namespaces": ["acme"]}})] {
-        let cluster = Cluster::start();
-        cluster.namespaces(&["keyward-system"]);
-        cluster.ok(&["apply", "-f", repo().join("crds").to_str().unwrap()], None);
-        // examples/acme: its privacyIDEA is not running, so the provider is unavailable and
-        // nothing is revoked; the watches, status patches and the Lease are all exercised.
-        cluster.ok(&["apply", "-f", repo().join("examples/acme").to_str().unwrap()], None);
-        let release = Release::new(values.clone());
-        let reconciled = |c: &Cluster| {
-            let employees = c.get(&["employees", "-n", "acme"]);
-            let lease = c.kubectl(&["get", "lease", "keyward-leader", "-n", "keyward-system", "-o", "json"], None);
-            let holder =
-                serde_json::from_slice::<Value>(&lease.stdout).ok().map(|l| l["spec"]["holderIdentity"].clone());
-            // The identity is POD_NAME, which the Deployment sets from the pod's name.
-            holder == Some(json!("keyward-0"))
-                && employees["items"].as_array().unwrap().iter().all(|e| !e["status"].is_null())
-        };
-        let led = std::cell::Cell::new(false);
-        let reconciled_once = |c: &Cluster| {
-            let done = reconciled(c);
-            led.set(led.get() || done);
-            done
-        };
-        let requests = run_operator_as_deployed(&cluster, &release, reconciled_once);
-        assert!(led.get(), "{values}: keyward did not take the Lease as keyward-0 and write every Employee's status");
-        let objects = helm::render(&release).objects();
-        let grants = super::rbac::grants_of(&objects, "keyward-system", "keyward").unwrap();
-        let diff = super::rbac::diff(&grants, &requests);
-        assert!(diff.missing.is_empty(), "{values}: the chart denies requests keyward makes:\n{diff}");
-        assert!(requests.iter().any(|r| r.subresource.as_deref() == Some("status") && r.verb == "patch"));
-        assert!(requests.iter().any(|r| r.resource == "secrets" && r.verb == "watch"));
+/// The resource requests of one user in the API server's audit log, as RBAC authorized them,
+/// and those it answered 403.
+fn audited_requests(cluster: &Cluster, user: &str) -> (Vec<ApiRequest>, Vec<String>) {
+    let events: Vec<Value> =
+        cluster.plane.audit_events().into_iter().filter(|e| e["user"]["username"] == user).collect();
+    let requests = events
+        .iter()
+        // Discovery (/api, /apis) is not a resource request: no objectRef.
+        .filter(|e| e["objectRef"]["resource"].is_string())
+        .map(|e| {
+            let object = &e["objectRef"];
+            let field = |k: &str| object[k].as_str().filter(|s| !s.is_empty()).map(String::from);
+            ApiRequest {
+                verb: e["verb"].as_str().unwrap_or_default().to_string(),
+                group: field("apiGroup").unwrap_or_default(),
+                resource: field("resource").unwrap_or_default(),
+                subresource: field("subresource"),
+                namespace: field("namespace"),
+            }
+        })
+        .collect();
+    let denied = events
+        .iter()
+        .filter(|e| e["responseStatus"]["code"] == 403)
+        .map(|e| format!("{} {}", e["verb"].as_str().unwrap_or(""), e["requestURI"].as_str().unwrap_or("")))
+        .collect();
+    (requests, denied)
+}
+
+/// The real operator, started with the args and env of the rendered Deployment and the
+/// chart's ServiceAccount's token, against the real API server: it takes its Lease, writes
+/// status, the API server denies none of its requests, and every request is one the chart
+/// grants. (Whether every grant is also *used* depends on the scenario — no Events here, as
+/// nothing is revoked; the operator's end-to-end suite checks that with
+/// `rbac::assert_grants_exactly` over a run that revokes.)
+fn the_operator_as_deployed_runs_with_the_charts_rbac(cluster: &Cluster, release: Release, people_ns: &str) {
+    cluster.namespaces(&[release.namespace.as_str(), people_ns]);
+    // examples/acme with its privacyIDEA on a port that refuses connections (the example's
+    // 5001 could be a privacyIDEA another test started): the provider is unavailable and
+    // nothing is revoked; the watches, status patches and the Lease are all exercised.
+    let acme = moved_into(&repo().join("examples/acme"), people_ns);
+    assert!(acme.contains("http://127.0.0.1:5001"), "examples/acme moved its privacyIDEA: update this test");
+    cluster.ok(&["apply", "-f", "-"], Some(&acme.replace("http://127.0.0.1:5001", "http://127.0.0.1:1")));
+    let rendered = helm::render(&release);
+    let run = run_operator_as_deployed(cluster, &release, &rendered, people_ns);
+    let values = &release.values;
+    assert!(
+        run.reconciled,
+        "{values}: keyward did not take the Lease as its POD_NAME and write the status of every object; its log:\n{}",
+        run.log
+    );
+    assert!(run.denied.is_empty(), "{values}: the API server denied keyward: {:?}\nlog:\n{}", run.denied, run.log);
+    let sa = rendered.one("ServiceAccount")["metadata"]["name"].as_str().unwrap().to_string();
+    let grants = rbac::grants_of(&rendered.objects(), &release.namespace, &sa).unwrap();
+    let diff = rbac::diff(&grants, &run.requests);
+    assert!(diff.missing.is_empty(), "{values}: keyward makes requests the chart does not grant:\n{diff}");
+    let made = |verb: &str, resource: &str, sub: Option<&str>| {
+        run.requests.iter().any(|r| r.verb == verb && r.resource == resource && r.subresource.as_deref() == sub)
+    };
+    for resource in ["employees", "mfaproviders", "accessgrants"] {
+        assert!(made("patch", resource, Some("status")), "{values}: no {resource} status: {:?}", run.requests);
     }
+    assert!(made("watch", "secrets", None), "{values}: {:?}", run.requests);
+    assert!(made("update", "leases", None) || made("create", "leases", None), "{values}: {:?}", run.requests);
+}
+
+#[test]
+fn the_audit_log_shows_what_the_charts_service_account_may_and_may_not_do() {
+    // The check the operator tests rely on, on requests whose answer is known: a list the
+    // chart grants, and one it does not.
+    let cluster = Cluster::shared();
+    let release = Release::new(json!({"watch": {"namespaces": ["audit-people"]}})).named("audit", "audit-system");
+    cluster.namespaces(&["audit-system", "audit-people"]);
+    let account = ServiceAccount::of(cluster, &release, &helm::render(&release));
+    let allowed = account.kubectl(&["get", "employees", "-n", "audit-people"]);
+    assert!(allowed.status.success(), "{}", text(&allowed));
+    let forbidden = account.kubectl(&["get", "secrets", "-n", "audit-system"]);
+    assert!(String::from_utf8_lossy(&forbidden.stderr).contains("Forbidden"), "{}", text(&forbidden));
+    let (requests, denied) = audited_requests(cluster, &account.user);
+    for made in [
+        ApiRequest::new("list", "keyward.dev", "employees", None, Some("audit-people")),
+        ApiRequest::new("list", "", "secrets", None, Some("audit-system")),
+    ] {
+        assert!(requests.contains(&made), "{made} missing from {requests:?}");
+    }
+    assert!(denied.len() == 1 && denied[0].starts_with("list /api/v1/namespaces/audit-system/secrets"), "{denied:?}");
+}
+
+#[test]
+fn the_operator_as_deployed_cluster_wide_makes_no_request_the_chart_denies() {
+    // Cluster-wide, keyward would act on every other test's objects: a control plane of its own.
+    let cluster = Cluster::start("operator");
+    cluster.apply_crds();
+    let release = Release::new(json!({}));
+    the_operator_as_deployed_runs_with_the_charts_rbac(&cluster, release, "acme");
+}
+
+#[test]
+fn the_operator_as_deployed_in_one_namespace_makes_no_request_the_chart_denies() {
+    let release = Release::new(json!({"watch": {"namespaces": ["opns-people"]}})).named("opns", "opns-system");
+    the_operator_as_deployed_runs_with_the_charts_rbac(Cluster::shared(), release, "opns-people");
 }

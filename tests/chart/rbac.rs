@@ -1,10 +1,12 @@
 //! What the chart's RBAC grants keyward's ServiceAccount, compared with the requests the
 //! operator makes: no request denied, no permission unused.
 //!
-//! The hook for the operator's end-to-end suite: collect the Kubernetes API test server's
-//! request log as [`ApiRequest`]s ([`ApiRequest::from_http`] turns a method, path and query
-//! into one, as the API server's RBAC authorizer sees it), render the chart with the same
-//! `watch.namespaces` as the run (`helm.rs`), then call [`assert_grants_exactly`].
+//! The hook for the operator's end-to-end suite: collect the operator's requests as
+//! [`ApiRequest`]s — from kube-apiserver's audit log (`verb` and `objectRef`, as
+//! tests/chart/cluster.rs does), or from an HTTP log with [`ApiRequest::from_http`], which
+//! turns a method, path and query into one as the API server's RBAC authorizer sees it —
+//! render the chart with the same `watch.namespaces` as the run (`helm.rs`), then call
+//! [`assert_grants_exactly`].
 //! Self-contained: `#[path = "chart/rbac.rs"] mod rbac;`.
 #![allow(dead_code)]
 
