@@ -1,7 +1,8 @@
 //! Time from `kubectl patch` of an Employee to the revocation at privacyIDEA, through the
 //! real operator: `cargo bench --bench operator_latency`.
 //!
-//! Starts privacyIDEA, the Kubernetes API test server and `keyward run`, offboards 20 people
+//! Starts privacyIDEA, a real local kube-apiserver and etcd (`scripts/kube.sh up`) and
+//! `keyward run` (as the chart's ServiceAccount), offboards 20 people
 //! one after the other and reports the median and worst latency. The revocation time is when
 //! the operator's audit record appears (written as soon as privacyIDEA confirmed the delete);
 //! every token is checked gone at privacyIDEA at the end.

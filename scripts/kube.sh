@@ -42,12 +42,21 @@ die() { log "error: $*"; exit 1; }
 # `go build -v` names each package as it compiles it: turn that into a progress line every
 # 100 packages, so a cold build (many minutes on 2 cores) visibly moves.
 progress() {
-    local what=$1 n=0 line
+    local what=$1 n=0 downloads=0 line
     while IFS= read -r line; do
-        case $line in
-            *.go:*|*error*|*cannot*|*undefined*) printf '%s\n' "$line" >&2 ;;
-            *) n=$((n + 1)); if (( n % 100 == 0 )); then log "$what: $n packages compiled"; fi ;;
-        esac
+        if [[ $line == "go: downloading "* ]]; then
+            downloads=$((downloads + 1))
+            if (( downloads % 50 == 1 )); then log "$what: downloading modules ($downloads so far)"; fi
+            continue
+        fi
+        # A package path is one word of path characters; anything else is go telling us
+        # something (an error, a download) and is shown as it is.
+        if [[ $line =~ ^[A-Za-z0-9._~/-]+$ ]]; then
+            n=$((n + 1))
+            if (( n % 100 == 0 )); then log "$what: $n packages compiled"; fi
+        else
+            printf '%s\n' "$line" >&2
+        fi
     done
     log "$what: $n packages compiled"
 }
@@ -79,8 +88,10 @@ kube_ldflags() {
 }
 
 install() {
-    command -v go >/dev/null || die "go not found (Go 1.25 or newer is needed to build the control plane)"
     local start=$SECONDS ldflags
+    if [[ ! -x $KUBE_BIN/kube-apiserver || ! -x $KUBE_BIN/kubectl || ! -x $ETCD_BIN/etcd || ! -x $HELM_BIN/helm ]]; then
+        command -v go >/dev/null || die "go not found (Go 1.25 or newer is needed to build the control plane)"
+    fi
     if [[ ! -x $KUBE_BIN/kube-apiserver || ! -x $KUBE_BIN/kubectl ]]; then
         log "first build of Kubernetes v$KUBE_VERSION: about 15-20 minutes on 2 cores, once"
         ldflags=$(kube_ldflags)

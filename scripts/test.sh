@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # keyward's test command (README "Try it"; CI runs it from .ci/run): formatting, lints, then
 # every test — unit, property, the end-to-end tests against a real privacyIDEA (which the
-# tests start themselves, scripts/privacyidea.sh), the operator against kube-double with the
-# real kubectl, the provider mocks, and the Helm chart with the real Helm engine.
+# tests start themselves, scripts/privacyidea.sh), the operator and the Helm chart against a
+# real kube-apiserver and etcd with the real kubectl and helm (scripts/kube.sh; each test binary
+# starts its own control plane), and the provider mocks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# privacyIDEA lives in a Python venv; install it first so that the first test does not
-# spend its time in pip.
+# Installs first, so that no test spends its time in pip or in the Go build:
+# privacyIDEA (a Python venv), the control plane tools (kube-apiserver, etcd, kubectl, helm
+# built from Go modules into ~/.cache/keyward; the first build takes many minutes), and Lua
+# for the Argo CD health check tests.
 bash scripts/privacyidea.sh install
-bash scripts/helm.sh install  # Helm v4 engine (helm-python-sdk venv) and lua5.1/5.4 for tests/chart.rs
+bash scripts/kube.sh install
+bash scripts/helm.sh install
 
 cargo fmt --all --check
-# --workspace: kube-double, the Kubernetes API test server, is tested in its own crate.
 # Benchmarks are type-checked here and run with `cargo bench`, not as tests.
-cargo clippy --locked --workspace --all-targets -- -D warnings
-cargo test --locked --workspace --lib --bins --tests
+cargo clippy --locked --all-targets -- -D warnings
+cargo test --locked --lib --bins --tests

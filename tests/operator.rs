@@ -1,6 +1,7 @@
-//! `keyward run` end to end: the real keyward binary as the operator, the real kubectl as the
-//! client, a real privacyIDEA proving revocations with /validate/check, and the Kubernetes
-//! API test server (or a real cluster when KEYWARD_E2E_KUBECONFIG is set).
+//! `keyward run` end to end: the real keyward binary as the operator (as the Helm chart's
+//! ServiceAccount), the real kubectl as the client, a real privacyIDEA proving revocations with
+//! /validate/check, and a real kube-apiserver and etcd (`scripts/kube.sh up`; or a user's own
+//! cluster when KEYWARD_E2E_KUBECONFIG is set).
 
 #[path = "chart/status.rs"]
 mod gitops_status;
@@ -14,6 +15,7 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use support::cluster::{Cluster, Operator, cluster, eventually};
+use support::proxy::CutProxy;
 use support::*;
 
 /// Seconds within which a change must reach privacyIDEA (generous: the machines are shared).
@@ -22,31 +24,62 @@ const WITHIN: Duration = Duration::from_secs(30);
 struct Acme {
     company: Company,
     ns: String,
+    cluster: &'static Cluster,
     _tree: tempfile::TempDir,
     audit: PathBuf,
 }
 
 /// The example company on its own realm and namespace, applied with kubectl.
 fn acme(name: &str, edit_tree: impl FnOnce(&Path)) -> Acme {
+    acme_on(cluster(), name, edit_tree)
+}
+
+fn acme_on(cluster: &'static Cluster, name: &str, edit_tree: impl FnOnce(&Path)) -> Acme {
     let pi = privacyidea();
     let company = company(pi, &format!("op-{name}"));
     let ns = format!("op-{name}");
     let tree = operator_tree(pi, &company.realm, &ns);
     edit_tree(tree.path());
-    cluster().kubectl_ok(&["apply", "-f", tree.path().to_str().unwrap()]);
+    cluster.kubectl_ok(&["apply", "-f", tree.path().to_str().unwrap()]);
     let audit = tree.path().join("audit.jsonl");
-    Acme { company, ns, _tree: tree, audit }
+    Acme { company, ns, cluster, _tree: tree, audit }
 }
 
 impl Acme {
     fn operator(&self, lease: &str) -> Operator {
-        cluster().operator(&self.ns, lease, &self.audit)
+        self.cluster.operator(&self.ns, lease, &self.audit)
     }
 
     fn kubectl(&self, args: &[&str]) -> String {
         let mut full = vec!["-n", self.ns.as_str()];
         full.extend_from_slice(args);
-        cluster().kubectl_ok(&full)
+        self.cluster.kubectl_ok(&full)
+    }
+
+    /// This namespace's requests made as the chart's ServiceAccount, from the API server's
+    /// own audit log, with their HTTP status codes.
+    fn operator_requests(&self) -> Vec<(rbac::ApiRequest, i64)> {
+        let plane = self.cluster.control_plane.as_ref().expect("a local control plane");
+        let user = format!("system:serviceaccount:{}:keyward", self.ns);
+        plane
+            .audit_events()
+            .iter()
+            // Watches log ResponseStarted when they begin and ResponseComplete when they end.
+            .filter(|e| e["user"]["username"] == user.as_str() && e["stage"] != "RequestReceived")
+            .filter_map(|e| {
+                let object = &e["objectRef"];
+                let resource = object["resource"].as_str()?;
+                let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+                let request = rbac::ApiRequest {
+                    verb: e["verb"].as_str()?.to_string(),
+                    group: object["apiGroup"].as_str().unwrap_or_default().to_string(),
+                    resource: resource.to_string(),
+                    subresource: text(&object["subresource"]),
+                    namespace: text(&object["namespace"]),
+                };
+                Some((request, e["responseStatus"]["code"].as_i64().unwrap_or_default()))
+            })
+            .collect()
     }
 
     fn audit(&self) -> Vec<Value> {
@@ -217,46 +250,149 @@ fn a_restart_and_a_second_replica_lose_nothing() {
     assert!(pi.authenticates(acme.company.token("breakglass", "totp")));
 }
 
+/// A control plane of its own whose apiserver serves watches straight from etcd
+/// (`--watch-cache=false`): once etcd's history is compacted, a watch resuming from an older
+/// resourceVersion gets a real 410 Gone. On a user's cluster (no etcd to compact) the shared
+/// cluster is used and only the connection cuts are injected.
+fn fault_cluster() -> &'static Cluster {
+    static FAULTS: std::sync::OnceLock<Cluster> = std::sync::OnceLock::new();
+    if std::env::var("KEYWARD_E2E_KUBECONFIG").is_ok_and(|k| !k.is_empty()) {
+        return cluster();
+    }
+    FAULTS.get_or_init(|| Cluster::local("faults", "--watch-cache=false"))
+}
+
 #[test]
 fn watch_drops_and_410s_cause_no_missed_or_wrong_revocations() {
-    let c: &Cluster = cluster();
-    let Some(double) = c.double.as_ref() else {
-        eprintln!("fault injection needs the test server; skipped against a real cluster");
-        return;
-    };
+    let c = fault_cluster();
     let pi = privacyidea();
-    let acme = acme("faults", |_| {});
-    let operator = acme.operator("keyward-faults");
+    let acme = acme_on(c, "faults", |_| {});
+    let proxy = CutProxy::start(c.server_addr());
+    let operator = c.operator_via(&acme.ns, "keyward-faults", &acme.audit, Some(&proxy.url()));
     acme.wait_first_sweep();
 
-    // The watches break and their resume points expire: the operator relists (410 Gone).
-    double.faults().expire_history();
-    double.faults().drop_watches();
+    // The API server becomes unreachable: every watch is cut mid-stream. Meanwhile someone is
+    // offboarded and etcd compacts its history, so the resume points are gone: 410 Gone.
+    assert!(proxy.go_down() > 0, "the operator's connections ran through the proxy");
     acme.kubectl(&["patch", "employee", "alice", "--type", "merge", "-p", r#"{"spec":{"state":"Offboarded"}}"#]);
+    acme.kubectl(&["create", "configmap", "after-the-cut"]);
+    let compacted = c.control_plane.as_ref().map(|plane| plane.compact_etcd());
+    std::thread::sleep(Duration::from_millis(500));
+    proxy.restore();
     eventually(WITHIN, "alice revoked across a relist", || acme.revoked("alice", "totp"));
+    if let Some(revision) = compacted {
+        // Shown, not assumed: the operator logged the watch's 410 and relisted.
+        eventually(WITHIN, "the operator saw 410 Gone", || {
+            let log = operator.log();
+            // kube-rs prints the Status: "…provided watch is too old.: Expired" (reason Expired
+            // is the 410's).
+            log.lines().any(|l| l.contains("watch failed") && l.contains("too old") && l.contains("Expired"))
+        });
+        eprintln!("etcd compacted to revision {revision}; the operator relisted after 410 Gone");
+    }
 
     // A grant removed while the watches are down: the relist shows no deletion event, yet
     // the entitlement is gone and must be revoked.
-    double.faults().drop_watches();
+    proxy.go_down();
     acme.kubectl(&["delete", "accessgrant", "dev-totp"]);
+    std::thread::sleep(Duration::from_millis(500));
+    proxy.restore();
     eventually(WITHIN, "bob's TOTP revoked once dev-totp is gone", || acme.revoked("bob", "totp"));
 
     // Nobody still entitled lost anything.
     assert!(pi.authenticates(acme.company.token("breakglass", "totp")));
-    assert!(operator.get("/readyz").is_some_and(|r| r.contains("200 OK")), "ready again after the relists");
+    eventually(WITHIN, "ready again after the relists", || {
+        operator.get("/readyz").is_some_and(|r| r.contains("200 OK"))
+    });
     assert!(acme.audit().iter().all(|r| r["user"] != "breakglass"), "protected user untouched");
+    assert!(acme.audit().iter().all(|r| r["outcome"] == "revoked"), "{:?}", acme.audit());
+}
+
+/// Another writer keeps changing the objects keyward writes — an Employee's status under its
+/// own field manager, and the leader Lease — so that keyward's own writes meet 409 Conflicts
+/// from the real apiserver. Nothing is missed and nothing wrong is revoked.
+#[test]
+fn conflicts_from_a_competing_writer_change_nothing() {
+    let pi = privacyidea();
+    let acme = acme("conflicts", |_| {});
+    let operator = acme.operator("keyward-conflicts");
+    acme.wait_first_sweep();
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let stop = stop.clone();
+        let ns = acme.ns.clone();
+        let kubeconfig = acme.cluster.kubeconfig.clone();
+        std::thread::spawn(move || rival_writer(&kubeconfig, &ns, "keyward-conflicts", &stop))
+    };
+    acme.kubectl(&["patch", "employee", "alice", "--type", "merge", "-p", r#"{"spec":{"state":"Offboarded"}}"#]);
+    eventually(WITHIN, "alice revoked despite the rival writer", || acme.revoked("alice", "totp"));
+    if acme.cluster.control_plane.is_some() {
+        // Renewals come every second and read the Lease just before writing it: some of them
+        // must meet the rival's writes in between.
+        eventually(WITHIN, "keyward met 409 Conflicts from the rival writer", || {
+            acme.operator_requests().iter().any(|(r, code)| *code == 409 && r.resource == "leases")
+        });
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let rival_writes = writer.join().expect("writer");
+
+    let conflicts = acme.operator_requests().iter().filter(|(_, code)| *code == 409).count();
+    eprintln!("{rival_writes} rival writes; 409 Conflicts answered to keyward: {conflicts}");
+    // (erin's contract ended: her TOTP goes in the first sweep.)
+    let kept = [acme.company.token("bob", "totp"), acme.company.token("breakglass", "totp")];
+    for token in kept {
+        assert!(acme.audit().iter().all(|r| r["enrolment"] != token.serial.as_str()), "{} revoked", token.serial);
+        assert!(pi.authenticates(token), "{} still works", token.serial);
+    }
+    eventually(WITHIN, "a leader again", || operator.is_leader());
+    // keyward's status wins back: bob's status is keyward's again once the rival stops.
+    acme.kubectl(&["patch", "employee", "bob", "--type", "merge", "-p", r#"{"metadata":{"labels":{"touch":"1"}}}"#]);
+    eventually(WITHIN, "bob's status rewritten by keyward", || {
+        let generation = acme.kubectl(&["get", "employee", "bob", "-o", "jsonpath={.metadata.generation}"]);
+        acme.kubectl(&["get", "employee", "bob", "-o", "jsonpath={.status.observedGeneration}"]) == generation
+    });
+}
+
+/// Writes the Lease and bob's status as fast as the API server takes them until `stop`: each
+/// Lease write moves its resourceVersion, so a renewal that read it just before is refused
+/// with 409; the status writes come from another field manager. Returns the writes made.
+fn rival_writer(kubeconfig: &Path, ns: &str, lease: &str, stop: &std::sync::atomic::AtomicBool) -> usize {
+    use ::kube::api::{Api, Patch, PatchParams};
+    use k8s_openapi::api::coordination::v1::Lease;
+    use keyward::crd::Employee;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let kubeconfig = ::kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig");
+        let config = ::kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.expect("config");
+        let client = ::kube::Client::try_from(config).expect("client");
+        let leases: Api<Lease> = Api::namespaced(client.clone(), ns);
+        let employees: Api<Employee> = Api::namespaced(client, ns);
+        let mut writes = 0;
+        while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+            writes += 1;
+            let annotate = serde_json::json!({"metadata": {"annotations": {"rival/write": writes.to_string()}}});
+            let _ = leases.patch(lease, &PatchParams::default(), &Patch::Merge(&annotate)).await;
+            if writes % 10 == 0 {
+                let status = serde_json::json!({"status": {"observedGeneration": writes}});
+                let _ = employees.patch_status("bob", &PatchParams::default(), &Patch::Merge(&status)).await;
+            }
+        }
+        writes
+    })
 }
 
 /// The Helm chart's RBAC grants exactly what the operator uses: every verb on every resource
 /// it requested during a run that revokes, blocks, repeats Events, deletes and renews its
-/// Lease — nothing missing, nothing extra.
+/// Lease — nothing missing, nothing extra. keyward runs as the chart's ServiceAccount and its
+/// requests come from the API server's own audit log.
 #[test]
 fn the_chart_grants_exactly_what_the_operator_uses() {
     let c = cluster();
-    let Some(double) = c.double.as_ref() else {
-        eprintln!("the request log needs the test server; skipped against a real cluster");
+    if c.control_plane.is_none() {
+        eprintln!("the API server's audit log is needed; skipped against a user's cluster");
         return;
-    };
+    }
     let pi = privacyidea();
     // Over budget first: blocked revocations repeat their Events every sweep (a PATCH).
     let acme = acme("rbac", |tree| {
@@ -285,19 +421,14 @@ fn the_chart_grants_exactly_what_the_operator_uses() {
     assert!(!pi.authenticates(acme.company.token("alice", "totp")));
     drop(operator);
 
-    let requests: Vec<rbac::ApiRequest> = double
-        .requests()
-        .into_iter()
-        .filter(|r| r.is_resource_request() && !r.user_agent.starts_with("kubectl") && r.namespace == acme.ns)
-        .map(|r| rbac::ApiRequest {
-            verb: r.verb,
-            group: r.api_group,
-            resource: r.resource,
-            subresource: Some(r.subresource).filter(|s| !s.is_empty()),
-            namespace: Some(r.namespace).filter(|s| !s.is_empty()),
-        })
-        .collect();
-    let release =
-        helm::Release::new(serde_json::json!({"watch": {"namespaces": [acme.ns]}})).named("keyward", &acme.ns);
+    let requests = acme.operator_requests();
+    let denied: Vec<_> = requests.iter().filter(|(_, code)| *code == 403).collect();
+    assert!(denied.is_empty(), "the API server denied the chart's ServiceAccount: {denied:?}");
+    let requests: Vec<rbac::ApiRequest> = requests.into_iter().map(|(r, _)| r).collect();
+    assert!(requests.iter().any(|r| r.resource == "leases" && r.verb == "update"), "{requests:?}");
+    let release = helm::Release::new(
+        serde_json::json!({"watch": {"namespaces": [acme.ns]}, "leaderElection": {"leaseName": "keyward-leader"}}),
+    )
+    .named("keyward", &acme.ns);
     rbac::assert_grants_exactly(&helm::render(&release).objects(), &acme.ns, "keyward", &requests);
 }

@@ -299,7 +299,7 @@ async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_key_only() {
 #[path = "support/mod.rs"]
 mod support;
 
-/// Operator mode: `keyward run` against the Kubernetes API test server sweeps Keycloak the
+/// Operator mode: `keyward run` against the real local kube-apiserver sweeps Keycloak the
 /// same way — the leaver and the unentitled key at start, then whoever `kubectl patch`
 /// offboards.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,6 +123,14 @@ where
             .default_backoff()
             // After `reflect`, so the store already holds the complete list when the flag drops.
             .reflect(writer)
+            // A watch error is worth a line: it is followed by a resume or, on 410 Gone (the
+            // resume point left etcd's history), a full relist that holds every decision.
+            .inspect_err(move |e| tracing::warn!(kind, error = %e, "watch failed; resuming or relisting"))
+            // ... and goes no further: the watcher has backed off already, and an error that
+            // reaches a Controller engages its trigger backoff, which pauses *every* stream it
+            // merges and grows with each error (18 s after four errors, measured against a
+            // real apiserver) — a change made during a relist would wait that long.
+            .filter(|event| futures::future::ready(event.is_ok()))
             .inspect_ok(move |event| match event {
                 Event::Init => relist.store(true, Ordering::SeqCst),
                 Event::InitDone => {

@@ -1,46 +1,62 @@
-//! A Kubernetes API for end-to-end tests: the kube-double test server by default, or a real
-//! cluster (kind, k3d) when `KEYWARD_E2E_KUBECONFIG` names its kubeconfig.
+//! A Kubernetes API for end-to-end tests: a real local kube-apiserver and etcd
+//! (`scripts/kube.sh up`, one per test binary) by default, or a user's own cluster (kind, k3d,
+//! a cloud cluster) when `KEYWARD_E2E_KUBECONFIG` names its kubeconfig.
+//!
+//! keyward runs as the Helm chart's ServiceAccount: the RBAC objects the real `helm template`
+//! renders are applied and the operator gets that ServiceAccount's token from the TokenRequest
+//! API, so a permission the chart lacks is a real 403 in a test.
 
+use super::kube::{self, ControlPlane};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub struct Cluster {
+    /// Admin credentials (system:masters locally).
     pub kubeconfig: PathBuf,
-    /// The test double, when no real cluster is given; fault injection needs it.
-    pub double: Option<kube_double::Server>,
-    _dir: Option<tempfile::TempDir>,
+    /// The local control plane; None on a user's own cluster (no etcd or audit log to read).
+    pub control_plane: Option<ControlPlane>,
+    /// ServiceAccount kubeconfigs already made, by (namespace, lease): one token each.
+    service_accounts: Mutex<BTreeMap<(String, String), PathBuf>>,
+    dir: tempfile::TempDir,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 
+/// The test binary's cluster, with keyward's CRDs applied and Established.
 pub fn cluster() -> &'static Cluster {
-    CLUSTER.get_or_init(|| {
-        let cluster = match std::env::var("KEYWARD_E2E_KUBECONFIG") {
-            Ok(path) if !path.is_empty() => Cluster { kubeconfig: PathBuf::from(path), double: None, _dir: None },
-            _ => {
-                let server = kube_double::Server::start_blocking().expect("start kube-double");
-                let dir = tempfile::tempdir().expect("tempdir");
-                let kubeconfig = dir.path().join("kubeconfig");
-                server.write_kubeconfig(&kubeconfig).expect("write kubeconfig");
-                Cluster { kubeconfig, double: Some(server), _dir: Some(dir) }
-            }
-        };
-        let crds = super::repo().join("crds");
-        let out = cluster.kubectl(&["apply", "-f", crds.to_str().expect("utf-8")]);
-        assert!(out.status.success(), "kubectl apply -f crds/: {}", super::stderr(&out));
-        for crd in ["employees.keyward.dev", "accessgrants.keyward.dev", "mfaproviders.keyward.dev"] {
-            let out = cluster.kubectl(&["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=60s"]);
-            assert!(out.status.success(), "CRD {crd} established: {}", super::stderr(&out));
-        }
-        cluster
+    CLUSTER.get_or_init(|| match std::env::var("KEYWARD_E2E_KUBECONFIG") {
+        Ok(path) if !path.is_empty() => Cluster::with_crds(PathBuf::from(path), None),
+        _ => Cluster::local("e2e", ""),
     })
 }
 
 impl Cluster {
+    /// A control plane of its own (for a test that needs apiserver flags of its own).
+    pub fn local(name: &str, apiserver_args: &str) -> Cluster {
+        let plane = ControlPlane::start(name, apiserver_args);
+        Cluster::with_crds(plane.kubeconfig.clone(), Some(plane))
+    }
+
+    fn with_crds(kubeconfig: PathBuf, control_plane: Option<ControlPlane>) -> Cluster {
+        let cluster = Cluster {
+            kubeconfig,
+            control_plane,
+            service_accounts: Mutex::new(BTreeMap::new()),
+            dir: tempfile::tempdir().expect("tempdir"),
+        };
+        let crds = super::repo().join("crds");
+        cluster.kubectl_ok(&["apply", "--server-side", "-f", crds.to_str().expect("utf-8")]);
+        for crd in ["employees.keyward.dev", "accessgrants.keyward.dev", "mfaproviders.keyward.dev"] {
+            cluster.kubectl_ok(&["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=60s"]);
+        }
+        cluster
+    }
+
     pub fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new("kubectl").args(args).env("KUBECONFIG", &self.kubeconfig).output().expect("run kubectl")
+        Command::new(kube::kubectl_path()).args(args).env("KUBECONFIG", &self.kubeconfig).output().expect("run kubectl")
     }
 
     /// kubectl that must succeed; returns its stdout.
@@ -50,8 +66,74 @@ impl Cluster {
         super::stdout(&out)
     }
 
-    /// `keyward run` for one namespace, as its own process.
+    /// kubectl with `input` on stdin; must succeed.
+    pub fn kubectl_stdin(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(kube::kubectl_path())
+            .args(args)
+            .env("KUBECONFIG", &self.kubeconfig)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run kubectl");
+        child.stdin.take().expect("stdin").write_all(input.as_bytes()).expect("write stdin");
+        let out = child.wait_with_output().expect("kubectl");
+        assert!(out.status.success(), "kubectl {args:?}: {}{}", super::stdout(&out), super::stderr(&out));
+        super::stdout(&out)
+    }
+
+    /// The chart's ServiceAccount for a release in `namespace` that watches that namespace and
+    /// leads on `lease`: its RBAC objects from the real `helm template` applied, and a
+    /// kubeconfig with its token (TokenRequest). `server` overrides the API server URL (a
+    /// fault proxy in front of it).
+    pub fn service_account_kubeconfig(&self, namespace: &str, lease: &str, server: Option<&str>) -> PathBuf {
+        let key = (namespace.to_string(), format!("{lease}@{}", server.unwrap_or("")));
+        if let Some(path) = self.service_accounts.lock().expect("lock").get(&key) {
+            return path.clone();
+        }
+        self.kubectl_stdin(
+            &["apply", "-f", "-"],
+            &format!("apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n"),
+        );
+        let rbac = chart_rbac(namespace, lease);
+        self.kubectl_stdin(&["apply", "-f", "-"], &rbac);
+        let token = self.kubectl_ok(&["-n", namespace, "create", "token", "keyward", "--duration=2h"]);
+        let view: serde_json::Value =
+            serde_json::from_str(&self.kubectl_ok(&["config", "view", "--raw", "--minify", "-o", "json"]))
+                .expect("kubeconfig as JSON");
+        let cluster = &view["clusters"][0]["cluster"];
+        let server = server.map(str::to_string).unwrap_or_else(|| cluster["server"].as_str().expect("server").into());
+        let ca = cluster["certificate-authority-data"]
+            .as_str()
+            .map(|ca| format!("\n      certificate-authority-data: {ca}"));
+        let path = self
+            .dir
+            .path()
+            .join(format!("sa-{namespace}-{lease}-{}.kubeconfig", self.service_accounts.lock().expect("lock").len()));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n  - name: c\n    cluster:\n      server: {server}{}\n\
+                 users:\n  - name: keyward\n    user:\n      token: {}\n\
+                 contexts:\n  - name: c\n    context: {{cluster: c, user: keyward, namespace: {namespace}}}\ncurrent-context: c\n",
+                ca.unwrap_or_default(),
+                token.trim()
+            ),
+        )
+        .expect("write ServiceAccount kubeconfig");
+        self.service_accounts.lock().expect("lock").insert(key, path.clone());
+        path
+    }
+
+    /// `keyward run` for one namespace, as its own process, as the chart's ServiceAccount.
     pub fn operator(&self, namespace: &str, lease: &str, audit_log: &Path) -> Operator {
+        self.operator_via(namespace, lease, audit_log, None)
+    }
+
+    /// Like `operator`, with the API server reached through `server` (a fault proxy).
+    pub fn operator_via(&self, namespace: &str, lease: &str, audit_log: &Path, server: Option<&str>) -> Operator {
+        let kubeconfig = self.service_account_kubeconfig(namespace, lease, server);
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let log = tempfile::NamedTempFile::new().expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
@@ -59,8 +141,8 @@ impl Cluster {
             .args(["--lease-duration", "3s", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--audit-log")
             .arg(audit_log)
-            .env("KUBECONFIG", &self.kubeconfig)
-            .env("KEYWARD_LOG", "info,kube=warn")
+            .env("KUBECONFIG", &kubeconfig)
+            .env("KEYWARD_LOG", std::env::var("KEYWARD_TEST_LOG").unwrap_or_else(|_| "info,kube=warn".into()))
             .env("KEYWARD_LOG_FORMAT", "json")
             .stdout(Stdio::null())
             .stderr(log.reopen().expect("reopen log"))
@@ -68,6 +150,43 @@ impl Cluster {
             .expect("spawn keyward run");
         Operator { child: Some(child), port, log }
     }
+
+    /// The API server's address (host:port), for a proxy in front of it.
+    pub fn server_addr(&self) -> std::net::SocketAddr {
+        use std::net::ToSocketAddrs;
+        let view: serde_json::Value =
+            serde_json::from_str(&self.kubectl_ok(&["config", "view", "--minify", "-o", "json"])).expect("kubeconfig");
+        let server = view["clusters"][0]["cluster"]["server"].as_str().expect("server").to_string();
+        let url = url::Url::parse(&server).expect("server URL");
+        let host = url.host_str().expect("host").to_string();
+        let port = url.port_or_known_default().expect("port");
+        (host.as_str(), port).to_socket_addrs().expect("resolve").next().expect("an address")
+    }
+}
+
+/// The chart's ServiceAccount, Roles and RoleBindings for a release `keyward` in `namespace`
+/// watching only that namespace, as the real `helm template` renders them.
+fn chart_rbac(namespace: &str, lease: &str) -> String {
+    let out = Command::new(kube::helm_path())
+        .arg("template")
+        .arg("keyward")
+        .arg(super::repo().join("charts/keyward"))
+        .args(["--namespace", namespace, "--set", &format!("watch.namespaces={{{namespace}}}")])
+        .args(["--set", &format!("leaderElection.leaseName={lease}"), "--set", "crds.install=false"])
+        .output()
+        .expect("run helm template");
+    assert!(out.status.success(), "helm template: {}", super::stderr(&out));
+    let text = super::stdout(&out);
+    let wanted = ["ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding"];
+    let mut docs = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value: serde_json::Value = serde::Deserialize::deserialize(doc).expect("helm template YAML");
+        if value["kind"].as_str().is_some_and(|k| wanted.contains(&k)) {
+            docs.push(serde_yaml::to_string(&value).expect("yaml"));
+        }
+    }
+    assert!(docs.len() >= 3, "the chart renders a ServiceAccount, Roles and RoleBindings: {text}");
+    docs.join("---\n")
 }
 
 pub struct Operator {
@@ -123,6 +242,15 @@ impl Operator {
 impl Drop for Operator {
     fn drop(&mut self) {
         self.stop();
+        // A failed test shows what the operator said (its last lines are the useful ones).
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(400).collect();
+            eprintln!("--- keyward run log (last {} lines) ---", tail.len());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 
 pub mod cluster;
 pub mod failing;
+pub mod kube;
+pub mod proxy;
 
 use serde_json::Value;
 use std::cell::Cell;

@@ -1,0 +1,82 @@
+//! A TCP proxy between keyward and the API server that a test can tell to cut every open
+//! connection at once: watches break mid-stream the way a load balancer or a network blip
+//! breaks them. TLS passes through untouched (the server certificate is for 127.0.0.1).
+
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    /// While set, new connections are closed as soon as they are accepted: the API server
+    /// is unreachable.
+    refusing: Arc<AtomicBool>,
+}
+
+impl CutProxy {
+    pub fn start(upstream: SocketAddr) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let registry = open.clone();
+        let refusing = Arc::new(AtomicBool::new(false));
+        let refuse = refusing.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if refuse.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(upstream) else {
+                    let _ = client.shutdown(Shutdown::Both);
+                    continue;
+                };
+                let (Ok(client_read), Ok(server_read)) = (client.try_clone(), server.try_clone()) else { continue };
+                {
+                    let mut open = registry.lock().expect("proxy registry");
+                    open.retain(|s| s.peer_addr().is_ok());
+                    open.push(client.try_clone().expect("clone"));
+                    open.push(server.try_clone().expect("clone"));
+                }
+                pipe(client_read, server);
+                pipe(server_read, client);
+            }
+        });
+        CutProxy { addr, open, refusing }
+    }
+
+    /// `https://127.0.0.1:PORT`, for a kubeconfig.
+    pub fn url(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// Closes every connection open through the proxy; returns how many were open.
+    pub fn cut_all(&self) -> usize {
+        let mut open = self.open.lock().expect("proxy registry");
+        let n = open.len() / 2;
+        for stream in open.drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        n
+    }
+
+    /// Cuts every connection and refuses new ones until [`CutProxy::restore`].
+    pub fn go_down(&self) -> usize {
+        self.refusing.store(true, Ordering::SeqCst);
+        self.cut_all()
+    }
+
+    pub fn restore(&self) {
+        self.refusing.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Copies one direction until either side closes, then closes both.
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let _ = std::io::copy(&mut from, &mut to);
+        let _ = to.shutdown(Shutdown::Both);
+        let _ = from.shutdown(Shutdown::Both);
+    });
+}
