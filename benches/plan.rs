@@ -94,6 +94,7 @@ fn time_plan(size: usize) -> (Duration, usize) {
             inventory: Ok(&inventory),
             capabilities: &capabilities,
             now,
+            revoked_in_window: 0,
         });
         best = best.min(start.elapsed());
         revocations = p.revocation_count();

@@ -14,6 +14,8 @@ pub enum Outcome {
     AlreadyGone,
     Blocked,
     Failed,
+    /// Planned, then found no longer wanted immediately before the provider call.
+    Withdrawn,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

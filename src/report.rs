@@ -31,6 +31,8 @@ fn result_label(result: &ActionResult) -> String {
         ActionResult::Pending => "waiting for the user".into(),
         ActionResult::Blocked => "blocked".into(),
         ActionResult::Failed(e) => format!("FAILED: {e}"),
+        ActionResult::Withdrawn(why) => format!("withdrawn: {why}"),
+        ActionResult::Deferred => "deferred: no longer the leader".into(),
     }
 }
 

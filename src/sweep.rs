@@ -4,7 +4,7 @@
 use crate::audit::{AuditRecord, AuditSink, Outcome};
 use crate::crd::mfa_provider::{Mode, Scope};
 use crate::crd::{AccessGrant, Employee, MfaProvider, SOURCE_REVISION_ANNOTATION};
-use crate::engine::{self, Action, ActionKind, Enrolment, Plan, PlanInput, identity};
+use crate::engine::{self, Action, ActionKind, Capabilities, Enrolment, Inventory, Plan, PlanInput, identity};
 use crate::providers::{MfaBackend, ProviderError, UserQuery};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
@@ -41,6 +41,12 @@ pub enum ActionResult {
     Pending,
     Blocked,
     Failed(String),
+    /// Re-checked immediately before its provider call and no longer wanted: the declared
+    /// state changed while the provider was listed (say, a bad commit was reverted).
+    Withdrawn(String),
+    /// Not carried out: leadership or cache sync was lost before its provider call. The next
+    /// leader plans it again.
+    Deferred,
 }
 
 #[derive(Clone, Debug)]
@@ -94,6 +100,43 @@ pub fn user_query(declared: &Declared) -> UserQuery {
     UserQuery { declared: users, all: declared.provider.spec.scope == Scope::All }
 }
 
+/// What the caller vouches for while a sweep runs. The CLI has nothing to add
+/// ([`Unguarded`]); the operator answers from its leadership and its watch caches.
+pub trait Guard: Sync {
+    /// Still allowed to act (the leader, caches synced). Asked between planning and carrying
+    /// out, and again immediately before every provider call.
+    fn may_act(&self) -> bool {
+        true
+    }
+    /// Revocations already made on this provider within its budget window.
+    fn revoked_in_window(&self) -> usize {
+        0
+    }
+    /// The declared state as it is now, to re-check each revocation against immediately
+    /// before its provider call: listing a large tenant takes minutes, during which an
+    /// Employee may be re-entitled.
+    fn declared_now(&self) -> DeclaredNow {
+        DeclaredNow::Unchanged
+    }
+}
+
+/// The declared state at the moment of a provider call.
+pub enum DeclaredNow {
+    /// Cannot have changed since the sweep began (manifests read from disk).
+    Unchanged,
+    Current {
+        provider: Box<MfaProvider>,
+        employees: Vec<Employee>,
+        grants: Vec<AccessGrant>,
+    },
+    /// The MfaProvider is gone or being deleted: management has stopped.
+    ProviderGone,
+}
+
+/// No guard: `keyward plan` and `keyward apply`.
+pub struct Unguarded;
+impl Guard for Unguarded {}
+
 pub async fn sweep(
     backend: &dyn MfaBackend,
     declared: &Declared<'_>,
@@ -101,20 +144,18 @@ pub async fn sweep(
     execution: Execution,
     audit: &mut dyn AuditSink,
 ) -> SweepReport {
-    sweep_guarded(backend, declared, now, execution, audit, &|| true).await
+    sweep_guarded(backend, declared, now, execution, audit, &Unguarded).await
 }
 
-/// [`sweep`], asking `may_act` once more between planning and carrying out: the operator
-/// passes "still the leader, caches still synced", since listing a large realm takes time
-/// during which either may change. When it says no, nothing is carried out or recorded and
-/// the report says `deferred`.
+/// [`sweep`] under a [`Guard`]. When the guard says no before anything is carried out,
+/// nothing is carried out or recorded and the report says `deferred`.
 pub async fn sweep_guarded(
     backend: &dyn MfaBackend,
     declared: &Declared<'_>,
     now: DateTime<Utc>,
     execution: Execution,
     audit: &mut dyn AuditSink,
-    may_act: &(dyn Fn() -> bool + Sync),
+    guard: &dyn Guard,
 ) -> SweepReport {
     let start_requests = backend.requests();
     let inventory = backend.inventory(&user_query(declared)).await;
@@ -128,6 +169,7 @@ pub async fn sweep_guarded(
         inventory: inventory.as_ref().map_err(Clone::clone),
         capabilities: &capabilities,
         now,
+        revoked_in_window: guard.revoked_in_window(),
     });
     let mut report = SweepReport {
         plan,
@@ -137,7 +179,7 @@ pub async fn sweep_guarded(
         error_category,
         deferred: false,
     };
-    if execution == Execution::Apply && !may_act() {
+    if execution == Execution::Apply && !guard.may_act() {
         report.deferred = true;
         report.requests = backend.requests() - start_requests;
         return report;
@@ -149,11 +191,19 @@ pub async fn sweep_guarded(
     let mut results: Vec<ActionReport> = Vec::with_capacity(report.plan.actions.len());
     let revocations: Vec<&Action> = report.plan.revocations().collect();
     if act && hold.is_none() {
+        let listed = inventory.as_ref().ok();
+        let capabilities = &capabilities;
         // Owned actions: a closure over `&Action` makes the sweep future non-`Send`-general,
         // which the operator's controller needs.
         let owned: Vec<Action> = revocations.into_iter().cloned().collect();
         let mut done = futures::stream::iter(owned)
             .map(|action| async move {
+                if !guard.may_act() {
+                    return ActionReport { action, result: ActionResult::Deferred };
+                }
+                if let Some(why) = listed.and_then(|l| withdrawn(guard, l, capabilities, now, &action)) {
+                    return ActionReport { action, result: ActionResult::Withdrawn(why) };
+                }
                 let enrolment = Enrolment { id: action.enrolment.clone(), kind: action.kind.clone(), active: true };
                 let result = match backend.revoke(&action.user, &enrolment, revocation).await {
                     Ok(crate::providers::Revoked::Done) => ActionResult::Revoked,
@@ -167,6 +217,7 @@ pub async fn sweep_guarded(
         // a crash half-way must not leave revocations without their records.
         while let Some(r) = done.next().await {
             record(audit, declared, &mut report.audit_errors, &report.plan.provider, &r, None);
+            report.deferred |= r.result == ActionResult::Deferred;
             results.push(r);
         }
     } else {
@@ -195,6 +246,39 @@ pub async fn sweep_guarded(
     report
 }
 
+/// Why a planned revocation is no longer wanted by the declared state as it is now, if it is
+/// not: the user's enrolments are planned again against it (budget aside: the plan being
+/// carried out already passed it).
+fn withdrawn(
+    guard: &dyn Guard,
+    listed: &Inventory,
+    capabilities: &Capabilities,
+    now: DateTime<Utc>,
+    action: &Action,
+) -> Option<String> {
+    let (provider, employees, grants) = match guard.declared_now() {
+        DeclaredNow::Unchanged => return None,
+        DeclaredNow::ProviderGone => return Some("the MfaProvider is gone or being deleted".into()),
+        DeclaredNow::Current { provider, employees, grants } => (provider, employees, grants),
+    };
+    if provider.spec.policy.mode != Mode::Enforce {
+        return Some("the MfaProvider is in Observe mode now".into());
+    }
+    let user = listed.users.iter().find(|u| u.name == action.user)?;
+    let single = Inventory { users: vec![user.clone()] };
+    let replanned = engine::plan(&PlanInput {
+        provider: &provider,
+        employees: &employees,
+        grants: &grants,
+        inventory: Ok(&single),
+        capabilities,
+        now,
+        revoked_in_window: 0,
+    });
+    let still = replanned.revocations().any(|a| a.enrolment == action.enrolment && a.user == action.user);
+    (!still).then(|| "the current declared state no longer revokes it".into())
+}
+
 /// Writes the audit record of a revocation that was carried out, failed or was held back.
 /// Plan-only results leave no record.
 fn record(
@@ -210,6 +294,7 @@ fn record(
         ActionResult::AlreadyGone => (Outcome::AlreadyGone, None),
         ActionResult::Blocked => (Outcome::Blocked, hold),
         ActionResult::Failed(e) => (Outcome::Failed, Some(e.clone())),
+        ActionResult::Withdrawn(why) => (Outcome::Withdrawn, Some(why.clone())),
         _ => return,
     };
     if let Err(e) = audit.record(&audit_record(declared, provider, &r.action, outcome, detail)) {

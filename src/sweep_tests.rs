@@ -6,7 +6,7 @@ use crate::crd::{EmployeeState, FactorKind};
 use crate::engine::fixtures::*;
 use crate::providers::Failure;
 use crate::providers::fake::FakeProvider;
-use crate::sweep::{ActionResult, Declared, Execution, sweep};
+use crate::sweep::{ActionResult, Declared, DeclaredNow, Execution, Guard, sweep, sweep_guarded};
 
 fn leaver_setup() -> (crate::crd::MfaProvider, Vec<crate::crd::Employee>, Vec<crate::crd::AccessGrant>, FakeProvider) {
     let employees =
@@ -120,14 +120,111 @@ async fn invitations_are_sent_where_the_provider_has_them() {
     assert!(report.results.iter().any(|r| r.result == ActionResult::Invited));
 }
 
-#[tokio::test]
-async fn a_guard_that_says_no_defers_everything() {
+/// A guard as the operator's: leadership (for a number of calls), a window's ledger, and a
+/// declared state that may have moved on since the sweep began.
+struct TestGuard {
+    /// How many more times `may_act` says yes.
+    leader_for: std::sync::atomic::AtomicUsize,
+    revoked_in_window: usize,
+    now: Option<(crate::crd::MfaProvider, Vec<crate::crd::Employee>, Vec<crate::crd::AccessGrant>)>,
+    provider_gone: bool,
+}
+
+impl TestGuard {
+    fn leader() -> Self {
+        TestGuard { leader_for: usize::MAX.into(), revoked_in_window: 0, now: None, provider_gone: false }
+    }
+}
+
+impl Guard for TestGuard {
+    fn may_act(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.leader_for.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
+    }
+    fn revoked_in_window(&self) -> usize {
+        self.revoked_in_window
+    }
+    fn declared_now(&self) -> DeclaredNow {
+        match (&self.now, self.provider_gone) {
+            (_, true) => DeclaredNow::ProviderGone,
+            (Some((p, es, gs)), _) => {
+                DeclaredNow::Current { provider: Box::new(p.clone()), employees: es.clone(), grants: gs.clone() }
+            }
+            (None, _) => DeclaredNow::Unchanged,
+        }
+    }
+}
+
+async fn guarded(guard: &TestGuard) -> (crate::sweep::SweepReport, FakeProvider, Memory) {
     let (p, es, gs, fake) = leaver_setup();
     let mut audit = Memory::default();
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
-    let report = crate::sweep::sweep_guarded(&fake, &declared, now(), Execution::Apply, &mut audit, &|| false).await;
+    let report = sweep_guarded(&fake, &declared, now(), Execution::Apply, &mut audit, guard).await;
+    (report, fake, audit)
+}
+
+#[tokio::test]
+async fn a_guard_that_says_no_defers_everything() {
+    let guard = TestGuard { leader_for: 0.into(), ..TestGuard::leader() };
+    let (report, fake, audit) = guarded(&guard).await;
     assert!(report.deferred);
     assert_eq!(report.plan.revocation_count(), 2, "planned");
     assert!(fake.revoked_ids().is_empty(), "but not carried out");
     assert!(audit.0.is_empty() && report.results.is_empty());
+}
+
+#[tokio::test]
+async fn leadership_is_asked_again_before_every_provider_call() {
+    // Yes before acting and for the first call, then lost: the second call is not made.
+    let guard = TestGuard { leader_for: 2.into(), ..TestGuard::leader() };
+    let (report, fake, audit) = guarded(&guard).await;
+    assert_eq!(fake.revoked_ids().len(), 1, "one call made while leading");
+    assert!(report.deferred);
+    assert_eq!(report.results.iter().filter(|r| r.result == ActionResult::Deferred).count(), 1);
+    assert_eq!(audit.0.len(), 1, "only the revocation made is recorded");
+}
+
+#[tokio::test]
+async fn a_re_entitlement_during_the_listing_withdraws_what_it_entitles() {
+    // While the provider was listed, dave's offboarding was reverted: he is an Active sre
+    // again, entitled to TOTP (D1) but not to HOTP (D2).
+    let (p, mut es, gs, _) = leaver_setup();
+    es[1] = employee("dave", &["sre"], EmployeeState::Active);
+    let guard = TestGuard { now: Some((p, es, gs)), ..TestGuard::leader() };
+    let (report, fake, audit) = guarded(&guard).await;
+    assert_eq!(fake.revoked_ids(), vec!["D2".to_string()]);
+    let d1 = report.results.iter().find(|r| r.action.enrolment == "D1").unwrap();
+    assert!(matches!(d1.result, ActionResult::Withdrawn(_)), "{d1:?}");
+    assert!(audit.0.iter().any(|r| r.enrolment == "D1" && r.outcome == Outcome::Withdrawn));
+}
+
+#[tokio::test]
+async fn a_provider_deleted_or_set_to_observe_during_the_listing_revokes_nothing() {
+    let guard = TestGuard { provider_gone: true, ..TestGuard::leader() };
+    let (report, fake, _) = guarded(&guard).await;
+    assert!(fake.revoked_ids().is_empty());
+    assert!(report.results.iter().all(|r| matches!(r.result, ActionResult::Withdrawn(_))));
+
+    let (mut p, es, gs, _) = leaver_setup();
+    p.spec.policy.mode = Mode::Observe;
+    let guard = TestGuard { now: Some((p, es, gs)), ..TestGuard::leader() };
+    let (_, fake, _) = guarded(&guard).await;
+    assert!(fake.revoked_ids().is_empty());
+}
+
+#[tokio::test]
+async fn revocations_already_made_in_the_window_count_against_the_budget() {
+    // Budget 25: 23 made this hour leave room for dave's two, 24 do not.
+    let guard = TestGuard { revoked_in_window: 23, ..TestGuard::leader() };
+    let (report, fake, _) = guarded(&guard).await;
+    assert!(report.plan.hold.is_none());
+    assert_eq!(fake.revoked_ids().len(), 2);
+
+    let guard = TestGuard { revoked_in_window: 24, ..TestGuard::leader() };
+    let (report, fake, audit) = guarded(&guard).await;
+    assert!(report.blocked());
+    assert!(fake.revoked_ids().is_empty());
+    assert!(audit.0.iter().all(|r| r.outcome == Outcome::Blocked));
+    let message = crate::engine::planner::hold_message(&report.plan).unwrap();
+    assert!(message.contains("24 already made in the window"), "{message}");
 }

@@ -432,3 +432,150 @@ fn the_chart_grants_exactly_what_the_operator_uses() {
     .named("keyward", &acme.ns);
     rbac::assert_grants_exactly(&helm::render(&release).objects(), &acme.ns, "keyward", &requests);
 }
+
+/// A bad commit applied object by object: 40 Employees offboarded one `kubectl patch` at a
+/// time, a fraction of a second apart, each change its own small sweep. The budget (default:
+/// 25 within 1h) holds over its window, across a restart of the operator: at most 25 are
+/// revoked, the rest wait for an approval of the held plan, which then lets exactly it through.
+#[test]
+fn a_bad_commit_applied_in_pieces_is_held_by_the_budget_window() {
+    const PEOPLE: usize = 40;
+    let pi = privacyidea();
+    let c = cluster();
+    let (realm, ns) = ("op-window", "op-window");
+    pi.realm(realm);
+    let mut manifests = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: pi-admin, namespace: {ns}}}\n\
+         stringData: {{username: {admin}, password: {password}}}\n---\n\
+         apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp-pi, namespace: {ns}}}\n\
+         spec:\n  privacyidea: {{url: \"{url}\", realm: {realm}, credentials: {{secretRef: {{name: pi-admin}}}}}}\n  userMapping: name\n---\n\
+         apiVersion: keyward.dev/v1alpha1\nkind: AccessGrant\nmetadata: {{name: staff-totp, namespace: {ns}}}\n\
+         spec: {{provider: corp-pi, subjects: {{roles: [staff]}}, factors: [totp]}}\n",
+        admin = pi.env["KEYWARD_PI_ADMIN"],
+        password = pi.env["KEYWARD_PI_PASSWORD"],
+        url = pi.url(),
+    );
+    let mut tokens = Vec::new();
+    for i in 0..PEOPLE {
+        let user = format!("w{i:02}");
+        pi.add_user(realm, &user);
+        tokens.push(pi.enrol(realm, &user, "totp"));
+        manifests.push_str(&format!(
+            "---\napiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata: {{name: {user}, namespace: {ns}}}\n\
+             spec: {{email: {user}@acme.example, roles: [staff]}}\n"
+        ));
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("people.yaml"), &manifests).unwrap();
+    c.kubectl_ok(&["apply", "-f", dir.path().join("people.yaml").to_str().unwrap()]);
+    let audit = dir.path().join("audit.jsonl");
+    let mut operator = c.operator(ns, "keyward-window", &audit);
+    let kubectl = |args: &[&str]| {
+        let mut full = vec!["-n", ns];
+        full.extend_from_slice(args);
+        c.kubectl_ok(&full)
+    };
+    kubectl(&["wait", "--for=condition=Ready", "mfaprovider/corp-pi", "--timeout=60s"]);
+    let revoked = || {
+        let left = pi.tokens(realm);
+        tokens.iter().filter(|t| !left.contains_key(&t.serial)).count()
+    };
+
+    for (i, token) in tokens.iter().enumerate() {
+        kubectl(&["patch", "employee", &token.user, "--type", "merge", "-p", r#"{"spec":{"state":"Offboarded"}}"#]);
+        std::thread::sleep(Duration::from_millis(200));
+        if i == 29 {
+            // A restart in between: the new process counts what the old one revoked.
+            eventually(WITHIN, "the window's first 25 revocations", || revoked() >= 24);
+            operator.stop();
+            operator = c.operator(ns, "keyward-window", &audit);
+        }
+    }
+    let status =
+        || -> Value { serde_json::from_str(&kubectl(&["get", "mfaprovider", "corp-pi", "-o", "json"])).unwrap() };
+    eventually(WITHIN, "the rest of the commit held", || {
+        let s = status();
+        s["status"]["blockedRevocations"].as_u64().unwrap_or(0) as usize + revoked() == PEOPLE
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let made = revoked();
+    assert!((20..=25).contains(&made), "{made} revoked: the window allows 25");
+    let provider = status();
+    let recent: u64 =
+        provider["status"]["recentRevocations"].as_array().unwrap().iter().map(|t| t["count"].as_u64().unwrap()).sum();
+    assert_eq!(recent as usize, made, "the ledger in status counts every revocation made: {provider}");
+    let held =
+        provider["status"]["conditions"].as_array().unwrap().iter().any(|c| c["reason"] == "RevocationBudgetExceeded");
+    assert!(held, "{provider}");
+
+    // The held plan is approved as a whole and goes through.
+    let digest = provider["status"]["blockedPlanDigest"].as_str().unwrap().to_string();
+    kubectl(&["annotate", "mfaprovider", "corp-pi", &format!("keyward.dev/approve-revocations={digest}")]);
+    eventually(WITHIN, "the approved rest revoked", || revoked() == PEOPLE);
+    assert!(!pi.authenticates(&tokens[PEOPLE - 1]));
+    drop(operator);
+}
+
+/// The leader's connection to the API server hangs (its renewals neither succeed nor fail)
+/// while privacyIDEA stays reachable for it: it must stop acting on its own before the
+/// standby takes over, so that an enrolment made out of band is revoked by one replica only.
+#[test]
+fn a_hung_renewal_ends_leadership_before_the_standby_takes_over() {
+    let pi = privacyidea();
+    let acme = acme("hang", |tree| edit(tree, "10-provider.yaml", "resyncInterval: 10m", "resyncInterval: 1s"));
+    let c = acme.cluster;
+    let proxy = CutProxy::start(c.server_addr());
+    let mut first = c.operator_via(&acme.ns, "keyward-hang", &acme.audit, Some(&proxy.url()));
+    acme.wait_first_sweep();
+    eventually(WITHIN, "the first replica leads", || first.is_leader());
+    let standby_audit = acme.audit.with_file_name("standby-audit.jsonl");
+    let standby = c.operator(&acme.ns, "keyward-hang", &standby_audit);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!standby.is_leader(), "one leader");
+
+    proxy.freeze();
+    eventually(WITHIN, "the hung leader stops leading", || !first.is_leader());
+    eventually(WITHIN, "the standby takes over", || standby.is_leader());
+    let extra = pi.admin_enrol(&acme.company.realm, "bob", "hotp");
+    eventually(WITHIN, "the out-of-band token revoked", || !pi.tokens(&acme.company.realm).contains_key(&extra.serial));
+    // Both replicas sweep every second and both reach privacyIDEA: give the hung one time.
+    std::thread::sleep(Duration::from_secs(3));
+    let records = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    assert!(!records(&acme.audit).contains(&extra.serial), "the hung replica acted: {}", records(&acme.audit));
+    assert!(records(&standby_audit).contains(&extra.serial), "the leader revoked it");
+    proxy.thaw();
+    first.kill();
+    assert!(pi.authenticates(acme.company.token("bob", "totp")), "bob keeps his TOTP");
+}
+
+/// An Employee deleted, re-created under the same name (another person, or the same one
+/// rehired) and deleted again: the second deletion waits for its own revocations, not for the
+/// first one's settlement.
+#[test]
+fn a_re_created_employee_is_settled_by_its_own_deletion() {
+    let pi = privacyidea();
+    let acme = acme("recreate", |_| {});
+    let _operator = acme.operator("keyward-recreate");
+    acme.wait_first_sweep();
+    let bob = acme.kubectl(&["get", "employee", "bob", "-o", "json"]);
+    acme.kubectl(&["delete", "employee", "bob", "--timeout=60s"]);
+    assert!(acme.revoked("bob", "totp"));
+
+    // Re-created at once from the same manifest (uid and resourceVersion dropped), enrols
+    // again, and is deleted again before any other sweep could run.
+    let mut again: Value = serde_json::from_str(&bob).unwrap();
+    again["metadata"] = serde_json::json!({"name": "bob", "namespace": acme.ns});
+    again.as_object_mut().unwrap().remove("status");
+    acme.cluster.kubectl_stdin(&["apply", "-f", "-"], &again.to_string());
+    let token = pi.admin_enrol(&acme.company.realm, "bob", "totp");
+    eventually(WITHIN, "the new bob has keyward's finalizer", || {
+        acme.kubectl(&["get", "employee", "bob", "-o", "jsonpath={.metadata.finalizers}"]).contains("keyward.dev")
+    });
+    acme.kubectl(&["delete", "employee", "bob", "--timeout=60s"]);
+    assert!(
+        !pi.tokens(&acme.company.realm).contains_key(&token.serial),
+        "the new bob's token is revoked before his Employee is gone"
+    );
+    assert!(!pi.authenticates(&token));
+}

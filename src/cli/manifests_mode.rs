@@ -82,6 +82,7 @@ fn unreachable_provider(declared: &Declared, error: String, now: chrono::DateTim
         inventory: Err(error),
         capabilities: &capabilities,
         now,
+        revoked_in_window: 0,
     });
     SweepReport {
         plan,

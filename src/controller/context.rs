@@ -3,6 +3,7 @@
 use super::caches::Cache;
 use super::config::RunArgs;
 use crate::audit::Channel;
+use crate::crd::mfa_provider::RevocationTally;
 use crate::crd::{AccessGrant, Employee, MfaProvider};
 use crate::engine::plan::EmployeeVerdict;
 use crate::metrics::Metrics;
@@ -27,8 +28,8 @@ pub fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct LastSweep {
     pub namespace: String,
     pub verdicts: Vec<EmployeeVerdict>,
-    /// Employees (by name) that have nothing left to revoke on this provider: for a
-    /// deleting Employee, this provider no longer holds its finalizer.
+    /// Deleting Employees (by UID) that have nothing left to revoke on this provider: it no
+    /// longer holds their finalizer.
     pub settled: HashSet<String>,
     /// Employees with a revocation carried out in that sweep.
     pub revoked: HashSet<String>,
@@ -44,7 +45,10 @@ pub struct Context {
     pub employees: Cache<Employee>,
     pub grants: Cache<AccessGrant>,
     pub secrets: Cache<Secret>,
+    /// Leadership as transitions (logs, metrics, the sweep of everything on gaining it).
     pub leader: watch::Receiver<bool>,
+    /// Whether this replica may act right now: lapses on its own when renewals stop.
+    pub leadership: super::leader::Leadership,
     pub metrics: Metrics,
     pub recorder: Recorder,
     pub audit: Channel,
@@ -55,11 +59,28 @@ pub struct Context {
     /// When a change that concerns a provider was first observed and not yet swept.
     pub changes: Arc<Mutex<HashMap<String, Instant>>>,
     pub employee_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<Employee>>,
+    /// Revocations made per provider within its budget window, as this process knows them;
+    /// merged with the MfaProvider's status, where another replica's revocations show.
+    pub ledgers: Mutex<HashMap<String, Vec<RevocationTally>>>,
 }
 
 impl Context {
     pub fn is_leader(&self) -> bool {
-        *self.leader.borrow()
+        self.leadership.holds()
+    }
+
+    /// The provider's budget ledger: what this process recorded, plus what its status says
+    /// (written by this or another replica; the cached status may lag our own last write).
+    pub fn ledger(&self, provider: &MfaProvider) -> Vec<RevocationTally> {
+        let key = crate::engine::planner::provider_key(provider);
+        let mut ledger = locked(&self.ledgers).get(&key).cloned().unwrap_or_default();
+        for tally in provider.status.iter().flat_map(|s| s.recent_revocations.iter()) {
+            if !ledger.contains(tally) {
+                ledger.push(tally.clone());
+            }
+        }
+        ledger.sort_by_key(|t| t.time);
+        ledger
     }
 
     /// Whether every cache holds a complete list.

@@ -44,7 +44,10 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
                 revoked_now |= sweep.revoked.contains(&name);
             }
         }
-        let settled = providers.iter().all(|key| sweeps.get(key).is_some_and(|s| s.settled.contains(&name)));
+        // By UID: an Employee deleted and re-created under the same name is another person's
+        // record, and the old one's settlement must not release the new one's finalizer.
+        let uid = employee.uid().unwrap_or_default();
+        let settled = providers.iter().all(|key| sweeps.get(key).is_some_and(|s| s.settled.contains(&uid)));
         let swept = providers.iter().all(|key| sweeps.contains_key(key));
         (verdicts, revoked_now, settled, swept)
     };

@@ -1,13 +1,22 @@
 //! Leader election on a `coordination.k8s.io/v1` Lease: only the holder acts; another replica
 //! takes over once the holder stops renewing for a lease duration.
+//!
+//! The semantics are client-go's: a follower judges a lease expired by how long *it* has seen
+//! the lease record unchanged (its own monotonic clock), never by comparing its clock with the
+//! holder's `renewTime`, which a skewed clock would break. The holder acts only until its
+//! last successful renewal, counted from when that renewal *started*, plus two thirds of the
+//! duration: a follower cannot take over before the renewal's start plus a whole duration, so
+//! a renewal that hangs ends leadership on its own, without waiting for the call to fail.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
-use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// What to do with the Lease as it stands.
 #[derive(Debug, PartialEq, Eq)]
@@ -15,7 +24,7 @@ pub enum Decision {
     Create,
     /// We hold it: renew.
     Renew,
-    /// Held by someone whose lease ran out (or released): take it over.
+    /// Held by someone who stopped renewing (or released it): take it over.
     TakeOver,
     /// Held by someone else, still valid.
     Follow {
@@ -23,7 +32,8 @@ pub enum Decision {
     },
 }
 
-pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
+/// `unchanged_for`: how long this replica has seen the lease record as it is now.
+pub fn decide(spec: Option<&LeaseSpec>, me: &str, unchanged_for: Duration) -> Decision {
     let Some(spec) = spec else { return Decision::Create };
     let holder = spec.holder_identity.clone().unwrap_or_default();
     if holder == me {
@@ -32,11 +42,49 @@ pub fn decide(spec: Option<&LeaseSpec>, me: &str, now: Timestamp) -> Decision {
     if holder.is_empty() {
         return Decision::TakeOver;
     }
-    let duration = SignedDuration::from_secs(i64::from(spec.lease_duration_seconds.unwrap_or(15)));
-    let renewed = spec.renew_time.as_ref().or(spec.acquire_time.as_ref()).map(|t| t.0);
-    match renewed {
-        Some(renewed) if renewed + duration > now => Decision::Follow { holder },
-        _ => Decision::TakeOver,
+    let duration = Duration::from_secs(u64::try_from(spec.lease_duration_seconds.unwrap_or(15)).unwrap_or(15));
+    if unchanged_for >= duration { Decision::TakeOver } else { Decision::Follow { holder } }
+}
+
+/// The parts of a lease record whose change shows that its holder is alive.
+#[derive(Clone, Debug, PartialEq)]
+struct Record {
+    holder: Option<String>,
+    renewed: Option<MicroTime>,
+    acquired: Option<MicroTime>,
+    transitions: Option<i32>,
+    duration: Option<i32>,
+}
+
+impl Record {
+    fn of(spec: &LeaseSpec) -> Self {
+        Record {
+            holder: spec.holder_identity.clone(),
+            renewed: spec.renew_time.clone(),
+            acquired: spec.acquire_time.clone(),
+            transitions: spec.lease_transitions,
+            duration: spec.lease_duration_seconds,
+        }
+    }
+}
+
+/// Until when this replica may act as the leader; None: it may not. Shared between the
+/// elector, which extends it on each renewal, and the reconcilers, which ask it before every
+/// provider call.
+#[derive(Clone, Default)]
+pub struct Leadership(Arc<Mutex<Option<Instant>>>);
+
+impl Leadership {
+    pub fn holds(&self) -> bool {
+        self.get().is_some_and(|until| Instant::now() < until)
+    }
+
+    fn get(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn set(&self, until: Option<Instant>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = until;
     }
 }
 
@@ -45,9 +93,16 @@ pub struct Elector {
     pub name: String,
     pub identity: String,
     pub duration: Duration,
+    pub leadership: Leadership,
+    /// The lease record as last seen, and when it was first seen so.
+    observed: Mutex<Option<(Record, Instant)>>,
 }
 
 impl Elector {
+    pub fn new(api: Api<Lease>, name: String, identity: String, duration: Duration, leadership: Leadership) -> Self {
+        Elector { api, name, identity, duration, leadership, observed: Mutex::new(None) }
+    }
+
     fn spec(&self, now: Timestamp, transitions: i32, acquired: Option<MicroTime>) -> LeaseSpec {
         LeaseSpec {
             holder_identity: Some(self.identity.clone()),
@@ -59,11 +114,28 @@ impl Elector {
         }
     }
 
+    /// How long the record has looked like `record` to this replica.
+    fn unchanged_for(&self, record: Option<Record>) -> Duration {
+        let mut observed = self.observed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Some(record) = record else {
+            *observed = None;
+            return Duration::ZERO;
+        };
+        match observed.as_ref() {
+            Some((seen, since)) if *seen == record => since.elapsed(),
+            _ => {
+                *observed = Some((record, Instant::now()));
+                Duration::ZERO
+            }
+        }
+    }
+
     /// One round: returns whether we hold the Lease afterwards.
     pub async fn round(&self) -> Result<bool, kube::Error> {
         let now = Timestamp::now();
         let current = self.api.get_opt(&self.name).await?;
-        let decision = decide(current.as_ref().and_then(|l| l.spec.as_ref()), &self.identity, now);
+        let spec = current.as_ref().and_then(|l| l.spec.as_ref());
+        let decision = decide(spec, &self.identity, self.unchanged_for(spec.map(Record::of)));
         match (decision, current) {
             (Decision::Create, _) => {
                 let lease = Lease {
@@ -92,47 +164,52 @@ impl Elector {
         }
     }
 
-    /// Gives the Lease up on shutdown so that the other replica takes over at once.
+    /// Gives the Lease up so that another replica takes over at once. Called on shutdown
+    /// only after every sweep has finished: a replica still carrying out revocations must not
+    /// hand over while it does.
     pub async fn release(&self) {
-        if let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await
-            && let Some(spec) = lease.spec.as_mut()
-            && spec.holder_identity.as_deref() == Some(self.identity.as_str())
-        {
-            spec.holder_identity = None;
-            spec.lease_duration_seconds = Some(1);
-            let _ = self.api.replace(&self.name, &PostParams::default(), &lease).await;
-        }
+        self.leadership.set(None);
+        let release = async {
+            if let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await
+                && let Some(spec) = lease.spec.as_mut()
+                && spec.holder_identity.as_deref() == Some(self.identity.as_str())
+            {
+                spec.holder_identity = None;
+                spec.lease_duration_seconds = Some(1);
+                let _ = self.api.replace(&self.name, &PostParams::default(), &lease).await;
+            }
+        };
+        // A hung API server must not keep the process from exiting: the Lease then simply
+        // expires.
+        let _ = tokio::time::timeout(self.duration / 3, release).await;
     }
 
-    /// Campaigns until `shutdown` fires, publishing leadership on `leader`. Leadership is
-    /// given up as soon as renewals have failed for two thirds of the lease duration, before
-    /// another replica may take over.
-    pub async fn run(self, leader: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
+    /// Campaigns until `shutdown` fires, publishing leadership on `leader` (for logs, metrics
+    /// and the sweep of everything on gaining it); whether a revocation may be made is
+    /// [`Leadership::holds`], which lapses by itself when renewals stop succeeding.
+    pub async fn run(self: Arc<Self>, leader: watch::Sender<bool>, mut shutdown: watch::Receiver<bool>) {
         let interval = self.duration / 3;
-        let deadline = self.duration * 2 / 3;
-        let mut last_renewal: Option<tokio::time::Instant> = None;
+        let valid_for = self.duration * 2 / 3;
         loop {
-            match self.round().await {
-                Ok(true) => {
-                    last_renewal = Some(tokio::time::Instant::now());
-                    leader.send_if_modified(|l| !std::mem::replace(l, true));
-                }
-                Ok(false) => {
-                    last_renewal = None;
-                    leader.send_if_modified(|l| std::mem::replace(l, false));
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, lease = %self.name, "renew leader lease");
-                    if last_renewal.is_none_or(|t| t.elapsed() >= deadline) {
-                        leader.send_if_modified(|l| std::mem::replace(l, false));
-                    }
-                }
+            let started = Instant::now();
+            // Every call is bounded: kube's client retries some errors at length, and a
+            // renewal that never returns must not keep this loop from noticing.
+            let outcome = tokio::time::timeout(interval.max(Duration::from_millis(500)), self.round()).await;
+            match outcome {
+                Ok(Ok(true)) => self.leadership.set(Some(started + valid_for)),
+                Ok(Ok(false)) => self.leadership.set(None),
+                Ok(Err(e)) => tracing::warn!(error = %e, lease = %self.name, "renew leader lease"),
+                Err(_) => tracing::warn!(lease = %self.name, "renew leader lease: no answer in time"),
             }
+            let holds = self.leadership.holds();
+            leader.send_if_modified(|l| std::mem::replace(l, holds) != holds);
             tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
+                _ = tokio::time::sleep(interval.saturating_sub(started.elapsed())) => {}
                 _ = shutdown.changed() => {
+                    // Stop acting now; the Lease itself is released once the sweeps in flight
+                    // have finished (see `release`).
+                    self.leadership.set(None);
                     leader.send_if_modified(|l| std::mem::replace(l, false));
-                    self.release().await;
                     return;
                 }
             }
@@ -144,22 +221,70 @@ impl Elector {
 mod tests {
     use super::*;
 
-    fn spec(holder: &str, renewed_secs_ago: i64) -> LeaseSpec {
+    fn spec(holder: &str, renewed: &str) -> LeaseSpec {
         LeaseSpec {
             holder_identity: Some(holder.into()),
             lease_duration_seconds: Some(15),
-            renew_time: Some(MicroTime(Timestamp::now() - SignedDuration::from_secs(renewed_secs_ago))),
+            renew_time: Some(MicroTime(renewed.parse().unwrap())),
             ..Default::default()
         }
     }
 
     #[test]
     fn decisions() {
-        let now = Timestamp::now();
-        assert_eq!(decide(None, "a", now), Decision::Create);
-        assert_eq!(decide(Some(&spec("a", 100)), "a", now), Decision::Renew);
-        assert_eq!(decide(Some(&spec("b", 5)), "a", now), Decision::Follow { holder: "b".into() });
-        assert_eq!(decide(Some(&spec("b", 16)), "a", now), Decision::TakeOver);
-        assert_eq!(decide(Some(&spec("", 0)), "a", now), Decision::TakeOver);
+        let s = Duration::from_secs;
+        assert_eq!(decide(None, "a", s(0)), Decision::Create);
+        assert_eq!(decide(Some(&spec("a", "2020-01-01T00:00:00Z")), "a", s(100)), Decision::Renew);
+        assert_eq!(
+            decide(Some(&spec("b", "2020-01-01T00:00:00Z")), "a", s(5)),
+            Decision::Follow { holder: "b".into() }
+        );
+        assert_eq!(decide(Some(&spec("b", "2020-01-01T00:00:00Z")), "a", s(15)), Decision::TakeOver);
+        assert_eq!(decide(Some(&spec("", "2020-01-01T00:00:00Z")), "a", s(0)), Decision::TakeOver);
+    }
+
+    /// The holder's clock runs years behind (or ahead of) ours: what counts is only whether
+    /// its record keeps changing.
+    #[test]
+    fn a_skewed_clock_neither_steals_nor_keeps_a_lease() {
+        let s = Duration::from_secs;
+        // Renewed "years ago" by the holder's clock, but seen changing a second ago: valid.
+        assert_eq!(
+            decide(Some(&spec("b", "2001-01-01T00:00:00Z")), "a", s(1)),
+            Decision::Follow { holder: "b".into() }
+        );
+        // Renewed "in the future" by the holder's clock, but not seen changing for a whole
+        // duration: expired.
+        assert_eq!(decide(Some(&spec("b", "2099-01-01T00:00:00Z")), "a", s(16)), Decision::TakeOver);
+    }
+
+    #[tokio::test]
+    async fn the_record_is_timed_from_its_last_change_as_seen_here() {
+        let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let elector = Elector::new(
+            Api::namespaced(client, "x"),
+            "lease".into(),
+            "a".into(),
+            Duration::from_secs(15),
+            Leadership::default(),
+        );
+        let first = Record::of(&spec("b", "2020-01-01T00:00:00Z"));
+        assert_eq!(elector.unchanged_for(Some(first.clone())), Duration::ZERO, "first sight starts the clock");
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        assert!(elector.unchanged_for(Some(first.clone())) >= Duration::from_millis(60));
+        let renewed = Record::of(&spec("b", "2020-01-01T00:00:05Z"));
+        assert_eq!(elector.unchanged_for(Some(renewed)), Duration::ZERO, "a renewal restarts it");
+    }
+
+    #[test]
+    fn leadership_lapses_on_its_own() {
+        let leadership = Leadership::default();
+        assert!(!leadership.holds());
+        leadership.set(Some(Instant::now() + Duration::from_millis(60)));
+        assert!(leadership.holds());
+        // No renewal succeeds (or returns) in time: no longer the leader, whatever the
+        // elector's loop is doing.
+        std::thread::sleep(Duration::from_millis(70));
+        assert!(!leadership.holds());
     }
 }

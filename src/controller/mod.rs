@@ -135,6 +135,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
 
     let (leader_tx, leader_rx) = watch::channel(false);
+    let leadership = leader::Leadership::default();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (audit_tx, audit_rx) = tokio::sync::mpsc::unbounded_channel();
     let audit_writer = tokio::spawn(crate::audit::write_from(audit_rx, args.audit_log.clone()));
@@ -159,6 +160,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         grants: Cache::merge(built.iter().map(|(_, s)| s.grants.0.clone()).collect()),
         secrets: Cache::merge(built.iter().map(|(_, s)| s.secrets.0.clone()).collect()),
         leader: leader_rx.clone(),
+        leadership: leadership.clone(),
         metrics: crate::metrics::Metrics::new(),
         recorder: Recorder::new(
             client.clone(),
@@ -169,6 +171,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         sweeps: Mutex::new(Default::default()),
         changes: changes.clone(),
         employee_trigger: employee_router_tx,
+        ledgers: Mutex::new(HashMap::new()),
         args: args.clone(),
     });
 
@@ -182,13 +185,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }));
 
     // Leadership.
-    let elector = leader::Elector {
-        api: Api::<Lease>::namespaced(client.clone(), &args.lease_namespace()),
-        name: args.lease_name.clone(),
-        identity: identity.clone(),
-        duration: args.lease_duration,
-    };
-    let election = tokio::spawn(elector.run(leader_tx, shutdown_rx.clone()));
+    let elector = Arc::new(leader::Elector::new(
+        Api::<Lease>::namespaced(client.clone(), &args.lease_namespace()),
+        args.lease_name.clone(),
+        identity.clone(),
+        args.lease_duration,
+        leadership,
+    ));
+    let election = tokio::spawn(elector.clone().run(leader_tx, shutdown_rx.clone()));
     {
         let ctx = ctx.clone();
         let mut leader = leader_rx.clone();
@@ -236,6 +240,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     };
     tokio::join!(futures::future::join_all(controllers), signals);
     let _ = election.await;
+    // Only now, with every sweep finished, may another replica take over.
+    elector.release().await;
     let _ = http.await;
     drop(ctx);
     let _ = audit_writer.await;

@@ -5,10 +5,10 @@ use super::error::ControllerError;
 use super::status;
 use crate::crd::mfa_provider::Mode;
 use crate::crd::{AccessGrant, Employee, MfaProvider};
-use crate::engine::ActionKind;
 use crate::engine::planner::provider_key;
+use crate::engine::{ActionKind, budget};
 use crate::metrics::{ErrorLabels, ProviderLabels, RevocationLabels};
-use crate::sweep::{self, ActionResult, Declared, Execution, SweepReport};
+use crate::sweep::{self, ActionResult, Declared, DeclaredNow, Execution, Guard, SweepReport};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
@@ -67,19 +67,30 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         }
     };
 
+    let window = provider.spec.policy.budget.window();
+    let ledger = ctx.ledger(&provider);
     let report = {
         let _timer = ctx.metrics.sweep_timer(&key);
         let requests_before = backend.requests();
         let mut audit = ctx.audit.clone();
         let declared = Declared { provider: &provider, employees: &employees, grants: &grants };
-        let may_act = || ctx.is_leader() && ctx.synced().is_ok();
-        let report =
-            sweep::sweep_guarded(backend.as_ref(), &declared, now, Execution::Apply, &mut audit, &may_act).await;
+        let guard = OperatorGuard {
+            ctx: &ctx,
+            namespace: namespace.clone(),
+            name: provider.name_any(),
+            revoked_in_window: budget::used(&ledger, now, window),
+        };
+        let report = sweep::sweep_guarded(backend.as_ref(), &declared, now, Execution::Apply, &mut audit, &guard).await;
         ctx.metrics.provider_requests.get_or_create(&labels).inc_by(backend.requests().saturating_sub(requests_before));
         report
     };
+    // Counted before anything else can fail: the next sweep must see these revocations.
+    let made = report.results.iter().filter(|r| r.result == ActionResult::Revoked).count();
+    let ledger = budget::tally(&ledger, chrono::Utc::now(), made, window);
+    locked(&ctx.ledgers).insert(key.clone(), ledger.clone());
     if report.deferred {
-        tracing::info!("leadership or cache sync lost during the sweep; nothing carried out");
+        tracing::info!("leadership or cache sync lost during the sweep; the rest is left to the leader");
+        record_metrics(&ctx, &key, &report);
         return Ok(Action::requeue(RETRY_UNSYNCED));
     }
     record_metrics(&ctx, &key, &report);
@@ -91,7 +102,9 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee));
     }
 
-    let provider_status = status::provider_status(&report, provider.metadata.generation, now, provider.status.as_ref());
+    let mut provider_status =
+        status::provider_status(&report, provider.metadata.generation, now, provider.status.as_ref());
+    provider_status.recent_revocations = ledger;
     write_status(&ctx, &provider, json!(provider_status)).await?;
     for grant in grants.iter().filter(|g| g.spec.provider == provider.name_any()) {
         write_grant_status(&ctx, grant, &employees, true).await?;
@@ -99,6 +112,38 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
 
     let resync = provider.spec.policy.resync_interval();
     Ok(Action::requeue(if report.plan.error.is_some() { resync.min(RETRY_UNAVAILABLE) } else { resync }))
+}
+
+/// What the operator vouches for during a sweep: leadership and synced caches before every
+/// provider call, the budget window's ledger, and the declared state as the caches hold it
+/// at the moment of each call.
+struct OperatorGuard<'a> {
+    ctx: &'a Context,
+    namespace: String,
+    name: String,
+    revoked_in_window: usize,
+}
+
+impl Guard for OperatorGuard<'_> {
+    fn may_act(&self) -> bool {
+        self.ctx.is_leader() && self.ctx.synced().is_ok()
+    }
+
+    fn revoked_in_window(&self) -> usize {
+        self.revoked_in_window
+    }
+
+    fn declared_now(&self) -> DeclaredNow {
+        let provider = self.ctx.providers.in_namespace(&self.namespace).into_iter().find(|p| p.name_any() == self.name);
+        match provider {
+            Some(provider) if provider.metadata.deletion_timestamp.is_none() => DeclaredNow::Current {
+                provider: Box::new(provider),
+                employees: self.ctx.employees.in_namespace(&self.namespace),
+                grants: self.ctx.grants.in_namespace(&self.namespace),
+            },
+            _ => DeclaredNow::ProviderGone,
+        }
+    }
 }
 
 fn record_metrics(ctx: &Context, key: &str, report: &SweepReport) {
@@ -211,8 +256,8 @@ fn last_sweep(namespace: &str, employees: &[Employee], report: &SweepReport) -> 
         employees
             .iter()
             .filter(|e| e.metadata.deletion_timestamp.is_some())
-            .map(|e| e.name_any())
-            .filter(|n| observe || !unsettled.contains(n))
+            .filter(|e| observe || !unsettled.contains(&e.name_any()))
+            .filter_map(|e| e.uid())
             .collect()
     };
     LastSweep { namespace: namespace.to_string(), verdicts, settled, revoked }

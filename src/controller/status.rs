@@ -332,6 +332,7 @@ mod tests {
             inventory,
             capabilities: &capabilities(),
             now: now(),
+            revoked_in_window: 0,
         });
         SweepReport {
             plan,

@@ -419,7 +419,8 @@ pub struct Policy {
     /// `Delete` (default) removes an enrolment; `Disable` deactivates it where supported.
     #[serde(default)]
     pub revocation: RevocationMode,
-    /// Limits on revocations per sweep; a plan over budget waits for approval.
+    /// Limits on revocations within a sliding window; a plan over what the window still
+    /// allows waits for approval.
     #[serde(default)]
     pub budget: Budget,
     /// Period of the drift sweep, e.g. `10m` (default), `30s`, `1h`.
@@ -450,27 +451,46 @@ pub enum RevocationMode {
     Disable,
 }
 
-/// The most revocations one sweep may make on this provider.
+/// The most revocations keyward may make on this provider within any sliding window. A bad
+/// commit that a GitOps tool applies object by object arrives as many small changes; the
+/// window counts them together, from revocations actually made (kept in status, so a restart
+/// or a new leader counts them too).
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Budget {
-    /// Maximum revocations per sweep (default 25). `0` means every revocation needs approval.
+    /// Maximum revocations within one window (default 25). `0` means every revocation needs
+    /// approval.
     #[serde(default = "default_max_revocations")]
     #[schemars(range(min = 0, max = 100000))]
     pub max_revocations: u32,
-    /// Optional maximum share, in percent, of the managed enrolments revoked in one sweep.
+    /// Optional maximum share, in percent, of the managed enrolments revoked within one window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub max_percent: Option<u32>,
+    /// Length of the sliding window, e.g. `1h` (default), `30m`, `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(s|m|h))+$"))]
+    pub window: Option<String>,
 }
 
 fn default_max_revocations() -> u32 {
     25
 }
 
+impl Budget {
+    /// The window's length; the schema guarantees the format, the fallback covers objects
+    /// read from files that `validate` has not checked.
+    pub fn window(&self) -> std::time::Duration {
+        self.window
+            .as_deref()
+            .and_then(|s| humantime::parse_duration(s).ok())
+            .unwrap_or(std::time::Duration::from_secs(3600))
+    }
+}
+
 impl Default for Budget {
     fn default() -> Self {
-        Budget { max_revocations: default_max_revocations(), max_percent: None }
+        Budget { max_revocations: default_max_revocations(), max_percent: None, window: None }
     }
 }
 
@@ -514,4 +534,16 @@ pub struct MfaProviderStatus {
     /// `keyward.dev/approve-revocations: <digest>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked_plan_digest: Option<String>,
+    /// Revocations made within the current budget window, by sweep: what the budget counts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub recent_revocations: Vec<RevocationTally>,
+}
+
+/// Revocations made by one sweep.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RevocationTally {
+    /// When the sweep made them.
+    pub time: DateTime<Utc>,
+    pub count: u32,
 }

@@ -1,7 +1,8 @@
-//! The revocation budget, the plan digest and approval.
+//! The revocation budget over its sliding window, the plan digest and approval.
 
 use super::plan::{Action, ActionKind, Hold};
-use crate::crd::mfa_provider::Budget;
+use crate::crd::mfa_provider::{Budget, RevocationTally};
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 /// A short, stable digest of the revocations of a plan. It names exactly the set of
@@ -33,8 +34,15 @@ pub fn limit(budget: &Budget, managed_enrolments: usize) -> usize {
     }
 }
 
-/// Whether the revocations must wait for approval.
-pub fn hold(budget: &Budget, revocations: usize, managed_enrolments: usize, declared_empty: bool) -> Option<Hold> {
+/// Whether the revocations must wait for approval: when, with the `used` revocations already
+/// made within the window, they would go over the budget.
+pub fn hold(
+    budget: &Budget,
+    revocations: usize,
+    managed_enrolments: usize,
+    declared_empty: bool,
+    used: usize,
+) -> Option<Hold> {
     if revocations == 0 {
         return None;
     }
@@ -42,7 +50,37 @@ pub fn hold(budget: &Budget, revocations: usize, managed_enrolments: usize, decl
         return Some(Hold::EmptyDeclaredState { revocations });
     }
     let limit = limit(budget, managed_enrolments);
-    (revocations > limit).then_some(Hold::RevocationBudgetExceeded { revocations, limit })
+    (used + revocations > limit).then(|| Hold::RevocationBudgetExceeded {
+        revocations,
+        limit,
+        used,
+        window: humantime::format_duration(budget.window()).to_string(),
+    })
+}
+
+/// Revocations made within the window that ends at `now`.
+pub fn used(ledger: &[RevocationTally], now: DateTime<Utc>, window: std::time::Duration) -> usize {
+    ledger.iter().filter(|t| within(t, now, window)).map(|t| t.count as usize).sum()
+}
+
+/// The ledger with `count` revocations made at `now` added and what left the window dropped.
+pub fn tally(
+    ledger: &[RevocationTally],
+    now: DateTime<Utc>,
+    count: usize,
+    window: std::time::Duration,
+) -> Vec<RevocationTally> {
+    let mut kept: Vec<RevocationTally> = ledger.iter().filter(|t| within(t, now, window)).cloned().collect();
+    if count > 0 {
+        kept.push(RevocationTally { time: now, count: u32::try_from(count).unwrap_or(u32::MAX) });
+    }
+    kept
+}
+
+fn within(tally: &RevocationTally, now: DateTime<Utc>, window: std::time::Duration) -> bool {
+    let window = chrono::Duration::from_std(window).unwrap_or(chrono::Duration::MAX);
+    // A tally from the future (a skewed clock wrote it) counts: it errs on holding back.
+    tally.time > now - window
 }
 
 #[cfg(test)]
@@ -50,15 +88,15 @@ mod tests {
     use super::*;
 
     fn budget(max: u32, pct: Option<u32>) -> Budget {
-        Budget { max_revocations: max, max_percent: pct }
+        Budget { max_revocations: max, max_percent: pct, window: None }
     }
 
     #[test]
     fn within_and_over_the_absolute_limit() {
-        assert_eq!(hold(&budget(2, None), 2, 10, false), None);
+        assert_eq!(hold(&budget(2, None), 2, 10, false, 0), None);
         assert_eq!(
-            hold(&budget(2, None), 3, 10, false),
-            Some(Hold::RevocationBudgetExceeded { revocations: 3, limit: 2 })
+            hold(&budget(2, None), 3, 10, false, 0),
+            Some(Hold::RevocationBudgetExceeded { revocations: 3, limit: 2, used: 0, window: "1h".into() })
         );
     }
 
@@ -66,17 +104,55 @@ mod tests {
     fn percent_is_rounded_down_and_the_stricter_limit_wins() {
         assert_eq!(limit(&budget(25, Some(10)), 19), 1);
         assert_eq!(limit(&budget(1, Some(50)), 100), 1);
-        assert!(hold(&budget(25, Some(10)), 2, 19, false).is_some());
+        assert!(hold(&budget(25, Some(10)), 2, 19, false, 0).is_some());
     }
 
     #[test]
     fn empty_declared_state_holds_even_one_revocation() {
-        assert_eq!(hold(&budget(25, None), 1, 10, true), Some(Hold::EmptyDeclaredState { revocations: 1 }));
-        assert_eq!(hold(&budget(25, None), 0, 10, true), None);
+        assert_eq!(hold(&budget(25, None), 1, 10, true, 0), Some(Hold::EmptyDeclaredState { revocations: 1 }));
+        assert_eq!(hold(&budget(25, None), 0, 10, true, 0), None);
     }
 
     #[test]
     fn zero_budget_holds_every_revocation() {
-        assert!(hold(&budget(0, None), 1, 10, false).is_some());
+        assert!(hold(&budget(0, None), 1, 10, false, 0).is_some());
+    }
+
+    fn at(minutes_ago: i64, count: u32) -> RevocationTally {
+        RevocationTally { time: now() - chrono::Duration::minutes(minutes_ago), count }
+    }
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-30T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn small_plans_in_one_window_add_up_to_a_hold() {
+        // A bad commit applied object by object: 24 revocations already made this hour, so two
+        // more go over 25 although the plan itself is small.
+        let hour = std::time::Duration::from_secs(3600);
+        let ledger = vec![at(50, 10), at(20, 14)];
+        assert_eq!(used(&ledger, now(), hour), 24);
+        assert_eq!(hold(&budget(25, None), 1, 1000, false, 24), None);
+        assert_eq!(
+            hold(&budget(25, None), 2, 1000, false, 24),
+            Some(Hold::RevocationBudgetExceeded { revocations: 2, limit: 25, used: 24, window: "1h".into() })
+        );
+    }
+
+    #[test]
+    fn revocations_leave_the_window_and_the_ledger() {
+        let hour = std::time::Duration::from_secs(3600);
+        let ledger = vec![at(61, 20), at(59, 3)];
+        assert_eq!(used(&ledger, now(), hour), 3);
+        let next = tally(&ledger, now(), 2, hour);
+        assert_eq!(next, vec![at(59, 3), at(0, 2)]);
+        assert_eq!(tally(&next, now(), 0, hour), next, "nothing revoked: no new entry");
+    }
+
+    #[test]
+    fn a_tally_from_the_future_still_counts() {
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(used(&[at(-10, 5)], now(), hour), 5);
     }
 }

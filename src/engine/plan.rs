@@ -72,8 +72,15 @@ pub struct Action {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Hold {
-    /// More revocations than `policy.budget` allows.
-    RevocationBudgetExceeded { revocations: usize, limit: usize },
+    /// More revocations than `policy.budget` still allows within its window.
+    RevocationBudgetExceeded {
+        revocations: usize,
+        limit: usize,
+        /// Revocations already made within the window.
+        used: usize,
+        /// The window's length, e.g. `1h`.
+        window: String,
+    },
     /// No Employee or no AccessGrant is declared for a provider that has managed users: most
     /// likely a bad commit or an unsynced cache, never a reason to revoke everyone.
     EmptyDeclaredState { revocations: usize },
@@ -82,8 +89,8 @@ pub enum Hold {
 impl Hold {
     pub fn message(&self, digest: &str) -> String {
         match self {
-            Hold::RevocationBudgetExceeded { revocations, limit } => format!(
-                "{revocations} revocations exceed the budget of {limit}; approve plan {digest} with annotation keyward.dev/approve-revocations={digest}"
+            Hold::RevocationBudgetExceeded { revocations, limit, used, window } => format!(
+                "{revocations} revocations exceed the budget of {limit} per {window} ({used} already made in the window); approve plan {digest} with annotation keyward.dev/approve-revocations={digest}"
             ),
             Hold::EmptyDeclaredState { revocations } => format!(
                 "no Employees or AccessGrants are declared for this provider, which would revoke {revocations} enrolments; approve plan {digest} with annotation keyward.dev/approve-revocations={digest}"

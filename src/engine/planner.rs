@@ -22,6 +22,8 @@ pub struct PlanInput<'a> {
     pub inventory: Result<&'a Inventory, String>,
     pub capabilities: &'a Capabilities,
     pub now: DateTime<Utc>,
+    /// Revocations already made on this provider within the budget window.
+    pub revoked_in_window: usize,
 }
 
 pub fn provider_key(provider: &MfaProvider) -> String {
@@ -107,8 +109,13 @@ pub fn plan(input: &PlanInput) -> Plan {
     // An empty declared side with users on the provider is far more likely a bad commit or an
     // unsynced cache than a company that let everyone go.
     let declared_empty = employees.is_empty() || grants.is_empty();
-    plan.hold =
-        budget::hold(&provider.spec.policy.budget, plan.revocation_count(), plan.managed_enrolments, declared_empty);
+    plan.hold = budget::hold(
+        &provider.spec.policy.budget,
+        plan.revocation_count(),
+        plan.managed_enrolments,
+        declared_empty,
+        input.revoked_in_window,
+    );
     if plan.hold.is_some() && provider.annotations().get(APPROVE_REVOCATIONS_ANNOTATION) == Some(&plan.digest) {
         plan.hold = None;
         plan.approved = true;
@@ -292,6 +299,7 @@ mod unlisted_tests {
             inventory: Ok(&inv),
             capabilities: &capabilities(),
             now: now(),
+            revoked_in_window: 0,
         });
         let revoked: Vec<(&str, Reason)> = p.revocations().map(|a| (a.user.as_str(), a.reason)).collect();
         assert_eq!(revoked, [("dave", Reason::EmployeeOffboarded), ("frank", Reason::NotEntitled)]);

@@ -120,7 +120,15 @@ fn providers() -> impl Strategy<Value = MfaProvider> {
 }
 
 fn plan_of(provider: &MfaProvider, employees: &[Employee], grants: &[AccessGrant], inv: &Inventory) -> Plan {
-    plan(&PlanInput { provider, employees, grants, inventory: Ok(inv), capabilities: &capabilities(), now: now() })
+    plan(&PlanInput {
+        provider,
+        employees,
+        grants,
+        inventory: Ok(inv),
+        capabilities: &capabilities(),
+        now: now(),
+        revoked_in_window: 0,
+    })
 }
 
 /// What the provider looks like after the plan's revocations were carried out.

@@ -8,7 +8,15 @@ use crate::crd::*;
 use chrono::Duration;
 
 fn run(provider: &MfaProvider, employees: &[Employee], grants: &[AccessGrant], inv: &Inventory) -> Plan {
-    plan(&PlanInput { provider, employees, grants, inventory: Ok(inv), capabilities: &capabilities(), now: now() })
+    plan(&PlanInput {
+        provider,
+        employees,
+        grants,
+        inventory: Ok(inv),
+        capabilities: &capabilities(),
+        now: now(),
+        revoked_in_window: 0,
+    })
 }
 
 /// `(user, enrolment, reason)` of every revocation.
@@ -204,6 +212,7 @@ fn a_failed_read_decides_nothing() {
         inventory: Err("connection refused".into()),
         capabilities: &capabilities(),
         now: now(),
+        revoked_in_window: 0,
     });
     assert!(p.actions.is_empty());
     assert!(p.error.as_deref().unwrap().contains("connection refused"));
@@ -218,7 +227,10 @@ fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
     let mut p = provider();
     p.spec.policy.budget.max_revocations = 2;
     let held = run(&p, &employees, &grants, &inv);
-    assert_eq!(held.hold, Some(Hold::RevocationBudgetExceeded { revocations: 3, limit: 2 }));
+    assert_eq!(
+        held.hold,
+        Some(Hold::RevocationBudgetExceeded { revocations: 3, limit: 2, used: 0, window: "1h".into() })
+    );
     assert!(held.employees.iter().flat_map(|v| &v.enrolments).all(|e| e.2 == Verdict::RevocationBlocked));
 
     p.metadata.annotations = Some([(APPROVE_REVOCATIONS_ANNOTATION.to_string(), "0000".to_string())].into());
@@ -250,7 +262,7 @@ fn percent_budget_counts_managed_enrolments() {
     p.spec.policy.budget.max_percent = Some(20);
     assert_eq!(
         run(&p, &employees, &grants, &inv).hold,
-        Some(Hold::RevocationBudgetExceeded { revocations: 1, limit: 0 })
+        Some(Hold::RevocationBudgetExceeded { revocations: 1, limit: 0, used: 0, window: "1h".into() })
     );
     p.spec.policy.budget.max_percent = Some(25);
     assert_eq!(run(&p, &employees, &grants, &inv).hold, None);
@@ -300,6 +312,7 @@ fn disable_mode_skips_disabled_enrolments_and_delete_mode_removes_them() {
         inventory: Ok(&inv),
         capabilities: &Capabilities { disable: false, invite: vec![] },
         now: now(),
+        revoked_in_window: 0,
     });
     assert!(no_disable.actions.is_empty() && no_disable.error.is_some());
 }
@@ -327,6 +340,7 @@ fn required_enrolment_is_pending_or_invited() {
         inventory: Ok(&inv),
         capabilities: &Capabilities { disable: true, invite: vec![FactorKind::new("totp")] },
         now: now(),
+        revoked_in_window: 0,
     });
     assert!(invites.actions.iter().all(|a| a.action == ActionKind::Invite && a.reason == Reason::EnrolmentRequired));
     assert!(invites.has_changes());

@@ -229,7 +229,8 @@ fn kind_of(mapping: &Mapping) -> &str {
 }
 
 enum Object {
-    Provider(MfaProvider),
+    // Boxed: the largest of the kinds by far, and one per file at most in practice.
+    Provider(Box<MfaProvider>),
     Employee(Employee),
     Grant(AccessGrant),
     Secret(Secret),
@@ -244,7 +245,7 @@ impl<'de> DeserializeSeed<'de> for ObjectSeed {
 
     fn deserialize<D: de::Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
         Ok(match self.0 {
-            Kind::MfaProvider => Some(Object::Provider(MfaProvider::deserialize(deserializer)?)),
+            Kind::MfaProvider => Some(Object::Provider(Box::new(MfaProvider::deserialize(deserializer)?))),
             Kind::Employee => Some(Object::Employee(Employee::deserialize(deserializer)?)),
             Kind::AccessGrant => Some(Object::Grant(AccessGrant::deserialize(deserializer)?)),
             Kind::Secret => Some(Object::Secret(Secret::deserialize(deserializer)?)),
@@ -539,7 +540,7 @@ impl FileReader<'_> {
         match object {
             Object::Provider(mut object) => {
                 default_namespace(&mut object.metadata, namespace);
-                self.out.providers.push(Loaded { object, source });
+                self.out.providers.push(Loaded { object: *object, source });
             }
             Object::Employee(mut object) => {
                 default_namespace(&mut object.metadata, namespace);

@@ -404,7 +404,7 @@ spec:
     timeout: 10h
   protectedUsers: [breakglass, '']
   policy:
-    budget: {maxRevocations: 200000, maxPercent: 0}
+    budget: {maxRevocations: 200000, maxPercent: 0, window: an hour}
     resyncInterval: 10 minutes
 ---
 apiVersion: keyward.dev/v1alpha1
@@ -430,6 +430,7 @@ stringData: {username: admin, password: x}
             ("p.yaml", 10, "spec.protectedUsers[1]: must not be empty"),
             ("p.yaml", 12, "spec.policy.budget.maxRevocations: 200000 is above the maximum 100000"),
             ("p.yaml", 12, "spec.policy.budget.maxPercent: 0 is outside 1..100"),
+            ("p.yaml", 12, "spec.policy.budget.window: `an hour` is not a duration such as `1h`, `30m` or `24h`"),
             ("p.yaml", 13, "spec.policy.resyncInterval: `10 minutes` is not a duration"),
             (
                 "p.yaml",

@@ -245,6 +245,13 @@ impl Validation<'_> {
             let message = format!("{who}: spec.policy.budget.maxPercent: {percent} is outside 1..100");
             self.report(source, &[Key("spec"), Key("policy"), Key("budget"), Key("maxPercent")], message);
         }
+        if let Some(window) = &budget.window
+            && !is_interval(window)
+        {
+            let message =
+                format!("{who}: spec.policy.budget.window: `{window}` is not a duration such as `1h`, `30m` or `24h`");
+            self.report(source, &[Key("spec"), Key("policy"), Key("budget"), Key("window")], message);
+        }
     }
 
     /// The Okta, Duo, Entra ID, Google Workspace and Keycloak blocks: URLs, timeouts and the

@@ -12,6 +12,9 @@ pub struct CutProxy {
     /// While set, new connections are closed as soon as they are accepted: the API server
     /// is unreachable.
     refusing: Arc<AtomicBool>,
+    /// While set, nothing is forwarded in either direction and nothing is closed: every call
+    /// hangs, the way a half-dead load balancer or a stalled apiserver makes it hang.
+    frozen: Arc<AtomicBool>,
 }
 
 impl CutProxy {
@@ -22,6 +25,8 @@ impl CutProxy {
         let registry = open.clone();
         let refusing = Arc::new(AtomicBool::new(false));
         let refuse = refusing.clone();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let freeze = frozen.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if refuse.load(Ordering::SeqCst) {
@@ -39,11 +44,11 @@ impl CutProxy {
                     open.push(client.try_clone().expect("clone"));
                     open.push(server.try_clone().expect("clone"));
                 }
-                pipe(client_read, server);
-                pipe(server_read, client);
+                pipe(client_read, server, freeze.clone());
+                pipe(server_read, client, freeze.clone());
             }
         });
-        CutProxy { addr, open, refusing }
+        CutProxy { addr, open, refusing, frozen }
     }
 
     /// `https://127.0.0.1:PORT`, for a kubeconfig.
@@ -70,12 +75,36 @@ impl CutProxy {
     pub fn restore(&self) {
         self.refusing.store(false, Ordering::SeqCst);
     }
+
+    /// Every call through the proxy hangs from now on (connections stay open) until
+    /// [`CutProxy::thaw`].
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    pub fn thaw(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
+    }
 }
 
-/// Copies one direction until either side closes, then closes both.
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+/// Copies one direction until either side closes, then closes both; holds what it read while
+/// `frozen`.
+fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
+    use std::io::{Read, Write};
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            let n = match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            while frozen.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
     });
