@@ -579,3 +579,24 @@ fn a_re_created_employee_is_settled_by_its_own_deletion() {
     );
     assert!(!pi.authenticates(&token));
 }
+
+/// A contract ends at a time set in the Employee: the revocation follows within seconds of
+/// that time, not at the next drift sweep (10 minutes here).
+#[test]
+fn an_active_window_ending_is_enforced_within_seconds_of_its_time() {
+    let pi = privacyidea();
+    let acme = acme("window-end", |_| {});
+    let _operator = acme.operator("keyward-window-end");
+    acme.wait_first_sweep();
+    let until = chrono::Utc::now() + chrono::Duration::seconds(6);
+    let patch =
+        format!(r#"{{"spec":{{"activeUntil":"{}"}}}}"#, until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    acme.kubectl(&["patch", "employee", "bob", "--type", "merge", "-p", &patch]);
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(pi.authenticates(acme.company.token("bob", "totp")), "inside his window bob keeps his TOTP");
+    eventually(WITHIN, "bob revoked once his window closed", || acme.revoked("bob", "totp"));
+    let late = chrono::Utc::now() - until;
+    eprintln!("revoked {} ms after activeUntil", late.num_milliseconds());
+    assert!(late < chrono::Duration::seconds(10), "{late:?} after the contract's end");
+    assert!(acme.audit().iter().any(|r| r["user"] == "bob" && r["reason"] == "EmployeeOutsideActiveWindow"));
+}

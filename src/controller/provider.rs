@@ -6,7 +6,7 @@ use super::status;
 use crate::crd::mfa_provider::Mode;
 use crate::crd::{AccessGrant, Employee, MfaProvider};
 use crate::engine::planner::provider_key;
-use crate::engine::{ActionKind, budget};
+use crate::engine::{ActionKind, budget, entitlement};
 use crate::metrics::{ErrorLabels, ProviderLabels, RevocationLabels};
 use crate::sweep::{self, ActionResult, Declared, DeclaredNow, Execution, Guard, SweepReport};
 use kube::api::{Patch, PatchParams};
@@ -22,6 +22,9 @@ use std::time::Duration;
 pub const FIELD_MANAGER: &str = "keyward";
 /// A provider that could not be read is tried again sooner than the drift sweep.
 const RETRY_UNAVAILABLE: Duration = Duration::from_secs(30);
+/// How long after an active window's or a grant's edge the sweep runs: enough for the edge
+/// to be in the past on this clock when the planner evaluates it.
+const BOUNDARY_SLACK: Duration = Duration::from_millis(500);
 /// Caches not synced yet: look again shortly; nothing is decided meanwhile.
 const RETRY_UNSYNCED: Duration = Duration::from_secs(1);
 
@@ -110,8 +113,18 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         write_grant_status(&ctx, grant, &employees, true).await?;
     }
 
-    let resync = provider.spec.policy.resync_interval();
-    Ok(Action::requeue(if report.plan.error.is_some() { resync.min(RETRY_UNAVAILABLE) } else { resync }))
+    let mut next = provider.spec.policy.resync_interval();
+    if report.plan.error.is_some() {
+        next = next.min(RETRY_UNAVAILABLE);
+    }
+    // A window or grant edge before the next sweep: sweep right after it.
+    let grants_here = grants.iter().filter(|g| g.spec.provider == provider.name_any());
+    if let Some(edge) = entitlement::next_boundary(&employees, grants_here, now) {
+        // Already past (the sweep took a while): at once.
+        let until = (edge - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
+        next = next.min(until + BOUNDARY_SLACK);
+    }
+    Ok(Action::requeue(next))
 }
 
 /// What the operator vouches for during a sweep: leadership and synced caches before every

@@ -32,6 +32,20 @@ pub fn standing(employee: &Employee, now: DateTime<Utc>) -> Standing {
     Standing::Active
 }
 
+/// The first moment after `now` at which an entitlement changes by the clock alone: an
+/// Employee's active window opens or closes, a grant becomes valid or expires. The operator
+/// sweeps then, so that a contract's end is enforced within seconds of its time rather than
+/// at the next drift sweep.
+pub fn next_boundary<'a>(
+    employees: impl IntoIterator<Item = &'a Employee>,
+    grants: impl IntoIterator<Item = &'a AccessGrant>,
+    now: DateTime<Utc>,
+) -> Option<DateTime<Utc>> {
+    let of_employees = employees.into_iter().flat_map(|e| [e.spec.active_from, e.spec.active_until]);
+    let of_grants = grants.into_iter().flat_map(|g| [g.spec.valid_from, g.spec.valid_until]);
+    of_employees.chain(of_grants).flatten().filter(|t| *t > now).min()
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Validity {
     NotYet,
@@ -104,5 +118,29 @@ impl Entitlement {
         } else {
             (Reason::GrantExpired, expired)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fixtures::{employee, grant, now};
+
+    #[test]
+    fn the_next_boundary_is_the_earliest_window_or_validity_edge_still_ahead() {
+        let at = |minutes: i64| now() + chrono::Duration::minutes(minutes);
+        let mut ending = employee("erin", &["contractor"], EmployeeState::Active);
+        ending.spec.active_from = Some(at(-60));
+        ending.spec.active_until = Some(at(30));
+        let mut starting = employee("gus", &[], EmployeeState::Active);
+        starting.spec.active_from = Some(at(45));
+        let mut expiring = grant("otp", &["contractor"], &[], &["totp"]);
+        expiring.spec.valid_until = Some(at(20));
+        let employees = [ending.clone(), starting];
+        assert_eq!(next_boundary(&employees, &[expiring.clone()], now()), Some(at(20)));
+        assert_eq!(next_boundary(&employees, &[], now()), Some(at(30)));
+        // Edges in the past change nothing any more.
+        assert_eq!(next_boundary(&[ending], &[], at(31)), None);
+        assert_eq!(next_boundary(&[], &[expiring], at(20)), None);
     }
 }
