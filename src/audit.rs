@@ -35,6 +35,9 @@ pub struct AuditRecord {
     /// The provider's error for `failed`, the hold for `blocked`.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub detail: Option<String>,
+    /// The approval that let this revocation's held plan through.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub approval: Option<crate::engine::plan::Approval>,
 }
 
 /// Where audit records go.

@@ -216,7 +216,7 @@ pub async fn sweep_guarded(
         // Each record is written as its revocation completes, not at the end of the sweep:
         // a crash half-way must not leave revocations without their records.
         while let Some(r) = done.next().await {
-            record(audit, declared, &mut report.audit_errors, &report.plan.provider, &r, None);
+            record(audit, declared, &mut report.audit_errors, &report.plan, &r, None);
             report.deferred |= r.result == ActionResult::Deferred;
             results.push(r);
         }
@@ -225,7 +225,7 @@ pub async fn sweep_guarded(
         for action in revocations {
             let r = ActionReport { action: action.clone(), result: result.clone() };
             if execution == Execution::Apply {
-                record(audit, declared, &mut report.audit_errors, &report.plan.provider, &r, hold.clone());
+                record(audit, declared, &mut report.audit_errors, &report.plan, &r, hold.clone());
             }
             results.push(r);
         }
@@ -285,7 +285,7 @@ fn record(
     audit: &mut dyn AuditSink,
     declared: &Declared,
     errors: &mut Vec<String>,
-    provider: &str,
+    plan: &Plan,
     r: &ActionReport,
     hold: Option<String>,
 ) {
@@ -297,7 +297,9 @@ fn record(
         ActionResult::Withdrawn(why) => (Outcome::Withdrawn, Some(why.clone())),
         _ => return,
     };
-    if let Err(e) = audit.record(&audit_record(declared, provider, &r.action, outcome, detail)) {
+    let mut record = audit_record(declared, &plan.provider, &r.action, outcome, detail);
+    record.approval = plan.approval.clone();
+    if let Err(e) = audit.record(&record) {
         errors.push(format!("write audit record for {} {}: {e}", r.action.user, r.action.enrolment));
     }
 }
@@ -330,6 +332,7 @@ fn audit_record(
         source_revision,
         outcome,
         detail,
+        approval: None,
     }
 }
 

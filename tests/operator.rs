@@ -514,6 +514,17 @@ fn a_bad_commit_applied_in_pieces_is_held_by_the_budget_window() {
     kubectl(&["annotate", "mfaprovider", "corp-pi", &format!("keyward.dev/approve-revocations={digest}")]);
     eventually(WITHIN, "the approved rest revoked", || revoked() == PEOPLE);
     assert!(!pi.authenticates(&tokens[PEOPLE - 1]));
+    // Consumed once, and the records say by whom: the field manager that set the annotation.
+    eventually(WITHIN, "the approval marked consumed", || {
+        status()["status"]["consumedApproval"].as_str() == Some(digest.as_str())
+    });
+    let records: Vec<Value> =
+        std::fs::read_to_string(&audit).unwrap().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let approved: Vec<&Value> = records.iter().filter(|r| r["approval"]["digest"] == digest.as_str()).collect();
+    assert_eq!(approved.len(), PEOPLE - made, "{records:?}");
+    assert!(
+        approved.iter().all(|r| r["approval"]["manager"] == "kubectl-annotate" && r["approval"]["time"].is_string())
+    );
     drop(operator);
 }
 

@@ -108,6 +108,14 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     let mut provider_status =
         status::provider_status(&report, provider.metadata.generation, now, provider.status.as_ref());
     provider_status.recent_revocations = ledger;
+    let carried_out = report.results.iter().any(|r| {
+        r.action.action == ActionKind::Revoke
+            && matches!(r.result, ActionResult::Revoked | ActionResult::AlreadyGone | ActionResult::Failed(_))
+    });
+    if report.plan.approved && carried_out {
+        // Consumed: the annotation, still on the object, lets this plan through no more.
+        provider_status.consumed_approval = Some(report.plan.digest.clone());
+    }
     write_status(&ctx, &provider, json!(provider_status)).await?;
     for grant in grants.iter().filter(|g| g.spec.provider == provider.name_any()) {
         write_grant_status(&ctx, grant, &employees, true).await?;

@@ -534,6 +534,10 @@ pub struct MfaProviderStatus {
     /// `keyward.dev/approve-revocations: <digest>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked_plan_digest: Option<String>,
+    /// Digest of the last approved plan that was carried out. An approval lets its plan through
+    /// once: the annotation naming this digest lets nothing through any more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumed_approval: Option<String>,
     /// Revocations made within the current budget window, by sweep: what the budget counts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_revocations: Vec<RevocationTally>,

@@ -1,7 +1,8 @@
 //! The revocation budget over its sliding window, the plan digest and approval.
 
-use super::plan::{Action, ActionKind, Hold};
+use super::plan::{Action, ActionKind, Approval, Hold};
 use crate::crd::mfa_provider::{Budget, RevocationTally};
+use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, MfaProvider};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
@@ -56,6 +57,28 @@ pub fn hold(
         used,
         window: humantime::format_duration(budget.window()).to_string(),
     })
+}
+
+/// The approval of `digest` on this provider, with the field manager that last set the
+/// approval annotation and when, read from the object's managed fields.
+pub fn approval(provider: &MfaProvider, digest: &str) -> Approval {
+    let annotation = format!("f:{APPROVE_REVOCATIONS_ANNOTATION}");
+    let writer = provider
+        .metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .filter(|entry| {
+            entry.fields_v1.as_ref().is_some_and(|f| f.0["f:metadata"]["f:annotations"].get(&annotation).is_some())
+        })
+        .max_by_key(|entry| entry.time.as_ref().map(|t| t.0));
+    Approval {
+        digest: digest.to_string(),
+        manager: writer.and_then(|e| e.manager.clone()),
+        time: writer
+            .and_then(|e| e.time.as_ref())
+            .and_then(|t| DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().unsigned_abs())),
+    }
 }
 
 /// Revocations made within the window that ends at `now`.

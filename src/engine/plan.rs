@@ -68,6 +68,21 @@ pub struct Action {
     pub grants: Vec<String>,
 }
 
+/// An approval of a held plan, for its audit records. The person behind the field manager is
+/// in the API server's own audit log (the request that set the annotation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Approval {
+    pub digest: String,
+    /// The field manager that last set the approval annotation (`kubectl-annotate`, an Argo
+    /// CD or Flux controller, …), from the MfaProvider's managed fields.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub manager: Option<String>,
+    /// When that manager last wrote it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Why the plan's revocations are held back.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -146,6 +161,9 @@ pub struct Plan {
     pub hold: Option<Hold>,
     /// The approval annotation named this plan's digest and let a held plan through.
     pub approved: bool,
+    /// Who gave that approval and when, as far as the API server recorded it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Approval>,
     /// Set when nothing could be decided (provider unreadable, unusable policy): no actions.
     pub error: Option<String>,
     pub conflicts: Vec<IdentityConflict>,

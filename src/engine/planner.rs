@@ -40,6 +40,7 @@ pub fn plan(input: &PlanInput) -> Plan {
         digest: budget::digest(&key, &[]),
         hold: None,
         approved: false,
+        approval: None,
         error: None,
         conflicts: Vec::new(),
         employees: Vec::new(),
@@ -116,9 +117,15 @@ pub fn plan(input: &PlanInput) -> Plan {
         declared_empty,
         input.revoked_in_window,
     );
-    if plan.hold.is_some() && provider.annotations().get(APPROVE_REVOCATIONS_ANNOTATION) == Some(&plan.digest) {
+    // An approval lets its plan through once: a digest already carried out stays held.
+    let consumed = provider.status.as_ref().and_then(|s| s.consumed_approval.as_ref()) == Some(&plan.digest);
+    if plan.hold.is_some()
+        && !consumed
+        && provider.annotations().get(APPROVE_REVOCATIONS_ANNOTATION) == Some(&plan.digest)
+    {
         plan.hold = None;
         plan.approved = true;
+        plan.approval = Some(budget::approval(provider, &plan.digest));
     }
     if plan.hold.is_some() {
         for verdict in &mut plan.employees {

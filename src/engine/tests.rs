@@ -247,6 +247,15 @@ fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
     let changed = run(&p, &employees, &grants, &bigger);
     assert!(changed.blocked());
     assert_ne!(changed.digest, held.digest);
+
+    // Once carried out, the same approval lets the same plan through no more (say the
+    // enrolments were restored from a backup and the annotation is still there).
+    p.status = Some(crate::crd::mfa_provider::MfaProviderStatus {
+        consumed_approval: Some(held.digest.clone()),
+        ..Default::default()
+    });
+    let again = run(&p, &employees, &grants, &inv);
+    assert!(again.blocked() && !again.approved, "an approval is consumed once");
 }
 
 #[test]
