@@ -70,8 +70,8 @@ fn company(size: usize) -> (MfaProvider, Vec<Employee>, Vec<AccessGrant>, Invent
                 name: format!("e{i}"),
                 in_directory: true,
                 enrolments: vec![
-                    Enrolment { id: format!("T{i}"), kind: FactorKind::new("totp"), active: true },
-                    Enrolment { id: format!("H{i}"), kind: FactorKind::new("hotp"), active: true },
+                    Enrolment::new(format!("T{i}"), FactorKind::new("totp"), true),
+                    Enrolment::new(format!("H{i}"), FactorKind::new("hotp"), true),
                 ],
             })
             .collect(),

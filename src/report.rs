@@ -36,6 +36,11 @@ fn result_label(result: &ActionResult) -> String {
     }
 }
 
+/// The enrolment's kind, and the further kinds it provides: `push+sms+voice`.
+fn kinds_label(action: &crate::engine::Action) -> String {
+    std::iter::once(&action.kind).chain(&action.also).map(|k| k.to_string()).collect::<Vec<_>>().join("+")
+}
+
 fn action_label(kind: ActionKind) -> &'static str {
     match kind {
         ActionKind::Revoke => "revoke",
@@ -84,8 +89,8 @@ fn text(reports: &[SweepReport], executed: bool) -> String {
         }
         for r in &report.results {
             let a = &r.action;
-            let target =
-                if a.enrolment.is_empty() { a.kind.to_string() } else { format!("{} {}", a.kind, a.enrolment) };
+            let kinds = kinds_label(a);
+            let target = if a.enrolment.is_empty() { kinds } else { format!("{kinds} {}", a.enrolment) };
             write!(out, "  {:<8} {:<28} {:<24} {}", action_label(a.action), a.user, target, a.reason).ok();
             if let Some(e) = &a.employee {
                 write!(out, " (employee {e})").ok();
@@ -139,7 +144,7 @@ fn markdown(reports: &[SweepReport], executed: bool) -> String {
                     action_label(a.action),
                     a.user,
                     a.enrolment,
-                    a.kind,
+                    kinds_label(a),
                     a.reason,
                     a.employee.as_deref().unwrap_or("—")
                 )
@@ -171,6 +176,7 @@ pub fn json(reports: &[SweepReport]) -> Value {
                         "user": a.user,
                         "enrolment": a.enrolment,
                         "kind": a.kind,
+                        "alsoKinds": a.also,
                         "reason": a.reason,
                         "employee": a.employee,
                         "grants": a.grants,

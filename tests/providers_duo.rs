@@ -209,6 +209,10 @@ async fn signed_paged_listing_outlasts_bare_429s() {
     let mut kinds: Vec<(String, String)> = bob.enrolments.iter().map(|e| (e.id.clone(), e.kind.to_string())).collect();
     kinds.sort();
     assert_eq!(kinds, [("phone:DPB".to_string(), "push".to_string()), ("token:DHB".into(), "hotp".into())]);
+    // The phone also receives SMS passcodes and calls: one device, every kind it provides.
+    let phone = bob.enrolments.iter().find(|e| e.id == "phone:DPB").expect("phone");
+    let also: Vec<String> = phone.also.iter().map(|k| k.to_string()).collect();
+    assert_eq!(also, ["sms", "voice"]);
     let pages = state.lock().expect("state").log.iter().filter(|l| *l == "GET /admin/v1/users").count();
     assert_eq!(pages, 2 + 4, "two throttled attempts, then four pages of two");
 }
@@ -232,7 +236,7 @@ async fn devices_are_removed_through_their_own_endpoints_and_repeat_deletes_are_
     let (server, state) = serve(acme(), handle).await;
     let duo = backend(&server.uri(), "", SKEY);
     duo.inventory(&UserQuery::default()).await.expect("inventory");
-    let e = |id: &str, kind: &str| Enrolment { id: id.into(), kind: FactorKind::new(kind), active: true };
+    let e = |id: &str, kind: &str| Enrolment::new(id, FactorKind::new(kind), true);
     let del = RevocationMode::Delete;
     assert_eq!(duo.revoke("dave@acme.example", &e("phone:DPD", "push"), del).await, Ok(Revoked::Done));
     assert_eq!(duo.revoke("dave@acme.example", &e("webauthn:WAD", "webauthn"), del).await, Ok(Revoked::Done));

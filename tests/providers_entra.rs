@@ -252,7 +252,7 @@ async fn certificate_credentials_sign_an_assertion_with_the_thumbprint() {
 async fn the_default_method_goes_last_and_a_second_delete_is_already_gone() {
     let (server, state) = serve(acme(), handle).await;
     let entra = backend(&server.uri(), "ClientSecret", "");
-    let e = |id: &str, kind: &str| Enrolment { id: id.into(), kind: FactorKind::new(kind), active: true };
+    let e = |id: &str, kind: &str| Enrolment::new(id, FactorKind::new(kind), true);
     let phone = e("phoneMethods/3179e48a-750b-4051-897c-87b9720928f7", "sms");
     let (default, key) = (e("microsoftAuthenticatorMethods/md", "push"), e("fido2Methods/fd", "webauthn"));
     let del = RevocationMode::Delete;
@@ -285,8 +285,7 @@ async fn a_default_method_kept_company_fails_clearly() {
     )
     .expect("entra");
     entra.set_default_wait(std::time::Duration::from_millis(300));
-    let default =
-        Enrolment { id: "microsoftAuthenticatorMethods/mb".into(), kind: FactorKind::new("push"), active: true };
+    let default = Enrolment::new("microsoftAuthenticatorMethods/mb", FactorKind::new("push"), true);
     let err = entra.revoke("bob@acme.example", &default, RevocationMode::Delete).await.expect_err("refused");
     let text = err.to_string();
     assert!(

@@ -150,7 +150,7 @@ fn backend(url: &str, extra: &str) -> Box<dyn MfaBackend> {
 }
 
 fn twosv() -> Enrolment {
-    Enrolment { id: "2sv".into(), kind: FactorKind::new("2sv"), active: true }
+    Enrolment::new("2sv", FactorKind::new("2sv"), true)
 }
 
 #[tokio::test]

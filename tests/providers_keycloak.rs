@@ -235,7 +235,7 @@ async fn short_lived_tokens_are_renewed_before_they_expire() {
 async fn a_second_delete_is_already_gone_and_invitations_are_required_actions() {
     let (server, state) = serve(acme(), handle).await;
     let kc = backend(&server.uri(), "ClientCredentials", "");
-    let otp = Enrolment { id: "od".into(), kind: FactorKind::new("totp"), active: true };
+    let otp = Enrolment::new("od", FactorKind::new("totp"), true);
     assert_eq!(kc.revoke("dave@acme.example", &otp, RevocationMode::Delete).await, Ok(Revoked::Done));
     assert_eq!(kc.revoke("dave@acme.example", &otp, RevocationMode::Delete).await, Ok(Revoked::AlreadyGone));
     assert_eq!(kc.revoke("ghost", &otp, RevocationMode::Delete).await, Ok(Revoked::AlreadyGone));

@@ -263,7 +263,7 @@ fn kinds(inventory: &Inventory, user: &str) -> Vec<String> {
 }
 
 fn enrolment(id: &str, kind: &str) -> Enrolment {
-    Enrolment { id: id.into(), kind: FactorKind::new(kind), active: true }
+    Enrolment::new(id, FactorKind::new(kind), true)
 }
 
 #[tokio::test]

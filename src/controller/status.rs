@@ -49,12 +49,13 @@ pub fn executed_verdicts(report: &SweepReport) -> Vec<EmployeeVerdict> {
     let mut verdicts = report.plan.employees.clone();
     let observe = report.plan.mode == Mode::Observe;
     for verdict in &mut verdicts {
-        for (id, _, v, _) in &mut verdict.enrolments {
-            if *v != Verdict::RevocationPlanned {
+        for enrolment in &mut verdict.enrolments {
+            if enrolment.verdict != Verdict::RevocationPlanned {
                 continue;
             }
-            let result = report.results.iter().find(|r| &r.action.enrolment == id && r.action.user == verdict.user);
-            *v = match result.map(|r| &r.result) {
+            let result =
+                report.results.iter().find(|r| r.action.enrolment == enrolment.id && r.action.user == verdict.user);
+            enrolment.verdict = match result.map(|r| &r.result) {
                 Some(ActionResult::Revoked | ActionResult::AlreadyGone) => Verdict::Revoked,
                 Some(ActionResult::Blocked) => Verdict::RevocationBlocked,
                 _ if observe => Verdict::RevocationObserved,
@@ -176,11 +177,12 @@ pub fn employee_status(
             enrolments: v
                 .enrolments
                 .iter()
-                .map(|(id, kind, verdict, reason)| EnrolmentVerdict {
-                    id: id.clone(),
-                    kind: kind.clone(),
-                    verdict: verdict_name(*verdict).to_string(),
-                    reason: reason.map(|r| r.to_string()),
+                .map(|e| EnrolmentVerdict {
+                    id: e.id.clone(),
+                    kind: e.kind.clone(),
+                    other_kinds: e.also.clone(),
+                    verdict: verdict_name(e.verdict).to_string(),
+                    reason: e.reason.map(|r| r.to_string()),
                 })
                 .collect(),
         })
@@ -197,16 +199,18 @@ pub fn employee_status(
         .map(|(p, v)| format!("user {} on {p} is also claimed by {}", v.user, v.conflicts_with.join(", ")))
         .collect();
     let blocked: Vec<String> = all()
-        .filter(|(_, e)| e.2 == Verdict::RevocationBlocked)
-        .map(|(p, e)| format!("{} {} on {p}", e.1, e.0))
+        .filter(|(_, e)| e.verdict == Verdict::RevocationBlocked)
+        .map(|(p, e)| format!("{} {} on {p}", e.kind, e.id))
         .collect();
-    let pending_revocations = all().filter(|(_, e)| e.2 == Verdict::RevocationPlanned).count();
+    let pending_revocations = all().filter(|(_, e)| e.verdict == Verdict::RevocationPlanned).count();
     let observed: Vec<String> = all()
-        .filter(|(_, e)| e.2 == Verdict::RevocationObserved)
-        .map(|(p, e)| format!("{} {} on {p}", e.1, e.0))
+        .filter(|(_, e)| e.verdict == Verdict::RevocationObserved)
+        .map(|(p, e)| format!("{} {} on {p}", e.kind, e.id))
         .collect();
-    let pending_enrolments: Vec<String> =
-        all().filter(|(_, e)| e.2 == Verdict::EnrolmentPending).map(|(p, e)| format!("{} on {p}", e.1)).collect();
+    let pending_enrolments: Vec<String> = all()
+        .filter(|(_, e)| e.verdict == Verdict::EnrolmentPending)
+        .map(|(p, e)| format!("{} on {p}", e.kind))
+        .collect();
 
     let flag = |type_: &str, on: bool, reason: &str, message: String| {
         Condition::new(
@@ -397,7 +401,13 @@ mod tests {
             employee: "dave".into(),
             user: "dave".into(),
             entitled: vec![],
-            enrolments: vec![("T1".into(), crate::crd::FactorKind::new("totp"), Verdict::RevocationObserved, None)],
+            enrolments: vec![crate::engine::EnrolmentDecision {
+                id: "T1".into(),
+                kind: crate::crd::FactorKind::new("totp"),
+                also: vec![],
+                verdict: Verdict::RevocationObserved,
+                reason: None,
+            }],
             conflicts_with: vec![],
         };
         let leaver = employee("dave", &[], EmployeeState::Offboarded);

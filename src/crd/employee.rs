@@ -120,6 +120,10 @@ pub struct EnrolmentVerdict {
     pub id: String,
     /// Normalized factor kind.
     pub kind: FactorKind,
+    /// Further kinds the same enrolment provides (a phone that does push and SMS): it is kept
+    /// when any of its kinds is entitled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_kinds: Vec<FactorKind>,
     /// `Kept`, `Revoked`, `RevocationPending`, `RevocationBlocked` or `EnrolmentPending`.
     pub verdict: String,
     /// Why, for revocations.

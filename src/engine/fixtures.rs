@@ -104,6 +104,7 @@ pub fn inventory(users: &[(&str, &[Listed])]) -> Inventory {
                     .map(|(id, kind, active)| Enrolment {
                         id: id.to_string(),
                         kind: FactorKind::new(kind),
+                        also: Vec::new(),
                         active: *active,
                     })
                     .collect(),

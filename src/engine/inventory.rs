@@ -8,11 +8,37 @@ use serde::{Deserialize, Serialize};
 pub struct Enrolment {
     /// Provider-side id: privacyIDEA serial, Okta factor id, …
     pub id: String,
-    /// Normalized kind.
+    /// Normalized kind: the strongest the enrolment provides.
     pub kind: FactorKind,
+    /// Further kinds the same enrolment provides — a Duo phone that takes pushes and receives
+    /// SMS passcodes, Microsoft Authenticator that does push and TOTP codes. It is kept when
+    /// any of its kinds is entitled; revoking it takes them all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<FactorKind>,
     /// False when the enrolment is disabled or revoked at the provider: it can no longer be
     /// used, so under `revocation: Disable` it needs nothing more.
     pub active: bool,
+}
+
+impl Enrolment {
+    pub fn new(id: impl Into<String>, kind: FactorKind, active: bool) -> Self {
+        Enrolment { id: id.into(), kind, also: Vec::new(), active }
+    }
+
+    /// The same enrolment, providing `also` besides its kind.
+    pub fn providing(mut self, also: Vec<FactorKind>) -> Self {
+        self.also = also.into_iter().filter(|k| *k != self.kind).collect();
+        self
+    }
+
+    /// Every kind the enrolment provides, its own first.
+    pub fn kinds(&self) -> impl Iterator<Item = &FactorKind> {
+        std::iter::once(&self.kind).chain(self.also.iter())
+    }
+
+    pub fn provides(&self, kind: &FactorKind) -> bool {
+        self.kinds().any(|k| k == kind)
+    }
 }
 
 /// The kind a provider reports for second factors it knows a user holds but will not itemize

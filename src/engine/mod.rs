@@ -11,7 +11,7 @@ pub mod plan;
 pub mod planner;
 
 pub use inventory::{Capabilities, Enrolment, Inventory, ProviderUser};
-pub use plan::{Action, ActionKind, Hold, Plan, Reason, Verdict};
+pub use plan::{Action, ActionKind, EnrolmentDecision, Hold, Plan, Reason, Verdict};
 pub use planner::{PlanInput, plan};
 
 #[cfg(test)]

@@ -60,6 +60,9 @@ pub struct Action {
     /// Provider-side enrolment id; empty for invite/pending.
     pub enrolment: String,
     pub kind: FactorKind,
+    /// Further kinds the enrolment provides, all revoked with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<FactorKind>,
     pub reason: Reason,
     /// Employee (metadata.name) the user maps to, if any.
     pub employee: Option<String>,
@@ -114,6 +117,19 @@ impl Hold {
     }
 }
 
+/// One enrolment (or an expected one) of an Employee and what keyward decided about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrolmentDecision {
+    /// Provider-side id; empty for an expected enrolment.
+    pub id: String,
+    pub kind: FactorKind,
+    /// Further kinds the same enrolment provides.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<FactorKind>,
+    pub verdict: Verdict,
+    pub reason: Option<Reason>,
+}
+
 /// What keyward decided about one enrolment (or an expected one), for Employee status.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Verdict {
@@ -135,7 +151,7 @@ pub struct EmployeeVerdict {
     pub employee: String,
     pub user: String,
     pub entitled: Vec<FactorKind>,
-    pub enrolments: Vec<(String, FactorKind, Verdict, Option<Reason>)>,
+    pub enrolments: Vec<EnrolmentDecision>,
     /// Other Employees mapping to the same provider user.
     pub conflicts_with: Vec<String>,
 }

@@ -4,7 +4,9 @@ use super::budget;
 use super::entitlement::{Entitlement, Standing, standing};
 use super::identity;
 use super::inventory::{Capabilities, Enrolment, Inventory, ProviderUser, UNLISTED_KIND};
-use super::plan::{Action, ActionKind, EmployeeVerdict, Hold, IdentityConflict, Plan, Reason, Verdict};
+use super::plan::{
+    Action, ActionKind, EmployeeVerdict, EnrolmentDecision, Hold, IdentityConflict, Plan, Reason, Verdict,
+};
 use crate::crd::mfa_provider::{RevocationMode, Scope};
 use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, FactorKind, MfaProvider};
 use chrono::{DateTime, Utc};
@@ -130,8 +132,8 @@ pub fn plan(input: &PlanInput) -> Plan {
     if plan.hold.is_some() {
         for verdict in &mut plan.employees {
             for enrolment in &mut verdict.enrolments {
-                if enrolment.2 == Verdict::RevocationPlanned {
-                    enrolment.2 = Verdict::RevocationBlocked;
+                if enrolment.verdict == Verdict::RevocationPlanned {
+                    enrolment.verdict = Verdict::RevocationBlocked;
                 }
             }
         }
@@ -183,8 +185,10 @@ impl Planner<'_> {
             // Unlisted factors of a user entitled to something are left alone: which ones they
             // are is unknown, and revoking them revokes everything (SPEC 7: never lock out).
             let unknowable = enrolment.kind.as_str() == UNLISTED_KIND && !entitlement.allowed.is_empty();
-            if unknowable || entitlement.allowed.contains(&enrolment.kind) {
-                verdict.enrolments.push((enrolment.id.clone(), enrolment.kind.clone(), Verdict::Kept, None));
+            // One device, several factors: kept when any of them is entitled (a push-only
+            // grant must not delete the phone that also receives the entitled SMS codes).
+            if unknowable || enrolment.kinds().any(|k| entitlement.allowed.contains(k)) {
+                verdict.enrolments.push(decision(enrolment, Verdict::Kept, None));
                 continue;
             }
             let (reason, grants) = match standing {
@@ -192,20 +196,16 @@ impl Planner<'_> {
                 Standing::Active => entitlement.revocation_reason(&enrolment.kind),
             };
             if !needs_revocation(self.revocation, enrolment) {
-                verdict.enrolments.push((enrolment.id.clone(), enrolment.kind.clone(), Verdict::Revoked, Some(reason)));
+                verdict.enrolments.push(decision(enrolment, Verdict::Revoked, Some(reason)));
                 continue;
             }
-            verdict.enrolments.push((
-                enrolment.id.clone(),
-                enrolment.kind.clone(),
-                Verdict::RevocationPlanned,
-                Some(reason),
-            ));
+            verdict.enrolments.push(decision(enrolment, Verdict::RevocationPlanned, Some(reason)));
             self.plan.actions.push(Action {
                 action: ActionKind::Revoke,
                 user: user.to_string(),
                 enrolment: enrolment.id.clone(),
                 kind: enrolment.kind.clone(),
+                also: enrolment.also.clone(),
                 reason,
                 employee: Some(employee_name.clone()),
                 grants,
@@ -213,16 +213,23 @@ impl Planner<'_> {
         }
         // Required kinds with no usable enrolment of that kind.
         for kind in &entitlement.required {
-            let held = enrolments.iter().any(|e| e.active && &e.kind == kind);
+            let held = enrolments.iter().any(|e| e.active && e.provides(kind));
             if held {
                 continue;
             }
-            verdict.enrolments.push((String::new(), kind.clone(), Verdict::EnrolmentPending, None));
+            verdict.enrolments.push(EnrolmentDecision {
+                id: String::new(),
+                kind: kind.clone(),
+                also: Vec::new(),
+                verdict: Verdict::EnrolmentPending,
+                reason: None,
+            });
             self.plan.actions.push(Action {
                 action: if self.can_invite(kind) { ActionKind::Invite } else { ActionKind::Pending },
                 user: user.to_string(),
                 enrolment: String::new(),
                 kind: kind.clone(),
+                also: Vec::new(),
                 reason: Reason::EnrolmentRequired,
                 employee: Some(employee_name.clone()),
                 grants: entitlement.grants.iter().cloned().collect(),
@@ -244,11 +251,7 @@ impl Planner<'_> {
                 employee: employee.name_any(),
                 user: user.to_string(),
                 entitled: Vec::new(),
-                enrolments: observed
-                    .enrolments
-                    .iter()
-                    .map(|e| (e.id.clone(), e.kind.clone(), Verdict::IdentityConflict, None))
-                    .collect(),
+                enrolments: observed.enrolments.iter().map(|e| decision(e, Verdict::IdentityConflict, None)).collect(),
                 conflicts_with: names.iter().filter(|n| **n != employee.name_any()).cloned().collect(),
             });
         }
@@ -266,11 +269,22 @@ impl Planner<'_> {
                 user: user.name.clone(),
                 enrolment: enrolment.id.clone(),
                 kind: enrolment.kind.clone(),
+                also: enrolment.also.clone(),
                 reason: Reason::UndeclaredUser,
                 employee: None,
                 grants: Vec::new(),
             });
         }
+    }
+}
+
+fn decision(enrolment: &Enrolment, verdict: Verdict, reason: Option<Reason>) -> EnrolmentDecision {
+    EnrolmentDecision {
+        id: enrolment.id.clone(),
+        kind: enrolment.kind.clone(),
+        also: enrolment.also.clone(),
+        verdict,
+        reason,
     }
 }
 
@@ -311,6 +325,6 @@ mod unlisted_tests {
         let revoked: Vec<(&str, Reason)> = p.revocations().map(|a| (a.user.as_str(), a.reason)).collect();
         assert_eq!(revoked, [("dave", Reason::EmployeeOffboarded), ("frank", Reason::NotEntitled)]);
         let alice = p.employees.iter().find(|v| v.employee == "alice").expect("alice");
-        assert!(alice.enrolments.iter().all(|e| e.2 == Verdict::Kept), "{alice:?}");
+        assert!(alice.enrolments.iter().all(|e| e.verdict == Verdict::Kept), "{alice:?}");
     }
 }

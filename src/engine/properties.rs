@@ -97,7 +97,12 @@ fn inventories() -> impl Strategy<Value = Inventory> {
                             .into_iter()
                             .map(|(kind, active)| {
                                 serial += 1;
-                                super::Enrolment { id: format!("S{serial:03}"), kind: FactorKind::new(kind), active }
+                                super::Enrolment {
+                                    id: format!("S{serial:03}"),
+                                    kind: FactorKind::new(kind),
+                                    also: Vec::new(),
+                                    active,
+                                }
                             })
                             .collect(),
                     })

@@ -2,7 +2,7 @@
 
 use super::fixtures::*;
 use super::plan::{ActionKind, Hold, Plan, Reason, Verdict};
-use super::{Capabilities, Inventory, PlanInput, plan};
+use super::{Capabilities, Enrolment, Inventory, PlanInput, ProviderUser, plan};
 use crate::crd::mfa_provider::{Mode, RevocationMode, Scope};
 use crate::crd::*;
 use chrono::Duration;
@@ -164,7 +164,7 @@ fn two_employees_on_one_user_are_a_conflict_and_that_user_is_left_alone() {
     assert!(p.actions.is_empty());
     assert_eq!(p.conflicts.len(), 1);
     assert_eq!(p.conflicts[0].employees, vec!["alice".to_string(), "alicia".to_string()]);
-    assert!(p.employees.iter().all(|v| v.enrolments.iter().all(|e| e.2 == Verdict::IdentityConflict)));
+    assert!(p.employees.iter().all(|v| v.enrolments.iter().all(|e| e.verdict == Verdict::IdentityConflict)));
 }
 
 #[test]
@@ -231,7 +231,7 @@ fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
         held.hold,
         Some(Hold::RevocationBudgetExceeded { revocations: 3, limit: 2, used: 0, window: "1h".into() })
     );
-    assert!(held.employees.iter().flat_map(|v| &v.enrolments).all(|e| e.2 == Verdict::RevocationBlocked));
+    assert!(held.employees.iter().flat_map(|v| &v.enrolments).all(|e| e.verdict == Verdict::RevocationBlocked));
 
     p.metadata.annotations = Some([(APPROVE_REVOCATIONS_ANNOTATION.to_string(), "0000".to_string())].into());
     assert!(run(&p, &employees, &grants, &inv).blocked(), "a wrong digest approves nothing");
@@ -353,4 +353,33 @@ fn required_enrolment_is_pending_or_invited() {
     });
     assert!(invites.actions.iter().all(|a| a.action == ActionKind::Invite && a.reason == Reason::EnrolmentRequired));
     assert!(invites.has_changes());
+}
+
+/// A Duo phone that takes pushes and receives SMS codes is one enrolment with two kinds: an
+/// SMS-only grant keeps it (it used to be revoked as a `push` device), a Required `sms` is
+/// satisfied by it, and when nothing is entitled it goes with all its kinds shown.
+#[test]
+fn an_enrolment_with_several_kinds_is_kept_when_any_is_entitled() {
+    let employees = vec![
+        employee("alice", &["support"], EmployeeState::Active),
+        employee("dave", &["support"], EmployeeState::Offboarded),
+    ];
+    let mut grants = vec![grant("sms", &["support"], &[], &["sms"])];
+    grants[0].spec.enrolment = crate::crd::EnrolmentPolicy::Required;
+    let phone = |id: &str| Enrolment::new(id, FactorKind::new("push"), true).providing(vec![FactorKind::new("sms")]);
+    let inv = Inventory {
+        users: vec![
+            ProviderUser { name: "alice".into(), in_directory: true, enrolments: vec![phone("DPA")] },
+            ProviderUser { name: "dave".into(), in_directory: true, enrolments: vec![phone("DPD")] },
+        ],
+    };
+    let p = run(&provider(), &employees, &grants, &inv);
+    let revoked: Vec<&str> = p.revocations().map(|a| a.enrolment.as_str()).collect();
+    assert_eq!(revoked, ["DPD"], "{:?}", p.actions);
+    assert!(!p.actions.iter().any(|a| a.action != ActionKind::Revoke), "the phone satisfies Required sms");
+    let dave = p.revocations().next().unwrap();
+    assert_eq!(dave.also, vec![FactorKind::new("sms")], "the plan shows every kind the device takes with it");
+    let alice = p.employees.iter().find(|v| v.employee == "alice").unwrap();
+    assert_eq!(alice.enrolments[0].verdict, Verdict::Kept);
+    assert_eq!(alice.enrolments[0].also, vec![FactorKind::new("sms")]);
 }

@@ -14,6 +14,24 @@ pub fn phone_kind(phone_type: &str, activated: bool, capabilities: &[String]) ->
     })
 }
 
+/// Everything else the same phone does, from its `capabilities` (`push`, `sms`, `phone`,
+/// `mobile_otp`): a phone swap or a re-activation flips its strongest kind between `push` and
+/// `sms`, so a grant for either must keep the device.
+pub fn phone_also(phone_type: &str, activated: bool, capabilities: &[String]) -> Vec<FactorKind> {
+    let has = |c: &str| capabilities.iter().any(|k| k == c);
+    let mut also = Vec::new();
+    if activated && has("push") {
+        also.push(FactorKind::new("push"));
+    }
+    if has("sms") || (phone_type.eq_ignore_ascii_case("mobile") && !has("push")) {
+        also.push(FactorKind::new("sms"));
+    }
+    if has("phone") {
+        also.push(FactorKind::new("voice"));
+    }
+    also
+}
+
 /// Hardware token `type`: `h6`/`h8` HOTP, `t6`/`t8` TOTP, `yk` YubiKey (OTP mode), `d1` Duo
 /// D-100; others by their own name.
 pub fn token_kind(token_type: &str) -> FactorKind {
@@ -36,6 +54,11 @@ mod tests {
         assert_eq!(phone_kind("mobile", true, &push), FactorKind::new("push"));
         assert_eq!(phone_kind("mobile", false, &push), FactorKind::new("sms"));
         assert_eq!(phone_kind("landline", false, &[]), FactorKind::new("voice"));
+        let all = vec!["push".to_string(), "sms".to_string(), "phone".to_string()];
+        let kinds = |v: Vec<FactorKind>| v.iter().map(|k| k.to_string()).collect::<Vec<_>>();
+        assert_eq!(kinds(phone_also("mobile", true, &all)), ["push", "sms", "voice"]);
+        assert_eq!(kinds(phone_also("mobile", false, &all)), ["sms", "voice"], "not activated: no push");
+        assert_eq!(kinds(phone_also("landline", false, &["phone".to_string()])), ["voice"]);
         for (t, k) in
             [("h6", "hotp"), ("h8", "hotp"), ("t6", "totp"), ("yk", "yubikey"), ("d1", "duo-token"), ("x", "token-x")]
         {

@@ -5,7 +5,7 @@
 mod mapping;
 mod signing;
 
-pub use mapping::{phone_kind, token_kind};
+pub use mapping::{phone_also, phone_kind, token_kind};
 pub use signing::{Signer, canonical_json, canonical_params};
 
 use super::error::{Failure, ProviderError};
@@ -271,12 +271,14 @@ impl Duo {
             let mut enrolments = Vec::new();
             for phone in &user.phones {
                 let kind = phone_kind(&phone.kind, phone.activated, &phone.capabilities);
-                enrolments.push(Enrolment { id: format!("{PHONE}{}", phone.phone_id), kind, active });
+                let also = phone_also(&phone.kind, phone.activated, &phone.capabilities);
+                enrolments.push(Enrolment::new(format!("{PHONE}{}", phone.phone_id), kind, active).providing(also));
             }
             for token in &user.tokens {
                 enrolments.push(Enrolment {
                     id: format!("{TOKEN}{}", token.token_id),
                     kind: token_kind(&token.kind),
+                    also: Vec::new(),
                     active,
                 });
             }
@@ -284,6 +286,7 @@ impl Duo {
                 enrolments.push(Enrolment {
                     id: format!("{WEBAUTHN}{}", credential.webauthnkey),
                     kind: FactorKind::new("webauthn"),
+                    also: Vec::new(),
                     active,
                 });
             }
@@ -291,6 +294,7 @@ impl Duo {
                 enrolments.push(Enrolment {
                     id: format!("{U2F}{}", token.registration_id),
                     kind: FactorKind::new("u2f"),
+                    also: Vec::new(),
                     active,
                 });
             }

@@ -31,6 +31,16 @@ pub fn method(odata_type: &str, phone_type: Option<&str>) -> Option<(FactorKind,
     Some((FactorKind::new(kind), collection))
 }
 
+/// Other kinds one method provides: Microsoft Authenticator approves sign-ins by push and also
+/// shows TOTP codes, so a TOTP grant keeps it (it is not listed a second time as a software
+/// OATH method).
+pub fn also(kind: &FactorKind) -> Vec<FactorKind> {
+    match kind.as_str() {
+        "push" => vec![FactorKind::new("totp")],
+        _ => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -211,7 +211,11 @@ impl Entra {
                 .into_iter()
                 .filter_map(|m| {
                     let (kind, collection) = method(&m.odata_type, m.phone_type.as_deref())?;
-                    Some((Enrolment { id: format!("{collection}/{}", m.id), kind, active: true }, collection))
+                    Some((
+                        Enrolment::new(format!("{collection}/{}", m.id), kind.clone(), true)
+                            .providing(mapping::also(&kind)),
+                        collection,
+                    ))
                 })
                 .collect(),
         ))

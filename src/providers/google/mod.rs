@@ -274,6 +274,7 @@ impl MfaBackend for Google {
                     enrolments: vec![Enrolment {
                         id: KIND.into(),
                         kind: FactorKind::new(KIND),
+                        also: Vec::new(),
                         active: !user.suspended,
                     }],
                 }

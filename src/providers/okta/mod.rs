@@ -262,6 +262,7 @@ impl Okta {
                 kind: kind_of(&f.factor_type, &f.provider),
                 // PENDING_ACTIVATION (e.g. keyward's own invitation) counts as held, so that a
                 // Required kind is not invited again every sweep.
+                also: Vec::new(),
                 active: matches!(f.status.as_str(), "ACTIVE" | "PENDING_ACTIVATION" | "ENROLLED"),
             })
             .collect();
@@ -275,6 +276,7 @@ impl Okta {
                 enrolments.push(Enrolment {
                     id: RESET_FACTORS.into(),
                     kind: FactorKind::new(UNLISTED_KIND),
+                    also: Vec::new(),
                     active: true,
                 });
             }

@@ -166,6 +166,7 @@ impl MfaBackend for PrivacyIdea {
             user.enrolments.push(Enrolment {
                 id: token.serial.clone(),
                 kind: kind_of(&token.tokentype),
+                also: Vec::new(),
                 active: token.active && !token.revoked && !token.locked,
             });
         }
