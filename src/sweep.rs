@@ -204,12 +204,8 @@ pub async fn sweep_guarded(
                 if let Some(why) = listed.and_then(|l| withdrawn(guard, l, capabilities, now, &action)) {
                     return ActionReport { action, result: ActionResult::Withdrawn(why) };
                 }
-                let enrolment = Enrolment {
-                    id: action.enrolment.clone(),
-                    kind: action.kind.clone(),
-                    also: action.also.clone(),
-                    active: true,
-                };
+                let enrolment =
+                    Enrolment::new(action.enrolment.clone(), action.kind.clone(), true).providing(action.also.clone());
                 let result = match backend.revoke(&action.user, &enrolment, revocation).await {
                     Ok(crate::providers::Revoked::Done) => ActionResult::Revoked,
                     Ok(crate::providers::Revoked::AlreadyGone) => ActionResult::AlreadyGone,

@@ -451,3 +451,36 @@ async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_factor_only() {
 
     outage_revokes_nothing(tree.path(), &server.uri()).await;
 }
+
+/// Okta unenrolls every Okta Verify factor with push (or FastPass): alice, entitled to TOTP
+/// only, keeps her Okta Verify push, which would take her entitled Okta Verify TOTP along;
+/// dave, a leaver, loses both — each planned, so each gets its own record.
+#[tokio::test]
+async fn push_is_withheld_when_its_cascade_would_take_an_entitled_factor() {
+    let mut okta = acme();
+    okta.users[0].factors = vec![factor("totV", "token:software:totp", "OKTA"), factor("pushA", "push", "OKTA")];
+    okta.users[2].factors = vec![factor("totW", "token:software:totp", "OKTA"), factor("pushD", "push", "OKTA")];
+    let (server, state) = serve(okta, handle).await;
+    let block = format!("  okta:\n    url: {}\n    credentials: {{secretRef: {{name: corp-admin}}}}", server.uri());
+    let tree = company(&block, &format!("  apiToken: {TOKEN}"), "totp");
+
+    let (code, plan_before) = plan(tree.path()).await;
+    assert_eq!(code, 2, "{plan_before}");
+    assert_eq!(
+        actions(&plan_before),
+        [
+            revoke("bob@acme.example", "sms", "NotEntitled"),
+            revoke("dave@acme.example", "push", "EmployeeOffboarded"),
+            revoke("dave@acme.example", "totp", "EmployeeOffboarded"),
+        ],
+        "alice's push is not planned: {plan_before}"
+    );
+    let (code, audit, stderr) = apply(tree.path()).await;
+    assert_eq!(code, 0, "{stderr}");
+    let dave: Vec<&Value> = audit.iter().filter(|r| r["user"] == "dave@acme.example").collect();
+    assert_eq!(dave.len(), 2, "a record for each factor that disappeared: {audit:?}");
+    let s = state.lock().expect("state");
+    let ids = s.users[0].factors.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids, ["totV", "pushA"], "alice keeps her Okta Verify TOTP, and so her push");
+    assert!(s.users[2].factors.is_empty(), "dave has nothing left");
+}

@@ -73,6 +73,7 @@ fn verdict_name(v: Verdict) -> &'static str {
         Verdict::RevocationPlanned => "RevocationPending",
         Verdict::RevocationObserved => "WouldRevoke",
         Verdict::RevocationBlocked => "RevocationBlocked",
+        Verdict::CascadeWithheld => "CascadeWithheld",
         Verdict::IdentityConflict => "IdentityConflict",
         Verdict::EnrolmentPending => "EnrolmentPending",
     }

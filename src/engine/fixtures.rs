@@ -101,12 +101,7 @@ pub fn inventory(users: &[(&str, &[Listed])]) -> Inventory {
                 in_directory: true,
                 enrolments: enrolments
                     .iter()
-                    .map(|(id, kind, active)| Enrolment {
-                        id: id.to_string(),
-                        kind: FactorKind::new(kind),
-                        also: Vec::new(),
-                        active: *active,
-                    })
+                    .map(|(id, kind, active)| Enrolment::new(id.to_string(), FactorKind::new(kind), *active))
                     .collect(),
             })
             .collect(),

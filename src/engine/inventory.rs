@@ -15,6 +15,11 @@ pub struct Enrolment {
     /// any of its kinds is entitled; revoking it takes them all.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<FactorKind>,
+    /// Ids of the user's other enrolments that the provider removes along with this one (Okta
+    /// unenrolls every Okta Verify factor with push or FastPass): it is revoked only when
+    /// none of them is entitled.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cascades: Vec<String>,
     /// False when the enrolment is disabled or revoked at the provider: it can no longer be
     /// used, so under `revocation: Disable` it needs nothing more.
     pub active: bool,
@@ -22,12 +27,18 @@ pub struct Enrolment {
 
 impl Enrolment {
     pub fn new(id: impl Into<String>, kind: FactorKind, active: bool) -> Self {
-        Enrolment { id: id.into(), kind, also: Vec::new(), active }
+        Enrolment { id: id.into(), kind, also: Vec::new(), cascades: Vec::new(), active }
     }
 
     /// The same enrolment, providing `also` besides its kind.
     pub fn providing(mut self, also: Vec<FactorKind>) -> Self {
         self.also = also.into_iter().filter(|k| *k != self.kind).collect();
+        self
+    }
+
+    /// The same enrolment, taking the enrolments `cascades` with it when removed.
+    pub fn cascading(mut self, cascades: Vec<String>) -> Self {
+        self.cascades = cascades.into_iter().filter(|id| *id != self.id).collect();
         self
     }
 

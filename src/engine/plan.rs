@@ -140,6 +140,9 @@ pub enum Verdict {
     /// `policy.mode: Observe`: would be revoked; nothing is changed.
     RevocationObserved,
     RevocationBlocked,
+    /// Not entitled, but not revoked either: the provider would remove an entitled enrolment
+    /// along with it (`cascades`).
+    CascadeWithheld,
     /// Left alone: the provider user maps to more than one Employee.
     IdentityConflict,
     EnrolmentPending,

@@ -181,14 +181,24 @@ impl Planner<'_> {
             self.plan.managed_users += 1;
             self.plan.managed_enrolments += enrolments.len();
         }
+        // Unlisted factors of a user entitled to something are left alone: which ones they are
+        // is unknown, and revoking them revokes everything (SPEC 7: never lock out). One device
+        // with several factors is kept when any of them is entitled (a push-only grant must not
+        // delete the phone that also receives the entitled SMS codes).
+        let kept = |e: &Enrolment| {
+            (e.kind.as_str() == UNLISTED_KIND && !entitlement.allowed.is_empty())
+                || e.kinds().any(|k| entitlement.allowed.contains(k))
+        };
+        let kept_ids: BTreeSet<&str> = enrolments.iter().filter(|e| kept(e)).map(|e| e.id.as_str()).collect();
         for enrolment in enrolments {
-            // Unlisted factors of a user entitled to something are left alone: which ones they
-            // are is unknown, and revoking them revokes everything (SPEC 7: never lock out).
-            let unknowable = enrolment.kind.as_str() == UNLISTED_KIND && !entitlement.allowed.is_empty();
-            // One device, several factors: kept when any of them is entitled (a push-only
-            // grant must not delete the phone that also receives the entitled SMS codes).
-            if unknowable || enrolment.kinds().any(|k| entitlement.allowed.contains(k)) {
+            if kept(enrolment) {
                 verdict.enrolments.push(decision(enrolment, Verdict::Kept, None));
+                continue;
+            }
+            // Its removal would take an entitled enrolment along: withheld, and said so. (Its
+            // cascade's unentitled enrolments are planned on their own, each with its record.)
+            if enrolment.cascades.iter().any(|id| kept_ids.contains(id.as_str())) {
+                verdict.enrolments.push(decision(enrolment, Verdict::CascadeWithheld, None));
                 continue;
             }
             let (reason, grants) = match standing {

@@ -97,12 +97,7 @@ fn inventories() -> impl Strategy<Value = Inventory> {
                             .into_iter()
                             .map(|(kind, active)| {
                                 serial += 1;
-                                super::Enrolment {
-                                    id: format!("S{serial:03}"),
-                                    kind: FactorKind::new(kind),
-                                    also: Vec::new(),
-                                    active,
-                                }
+                                super::Enrolment::new(format!("S{serial:03}"), FactorKind::new(kind), active)
                             })
                             .collect(),
                     })

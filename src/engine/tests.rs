@@ -383,3 +383,30 @@ fn an_enrolment_with_several_kinds_is_kept_when_any_is_entitled() {
     assert_eq!(alice.enrolments[0].verdict, Verdict::Kept);
     assert_eq!(alice.enrolments[0].also, vec![FactorKind::new("sms")]);
 }
+
+/// A removal the provider cascades to other enrolments: withheld when it would take an
+/// entitled one along, planned when everything it takes is revoked anyway.
+#[test]
+fn a_removal_that_would_cascade_to_an_entitled_enrolment_is_withheld() {
+    let employees =
+        vec![employee("alice", &["dev"], EmployeeState::Active), employee("dave", &["dev"], EmployeeState::Offboarded)];
+    let grants = vec![grant("otp", &["dev"], &[], &["totp"])];
+    let verify = |push: &str, totp: &str| {
+        vec![
+            Enrolment::new(push, FactorKind::new("push"), true).cascading(vec![totp.to_string(), push.to_string()]),
+            Enrolment::new(totp, FactorKind::new("totp"), true),
+        ]
+    };
+    let inv = Inventory {
+        users: vec![
+            ProviderUser { name: "alice".into(), in_directory: true, enrolments: verify("PA", "TA") },
+            ProviderUser { name: "dave".into(), in_directory: true, enrolments: verify("PD", "TD") },
+        ],
+    };
+    let p = run(&provider(), &employees, &grants, &inv);
+    let revoked: Vec<&str> = p.revocations().map(|a| a.enrolment.as_str()).collect();
+    assert_eq!(revoked, ["PD", "TD"], "dave's both go; alice's push would take her TOTP");
+    let alice = p.employees.iter().find(|v| v.employee == "alice").unwrap();
+    let push = alice.enrolments.iter().find(|e| e.id == "PA").unwrap();
+    assert_eq!(push.verdict, Verdict::CascadeWithheld);
+}

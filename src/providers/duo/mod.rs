@@ -275,28 +275,21 @@ impl Duo {
                 enrolments.push(Enrolment::new(format!("{PHONE}{}", phone.phone_id), kind, active).providing(also));
             }
             for token in &user.tokens {
-                enrolments.push(Enrolment {
-                    id: format!("{TOKEN}{}", token.token_id),
-                    kind: token_kind(&token.kind),
-                    also: Vec::new(),
-                    active,
-                });
+                enrolments.push(Enrolment::new(format!("{TOKEN}{}", token.token_id), token_kind(&token.kind), active));
             }
             for credential in &user.webauthncredentials {
-                enrolments.push(Enrolment {
-                    id: format!("{WEBAUTHN}{}", credential.webauthnkey),
-                    kind: FactorKind::new("webauthn"),
-                    also: Vec::new(),
+                enrolments.push(Enrolment::new(
+                    format!("{WEBAUTHN}{}", credential.webauthnkey),
+                    FactorKind::new("webauthn"),
                     active,
-                });
+                ));
             }
             for token in &user.u2ftokens {
-                enrolments.push(Enrolment {
-                    id: format!("{U2F}{}", token.registration_id),
-                    kind: FactorKind::new("u2f"),
-                    also: Vec::new(),
+                enrolments.push(Enrolment::new(
+                    format!("{U2F}{}", token.registration_id),
+                    FactorKind::new("u2f"),
                     active,
-                });
+                ));
             }
             users.push(ProviderUser { name, in_directory: true, enrolments });
         }

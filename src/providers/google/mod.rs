@@ -271,12 +271,7 @@ impl MfaBackend for Google {
                     name: declared_name(&declared, &names),
                     in_directory: true,
                     // A suspended user cannot sign in; its 2SV stays until turned off.
-                    enrolments: vec![Enrolment {
-                        id: KIND.into(),
-                        kind: FactorKind::new(KIND),
-                        also: Vec::new(),
-                        active: !user.suspended,
-                    }],
+                    enrolments: vec![Enrolment::new(KIND, FactorKind::new(KIND), !user.suspended)],
                 }
             })
             .collect();

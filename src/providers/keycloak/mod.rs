@@ -213,7 +213,7 @@ impl Keycloak {
             list.into_iter()
                 .filter_map(|c| {
                     let kind = kind_of(&c.kind, c.data.as_deref())?;
-                    Some(Enrolment { id: c.id, kind, also: Vec::new(), active: true })
+                    Some(Enrolment::new(c.id, kind, true))
                 })
                 .collect()
         }))

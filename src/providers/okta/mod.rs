@@ -97,6 +97,13 @@ struct Factor {
     status: String,
 }
 
+/// A factor of the Okta Verify app: what unenrolling push or FastPass takes along.
+fn is_okta_verify(factor: &Factor) -> bool {
+    factor.provider.eq_ignore_ascii_case("OKTA")
+        && matches!(factor.factor_type.as_str(), "push" | "signed_nonce" | "token:software:totp")
+        && factor.status != "NOT_SETUP"
+}
+
 #[derive(Debug, Deserialize)]
 struct OktaError {
     #[serde(rename = "errorCode", default)]
@@ -257,13 +264,18 @@ impl Okta {
             .iter()
             // NOT_SETUP: listed by the catalog, not enrolled.
             .filter(|f| f.status != "NOT_SETUP")
-            .map(|f| Enrolment {
-                id: f.id.clone(),
-                kind: kind_of(&f.factor_type, &f.provider),
+            .map(|f| {
+                let kind = kind_of(&f.factor_type, &f.provider);
                 // PENDING_ACTIVATION (e.g. keyward's own invitation) counts as held, so that a
                 // Required kind is not invited again every sweep.
-                also: Vec::new(),
-                active: matches!(f.status.as_str(), "ACTIVE" | "PENDING_ACTIVATION" | "ENROLLED"),
+                let active = matches!(f.status.as_str(), "ACTIVE" | "PENDING_ACTIVATION" | "ENROLLED");
+                // Unenrolling push or FastPass unenrolls the user's other Okta Verify factors.
+                let cascades = if mapping::cascades(kind.as_str()) {
+                    factors.iter().filter(|other| is_okta_verify(other)).map(|other| other.id.clone()).collect()
+                } else {
+                    Vec::new()
+                };
+                Enrolment::new(f.id.clone(), kind, active).cascading(cascades)
             })
             .collect();
         if enrolments.is_empty() {
@@ -273,12 +285,7 @@ impl Okta {
                 self.get_user(&user.id).await?.is_some_and(|u| u.links.reset_factors.is_some())
             };
             if offers_reset {
-                enrolments.push(Enrolment {
-                    id: RESET_FACTORS.into(),
-                    kind: FactorKind::new(UNLISTED_KIND),
-                    also: Vec::new(),
-                    active: true,
-                });
+                enrolments.push(Enrolment::new(RESET_FACTORS, FactorKind::new(UNLISTED_KIND), true));
             }
         }
         Ok(ProviderUser { name, in_directory: true, enrolments })

@@ -163,12 +163,11 @@ impl MfaBackend for PrivacyIdea {
                 enrolments: Vec::new(),
             });
             user.in_directory &= in_directory;
-            user.enrolments.push(Enrolment {
-                id: token.serial.clone(),
-                kind: kind_of(&token.tokentype),
-                also: Vec::new(),
-                active: token.active && !token.revoked && !token.locked,
-            });
+            user.enrolments.push(Enrolment::new(
+                token.serial.clone(),
+                kind_of(&token.tokentype),
+                token.active && !token.revoked && !token.locked,
+            ));
         }
         Ok(Inventory { users: users.into_values().collect() })
     }
