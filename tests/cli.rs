@@ -1,0 +1,53 @@
+//! The keyward binary's own rules, independent of any one provider.
+
+mod providers_support;
+
+use providers_support::*;
+use serde_json::json;
+use wiremock::{Request, ResponseTemplate};
+
+/// Counts every request; answers none usefully.
+fn count(requests: &mut u32, _: &Request) -> ResponseTemplate {
+    *requests += 1;
+    json(500, json!({}))
+}
+
+/// `--now` is a what-if for `plan`: `apply` refuses it before a provider is contacted or an
+/// audit record written, with exit 1 (exit 2 means "blocked, waiting for approval").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_refuses_now_and_plan_keeps_it() {
+    let (server, requests) = serve(0u32, count).await;
+    let block = format!(
+        "  keycloak:\n    url: {}\n    realm: corp\n    credentials: {{secretRef: {{name: corp-admin}}}}",
+        server.uri()
+    );
+    let tree = company(&block, "  clientId: keyward\n  clientSecret: cs", "totp");
+    let audit = tree.path().join("audit.jsonl");
+    let o = keyward(vec![
+        "apply".into(),
+        "-f".into(),
+        tree.path().display().to_string(),
+        "--audit-log".into(),
+        audit.display().to_string(),
+        "--now".into(),
+        "2030-01-01T00:00:00Z".into(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--now") && stderr.contains("only for `keyward plan`"), "{stderr}");
+    assert_eq!(*requests.lock().expect("state"), 0, "no provider was contacted");
+    assert!(!audit.exists(), "no audit log was opened");
+
+    let o = keyward(vec![
+        "plan".into(),
+        "-f".into(),
+        tree.path().display().to_string(),
+        "--now".into(),
+        "2030-01-01T00:00:00Z".into(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("only for `keyward plan`"), "plan keeps --now: {stderr}");
+    assert!(*requests.lock().expect("state") > 0, "plan asked the provider");
+}
