@@ -25,6 +25,8 @@ struct Method {
 struct User {
     id: String,
     upn: String,
+    /// Empty: the UPN.
+    mail: String,
     methods: Vec<Method>,
 }
 
@@ -115,7 +117,10 @@ fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
             let items = s
                 .users
                 .iter()
-                .map(|u| json!({"id": u.id, "userPrincipalName": u.upn, "mail": u.upn, "accountEnabled": true}))
+                .map(|u| {
+                    let mail = if u.mail.is_empty() { &u.upn } else { &u.mail };
+                    json!({"id": u.id, "userPrincipalName": u.upn, "mail": mail, "accountEnabled": true})
+                })
                 .collect();
             page(items, skip, size, format!("{base}/v1.0/users?$skiptoken={}", skip + size))
         }
@@ -167,10 +172,16 @@ fn acme() -> Graph {
     let authenticator = "microsoftAuthenticatorAuthenticationMethod";
     Graph {
         users: vec![
-            User { id: "a-1".into(), upn: "alice@acme.example".into(), methods: vec![m("ma", authenticator, true)] },
+            User {
+                id: "a-1".into(),
+                upn: "alice@acme.example".into(),
+                mail: String::new(),
+                methods: vec![m("ma", authenticator, true)],
+            },
             User {
                 id: "b-2".into(),
                 upn: "bob@acme.example".into(),
+                mail: String::new(),
                 methods: vec![
                     m("mb", authenticator, true),
                     m("3179e48a-750b-4051-897c-87b9720928f7", "phoneAuthenticationMethod", false),
@@ -179,6 +190,7 @@ fn acme() -> Graph {
             User {
                 id: "d-3".into(),
                 upn: "dave@acme.example".into(),
+                mail: String::new(),
                 // The default method comes first: deleting in listing order hits the refusal.
                 methods: vec![
                     m("md", authenticator, true),
@@ -266,6 +278,65 @@ async fn the_default_method_goes_last_and_a_second_delete_is_already_gone() {
     assert!(state.lock().expect("state").users[2].methods.is_empty());
     assert_eq!(entra.revoke("dave@acme.example", &key, del).await, Ok(Revoked::AlreadyGone));
     assert_eq!(entra.revoke("nobody@acme.example", &key, del).await, Ok(Revoked::AlreadyGone));
+}
+
+/// A user deleted and re-created under the same UPN has a new object id: the next sweep lists
+/// the new user's methods (a cached id would 404 and skip the user for good), and a revocation
+/// that meets a stale id asks Graph again instead of calling the method "already gone".
+#[tokio::test]
+async fn a_re_created_user_is_found_again_by_the_next_sweep_and_after_a_404() {
+    let (server, state) = serve(acme(), handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "");
+    let query = UserQuery { declared: vec!["alice@acme.example".into()], all: false };
+    assert_eq!(entra.inventory(&query).await.expect("inventory").users[0].enrolments.len(), 1);
+
+    let recreate = |id: &str, method: &str| {
+        let mut s = state.lock().expect("state");
+        s.users.retain(|u| u.upn != "alice@acme.example");
+        s.users.push(User {
+            id: id.into(),
+            upn: "alice@acme.example".into(),
+            mail: String::new(),
+            methods: vec![m(method, "fido2AuthenticationMethod", false)],
+        });
+    };
+    recreate("a-2", "k2");
+    let second = entra.inventory(&query).await.expect("inventory");
+    let ids: Vec<&str> = second.users.iter().flat_map(|u| u.enrolments.iter().map(|e| e.id.as_str())).collect();
+    assert_eq!(ids, ["fido2Methods/k2"], "the full sweep looked the UPN up again");
+
+    recreate("a-3", "k3");
+    let key = Enrolment { id: "fido2Methods/k3".into(), kind: FactorKind::new("webauthn"), active: true };
+    assert_eq!(entra.revoke("alice@acme.example", &key, RevocationMode::Delete).await, Ok(Revoked::Done));
+    let s = state.lock().expect("state");
+    assert!(s.users.iter().find(|u| u.id == "a-3").expect("alice").methods.is_empty());
+}
+
+/// `scope: All`: one user's UPN is another's mail. Both are listed under the name, and a
+/// revocation by that name touches neither.
+#[tokio::test]
+async fn two_users_with_one_name_are_a_conflict_never_a_guess() {
+    let mut state = acme();
+    state.users.push(User {
+        id: "x-9".into(),
+        upn: "alice.contractor@acme.example".into(),
+        mail: "alice@acme.example".into(),
+        methods: vec![m("mx", "fido2AuthenticationMethod", false)],
+    });
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "  scope: All\n");
+    let inventory = entra
+        .inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: true })
+        .await
+        .expect("inventory");
+    assert_eq!(inventory.duplicate_names().into_iter().collect::<Vec<_>>(), ["alice@acme.example"]);
+    assert_eq!(inventory.users.iter().filter(|u| u.name == "alice@acme.example").count(), 2);
+
+    let key = Enrolment { id: "fido2Methods/mx".into(), kind: FactorKind::new("webauthn"), active: true };
+    let error = entra.revoke("alice@acme.example", &key, RevocationMode::Delete).await.expect_err("conflict");
+    assert_eq!(error.category(), "identity_conflict", "{error}");
+    let s = state.lock().expect("state");
+    assert!(!s.log.iter().any(|l| l.starts_with("DELETE")), "{:?}", s.log);
 }
 
 #[tokio::test]

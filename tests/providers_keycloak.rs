@@ -247,6 +247,64 @@ async fn a_second_delete_is_already_gone_and_invitations_are_required_actions() 
     assert_eq!(s.log.iter().filter(|l| l.starts_with("PUT")).count(), 2);
 }
 
+/// A user deleted and re-created under the same name has a new id: the next listing finds the
+/// new user's credentials, and a revocation that meets a stale id asks again instead of
+/// calling the credential "already gone".
+#[tokio::test]
+async fn a_re_created_user_is_found_again_by_the_next_sweep_and_after_a_404() {
+    let (server, state) = serve(acme(), handle).await;
+    let kc = backend(&server.uri(), "ClientCredentials", "");
+    let query = UserQuery { declared: vec!["alice".into()], all: false };
+    let first = kc.inventory(&query).await.expect("inventory");
+    assert_eq!(first.users[0].enrolments[0].id, "oa");
+
+    let recreate = |id: &str, otp: &str| {
+        let mut s = state.lock().expect("state");
+        s.users.retain(|u| u.username != "alice");
+        s.users.push(user(id, "alice", &[("p", "password"), (otp, "otp")]));
+    };
+    recreate("u-alice-2", "oa2");
+    let second = kc.inventory(&query).await.expect("inventory");
+    let ids: Vec<&str> = second.users.iter().flat_map(|u| u.enrolments.iter().map(|e| e.id.as_str())).collect();
+    assert_eq!(ids, ["oa2"], "the full sweep looked the name up again");
+
+    recreate("u-alice-3", "oa3");
+    let otp = Enrolment { id: "oa3".into(), kind: FactorKind::new("totp"), active: true };
+    assert_eq!(kc.revoke("alice", &otp, RevocationMode::Delete).await, Ok(Revoked::Done));
+    let s = state.lock().expect("state");
+    let alice = s.users.iter().find(|u| u.username == "alice").expect("alice");
+    assert_eq!(alice.credentials, [("p".to_string(), "password".to_string())]);
+}
+
+/// Two Keycloak users with one e-mail (a realm with `duplicateEmailsAllowed`): both are listed
+/// under the name, and a revocation by that name touches neither.
+#[tokio::test]
+async fn two_users_with_one_name_are_a_conflict_never_a_guess() {
+    let mut state = acme();
+    let mut twin = user("u-alice-twin", "alice.twin", &[("pt", "password"), ("ot", "otp")]);
+    twin.email = "alice@acme.example".into();
+    state.users.push(twin);
+    let (server, state) = serve(state, handle).await;
+    let kc = backend(&server.uri(), "ClientCredentials", "");
+    let inventory =
+        kc.inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false }).await.expect("inventory");
+    let listed: Vec<(&str, &str)> = inventory
+        .users
+        .iter()
+        .flat_map(|u| u.enrolments.iter().map(move |e| (u.name.as_str(), e.id.as_str())))
+        .collect();
+    assert_eq!(listed, [("alice@acme.example", "oa"), ("alice@acme.example", "ot")]);
+    let dups = inventory.duplicate_names();
+    assert_eq!(dups.into_iter().collect::<Vec<_>>(), ["alice@acme.example"]);
+
+    let otp = Enrolment { id: "ot".into(), kind: FactorKind::new("totp"), active: true };
+    let error = kc.revoke("alice@acme.example", &otp, RevocationMode::Delete).await.expect_err("conflict");
+    assert_eq!(error.category(), "identity_conflict", "{error}");
+    assert!(error.to_string().contains("2 users go by"), "{error}");
+    let s = state.lock().expect("state");
+    assert!(!s.log.iter().any(|l| l.starts_with("DELETE")), "{:?}", s.log);
+}
+
 #[tokio::test]
 async fn bad_credentials_are_a_clear_error() {
     let (server, _state) = serve(acme(), handle).await;

@@ -16,6 +16,7 @@ pub mod oauth;
 pub mod okta;
 pub mod privacyidea;
 pub mod rest;
+pub mod user_ids;
 
 pub use error::{Failure, ProviderError};
 
