@@ -51,3 +51,41 @@ async fn apply_refuses_now_and_plan_keeps_it() {
     assert!(!stderr.contains("only for `keyward plan`"), "plan keeps --now: {stderr}");
     assert!(*requests.lock().expect("state") > 0, "plan asked the provider");
 }
+
+/// A grant for a kind its provider never reports entitles nobody: `validate` names the kind,
+/// on the line of the factor, and fails; `2sv` on Google passes.
+#[test]
+fn validate_names_factor_kinds_the_provider_never_reports() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/providers/google.yaml");
+    let text = std::fs::read_to_string(&example).expect("example");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let people = "\
+---
+apiVersion: keyward.dev/v1alpha1
+kind: Employee
+metadata: {name: alice, namespace: acme}
+spec: {email: alice@acme.example, roles: [sre]}
+";
+    std::fs::write(dir.path().join("google.yaml"), format!("{text}{people}")).expect("write");
+    let validate = |path: &std::path::Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["validate", "-f"])
+            .arg(path)
+            .output()
+            .expect("run");
+        (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    };
+    let (code, out) = validate(dir.path());
+    assert_eq!(code, Some(0), "2sv is what Google reports: {out}");
+
+    let wrong = format!("{text}{people}").replace("factors: [2sv]", "factors: [2sv, totp]");
+    std::fs::write(dir.path().join("google.yaml"), &wrong).expect("write");
+    let (code, out) = validate(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    let line = wrong.lines().position(|l| l.contains("factors: [2sv, totp]")).expect("line") + 1;
+    let expected = format!(
+        "google.yaml:{line}: warning: AccessGrant acme/google-staff: spec.factors[1]: Google Workspace never reports the factor kind `totp`"
+    );
+    assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
+    assert!(out.contains("it reports `2sv` (MfaProvider acme/corp-google)"), "{out}");
+}

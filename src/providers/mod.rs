@@ -11,6 +11,7 @@ pub mod google;
 pub mod http;
 pub mod jwt;
 pub mod keycloak;
+pub mod kinds;
 pub mod limiter;
 pub mod oauth;
 pub mod okta;

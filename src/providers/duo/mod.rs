@@ -5,7 +5,7 @@
 mod mapping;
 mod signing;
 
-pub use mapping::{phone_kind, token_kind};
+pub use mapping::{KIND_PREFIXES, KINDS, phone_kind, token_kind};
 pub use signing::{Signer, canonical_json, canonical_params};
 
 use super::error::{Failure, ProviderError};

@@ -8,7 +8,7 @@
 
 mod mapping;
 
-pub use mapping::method;
+pub use mapping::{KINDS, method};
 
 use super::error::{Failure, ProviderError};
 use super::jwt::{SigningKey, certificate_thumbprints};

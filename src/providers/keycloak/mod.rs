@@ -72,6 +72,10 @@ fn failure(response: &super::http::Response) -> Failure {
     status_failure(response, message)
 }
 
+/// Every kind [`kind_of`] gives a credential type Keycloak ships. A custom credential type (an
+/// authenticator SPI) keeps its own name.
+pub const KINDS: &[&str] = &["totp", "hotp", "webauthn", "recovery-codes"];
+
 /// Credential `type` to a kind; `None` for the password, which is not a second factor. OTP
 /// credentials say in `credentialData.subType` whether they are TOTP or HOTP.
 pub fn kind_of(credential_type: &str, data: Option<&str>) -> Option<FactorKind> {
@@ -377,6 +381,10 @@ mod tests {
         assert_eq!(kind_of("webauthn", None), Some(FactorKind::new("webauthn")));
         assert_eq!(kind_of("webauthn-passwordless", None), Some(FactorKind::new("webauthn")));
         assert_eq!(kind_of("recovery-authn-codes", None), Some(FactorKind::new("recovery-codes")));
+        for t in ["otp", "webauthn", "webauthn-passwordless", "recovery-authn-codes"] {
+            assert!(KINDS.contains(&kind_of(t, None).expect("kind").as_str()), "{t}");
+        }
+        assert_eq!(kind_of("otp", Some(r#"{"subType":"hotp"}"#)).map(|k| KINDS.contains(&k.as_str())), Some(true));
         assert_eq!(required_action("totp"), Some("CONFIGURE_TOTP"));
         assert_eq!(required_action("webauthn"), Some("webauthn-register"));
         assert_eq!(required_action("sms"), None);

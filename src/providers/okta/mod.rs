@@ -10,7 +10,7 @@
 
 mod mapping;
 
-pub use mapping::kind_of;
+pub use mapping::{KINDS, kind_of};
 
 use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
