@@ -135,7 +135,10 @@ impl TokenSource {
                 Err(failure) if failure.is_transient() => last = Some(failure),
                 Err(failure) => return Err(failure),
             }
-            tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt))).await;
+            // Jittered: the clients of several providers behind one identity provider must not
+            // come back in lockstep.
+            let backoff = crate::retry::Exponential { base: Duration::from_millis(200), cap: Duration::from_secs(2) };
+            tokio::time::sleep(backoff.delay(attempt)).await;
         }
         Err(last.unwrap_or_else(|| Failure::Malformed("token endpoint gave no answer".into())))
     }

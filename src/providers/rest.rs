@@ -201,9 +201,7 @@ impl Backoff {
 
     /// Exponential from `base`, capped, with up to half of it taken off at random.
     fn outage_delay(&self, attempt: u32) -> Duration {
-        let ceiling = self.base.saturating_mul(2u32.saturating_pow(attempt)).min(self.cap);
-        let millis = ceiling.as_millis().max(1) as u64;
-        Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
+        crate::retry::Exponential { base: self.base, cap: self.cap }.delay(attempt)
     }
 
     /// The wait before retrying a rate-limited request, `None` when the hint is too long.
