@@ -39,6 +39,10 @@ struct Graph {
     certificate: bool,
     throttle_next: bool,
     log: Vec<String>,
+    /// The user listing answers 503 this many times at this `$skiptoken`.
+    fail_users_at: Option<(usize, u32)>,
+    /// `$skiptoken` of every user listing page served.
+    listed: Vec<usize>,
 }
 
 fn graph_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
@@ -114,6 +118,11 @@ fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
     let find = |s: &Graph, key: &str| s.users.iter().position(|u| u.id == key || u.upn.eq_ignore_ascii_case(key));
     match (r.method.as_str(), p.as_slice()) {
         ("GET", ["v1.0", "users"]) => {
+            if let Some((_, left)) = s.fail_users_at.as_mut().filter(|(at, left)| *at == skip && *left > 0) {
+                *left -= 1;
+                return graph_error(503, "serviceNotAvailable", "Service Unavailable");
+            }
+            s.listed.push(skip);
             let items = s
                 .users
                 .iter()
@@ -243,6 +252,28 @@ async fn pages_of_users_and_methods_with_a_throttle_and_a_renewed_token() {
     state.lock().expect("state").expired.push(first);
     entra.check().await.expect("check after 401 renews the token");
     assert_eq!(state.lock().expect("state").issued.len(), 2);
+}
+
+/// A user listing that fails mid-way (an outage outlasting the request's retries) fails the
+/// read, and the next read goes on from the failed page instead of page 1.
+#[tokio::test]
+async fn a_user_listing_that_failed_mid_way_resumes_from_the_failed_page() {
+    let mut state = acme();
+    state.page_size = 1;
+    state.fail_users_at = Some((2, 3)); // three 503s: more than Backoff::quick's 3 attempts
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "  scope: All\n");
+    let query = UserQuery { declared: vec![], all: true };
+    let error = entra.inventory(&query).await.expect_err("the outage outlasts the retries");
+    assert!(error.to_string().contains("503"), "{error}");
+    let inventory = entra.inventory(&query).await.expect("resumed");
+    let mut names: Vec<&str> = inventory.users.iter().map(|u| u.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["alice@acme.example", "bob@acme.example", "dave@acme.example"]);
+    assert_eq!(state.lock().expect("state").listed, [0, 1, 2], "pages 0 and 1 were read once");
+    // Finished: the next sweep lists from the start again.
+    entra.inventory(&query).await.expect("inventory");
+    assert_eq!(state.lock().expect("state").listed, [0, 1, 2, 0, 1, 2]);
 }
 
 #[tokio::test]

@@ -30,6 +30,10 @@ struct Keycloak {
     token_lifetime: u64,
     throttle_next: bool,
     log: Vec<String>,
+    /// The user listing answers 503 this many times at this `first`.
+    fail_listing_at: Option<(usize, u32)>,
+    /// `first` of every user listing page served.
+    listed: Vec<usize>,
 }
 
 fn error(status: u16, message: &str) -> ResponseTemplate {
@@ -92,6 +96,11 @@ fn handle(s: &mut Keycloak, r: &Request) -> ResponseTemplate {
             } else {
                 let first: usize = query(r, "first").and_then(|v| v.parse().ok()).unwrap_or(0);
                 let max: usize = query(r, "max").and_then(|v| v.parse().ok()).unwrap_or(100);
+                if let Some((_, left)) = s.fail_listing_at.as_mut().filter(|(at, left)| *at == first && *left > 0) {
+                    *left -= 1;
+                    return error(503, "Service Unavailable");
+                }
+                s.listed.push(first);
                 s.users.iter().skip(first).take(max).collect()
             };
             json(
@@ -214,6 +223,28 @@ async fn pages_users_and_maps_credentials_through_a_429_and_a_renewed_token() {
     state.lock().expect("state").expired.push(first);
     kc.check().await.expect("renewed after 401");
     assert_eq!(state.lock().expect("state").issued.len(), 2);
+}
+
+/// A realm listing that fails on its second page goes on from that page next time; a user who
+/// moved across the page boundary meanwhile (offsets shift) is listed once.
+#[tokio::test]
+async fn a_user_listing_that_failed_mid_way_resumes_from_the_failed_offset() {
+    let mut state = acme();
+    for i in 0..150 {
+        state.users.push(user(&format!("u{i}"), &format!("user{i}"), &[("p", "password")]));
+    }
+    state.fail_listing_at = Some((100, 3)); // more than Backoff::quick's 3 attempts
+    let (server, state) = serve(state, handle).await;
+    let kc = backend(&server.uri(), "ClientCredentials", "  scope: All\n  policy: {maxRequestsPerSecond: 1000}\n");
+    let query = UserQuery { declared: vec![], all: true };
+    kc.inventory(&query).await.expect_err("the outage outlasts the retries");
+    // A user created meanwhile at the front pushes user96 from page 1 onto page 2.
+    state.lock().expect("state").users.insert(0, user("u-new", "newcomer", &[]));
+    let inventory = kc.inventory(&query).await.expect("resumed");
+    assert_eq!(state.lock().expect("state").listed, [0, 100], "page 0 was not read again");
+    let names: Vec<&str> = inventory.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names.len(), 153, "every user once: {names:?}");
+    assert_eq!(names.iter().filter(|n| **n == "user96").count(), 1);
 }
 
 #[tokio::test]

@@ -15,6 +15,7 @@ pub mod kinds;
 pub mod limiter;
 pub mod oauth;
 pub mod okta;
+pub mod paging;
 pub mod privacyidea;
 pub mod rest;
 pub mod user_ids;

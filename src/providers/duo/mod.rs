@@ -9,6 +9,7 @@ pub use mapping::{KIND_PREFIXES, KINDS, phone_kind, token_kind};
 pub use signing::{Signer, canonical_json, canonical_params};
 
 use super::error::{Failure, ProviderError};
+use super::paging;
 use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
 };
@@ -20,7 +21,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -39,6 +40,8 @@ pub struct Duo {
     rest: Rest,
     /// Lower-cased user name (or e-mail, alias) → Duo `user_id`.
     users: Mutex<HashMap<String, String>>,
+    /// The user listing, resumed from the page where it last failed.
+    user_listing: paging::Resumable<u64, User>,
 }
 
 /// `{"stat": "OK", "response": …, "metadata": {…}}`
@@ -177,6 +180,7 @@ impl Duo {
             group: spec.group.clone().filter(|g| !g.is_empty()),
             rest,
             users: Mutex::new(HashMap::new()),
+            user_listing: paging::Resumable::default(),
         })
     }
 
@@ -199,33 +203,32 @@ impl Duo {
         }
     }
 
-    /// Every user, all pages (`limit`/`offset`, following `metadata.next_offset`).
+    /// Every user, all pages (`limit`/`offset`, following `metadata.next_offset`); a listing
+    /// that failed on a page goes on from that offset next time.
     async fn list_users(&self) -> Result<Vec<User>, Failure> {
-        let mut users = Vec::new();
-        let mut offset = 0u64;
-        for _ in 0..MAX_PAGES {
-            let mut url = self.admin(&["users"]);
-            url.query_pairs_mut()
-                .append_pair("limit", &PAGE_SIZE.to_string())
-                .append_pair("offset", &offset.to_string());
-            let (page, metadata): (Vec<User>, Metadata) = self.call(&Call::get(url), "user listing").await?;
-            users.extend(page);
-            let next = match metadata.next_offset {
-                None | Some(serde_json::Value::Null) => return Ok(users),
-                Some(serde_json::Value::Number(n)) => n.as_u64(),
-                Some(serde_json::Value::String(s)) => s.parse().ok(),
-                Some(_) => None,
-            };
-            match next {
-                Some(next) if next > offset => offset = next,
-                _ => {
-                    return Err(Failure::Malformed(format!(
-                        "user listing: next_offset does not advance past {offset}"
-                    )));
-                }
-            }
+        let mut users = self.user_listing.list("users", 0, MAX_PAGES, "user listing", |o| self.user_page(o)).await?;
+        // Offsets shift when users are added or removed between a failed listing and its
+        // resumption: a user seen twice is kept once (one missed shows up in the next sweep,
+        // and a user not listed is never revoked from).
+        let mut seen = HashSet::new();
+        users.retain(|u| seen.insert(u.user_id.clone()));
+        Ok(users)
+    }
+
+    async fn user_page(&self, offset: u64) -> Result<paging::Page<u64, User>, Failure> {
+        let mut url = self.admin(&["users"]);
+        url.query_pairs_mut().append_pair("limit", &PAGE_SIZE.to_string()).append_pair("offset", &offset.to_string());
+        let (page, metadata): (Vec<User>, Metadata) = self.call(&Call::get(url), "user listing").await?;
+        let next = match metadata.next_offset {
+            None | Some(serde_json::Value::Null) => return Ok((page, None)),
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.parse().ok(),
+            Some(_) => None,
+        };
+        match next {
+            Some(next) if next > offset => Ok((page, Some(next))),
+            _ => Err(Failure::Malformed(format!("user listing: next_offset does not advance past {offset}"))),
         }
-        Err(Failure::Malformed(format!("user listing did not end after {MAX_PAGES} pages")))
     }
 
     async fn user_id(&self, user: &str) -> Result<Option<String>, Failure> {

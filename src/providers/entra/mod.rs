@@ -13,6 +13,7 @@ pub use mapping::{KINDS, method};
 use super::error::{Failure, ProviderError};
 use super::jwt::{SigningKey, certificate_thumbprints};
 use super::oauth::{Grant, TokenSource};
+use super::paging;
 use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, same_origin, snippet,
     status_failure, throttle_429,
@@ -46,6 +47,8 @@ pub struct Entra {
     rest: Rest,
     /// Lower-cased UPN (or mail) → object ids, rebuilt by every listing.
     users: UserIds,
+    /// The user listing of `scope: All`, resumed from the page where it last failed.
+    user_listing: paging::Resumable<url::Url, User>,
     /// How long a refused default method waits for the user's other methods to go.
     default_wait: Duration,
 }
@@ -139,6 +142,7 @@ impl Entra {
             group_id: spec.group_id.clone().filter(|g| !g.is_empty()),
             rest,
             users: UserIds::default(),
+            user_listing: paging::Resumable::default(),
             default_wait: Duration::from_secs(20),
         })
     }
@@ -161,27 +165,25 @@ impl Entra {
         }
     }
 
-    /// Every item of a collection, following `@odata.nextLink`.
-    async fn all<T: DeserializeOwned>(&self, mut url: url::Url, what: &str) -> Result<Option<Vec<T>>, Failure> {
-        let mut items = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let Some(page) = self.get::<Page<T>>(url.clone(), what).await? else {
-                return Ok(None);
-            };
-            items.extend(page.value);
-            match page.next {
-                None => return Ok(Some(items)),
-                Some(next) => {
-                    let next =
-                        url::Url::parse(&next).map_err(|e| Failure::Malformed(format!("{what}: nextLink: {e}")))?;
-                    if !same_origin(&self.graph, &next) {
-                        return Err(Failure::Malformed(format!("{what}: nextLink to another host")));
-                    }
-                    url = next;
+    /// One page of a collection and the link to the next one. A collection that is not there
+    /// (a deleted user, an unknown group) is a 404 failure.
+    async fn page<T: DeserializeOwned>(&self, url: url::Url, what: &str) -> Result<paging::Page<url::Url, T>, Failure> {
+        let page = self.get::<Page<T>>(url, what).await?.ok_or_else(|| Failure::Status {
+            status: 404,
+            code: None,
+            message: format!("{what}: not found"),
+        })?;
+        let next = match page.next {
+            None => None,
+            Some(next) => {
+                let next = url::Url::parse(&next).map_err(|e| Failure::Malformed(format!("{what}: nextLink: {e}")))?;
+                if !same_origin(&self.graph, &next) {
+                    return Err(Failure::Malformed(format!("{what}: nextLink to another host")));
                 }
+                Some(next)
             }
-        }
-        Err(Failure::Malformed(format!("{what} did not end after {MAX_PAGES} pages")))
+        };
+        Ok((page.value, next))
     }
 
     /// The ids of the user `upn` names, asked of Graph (not the cache). `GET /users/{upn}`
@@ -210,8 +212,10 @@ impl Entra {
     /// The user's methods (password excluded) as `(enrolment, collection)`.
     async fn methods(&self, user_id: &str) -> Result<Option<Vec<(Enrolment, &'static str)>>, Failure> {
         let url = self.api(&["users", user_id, "authentication", "methods"]);
-        let Some(methods) = self.all::<Method>(url, &format!("methods of user {user_id}")).await? else {
-            return Ok(None);
+        let what = format!("methods of user {user_id}");
+        let methods = match paging::all(url, MAX_PAGES, &what, |u| self.page::<Method>(u, &what)).await {
+            Err(Failure::Status { status: 404, .. }) => return Ok(None),
+            other => other?,
         };
         Ok(Some(
             methods
@@ -236,11 +240,13 @@ impl Entra {
                 None => self.api(&["users"]),
             };
             url.query_pairs_mut().append_pair("$select", USER_FIELDS).append_pair("$top", "999");
-            let users: Vec<User> = self.all(url, "user listing").await?.ok_or_else(|| Failure::Status {
-                status: 404,
-                code: None,
-                message: "group not found".into(),
-            })?;
+            // Tens of thousands of users take minutes: a page that fails is where the next
+            // sweep's listing goes on from.
+            let what = "user listing";
+            let users: Vec<User> = self
+                .user_listing
+                .list(url.as_str(), url.clone(), MAX_PAGES, what, |u| self.page::<User>(u, what))
+                .await?;
             for user in users {
                 let mail = user.mail.clone().unwrap_or_default();
                 let name = declared_name(&declared, &[&user.upn, &mail]);

@@ -3,6 +3,7 @@
 
 use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
+use super::paging;
 use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
     throttle_429,
@@ -31,6 +32,8 @@ pub struct Keycloak {
     rest: Rest,
     /// Lower-cased user name (or e-mail) → user ids, rebuilt by every listing.
     users: UserIds,
+    /// The user listing of `scope: All`, resumed from the page where it last failed.
+    user_listing: paging::Resumable<usize, User>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -137,6 +140,7 @@ impl Keycloak {
             realm_url: join(&base, &["admin", "realms", &spec.realm]),
             rest,
             users: UserIds::default(),
+            user_listing: paging::Resumable::default(),
         })
     }
 
@@ -194,26 +198,31 @@ impl Keycloak {
         user_ids::one(name, &ids)
     }
 
-    /// Every user of the realm, `first`/`max` pages.
+    /// Every user of the realm, `first`/`max` pages; a listing that failed on a page goes on
+    /// from that offset next time.
     async fn list_users(&self) -> Result<Vec<User>, Failure> {
-        let mut users = Vec::new();
-        for page in 0..MAX_PAGES {
-            let mut url = self.api(&["users"]);
-            url.query_pairs_mut()
-                .append_pair("first", &(page * PAGE_SIZE).to_string())
-                .append_pair("max", &PAGE_SIZE.to_string())
-                .append_pair("briefRepresentation", "true");
-            let batch: Vec<User> = self
-                .get_json(url, "user listing")
-                .await?
-                .ok_or_else(|| Failure::Configuration("realm not found".into()))?;
-            let done = batch.len() < PAGE_SIZE;
-            users.extend(batch);
-            if done {
-                return Ok(users);
-            }
-        }
-        Err(Failure::Malformed(format!("user listing did not end after {MAX_PAGES} pages")))
+        let mut users =
+            self.user_listing.list("users", 0, MAX_PAGES, "user listing", |first| self.user_page(first)).await?;
+        // Offsets shift when users are added or removed between a failed listing and its
+        // resumption: a user seen twice is kept once (one missed shows up in the next sweep,
+        // and a user not listed is never revoked from).
+        let mut seen = std::collections::HashSet::new();
+        users.retain(|u| seen.insert(u.id.clone()));
+        Ok(users)
+    }
+
+    async fn user_page(&self, first: usize) -> Result<paging::Page<usize, User>, Failure> {
+        let mut url = self.api(&["users"]);
+        url.query_pairs_mut()
+            .append_pair("first", &first.to_string())
+            .append_pair("max", &PAGE_SIZE.to_string())
+            .append_pair("briefRepresentation", "true");
+        let batch: Vec<User> = self
+            .get_json(url, "user listing")
+            .await?
+            .ok_or_else(|| Failure::Configuration("realm not found".into()))?;
+        let next = (batch.len() >= PAGE_SIZE).then_some(first + PAGE_SIZE);
+        Ok((batch, next))
     }
 
     async fn credentials(&self, user_id: &str) -> Result<Option<Vec<Enrolment>>, Failure> {
