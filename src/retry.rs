@@ -78,6 +78,17 @@ impl Trouble {
         }
     }
 
+    /// The kind of a failure known only by its metric category (a sweep report's
+    /// `error_category`, [`Failure::category`]). `rejected` covers every HTTP error status, 5xx
+    /// included, so it backs off like an outage rather than wait as long as a rejection.
+    pub fn of_category(category: &str) -> Trouble {
+        match category {
+            "rate_limited" => Trouble::Throttled,
+            "unreachable" | "timeout" | "rejected" | "malformed" | "list" => Trouble::Outage,
+            _ => Trouble::Rejected,
+        }
+    }
+
     /// The kind of a provider failure.
     pub fn of_failure(failure: &Failure) -> Trouble {
         match failure {
@@ -172,6 +183,9 @@ mod tests {
         assert_eq!(Trouble::of_failure(&Failure::RateLimited { retry_after: None }), Trouble::Throttled);
         assert_eq!(Trouble::of_failure(&Failure::Unauthorized("no".into())), Trouble::Rejected);
         assert_eq!(Trouble::of_failure(&Failure::IdentityConflict("two".into())), Trouble::Rejected);
+        assert_eq!(Trouble::of_category("unreachable"), Trouble::Outage);
+        assert_eq!(Trouble::of_category("rate_limited"), Trouble::Throttled);
+        assert_eq!(Trouble::of_category("configuration"), Trouble::Rejected);
     }
 
     #[test]
