@@ -9,7 +9,12 @@ use rand::Rng;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// A failure this long after the last one of the same object starts its backoff over, so that
+/// an object that failed now and then over days is not held at the cap (and no caller has to
+/// remember to reset).
+pub const FORGET_AFTER: Duration = Duration::from_secs(1800);
 
 /// `base · 2^attempt`, capped at `cap`; each wait is drawn between half that and all of it, so
 /// that objects (and replicas) failing together do not come back together.
@@ -101,18 +106,29 @@ impl Trouble {
     }
 }
 
-/// Consecutive failures per object: each object backs off on its own, and a success starts it
-/// over.
+/// Consecutive failures per object: each object backs off on its own, and a success (or
+/// [`FORGET_AFTER`] without a failure) starts it over.
 #[derive(Default, Debug)]
-pub struct Attempts(Mutex<HashMap<String, u32>>);
+pub struct Attempts(Mutex<HashMap<String, Failures>>);
+
+#[derive(Debug)]
+struct Failures {
+    count: u32,
+    last: Instant,
+}
 
 impl Attempts {
     /// The wait before retrying `key` after `trouble`; counts the failure.
     pub fn next(&self, key: &str, trouble: Trouble) -> Duration {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let failures = map.entry(key.to_string()).or_insert(0);
-        let wait = trouble.backoff().delay(*failures);
-        *failures = failures.saturating_add(1);
+        let now = Instant::now();
+        let failures = map.entry(key.to_string()).or_insert(Failures { count: 0, last: now });
+        if now.duration_since(failures.last) > FORGET_AFTER {
+            failures.count = 0;
+        }
+        let wait = trouble.backoff().delay(failures.count);
+        failures.count = failures.count.saturating_add(1);
+        failures.last = now;
         wait
     }
 
