@@ -24,7 +24,7 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut manifests = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
-         apiVersion: v1\nkind: Secret\nmetadata: {{name: pi-admin, namespace: {ns}}}\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: pi-admin, namespace: {ns}, labels: {{keyward.dev/credentials: \"true\"}}}}\n\
          stringData: {{username: {admin}, password: {password}}}\n---\n\
          apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp-pi, namespace: {ns}}}\n\
          spec:\n  privacyidea: {{url: \"{url}\", realm: {realm}, credentials: {{secretRef: {{name: pi-admin}}}}}}\n  userMapping: name\n---\n\

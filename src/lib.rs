@@ -12,5 +12,6 @@ pub mod manifests;
 pub mod metrics;
 pub mod providers;
 pub mod report;
+pub mod retry;
 pub mod sweep;
 pub mod telemetry;

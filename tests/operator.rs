@@ -446,7 +446,7 @@ fn a_bad_commit_applied_in_pieces_is_held_by_the_budget_window() {
     pi.realm(realm);
     let mut manifests = format!(
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
-         apiVersion: v1\nkind: Secret\nmetadata: {{name: pi-admin, namespace: {ns}}}\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: pi-admin, namespace: {ns}, labels: {{keyward.dev/credentials: \"true\"}}}}\n\
          stringData: {{username: {admin}, password: {password}}}\n---\n\
          apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp-pi, namespace: {ns}}}\n\
          spec:\n  privacyidea: {{url: \"{url}\", realm: {realm}, credentials: {{secretRef: {{name: pi-admin}}}}}}\n  userMapping: name\n---\n\
@@ -610,4 +610,45 @@ fn an_active_window_ending_is_enforced_within_seconds_of_its_time() {
     eprintln!("revoked {} ms after activeUntil", late.num_milliseconds());
     assert!(late < chrono::Duration::seconds(10), "{late:?} after the contract's end");
     assert!(acme.audit().iter().any(|r| r["user"] == "bob" && r["reason"] == "EmployeeOutsideActiveWindow"));
+}
+
+/// keyward lists and watches only the Secrets labelled as provider credentials: each of its
+/// Secret lists and watches carries the label selector (the API server's own audit log), an
+/// unlabelled Secret stays unseen — the MfaProvider that references it says which label is
+/// missing, and nothing is revoked — and labelling it is all it takes.
+#[test]
+fn the_operator_sees_only_secrets_labelled_as_credentials() {
+    let label =
+        "  labels:\n    keyward.dev/credentials: \"true\"   # the operator watches only Secrets with this label\n";
+    let acme = acme("secrets", |tree| edit(tree, "10-provider.yaml", label, ""));
+    let _operator = acme.operator("keyward-secrets");
+    let ready = |field: &str| {
+        acme.kubectl(&[
+            "get",
+            "mfaprovider",
+            "corp-pi",
+            "-o",
+            &format!("jsonpath={{.status.conditions[?(@.type==\"Ready\")].{field}}}"),
+        ])
+    };
+    eventually(WITHIN, "CredentialsUnavailable", || ready("reason") == "CredentialsUnavailable");
+    let message = ready("message");
+    assert!(message.contains("labelled keyward.dev/credentials"), "{message}");
+    assert!(!acme.revoked("carol", "totp"), "nothing is done without credentials");
+
+    acme.kubectl(&["label", "secret", "pi-admin", "keyward.dev/credentials=true"]);
+    acme.wait_first_sweep();
+
+    if let Some(plane) = &acme.cluster.control_plane {
+        let user = format!("system:serviceaccount:{}:keyward", acme.ns);
+        let reads: Vec<String> = plane
+            .audit_events()
+            .iter()
+            .filter(|e| e["user"]["username"] == user.as_str() && e["objectRef"]["resource"] == "secrets")
+            .filter_map(|e| e["requestURI"].as_str().map(str::to_string))
+            .collect();
+        assert!(!reads.is_empty(), "the operator watched its Secrets");
+        let unselected: Vec<&String> = reads.iter().filter(|uri| !uri.contains("labelSelector=keyward.dev")).collect();
+        assert!(unselected.is_empty(), "Secrets read without the label selector: {unselected:?}");
+    }
 }

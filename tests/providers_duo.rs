@@ -252,6 +252,45 @@ async fn devices_are_removed_through_their_own_endpoints_and_repeat_deletes_are_
     assert_eq!(s.users[1]["tokens"], json!([]));
 }
 
+/// A user deleted and re-created under the same name has a new `user_id`: a phone removal that
+/// meets the stale id (a 404) asks Duo again instead of calling the phone "already gone".
+#[tokio::test]
+async fn a_re_created_user_is_found_again_after_a_404() {
+    let (server, state) = serve(acme(), handle).await;
+    let duo = backend(&server.uri(), "", SKEY);
+    duo.inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false }).await.expect("inventory");
+    {
+        let mut s = state.lock().expect("state");
+        s.users.retain(|u| u["username"] != "alice@acme.example");
+        s.users.push(user("DUALICE2", "alice@acme.example", json!([push_phone("DPA2")]), json!([]), json!([])));
+    }
+    let phone = Enrolment::new("phone:DPA2", FactorKind::new("push"), true);
+    assert_eq!(duo.revoke("alice@acme.example", &phone, RevocationMode::Delete).await, Ok(Revoked::Done));
+    let s = state.lock().expect("state");
+    let alice = s.users.iter().find(|u| u["user_id"] == "DUALICE2").expect("alice");
+    assert_eq!(alice["phones"], json!([]));
+}
+
+/// One user's alias is another's user name: both are listed under it, and no device is
+/// removed by that name.
+#[tokio::test]
+async fn two_users_with_one_name_are_a_conflict_never_a_guess() {
+    let mut state = acme();
+    let mut twin = user("DUTWIN", "alice.twin@acme.example", json!([push_phone("DPT")]), json!([]), json!([]));
+    twin["alias1"] = json!("alice@acme.example");
+    state.users.push(twin);
+    let (server, state) = serve(state, handle).await;
+    let duo = backend(&server.uri(), "", SKEY);
+    let inventory =
+        duo.inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false }).await.expect("inventory");
+    assert_eq!(inventory.duplicate_names().into_iter().collect::<Vec<_>>(), ["alice@acme.example"]);
+    let phone = Enrolment::new("phone:DPT", FactorKind::new("push"), true);
+    let error = duo.revoke("alice@acme.example", &phone, RevocationMode::Delete).await.expect_err("conflict");
+    assert_eq!(error.category(), "identity_conflict", "{error}");
+    let s = state.lock().expect("state");
+    assert!(!s.log.iter().any(|l| l.starts_with("DELETE")), "{:?}", s.log);
+}
+
 #[tokio::test]
 async fn invitation_sends_the_enrolment_email_to_new_users_only() {
     let (server, state) = serve(acme(), handle).await;

@@ -25,6 +25,8 @@ struct Method {
 struct User {
     id: String,
     upn: String,
+    /// Empty: the UPN.
+    mail: String,
     methods: Vec<Method>,
 }
 
@@ -37,6 +39,10 @@ struct Graph {
     certificate: bool,
     throttle_next: bool,
     log: Vec<String>,
+    /// The user listing answers 503 this many times at this `$skiptoken`.
+    fail_users_at: Option<(usize, u32)>,
+    /// `$skiptoken` of every user listing page served.
+    listed: Vec<usize>,
 }
 
 fn graph_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
@@ -112,10 +118,18 @@ fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
     let find = |s: &Graph, key: &str| s.users.iter().position(|u| u.id == key || u.upn.eq_ignore_ascii_case(key));
     match (r.method.as_str(), p.as_slice()) {
         ("GET", ["v1.0", "users"]) => {
+            if let Some((_, left)) = s.fail_users_at.as_mut().filter(|(at, left)| *at == skip && *left > 0) {
+                *left -= 1;
+                return graph_error(503, "serviceNotAvailable", "Service Unavailable");
+            }
+            s.listed.push(skip);
             let items = s
                 .users
                 .iter()
-                .map(|u| json!({"id": u.id, "userPrincipalName": u.upn, "mail": u.upn, "accountEnabled": true}))
+                .map(|u| {
+                    let mail = if u.mail.is_empty() { &u.upn } else { &u.mail };
+                    json!({"id": u.id, "userPrincipalName": u.upn, "mail": mail, "accountEnabled": true})
+                })
                 .collect();
             page(items, skip, size, format!("{base}/v1.0/users?$skiptoken={}", skip + size))
         }
@@ -167,10 +181,16 @@ fn acme() -> Graph {
     let authenticator = "microsoftAuthenticatorAuthenticationMethod";
     Graph {
         users: vec![
-            User { id: "a-1".into(), upn: "alice@acme.example".into(), methods: vec![m("ma", authenticator, true)] },
+            User {
+                id: "a-1".into(),
+                upn: "alice@acme.example".into(),
+                mail: String::new(),
+                methods: vec![m("ma", authenticator, true)],
+            },
             User {
                 id: "b-2".into(),
                 upn: "bob@acme.example".into(),
+                mail: String::new(),
                 methods: vec![
                     m("mb", authenticator, true),
                     m("3179e48a-750b-4051-897c-87b9720928f7", "phoneAuthenticationMethod", false),
@@ -179,6 +199,7 @@ fn acme() -> Graph {
             User {
                 id: "d-3".into(),
                 upn: "dave@acme.example".into(),
+                mail: String::new(),
                 // The default method comes first: deleting in listing order hits the refusal.
                 methods: vec![
                     m("md", authenticator, true),
@@ -233,6 +254,28 @@ async fn pages_of_users_and_methods_with_a_throttle_and_a_renewed_token() {
     assert_eq!(state.lock().expect("state").issued.len(), 2);
 }
 
+/// A user listing that fails mid-way (an outage outlasting the request's retries) fails the
+/// read, and the next read goes on from the failed page instead of page 1.
+#[tokio::test]
+async fn a_user_listing_that_failed_mid_way_resumes_from_the_failed_page() {
+    let mut state = acme();
+    state.page_size = 1;
+    state.fail_users_at = Some((2, 3)); // three 503s: more than Backoff::quick's 3 attempts
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "  scope: All\n");
+    let query = UserQuery { declared: vec![], all: true };
+    let error = entra.inventory(&query).await.expect_err("the outage outlasts the retries");
+    assert!(error.to_string().contains("503"), "{error}");
+    let inventory = entra.inventory(&query).await.expect("resumed");
+    let mut names: Vec<&str> = inventory.users.iter().map(|u| u.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["alice@acme.example", "bob@acme.example", "dave@acme.example"]);
+    assert_eq!(state.lock().expect("state").listed, [0, 1, 2], "pages 0 and 1 were read once");
+    // Finished: the next sweep lists from the start again.
+    entra.inventory(&query).await.expect("inventory");
+    assert_eq!(state.lock().expect("state").listed, [0, 1, 2, 0, 1, 2]);
+}
+
 #[tokio::test]
 async fn certificate_credentials_sign_an_assertion_with_the_thumbprint() {
     let mut state = acme();
@@ -266,6 +309,65 @@ async fn the_default_method_goes_last_and_a_second_delete_is_already_gone() {
     assert!(state.lock().expect("state").users[2].methods.is_empty());
     assert_eq!(entra.revoke("dave@acme.example", &key, del).await, Ok(Revoked::AlreadyGone));
     assert_eq!(entra.revoke("nobody@acme.example", &key, del).await, Ok(Revoked::AlreadyGone));
+}
+
+/// A user deleted and re-created under the same UPN has a new object id: the next sweep lists
+/// the new user's methods (a cached id would 404 and skip the user for good), and a revocation
+/// that meets a stale id asks Graph again instead of calling the method "already gone".
+#[tokio::test]
+async fn a_re_created_user_is_found_again_by_the_next_sweep_and_after_a_404() {
+    let (server, state) = serve(acme(), handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "");
+    let query = UserQuery { declared: vec!["alice@acme.example".into()], all: false };
+    assert_eq!(entra.inventory(&query).await.expect("inventory").users[0].enrolments.len(), 1);
+
+    let recreate = |id: &str, method: &str| {
+        let mut s = state.lock().expect("state");
+        s.users.retain(|u| u.upn != "alice@acme.example");
+        s.users.push(User {
+            id: id.into(),
+            upn: "alice@acme.example".into(),
+            mail: String::new(),
+            methods: vec![m(method, "fido2AuthenticationMethod", false)],
+        });
+    };
+    recreate("a-2", "k2");
+    let second = entra.inventory(&query).await.expect("inventory");
+    let ids: Vec<&str> = second.users.iter().flat_map(|u| u.enrolments.iter().map(|e| e.id.as_str())).collect();
+    assert_eq!(ids, ["fido2Methods/k2"], "the full sweep looked the UPN up again");
+
+    recreate("a-3", "k3");
+    let key = Enrolment::new("fido2Methods/k3", FactorKind::new("webauthn"), true);
+    assert_eq!(entra.revoke("alice@acme.example", &key, RevocationMode::Delete).await, Ok(Revoked::Done));
+    let s = state.lock().expect("state");
+    assert!(s.users.iter().find(|u| u.id == "a-3").expect("alice").methods.is_empty());
+}
+
+/// `scope: All`: one user's UPN is another's mail. Both are listed under the name, and a
+/// revocation by that name touches neither.
+#[tokio::test]
+async fn two_users_with_one_name_are_a_conflict_never_a_guess() {
+    let mut state = acme();
+    state.users.push(User {
+        id: "x-9".into(),
+        upn: "alice.contractor@acme.example".into(),
+        mail: "alice@acme.example".into(),
+        methods: vec![m("mx", "fido2AuthenticationMethod", false)],
+    });
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "  scope: All\n");
+    let inventory = entra
+        .inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: true })
+        .await
+        .expect("inventory");
+    assert_eq!(inventory.duplicate_names().into_iter().collect::<Vec<_>>(), ["alice@acme.example"]);
+    assert_eq!(inventory.users.iter().filter(|u| u.name == "alice@acme.example").count(), 2);
+
+    let key = Enrolment::new("fido2Methods/mx", FactorKind::new("webauthn"), true);
+    let error = entra.revoke("alice@acme.example", &key, RevocationMode::Delete).await.expect_err("conflict");
+    assert_eq!(error.category(), "identity_conflict", "{error}");
+    let s = state.lock().expect("state");
+    assert!(!s.log.iter().any(|l| l.starts_with("DELETE")), "{:?}", s.log);
 }
 
 #[tokio::test]

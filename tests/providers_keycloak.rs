@@ -30,6 +30,10 @@ struct Keycloak {
     token_lifetime: u64,
     throttle_next: bool,
     log: Vec<String>,
+    /// The user listing answers 503 this many times at this `first`.
+    fail_listing_at: Option<(usize, u32)>,
+    /// `first` of every user listing page served.
+    listed: Vec<usize>,
 }
 
 fn error(status: u16, message: &str) -> ResponseTemplate {
@@ -92,6 +96,11 @@ fn handle(s: &mut Keycloak, r: &Request) -> ResponseTemplate {
             } else {
                 let first: usize = query(r, "first").and_then(|v| v.parse().ok()).unwrap_or(0);
                 let max: usize = query(r, "max").and_then(|v| v.parse().ok()).unwrap_or(100);
+                if let Some((_, left)) = s.fail_listing_at.as_mut().filter(|(at, left)| *at == first && *left > 0) {
+                    *left -= 1;
+                    return error(503, "Service Unavailable");
+                }
+                s.listed.push(first);
                 s.users.iter().skip(first).take(max).collect()
             };
             json(
@@ -216,6 +225,28 @@ async fn pages_users_and_maps_credentials_through_a_429_and_a_renewed_token() {
     assert_eq!(state.lock().expect("state").issued.len(), 2);
 }
 
+/// A realm listing that fails on its second page goes on from that page next time; a user who
+/// moved across the page boundary meanwhile (offsets shift) is listed once.
+#[tokio::test]
+async fn a_user_listing_that_failed_mid_way_resumes_from_the_failed_offset() {
+    let mut state = acme();
+    for i in 0..150 {
+        state.users.push(user(&format!("u{i}"), &format!("user{i}"), &[("p", "password")]));
+    }
+    state.fail_listing_at = Some((100, 3)); // more than Backoff::quick's 3 attempts
+    let (server, state) = serve(state, handle).await;
+    let kc = backend(&server.uri(), "ClientCredentials", "  scope: All\n  policy: {maxRequestsPerSecond: 1000}\n");
+    let query = UserQuery { declared: vec![], all: true };
+    kc.inventory(&query).await.expect_err("the outage outlasts the retries");
+    // A user created meanwhile at the front pushes user96 from page 1 onto page 2.
+    state.lock().expect("state").users.insert(0, user("u-new", "newcomer", &[]));
+    let inventory = kc.inventory(&query).await.expect("resumed");
+    assert_eq!(state.lock().expect("state").listed, [0, 100], "page 0 was not read again");
+    let names: Vec<&str> = inventory.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names.len(), 153, "every user once: {names:?}");
+    assert_eq!(names.iter().filter(|n| **n == "user96").count(), 1);
+}
+
 #[tokio::test]
 async fn short_lived_tokens_are_renewed_before_they_expire() {
     let mut state = acme();
@@ -245,6 +276,64 @@ async fn a_second_delete_is_already_gone_and_invitations_are_required_actions() 
     let s = state.lock().expect("state");
     assert_eq!(s.users[0].required, ["webauthn-register", "CONFIGURE_TOTP"]);
     assert_eq!(s.log.iter().filter(|l| l.starts_with("PUT")).count(), 2);
+}
+
+/// A user deleted and re-created under the same name has a new id: the next listing finds the
+/// new user's credentials, and a revocation that meets a stale id asks again instead of
+/// calling the credential "already gone".
+#[tokio::test]
+async fn a_re_created_user_is_found_again_by_the_next_sweep_and_after_a_404() {
+    let (server, state) = serve(acme(), handle).await;
+    let kc = backend(&server.uri(), "ClientCredentials", "");
+    let query = UserQuery { declared: vec!["alice".into()], all: false };
+    let first = kc.inventory(&query).await.expect("inventory");
+    assert_eq!(first.users[0].enrolments[0].id, "oa");
+
+    let recreate = |id: &str, otp: &str| {
+        let mut s = state.lock().expect("state");
+        s.users.retain(|u| u.username != "alice");
+        s.users.push(user(id, "alice", &[("p", "password"), (otp, "otp")]));
+    };
+    recreate("u-alice-2", "oa2");
+    let second = kc.inventory(&query).await.expect("inventory");
+    let ids: Vec<&str> = second.users.iter().flat_map(|u| u.enrolments.iter().map(|e| e.id.as_str())).collect();
+    assert_eq!(ids, ["oa2"], "the full sweep looked the name up again");
+
+    recreate("u-alice-3", "oa3");
+    let otp = Enrolment::new("oa3", FactorKind::new("totp"), true);
+    assert_eq!(kc.revoke("alice", &otp, RevocationMode::Delete).await, Ok(Revoked::Done));
+    let s = state.lock().expect("state");
+    let alice = s.users.iter().find(|u| u.username == "alice").expect("alice");
+    assert_eq!(alice.credentials, [("p".to_string(), "password".to_string())]);
+}
+
+/// Two Keycloak users with one e-mail (a realm with `duplicateEmailsAllowed`): both are listed
+/// under the name, and a revocation by that name touches neither.
+#[tokio::test]
+async fn two_users_with_one_name_are_a_conflict_never_a_guess() {
+    let mut state = acme();
+    let mut twin = user("u-alice-twin", "alice.twin", &[("pt", "password"), ("ot", "otp")]);
+    twin.email = "alice@acme.example".into();
+    state.users.push(twin);
+    let (server, state) = serve(state, handle).await;
+    let kc = backend(&server.uri(), "ClientCredentials", "");
+    let inventory =
+        kc.inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false }).await.expect("inventory");
+    let listed: Vec<(&str, &str)> = inventory
+        .users
+        .iter()
+        .flat_map(|u| u.enrolments.iter().map(move |e| (u.name.as_str(), e.id.as_str())))
+        .collect();
+    assert_eq!(listed, [("alice@acme.example", "oa"), ("alice@acme.example", "ot")]);
+    let dups = inventory.duplicate_names();
+    assert_eq!(dups.into_iter().collect::<Vec<_>>(), ["alice@acme.example"]);
+
+    let otp = Enrolment::new("ot", FactorKind::new("totp"), true);
+    let error = kc.revoke("alice@acme.example", &otp, RevocationMode::Delete).await.expect_err("conflict");
+    assert_eq!(error.category(), "identity_conflict", "{error}");
+    assert!(error.to_string().contains("2 users go by"), "{error}");
+    let s = state.lock().expect("state");
+    assert!(!s.log.iter().any(|l| l.starts_with("DELETE")), "{:?}", s.log);
 }
 
 #[tokio::test]

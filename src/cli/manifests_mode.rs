@@ -111,6 +111,16 @@ pub async fn plan(args: &ManifestArgs, output: Format) -> ExitCode {
 }
 
 pub async fn apply(args: &ManifestArgs, output: Format, audit_log: &Path) -> ExitCode {
+    // `--now` is a what-if for `plan`: revoking for real on windows evaluated at another time
+    // would revoke people who are still entitled today (or keep leavers). Refused, with exit 1
+    // rather than clap's usage exit 2, which `apply` uses for "blocked, waiting for approval".
+    if let Some(now) = args.now {
+        eprintln!(
+            "error: --now {} is only for `keyward plan`; `apply` acts at the real time. Nothing was changed.",
+            now.to_rfc3339()
+        );
+        return ExitCode::FAILURE;
+    }
     let manifests = match load(args, false) {
         Ok(m) => m,
         Err(code) => return code,

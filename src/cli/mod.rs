@@ -24,6 +24,7 @@ pub struct ManifestArgs {
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
     /// Evaluate active windows and grant validity at this time (RFC 3339) instead of now.
+    /// `plan` and `validate` only: `apply` refuses it, since it would really revoke.
     #[arg(long, value_parser = parse_time)]
     pub now: Option<chrono::DateTime<chrono::Utc>>,
 }

@@ -101,6 +101,27 @@ impl<K: Resource> ChangeFilter<K> {
     }
 }
 
+/// Which objects of a kind the operator lists and watches.
+pub trait Watched {
+    /// Every object of the kind, by default.
+    fn selection() -> watcher::Config {
+        watcher::Config::default()
+    }
+}
+
+impl Watched for crate::crd::MfaProvider {}
+impl Watched for crate::crd::Employee {}
+impl Watched for crate::crd::AccessGrant {}
+
+impl Watched for k8s_openapi::api::core::v1::Secret {
+    /// Only the Secrets labelled as provider credentials: the rest of a namespace's Secrets are
+    /// none of keyward's business, and a cache of them is one more copy of every key in the
+    /// cluster. The API server filters, so the others never reach the process.
+    fn selection() -> watcher::Config {
+        watcher::Config::default().labels(crate::crd::CREDENTIALS_LABEL)
+    }
+}
+
 /// Starts watching `K` through `api` (one namespace, or cluster-wide) and returns the cache
 /// plus the stream of changed objects, which must be polled (the controllers do).
 pub fn watch<K>(
@@ -110,7 +131,7 @@ pub fn watch<K>(
     relisted: futures::channel::mpsc::UnboundedSender<()>,
 ) -> (Cache<K>, impl Stream<Item = Result<K, watcher::Error>> + Send + 'static)
 where
-    K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    K: Resource + Watched + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     K::DynamicType: Eq + Hash + Clone + Default + Send + Sync,
 {
     {
@@ -119,7 +140,7 @@ where
         let relist = flag.clone();
         let filter = filter.clone();
         let relisted = relisted.clone();
-        let stream = watch_fn(api, watcher::Config::default())
+        let stream = watch_fn(api, K::selection())
             .default_backoff()
             // After `reflect`, so the store already holds the complete list when the flag drops.
             .reflect(writer)

@@ -13,6 +13,15 @@ pub enum ControllerError {
 }
 
 impl ControllerError {
+    /// How long to wait before the next attempt: see [`crate::retry::Trouble`].
+    pub fn trouble(&self) -> crate::retry::Trouble {
+        match self {
+            ControllerError::WriteStatus { source, .. }
+            | ControllerError::AddFinalizer { source, .. }
+            | ControllerError::RemoveFinalizer { source, .. } => crate::retry::Trouble::of_kube(source),
+        }
+    }
+
     pub fn category(&self) -> &'static str {
         match self {
             ControllerError::WriteStatus { .. } => "write_status",

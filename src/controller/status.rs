@@ -314,6 +314,52 @@ pub fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
     x == y
 }
 
+/// Runs one status write (a server-side apply) and retries that write alone while the API
+/// server is briefly unavailable, throttles or reports a conflict: the sweep that computed the
+/// status has acted already, and running it again only to store its report would read every
+/// provider anew. Five tries over about 3 s at most (100 ms doubling, capped at 2 s, jittered),
+/// so a reconcile is not held long; a rejection (403, 404, 422) is returned at once.
+pub async fn write_retrying<F, Fut>(write: F) -> Result<(), kube::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), kube::Error>>,
+{
+    use crate::retry::{Exponential, Trouble, retry_transient};
+    let schedule =
+        |_| Exponential { base: std::time::Duration::from_millis(100), cap: std::time::Duration::from_secs(2) };
+    retry_transient(5, Trouble::of_kube, schedule, write).await
+}
+
+#[cfg(test)]
+mod write_tests {
+    use super::write_retrying;
+
+    fn api(code: u16) -> kube::Error {
+        kube::Error::Api(kube::core::Status::failure("x", "y").with_code(code).boxed())
+    }
+
+    #[tokio::test]
+    async fn a_failed_status_write_retries_the_write_not_the_sweep() {
+        let mut calls = 0;
+        let result = write_retrying(|| {
+            calls += 1;
+            let code = [503, 409, 0][calls.min(3) - 1];
+            async move { if code == 0 { Ok(()) } else { Err(api(code)) } }
+        })
+        .await;
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(calls, 3, "the write alone was tried again");
+        let mut calls = 0;
+        let result = write_retrying(|| {
+            calls += 1;
+            async { Err(api(422)) }
+        })
+        .await;
+        assert!(result.is_err());
+        assert_eq!(calls, 1, "an invalid status is not retried");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -27,6 +27,10 @@ pub const GROUP: &str = "keyward.dev";
 pub const SOURCE_REVISION_ANNOTATION: &str = "keyward.dev/source-revision";
 /// Annotation on an MfaProvider that approves exactly one blocked plan, named by its digest.
 pub const APPROVE_REVOCATIONS_ANNOTATION: &str = "keyward.dev/approve-revocations";
+/// Label of the Secrets that hold provider credentials. The operator watches only Secrets that
+/// carry it (any value; `"true"` by convention): it never caches the rest of a namespace's
+/// Secrets (TLS keys, database passwords) it has no use for.
+pub const CREDENTIALS_LABEL: &str = "keyward.dev/credentials";
 
 /// The CustomResourceDefinitions, in the order `keyward crds` prints them.
 pub fn definitions() -> Vec<(&'static str, CustomResourceDefinition)> {

@@ -80,6 +80,15 @@ impl Inventory {
     pub fn enrolment_count(&self) -> usize {
         self.users.iter().map(|u| u.enrolments.len()).sum()
     }
+
+    /// The user keys ([`super::identity::user_key`]) the provider listed more than one user
+    /// under: a provider with duplicate e-mails, or one user's login equal to another's
+    /// address. The planner treats each as an identity conflict: which of them an Employee is
+    /// cannot be told, and a guess could revoke the wrong person or keep a leaver.
+    pub fn duplicate_names(&self) -> std::collections::BTreeSet<String> {
+        let mut seen = std::collections::BTreeSet::new();
+        self.users.iter().map(|u| super::identity::user_key(&u.name)).filter(|key| !seen.insert(key.clone())).collect()
+    }
 }
 
 /// What a provider can do; the planner never plans an action the provider cannot carry out.
@@ -89,4 +98,17 @@ pub struct Capabilities {
     pub disable: bool,
     /// Factor kinds for which the provider has a native invitation (Required enrolment).
     pub invite: Vec<FactorKind>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_listed_twice_are_duplicates() {
+        let user = |name: &str| ProviderUser { name: name.into(), in_directory: true, enrolments: Vec::new() };
+        let inventory = Inventory { users: vec![user("a@x"), user("b@x"), user("A@x"), user("a@x")] };
+        assert_eq!(inventory.duplicate_names().into_iter().collect::<Vec<_>>(), ["a@x"]);
+        assert!(Inventory { users: vec![user("a"), user("b")] }.duplicate_names().is_empty());
+    }
 }

@@ -524,12 +524,37 @@ impl Validation<'_> {
                 self.report(source, &[Key("spec"), Key("factors"), Value(factor.as_str(), nth)], message);
             }
         }
+        self.unreported_kinds(loaded);
         if let (Some(from), Some(until)) = (spec.valid_from, spec.valid_until)
             && from >= until
         {
             let message =
                 format!("{who}: spec.validUntil: validFrom must be before validUntil ({from} is not before {until})");
             self.report(source, &[Key("spec"), Key("validUntil")], message);
+        }
+    }
+
+    /// Factor kinds the grant's provider never reports: the grant entitles nobody to them, and
+    /// whoever holds what its author meant would lose it as `NotEntitled`.
+    fn unreported_kinds(&mut self, loaded: &Loaded<AccessGrant>) {
+        let (grant, source) = (&loaded.object, &loaded.source);
+        let ns = namespace(&grant.metadata);
+        let provider = self
+            .manifests
+            .providers
+            .iter()
+            .find(|p| namespace(&p.object.metadata) == ns && name(&p.object.metadata) == grant.spec.provider);
+        let Some(Ok(block)) = provider.map(|p| p.object.spec.block()) else { return };
+        let reported = crate::providers::kinds::Reported::of(&block);
+        let who = who("AccessGrant", &grant.metadata);
+        for kind in reported.never_reported(&grant.spec.factors) {
+            let Some(i) = grant.spec.factors.iter().position(|f| *f == kind) else { continue };
+            let message = format!(
+                "{who}: spec.factors[{i}]: {} (MfaProvider {ns}/{})",
+                reported.message(&block, std::slice::from_ref(&kind)),
+                grant.spec.provider
+            );
+            self.report_as(source, &[Key("spec"), Key("factors"), Value(kind.as_str(), 0)], message, Severity::Warning);
         }
     }
 

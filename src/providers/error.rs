@@ -22,6 +22,9 @@ pub enum Failure {
     Malformed(String),
     #[error("{0}")]
     Configuration(String),
+    /// More than one provider user goes by the name keyward addresses: none is acted on.
+    #[error("identity conflict: {0}")]
+    IdentityConflict(String),
 }
 
 impl Failure {
@@ -45,6 +48,7 @@ impl Failure {
             Failure::Status { .. } => "rejected",
             Failure::Malformed(_) => "malformed",
             Failure::Configuration(_) => "configuration",
+            Failure::IdentityConflict(_) => "identity_conflict",
         }
     }
 }

@@ -108,9 +108,7 @@ impl RetryPolicy {
             let spread = rand::rng().random_range(0..=250);
             return (*hint + Duration::from_millis(spread)).min(self.cap.max(*hint));
         }
-        let ceiling = self.base.saturating_mul(2u32.saturating_pow(attempt)).min(self.cap);
-        let millis = ceiling.as_millis().max(1) as u64;
-        Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
+        crate::retry::Exponential { base: self.base, cap: self.cap }.delay(attempt)
     }
 
     pub async fn run<T, F, Fut>(&self, mut call: F) -> Result<T, Failure>

@@ -11,11 +11,14 @@ pub mod google;
 pub mod http;
 pub mod jwt;
 pub mod keycloak;
+pub mod kinds;
 pub mod limiter;
 pub mod oauth;
 pub mod okta;
+pub mod paging;
 pub mod privacyidea;
 pub mod rest;
+pub mod user_ids;
 
 pub use error::{Failure, ProviderError};
 
@@ -45,7 +48,10 @@ pub fn connect_with(
     let configure = |message: String| ProviderError::Configure { provider: name.clone(), message };
     let namespace = provider.namespace().unwrap_or_default();
     let missing = |secret_name: &str, key: &str| {
-        configure(format!("Secret {namespace}/{secret_name} has no key {key:?} (or does not exist)"))
+        configure(format!(
+            "Secret {namespace}/{secret_name} has no key {key:?} (or does not exist; the operator sees only Secrets labelled {})",
+            crate::crd::CREDENTIALS_LABEL
+        ))
     };
     let read = |secret_ref: &crate::crd::mfa_provider::SecretRef, key: &str| {
         secret(&secret_ref.name, key).ok_or_else(|| missing(&secret_ref.name, key))

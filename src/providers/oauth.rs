@@ -4,7 +4,7 @@
 
 use super::error::Failure;
 use super::jwt::{self, SigningKey};
-use super::rest::{Auth, Call, Transport, decode, snippet};
+use super::rest::{Auth, Call, Transport, decode_credential};
 use async_trait::async_trait;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -75,6 +75,21 @@ struct TokenError {
     error_description: String,
 }
 
+/// The standard OAuth error fields of a token endpoint's refusal (RFC 6749 §5.2), and nothing
+/// else of its body.
+fn oauth_error(response: &super::http::Response) -> String {
+    match serde_json::from_slice::<TokenError>(&response.body) {
+        Ok(e) if !e.error.is_empty() => {
+            // `error` is a fixed code; the description is free text meant for the developer,
+            // kept short.
+            let code: String = e.error.chars().filter(|c| c.is_ascii_graphic()).take(64).collect();
+            let description: String = e.error_description.chars().take(200).collect();
+            format!("{code}: {description}")
+        }
+        _ => format!("no OAuth error in the answer ({} bytes withheld)", response.body.len()),
+    }
+}
+
 impl TokenSource {
     pub fn new(token_url: url::Url, grant: Grant) -> Self {
         TokenSource { token_url, grant, cache: Mutex::new(None) }
@@ -92,7 +107,7 @@ impl TokenSource {
         for attempt in 0..3u32 {
             match transport.send(&call, &[]).await {
                 Ok(response) if (200..300).contains(&response.status) => {
-                    let body: TokenResponse = decode(&response, "token response")?;
+                    let body: TokenResponse = decode_credential(&response, "token response")?;
                     let lifetime = Duration::from_secs(body.expires_in.unwrap_or(300));
                     // Renew a tenth of the lifetime early (6 s of Keycloak's 60 s master
                     // tokens, 6 min of an hour), so that no request races the expiry.
@@ -101,27 +116,29 @@ impl TokenSource {
                     return Ok(body.access_token);
                 }
                 Ok(response) if response.status >= 500 || response.status == 429 => {
+                    // The body is not quoted: nothing of a token endpoint's answer leaves the
+                    // process except the standard OAuth error fields.
                     last = Some(Failure::Status {
                         status: response.status,
                         code: None,
-                        message: format!("token endpoint: {}", snippet(&response.body)),
+                        message: format!("token endpoint {}: {}", self.token_url.path(), oauth_error(&response)),
                     });
                 }
                 Ok(response) => {
-                    let message = match serde_json::from_slice::<TokenError>(&response.body) {
-                        Ok(e) if !e.error.is_empty() => format!("{}: {}", e.error, e.error_description),
-                        _ => snippet(&response.body),
-                    };
                     return Err(Failure::Unauthorized(format!(
-                        "token endpoint {} answered {}: {message}",
+                        "token endpoint {} answered {}: {}",
                         self.token_url.path(),
-                        response.status
+                        response.status,
+                        oauth_error(&response)
                     )));
                 }
                 Err(failure) if failure.is_transient() => last = Some(failure),
                 Err(failure) => return Err(failure),
             }
-            tokio::time::sleep(Duration::from_millis(100 * 2u64.pow(attempt))).await;
+            // Jittered: the clients of several providers behind one identity provider must not
+            // come back in lockstep.
+            let backoff = crate::retry::Exponential { base: Duration::from_millis(200), cap: Duration::from_secs(2) };
+            tokio::time::sleep(backoff.delay(attempt)).await;
         }
         Err(last.unwrap_or_else(|| Failure::Malformed("token endpoint gave no answer".into())))
     }
@@ -192,5 +209,49 @@ impl Auth for TokenSource {
     async fn rejected(&self) -> bool {
         self.forget().await;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// A token endpoint's answer is never quoted, whatever its shape: a 2xx that does not
+    /// decode may hold the access token.
+    #[tokio::test]
+    async fn token_responses_never_leave_the_process() {
+        for (status, body) in [
+            (200, "access_token=SECRETTOKEN&expires_in=3600".to_string()),
+            (200, r#"{"access_token":"SECRETTOKEN","expires_in":"SECRETTOKEN"}"#.to_string()),
+            (200, r#"{"accessToken":"SECRETTOKEN"}"#.to_string()),
+            (400, "SECRETTOKEN".to_string()),
+            (503, r#"{"access_token":"SECRETTOKEN"}"#.to_string()),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(any())
+                .respond_with(ResponseTemplate::new(status).set_body_string(body.clone()))
+                .mount(&server)
+                .await;
+            let url = url::Url::parse(&format!("{}/token", server.uri())).expect("url");
+            let grant = Grant::ClientSecret { client_id: "id".into(), client_secret: "cs".into(), scope: None };
+            let source = TokenSource::new(url, grant);
+            let transport = Transport::new(Duration::from_secs(5), None).expect("transport");
+            let error = source.token(&transport).await.expect_err("not a token");
+            assert!(!error.to_string().contains("SECRET"), "{status} {body}: {error}");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_oauth_refusal_keeps_its_error_code() {
+        let server = MockServer::start().await;
+        let refusal = r#"{"error":"invalid_client","error_description":"bad secret"}"#;
+        Mock::given(any()).respond_with(ResponseTemplate::new(401).set_body_string(refusal)).mount(&server).await;
+        let url = url::Url::parse(&format!("{}/token", server.uri())).expect("url");
+        let grant = Grant::ClientSecret { client_id: "id".into(), client_secret: "cs".into(), scope: None };
+        let transport = Transport::new(Duration::from_secs(5), None).expect("transport");
+        let error = TokenSource::new(url, grant).token(&transport).await.expect_err("refused");
+        assert!(error.to_string().contains("invalid_client: bad secret"), "{error}");
     }
 }

@@ -201,9 +201,7 @@ impl Backoff {
 
     /// Exponential from `base`, capped, with up to half of it taken off at random.
     fn outage_delay(&self, attempt: u32) -> Duration {
-        let ceiling = self.base.saturating_mul(2u32.saturating_pow(attempt)).min(self.cap);
-        let millis = ceiling.as_millis().max(1) as u64;
-        Duration::from_millis(rand::rng().random_range(millis / 2..=millis))
+        crate::retry::Exponential { base: self.base, cap: self.cap }.delay(attempt)
     }
 
     /// The wait before retrying a rate-limited request, `None` when the hint is too long.
@@ -289,7 +287,33 @@ pub fn decode<T: DeserializeOwned>(response: &Response, what: &str) -> Result<T,
         .map_err(|e| Failure::Malformed(format!("{what}: {e}: {}", snippet(&response.body))))
 }
 
-/// The first 200 characters of a body, for error messages.
+/// The body of an authentication response (a token endpoint, a login) as `T`. On failure the
+/// error says only where the JSON broke, never what the body held: a 2xx answer that does not
+/// decode may still carry the access token, and errors end up in logs, Events and status.
+pub fn decode_credential<T: DeserializeOwned>(response: &Response, what: &str) -> Result<T, Failure> {
+    serde_json::from_slice(&response.body).map_err(|e| Failure::Malformed(withheld(what, response, &e)))
+}
+
+/// The description of an authentication response that did not decode, without its content
+/// (serde's own message may quote a value).
+pub fn withheld(what: &str, response: &Response, e: &serde_json::Error) -> String {
+    let category = match e.classify() {
+        serde_json::error::Category::Io => "I/O",
+        serde_json::error::Category::Syntax => "not JSON",
+        serde_json::error::Category::Data => "unexpected JSON fields",
+        serde_json::error::Category::Eof => "truncated JSON",
+    };
+    format!(
+        "{what} (HTTP {}) could not be read: {category} at line {}, column {} of {} bytes; body withheld, since it may hold a credential",
+        response.status,
+        e.line(),
+        e.column(),
+        response.body.len()
+    )
+}
+
+/// The first 200 characters of a body, for error messages. Never for authentication
+/// responses: see [`decode_credential`].
 pub fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
     let text = text.trim();

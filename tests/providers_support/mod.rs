@@ -126,7 +126,7 @@ spec:
 ---
 apiVersion: v1
 kind: Secret
-metadata: {{name: corp-admin, namespace: acme}}
+metadata: {{name: corp-admin, namespace: acme, labels: {{keyward.dev/credentials: \"true\"}}}}
 stringData:
 {secret}
 ---

@@ -2,6 +2,11 @@
 
 use crate::crd::FactorKind;
 
+/// Every kind Duo's devices map to; hardware tokens of a type Duo adds later are `token-<type>`.
+pub const KINDS: &[&str] = &["push", "sms", "voice", "hotp", "totp", "yubikey", "duo-token", "webauthn", "u2f"];
+/// Prefixes of the kinds named after a provider type keyward does not know yet.
+pub const KIND_PREFIXES: &[&str] = &["token-"];
+
 /// A phone is one device that may do several things; it is classified by the strongest: an
 /// activated Duo Mobile that can receive pushes is `push`, any other mobile `sms`, a landline
 /// `voice`.
@@ -63,6 +68,7 @@ mod tests {
             [("h6", "hotp"), ("h8", "hotp"), ("t6", "totp"), ("yk", "yubikey"), ("d1", "duo-token"), ("x", "token-x")]
         {
             assert_eq!(token_kind(t), FactorKind::new(k), "{t}");
+            assert!(KINDS.contains(&k) || KIND_PREFIXES.iter().any(|p| k.starts_with(p)), "{k}");
         }
     }
 }

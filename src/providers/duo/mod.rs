@@ -5,13 +5,15 @@
 mod mapping;
 mod signing;
 
-pub use mapping::{phone_also, phone_kind, token_kind};
+pub use mapping::{KIND_PREFIXES, KINDS, phone_also, phone_kind, token_kind};
 pub use signing::{Signer, canonical_json, canonical_params};
 
 use super::error::{Failure, ProviderError};
+use super::paging;
 use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
 };
+use super::user_ids::{self, Names, UserIds};
 use super::{MfaBackend, Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{DuoSpec, RevocationMode};
@@ -20,8 +22,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// Default pace: Duo's documented limits for object reads and writes are 200–300 a minute.
@@ -37,8 +38,16 @@ pub struct Duo {
     base: url::Url,
     group: Option<String>,
     rest: Rest,
-    /// Lower-cased user name (or e-mail, alias) → Duo `user_id`.
-    users: Mutex<HashMap<String, String>>,
+    /// Lower-cased user name (or e-mail, alias) → Duo `user_id`s, rebuilt by every listing.
+    users: UserIds,
+    /// The user listing, resumed from the page where it last failed.
+    user_listing: paging::Resumable<u64, User>,
+}
+
+/// Whether removing the enrolment `id` goes through its user's path (phones, tokens), so that a
+/// stale user id would read as "already gone".
+fn user_bound(id: &str) -> bool {
+    id.starts_with(PHONE) || id.starts_with(TOKEN)
 }
 
 /// `{"stat": "OK", "response": …, "metadata": {…}}`
@@ -176,7 +185,8 @@ impl Duo {
             base,
             group: spec.group.clone().filter(|g| !g.is_empty()),
             rest,
-            users: Mutex::new(HashMap::new()),
+            users: UserIds::default(),
+            user_listing: paging::Resumable::default(),
         })
     }
 
@@ -199,53 +209,57 @@ impl Duo {
         }
     }
 
-    /// Every user, all pages (`limit`/`offset`, following `metadata.next_offset`).
+    /// Every user, all pages (`limit`/`offset`, following `metadata.next_offset`); a listing
+    /// that failed on a page goes on from that offset next time.
     async fn list_users(&self) -> Result<Vec<User>, Failure> {
-        let mut users = Vec::new();
-        let mut offset = 0u64;
-        for _ in 0..MAX_PAGES {
-            let mut url = self.admin(&["users"]);
-            url.query_pairs_mut()
-                .append_pair("limit", &PAGE_SIZE.to_string())
-                .append_pair("offset", &offset.to_string());
-            let (page, metadata): (Vec<User>, Metadata) = self.call(&Call::get(url), "user listing").await?;
-            users.extend(page);
-            let next = match metadata.next_offset {
-                None | Some(serde_json::Value::Null) => return Ok(users),
-                Some(serde_json::Value::Number(n)) => n.as_u64(),
-                Some(serde_json::Value::String(s)) => s.parse().ok(),
-                Some(_) => None,
-            };
-            match next {
-                Some(next) if next > offset => offset = next,
-                _ => {
-                    return Err(Failure::Malformed(format!(
-                        "user listing: next_offset does not advance past {offset}"
-                    )));
-                }
-            }
-        }
-        Err(Failure::Malformed(format!("user listing did not end after {MAX_PAGES} pages")))
+        let mut users = self.user_listing.list("users", 0, MAX_PAGES, "user listing", |o| self.user_page(o)).await?;
+        // Offsets shift when users are added or removed between a failed listing and its
+        // resumption: a user seen twice is kept once (one missed shows up in the next sweep,
+        // and a user not listed is never revoked from).
+        let mut seen = HashSet::new();
+        users.retain(|u| seen.insert(u.user_id.clone()));
+        Ok(users)
     }
 
-    async fn user_id(&self, user: &str) -> Result<Option<String>, Failure> {
-        let cached = self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&user.to_lowercase()).cloned();
-        if cached.is_some() {
-            return Ok(cached);
-        }
+    async fn user_page(&self, offset: u64) -> Result<paging::Page<u64, User>, Failure> {
         let mut url = self.admin(&["users"]);
-        url.query_pairs_mut().append_pair("username", user);
-        let (found, _): (Vec<User>, _) = self.call(&Call::get(url), &format!("user {user}")).await?;
-        let id = found.into_iter().next().map(|u| u.user_id);
-        if let Some(id) = &id {
-            self.users.lock().unwrap_or_else(|p| p.into_inner()).insert(user.to_lowercase(), id.clone());
+        url.query_pairs_mut().append_pair("limit", &PAGE_SIZE.to_string()).append_pair("offset", &offset.to_string());
+        let (page, metadata): (Vec<User>, Metadata) = self.call(&Call::get(url), "user listing").await?;
+        let next = match metadata.next_offset {
+            None | Some(serde_json::Value::Null) => return Ok((page, None)),
+            Some(serde_json::Value::Number(n)) => n.as_u64(),
+            Some(serde_json::Value::String(s)) => s.parse().ok(),
+            Some(_) => None,
+        };
+        match next {
+            Some(next) if next > offset => Ok((page, Some(next))),
+            _ => Err(Failure::Malformed(format!("user listing: next_offset does not advance past {offset}"))),
         }
-        Ok(id)
+    }
+
+    /// The one Duo user `user` names: cached by the last listing, else asked of Duo. Several
+    /// users under one name (one's alias another's user name) are an identity conflict.
+    async fn user_id(&self, user: &str) -> Result<Option<String>, Failure> {
+        let ids = match self.users.get(user) {
+            Some(ids) => ids,
+            None => {
+                let mut url = self.admin(&["users"]);
+                url.query_pairs_mut().append_pair("username", user);
+                let (found, _): (Vec<User>, _) = self.call(&Call::get(url), &format!("user {user}")).await?;
+                let ids: Vec<String> = found.into_iter().map(|u| u.user_id).collect();
+                self.users.set(user, ids.clone());
+                ids
+            }
+        };
+        user_ids::one(user, &ids)
     }
 
     async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         let declared = declared_set(&query.declared);
         let mut users = Vec::new();
+        // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
+        // deleted (and re-created) since.
+        let mut fresh = Names::default();
         for user in self.list_users().await? {
             if let Some(group) = &self.group
                 && !user.groups.iter().any(|g| g.name.eq_ignore_ascii_case(group))
@@ -260,12 +274,7 @@ impl Duo {
             let mut names = vec![user.username.as_str()];
             names.extend(aliases.iter().map(String::as_str));
             let name = declared_name(&declared, &names);
-            {
-                let mut cache = self.users.lock().unwrap_or_else(|p| p.into_inner());
-                for n in names.iter().filter(|n| !n.is_empty()) {
-                    cache.insert(n.to_lowercase(), user.user_id.clone());
-                }
-            }
+            fresh.add(&names, &user.user_id);
             // A disabled user cannot authenticate; its devices stay until removed.
             let active = user.status != "disabled";
             let mut enrolments = Vec::new();
@@ -293,10 +302,31 @@ impl Duo {
             }
             users.push(ProviderUser { name, in_directory: true, enrolments });
         }
+        self.users.replace(fresh);
         Ok(Inventory { users })
     }
 
     async fn remove(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
+        // WebAuthn and U2F paths do not name the user; a name of several users still means
+        // that whose device this is was decided on a guess.
+        if let Some(ids) = self.users.get(user) {
+            user_ids::one(user, &ids)?;
+        }
+        let stale = match self.remove_once(user, enrolment).await? {
+            Revoked::AlreadyGone if !user_bound(&enrolment.id) => return Ok(Revoked::AlreadyGone),
+            Revoked::AlreadyGone => self.users.get(user),
+            done => return Ok(done),
+        };
+        // A phone or token path names the user: a 404 may come from a stale id (the user
+        // deleted and re-created under the same name). Ask Duo again before calling it gone.
+        self.users.forget(user);
+        match self.user_id(user).await? {
+            Some(fresh) if stale.is_some_and(|ids| !ids.contains(&fresh)) => self.remove_once(user, enrolment).await,
+            _ => Ok(Revoked::AlreadyGone),
+        }
+    }
+
+    async fn remove_once(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
         let id = enrolment.id.as_str();
         let url = if let Some(key) = id.strip_prefix(WEBAUTHN) {
             self.admin(&["webauthncredentials", key])

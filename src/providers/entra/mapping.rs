@@ -3,6 +3,11 @@
 
 use crate::crd::FactorKind;
 
+/// Every kind [`method`] gives a method type Graph v1.0 documents. A type added later keeps its
+/// own name.
+pub const KINDS: &[&str] =
+    &["push", "totp", "webauthn", "voice", "sms", "email", "windows-hello", "tap", "platform-credential"];
+
 /// `@odata.type` → (kind, collection under `/users/{id}/authentication/`). `None` for the
 /// password, which is not a second factor and cannot be deleted.
 pub fn method(odata_type: &str, phone_type: Option<&str>) -> Option<(FactorKind, &'static str)> {
@@ -45,6 +50,19 @@ pub fn also(kind: &FactorKind) -> Vec<FactorKind> {
 mod tests {
     use super::*;
 
+    const TYPES: &[&str] = &[
+        "passwordAuthenticationMethod",
+        "microsoftAuthenticatorAuthenticationMethod",
+        "softwareOathAuthenticationMethod",
+        "hardwareOathAuthenticationMethod",
+        "fido2AuthenticationMethod",
+        "phoneAuthenticationMethod",
+        "emailAuthenticationMethod",
+        "windowsHelloForBusinessAuthenticationMethod",
+        "temporaryAccessPassAuthenticationMethod",
+        "platformCredentialAuthenticationMethod",
+    ];
+
     #[test]
     fn method_types_map_to_kinds_and_collections() {
         let m = |t: &str, p: Option<&str>| method(&format!("#microsoft.graph.{t}"), p).map(|(k, c)| (k.to_string(), c));
@@ -63,5 +81,11 @@ mod tests {
             Some(("tap".into(), "temporaryAccessPassMethods"))
         );
         assert_eq!(m("futureThingAuthenticationMethod", None), Some(("futurething".into(), "")));
+        for (_, kind, collection) in TYPES
+            .iter()
+            .filter_map(|t| method(&format!("#microsoft.graph.{t}"), Some("mobile")).map(|(k, c)| (t, k, c)))
+        {
+            assert!(KINDS.contains(&kind.as_str()) && !collection.is_empty(), "{kind}");
+        }
     }
 }

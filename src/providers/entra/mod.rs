@@ -8,15 +8,17 @@
 
 mod mapping;
 
-pub use mapping::method;
+pub use mapping::{KINDS, method};
 
 use super::error::{Failure, ProviderError};
 use super::jwt::{SigningKey, certificate_thumbprints};
 use super::oauth::{Grant, TokenSource};
+use super::paging;
 use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, same_origin, snippet,
     status_failure, throttle_429,
 };
+use super::user_ids::{self, Names, UserIds};
 use super::{MfaBackend, Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{EntraIdSpec, RevocationMode};
@@ -25,8 +27,6 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Default pace; Graph throttles per app and tenant well above this.
@@ -45,8 +45,10 @@ pub struct Entra {
     graph: url::Url,
     group_id: Option<String>,
     rest: Rest,
-    /// Lower-cased UPN (or mail) → object id.
-    users: Mutex<HashMap<String, String>>,
+    /// Lower-cased UPN (or mail) → object ids, rebuilt by every listing.
+    users: UserIds,
+    /// The user listing of `scope: All`, resumed from the page where it last failed.
+    user_listing: paging::Resumable<url::Url, User>,
     /// How long a refused default method waits for the user's other methods to go.
     default_wait: Duration,
 }
@@ -139,7 +141,8 @@ impl Entra {
             graph: join(&graph_root, &["v1.0"]),
             group_id: spec.group_id.clone().filter(|g| !g.is_empty()),
             rest,
-            users: Mutex::new(HashMap::new()),
+            users: UserIds::default(),
+            user_listing: paging::Resumable::default(),
             default_wait: Duration::from_secs(20),
         })
     }
@@ -162,49 +165,57 @@ impl Entra {
         }
     }
 
-    /// Every item of a collection, following `@odata.nextLink`.
-    async fn all<T: DeserializeOwned>(&self, mut url: url::Url, what: &str) -> Result<Option<Vec<T>>, Failure> {
-        let mut items = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let Some(page) = self.get::<Page<T>>(url.clone(), what).await? else {
-                return Ok(None);
-            };
-            items.extend(page.value);
-            match page.next {
-                None => return Ok(Some(items)),
-                Some(next) => {
-                    let next =
-                        url::Url::parse(&next).map_err(|e| Failure::Malformed(format!("{what}: nextLink: {e}")))?;
-                    if !same_origin(&self.graph, &next) {
-                        return Err(Failure::Malformed(format!("{what}: nextLink to another host")));
-                    }
-                    url = next;
+    /// One page of a collection and the link to the next one. A collection that is not there
+    /// (a deleted user, an unknown group) is a 404 failure.
+    async fn page<T: DeserializeOwned>(&self, url: url::Url, what: &str) -> Result<paging::Page<url::Url, T>, Failure> {
+        let page = self.get::<Page<T>>(url, what).await?.ok_or_else(|| Failure::Status {
+            status: 404,
+            code: None,
+            message: format!("{what}: not found"),
+        })?;
+        let next = match page.next {
+            None => None,
+            Some(next) => {
+                let next = url::Url::parse(&next).map_err(|e| Failure::Malformed(format!("{what}: nextLink: {e}")))?;
+                if !same_origin(&self.graph, &next) {
+                    return Err(Failure::Malformed(format!("{what}: nextLink to another host")));
                 }
+                Some(next)
             }
-        }
-        Err(Failure::Malformed(format!("{what} did not end after {MAX_PAGES} pages")))
+        };
+        Ok((page.value, next))
     }
 
-    async fn lookup(&self, upn: &str) -> Result<Option<String>, Failure> {
-        let cached = self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&upn.to_lowercase()).cloned();
-        if cached.is_some() {
-            return Ok(cached);
-        }
+    /// The ids of the user `upn` names, asked of Graph (not the cache). `GET /users/{upn}`
+    /// matches one user at most.
+    async fn fetch(&self, upn: &str) -> Result<Vec<String>, Failure> {
         let mut url = self.api(&["users", upn]);
         url.query_pairs_mut().append_pair("$select", USER_FIELDS);
         let user: Option<User> = self.get(url, &format!("user {upn}")).await?;
-        let id = user.map(|u| u.id);
-        if let Some(id) = &id {
-            self.users.lock().unwrap_or_else(|p| p.into_inner()).insert(upn.to_lowercase(), id.clone());
-        }
-        Ok(id)
+        Ok(user.map(|u| u.id).into_iter().collect())
+    }
+
+    /// The one user `upn` names: cached, else asked of Graph. Several users under one name
+    /// (a listing's UPN and another user's mail) are an identity conflict.
+    async fn lookup(&self, upn: &str) -> Result<Option<String>, Failure> {
+        let ids = match self.users.get(upn) {
+            Some(ids) => ids,
+            None => {
+                let ids = self.fetch(upn).await?;
+                self.users.set(upn, ids.clone());
+                ids
+            }
+        };
+        user_ids::one(upn, &ids)
     }
 
     /// The user's methods (password excluded) as `(enrolment, collection)`.
     async fn methods(&self, user_id: &str) -> Result<Option<Vec<(Enrolment, &'static str)>>, Failure> {
         let url = self.api(&["users", user_id, "authentication", "methods"]);
-        let Some(methods) = self.all::<Method>(url, &format!("methods of user {user_id}")).await? else {
-            return Ok(None);
+        let what = format!("methods of user {user_id}");
+        let methods = match paging::all(url, MAX_PAGES, &what, |u| self.page::<Method>(u, &what)).await {
+            Err(Failure::Status { status: 404, .. }) => return Ok(None),
+            other => other?,
         };
         Ok(Some(
             methods
@@ -223,6 +234,9 @@ impl Entra {
 
     async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         let mut found: Vec<(String, String)> = Vec::new(); // (name, id)
+        // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
+        // deleted (and re-created) since.
+        let mut fresh = Names::default();
         if query.all {
             let declared = declared_set(&query.declared);
             let mut url = match &self.group_id {
@@ -230,27 +244,30 @@ impl Entra {
                 None => self.api(&["users"]),
             };
             url.query_pairs_mut().append_pair("$select", USER_FIELDS).append_pair("$top", "999");
-            let users: Vec<User> = self.all(url, "user listing").await?.ok_or_else(|| Failure::Status {
-                status: 404,
-                code: None,
-                message: "group not found".into(),
-            })?;
-            let mut cache = self.users.lock().unwrap_or_else(|p| p.into_inner());
+            // Tens of thousands of users take minutes: a page that fails is where the next
+            // sweep's listing goes on from.
+            let what = "user listing";
+            let users: Vec<User> = self
+                .user_listing
+                .list(url.as_str(), url.clone(), MAX_PAGES, what, |u| self.page::<User>(u, what))
+                .await?;
             for user in users {
                 let mail = user.mail.clone().unwrap_or_default();
                 let name = declared_name(&declared, &[&user.upn, &mail]);
-                for n in [&name, &user.upn, &mail].into_iter().filter(|n| !n.is_empty()) {
-                    cache.insert(n.to_lowercase(), user.id.clone());
-                }
+                fresh.add(&[&name, &user.upn, &mail], &user.id);
+                // Two users under one name are both listed under it: the planner sees the
+                // conflict instead of one of them.
                 found.push((name, user.id));
             }
         } else {
             for upn in &query.declared {
-                if let Some(id) = self.lookup(upn).await? {
+                for id in self.fetch(upn).await? {
+                    fresh.add(&[upn], &id);
                     found.push((upn.clone(), id));
                 }
             }
         }
+        self.users.replace(fresh);
         let mut users = Vec::new();
         for (name, id) in found {
             // A user deleted between the listing and here has no methods left to revoke.
@@ -284,7 +301,22 @@ impl Entra {
         let Some(user_id) = self.lookup(user).await? else {
             return Ok(Revoked::AlreadyGone); // deleted user: its methods went with it
         };
-        let first = match self.delete(&user_id, &enrolment.id).await {
+        match self.remove_from(&user_id, enrolment).await? {
+            Revoked::AlreadyGone => {
+                // A 404 may come from a stale id (the user deleted and re-created under the
+                // same name): ask Graph again before calling the method gone.
+                self.users.forget(user);
+                match self.lookup(user).await? {
+                    Some(fresh) if fresh != user_id => self.remove_from(&fresh, enrolment).await,
+                    _ => Ok(Revoked::AlreadyGone),
+                }
+            }
+            done => Ok(done),
+        }
+    }
+
+    async fn remove_from(&self, user_id: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
+        let first = match self.delete(user_id, &enrolment.id).await {
             Err(f) if refuses_default(&f) => f,
             other => return other,
         };
@@ -292,7 +324,7 @@ impl Entra {
         let deadline = Instant::now() + self.default_wait;
         let mut pause = Duration::from_millis(250);
         loop {
-            let Some(methods) = self.methods(&user_id).await? else {
+            let Some(methods) = self.methods(user_id).await? else {
                 return Ok(Revoked::AlreadyGone);
             };
             let others: Vec<String> = methods
@@ -304,7 +336,7 @@ impl Entra {
                 return Ok(Revoked::AlreadyGone);
             }
             if others.is_empty() {
-                return self.delete(&user_id, &enrolment.id).await;
+                return self.delete(user_id, &enrolment.id).await;
             }
             if Instant::now() >= deadline {
                 return Err(Failure::Status {

@@ -9,6 +9,7 @@
 use super::error::{Failure, ProviderError};
 use super::jwt::SigningKey;
 use super::oauth::{Grant, TokenSource};
+use super::paging;
 use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
 };
@@ -44,6 +45,8 @@ pub struct Google {
     customer: String,
     org_unit_path: Option<String>,
     rest: Rest,
+    /// The 2SV listing, resumed from the page where it last failed.
+    user_listing: paging::Resumable<Option<String>, User>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -149,43 +152,51 @@ impl Google {
             customer: spec.customer.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| "my_customer".into()),
             org_unit_path: spec.org_unit_path.clone().filter(|o| !o.is_empty()),
             rest,
+            user_listing: paging::Resumable::default(),
         })
     }
 
-    /// Every user enrolled in 2SV (in the organizational unit, if set), all pages.
+    /// Every user enrolled in 2SV (in the organizational unit, if set), all pages; a listing
+    /// that failed on a page goes on from that page's token next time.
     async fn enrolled_users(&self) -> Result<Vec<User>, Failure> {
         let mut query = "isEnrolledIn2Sv=true".to_string();
         if let Some(ou) = &self.org_unit_path {
             query = format!("orgUnitPath='{}' {query}", ou.replace('\'', "\\'"));
         }
-        let mut users = Vec::new();
-        let mut token: Option<String> = None;
-        for _ in 0..MAX_PAGES {
-            let mut url = join(&self.directory, &["users"]);
-            {
-                let mut pairs = url.query_pairs_mut();
-                pairs
-                    .append_pair("customer", &self.customer)
-                    .append_pair("query", &query)
-                    .append_pair("maxResults", "500")
-                    .append_pair("projection", "basic");
-                if let Some(token) = &token {
-                    pairs.append_pair("pageToken", token);
-                }
-            }
-            let response = self.rest.send(&Call::get(url)).await?;
-            if !(200..300).contains(&response.status) {
-                return Err(failure(&response));
-            }
-            let page: Page = decode(&response, "user listing")?;
-            users.extend(page.users.into_iter().filter(|u| u.enrolled));
-            match page.next.filter(|t| !t.is_empty()) {
-                Some(next) if Some(&next) != token.as_ref() => token = Some(next),
-                Some(_) => return Err(Failure::Malformed("user listing repeats its nextPageToken".into())),
-                None => return Ok(users),
+        let key = format!("{} {query}", self.customer);
+        let what = "user listing";
+        self.user_listing.list(&key, None, MAX_PAGES, what, |token| self.enrolled_page(&query, token)).await
+    }
+
+    /// One page of the enrolled users and the next page's token.
+    async fn enrolled_page(
+        &self,
+        query: &str,
+        token: Option<String>,
+    ) -> Result<paging::Page<Option<String>, User>, Failure> {
+        let mut url = join(&self.directory, &["users"]);
+        {
+            let mut pairs = url.query_pairs_mut();
+            pairs
+                .append_pair("customer", &self.customer)
+                .append_pair("query", query)
+                .append_pair("maxResults", "500")
+                .append_pair("projection", "basic");
+            if let Some(token) = &token {
+                pairs.append_pair("pageToken", token);
             }
         }
-        Err(Failure::Malformed(format!("user listing did not end after {MAX_PAGES} pages")))
+        let response = self.rest.send(&Call::get(url)).await?;
+        if !(200..300).contains(&response.status) {
+            return Err(failure(&response));
+        }
+        let page: Page = decode(&response, "user listing")?;
+        let users = page.users.into_iter().filter(|u| u.enrolled).collect();
+        match page.next.filter(|t| !t.is_empty()) {
+            Some(next) if Some(&next) != token.as_ref() => Ok((users, Some(Some(next)))),
+            Some(_) => Err(Failure::Malformed("user listing repeats its nextPageToken".into())),
+            None => Ok((users, None)),
+        }
     }
 
     /// Whether the user is enrolled in 2SV; `None` when Google has no such user.

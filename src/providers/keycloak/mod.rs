@@ -3,18 +3,18 @@
 
 use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
+use super::paging;
 use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
     throttle_429,
 };
+use super::user_ids::{self, Names, UserIds};
 use super::{MfaBackend, Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{KeycloakSpec, RevocationMode};
 use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
 use async_trait::async_trait;
 use serde::Deserialize;
-use std::collections::HashMap;
-use std::sync::Mutex;
 
 const DEFAULT_RPS: u32 = 20;
 const PAGE_SIZE: usize = 100;
@@ -30,8 +30,10 @@ pub struct Keycloak {
     name: String,
     realm_url: url::Url,
     rest: Rest,
-    /// Lower-cased user name (or e-mail) → user id.
-    users: Mutex<HashMap<String, String>>,
+    /// Lower-cased user name (or e-mail) → user ids, rebuilt by every listing.
+    users: UserIds,
+    /// The user listing of `scope: All`, resumed from the page where it last failed.
+    user_listing: paging::Resumable<usize, User>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -72,6 +74,10 @@ fn failure(response: &super::http::Response) -> Failure {
     };
     status_failure(response, message)
 }
+
+/// Every kind [`kind_of`] gives a credential type Keycloak ships. A custom credential type (an
+/// authenticator SPI) keeps its own name.
+pub const KINDS: &[&str] = &["totp", "hotp", "webauthn", "recovery-codes"];
 
 /// Credential `type` to a kind; `None` for the password, which is not a second factor. OTP
 /// credentials say in `credentialData.subType` whether they are TOTP or HOTP.
@@ -133,7 +139,8 @@ impl Keycloak {
             name: name.to_string(),
             realm_url: join(&base, &["admin", "realms", &spec.realm]),
             rest,
-            users: Mutex::new(HashMap::new()),
+            users: UserIds::default(),
+            user_listing: paging::Resumable::default(),
         })
     }
 
@@ -150,59 +157,72 @@ impl Keycloak {
         }
     }
 
-    fn remember(&self, names: &[&str], id: &str) {
-        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        for name in names.iter().filter(|n| !n.is_empty()) {
-            users.insert(name.to_lowercase(), id.to_string());
-        }
-    }
-
-    /// The user's id: by exact user name, else (for an address) by exact e-mail.
-    async fn lookup(&self, name: &str) -> Result<Option<String>, Failure> {
-        let cached = self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&name.to_lowercase()).cloned();
-        if cached.is_some() {
-            return Ok(cached);
-        }
+    /// The ids of the users `name` stands for, asked of Keycloak (not the cache): the user
+    /// with that user name and, for an address, the users with that e-mail. A realm with
+    /// `duplicateEmailsAllowed`, or one user's login equal to another's e-mail, gives several:
+    /// all are returned, so that the conflict shows instead of a guess.
+    async fn fetch(&self, name: &str) -> Result<Vec<String>, Failure> {
         let mut fields = vec!["username"];
         if name.contains('@') {
             fields.push("email");
         }
+        let mut ids: Vec<String> = Vec::new();
         for field in fields {
             let mut url = self.api(&["users"]);
             url.query_pairs_mut().append_pair(field, name).append_pair("exact", "true");
             let users: Vec<User> = self.get_json(url, &format!("user {name}")).await?.unwrap_or_default();
-            let hit = users.into_iter().find(|u| {
+            // `exact` is ignored by some versions for some fields: match here too.
+            let hits = users.into_iter().filter(|u| {
                 u.username.eq_ignore_ascii_case(name)
                     || u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(name))
             });
-            if let Some(user) = hit {
-                self.remember(&[name, &user.username], &user.id);
-                return Ok(Some(user.id));
+            for user in hits {
+                if !ids.contains(&user.id) {
+                    ids.push(user.id);
+                }
             }
         }
-        Ok(None)
+        Ok(ids)
     }
 
-    /// Every user of the realm, `first`/`max` pages.
-    async fn list_users(&self) -> Result<Vec<User>, Failure> {
-        let mut users = Vec::new();
-        for page in 0..MAX_PAGES {
-            let mut url = self.api(&["users"]);
-            url.query_pairs_mut()
-                .append_pair("first", &(page * PAGE_SIZE).to_string())
-                .append_pair("max", &PAGE_SIZE.to_string())
-                .append_pair("briefRepresentation", "true");
-            let batch: Vec<User> = self
-                .get_json(url, "user listing")
-                .await?
-                .ok_or_else(|| Failure::Configuration("realm not found".into()))?;
-            let done = batch.len() < PAGE_SIZE;
-            users.extend(batch);
-            if done {
-                return Ok(users);
+    /// The one user `name` stands for: cached, else asked of Keycloak.
+    async fn lookup(&self, name: &str) -> Result<Option<String>, Failure> {
+        let ids = match self.users.get(name) {
+            Some(ids) => ids,
+            None => {
+                let ids = self.fetch(name).await?;
+                self.users.set(name, ids.clone());
+                ids
             }
-        }
-        Err(Failure::Malformed(format!("user listing did not end after {MAX_PAGES} pages")))
+        };
+        user_ids::one(name, &ids)
+    }
+
+    /// Every user of the realm, `first`/`max` pages; a listing that failed on a page goes on
+    /// from that offset next time.
+    async fn list_users(&self) -> Result<Vec<User>, Failure> {
+        let mut users =
+            self.user_listing.list("users", 0, MAX_PAGES, "user listing", |first| self.user_page(first)).await?;
+        // Offsets shift when users are added or removed between a failed listing and its
+        // resumption: a user seen twice is kept once (one missed shows up in the next sweep,
+        // and a user not listed is never revoked from).
+        let mut seen = std::collections::HashSet::new();
+        users.retain(|u| seen.insert(u.id.clone()));
+        Ok(users)
+    }
+
+    async fn user_page(&self, first: usize) -> Result<paging::Page<usize, User>, Failure> {
+        let mut url = self.api(&["users"]);
+        url.query_pairs_mut()
+            .append_pair("first", &first.to_string())
+            .append_pair("max", &PAGE_SIZE.to_string())
+            .append_pair("briefRepresentation", "true");
+        let batch: Vec<User> = self
+            .get_json(url, "user listing")
+            .await?
+            .ok_or_else(|| Failure::Configuration("realm not found".into()))?;
+        let next = (batch.len() >= PAGE_SIZE).then_some(first + PAGE_SIZE);
+        Ok((batch, next))
     }
 
     async fn credentials(&self, user_id: &str) -> Result<Option<Vec<Enrolment>>, Failure> {
@@ -221,21 +241,26 @@ impl Keycloak {
 
     async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         let mut found: Vec<(String, String)> = Vec::new();
+        // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
+        // deleted (and re-created) since. Several users under one name are all listed under it.
+        let mut fresh = Names::default();
         if query.all {
             let declared = declared_set(&query.declared);
             for user in self.list_users().await? {
                 let email = user.email.clone().unwrap_or_default();
                 let name = declared_name(&declared, &[&user.username, &email]);
-                self.remember(&[&name, &user.username, &email], &user.id);
+                fresh.add(&[&name, &user.username, &email], &user.id);
                 found.push((name, user.id));
             }
         } else {
             for name in &query.declared {
-                if let Some(id) = self.lookup(name).await? {
+                for id in self.fetch(name).await? {
+                    fresh.add(&[name], &id);
                     found.push((name.clone(), id));
                 }
             }
         }
+        self.users.replace(fresh);
         let mut users = Vec::new();
         for (name, id) in found {
             let Some(enrolments) = self.credentials(&id).await? else { continue };
@@ -248,8 +273,24 @@ impl Keycloak {
         let Some(user_id) = self.lookup(user).await? else {
             return Ok(Revoked::AlreadyGone);
         };
+        match self.remove_from(&user_id, enrolment).await? {
+            Revoked::AlreadyGone => {
+                // "User not found" and "Credential not found" are both 404: a stale id (the
+                // user deleted and re-created under the same name) is asked again before the
+                // credential is called gone.
+                self.users.forget(user);
+                match self.lookup(user).await? {
+                    Some(fresh) if fresh != user_id => self.remove_from(&fresh, enrolment).await,
+                    _ => Ok(Revoked::AlreadyGone),
+                }
+            }
+            done => Ok(done),
+        }
+    }
+
+    async fn remove_from(&self, user_id: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
         let response =
-            self.rest.send(&Call::delete(self.api(&["users", &user_id, "credentials", &enrolment.id]))).await?;
+            self.rest.send(&Call::delete(self.api(&["users", user_id, "credentials", &enrolment.id]))).await?;
         match response.status {
             // "Credential not found" (current versions); very old ones answered 204.
             404 => Ok(Revoked::AlreadyGone),
@@ -267,10 +308,11 @@ impl Keycloak {
         let url = self.api(&["users", &user_id]);
         // PUT replaces the representation on some versions: send back what GET returned, with
         // the action added.
-        let mut representation: serde_json::Value = self
-            .get_json(url.clone(), &format!("user {user}"))
-            .await?
-            .ok_or_else(|| Failure::Status { status: 404, code: None, message: format!("no Keycloak user {user}") })?;
+        let Some(mut representation) = self.get_json::<serde_json::Value>(url.clone(), &format!("user {user}")).await?
+        else {
+            self.users.forget(user); // a stale id: the next attempt asks again
+            return Err(Failure::Status { status: 404, code: None, message: format!("no Keycloak user {user}") });
+        };
         let actions = representation
             .as_object_mut()
             .ok_or_else(|| Failure::Malformed(format!("user {user}: not a JSON object")))?
@@ -348,6 +390,10 @@ mod tests {
         assert_eq!(kind_of("webauthn", None), Some(FactorKind::new("webauthn")));
         assert_eq!(kind_of("webauthn-passwordless", None), Some(FactorKind::new("webauthn")));
         assert_eq!(kind_of("recovery-authn-codes", None), Some(FactorKind::new("recovery-codes")));
+        for t in ["otp", "webauthn", "webauthn-passwordless", "recovery-authn-codes"] {
+            assert!(KINDS.contains(&kind_of(t, None).expect("kind").as_str()), "{t}");
+        }
+        assert_eq!(kind_of("otp", Some(r#"{"subType":"hotp"}"#)).map(|k| KINDS.contains(&k.as_str())), Some(true));
         assert_eq!(required_action("totp"), Some("CONFIGURE_TOTP"));
         assert_eq!(required_action("webauthn"), Some("webauthn-register"));
         assert_eq!(required_action("sms"), None);

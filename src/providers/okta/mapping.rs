@@ -2,6 +2,25 @@
 
 use crate::crd::FactorKind;
 
+/// Every kind [`kind_of`] gives a factor type Okta documents, and the kind of a third-party
+/// `web` factor seen in practice (Duo through Okta). Unknown future types keep their own name.
+pub const KINDS: &[&str] = &[
+    "totp",
+    "hotp",
+    "yubikey",
+    "hardware-token",
+    "push",
+    "fastpass",
+    "sms",
+    "voice",
+    "email",
+    "question",
+    "webauthn",
+    "u2f",
+    "duo",
+    crate::engine::inventory::UNLISTED_KIND,
+];
+
 /// `factorType` (and `provider` where the type alone is ambiguous) to a kind.
 pub fn kind_of(factor_type: &str, provider: &str) -> FactorKind {
     let provider = provider.to_ascii_lowercase();
@@ -56,6 +75,7 @@ mod tests {
         ] {
             assert_eq!(kind_of(t, p), FactorKind::new(k), "{t} {p}");
             assert!(kind_of(t, p).is_well_formed());
+            assert!(KINDS.contains(&k) || t == "claims_provider", "{k} is missing from KINDS");
         }
     }
 }

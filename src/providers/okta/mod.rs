@@ -10,10 +10,11 @@
 
 mod mapping;
 
-pub use mapping::kind_of;
+pub use mapping::{KINDS, kind_of};
 
 use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
+use super::paging;
 use super::rest::{
     Auth, Backoff, Call, Rest, StaticHeader, Transport, base_url, declared_name, declared_set, decode, join, reset_in,
     same_origin, snippet, status_failure,
@@ -52,6 +53,8 @@ pub struct Okta {
     users: Mutex<HashMap<String, Known>>,
     /// Factors that an earlier revocation's cascade already removed, per user id.
     cascaded: Mutex<HashMap<String, HashSet<String>>>,
+    /// The user listing of `scope: All`, resumed from the page where it last failed.
+    user_listing: paging::Resumable<url::Url, User>,
 }
 
 #[derive(Clone, Debug)]
@@ -169,6 +172,7 @@ impl Okta {
             rest,
             users: Mutex::new(HashMap::new()),
             cascaded: Mutex::new(HashMap::new()),
+            user_listing: paging::Resumable::default(),
         })
     }
 
@@ -214,33 +218,30 @@ impl Okta {
         Ok(self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&login.to_lowercase()).cloned())
     }
 
-    /// Every user of the org (or of `groupId`), following `Link: rel="next"`.
+    /// Every user of the org (or of `groupId`), following `Link: rel="next"`; a listing that
+    /// failed on a page goes on from that page's cursor next time.
     async fn list_users(&self) -> Result<Vec<User>, Failure> {
         let mut url = match &self.group_id {
             Some(group) => self.api(&["groups", group, "users"]),
             None => self.api(&["users"]),
         };
         url.query_pairs_mut().append_pair("limit", PAGE_SIZE);
-        let mut users = Vec::new();
-        for _ in 0..MAX_PAGES {
-            let response = self.rest.send(&Call::get(url.clone())).await?;
-            if !ok(&response) {
-                return Err(failure(&response));
-            }
-            let page: Vec<User> = decode(&response, "user listing")?;
-            users.extend(page);
-            match next_link(&response) {
-                Some(next) if same_origin(&self.base, &next) => url = next,
-                Some(next) => {
-                    return Err(Failure::Malformed(format!(
-                        "paging link to another host: {}",
-                        next.origin().ascii_serialization()
-                    )));
-                }
-                None => return Ok(users),
-            }
+        self.user_listing.list(url.as_str(), url.clone(), MAX_PAGES, "user listing", |u| self.user_page(u)).await
+    }
+
+    async fn user_page(&self, url: url::Url) -> Result<paging::Page<url::Url, User>, Failure> {
+        let response = self.rest.send(&Call::get(url)).await?;
+        if !ok(&response) {
+            return Err(failure(&response));
         }
-        Err(Failure::Malformed(format!("user listing did not end after {MAX_PAGES} pages")))
+        let page: Vec<User> = decode(&response, "user listing")?;
+        match next_link(&response) {
+            Some(next) if same_origin(&self.base, &next) => Ok((page, Some(next))),
+            Some(next) => {
+                Err(Failure::Malformed(format!("paging link to another host: {}", next.origin().ascii_serialization())))
+            }
+            None => Ok((page, None)),
+        }
     }
 
     async fn factors(&self, user_id: &str) -> Result<Vec<Factor>, Failure> {

@@ -29,6 +29,8 @@ pub struct PrivacyIdea {
     name: String,
     realm: String,
     session: Session,
+    /// The realm's token listing, resumed from the page where it last failed.
+    token_listing: crate::providers::paging::Resumable<u32, Token>,
 }
 
 impl PrivacyIdea {
@@ -45,6 +47,7 @@ impl PrivacyIdea {
             name: name.to_string(),
             realm: spec.realm.clone(),
             session: Session::new(base, username, password, http),
+            token_listing: Default::default(),
         })
     }
 
@@ -69,33 +72,34 @@ impl PrivacyIdea {
         }
     }
 
-    /// Every token assigned to a user, in this realm, all pages.
+    /// Every token assigned to a user, in this realm, all pages; a listing that failed on a
+    /// page goes on from that page next time.
     async fn realm_tokens(&self) -> Result<Vec<Token>, Failure> {
-        let mut tokens = Vec::new();
-        let mut page = 1u32;
-        let page_size = PAGE_SIZE.to_string();
-        loop {
-            let page_number = page.to_string();
-            // `tokenrealm` (not `realm`, which needs `user`) also finds the tokens of users since
-            // removed from the user store: their realm stays on the token.
-            let query = [
-                ("tokenrealm", self.realm.as_str()),
-                ("assigned", "True"),
-                ("sortby", "serial"),
-                ("page", page_number.as_str()),
-                ("pagesize", page_size.as_str()),
-            ];
-            let value: TokenPage = self.session.call(Method::GET, &["token", ""], &query, None).await?;
-            tokens.extend(value.tokens);
-            match value.next {
-                Some(next) if next > u64::from(page) && page < MAX_PAGES => page = next as u32,
-                Some(_) if page >= MAX_PAGES => {
-                    return Err(Failure::Malformed(format!("token listing did not end after {MAX_PAGES} pages")));
-                }
-                _ => break,
-            }
-        }
+        let what = "token listing";
+        let mut tokens =
+            self.token_listing.list(&self.realm, 1, MAX_PAGES as usize, what, |p| self.token_page(p)).await?;
+        // Pages shift when tokens are enrolled or removed between a failed listing and its
+        // resumption: a token seen twice is kept once (one missed shows up in the next sweep,
+        // and a token not listed is never revoked).
+        let mut seen = std::collections::HashSet::new();
+        tokens.retain(|t| seen.insert(t.serial.clone()));
         Ok(tokens)
+    }
+
+    async fn token_page(&self, page: u32) -> Result<crate::providers::paging::Page<u32, Token>, Failure> {
+        let (page_number, page_size) = (page.to_string(), PAGE_SIZE.to_string());
+        // `tokenrealm` (not `realm`, which needs `user`) also finds the tokens of users since
+        // removed from the user store: their realm stays on the token.
+        let query = [
+            ("tokenrealm", self.realm.as_str()),
+            ("assigned", "True"),
+            ("sortby", "serial"),
+            ("page", page_number.as_str()),
+            ("pagesize", page_size.as_str()),
+        ];
+        let value: TokenPage = self.session.call(Method::GET, &["token", ""], &query, None).await?;
+        let next = value.next.filter(|next| *next > u64::from(page)).map(|next| next as u32);
+        Ok((value.tokens, next))
     }
 
     /// The user an orphaned token belonged to, from privacyIDEA's own audit log (the token

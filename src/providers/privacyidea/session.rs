@@ -111,7 +111,7 @@ impl Session {
             .post(self.url(&["auth"]))
             .form(&[("username", self.username.as_str()), ("password", self.password.as_str())]);
         let response = self.http.send(request).await?;
-        let value: AuthValue = match decode(response) {
+        let value: AuthValue = match decode_auth(response) {
             Ok(value) => value,
             Err(Failure::Status { status: 401 | 403, message, .. }) => return Err(Failure::Unauthorized(message)),
             Err(other) => return Err(other),
@@ -142,6 +142,16 @@ fn expiry(jwt: &str) -> Option<SystemTime> {
 
 /// Maps privacyIDEA's envelope and HTTP status onto a value or a [`Failure`] (reference §1.2).
 fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
+    decode_envelope(response, true)
+}
+
+/// [`decode`] for the answer of `POST /auth`, which carries the session JWT: a body that does
+/// not decode is never quoted.
+fn decode_auth<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
+    decode_envelope(response, false)
+}
+
+fn decode_envelope<T: DeserializeOwned>(response: Response, quote_body: bool) -> Result<T, Failure> {
     let envelope: Result<Envelope<T>, _> = serde_json::from_slice(&response.body);
     let status = response.status;
     match envelope {
@@ -160,10 +170,18 @@ fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
                 _ => Failure::Status { status, code, message },
             })
         }
+        Err(_) if status == 429 => Err(Failure::RateLimited { retry_after: response.retry_after() }),
+        Err(e) if !quote_body => {
+            let message = crate::providers::rest::withheld("authentication response", &response, &e);
+            Err(if status >= 400 {
+                Failure::Status { status, code: None, message }
+            } else {
+                Failure::Malformed(message)
+            })
+        }
         Err(e) => {
             let snippet: String = String::from_utf8_lossy(&response.body).chars().take(200).collect();
             Err(match status {
-                429 => Failure::RateLimited { retry_after: response.retry_after() },
                 s if s >= 400 => Failure::Status { status: s, code: None, message: snippet },
                 _ => Failure::Malformed(format!("{e}: {snippet}")),
             })
@@ -203,6 +221,21 @@ mod tests {
             )),
             Err(Failure::Unauthorized(_))
         ));
+    }
+
+    #[test]
+    fn an_auth_answer_that_does_not_decode_is_never_quoted() {
+        // A 2xx answer with the JWT in an unexpected shape, and an error page echoing it.
+        for (status, body) in [
+            (200, r#"{"result":{"status":true,"value":{"tokn":"eyJSECRETJWT"}}}"#),
+            (200, r#"{"result":{"status":true,"value":{"token":["eyJSECRETJWT"]}}}"#),
+            (200, "token=eyJSECRETJWT"),
+            (500, "<html>eyJSECRETJWT</html>"),
+        ] {
+            let error = decode_auth::<AuthValue>(response(status, body)).expect_err("undecodable");
+            assert!(!error.to_string().contains("SECRET"), "{status} {body}: {error}");
+            assert!(error.to_string().contains("body withheld"), "{error}");
+        }
     }
 
     #[test]

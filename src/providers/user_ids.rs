@@ -1,0 +1,104 @@
+//! Provider user ids by the names keyward knows users by, for the providers whose API
+//! addresses users by an id (Entra ID, Keycloak).
+//!
+//! The cache is rebuilt from every full listing and an entry is dropped when the provider
+//! answers 404 for it: a user deleted and re-created under the same name has a new id, and a
+//! stale one would make the new user's enrolments invisible (its listing 404s) and every
+//! revocation read as "already gone". A name that more than one user goes by is kept with all
+//! its ids and resolves to an [`Failure::IdentityConflict`], never to one of them.
+
+use super::error::Failure;
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Lower-cased name → the distinct ids of the users that go by it.
+#[derive(Default, Debug, Clone)]
+pub struct Names(HashMap<String, Vec<String>>);
+
+impl Names {
+    /// Records that the user `id` goes by each of `names` (empty ones are skipped).
+    pub fn add(&mut self, names: &[&str], id: &str) {
+        for name in names.iter().filter(|n| !n.is_empty()) {
+            let ids = self.0.entry(name.to_lowercase()).or_default();
+            if !ids.iter().any(|i| i == id) {
+                ids.push(id.to_string());
+            }
+        }
+    }
+
+    /// The ids recorded for `name` (empty when none).
+    pub fn ids(&self, name: &str) -> Vec<String> {
+        self.0.get(&name.to_lowercase()).cloned().unwrap_or_default()
+    }
+}
+
+/// The one user `name` stands for, `None` when no user goes by it, an
+/// [`Failure::IdentityConflict`] when several do.
+pub fn one(name: &str, ids: &[String]) -> Result<Option<String>, Failure> {
+    match ids {
+        [] => Ok(None),
+        [id] => Ok(Some(id.clone())),
+        many => Err(Failure::IdentityConflict(format!(
+            "{} users go by {name:?} (ids {}); keyward acts on none of them until only one does",
+            many.len(),
+            many.join(", ")
+        ))),
+    }
+}
+
+/// The cache shared by a provider client's sweeps and revocations.
+#[derive(Default)]
+pub struct UserIds(Mutex<Names>);
+
+impl UserIds {
+    fn names(&self) -> std::sync::MutexGuard<'_, Names> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The cached ids of `name`; `None` when the name is not cached.
+    pub fn get(&self, name: &str) -> Option<Vec<String>> {
+        self.names().0.get(&name.to_lowercase()).cloned()
+    }
+
+    /// Replaces the whole cache with what a full listing found.
+    pub fn replace(&self, fresh: Names) {
+        *self.names() = fresh;
+    }
+
+    /// Caches `ids` for `name` (a lookup's result), replacing what was cached for it.
+    pub fn set(&self, name: &str, ids: Vec<String>) {
+        self.names().0.insert(name.to_lowercase(), ids);
+    }
+
+    /// Drops `name`: the provider no longer knows its cached id.
+    pub fn forget(&self, name: &str) {
+        self.names().0.remove(&name.to_lowercase());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_of_two_users_is_a_conflict_not_a_guess() {
+        let mut names = Names::default();
+        names.add(&["alice@acme.example", "alice"], "u-1");
+        names.add(&["Alice@acme.example", ""], "u-2");
+        names.add(&["alice@acme.example"], "u-2");
+        assert_eq!(one("alice", &names.ids("alice")), Ok(Some("u-1".into())));
+        assert_eq!(one("nobody", &names.ids("nobody")), Ok(None));
+        let conflict = one("alice@acme.example", &names.ids("ALICE@acme.example")).expect_err("two users");
+        assert!(conflict.to_string().contains("2 users go by \"alice@acme.example\" (ids u-1, u-2)"), "{conflict}");
+
+        let cache = UserIds::default();
+        cache.replace(names);
+        assert_eq!(cache.get("alice").as_deref(), Some(&["u-1".to_string()][..]));
+        cache.forget("ALICE");
+        assert_eq!(cache.get("alice"), None);
+        cache.set("bob", vec![]);
+        assert_eq!(cache.get("bob"), Some(vec![]));
+        cache.replace(Names::default());
+        assert_eq!(cache.get("bob"), None, "a full listing drops what it did not find");
+    }
+}

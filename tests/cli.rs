@@ -1,0 +1,91 @@
+//! The keyward binary's own rules, independent of any one provider.
+
+mod providers_support;
+
+use providers_support::*;
+use serde_json::json;
+use wiremock::{Request, ResponseTemplate};
+
+/// Counts every request; answers none usefully.
+fn count(requests: &mut u32, _: &Request) -> ResponseTemplate {
+    *requests += 1;
+    json(500, json!({}))
+}
+
+/// `--now` is a what-if for `plan`: `apply` refuses it before a provider is contacted or an
+/// audit record written, with exit 1 (exit 2 means "blocked, waiting for approval").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_refuses_now_and_plan_keeps_it() {
+    let (server, requests) = serve(0u32, count).await;
+    let block = format!(
+        "  keycloak:\n    url: {}\n    realm: corp\n    credentials: {{secretRef: {{name: corp-admin}}}}",
+        server.uri()
+    );
+    let tree = company(&block, "  clientId: keyward\n  clientSecret: cs", "totp");
+    let audit = tree.path().join("audit.jsonl");
+    let o = keyward(vec![
+        "apply".into(),
+        "-f".into(),
+        tree.path().display().to_string(),
+        "--audit-log".into(),
+        audit.display().to_string(),
+        "--now".into(),
+        "2030-01-01T00:00:00Z".into(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--now") && stderr.contains("only for `keyward plan`"), "{stderr}");
+    assert_eq!(*requests.lock().expect("state"), 0, "no provider was contacted");
+    assert!(!audit.exists(), "no audit log was opened");
+
+    let o = keyward(vec![
+        "plan".into(),
+        "-f".into(),
+        tree.path().display().to_string(),
+        "--now".into(),
+        "2030-01-01T00:00:00Z".into(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("only for `keyward plan`"), "plan keeps --now: {stderr}");
+    assert!(*requests.lock().expect("state") > 0, "plan asked the provider");
+}
+
+/// A grant for a kind its provider never reports entitles nobody: `validate` names the kind,
+/// on the line of the factor, and fails; `2sv` on Google passes.
+#[test]
+fn validate_names_factor_kinds_the_provider_never_reports() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/providers/google.yaml");
+    let text = std::fs::read_to_string(&example).expect("example");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let people = "\
+---
+apiVersion: keyward.dev/v1alpha1
+kind: Employee
+metadata: {name: alice, namespace: acme}
+spec: {email: alice@acme.example, roles: [sre]}
+";
+    std::fs::write(dir.path().join("google.yaml"), format!("{text}{people}")).expect("write");
+    let validate = |path: &std::path::Path| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["validate", "-f"])
+            .arg(path)
+            .output()
+            .expect("run");
+        (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    };
+    let (code, out) = validate(dir.path());
+    assert_eq!(code, Some(0), "2sv is what Google reports: {out}");
+
+    let wrong = format!("{text}{people}").replace("factors: [2sv]", "factors: [2sv, totp]");
+    std::fs::write(dir.path().join("google.yaml"), &wrong).expect("write");
+    let (code, out) = validate(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    let line = wrong.lines().position(|l| l.contains("factors: [2sv, totp]")).expect("line") + 1;
+    let expected = format!(
+        "google.yaml:{line}: warning: AccessGrant acme/google-staff: spec.factors[1]: Google Workspace never reports the factor kind `totp`"
+    );
+    assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
+    assert!(out.contains("it reports `2sv` (MfaProvider acme/corp-google)"), "{out}");
+}
