@@ -62,6 +62,8 @@ pub struct Context {
     /// Revocations made per provider within its budget window, as this process knows them;
     /// merged with the MfaProvider's status, where another replica's revocations show.
     pub ledgers: Mutex<HashMap<String, Vec<RevocationTally>>>,
+    /// Consecutive failures per object, for backoff by what failed.
+    pub retries: crate::retry::Attempts,
 }
 
 impl Context {

@@ -170,6 +170,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         backends: Mutex::new(HashMap::new()),
         sweeps: Mutex::new(Default::default()),
         changes: changes.clone(),
+        retries: Default::default(),
         employee_trigger: employee_router_tx,
         ledgers: Mutex::new(HashMap::new()),
         args: args.clone(),
@@ -383,11 +384,10 @@ where
     K: Resource<DynamicType = ()>,
 {
     tracing::warn!(object = %obj.name_any(), category = error.category(), error = %error, "reconcile failed");
-    let _ = &ctx;
-    // Conflicts and transient API errors: retry soon, with jitter so replicas and objects do
-    // not retry in lockstep.
-    let jitter = rand::random::<u64>() % 2000;
-    Action::requeue(Duration::from_millis(3000 + jitter))
+    // Backoff by what failed, per object, jittered: a lost race again within a second, an API
+    // outage in growing steps, a refused write (RBAC, an invalid object) rarely.
+    let key = format!("{}/{}/{}", K::kind(&()), obj.namespace().unwrap_or_default(), obj.name_any());
+    Action::requeue(ctx.retries.next(&key, error.trouble()))
 }
 
 struct HealthView(Arc<Context>);

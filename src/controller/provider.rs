@@ -20,8 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub const FIELD_MANAGER: &str = "keyward";
-/// A provider that could not be read is tried again sooner than the drift sweep.
-const RETRY_UNAVAILABLE: Duration = Duration::from_secs(30);
 /// How long after an active window's or a grant's edge the sweep runs: enough for the edge
 /// to be in the past on this clock when the planner evaluates it.
 const BOUNDARY_SLACK: Duration = Duration::from_millis(500);
@@ -55,7 +53,7 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
             tracing::warn!(error = %e, "configure provider");
             ctx.metrics
                 .provider_errors
-                .get_or_create(&ErrorLabels { provider: key, category: e.category().into() })
+                .get_or_create(&ErrorLabels { provider: key.clone(), category: e.category().into() })
                 .inc();
             let mut status = provider.status.clone().unwrap_or_default();
             status.observed_generation = provider.metadata.generation;
@@ -66,7 +64,9 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
                 provider.metadata.generation,
             );
             write_status(&ctx, &provider, json!(status)).await?;
-            return Ok(Action::requeue(RETRY_UNAVAILABLE));
+            // Credentials that are missing or rejected stay so until someone acts: back off.
+            let wait = ctx.retries.next(&format!("MfaProvider/{key}"), crate::retry::Trouble::Rejected);
+            return Ok(Action::requeue(wait));
         }
     };
 
@@ -118,13 +118,20 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     }
     write_status(&ctx, &provider, json!(provider_status)).await?;
     for grant in grants.iter().filter(|g| g.spec.provider == provider.name_any()) {
-        write_grant_status(&ctx, grant, &employees, true).await?;
+        write_grant_status(&ctx, grant, &employees, Some(&provider)).await?;
     }
 
-    let mut next = provider.spec.policy.resync_interval();
-    if report.plan.error.is_some() {
-        next = next.min(RETRY_UNAVAILABLE);
-    }
+    let resync = provider.spec.policy.resync_interval();
+    // A provider that could not be read is tried again sooner than the drift sweep, backing
+    // off by what failed (an outage from 2 s up to 5 min, a rate limit from 10 s).
+    let retry_key = format!("MfaProvider/{key}");
+    let mut next = match report.error_category.filter(|_| report.plan.error.is_some()) {
+        Some(category) => ctx.retries.next(&retry_key, crate::retry::Trouble::of_category(category)).min(resync),
+        None => {
+            ctx.retries.reset(&retry_key);
+            resync
+        }
+    };
     // A window or grant edge before the next sweep: sweep right after it.
     let grants_here = grants.iter().filter(|g| g.spec.provider == provider.name_any());
     if let Some(edge) = entitlement::next_boundary(&employees, grants_here, now) {
@@ -292,9 +299,11 @@ pub async fn write_status(
     let namespace = provider.namespace().unwrap_or_default();
     let api: Api<MfaProvider> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "MfaProvider", "metadata": { "name": provider.name_any() }, "status": status });
-    api.patch_status(&provider.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let name = provider.name_any();
+    // The sweep behind this status has acted: a failed write is retried alone.
+    status::write_retrying(|| async { api.patch_status(&name, &params, &Patch::Apply(&patch)).await.map(|_| ()) })
         .await
-        .map(|_| ())
         .map_err(|source| ControllerError::WriteStatus {
             kind: "MfaProvider",
             namespace,
@@ -308,10 +317,10 @@ pub async fn write_grant_status(
     ctx: &Context,
     grant: &AccessGrant,
     employees: &[Employee],
-    provider_exists: bool,
+    provider: Option<&MfaProvider>,
 ) -> Result<(), ControllerError> {
     let now = chrono::Utc::now();
-    let new = status::grant_status(grant, employees, provider_exists, now);
+    let new = status::grant_status(grant, employees, provider, now);
     if let Some(old) = &grant.status
         && old.matched_employees == new.matched_employees
         && old.observed_generation == new.observed_generation
@@ -322,9 +331,10 @@ pub async fn write_grant_status(
     let namespace = grant.namespace().unwrap_or_default();
     let api: Api<AccessGrant> = Api::namespaced(ctx.client.clone(), &namespace);
     let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "AccessGrant", "metadata": { "name": grant.name_any() }, "status": new });
-    api.patch_status(&grant.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&patch))
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    let name = grant.name_any();
+    status::write_retrying(|| async { api.patch_status(&name, &params, &Patch::Apply(&patch)).await.map(|_| ()) })
         .await
-        .map(|_| ())
         .map_err(|source| ControllerError::WriteStatus {
             kind: "AccessGrant",
             namespace,

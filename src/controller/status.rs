@@ -196,8 +196,13 @@ pub fn employee_status(
     let all = || verdicts.iter().flat_map(|(p, v)| v.enrolments.iter().map(move |e| (p, e)));
     let conflicts: Vec<String> = verdicts
         .iter()
-        .filter(|(_, v)| !v.conflicts_with.is_empty())
-        .map(|(p, v)| format!("user {} on {p} is also claimed by {}", v.user, v.conflicts_with.join(", ")))
+        .filter(|(_, v)| {
+            !v.conflicts_with.is_empty() || v.enrolments.iter().any(|e| e.verdict == Verdict::IdentityConflict)
+        })
+        .map(|(p, v)| match v.conflicts_with.as_slice() {
+            [] => format!("more than one user on {p} goes by {}", v.user),
+            others => format!("user {} on {p} is also claimed by {}", v.user, others.join(", ")),
+        })
         .collect();
     let blocked: Vec<String> = all()
         .filter(|(_, e)| e.verdict == Verdict::RevocationBlocked)
@@ -275,9 +280,10 @@ pub fn employee_status(
 pub fn grant_status(
     grant: &AccessGrant,
     employees: &[Employee],
-    provider_exists: bool,
+    provider: Option<&crate::crd::MfaProvider>,
     now: DateTime<Utc>,
 ) -> AccessGrantStatus {
+    let provider_exists = provider.is_some();
     let generation = grant.metadata.generation;
     let mut status = grant.status.clone().unwrap_or_default();
     status.observed_generation = generation;
@@ -300,6 +306,11 @@ pub fn grant_status(
         }
     };
     set_standing(&mut status.conditions, standing, now, generation);
+    // Kinds the provider never reports entitle nobody (issue 9, item 8): named on the grant.
+    match provider {
+        Some(provider) => upsert(&mut status.conditions, super::grant::factor_kinds_condition(grant, provider, now)),
+        None => status.conditions.retain(|c| c.type_ != super::grant::FACTOR_KINDS_REPORTED),
+    }
     status
 }
 
@@ -464,12 +475,25 @@ mod tests {
 
         let mut g = grant("old", &["sre"], &[], &["totp"]);
         g.spec.valid_until = Some(now() - chrono::Duration::days(1));
-        let expired = grant_status(&g, &[], true, now());
+        let expired = grant_status(&g, &[], Some(&provider()), now());
         assert_eq!(
             (get(&expired.conditions, "Ready").status.as_str(), get(&expired.conditions, "Ready").reason.as_str()),
             ("True", "Expired")
         );
-        let orphan = grant_status(&g, &[], false, now());
+        let orphan = grant_status(&g, &[], None, now());
         assert_eq!(get(&orphan.conditions, "Stalled").reason, "ProviderNotFound");
+        assert!(orphan.conditions.iter().all(|c| c.type_ != "FactorKindsReported"));
+
+        // A grant for a kind its provider never reports says so in its status.
+        let google: crate::crd::MfaProvider = serde_yaml::from_str(
+            "apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {name: corp-pi, namespace: acme}\nspec:\n  googleWorkspace:\n    adminEmail: admin@acme.example\n    credentials: {secretRef: {name: g}}\n",
+        )
+        .expect("provider");
+        let totp = grant_status(&grant("otp", &["sre"], &[], &["totp"]), &[], Some(&google), now());
+        let kinds = get(&totp.conditions, "FactorKindsReported");
+        assert_eq!((kinds.status.as_str(), kinds.reason.as_str()), ("False", "NeverReported"));
+        assert!(kinds.message.contains("Google Workspace never reports the factor kind `totp`"), "{}", kinds.message);
+        let two_sv = grant_status(&grant("2sv", &["sre"], &[], &["2sv"]), &[], Some(&google), now());
+        assert_eq!(get(&two_sv.conditions, "FactorKindsReported").status, "True");
     }
 }

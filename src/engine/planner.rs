@@ -70,12 +70,23 @@ pub fn plan(input: &PlanInput) -> Plan {
     let claimants = identity::index(&employees, provider);
     let observed: BTreeMap<String, &ProviderUser> =
         inventory.users.iter().map(|u| (identity::user_key(&u.name), u)).collect();
+    // Names the provider listed more than one user under (`observed` keeps only one of them).
+    let duplicates = inventory.duplicate_names();
 
     let mut planner = Planner { plan: &mut plan, revocation, capabilities: input.capabilities };
 
     // Users the provider lists: declared, conflicting, protected or undeclared.
     for (user_key, user) in &observed {
         if protected.contains(user_key) {
+            continue;
+        }
+        if duplicates.contains(user_key) {
+            // Which of them an Employee is, or whether one is undeclared, cannot be told: none
+            // of them is touched until only one user goes by the name.
+            let listed: Vec<&ProviderUser> =
+                inventory.users.iter().filter(|u| identity::user_key(&u.name) == *user_key).collect();
+            let claimed = claimants.get(user_key).map(Vec::as_slice).unwrap_or_default();
+            planner.duplicate(&user.name, &listed, claimed);
             continue;
         }
         match claimants.get(user_key).map(Vec::as_slice) {
@@ -268,6 +279,27 @@ impl Planner<'_> {
         self.plan.conflicts.push(IdentityConflict { user: user.to_string(), employees: names });
     }
 
+    /// More than one provider user goes by this name: all of them are left alone, and every
+    /// Employee that maps to the name gets the conflict.
+    fn duplicate(&mut self, user: &str, listed: &[&ProviderUser], claimants: &[&Employee]) {
+        let names: Vec<String> = claimants.iter().map(|e| e.name_any()).collect();
+        let enrolments: Vec<_> = listed
+            .iter()
+            .flat_map(|u| u.enrolments.iter())
+            .map(|e| decision(e, Verdict::IdentityConflict, None))
+            .collect();
+        for employee in claimants {
+            self.plan.employees.push(EmployeeVerdict {
+                employee: employee.name_any(),
+                user: user.to_string(),
+                entitled: Vec::new(),
+                enrolments: enrolments.clone(),
+                conflicts_with: names.iter().filter(|n| **n != employee.name_any()).cloned().collect(),
+            });
+        }
+        self.plan.conflicts.push(IdentityConflict { user: user.to_string(), employees: names });
+    }
+
     /// `scope: All` and no Employee maps to this user.
     fn undeclared(&mut self, user: &ProviderUser) {
         self.plan.managed_users += 1;
@@ -301,6 +333,46 @@ fn decision(enrolment: &Enrolment, verdict: Verdict, reason: Option<Reason>) -> 
 /// Convenience for callers that only need to know why revocations wait.
 pub fn hold_message(plan: &Plan) -> Option<String> {
     plan.hold.as_ref().map(|h: &Hold| h.message(&plan.digest))
+}
+
+#[cfg(test)]
+mod duplicate_tests {
+    use super::super::fixtures::*;
+    use super::super::plan::Verdict;
+    use super::{PlanInput, plan};
+    use crate::crd::EmployeeState;
+    use crate::crd::mfa_provider::Scope;
+
+    /// Two provider users under one name: a conflict, never a guess — neither is revoked from,
+    /// whether an Employee maps to the name (offboarded here) or none does (`scope: All`).
+    #[test]
+    fn two_provider_users_with_one_name_are_an_identity_conflict() {
+        let employees = vec![employee("dave", &["sre"], EmployeeState::Offboarded)];
+        let grants = vec![grant("sre-otp", &["sre"], &[], &["totp"])];
+        let inv = inventory(&[
+            ("dave", &[("D1", "totp", true)]),
+            ("dave", &[("D2", "totp", true)]),
+            ("ghost", &[("G1", "totp", true)]),
+            ("Ghost", &[("G2", "totp", true)]),
+        ]);
+        let mut p = provider();
+        p.spec.scope = Scope::All;
+        let plan = plan(&PlanInput {
+            provider: &p,
+            employees: &employees,
+            grants: &grants,
+            inventory: Ok(&inv),
+            capabilities: &capabilities(),
+            now: now(),
+            revoked_in_window: 0,
+        });
+        assert_eq!(plan.revocations().count(), 0, "{:?}", plan.actions);
+        let users: Vec<&str> = plan.conflicts.iter().map(|c| c.user.as_str()).collect();
+        assert_eq!(users, ["Ghost", "dave"]);
+        let dave = plan.employees.iter().find(|v| v.employee == "dave").expect("dave");
+        let verdicts: Vec<(&str, Verdict)> = dave.enrolments.iter().map(|e| (e.id.as_str(), e.verdict)).collect();
+        assert_eq!(verdicts, [("D1", Verdict::IdentityConflict), ("D2", Verdict::IdentityConflict)]);
+    }
 }
 
 #[cfg(test)]
