@@ -443,29 +443,7 @@ fn a_bad_commit_applied_in_pieces_is_held_by_the_budget_window() {
     let pi = privacyidea();
     let c = cluster();
     let (realm, ns) = ("op-window", "op-window");
-    pi.realm(realm);
-    let mut manifests = format!(
-        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {ns}}}\n---\n\
-         apiVersion: v1\nkind: Secret\nmetadata: {{name: pi-admin, namespace: {ns}, labels: {{keyward.dev/credentials: \"true\"}}}}\n\
-         stringData: {{username: {admin}, password: {password}}}\n---\n\
-         apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp-pi, namespace: {ns}}}\n\
-         spec:\n  privacyidea: {{url: \"{url}\", realm: {realm}, credentials: {{secretRef: {{name: pi-admin}}}}}}\n  userMapping: name\n---\n\
-         apiVersion: keyward.dev/v1alpha1\nkind: AccessGrant\nmetadata: {{name: staff-totp, namespace: {ns}}}\n\
-         spec: {{provider: corp-pi, subjects: {{roles: [staff]}}, factors: [totp]}}\n",
-        admin = pi.env["KEYWARD_PI_ADMIN"],
-        password = pi.env["KEYWARD_PI_PASSWORD"],
-        url = pi.url(),
-    );
-    let mut tokens = Vec::new();
-    for i in 0..PEOPLE {
-        let user = format!("w{i:02}");
-        pi.add_user(realm, &user);
-        tokens.push(pi.enrol(realm, &user, "totp"));
-        manifests.push_str(&format!(
-            "---\napiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata: {{name: {user}, namespace: {ns}}}\n\
-             spec: {{email: {user}@acme.example, roles: [staff]}}\n"
-        ));
-    }
+    let (manifests, tokens) = staff(pi, realm, ns, "w", PEOPLE);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("people.yaml"), &manifests).unwrap();
     c.kubectl_ok(&["apply", "-f", dir.path().join("people.yaml").to_str().unwrap()]);

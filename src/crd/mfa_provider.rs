@@ -477,14 +477,16 @@ fn default_max_revocations() -> u32 {
     25
 }
 
+/// A Go-style duration field (`10m`, `1h30m`). The schema guarantees the format; the default
+/// covers objects read from files that `validate` has not checked.
+fn interval(field: Option<&str>, default: std::time::Duration) -> std::time::Duration {
+    field.and_then(|s| humantime::parse_duration(s).ok()).unwrap_or(default)
+}
+
 impl Budget {
-    /// The window's length; the schema guarantees the format, the fallback covers objects
-    /// read from files that `validate` has not checked.
+    /// The window's length (default 1h).
     pub fn window(&self) -> std::time::Duration {
-        self.window
-            .as_deref()
-            .and_then(|s| humantime::parse_duration(s).ok())
-            .unwrap_or(std::time::Duration::from_secs(3600))
+        interval(self.window.as_deref(), std::time::Duration::from_secs(3600))
     }
 }
 
@@ -495,13 +497,9 @@ impl Default for Budget {
 }
 
 impl Policy {
-    /// The drift sweep period; the schema guarantees the format, the fallback covers objects
-    /// read from files that `validate` has not checked.
+    /// The drift sweep period (default 10m).
     pub fn resync_interval(&self) -> std::time::Duration {
-        self.resync_interval
-            .as_deref()
-            .and_then(|s| humantime::parse_duration(s).ok())
-            .unwrap_or(std::time::Duration::from_secs(600))
+        interval(self.resync_interval.as_deref(), std::time::Duration::from_secs(600))
     }
 }
 

@@ -309,3 +309,34 @@ pub fn apply(dir: &Path) -> (Output, Vec<Value>) {
     let _ = std::fs::remove_file(&audit);
     (o, records)
 }
+
+/// `people` staff, each with one self-enrolled TOTP token on a realm of their own, and the
+/// manifests that declare them (Namespace, labelled Secret, MfaProvider `corp-pi`, a TOTP grant
+/// for role `staff`, one Employee per person named `<prefix>NN`): for tests and benchmarks at
+/// more than the example's seven people.
+pub fn staff(pi: &PrivacyIdea, realm: &str, namespace: &str, prefix: &str, people: usize) -> (String, Vec<Token>) {
+    pi.realm(realm);
+    let mut manifests = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: {namespace}}}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {{name: pi-admin, namespace: {namespace}, labels: {{keyward.dev/credentials: \"true\"}}}}\n\
+         stringData: {{username: {admin}, password: {password}}}\n---\n\
+         apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp-pi, namespace: {namespace}}}\n\
+         spec:\n  privacyidea: {{url: \"{url}\", realm: {realm}, credentials: {{secretRef: {{name: pi-admin}}}}}}\n  userMapping: name\n---\n\
+         apiVersion: keyward.dev/v1alpha1\nkind: AccessGrant\nmetadata: {{name: staff-totp, namespace: {namespace}}}\n\
+         spec: {{provider: corp-pi, subjects: {{roles: [staff]}}, factors: [totp]}}\n",
+        admin = pi.env["KEYWARD_PI_ADMIN"],
+        password = pi.env["KEYWARD_PI_PASSWORD"],
+        url = pi.url(),
+    );
+    let mut tokens = Vec::new();
+    for i in 0..people {
+        let user = format!("{prefix}{i:02}");
+        pi.add_user(realm, &user);
+        tokens.push(pi.enrol(realm, &user, "totp"));
+        manifests.push_str(&format!(
+            "---\napiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata: {{name: {user}, namespace: {namespace}}}\n\
+             spec: {{email: {user}@acme.example, roles: [staff]}}\n"
+        ));
+    }
+    (manifests, tokens)
+}
