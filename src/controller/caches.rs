@@ -153,8 +153,14 @@ where
             // real apiserver) — a change made during a relist would wait that long.
             .filter(|event| futures::future::ready(event.is_ok()))
             .inspect_ok(move |event| match event {
-                Event::Init => relist.store(true, Ordering::SeqCst),
+                Event::Init => {
+                    // Nothing is decided until it is done: worth a line at both ends, so that
+                    // a sweep held back by an unfinished relist can be told from a quiet one.
+                    tracing::info!(kind, "listing (every decision waits for it)");
+                    relist.store(true, Ordering::SeqCst)
+                }
                 Event::InitDone => {
+                    tracing::info!(kind, "listed");
                     relist.store(false, Ordering::SeqCst);
                     // A relist shows no deletions that happened while the watch was down:
                     // every provider is swept again so that none is missed.

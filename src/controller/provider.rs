@@ -33,7 +33,7 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         return Ok(Action::await_change());
     }
     if let Err(why) = ctx.synced() {
-        tracing::debug!(%why, "caches not synced; deciding nothing");
+        tracing::info!(%why, "caches not synced; deciding nothing");
         return Ok(Action::requeue(RETRY_UNSYNCED));
     }
     if provider.meta().deletion_timestamp.is_some() {
