@@ -633,3 +633,43 @@ fn the_operator_sees_only_secrets_labelled_as_credentials() {
         assert!(unselected.is_empty(), "Secrets read without the label selector: {unselected:?}");
     }
 }
+
+/// SIGTERM while a sweep is in flight (its privacyIDEA listing hangs): the leader stops
+/// acting at once but keeps the Lease until that sweep has finished, so the standby cannot
+/// start acting beside it; then the standby takes over and makes the revocation, once.
+#[test]
+fn sigterm_during_a_sweep_hands_over_only_after_the_sweep() {
+    let pi = privacyidea();
+    let upstream: std::net::SocketAddr =
+        pi.url().trim_start_matches("http://").trim_end_matches('/').parse().expect("privacyIDEA address");
+    let slow = CutProxy::start(upstream);
+    let proxied = format!("http://{}", slow.addr);
+    let acme = acme("sigterm", |tree| edit(tree, "10-provider.yaml", pi.url(), &proxied));
+    let lease = "keyward-sigterm";
+    let mut first = acme.operator(lease);
+    acme.wait_first_sweep();
+    eventually(WITHIN, "the first replica leads", || first.is_leader());
+    let holder = || acme.kubectl(&["get", "lease", lease, "-o", "jsonpath={.spec.holderIdentity}"]);
+    let leader = holder();
+    let standby_audit = acme.audit.with_file_name("standby-audit.jsonl");
+    let standby = acme.cluster.operator(&acme.ns, lease, &standby_audit);
+
+    // privacyIDEA stops answering; alice's offboarding starts a sweep that hangs in its listing.
+    slow.freeze();
+    acme.kubectl(&["patch", "employee", "alice", "--type", "merge", "-p", r#"{"spec":{"state":"Offboarded"}}"#]);
+    std::thread::sleep(Duration::from_secs(1));
+    first.terminate();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(first.running(), "still finishing its sweep");
+    assert_eq!(holder(), leader, "the Lease is not handed over while a sweep is in flight");
+    assert!(!standby.is_leader());
+
+    slow.thaw();
+    eventually(WITHIN, "the leader exits once its sweep is done", || !first.running());
+    eventually(WITHIN, "the standby takes over", || standby.is_leader());
+    eventually(WITHIN, "alice revoked by the new leader", || acme.revoked("alice", "totp"));
+    let records = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    let serial = &acme.company.token("alice", "totp").serial;
+    assert!(!records(&acme.audit).contains(serial.as_str()), "the terminated leader acted after SIGTERM");
+    assert_eq!(records(&standby_audit).matches(serial.as_str()).count(), 1, "revoked once, by the new leader");
+}

@@ -230,6 +230,18 @@ impl Operator {
         }
     }
 
+    /// SIGTERM without waiting: the shutdown runs while the test looks on.
+    pub fn terminate(&self) {
+        if let Some(child) = &self.child {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     /// SIGKILL: a crash, nothing released.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
