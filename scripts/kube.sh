@@ -93,7 +93,7 @@ install() {
         command -v go >/dev/null || die "go not found (Go 1.25 or newer is needed to build the control plane)"
     fi
     if [[ ! -x $KUBE_BIN/kube-apiserver || ! -x $KUBE_BIN/kubectl ]]; then
-        log "first build of Kubernetes v$KUBE_VERSION: about 15-20 minutes on 2 cores, once"
+        log "first build of Kubernetes v$KUBE_VERSION: about 5-10 minutes on 2 cores, once"
         ldflags=$(kube_ldflags)
         [[ -x $KUBE_BIN/kube-apiserver ]] || go_build "$REPO_ROOT/tools/kube" "$KUBE_BIN/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$ldflags"
         [[ -x $KUBE_BIN/kubectl ]] || go_build "$REPO_ROOT/tools/kube" "$KUBE_BIN/kubectl" k8s.io/kubernetes/cmd/kubectl "$ldflags"
