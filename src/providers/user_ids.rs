@@ -7,6 +7,7 @@
 //! revocation read as "already gone". A name that more than one user goes by is kept with all
 //! its ids and resolves to an [`Failure::IdentityConflict`], never to one of them.
 
+use super::Revoked;
 use super::error::Failure;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -73,6 +74,57 @@ impl UserIds {
     /// Drops `name`: the provider no longer knows its cached id.
     pub fn forget(&self, name: &str) {
         self.names().0.remove(&name.to_lowercase());
+    }
+
+    /// The one user `name` stands for: from the cache, else `fetch`ed from the provider and
+    /// cached.
+    pub async fn resolve(
+        &self,
+        name: &str,
+        fetch: impl AsyncFnOnce() -> Result<Vec<String>, Failure>,
+    ) -> Result<Option<String>, Failure> {
+        let ids = match self.get(name) {
+            Some(ids) => ids,
+            None => {
+                let ids = fetch().await?;
+                self.set(name, ids.clone());
+                ids
+            }
+        };
+        one(name, &ids)
+    }
+
+    /// Removes an enrolment of `name` through `remove_from(user id)`, the id from `lookup`
+    /// (which resolves through this cache). A 404 under a cached id may come from a stale id
+    /// (the user deleted and re-created under the same name): the id is asked again before
+    /// the enrolment is called gone.
+    // Plain closures returning futures rather than async closures: the callers' futures must
+    // be `Send` for `async_trait`, which async closures over borrowed ids do not prove.
+    pub async fn remove_fresh<Lookup, Found, Remove, Removed>(
+        &self,
+        name: &str,
+        lookup: Lookup,
+        remove_from: Remove,
+    ) -> Result<Revoked, Failure>
+    where
+        Lookup: Fn() -> Found,
+        Found: Future<Output = Result<Option<String>, Failure>>,
+        Remove: Fn(String) -> Removed,
+        Removed: Future<Output = Result<Revoked, Failure>>,
+    {
+        let Some(user_id) = lookup().await? else {
+            return Ok(Revoked::AlreadyGone); // a deleted user's enrolments went with it
+        };
+        match remove_from(user_id.clone()).await? {
+            Revoked::AlreadyGone => {
+                self.forget(name);
+                match lookup().await? {
+                    Some(fresh) if fresh != user_id => remove_from(fresh).await,
+                    _ => Ok(Revoked::AlreadyGone),
+                }
+            }
+            done => Ok(done),
+        }
     }
 }
 

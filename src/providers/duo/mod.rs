@@ -240,18 +240,14 @@ impl Duo {
     /// The one Duo user `user` names: cached by the last listing, else asked of Duo. Several
     /// users under one name (one's alias another's user name) are an identity conflict.
     async fn user_id(&self, user: &str) -> Result<Option<String>, Failure> {
-        let ids = match self.users.get(user) {
-            Some(ids) => ids,
-            None => {
+        self.users
+            .resolve(user, async || {
                 let mut url = self.admin(&["users"]);
                 url.query_pairs_mut().append_pair("username", user);
                 let (found, _): (Vec<User>, _) = self.call(&Call::get(url), &format!("user {user}")).await?;
-                let ids: Vec<String> = found.into_iter().map(|u| u.user_id).collect();
-                self.users.set(user, ids.clone());
-                ids
-            }
-        };
-        user_ids::one(user, &ids)
+                Ok(found.into_iter().map(|u| u.user_id).collect())
+            })
+            .await
     }
 
     async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {

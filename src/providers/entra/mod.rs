@@ -18,7 +18,7 @@ use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, same_origin, snippet,
     status_failure, throttle_429,
 };
-use super::user_ids::{self, Names, UserIds};
+use super::user_ids::{Names, UserIds};
 use super::{MfaBackend, Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{EntraIdSpec, RevocationMode};
@@ -198,15 +198,7 @@ impl Entra {
     /// The one user `upn` names: cached, else asked of Graph. Several users under one name
     /// (a listing's UPN and another user's mail) are an identity conflict.
     async fn lookup(&self, upn: &str) -> Result<Option<String>, Failure> {
-        let ids = match self.users.get(upn) {
-            Some(ids) => ids,
-            None => {
-                let ids = self.fetch(upn).await?;
-                self.users.set(upn, ids.clone());
-                ids
-            }
-        };
-        user_ids::one(upn, &ids)
+        self.users.resolve(upn, async || self.fetch(upn).await).await
     }
 
     /// The user's methods (password excluded) as `(enrolment, collection)`.
@@ -298,21 +290,13 @@ impl Entra {
     }
 
     async fn remove(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
-        let Some(user_id) = self.lookup(user).await? else {
-            return Ok(Revoked::AlreadyGone); // deleted user: its methods went with it
-        };
-        match self.remove_from(&user_id, enrolment).await? {
-            Revoked::AlreadyGone => {
-                // A 404 may come from a stale id (the user deleted and re-created under the
-                // same name): ask Graph again before calling the method gone.
-                self.users.forget(user);
-                match self.lookup(user).await? {
-                    Some(fresh) if fresh != user_id => self.remove_from(&fresh, enrolment).await,
-                    _ => Ok(Revoked::AlreadyGone),
-                }
-            }
-            done => Ok(done),
-        }
+        self.users
+            .remove_fresh(
+                user,
+                || self.lookup(user),
+                |id: String| async move { self.remove_from(&id, enrolment).await },
+            )
+            .await
     }
 
     async fn remove_from(&self, user_id: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {

@@ -8,7 +8,7 @@ use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
     throttle_429,
 };
-use super::user_ids::{self, Names, UserIds};
+use super::user_ids::{Names, UserIds};
 use super::{MfaBackend, Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{KeycloakSpec, RevocationMode};
@@ -187,15 +187,7 @@ impl Keycloak {
 
     /// The one user `name` stands for: cached, else asked of Keycloak.
     async fn lookup(&self, name: &str) -> Result<Option<String>, Failure> {
-        let ids = match self.users.get(name) {
-            Some(ids) => ids,
-            None => {
-                let ids = self.fetch(name).await?;
-                self.users.set(name, ids.clone());
-                ids
-            }
-        };
-        user_ids::one(name, &ids)
+        self.users.resolve(name, async || self.fetch(name).await).await
     }
 
     /// Every user of the realm, `first`/`max` pages; a listing that failed on a page goes on
@@ -270,22 +262,15 @@ impl Keycloak {
     }
 
     async fn remove(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
-        let Some(user_id) = self.lookup(user).await? else {
-            return Ok(Revoked::AlreadyGone);
-        };
-        match self.remove_from(&user_id, enrolment).await? {
-            Revoked::AlreadyGone => {
-                // "User not found" and "Credential not found" are both 404: a stale id (the
-                // user deleted and re-created under the same name) is asked again before the
-                // credential is called gone.
-                self.users.forget(user);
-                match self.lookup(user).await? {
-                    Some(fresh) if fresh != user_id => self.remove_from(&fresh, enrolment).await,
-                    _ => Ok(Revoked::AlreadyGone),
-                }
-            }
-            done => Ok(done),
-        }
+        // "User not found" and "Credential not found" are both 404: `remove_fresh` asks for the
+        // id again before the credential is called gone.
+        self.users
+            .remove_fresh(
+                user,
+                || self.lookup(user),
+                |id: String| async move { self.remove_from(&id, enrolment).await },
+            )
+            .await
     }
 
     async fn remove_from(&self, user_id: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
