@@ -118,3 +118,17 @@ pub fn k8s_time(t: DateTime<Utc>) -> k8s_openapi::apimachinery::pkg::apis::meta:
         k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).expect("time in range"),
     )
 }
+
+/// The plan for this declared state and listing, at [`now`], with the fixtures' capabilities
+/// and nothing revoked yet in the budget window.
+pub fn planned(provider: &MfaProvider, employees: &[Employee], grants: &[AccessGrant], inv: &Inventory) -> super::Plan {
+    super::plan(&super::PlanInput {
+        provider,
+        employees,
+        grants,
+        inventory: Ok(inv),
+        capabilities: &capabilities(),
+        now: now(),
+        revoked_in_window: 0,
+    })
+}

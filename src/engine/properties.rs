@@ -3,7 +3,7 @@
 use super::entitlement::Entitlement;
 use super::fixtures::*;
 use super::plan::{ActionKind, Plan};
-use super::{Inventory, PlanInput, ProviderUser, plan};
+use super::{Inventory, ProviderUser};
 use crate::crd::mfa_provider::{RevocationMode, Scope};
 use crate::crd::*;
 use chrono::Duration;
@@ -119,18 +119,6 @@ fn providers() -> impl Strategy<Value = MfaProvider> {
     })
 }
 
-fn plan_of(provider: &MfaProvider, employees: &[Employee], grants: &[AccessGrant], inv: &Inventory) -> Plan {
-    plan(&PlanInput {
-        provider,
-        employees,
-        grants,
-        inventory: Ok(inv),
-        capabilities: &capabilities(),
-        now: now(),
-        revoked_in_window: 0,
-    })
-}
-
 /// What the provider looks like after the plan's revocations were carried out.
 fn carry_out(plan: &Plan, inv: &Inventory, mode: RevocationMode) -> Inventory {
     let revoked: Vec<&str> = plan.revocations().map(|a| a.enrolment.as_str()).collect();
@@ -153,7 +141,7 @@ proptest! {
 
     #[test]
     fn no_entitled_enrolment_is_ever_revoked(p in providers(), es in employees(), gs in grants(), inv in inventories()) {
-        let plan = plan_of(&p, &es, &gs, &inv);
+        let plan = planned(&p, &es, &gs, &inv);
         let grant_refs: Vec<&AccessGrant> = gs.iter().collect();
         for action in plan.revocations() {
             let Some(name) = &action.employee else { continue };
@@ -169,7 +157,7 @@ proptest! {
 
     #[test]
     fn protected_users_are_never_touched(p in providers(), es in employees(), gs in grants(), inv in inventories()) {
-        let plan = plan_of(&p, &es, &gs, &inv);
+        let plan = planned(&p, &es, &gs, &inv);
         for action in &plan.actions {
             prop_assert!(!p.spec.protected_users.iter().any(|u| u.eq_ignore_ascii_case(&action.user)), "{action:?}");
         }
@@ -177,7 +165,7 @@ proptest! {
 
     #[test]
     fn the_plan_is_deterministic(p in providers(), es in employees(), gs in grants(), inv in inventories()) {
-        let plan = plan_of(&p, &es, &gs, &inv);
+        let plan = planned(&p, &es, &gs, &inv);
         let mut es2 = es.clone();
         es2.reverse();
         let mut gs2 = gs.clone();
@@ -187,18 +175,18 @@ proptest! {
         for u in &mut inv2.users {
             u.enrolments.reverse();
         }
-        let again = plan_of(&p, &es2, &gs2, &inv2);
+        let again = planned(&p, &es2, &gs2, &inv2);
         prop_assert_eq!(&plan.actions, &again.actions);
         prop_assert_eq!(&plan.digest, &again.digest);
         prop_assert_eq!(&plan.hold, &again.hold);
-        prop_assert_eq!(plan, plan_of(&p, &es, &gs, &inv));
+        prop_assert_eq!(plan, planned(&p, &es, &gs, &inv));
     }
 
     #[test]
     fn applying_a_plan_then_planning_again_revokes_nothing(p in providers(), es in employees(), gs in grants(), inv in inventories()) {
-        let first = plan_of(&p, &es, &gs, &inv);
+        let first = planned(&p, &es, &gs, &inv);
         let after = carry_out(&first, &inv, p.spec.policy.revocation);
-        let second = plan_of(&p, &es, &gs, &after);
+        let second = planned(&p, &es, &gs, &after);
         prop_assert_eq!(second.revocation_count(), 0, "{:?}", second.actions);
         // Invitations and pending enrolments are not revocations and may remain.
         prop_assert!(second.actions.iter().all(|a| a.action != ActionKind::Revoke));
@@ -206,7 +194,7 @@ proptest! {
 
     #[test]
     fn conflicting_users_are_left_alone(p in providers(), es in employees(), gs in grants(), inv in inventories()) {
-        let plan = plan_of(&p, &es, &gs, &inv);
+        let plan = planned(&p, &es, &gs, &inv);
         for conflict in &plan.conflicts {
             prop_assert!(plan.actions.iter().all(|a| !a.user.eq_ignore_ascii_case(&conflict.user)));
         }

@@ -7,18 +7,6 @@ use crate::crd::mfa_provider::{Mode, RevocationMode, Scope};
 use crate::crd::*;
 use chrono::Duration;
 
-fn run(provider: &MfaProvider, employees: &[Employee], grants: &[AccessGrant], inv: &Inventory) -> Plan {
-    plan(&PlanInput {
-        provider,
-        employees,
-        grants,
-        inventory: Ok(inv),
-        capabilities: &capabilities(),
-        now: now(),
-        revoked_in_window: 0,
-    })
-}
-
 /// `(user, enrolment, reason)` of every revocation.
 fn revoked(plan: &Plan) -> Vec<(String, String, Reason)> {
     plan.revocations().map(|a| (a.user.clone(), a.enrolment.clone(), a.reason)).collect()
@@ -42,7 +30,7 @@ fn entitlement_is_the_union_over_roles_and_names() {
         ("alice", &[("A1", "totp", true), ("A2", "hotp", true), ("A3", "webauthn", true)]),
         ("bob", &[("B1", "webauthn", true), ("B2", "totp", true)]),
     ]);
-    let p = run(&provider(), &employees, &grants, &inv);
+    let p = planned(&provider(), &employees, &grants, &inv);
     assert_eq!(revoked(&p), vec![r("alice", "A3", Reason::NotEntitled), r("bob", "B2", Reason::NotEntitled)]);
     let alice = p.employees.iter().find(|v| v.employee == "alice").unwrap();
     assert_eq!(alice.entitled, vec![FactorKind::new("hotp"), FactorKind::new("totp")]);
@@ -73,7 +61,7 @@ fn each_state_revokes_everything_with_its_reason() {
         ("erin", &[("4", "totp", true)]),
         ("fred", &[("5", "totp", true)]),
     ]);
-    let p = run(&provider(), &employees, &grants, &inv);
+    let p = planned(&provider(), &employees, &grants, &inv);
     assert_eq!(
         revoked(&p),
         vec![
@@ -94,7 +82,7 @@ fn the_window_end_is_exclusive_and_the_start_inclusive() {
     let mut ends_now = employee("b", &["sre"], EmployeeState::Active);
     ends_now.spec.active_until = Some(now());
     let inv = inventory(&[("a", &[("1", "totp", true)]), ("b", &[("2", "totp", true)])]);
-    let p = run(&provider(), &[starts_now, ends_now], &grants, &inv);
+    let p = planned(&provider(), &[starts_now, ends_now], &grants, &inv);
     assert_eq!(revoked(&p), vec![r("b", "2", Reason::EmployeeOutsideActiveWindow)]);
 }
 
@@ -106,7 +94,7 @@ fn an_expired_grant_revokes_as_grant_expired_and_a_future_one_entitles_nothing_y
     future.spec.valid_from = Some(now() + Duration::hours(1));
     let employees = vec![employee("carl", &["contractor"], EmployeeState::Active)];
     let inv = inventory(&[("carl", &[("T1", "totp", true), ("W1", "webauthn", true)])]);
-    let p = run(&provider(), &employees, &[expired, future], &inv);
+    let p = planned(&provider(), &employees, &[expired, future], &inv);
     assert_eq!(revoked(&p), vec![r("carl", "T1", Reason::GrantExpired), r("carl", "W1", Reason::NotEntitled)]);
     let t1 = p.revocations().next().unwrap();
     assert_eq!(t1.grants, vec!["contractor-otp".to_string()]);
@@ -117,7 +105,7 @@ fn a_removed_role_is_not_entitled() {
     let grants = vec![grant("sre-otp", &["sre"], &[], &["totp"])];
     let employees = vec![employee("alice", &["marketing"], EmployeeState::Active)];
     let inv = inventory(&[("alice", &[("A1", "totp", true)])]);
-    assert_eq!(revoked(&run(&provider(), &employees, &grants, &inv)), vec![r("alice", "A1", Reason::NotEntitled)]);
+    assert_eq!(revoked(&planned(&provider(), &employees, &grants, &inv)), vec![r("alice", "A1", Reason::NotEntitled)]);
 }
 
 #[test]
@@ -125,13 +113,13 @@ fn scope_declared_leaves_unknown_users_and_scope_all_revokes_them() {
     let (employees, grants) = team();
     let inv =
         inventory(&[("alice", &[("A1", "totp", true)]), ("mallory", &[("M1", "totp", true), ("M2", "sms", false)])]);
-    let declared = run(&provider(), &employees, &grants, &inv);
+    let declared = planned(&provider(), &employees, &grants, &inv);
     assert!(revoked(&declared).is_empty());
     assert_eq!(declared.managed_users, 1);
 
     let mut all = provider();
     all.spec.scope = Scope::All;
-    let p = run(&all, &employees, &grants, &inv);
+    let p = planned(&all, &employees, &grants, &inv);
     assert_eq!(
         revoked(&p),
         vec![r("mallory", "M1", Reason::UndeclaredUser), r("mallory", "M2", Reason::UndeclaredUser)]
@@ -147,7 +135,7 @@ fn protected_users_are_never_revoked() {
     p.spec.scope = Scope::All;
     p.spec.protected_users = vec!["BreakGlass".into(), "root".into()];
     let inv = inventory(&[("breakglass", &[("X", "totp", true)]), ("root", &[("R", "hotp", true)])]);
-    let plan = run(&p, &employees, &grants, &inv);
+    let plan = planned(&p, &employees, &grants, &inv);
     assert!(plan.actions.is_empty(), "{:?}", plan.actions);
     assert_eq!(plan.managed_users, 0);
 }
@@ -160,7 +148,7 @@ fn two_employees_on_one_user_are_a_conflict_and_that_user_is_left_alone() {
     b.spec.identities = vec![Identity { provider: "corp-pi".into(), username: "Shared".into() }];
     let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
     let inv = inventory(&[("shared", &[("S1", "totp", true), ("S2", "sms", true)])]);
-    let p = run(&provider(), &[a, b], &grants, &inv);
+    let p = planned(&provider(), &[a, b], &grants, &inv);
     assert!(p.actions.is_empty());
     assert_eq!(p.conflicts.len(), 1);
     assert_eq!(p.conflicts[0].employees, vec!["alice".to_string(), "alicia".to_string()]);
@@ -180,7 +168,7 @@ fn identities_override_the_mapping_and_email_mapping_ignores_case() {
         ("Bob@ACME.example", &[("B", "totp", true)]),
         ("alice", &[("X", "totp", true)]),
     ]);
-    let p = run(&by_email, &[alice, bob], &grants, &inv);
+    let p = planned(&by_email, &[alice, bob], &grants, &inv);
     assert_eq!(
         revoked(&p),
         vec![r("Bob@ACME.example", "B", Reason::EmployeeOffboarded), r("asmith", "A", Reason::EmployeeOffboarded)]
@@ -198,7 +186,7 @@ fn objects_of_other_namespaces_and_grants_of_other_providers_do_not_count() {
     let local = employee("alice", &["sre"], EmployeeState::Active);
     let keep = grant("keep", &["sre"], &[], &["sms"]);
     let inv = inventory(&[("alice", &[("A1", "totp", true)])]);
-    let p = run(&provider(), &[stranger, local], &[other_ns_grant, other_provider_grant, keep], &inv);
+    let p = planned(&provider(), &[stranger, local], &[other_ns_grant, other_provider_grant, keep], &inv);
     assert_eq!(revoked(&p), vec![r("alice", "A1", Reason::NotEntitled)]);
 }
 
@@ -226,7 +214,7 @@ fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
     let inv = inventory(&[("gone", &[("1", "totp", true), ("2", "hotp", true), ("3", "sms", true)])]);
     let mut p = provider();
     p.spec.policy.budget.max_revocations = 2;
-    let held = run(&p, &employees, &grants, &inv);
+    let held = planned(&p, &employees, &grants, &inv);
     assert_eq!(
         held.hold,
         Some(Hold::RevocationBudgetExceeded { revocations: 3, limit: 2, used: 0, window: "1h".into() })
@@ -234,17 +222,17 @@ fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
     assert!(held.employees.iter().flat_map(|v| &v.enrolments).all(|e| e.verdict == Verdict::RevocationBlocked));
 
     p.metadata.annotations = Some([(APPROVE_REVOCATIONS_ANNOTATION.to_string(), "0000".to_string())].into());
-    assert!(run(&p, &employees, &grants, &inv).blocked(), "a wrong digest approves nothing");
+    assert!(planned(&p, &employees, &grants, &inv).blocked(), "a wrong digest approves nothing");
 
     p.metadata.annotations = Some([(APPROVE_REVOCATIONS_ANNOTATION.to_string(), held.digest.clone())].into());
-    let approved = run(&p, &employees, &grants, &inv);
+    let approved = planned(&p, &employees, &grants, &inv);
     assert!(!approved.blocked() && approved.approved);
     assert_eq!(approved.revocation_count(), 3);
 
     // One more enrolment makes a different plan: the old approval does not carry over.
     let bigger =
         inventory(&[("gone", &[("1", "totp", true), ("2", "hotp", true), ("3", "sms", true), ("4", "sms", true)])]);
-    let changed = run(&p, &employees, &grants, &bigger);
+    let changed = planned(&p, &employees, &grants, &bigger);
     assert!(changed.blocked());
     assert_ne!(changed.digest, held.digest);
 
@@ -254,7 +242,7 @@ fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
         consumed_approval: Some(held.digest.clone()),
         ..Default::default()
     });
-    let again = run(&p, &employees, &grants, &inv);
+    let again = planned(&p, &employees, &grants, &inv);
     assert!(again.blocked() && !again.approved, "an approval is consumed once");
 }
 
@@ -270,11 +258,11 @@ fn percent_budget_counts_managed_enrolments() {
     let mut p = provider();
     p.spec.policy.budget.max_percent = Some(20);
     assert_eq!(
-        run(&p, &employees, &grants, &inv).hold,
+        planned(&p, &employees, &grants, &inv).hold,
         Some(Hold::RevocationBudgetExceeded { revocations: 1, limit: 0, used: 0, window: "1h".into() })
     );
     p.spec.policy.budget.max_percent = Some(25);
-    assert_eq!(run(&p, &employees, &grants, &inv).hold, None);
+    assert_eq!(planned(&p, &employees, &grants, &inv).hold, None);
 }
 
 #[test]
@@ -282,10 +270,10 @@ fn an_empty_declared_state_is_held_like_an_over_budget_plan() {
     let inv = inventory(&[("alice", &[("A1", "totp", true)])]);
     let mut all = provider();
     all.spec.scope = Scope::All;
-    let no_employees = run(&all, &[], &[grant("otp", &["sre"], &[], &["totp"])], &inv);
+    let no_employees = planned(&all, &[], &[grant("otp", &["sre"], &[], &["totp"])], &inv);
     assert_eq!(no_employees.hold, Some(Hold::EmptyDeclaredState { revocations: 1 }));
     let employees = vec![employee("alice", &["sre"], EmployeeState::Active)];
-    let no_grants = run(&provider(), &employees, &[], &inv);
+    let no_grants = planned(&provider(), &employees, &[], &inv);
     assert_eq!(no_grants.hold, Some(Hold::EmptyDeclaredState { revocations: 1 }));
 }
 
@@ -293,10 +281,10 @@ fn an_empty_declared_state_is_held_like_an_over_budget_plan() {
 fn observe_mode_plans_the_same_actions() {
     let (employees, grants) = team();
     let inv = inventory(&[("alice", &[("A3", "webauthn", true)])]);
-    let enforce = run(&provider(), &employees, &grants, &inv);
+    let enforce = planned(&provider(), &employees, &grants, &inv);
     let mut observe = provider();
     observe.spec.policy.mode = Mode::Observe;
-    let observed = run(&observe, &employees, &grants, &inv);
+    let observed = planned(&observe, &employees, &grants, &inv);
     assert_eq!(observed.mode, Mode::Observe);
     assert_eq!(observed.actions, enforce.actions);
     assert_eq!(observed.digest, enforce.digest);
@@ -309,9 +297,9 @@ fn disable_mode_skips_disabled_enrolments_and_delete_mode_removes_them() {
     let inv = inventory(&[("gone", &[("on", "totp", true), ("off", "totp", false)])]);
     let mut disable = provider();
     disable.spec.policy.revocation = RevocationMode::Disable;
-    let p = run(&disable, &employees, &grants, &inv);
+    let p = planned(&disable, &employees, &grants, &inv);
     assert_eq!(revoked(&p), vec![r("gone", "on", Reason::EmployeeOffboarded)]);
-    let delete = run(&provider(), &employees, &grants, &inv);
+    let delete = planned(&provider(), &employees, &grants, &inv);
     assert_eq!(revoked(&delete).len(), 2);
 
     let no_disable = plan(&PlanInput {
@@ -337,7 +325,7 @@ fn required_enrolment_is_pending_or_invited() {
         employee("left", &["sre"], EmployeeState::Offboarded),
     ];
     let inv = inventory(&[("has", &[("H", "totp", true)]), ("lacks", &[("L", "totp", false)])]);
-    let p = run(&provider(), &employees, std::slice::from_ref(&required), &inv);
+    let p = planned(&provider(), &employees, std::slice::from_ref(&required), &inv);
     let pending: Vec<(&str, ActionKind)> = p.actions.iter().map(|a| (a.user.as_str(), a.action)).collect();
     assert_eq!(pending, vec![("lacks", ActionKind::Pending), ("unseen", ActionKind::Pending)]);
     assert!(!p.has_changes(), "pending enrolments are not changes keyward makes");
@@ -373,7 +361,7 @@ fn an_enrolment_with_several_kinds_is_kept_when_any_is_entitled() {
             ProviderUser { name: "dave".into(), in_directory: true, enrolments: vec![phone("DPD")] },
         ],
     };
-    let p = run(&provider(), &employees, &grants, &inv);
+    let p = planned(&provider(), &employees, &grants, &inv);
     let revoked: Vec<&str> = p.revocations().map(|a| a.enrolment.as_str()).collect();
     assert_eq!(revoked, ["DPD"], "{:?}", p.actions);
     assert!(!p.actions.iter().any(|a| a.action != ActionKind::Revoke), "the phone satisfies Required sms");
@@ -403,7 +391,7 @@ fn a_removal_that_would_cascade_to_an_entitled_enrolment_is_withheld() {
             ProviderUser { name: "dave".into(), in_directory: true, enrolments: verify("PD", "TD") },
         ],
     };
-    let p = run(&provider(), &employees, &grants, &inv);
+    let p = planned(&provider(), &employees, &grants, &inv);
     let revoked: Vec<&str> = p.revocations().map(|a| a.enrolment.as_str()).collect();
     assert_eq!(revoked, ["PD", "TD"], "dave's both go; alice's push would take her TOTP");
     let alice = p.employees.iter().find(|v| v.employee == "alice").unwrap();
