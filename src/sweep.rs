@@ -128,6 +128,9 @@ pub enum DeclaredNow {
         provider: Box<MfaProvider>,
         employees: Vec<Employee>,
         grants: Vec<AccessGrant>,
+        /// The time to judge windows and grant validity at: a grant that became valid while
+        /// the provider was listed entitles already.
+        now: DateTime<Utc>,
     },
     /// The MfaProvider is gone or being deleted: management has stopped.
     ProviderGone,
@@ -201,7 +204,7 @@ pub async fn sweep_guarded(
                 if !guard.may_act() {
                     return ActionReport { action, result: ActionResult::Deferred };
                 }
-                if let Some(why) = listed.and_then(|l| withdrawn(guard, l, capabilities, now, &action)) {
+                if let Some(why) = listed.and_then(|l| withdrawn(guard, l, capabilities, &action)) {
                     return ActionReport { action, result: ActionResult::Withdrawn(why) };
                 }
                 let enrolment =
@@ -250,17 +253,11 @@ pub async fn sweep_guarded(
 /// Why a planned revocation is no longer wanted by the declared state as it is now, if it is
 /// not: the user's enrolments are planned again against it (budget aside: the plan being
 /// carried out already passed it).
-fn withdrawn(
-    guard: &dyn Guard,
-    listed: &Inventory,
-    capabilities: &Capabilities,
-    now: DateTime<Utc>,
-    action: &Action,
-) -> Option<String> {
-    let (provider, employees, grants) = match guard.declared_now() {
+fn withdrawn(guard: &dyn Guard, listed: &Inventory, capabilities: &Capabilities, action: &Action) -> Option<String> {
+    let (provider, employees, grants, now) = match guard.declared_now() {
         DeclaredNow::Unchanged => return None,
         DeclaredNow::ProviderGone => return Some("the MfaProvider is gone or being deleted".into()),
-        DeclaredNow::Current { provider, employees, grants } => (provider, employees, grants),
+        DeclaredNow::Current { provider, employees, grants, now } => (provider, employees, grants, now),
     };
     if provider.spec.policy.mode != Mode::Enforce {
         return Some("the MfaProvider is in Observe mode now".into());

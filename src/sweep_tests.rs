@@ -128,11 +128,13 @@ struct TestGuard {
     revoked_in_window: usize,
     now: Option<(crate::crd::MfaProvider, Vec<crate::crd::Employee>, Vec<crate::crd::AccessGrant>)>,
     provider_gone: bool,
+    /// The guard's clock, when it differs from the sweep's start.
+    at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl TestGuard {
     fn leader() -> Self {
-        TestGuard { leader_for: usize::MAX.into(), revoked_in_window: 0, now: None, provider_gone: false }
+        TestGuard { leader_for: usize::MAX.into(), revoked_in_window: 0, now: None, provider_gone: false, at: None }
     }
 }
 
@@ -147,9 +149,12 @@ impl Guard for TestGuard {
     fn declared_now(&self) -> DeclaredNow {
         match (&self.now, self.provider_gone) {
             (_, true) => DeclaredNow::ProviderGone,
-            (Some((p, es, gs)), _) => {
-                DeclaredNow::Current { provider: Box::new(p.clone()), employees: es.clone(), grants: gs.clone() }
-            }
+            (Some((p, es, gs)), _) => DeclaredNow::Current {
+                provider: Box::new(p.clone()),
+                employees: es.clone(),
+                grants: gs.clone(),
+                now: self.at.unwrap_or_else(now),
+            },
             (None, _) => DeclaredNow::Unchanged,
         }
     }
@@ -196,6 +201,21 @@ async fn a_re_entitlement_during_the_listing_withdraws_what_it_entitles() {
     let d1 = report.results.iter().find(|r| r.action.enrolment == "D1").unwrap();
     assert!(matches!(d1.result, ActionResult::Withdrawn(_)), "{d1:?}");
     assert!(audit.0.iter().any(|r| r.enrolment == "D1" && r.outcome == Outcome::Withdrawn));
+}
+
+#[tokio::test]
+async fn a_grant_that_becomes_valid_during_the_listing_is_honoured_at_the_call() {
+    // dave is an Active sre again, but the sre grant only starts a minute after the sweep
+    // began; by the time of the provider call that minute has passed.
+    let (p, mut es, mut gs, _) = leaver_setup();
+    es[1] = employee("dave", &["sre"], EmployeeState::Active);
+    gs[0].spec.valid_from = Some(now() + chrono::Duration::minutes(1));
+    let guard =
+        TestGuard { now: Some((p, es, gs)), at: Some(now() + chrono::Duration::minutes(2)), ..TestGuard::leader() };
+    let (report, fake, _) = guarded(&guard).await;
+    assert_eq!(fake.revoked_ids(), vec!["D2".to_string()], "TOTP is entitled by the time of the call");
+    let d1 = report.results.iter().find(|r| r.action.enrolment == "D1").unwrap();
+    assert!(matches!(d1.result, ActionResult::Withdrawn(_)), "{d1:?}");
 }
 
 #[tokio::test]

@@ -168,6 +168,7 @@ impl Guard for OperatorGuard<'_> {
                 provider: Box::new(provider),
                 employees: self.ctx.employees.in_namespace(&self.namespace),
                 grants: self.ctx.grants.in_namespace(&self.namespace),
+                now: chrono::Utc::now(),
             },
             _ => DeclaredNow::ProviderGone,
         }
