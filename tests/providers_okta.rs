@@ -1,8 +1,12 @@
 //! Okta against a stateful fake of its Factors API (reference §2): SSWS and private_key_jwt,
 //! Link paging, 429 with X-Rate-Limit-Reset, 401 then a new token, 404 on a second delete, the
 //! push cascade, factors hidden by policy, malformed answers; then plan/apply through the
-//! keyward binary.
+//! keyward binary. The fake answers from the facts of Okta's own specification
+//! (`tests/contracts/okta.rs`): operations, query parameters, OAuth scopes, factor types and
+//! providers, the unenrolment cascade and recovery phones.
 
+#[path = "contracts/okta.rs"]
+mod contract;
 mod providers_support;
 
 use keyward::crd::mfa_provider::RevocationMode;
@@ -28,6 +32,11 @@ struct Factor {
 }
 
 fn factor(id: &str, factor_type: &str, provider: &str) -> Factor {
+    let allowed = contract::FACTOR_PROVIDERS.iter().find(|(t, _)| *t == factor_type).map(|(_, p)| *p);
+    assert!(
+        allowed.is_some_and(|p| p.contains(&provider)),
+        "the fake holds only factors Okta's specification allows: {factor_type} from {provider}"
+    );
     Factor {
         id: id.into(),
         factor_type: factor_type.into(),
@@ -40,8 +49,13 @@ fn factor(id: &str, factor_type: &str, provider: &str) -> Factor {
 struct User {
     id: String,
     login: String,
+    /// The primary e-mail, when it is not the login.
+    email: Option<String>,
     status: String,
     factors: Vec<Factor>,
+    /// Phone numbers usable for password recovery, enrolled with an sms or call factor.
+    recovery_phones: Vec<String>,
+    groups: Vec<String>,
 }
 
 #[derive(Default)]
@@ -50,8 +64,9 @@ struct Okta {
     page_size: usize,
     /// Answer the next request with 429 and a reset one second ahead.
     throttle_next: bool,
-    /// OAuth: tokens issued, and tokens the API now rejects.
+    /// OAuth: tokens issued (with the scopes granted), and tokens the API now rejects.
     issued: Vec<String>,
+    scopes: std::collections::HashMap<String, Vec<String>>,
     expired: Vec<String>,
     oauth: bool,
     malformed_factors: bool,
@@ -71,7 +86,8 @@ fn user_json(u: &User, base: &str) -> Value {
         links["resetFactors"] =
             json!({"href": format!("{base}/api/v1/users/{}/lifecycle/reset_factors", u.id), "method": "POST"});
     }
-    json!({"id": u.id, "status": u.status, "profile": {"login": u.login, "email": u.login}, "_links": links})
+    let email = u.email.clone().unwrap_or_else(|| u.login.clone());
+    json!({"id": u.id, "status": u.status, "profile": {"login": u.login, "email": email}, "_links": links})
 }
 
 fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
@@ -82,7 +98,7 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
     if p == ["oauth2", "v1", "token"] {
         let f = form(r);
         assert_eq!(f.get("grant_type").map(String::as_str), Some("client_credentials"));
-        assert_eq!(f.get("scope").map(String::as_str), Some("okta.users.read okta.users.manage"));
+        let scopes: Vec<String> = f.get("scope").map(|s| s.split(' ').map(String::from).collect()).unwrap_or_default();
         assert_eq!(
             f.get("client_assertion_type").map(String::as_str),
             Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
@@ -98,6 +114,7 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
         assert!(claims["exp"].as_u64().unwrap_or(0) > now());
         let token = format!("tok{}", s.issued.len());
         s.issued.push(token.clone());
+        s.scopes.insert(token.clone(), scopes);
         return json(
             200,
             json!({"token_type": "Bearer", "access_token": token, "expires_in": 3600, "scope": "okta.users.read okta.users.manage"}),
@@ -113,14 +130,77 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
     if !authorized {
         return okta_error(401, "E0000011", "Invalid token provided");
     }
+    // Only what the specification declares: the operation, its query parameters, its scope.
+    let Some(op) = contract::operation(r.method.as_str(), &p) else {
+        return okta_error(404, "E0000022", "The endpoint does not support the provided HTTP method");
+    };
+    if let Some((key, _)) = r.url.query_pairs().find(|(k, _)| !op.query.contains(&k.as_ref())) {
+        return okta_error(400, "E0000001", &format!("Api validation failed: {} takes no parameter {key}", op.id));
+    }
+    if s.oauth {
+        let granted = auth.strip_prefix("Bearer ").and_then(|t| s.scopes.get(t)).cloned().unwrap_or_default();
+        if !granted.iter().any(|g| g == op.scope) {
+            return okta_error(403, "E0000006", "You do not have permission to perform the requested action")
+                .insert_header(
+                    "WWW-Authenticate",
+                    format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", op.scope).as_str(),
+                );
+        }
+    }
     if std::mem::take(&mut s.throttle_next) {
         return okta_error(429, "E0000047", "API call exceeded rate limit due to too many requests.")
             .insert_header("X-Rate-Limit-Limit", "600")
             .insert_header("X-Rate-Limit-Remaining", "0")
             .insert_header("X-Rate-Limit-Reset", (now() + 1).to_string().as_str());
     }
-    let find = |s: &Okta, key: &str| s.users.iter().position(|u| u.id == key || u.login.eq_ignore_ascii_case(key));
+    // `getUser`'s `{id}`: "An ID, login, or login shortname (as long as the shortname is
+    // unambiguous)"; "Logins with a `/` character can only be fetched by `id`". Not an e-mail.
+    let find = |s: &Okta, key: &str| {
+        if let Some(i) = s.users.iter().position(|u| u.id == key) {
+            return Some(i);
+        }
+        if key.contains('/') {
+            return None;
+        }
+        let short = |u: &User| u.login.split('@').next().unwrap_or_default().to_lowercase();
+        let by_login = s.users.iter().position(|u| u.login.eq_ignore_ascii_case(key));
+        let shorts: Vec<usize> = (0..s.users.len()).filter(|&i| short(&s.users[i]) == key.to_lowercase()).collect();
+        by_login.or(if shorts.len() == 1 { Some(shorts[0]) } else { None })
+    };
     match (r.method.as_str(), p.as_slice()) {
+        ("GET", ["api", "v1", "users"]) if query(r, "search").is_some() => {
+            let search = query(r, "search").unwrap_or_default();
+            let Some(name) = login_or_email_search(&search) else {
+                return okta_error(400, "E0000031", "Invalid search criteria.");
+            };
+            let found: Vec<Value> = s
+                .users
+                .iter()
+                .filter(|u| {
+                    u.login.eq_ignore_ascii_case(&name)
+                        || u.email.as_deref().unwrap_or(&u.login).eq_ignore_ascii_case(&name)
+                })
+                .map(|u| {
+                    let mut v = user_json(u, &base);
+                    v["_links"] = json!({"self": v["_links"]["self"]});
+                    v
+                })
+                .collect();
+            json(200, Value::Array(found))
+        }
+        ("GET", ["api", "v1", "groups", group, "users"]) => {
+            let members: Vec<Value> = s
+                .users
+                .iter()
+                .filter(|u| u.groups.iter().any(|g| g == group))
+                .map(|u| {
+                    let mut v = user_json(u, &base);
+                    v["_links"] = json!({"self": v["_links"]["self"]});
+                    v
+                })
+                .collect();
+            json(200, Value::Array(members))
+        }
         ("GET", ["api", "v1", "users"]) => {
             let after: usize = query(r, "after").and_then(|a| a.parse().ok()).unwrap_or(0);
             let size = if s.page_size == 0 { 200 } else { s.page_size };
@@ -174,12 +254,17 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
                 return okta_error(404, "E0000007", "Not found: Resource not found: x (UserFactor)");
             };
             let removed = user.factors.remove(pos);
-            if matches!(removed.factor_type.as_str(), "push" | "signed_nonce") {
-                // Okta Verify's factors go together.
+            if contract::CASCADING_FACTOR_TYPES.contains(&removed.factor_type.as_str()) {
                 user.factors.retain(|f| {
-                    !(f.provider == "OKTA"
-                        && matches!(f.factor_type.as_str(), "push" | "signed_nonce" | "token:software:totp"))
+                    !contract::CASCADED_FACTOR_TYPES
+                        .iter()
+                        .any(|(t, p)| *t == f.factor_type && p.is_none_or(|p| p == f.provider))
                 });
+            }
+            if contract::RECOVERY_FACTOR_TYPES.contains(&removed.factor_type.as_str())
+                && query(r, "removeRecoveryEnrollment").as_deref() == Some("true")
+            {
+                user.recovery_phones.clear();
             }
             ResponseTemplate::new(204)
         }
@@ -208,7 +293,32 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
 }
 
 fn user(id: &str, login: &str, factors: Vec<Factor>) -> User {
-    User { id: id.into(), login: login.into(), status: "ACTIVE".into(), factors }
+    let recovery_phones = factors
+        .iter()
+        .filter(|f| contract::RECOVERY_FACTOR_TYPES.contains(&f.factor_type.as_str()))
+        .map(|f| format!("+1555{}", f.id))
+        .collect();
+    User {
+        id: id.into(),
+        login: login.into(),
+        email: None,
+        status: "ACTIVE".into(),
+        factors,
+        recovery_phones,
+        groups: Vec::new(),
+    }
+}
+
+/// The name in `profile.login eq "X" or profile.email eq "X"`, the one search the fake knows.
+fn login_or_email_search(search: &str) -> Option<String> {
+    let (login, email) = search.split_once(" or ")?;
+    let value = |clause: &str, field: &str| -> Option<String> {
+        let quoted = clause.trim().strip_prefix(field)?.trim().strip_prefix("eq")?.trim();
+        let inner = quoted.strip_prefix('"')?.strip_suffix('"')?;
+        Some(inner.replace("\\\"", "\"").replace("\\\\", "\\"))
+    };
+    let name = value(login, "profile.login")?;
+    (value(email, "profile.email")? == name).then_some(name)
 }
 
 fn acme() -> Okta {
@@ -292,7 +402,7 @@ async fn lists_every_page_and_waits_out_a_rate_limit() {
 }
 
 #[tokio::test]
-async fn a_second_delete_is_already_gone_and_push_takes_okta_verify_along() {
+async fn a_second_delete_is_already_gone_and_push_takes_every_totp_along() {
     let mut state = acme();
     state.users[0].factors = vec![
         factor("push1", "push", "OKTA"),
@@ -304,16 +414,27 @@ async fn a_second_delete_is_already_gone_and_push_takes_okta_verify_along() {
     okta.inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false }).await.expect("inventory");
 
     let del = RevocationMode::Delete;
+    // Planned with its cascade: every TOTP (Google Authenticator's too, as the specification
+    // words it) and Okta Verify's push.
+    let inventory = okta
+        .inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false })
+        .await
+        .expect("inventory");
+    let push = inventory.users[0].enrolments.iter().find(|e| e.id == "push1").expect("push").clone();
+    let mut cascade = push.cascades.clone();
+    cascade.sort();
+    assert_eq!(cascade, ["gtotp", "ovtotp"]);
+
     assert_eq!(okta.revoke("alice@acme.example", &enrolment("push1", "push"), del).await, Ok(Revoked::Done));
-    // The cascade removed Okta Verify's TOTP: known without another request.
+    // The cascade removed both TOTPs: known without another request.
     let before = okta.requests();
     assert_eq!(okta.revoke("alice@acme.example", &enrolment("ovtotp", "totp"), del).await, Ok(Revoked::AlreadyGone));
-    assert_eq!(okta.requests(), before);
-    // Google Authenticator is not Okta Verify: it stays.
-    let left: Vec<String> = state.lock().expect("state").users[0].factors.iter().map(|f| f.id.clone()).collect();
-    assert_eq!(left, ["gtotp"]);
-    assert_eq!(okta.revoke("alice@acme.example", &enrolment("gtotp", "totp"), del).await, Ok(Revoked::Done));
     assert_eq!(okta.revoke("alice@acme.example", &enrolment("gtotp", "totp"), del).await, Ok(Revoked::AlreadyGone));
+    assert_eq!(okta.requests(), before);
+    assert!(state.lock().expect("state").users[0].factors.is_empty());
+    // A factor deleted once answers 404 the second time: already gone.
+    assert_eq!(okta.revoke("bob@acme.example", &enrolment("totB", "totp"), del).await, Ok(Revoked::Done));
+    assert_eq!(okta.revoke("bob@acme.example", &enrolment("totB", "totp"), del).await, Ok(Revoked::AlreadyGone));
     let err = okta
         .revoke("alice@acme.example", &enrolment("gtotp", "totp"), RevocationMode::Disable)
         .await
@@ -327,12 +448,9 @@ async fn factors_hidden_by_policy_are_unlisted_and_reset() {
     let mut hidden = factor("hid1", "webauthn", "FIDO");
     hidden.hidden = true;
     state.users[2].factors = vec![hidden];
-    state.users.push(User {
-        id: "00ugone".into(),
-        login: "gone@acme.example".into(),
-        status: "DEPROVISIONED".into(),
-        factors: vec![],
-    });
+    let mut gone = user("00ugone", "gone@acme.example", vec![]);
+    gone.status = "DEPROVISIONED".into();
+    state.users.push(gone);
     let (server, state) = serve(state, handle).await;
     let okta = backend(&provider(&server.uri(), "", "ApiToken"));
     let query = UserQuery {
@@ -483,4 +601,128 @@ async fn push_is_withheld_when_its_cascade_would_take_an_entitled_factor() {
     let ids = s.users[0].factors.iter().map(|f| f.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids, ["totV", "pushA"], "alice keeps her Okta Verify TOTP, and so her push");
     assert!(s.users[2].factors.is_empty(), "dave has nothing left");
+}
+
+/// Defect: an sms or call factor unenrolled without `removeRecoveryEnrollment=true` leaves the
+/// number as a recovery method, so a leaver could still reset the password by SMS.
+#[tokio::test]
+async fn unenrolling_sms_removes_the_phone_as_a_recovery_method_too() {
+    let (server, state) = serve(acme(), handle).await;
+    let okta = backend(&provider(&server.uri(), "", "ApiToken"));
+    assert_eq!(state.lock().expect("state").users[2].recovery_phones.len(), 1);
+    let sms = enrolment("smsD", "sms");
+    assert_eq!(okta.revoke("dave@acme.example", &sms, RevocationMode::Delete).await, Ok(Revoked::Done));
+    let s = state.lock().expect("state");
+    assert!(s.users[2].recovery_phones.is_empty(), "the recovery phone went with the factor");
+    assert!(
+        s.log.contains(&"DELETE /api/v1/users/00udave/factors/smsD".to_string()),
+        "the factor itself was unenrolled: {:?}",
+        s.log
+    );
+}
+
+/// Defect: `GET /users/{login}` takes an id, a login or a login shortname, not an e-mail that
+/// differs from the login, nor a login with `/`: such users were invisible, so their factors
+/// were never revoked. They are found by search.
+#[tokio::test]
+async fn users_named_by_email_or_a_login_with_a_slash_are_found() {
+    let mut state = acme();
+    state.users[2].login = "acme/dave".into();
+    state.users[2].email = Some("dave@acme.example".into());
+    state.users[0].email = Some("alice.example@acme.example".into());
+    let (server, state) = serve(state, handle).await;
+    let okta = backend(&provider(&server.uri(), "", "ApiToken"));
+    let query = UserQuery {
+        declared: vec!["dave@acme.example".into(), "alice.example@acme.example".into(), "acme/dave".into()],
+        all: false,
+    };
+    let inventory = okta.inventory(&query).await.expect("inventory");
+    assert_eq!(kinds(&inventory, "dave@acme.example"), ["sms", "totp"]);
+    assert_eq!(kinds(&inventory, "acme/dave"), ["sms", "totp"]);
+    assert_eq!(kinds(&inventory, "alice.example@acme.example"), ["totp"]);
+    assert_eq!(
+        okta.revoke("dave@acme.example", &enrolment("totD", "totp"), RevocationMode::Delete).await,
+        Ok(Revoked::Done)
+    );
+    assert!(state.lock().expect("state").users[2].factors.iter().all(|f| f.id != "totD"));
+
+    // Two users answering one search: neither is acted on.
+    state.lock().expect("state").users[1].email = Some("dave@acme.example".into());
+    let okta = backend(&provider(&server.uri(), "", "ApiToken"));
+    let err = okta
+        .inventory(&UserQuery { declared: vec!["dave@acme.example".into()], all: false })
+        .await
+        .expect_err("ambiguous");
+    assert!(err.to_string().contains("identity conflict"), "{err}");
+}
+
+/// Defect: with `privateKeyJwt` and `groupId`, the token lacked `okta.groups.read`, which the
+/// specification requires of `listGroupUsers`: every sweep failed with 403.
+#[tokio::test]
+async fn private_key_jwt_asks_for_the_scopes_of_every_operation_it_calls() {
+    let mut state = acme();
+    state.oauth = true;
+    state.users[0].groups = vec!["00gsre".into()];
+    state.users[1].groups = vec!["00gsre".into()];
+    let (server, state) = serve(state, handle).await;
+    let okta = backend(&provider(&server.uri(), "    groupId: 00gsre\n  scope: All\n", "PrivateKeyJwt"));
+    let inventory = okta.inventory(&UserQuery { declared: vec![], all: true }).await.expect("inventory");
+    let mut names: Vec<&str> = inventory.users.iter().map(|u| u.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["alice@acme.example", "bob@acme.example"]);
+    assert_eq!(
+        okta.revoke("bob@acme.example", &enrolment("smsB", "sms"), RevocationMode::Delete).await,
+        Ok(Revoked::Done)
+    );
+    let s = state.lock().expect("state");
+    let mut granted = s.scopes.values().next().expect("a token").clone();
+    granted.sort();
+    assert_eq!(granted, ["okta.groups.read", "okta.users.manage", "okta.users.read"], "least privilege, no more");
+}
+
+/// Every factor type and provider pair of the specification has a kind listed in `KINDS`.
+#[test]
+fn contract_every_factor_type_and_provider_has_a_kind() {
+    use keyward::providers::okta::{KINDS, kind_of};
+    assert_eq!(contract::FACTOR_TYPES.len(), contract::FACTOR_PROVIDERS.len(), "{}", contract::SOURCE);
+    for (factor_type, providers) in contract::FACTOR_PROVIDERS {
+        assert!(contract::FACTOR_TYPES.contains(factor_type));
+        for provider in *providers {
+            let kind = kind_of(factor_type, provider);
+            assert!(KINDS.contains(&kind.as_str()), "{factor_type} from {provider} gives {kind}, not in KINDS");
+        }
+    }
+    // Custom TOTP (`token:hotp`) is time-based: a TOTP grant covers it.
+    assert_eq!(kind_of("token:hotp", "CUSTOM").as_str(), "totp");
+}
+
+/// The client's cascade and recovery-phone rules are the specification's.
+#[test]
+fn contract_cascade_and_recovery_phones_follow_the_specification() {
+    use keyward::providers::okta::{has_recovery_phone, kind_of, taken_by_cascade};
+    for (factor_type, providers) in contract::FACTOR_PROVIDERS {
+        for provider in *providers {
+            let spec = contract::CASCADED_FACTOR_TYPES
+                .iter()
+                .any(|(t, p)| t == factor_type && p.is_none_or(|p| p == *provider));
+            assert_eq!(taken_by_cascade(factor_type, provider), spec, "{factor_type} from {provider}");
+            let recovery = contract::RECOVERY_FACTOR_TYPES.contains(factor_type);
+            assert_eq!(has_recovery_phone(kind_of(factor_type, provider).as_str()), recovery, "{factor_type}");
+        }
+    }
+}
+
+/// Every factor status and user status the specification lists is one the client decides on.
+#[test]
+fn contract_every_factor_and_user_status_is_handled() {
+    use keyward::providers::okta::{FactorState, factor_state, user_deprovisioned};
+    for status in contract::FACTOR_STATUSES {
+        let state = factor_state(status);
+        assert_ne!(state, FactorState::Unknown, "{status}");
+        assert_eq!(state == FactorState::NotEnrolled, *status == "NOT_SETUP", "{status}");
+    }
+    for status in contract::USER_STATUSES {
+        assert_eq!(user_deprovisioned(status), Some(*status == "DEPROVISIONED"), "{status}");
+    }
+    assert_eq!(user_deprovisioned("SOMETHING_NEW"), None);
 }

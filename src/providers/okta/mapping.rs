@@ -6,7 +6,6 @@ use crate::crd::FactorKind;
 /// `web` factor seen in practice (Duo through Okta). Unknown future types keep their own name.
 pub const KINDS: &[&str] = &[
     "totp",
-    "hotp",
     "yubikey",
     "hardware-token",
     "push",
@@ -26,8 +25,10 @@ pub fn kind_of(factor_type: &str, provider: &str) -> FactorKind {
     let provider = provider.to_ascii_lowercase();
     FactorKind::new(match factor_type.to_ascii_lowercase().as_str() {
         "token:software:totp" => "totp",
-        // Okta's "Custom OTP" authenticator.
-        "token:hotp" => "hotp",
+        // Despite its name, Okta's "Custom TOTP" factor (the specification's
+        // `UserFactorTokenHOTP.factorProfileId`: "an existing Custom TOTP factor profile"): a
+        // time-based code, so a `totp` grant covers it.
+        "token:hotp" => "totp",
         "token:hardware" if provider == "yubico" => "yubikey",
         "token:hardware" | "token" => "hardware-token",
         "push" => "push",
@@ -45,10 +46,65 @@ pub fn kind_of(factor_type: &str, provider: &str) -> FactorKind {
     })
 }
 
-/// Kinds whose unenrolment also unenrolls the user's other Okta Verify factors (`push` and
+/// What a factor's `status` means to keyward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactorState {
+    /// Held and usable, or on its way (`PENDING_ACTIVATION`, e.g. keyward's own invitation,
+    /// counts as held so that a Required kind is not invited every sweep).
+    Active,
+    /// Held but not usable now: still an enrolment, revoked when not entitled.
+    Inactive,
+    /// Listed by the catalog, not enrolled (`NOT_SETUP`).
+    NotEnrolled,
+    /// A status Okta's specification does not list: treated as held, not usable.
+    Unknown,
+}
+
+/// `UserFactorStatus` to a [`FactorState`].
+pub fn factor_state(status: &str) -> FactorState {
+    match status {
+        "ACTIVE" | "ENROLLED" | "PENDING_ACTIVATION" => FactorState::Active,
+        "DISABLED" | "EXPIRED" | "INACTIVE" => FactorState::Inactive,
+        "NOT_SETUP" => FactorState::NotEnrolled,
+        _ => FactorState::Unknown,
+    }
+}
+
+/// Whether a `UserStatus` is a deactivated user, whose factors can be neither used nor
+/// unenrolled; `None` for a status the specification does not list (read like any user).
+pub fn user_deprovisioned(status: &str) -> Option<bool> {
+    match status {
+        "DEPROVISIONED" => Some(true),
+        "ACTIVE" | "LOCKED_OUT" | "PASSWORD_EXPIRED" | "PROVISIONED" | "RECOVERY" | "STAGED" | "SUSPENDED" => {
+            Some(false)
+        }
+        _ => None,
+    }
+}
+
+/// Kinds whose unenrolment also unenrolls other factors of the user (`push` and
 /// `signed_nonce`; reference §2, pitfall 2).
 pub fn cascades(kind: &str) -> bool {
     matches!(kind, "push" | "fastpass")
+}
+
+/// Whether unenrolling push or FastPass takes this factor along. Okta's specification
+/// (`unenrollFactor`): "Okta also unenrolls any other `totp`, `signed_nonce`, or Okta Verify
+/// `push` factors associated with the user" — `totp` of any provider, Google Authenticator's
+/// included: the wording does not limit it to Okta Verify, and counting a factor that stays is
+/// safe (the push waits), while missing one that goes is not.
+pub fn taken_by_cascade(factor_type: &str, provider: &str) -> bool {
+    match factor_type {
+        "token:software:totp" | "signed_nonce" => true,
+        "push" => provider.eq_ignore_ascii_case("OKTA"),
+        _ => false,
+    }
+}
+
+/// Factor types whose phone number is also a recovery method: unenrolled with
+/// `removeRecoveryEnrollment=true`, or the leaver can still reset a password by SMS or call.
+pub fn has_recovery_phone(kind: &str) -> bool {
+    matches!(kind, "sms" | "voice")
 }
 
 #[cfg(test)]
@@ -60,7 +116,7 @@ mod tests {
         for (t, p, k) in [
             ("token:software:totp", "OKTA", "totp"),
             ("token:software:totp", "GOOGLE", "totp"),
-            ("token:hotp", "CUSTOM", "hotp"),
+            ("token:hotp", "CUSTOM", "totp"),
             ("token:hardware", "YUBICO", "yubikey"),
             ("token", "RSA", "hardware-token"),
             ("push", "OKTA", "push"),

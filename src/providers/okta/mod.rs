@@ -10,7 +10,9 @@
 
 mod mapping;
 
-pub use mapping::{KINDS, kind_of};
+pub use mapping::{
+    FactorState, KINDS, factor_state, has_recovery_phone, kind_of, taken_by_cascade, user_deprovisioned,
+};
 
 use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
@@ -19,6 +21,7 @@ use super::rest::{
     Auth, Backoff, Call, Rest, StaticHeader, Transport, base_url, declared_name, declared_set, decode, join, reset_in,
     same_origin, snippet, status_failure,
 };
+use super::user_ids;
 use super::{MfaBackend, Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{OktaSpec, RevocationMode};
@@ -100,11 +103,10 @@ struct Factor {
     status: String,
 }
 
-/// A factor of the Okta Verify app: what unenrolling push or FastPass takes along.
-fn is_okta_verify(factor: &Factor) -> bool {
-    factor.provider.eq_ignore_ascii_case("OKTA")
-        && matches!(factor.factor_type.as_str(), "push" | "signed_nonce" | "token:software:totp")
-        && factor.status != "NOT_SETUP"
+/// What unenrolling push or FastPass takes along.
+fn cascaded(factor: &Factor) -> bool {
+    mapping::taken_by_cascade(&factor.factor_type, &factor.provider)
+        && factor_state(&factor.status) != FactorState::NotEnrolled
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,12 +156,7 @@ impl Okta {
                 let key = super::jwt::SigningKey::from_pem(&private_key)
                     .map_err(|e| configure(format!("privateKey: {e}")))?;
                 let header = key_id.into_iter().map(|k| ("kid", json!(k))).collect();
-                let grant = Grant::ClientAssertion {
-                    client_id,
-                    key,
-                    header,
-                    scope: "okta.users.read okta.users.manage".into(),
-                };
+                let grant = Grant::ClientAssertion { client_id, key, header, scope: scopes(spec).join(" ") };
                 Box::new(TokenSource::new(join(&base, &["oauth2", "v1", "token"]), grant))
             }
         };
@@ -186,7 +183,7 @@ impl Okta {
         let known = Known {
             id: user.id.clone(),
             email: user.profile.email.clone(),
-            deprovisioned: user.status == "DEPROVISIONED",
+            deprovisioned: user_deprovisioned(&user.status) == Some(true),
         };
         let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         for name in names.iter().filter(|n| !n.is_empty()) {
@@ -194,16 +191,49 @@ impl Okta {
         }
     }
 
-    /// `GET /users/{login}`: `None` when Okta has no such user.
-    async fn get_user(&self, login: &str) -> Result<Option<User>, Failure> {
-        let response = self.rest.send(&Call::get(self.api(&["users", login]))).await?;
+    /// The user `name` addresses (a login, an e-mail or an id): `None` when Okta has none.
+    ///
+    /// `GET /users/{id}` takes "an ID, login, or login shortname", but not an e-mail that
+    /// differs from the login, nor a login with a `/` ("can only be fetched by id"): those are
+    /// searched for by login or primary e-mail. Several users matching is an identity conflict,
+    /// never a guess.
+    async fn get_user(&self, name: &str) -> Result<Option<User>, Failure> {
+        if !name.contains('/')
+            && let Some(user) = self.fetch_user(name).await?
+        {
+            self.remember(&[name, &user.profile.login], &user);
+            return Ok(Some(user));
+        }
+        let mut url = self.api(&["users"]);
+        url.query_pairs_mut().append_pair("search", &search_by_name(name));
+        let response = self.rest.send(&Call::get(url)).await?;
+        if !ok(&response) {
+            return Err(failure(&response));
+        }
+        let found: Vec<User> = decode(&response, &format!("search for user {name}"))?;
+        // Search compares values without regard to case, as logins are compared.
+        let exact = |u: &&User| u.profile.login.eq_ignore_ascii_case(name);
+        let user = match found.iter().filter(exact).count() {
+            1 => found.into_iter().find(|u| exact(&u)),
+            _ => {
+                let ids: Vec<String> = found.iter().map(|u| u.id.clone()).collect();
+                user_ids::one(name, &ids)?;
+                found.into_iter().next()
+            }
+        };
+        let Some(user) = user else { return Ok(None) };
+        // A search result carries only `_links.self`: read the whole user by its id.
+        let Some(user) = self.fetch_user(&user.id).await? else { return Ok(None) };
+        self.remember(&[name, &user.profile.login], &user);
+        Ok(Some(user))
+    }
+
+    /// `GET /users/{id}` (an id, login or login shortname): `None` on 404.
+    async fn fetch_user(&self, key: &str) -> Result<Option<User>, Failure> {
+        let response = self.rest.send(&Call::get(self.api(&["users", key]))).await?;
         match response.status {
             404 => Ok(None),
-            _ if ok(&response) => {
-                let user: User = decode(&response, &format!("user {login}"))?;
-                self.remember(&[login, &user.profile.login], &user);
-                Ok(Some(user))
-            }
+            _ if ok(&response) => decode(&response, &format!("user {key}")).map(Some),
             _ => Err(failure(&response)),
         }
     }
@@ -255,7 +285,7 @@ impl Okta {
     /// The enrolments of one user. `links_known`: `user` came from a single-user read, which
     /// carries the full `_links` (a listing carries only `self`).
     async fn user_enrolments(&self, name: String, user: User, links_known: bool) -> Result<ProviderUser, Failure> {
-        if user.status == "DEPROVISIONED" {
+        if user_deprovisioned(&user.status) == Some(true) {
             // A deactivated user can neither sign in nor have factors unenrolled (reference
             // §2 pitfall 3); Okta answers 404 to its factor listing.
             return Ok(ProviderUser { name, in_directory: false, enrolments: Vec::new() });
@@ -263,16 +293,13 @@ impl Okta {
         let factors = self.factors(&user.id).await?;
         let mut enrolments: Vec<Enrolment> = factors
             .iter()
-            // NOT_SETUP: listed by the catalog, not enrolled.
-            .filter(|f| f.status != "NOT_SETUP")
+            .filter(|f| factor_state(&f.status) != FactorState::NotEnrolled)
             .map(|f| {
                 let kind = kind_of(&f.factor_type, &f.provider);
-                // PENDING_ACTIVATION (e.g. keyward's own invitation) counts as held, so that a
-                // Required kind is not invited again every sweep.
-                let active = matches!(f.status.as_str(), "ACTIVE" | "PENDING_ACTIVATION" | "ENROLLED");
-                // Unenrolling push or FastPass unenrolls the user's other Okta Verify factors.
+                let active = factor_state(&f.status) == FactorState::Active;
+                // Unenrolling push or FastPass unenrolls the user's TOTP and Okta Verify factors.
                 let cascades = if mapping::cascades(kind.as_str()) {
-                    factors.iter().filter(|other| is_okta_verify(other)).map(|other| other.id.clone()).collect()
+                    factors.iter().filter(|other| cascaded(other)).map(|other| other.id.clone()).collect()
                 } else {
                     Vec::new()
                 };
@@ -283,7 +310,7 @@ impl Okta {
             let offers_reset = if links_known {
                 user.links.reset_factors.is_some()
             } else {
-                self.get_user(&user.id).await?.is_some_and(|u| u.links.reset_factors.is_some())
+                self.fetch_user(&user.id).await?.is_some_and(|u| u.links.reset_factors.is_some())
             };
             if offers_reset {
                 enrolments.push(Enrolment::new(RESET_FACTORS, FactorKind::new(UNLISTED_KIND), true));
@@ -348,7 +375,13 @@ impl Okta {
         } else {
             None
         };
-        let response = self.rest.send(&Call::delete(self.api(&["users", &known.id, "factors", &enrolment.id]))).await?;
+        let mut url = self.api(&["users", &known.id, "factors", &enrolment.id]);
+        if mapping::has_recovery_phone(enrolment.kind.as_str()) {
+            // Otherwise the number stays a recovery method: a leaver could still reset the
+            // password by SMS or call.
+            url.query_pairs_mut().append_pair("removeRecoveryEnrollment", "true");
+        }
+        let response = self.rest.send(&Call::delete(url)).await?;
         let result = match response.status {
             // E0000007: already unenrolled, by an earlier attempt or a cascade.
             404 => Revoked::AlreadyGone,
@@ -356,7 +389,7 @@ impl Okta {
             _ => return Err(failure(&response)),
         };
         if let Some(before) = before {
-            // Unenrolling push or FastPass also unenrolls Okta Verify's other factors: list
+            // Unenrolling push or FastPass also unenrolls TOTP and Okta Verify's factors: list
             // again, remember what went, and say so (the audit names only what was planned).
             let after: HashSet<String> = self.factors(&known.id).await?.into_iter().map(|f| f.id).collect();
             let gone: Vec<&Factor> = before.iter().filter(|f| f.id != enrolment.id && !after.contains(&f.id)).collect();
@@ -365,7 +398,7 @@ impl Okta {
                     provider = %self.name, user,
                     factor = %enrolment.id,
                     cascaded = ?gone.iter().map(|f| format!("{} ({})", f.id, f.factor_type)).collect::<Vec<_>>(),
-                    "Okta also unenrolled the user's other Okta Verify factors"
+                    "Okta also unenrolled the user's TOTP and other Okta Verify factors"
                 );
                 let mut cascaded = self.cascaded.lock().unwrap_or_else(|p| p.into_inner());
                 cascaded.entry(known.id.clone()).or_default().extend(gone.iter().map(|f| f.id.clone()));
@@ -390,6 +423,23 @@ impl Okta {
         let response = self.rest.send(&Call::post(self.api(&["users", &known.id, "factors"])).json(&body)).await?;
         if ok(&response) { Ok(()) } else { Err(failure(&response)) }
     }
+}
+
+/// The OAuth 2.0 scopes a service app needs, per Okta's specification (`security` of each
+/// operation used): users read and manage, and groups read when the users come from a group.
+pub fn scopes(spec: &OktaSpec) -> Vec<&'static str> {
+    let mut scopes = vec!["okta.users.read", "okta.users.manage"];
+    if spec.group_id.as_deref().is_some_and(|g| !g.is_empty()) {
+        scopes.push("okta.groups.read");
+    }
+    scopes
+}
+
+/// A `search` expression for the user whose login or primary e-mail is `name`. String values
+/// are quoted; `"` and `\` inside them escaped.
+fn search_by_name(name: &str) -> String {
+    let quoted = name.replace('\\', "\\\\").replace('"', "\\\"");
+    format!("profile.login eq \"{quoted}\" or profile.email eq \"{quoted}\"")
 }
 
 /// The `rel="next"` target among a response's `Link` headers.
