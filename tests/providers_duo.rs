@@ -1,7 +1,11 @@
 //! Duo against a stateful fake of its Admin API (reference §3): every request's v5 signature
 //! recomputed independently, next_offset paging, bare 429s, device removal, malformed
-//! answers; then plan/apply through the keyward binary.
+//! answers, bypass status and bypass codes; then plan/apply through the keyward binary. The
+//! fake answers only the operations and parameters of Duo's official client
+//! (`tests/contracts/duo.rs`).
 
+#[path = "contracts/duo.rs"]
+mod contract;
 mod providers_support;
 
 use base64::Engine;
@@ -28,6 +32,10 @@ struct Duo {
     malformed: bool,
     log: Vec<String>,
     enrolled: Vec<Value>,
+    /// Bypass codes: (bypass_code_id, user_id).
+    codes: Vec<(String, String)>,
+    /// The bypass-code listing answers 500.
+    codes_broken: bool,
 }
 
 /// RFC 3986 as Python's `quote(s, '~')`, written here independently of keyward's signer.
@@ -95,6 +103,18 @@ fn handle(s: &mut Duo, r: &Request) -> ResponseTemplate {
     }
     let path = segments(r);
     let p: Vec<&str> = path.iter().map(String::as_str).collect();
+    // Only what Duo's official client sends: the operation, and its parameters (query
+    // parameters, or the JSON body's keys of a POST).
+    let params: Vec<String> = if r.method.as_str() == "POST" {
+        serde_json::from_slice::<serde_json::Map<String, Value>>(&r.body)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    } else {
+        r.url.query_pairs().map(|(k, _)| k.into_owned()).collect()
+    };
+    if contract::operation(r.method.as_str(), &p, &params).is_none() {
+        return fail(400, 40002, &format!("Invalid request parameters: {} {} {params:?}", r.method, r.url.path()));
+    }
     match (r.method.as_str(), p.as_slice()) {
         ("GET", ["admin", "v1", "users"]) => {
             if s.malformed {
@@ -113,6 +133,52 @@ fn handle(s: &mut Duo, r: &Request) -> ResponseTemplate {
                 metadata["next_offset"] = json!(offset + size);
             }
             json(200, json!({"stat": "OK", "response": page, "metadata": metadata}))
+        }
+        ("GET", ["admin", "v1", "bypass_codes"]) if s.codes_broken => fail(500, 50000, "Internal server error"),
+        ("GET", ["admin", "v1", "bypass_codes"]) => {
+            let offset: usize = query(r, "offset").and_then(|o| o.parse().ok()).unwrap_or(0);
+            let limit: usize = query(r, "limit").and_then(|o| o.parse().ok()).unwrap_or(100);
+            let size = if s.page_size == 0 { limit } else { s.page_size.min(limit) };
+            let page: Vec<Value> = s
+                .codes
+                .iter()
+                .skip(offset)
+                .take(size)
+                .map(|(id, uid)| {
+                    let owner = s.users.iter().find(|u| u["user_id"] == uid.as_str()).cloned().unwrap_or_default();
+                    json!({"bypass_code_id": id, "admin_email": "admin@acme.example", "created": 1_767_225_600,
+                           "expiration": null, "remaining_uses": 1, "reuse_count": 1,
+                           "user": {"user_id": uid, "username": owner["username"], "email": owner["email"],
+                                    "status": owner["status"]}})
+                })
+                .collect();
+            let mut metadata = json!({"total_objects": s.codes.len()});
+            if offset + size < s.codes.len() {
+                metadata["next_offset"] = json!(offset + size);
+            }
+            json(200, json!({"stat": "OK", "response": page, "metadata": metadata}))
+        }
+        ("DELETE", ["admin", "v1", "bypass_codes", id]) => {
+            // "If the bypass code is already deleted, does nothing."
+            s.codes.retain(|(code, _)| code != id);
+            json(200, json!({"stat": "OK", "response": ""}))
+        }
+        ("GET", ["admin", "v1", "users", uid]) => match s.users.iter().find(|u| u["user_id"] == *uid) {
+            Some(user) => json(200, json!({"stat": "OK", "response": user})),
+            None => fail(404, 40401, "Resource not found"),
+        },
+        ("POST", ["admin", "v1", "users", uid]) if *uid != "enroll" => {
+            let body: serde_json::Map<String, Value> = serde_json::from_slice(&r.body).expect("json body");
+            let Some(user) = s.users.iter_mut().find(|u| u["user_id"] == *uid) else {
+                return fail(404, 40401, "Resource not found");
+            };
+            if let Some(status) = body.get("status") {
+                if !["active", "bypass", "disabled"].contains(&status.as_str().unwrap_or_default()) {
+                    return fail(400, 40003, "Invalid argument: status");
+                }
+                user["status"] = status.clone();
+            }
+            json(200, json!({"stat": "OK", "response": user}))
         }
         ("DELETE", ["admin", "v1", "users", uid, collection, id]) => {
             let Some(user) = s.users.iter_mut().find(|u| u["user_id"] == *uid) else {
@@ -142,6 +208,10 @@ fn handle(s: &mut Duo, r: &Request) -> ResponseTemplate {
 }
 
 fn user(id: &str, name: &str, phones: Value, tokens: Value, webauthn: Value) -> Value {
+    for token in tokens.as_array().into_iter().flatten() {
+        let kind = token["type"].as_str().unwrap_or_default();
+        assert!(contract::TOKEN_TYPES.contains(&kind), "Duo has no token type {kind}");
+    }
     json!({"user_id": id, "username": name, "email": name, "status": "active", "is_enrolled": true,
            "phones": phones, "tokens": tokens, "webauthncredentials": webauthn, "u2ftokens": [], "groups": [{"name": "Staff"}]})
 }
@@ -336,4 +406,85 @@ async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_token_only() {
     let (code, plan_after) = plan(tree.path()).await;
     assert_eq!((code, actions(&plan_after)), (0, vec![]), "{plan_after}");
     outage_revokes_nothing(tree.path(), &server.uri()).await;
+}
+
+/// Defect: a user in `bypass` status passes Duo with no device, and bypass codes were never
+/// listed or deleted: a leaver in bypass, or holding a code, kept access. Both are enrolments
+/// now, revoked through their own endpoints.
+#[tokio::test]
+async fn bypass_status_and_bypass_codes_are_enrolments_and_are_revoked() {
+    let mut state = acme();
+    state.users[2]["status"] = json!("bypass");
+    state.codes =
+        vec![("BCD1".into(), "DUDAVE".into()), ("BCD2".into(), "DUDAVE".into()), ("BCB1".into(), "DUBOB".into())];
+    state.page_size = 2;
+    let (server, state) = serve(state, handle).await;
+    let duo = backend(&server.uri(), "", SKEY);
+    let inventory = duo.inventory(&UserQuery::default()).await.expect("inventory");
+    let enrolments = |name: &str| {
+        let mut list: Vec<(String, String)> = inventory
+            .users
+            .iter()
+            .filter(|u| u.name == name)
+            .flat_map(|u| u.enrolments.iter().map(|e| (e.id.clone(), e.kind.to_string())))
+            .collect();
+        list.sort();
+        list
+    };
+    let pair = |id: &str, kind: &str| (id.to_string(), kind.to_string());
+    assert_eq!(
+        enrolments("dave@acme.example"),
+        [
+            pair("bypass-code:BCD1", "bypass-code"),
+            pair("bypass-code:BCD2", "bypass-code"),
+            pair("phone:DPD", "push"),
+            pair("status:bypass", "bypass"),
+            pair("webauthn:WAD", "webauthn"),
+        ]
+    );
+    assert!(enrolments("bob@acme.example").contains(&pair("bypass-code:BCB1", "bypass-code")));
+
+    let dave = inventory.users.iter().find(|u| u.name == "dave@acme.example").expect("dave");
+    for enrolment in dave.enrolments.iter().filter(|e| e.kind.as_str().starts_with("bypass")) {
+        assert_eq!(duo.revoke("dave@acme.example", enrolment, RevocationMode::Delete).await, Ok(Revoked::Done));
+    }
+    {
+        let s = state.lock().expect("state");
+        assert_eq!(s.users[2]["status"], "active", "Duo asks dave for a device again");
+        assert_eq!(s.codes, [("BCB1".to_string(), "DUBOB".to_string())], "only bob's code is left");
+    }
+    // A user an admin disabled since the sweep is not re-enabled by a late bypass revocation.
+    state.lock().expect("state").users[2]["status"] = json!("disabled");
+    let bypass = Enrolment::new("status:bypass", FactorKind::new("bypass"), true);
+    assert_eq!(duo.revoke("dave@acme.example", &bypass, RevocationMode::Delete).await, Ok(Revoked::AlreadyGone));
+    assert_eq!(state.lock().expect("state").users[2]["status"], "disabled");
+}
+
+/// A failed bypass-code listing fails the whole read: an error is never "no codes".
+#[tokio::test]
+async fn a_failed_bypass_code_listing_is_no_inventory() {
+    let mut state = acme();
+    state.codes = vec![("BCD1".into(), "DUDAVE".into())];
+    let (server, state) = serve(state, handle).await;
+    let duo = backend(&server.uri(), "", SKEY);
+    duo.inventory(&UserQuery::default()).await.expect("inventory");
+    let codes_read = state.lock().expect("state").log.iter().filter(|l| *l == "GET /admin/v1/bypass_codes").count();
+    assert_eq!(codes_read, 1, "one bulk listing, not one request per user");
+    state.lock().expect("state").codes_broken = true;
+    let err = duo.inventory(&UserQuery::default()).await.expect_err("no inventory");
+    assert!(err.to_string().contains("HTTP 500"), "{err}");
+}
+
+/// Every user status of Duo's client is one the client decides on; every token type has a kind.
+#[test]
+fn contract_every_user_status_and_token_type_is_handled() {
+    use keyward::providers::duo::{KINDS, UserStatus, token_kind, user_status};
+    for status in contract::USER_STATUSES {
+        assert_ne!(user_status(status), UserStatus::Unknown, "{status} ({})", contract::SOURCE);
+    }
+    assert_eq!(user_status("bypass"), UserStatus::Bypass);
+    for token in contract::TOKEN_TYPES {
+        let kind = token_kind(token);
+        assert!(KINDS.contains(&kind.as_str()), "{token} gives {kind}, not in KINDS");
+    }
 }

@@ -3,7 +3,39 @@
 use crate::crd::FactorKind;
 
 /// Every kind Duo's devices map to; hardware tokens of a type Duo adds later are `token-<type>`.
-pub const KINDS: &[&str] = &["push", "sms", "voice", "hotp", "totp", "yubikey", "duo-token", "webauthn", "u2f"];
+pub const KINDS: &[&str] =
+    &["push", "sms", "voice", "hotp", "totp", "yubikey", "duo-token", "webauthn", "u2f", BYPASS, BYPASS_CODE];
+
+/// A user in `bypass` status passes Duo with no device at all: held like an enrolment (one per
+/// user), revoked by setting the user back to `active`, kept only when a grant names it.
+pub const BYPASS: &str = "bypass";
+/// A bypass code: a one-time (or few-times) second factor an admin handed out.
+pub const BYPASS_CODE: &str = "bypass-code";
+
+/// What a Duo user's `status` means to keyward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    /// Authenticates with its devices.
+    Active,
+    /// Authenticates without a second factor: the status itself is an enrolment.
+    Bypass,
+    /// Cannot authenticate (`disabled`, `pending deletion`); devices stay until removed.
+    Disabled,
+    /// Locked out by Duo after failed attempts; its devices work again once unlocked.
+    LockedOut,
+    /// A status Duo's client does not list: devices read like an active user's.
+    Unknown,
+}
+
+pub fn user_status(status: &str) -> UserStatus {
+    match status.to_ascii_lowercase().as_str() {
+        "active" => UserStatus::Active,
+        "bypass" => UserStatus::Bypass,
+        "disabled" | "pending deletion" => UserStatus::Disabled,
+        "locked out" => UserStatus::LockedOut,
+        _ => UserStatus::Unknown,
+    }
+}
 /// Prefixes of the kinds named after a provider type keyward does not know yet.
 pub const KIND_PREFIXES: &[&str] = &["token-"];
 

@@ -1,11 +1,14 @@
 //! Duo Admin API (reference §3): HMAC-SHA512 request signing (canonical string v5), one paged
 //! user listing that embeds each user's phones, hardware tokens, WebAuthn credentials and U2F
-//! tokens, and per-device removal.
+//! tokens, one paged listing of bypass codes, and per-device removal. A user in `bypass`
+//! status and a bypass code are enrolments too: either lets a leaver through Duo.
 
 mod mapping;
 mod signing;
 
-pub use mapping::{KIND_PREFIXES, KINDS, phone_also, phone_kind, token_kind};
+pub use mapping::{
+    BYPASS, BYPASS_CODE, KIND_PREFIXES, KINDS, UserStatus, phone_also, phone_kind, token_kind, user_status,
+};
 pub use signing::{Signer, canonical_json, canonical_params};
 
 use super::error::{Failure, ProviderError};
@@ -22,7 +25,7 @@ use async_trait::async_trait;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// Default pace: Duo's documented limits for object reads and writes are 200–300 a minute.
@@ -42,12 +45,14 @@ pub struct Duo {
     users: UserIds,
     /// The user listing, resumed from the page where it last failed.
     user_listing: paging::Resumable<u64, User>,
+    /// The bypass-code listing, likewise.
+    code_listing: paging::Resumable<u64, BypassCode>,
 }
 
 /// Whether removing the enrolment `id` goes through its user's path (phones, tokens), so that a
 /// stale user id would read as "already gone".
 fn user_bound(id: &str) -> bool {
-    id.starts_with(PHONE) || id.starts_with(TOKEN)
+    id.starts_with(PHONE) || id.starts_with(TOKEN) || id == BYPASS_STATUS
 }
 
 /// `{"stat": "OK", "response": …, "metadata": {…}}`
@@ -128,6 +133,18 @@ struct U2f {
     registration_id: String,
 }
 
+/// `GET /admin/v1/bypass_codes`: each code with the user it belongs to.
+#[derive(Debug, Deserialize)]
+struct BypassCode {
+    bypass_code_id: String,
+    user: CodeOwner,
+}
+
+#[derive(Debug, Deserialize)]
+struct CodeOwner {
+    user_id: String,
+}
+
 #[derive(Debug, Deserialize)]
 struct Group {
     #[serde(default)]
@@ -162,6 +179,9 @@ const PHONE: &str = "phone:";
 const TOKEN: &str = "token:";
 const WEBAUTHN: &str = "webauthn:";
 const U2F: &str = "u2f:";
+const CODE: &str = "bypass-code:";
+/// The id of the `bypass` status enrolment (one per user).
+const BYPASS_STATUS: &str = "status:bypass";
 
 impl Duo {
     pub fn new(
@@ -187,6 +207,7 @@ impl Duo {
             rest,
             users: UserIds::default(),
             user_listing: paging::Resumable::default(),
+            code_listing: paging::Resumable::default(),
         })
     }
 
@@ -222,9 +243,37 @@ impl Duo {
     }
 
     async fn user_page(&self, offset: u64) -> Result<paging::Page<u64, User>, Failure> {
-        let mut url = self.admin(&["users"]);
+        self.page(&["users"], offset, "user listing").await
+    }
+
+    /// Every bypass code of the account, grouped by the user's id.
+    async fn list_codes(&self) -> Result<HashMap<String, Vec<String>>, Failure> {
+        let codes = self
+            .code_listing
+            .list("bypass_codes", 0, MAX_PAGES, "bypass code listing", |o| {
+                self.page(&["bypass_codes"], o, "bypass code listing")
+            })
+            .await?;
+        let mut by_user: HashMap<String, Vec<String>> = HashMap::new();
+        for code in codes {
+            let ids = by_user.entry(code.user.user_id).or_default();
+            if !ids.contains(&code.bypass_code_id) {
+                ids.push(code.bypass_code_id);
+            }
+        }
+        Ok(by_user)
+    }
+
+    /// One page of a `limit`/`offset` listing, and the offset of the next.
+    async fn page<T: DeserializeOwned>(
+        &self,
+        collection: &[&str],
+        offset: u64,
+        what: &str,
+    ) -> Result<paging::Page<u64, T>, Failure> {
+        let mut url = self.admin(collection);
         url.query_pairs_mut().append_pair("limit", &PAGE_SIZE.to_string()).append_pair("offset", &offset.to_string());
-        let (page, metadata): (Vec<User>, Metadata) = self.call(&Call::get(url), "user listing").await?;
+        let (page, metadata): (Vec<T>, Metadata) = self.call(&Call::get(url), what).await?;
         let next = match metadata.next_offset {
             None | Some(serde_json::Value::Null) => return Ok((page, None)),
             Some(serde_json::Value::Number(n)) => n.as_u64(),
@@ -233,7 +282,7 @@ impl Duo {
         };
         match next {
             Some(next) if next > offset => Ok((page, Some(next))),
-            _ => Err(Failure::Malformed(format!("user listing: next_offset does not advance past {offset}"))),
+            _ => Err(Failure::Malformed(format!("{what}: next_offset does not advance past {offset}"))),
         }
     }
 
@@ -256,7 +305,11 @@ impl Duo {
         // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
         // deleted (and re-created) since.
         let mut fresh = Names::default();
-        for user in self.list_users().await? {
+        let listed = self.list_users().await?;
+        // Read after the users: a code made in between belongs to a user listed without it,
+        // and shows up with the next sweep.
+        let mut codes = self.list_codes().await?;
+        for user in listed {
             if let Some(group) = &self.group
                 && !user.groups.iter().any(|g| g.name.eq_ignore_ascii_case(group))
             {
@@ -271,9 +324,16 @@ impl Duo {
             names.extend(aliases.iter().map(String::as_str));
             let name = declared_name(&declared, &names);
             fresh.add(&names, &user.user_id);
+            let status = user_status(&user.status);
             // A disabled user cannot authenticate; its devices stay until removed.
-            let active = user.status != "disabled";
+            let active = status != UserStatus::Disabled;
             let mut enrolments = Vec::new();
+            if status == UserStatus::Bypass {
+                enrolments.push(Enrolment::new(BYPASS_STATUS, FactorKind::new(BYPASS), true));
+            }
+            for code in codes.remove(&user.user_id).unwrap_or_default() {
+                enrolments.push(Enrolment::new(format!("{CODE}{code}"), FactorKind::new(BYPASS_CODE), active));
+            }
             for phone in &user.phones {
                 let kind = phone_kind(&phone.kind, phone.activated, &phone.capabilities);
                 let also = phone_also(&phone.kind, phone.activated, &phone.capabilities);
@@ -328,10 +388,15 @@ impl Duo {
             self.admin(&["webauthncredentials", key])
         } else if let Some(registration) = id.strip_prefix(U2F) {
             self.admin(&["u2ftokens", registration])
+        } else if let Some(code) = id.strip_prefix(CODE) {
+            self.admin(&["bypass_codes", code])
         } else {
             let Some(user_id) = self.user_id(user).await? else {
                 return Ok(Revoked::AlreadyGone); // the user is gone, and its devices with it
             };
+            if id == BYPASS_STATUS {
+                return self.end_bypass(&user_id).await;
+            }
             if let Some(phone) = id.strip_prefix(PHONE) {
                 // Disassociates the phone from this user only: it may be shared with others.
                 self.admin(&["users", &user_id, "phones", phone])
@@ -344,6 +409,33 @@ impl Duo {
         let response = self.rest.send(&Call::delete(url)).await?;
         match response.status {
             // Duo's own clients: "if already deleted, does nothing" (200); a 404 means the same.
+            404 => Ok(Revoked::AlreadyGone),
+            200..=299 => Ok(Revoked::Done),
+            _ => Err(failure(&response)),
+        }
+    }
+
+    /// Sets a user in `bypass` back to `active`, so that Duo asks for a device again. The
+    /// status is read first: a user an admin disabled since the sweep read it must not be
+    /// re-enabled by keyward.
+    async fn end_bypass(&self, user_id: &str) -> Result<Revoked, Failure> {
+        let url = self.admin(&["users", user_id]);
+        let response = self.rest.send(&Call::get(url.clone())).await?;
+        if response.status == 404 {
+            return Ok(Revoked::AlreadyGone);
+        }
+        if !(200..300).contains(&response.status) {
+            return Err(failure(&response));
+        }
+        let envelope: Envelope<User> = decode(&response, &format!("user {user_id}"))?;
+        let current = envelope.response.map(|u| user_status(&u.status));
+        if current != Some(UserStatus::Bypass) {
+            return Ok(Revoked::AlreadyGone);
+        }
+        let mut call = Call::post(url);
+        call.body = super::rest::Body::Json(canonical_json(&json!({"status": "active"})).into_bytes());
+        let response = self.rest.send(&call).await?;
+        match response.status {
             404 => Ok(Revoked::AlreadyGone),
             200..=299 => Ok(Revoked::Done),
             _ => Err(failure(&response)),
