@@ -71,6 +71,42 @@ struct Okta {
     oauth: bool,
     malformed_factors: bool,
     log: Vec<String>,
+    /// The service app requires DPoP: the nonce the token endpoint hands out, and the key
+    /// (`x`, `y` of its JWK) each token is bound to.
+    dpop_required: bool,
+    dpop_nonce: String,
+    bound: std::collections::HashMap<String, (String, String)>,
+}
+
+/// Checks a DPoP proof (RFC 9449 §4.3) as a server does: its signature under its own JWK, its
+/// type, method and URL; gives the JWK's coordinates and the claims.
+fn verify_dpop(proof: &str, method: &str, url: &str) -> Result<((String, String), Value), String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = proof.split('.').collect();
+    let [head, body, sig] = parts.as_slice() else { return Err("not a JWS".into()) };
+    let decode = |s: &str| -> Result<Value, String> {
+        serde_json::from_slice(&b64.decode(s).map_err(|e| e.to_string())?).map_err(|e| e.to_string())
+    };
+    let (header, claims) = (decode(head)?, decode(body)?);
+    if header["typ"] != "dpop+jwt" || header["alg"] != "ES256" || header["jwk"]["kty"] != "EC" {
+        return Err(format!("header {header}"));
+    }
+    let coordinate = |c: &str| header["jwk"][c].as_str().map(String::from).ok_or(format!("jwk without {c}"));
+    let (x, y) = (coordinate("x")?, coordinate("y")?);
+    let mut point = vec![4u8];
+    point.extend(b64.decode(&x).map_err(|e| e.to_string())?);
+    point.extend(b64.decode(&y).map_err(|e| e.to_string())?);
+    let key = ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_FIXED, point);
+    key.verify(format!("{head}.{body}").as_bytes(), &b64.decode(sig).map_err(|e| e.to_string())?)
+        .map_err(|_| "bad signature".to_string())?;
+    if claims["htm"] != method || claims["htu"] != url || claims["jti"].as_str().is_none_or(str::is_empty) {
+        return Err(format!("claims {claims} for {method} {url}"));
+    }
+    if claims["iat"].as_u64().is_none_or(|iat| iat.abs_diff(now()) > 60) {
+        return Err("iat".into());
+    }
+    Ok(((x, y), claims))
 }
 
 fn okta_error(status: u16, code: &str, summary: &str) -> ResponseTemplate {
@@ -97,6 +133,25 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
     s.log.push(format!("{} {}", r.method, r.url.path()));
     if p == ["oauth2", "v1", "token"] {
         let f = form(r);
+        let mut key = None;
+        if s.dpop_required {
+            let dpop_error =
+                |code: &str, description: &str| json(400, json!({"error": code, "error_description": description}));
+            let proof = header(r, "dpop");
+            if proof.is_empty() {
+                return dpop_error("invalid_dpop_proof", "The DPoP proof JWT header is missing.");
+            }
+            let (jwk, claims) = match verify_dpop(&proof, "POST", &format!("{base}/oauth2/v1/token")) {
+                Ok(v) => v,
+                Err(e) => return dpop_error("invalid_dpop_proof", &e),
+            };
+            if claims["nonce"] != s.dpop_nonce.as_str() {
+                s.dpop_nonce = format!("nonce-{}", s.issued.len() + 1);
+                return dpop_error("use_dpop_nonce", "Authorization server requires nonce in DPoP proof.")
+                    .insert_header("DPoP-Nonce", s.dpop_nonce.as_str());
+            }
+            key = Some(jwk);
+        }
         assert_eq!(f.get("grant_type").map(String::as_str), Some("client_credentials"));
         let scopes: Vec<String> = f.get("scope").map(|s| s.split(' ').map(String::from).collect()).unwrap_or_default();
         assert_eq!(
@@ -114,16 +169,39 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
         assert!(claims["exp"].as_u64().unwrap_or(0) > now());
         let token = format!("tok{}", s.issued.len());
         s.issued.push(token.clone());
-        s.scopes.insert(token.clone(), scopes);
+        s.scopes.insert(token.clone(), scopes.clone());
+        let token_type = if let Some(key) = key {
+            s.bound.insert(token.clone(), key);
+            "DPoP"
+        } else {
+            "Bearer"
+        };
         return json(
             200,
-            json!({"token_type": "Bearer", "access_token": token, "expires_in": 3600, "scope": "okta.users.read okta.users.manage"}),
+            json!({"token_type": token_type, "access_token": token, "expires_in": 3600, "scope": scopes.join(" ")}),
         );
     }
     let auth = header(r, "authorization");
     let authorized = if s.oauth {
-        auth.strip_prefix("Bearer ")
-            .is_some_and(|t| s.issued.iter().any(|i| i == t) && !s.expired.iter().any(|e| e == t))
+        let valid = |t: &str| s.issued.iter().any(|i| i == t) && !s.expired.iter().any(|e| e == t);
+        match (auth.strip_prefix("Bearer "), auth.strip_prefix("DPoP ")) {
+            // A bound token is no bearer token.
+            (Some(t), _) => valid(t) && !s.bound.contains_key(t),
+            (_, Some(t)) => {
+                let mut url = r.url.clone();
+                url.set_query(None);
+                let htu = format!("{base}{}", url.path());
+                let proof = verify_dpop(&header(r, "dpop"), r.method.as_str(), &htu);
+                valid(t)
+                    && proof.is_ok_and(|(key, claims)| {
+                        use base64::Engine;
+                        let ath = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .encode(<sha2::Sha256 as sha2::Digest>::digest(t.as_bytes()));
+                        s.bound.get(t) == Some(&key) && claims["ath"] == ath.as_str()
+                    })
+            }
+            _ => false,
+        }
     } else {
         auth == format!("SSWS {TOKEN}")
     };
@@ -138,7 +216,8 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
         return okta_error(400, "E0000001", &format!("Api validation failed: {} takes no parameter {key}", op.id));
     }
     if s.oauth {
-        let granted = auth.strip_prefix("Bearer ").and_then(|t| s.scopes.get(t)).cloned().unwrap_or_default();
+        let token = auth.split_once(' ').map(|(_, t)| t).unwrap_or_default();
+        let granted = s.scopes.get(token).cloned().unwrap_or_default();
         if !granted.iter().any(|g| g == op.scope) {
             return okta_error(403, "E0000006", "You do not have permission to perform the requested action")
                 .insert_header(
@@ -725,4 +804,28 @@ fn contract_every_factor_and_user_status_is_handled() {
         assert_eq!(user_deprovisioned(status), Some(*status == "DEPROVISIONED"), "{status}");
     }
     assert_eq!(user_deprovisioned("SOMETHING_NEW"), None);
+}
+
+/// Defect: an Okta service app that requires DPoP refused every token request. keyward now
+/// answers `invalid_dpop_proof` with a proof of a key of its own, `use_dpop_nonce` with the
+/// nonce, and sends each request with `Authorization: DPoP` and a proof bound to the token.
+#[tokio::test]
+async fn a_service_app_that_requires_dpop_gets_bound_tokens_and_proofs() {
+    let mut state = acme();
+    state.oauth = true;
+    state.dpop_required = true;
+    let (server, state) = serve(state, handle).await;
+    let okta = backend(&provider(&server.uri(), "", "PrivateKeyJwt"));
+    let query = UserQuery { declared: vec!["alice@acme.example".into(), "bob@acme.example".into()], all: false };
+    let inventory = okta.inventory(&query).await.expect("inventory with DPoP");
+    assert_eq!(kinds(&inventory, "bob@acme.example"), ["sms", "totp"]);
+    assert_eq!(
+        okta.revoke("bob@acme.example", &enrolment("smsB", "sms"), RevocationMode::Delete).await,
+        Ok(Revoked::Done)
+    );
+    let s = state.lock().expect("state");
+    assert_eq!(s.issued.len(), 1, "one token, bound to the key");
+    assert!(s.bound.contains_key(&s.issued[0]));
+    let token_requests = s.log.iter().filter(|l| *l == "POST /oauth2/v1/token").count();
+    assert_eq!(token_requests, 3, "without a proof, without the nonce, then granted: {:?}", s.log);
 }

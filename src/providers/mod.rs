@@ -3,6 +3,7 @@
 //! A provider lists enrolments in bulk, revokes one enrolment, and reports what it can do
 //! ([`Capabilities`]). Decisions are the engine's; a provider only carries them out.
 
+pub mod dpop;
 pub mod duo;
 pub mod entra;
 pub mod error;

@@ -1,7 +1,10 @@
 //! OAuth 2.0 access tokens for the providers that use them (Okta service apps, Entra ID,
 //! Google service accounts, Keycloak): fetched on first use, cached, renewed shortly before
-//! they expire and again when the provider answers 401.
+//! they expire and again when the provider answers 401. A source made
+//! [`TokenSource::offering_dpop`] binds its tokens to a DPoP key when the authorization server
+//! asks for it (RFC 9449).
 
+use super::dpop::ProofKey;
 use super::error::Failure;
 use super::jwt::{self, SigningKey};
 use super::rest::{Auth, Call, Transport, decode_credential};
@@ -48,16 +51,34 @@ impl std::fmt::Debug for Grant {
     }
 }
 
+#[derive(Clone)]
 struct Cached {
     token: String,
     renew_at: Instant,
+    /// `token_type: DPoP`: sent as `Authorization: DPoP` with a proof on every request.
+    bound: bool,
 }
 
-/// An access-token source and the [`Auth`] that sends it as `Authorization: Bearer`.
+/// An access-token source and the [`Auth`] that sends it as `Authorization: Bearer` (or
+/// `DPoP`).
 pub struct TokenSource {
     token_url: url::Url,
     grant: Grant,
     cache: Mutex<Option<Cached>>,
+    dpop: Option<Dpop>,
+}
+
+/// DPoP as the authorization server asks for it: off until it answers `invalid_dpop_proof`,
+/// then a proof on every token request, with the last `DPoP-Nonce` it gave.
+struct Dpop {
+    key: ProofKey,
+    state: std::sync::Mutex<DpopState>,
+}
+
+#[derive(Default)]
+struct DpopState {
+    required: bool,
+    nonce: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -65,6 +86,8 @@ struct TokenResponse {
     access_token: String,
     #[serde(default)]
     expires_in: Option<u64>,
+    #[serde(default)]
+    token_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -92,28 +115,58 @@ fn oauth_error(response: &super::http::Response) -> String {
 
 impl TokenSource {
     pub fn new(token_url: url::Url, grant: Grant) -> Self {
-        TokenSource { token_url, grant, cache: Mutex::new(None) }
+        TokenSource { token_url, grant, cache: Mutex::new(None), dpop: None }
+    }
+
+    /// Binds tokens to a DPoP key of its own when the authorization server requires it (an
+    /// Okta service app with "Require DPoP"); others never see a proof.
+    pub fn offering_dpop(mut self) -> Result<Self, Failure> {
+        let key = ProofKey::generate().map_err(Failure::Configuration)?;
+        self.dpop = Some(Dpop { key, state: std::sync::Mutex::new(DpopState::default()) });
+        Ok(self)
     }
 
     /// The cached token, or a new one when it is missing or about to expire.
     pub async fn token(&self, transport: &Transport) -> Result<String, Failure> {
+        self.cached(transport).await.map(|c| c.token)
+    }
+
+    async fn cached(&self, transport: &Transport) -> Result<Cached, Failure> {
         let mut cache = self.cache.lock().await;
         if let Some(cached) = cache.as_ref().filter(|c| Instant::now() < c.renew_at) {
-            return Ok(cached.token.clone());
+            return Ok(cached.clone());
         }
-        let call = Call::post(self.token_url.clone()).form(self.form()?);
         // Token requests are retried like any other on outages, but a rejection is final.
         let mut last = None;
-        for attempt in 0..3u32 {
-            match transport.send(&call, &[]).await {
+        let mut attempt = 0u32;
+        // A DPoP server's asks (a proof, then a nonce) are answered at most twice each.
+        let mut dpop_rounds = 0;
+        while attempt < 3 {
+            // A fresh assertion each time: a `jti` must not be sent twice.
+            let call = Call::post(self.token_url.clone()).form(self.form()?);
+            let headers = self.dpop_header()?;
+            let answer = transport.send(&call, &headers).await;
+            if let Ok(response) = &answer {
+                self.keep_nonce(response);
+                if response.status == 400 && dpop_rounds < 4 && self.dpop_asked(response) {
+                    dpop_rounds += 1;
+                    continue;
+                }
+            }
+            match answer {
                 Ok(response) if (200..300).contains(&response.status) => {
                     let body: TokenResponse = decode_credential(&response, "token response")?;
                     let lifetime = Duration::from_secs(body.expires_in.unwrap_or(300));
                     // Renew a tenth of the lifetime early (6 s of Keycloak's 60 s master
                     // tokens, 6 min of an hour), so that no request races the expiry.
                     let renew_at = Instant::now() + lifetime - (lifetime / 10).min(Duration::from_secs(300));
-                    *cache = Some(Cached { token: body.access_token.clone(), renew_at });
-                    return Ok(body.access_token);
+                    let bound = body.token_type.as_deref().is_some_and(|t| t.eq_ignore_ascii_case("DPoP"));
+                    if bound && self.dpop.is_none() {
+                        return Err(Failure::Malformed("token endpoint issued a DPoP-bound token unasked".into()));
+                    }
+                    let cached = Cached { token: body.access_token, renew_at, bound };
+                    *cache = Some(cached.clone());
+                    return Ok(cached);
                 }
                 Ok(response) if response.status >= 500 || response.status == 429 => {
                     // The body is not quoted: nothing of a token endpoint's answer leaves the
@@ -139,8 +192,50 @@ impl TokenSource {
             // come back in lockstep.
             let backoff = crate::retry::Exponential { base: Duration::from_millis(200), cap: Duration::from_secs(2) };
             tokio::time::sleep(backoff.delay(attempt)).await;
+            attempt += 1;
         }
         Err(last.unwrap_or_else(|| Failure::Malformed("token endpoint gave no answer".into())))
+    }
+
+    fn dpop_state(&self) -> Option<std::sync::MutexGuard<'_, DpopState>> {
+        self.dpop.as_ref().map(|d| d.state.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// The `DPoP` header of a token request, once the server asked for proofs.
+    fn dpop_header(&self) -> Result<Vec<(String, String)>, Failure> {
+        let Some(dpop) = &self.dpop else { return Ok(Vec::new()) };
+        let (required, nonce) = {
+            let state = dpop.state.lock().unwrap_or_else(|p| p.into_inner());
+            (state.required, state.nonce.clone())
+        };
+        if !required {
+            return Ok(Vec::new());
+        }
+        let proof = dpop.key.proof("POST", &self.token_url, nonce.as_deref(), None).map_err(Failure::Configuration)?;
+        Ok(vec![("DPoP".to_string(), proof)])
+    }
+
+    /// Remembers the server's latest `DPoP-Nonce`.
+    fn keep_nonce(&self, response: &super::http::Response) {
+        let nonce = response.headers.get("dpop-nonce").and_then(|v| v.to_str().ok());
+        if let (Some(mut state), Some(nonce)) = (self.dpop_state(), nonce) {
+            state.nonce = Some(nonce.to_string());
+        }
+    }
+
+    /// Whether a 400 asks for DPoP (`invalid_dpop_proof` while none was sent) or for a nonce
+    /// (`use_dpop_nonce`, kept by [`Self::keep_nonce`]): then the request is made again.
+    fn dpop_asked(&self, response: &super::http::Response) -> bool {
+        let Some(mut state) = self.dpop_state() else { return false };
+        let code = serde_json::from_slice::<TokenError>(&response.body).map(|e| e.error).unwrap_or_default();
+        match code.as_str() {
+            "invalid_dpop_proof" if !state.required => {
+                state.required = true;
+                true
+            }
+            "use_dpop_nonce" => state.required && state.nonce.is_some(),
+            _ => false,
+        }
     }
 
     pub async fn forget(&self) {
@@ -201,9 +296,18 @@ impl TokenSource {
 
 #[async_trait]
 impl Auth for TokenSource {
-    async fn authorize(&self, transport: &Transport, _: &Call) -> Result<Vec<(String, String)>, Failure> {
-        let token = self.token(transport).await?;
-        Ok(vec![("Authorization".to_string(), format!("Bearer {token}"))])
+    async fn authorize(&self, transport: &Transport, call: &Call) -> Result<Vec<(String, String)>, Failure> {
+        let cached = self.cached(transport).await?;
+        match &self.dpop {
+            Some(dpop) if cached.bound => {
+                let proof = dpop
+                    .key
+                    .proof(call.method.as_str(), &call.url, None, Some(&cached.token))
+                    .map_err(Failure::Configuration)?;
+                Ok(vec![("Authorization".to_string(), format!("DPoP {}", cached.token)), ("DPoP".to_string(), proof)])
+            }
+            _ => Ok(vec![("Authorization".to_string(), format!("Bearer {}", cached.token))]),
+        }
     }
 
     async fn rejected(&self) -> bool {

@@ -157,7 +157,12 @@ impl Okta {
                     .map_err(|e| configure(format!("privateKey: {e}")))?;
                 let header = key_id.into_iter().map(|k| ("kid", json!(k))).collect();
                 let grant = Grant::ClientAssertion { client_id, key, header, scope: scopes(spec).join(" ") };
-                Box::new(TokenSource::new(join(&base, &["oauth2", "v1", "token"]), grant))
+                // Okta service apps may require DPoP ("Require Demonstrating Proof of
+                // Possession"): offered, and used once the token endpoint asks.
+                let source = TokenSource::new(join(&base, &["oauth2", "v1", "token"]), grant)
+                    .offering_dpop()
+                    .map_err(|f| configure(f.to_string()))?;
+                Box::new(source)
             }
         };
         let mut rest = Rest::new(transport, auth, throttle);
