@@ -8,6 +8,7 @@
 
 mod document;
 mod load;
+mod schema;
 mod source;
 mod validate;
 
