@@ -66,6 +66,8 @@ struct Graph {
     listed: Vec<usize>,
     /// Method ids whose DELETE answers 404 although they stay (a path Graph does not serve).
     lost_deletes: Vec<String>,
+    /// Requests refused because the recorded facts do not declare them.
+    refused: Vec<String>,
 }
 
 fn graph_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
@@ -238,6 +240,7 @@ fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
         return graph_error(400, "BadRequest", "Invalid version");
     };
     if let Some(refusal) = contract_refusal(r, p) {
+        s.refused.push(format!("{} {}", r.method, r.url));
         return refusal;
     }
     let size = if s.page_size == 0 { 100 } else { s.page_size };
@@ -736,4 +739,60 @@ async fn an_ec_certificate_key_is_refused_naming_the_secret() {
     );
     let error = connected.err().expect("EC key refused").to_string();
     assert!(error.contains("Secret acme/entra") && error.contains("RSA"), "{error}");
+}
+
+/// Every request the client makes — check, both listings, a lookup, the method listing and
+/// the deletes of every managed type — is one Graph v1.0 declares, with declared query
+/// options only; and the fake does refuse what it does not declare.
+#[tokio::test]
+async fn every_request_the_client_makes_is_declared() {
+    let mut state = acme();
+    state.page_size = 2;
+    state.groups = vec![Group { id: "g-staff".into(), users: vec!["a-1".into(), "d-3".into()], groups: vec![] }];
+    for (i, row) in keyward::providers::entra::METHODS.iter().enumerate() {
+        if row.removal != keyward::providers::entra::Removal::NotManaged
+            && row.odata_type != "phoneAuthenticationMethod"
+        {
+            state.users[0].methods.push(m(&format!("x{i}"), row.odata_type, false));
+        }
+    }
+    state.users[0].methods.extend([phone("mobile", false), phone("office", false)]);
+    let (server, state) = serve(state, handle).await;
+    let url = server.uri();
+    let all = backend(&url, "ClientSecret", "  scope: All\n");
+    all.check().await.expect("check");
+    all.inventory(&UserQuery { declared: vec![], all: true }).await.expect("tenant listing");
+    let group = backend(&url, "ClientSecret", "    groupId: g-staff\n  scope: All\n");
+    group.inventory(&UserQuery { declared: vec![], all: true }).await.expect("group listing");
+    let declared = backend(&url, "ClientSecret", "");
+    let alice = declared
+        .inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false })
+        .await
+        .expect("lookup");
+    let enrolments = alice.users[0].enrolments.clone();
+    assert_eq!(enrolments.len(), 12, "{enrolments:?}");
+    for enrolment in enrolments.iter().filter(|e| e.id != "microsoftAuthenticatorMethods/ma") {
+        let revoked = declared.revoke("alice@acme.example", enrolment, RevocationMode::Delete).await;
+        assert_eq!(revoked, Ok(Revoked::Done), "{}", enrolment.id);
+    }
+    assert_eq!(state.lock().expect("state").refused, Vec::<String>::new());
+
+    // The fake is no pushover: what the facts do not declare is refused in Graph's shape.
+    state.lock().expect("state").issued.push("probe".into());
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        ("GET", "/v1.0/users?$skip=10"),
+        ("GET", "/v1.0/users?$top=1000"),
+        ("GET", "/v1.0/users/a-1/authentication/methods?$select=id"),
+        ("DELETE", "/v1.0/users/a-1/authentication/methods/ma"),
+        ("DELETE", "/v1.0/users/a-1/authentication/hardwareOathMethods/h1"),
+        ("DELETE", "/v1.0/users/a-1/authentication/externalAuthenticationMethods/x9/$ref"),
+    ] {
+        let request = client.request(method.parse().expect("method"), format!("{url}{path}"));
+        let response = request.bearer_auth("probe").send().await.expect("send");
+        assert_eq!(response.status().as_u16(), 400, "{method} {path}");
+        let body: Value = response.json().await.expect("json");
+        assert!(body["error"]["code"].is_string() && body["error"]["innerError"].is_object(), "{body}");
+    }
+    assert_eq!(state.lock().expect("state").refused.len(), 6);
 }

@@ -47,6 +47,8 @@ struct Google {
     log: Vec<String>,
     /// The scopes granted with each issued token.
     granted: Vec<Vec<String>>,
+    /// Requests refused because the discovery document does not declare them.
+    refused: Vec<String>,
 }
 
 fn google_error(status: u16, reason: &str, message: &str) -> ResponseTemplate {
@@ -118,6 +120,7 @@ fn handle(s: &mut Google, r: &Request) -> ResponseTemplate {
         return google_error(401, "authError", "Invalid Credentials");
     };
     let Some(method) = directory::method(r.method.as_str(), &p) else {
+        s.refused.push(format!("{} {}", r.method, r.url));
         return google_error(404, "notFound", "Not Found");
     };
     if !method.scopes.iter().any(|scope| s.granted[issued].iter().any(|g| g == scope)) {
@@ -125,6 +128,7 @@ fn handle(s: &mut Google, r: &Request) -> ResponseTemplate {
     }
     let pairs: Vec<(String, String)> = r.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
     if let Some(message) = directory::refusal(method, &pairs) {
+        s.refused.push(format!("{} {}", r.method, r.url));
         return google_error(400, "invalidParameter", &message);
     }
     if s.rate_limited > 0 {
@@ -335,4 +339,42 @@ async fn plan_keeps_2sv_of_an_employee_known_by_a_domain_alias() {
     let (code, plan) = plan(tree.path()).await;
     assert_eq!(code, 2, "{plan}");
     assert_eq!(actions(&plan), [revoke("dave@acme.example", "2sv", "EmployeeOffboarded")], "{plan}");
+}
+
+/// Every request the client makes (check, the listing with and without an organizational
+/// unit, the user read and turnOff) is a method of the discovery document with declared
+/// parameters and values only; and the fake does refuse what the document does not declare.
+#[tokio::test]
+async fn every_request_the_client_makes_is_declared() {
+    let mut state = acme();
+    state.page_size = 2;
+    let (server, state) = serve(state, handle).await;
+    let url = server.uri();
+    for extra in ["", "    orgUnitPath: /Engineering\n"] {
+        let google = backend(&url, extra);
+        google.check().await.expect("check");
+        google.inventory(&UserQuery::default()).await.expect("listing");
+    }
+    let google = backend(&url, "");
+    assert_eq!(google.revoke("dave@acme.example", &twosv(), RevocationMode::Delete).await, Ok(Revoked::Done));
+    assert_eq!(state.lock().expect("state").refused, Vec::<String>::new());
+
+    let token = {
+        let s = state.lock().expect("state");
+        s.issued.last().cloned().expect("a token")
+    };
+    let client = reqwest::Client::new();
+    for (method, path, status) in [
+        ("GET", "/admin/directory/v1/users?customer=my_customer&maxResults=501", 400),
+        ("GET", "/admin/directory/v1/users?customer=my_customer&projection=BASIC", 400),
+        ("GET", "/admin/directory/v1/users/alice@acme.example?showDeleted=true", 400),
+        ("DELETE", "/admin/directory/v1/users/alice@acme.example/twoStepVerification", 404),
+    ] {
+        let request = client.request(method.parse().expect("method"), format!("{url}{path}"));
+        let response = request.bearer_auth(&token).send().await.expect("send");
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let body: Value = response.json().await.expect("json");
+        assert!(body["error"]["errors"][0]["reason"].is_string(), "{body}");
+    }
+    assert_eq!(state.lock().expect("state").refused.len(), 4);
 }
