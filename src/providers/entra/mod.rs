@@ -2,9 +2,11 @@
 //! token by client credentials (client secret or certificate).
 //!
 //! Graph lists methods per user (no tenant-wide listing of methods), so a sweep is one user
-//! lookup or one paged user listing, then one method listing per user. Deletes go through the
-//! type's own collection; the user's default method is refused while others remain, so a
-//! refused default waits for the sweep's other deletions of that user and is deleted last.
+//! lookup or one paged user listing (a group's with its nested groups'), then one method
+//! listing per user. Deletes go through the type's own collection (or singleton) as the v1.0
+//! metadata declares it ([`mapping`], checked by `tests/contracts/entra.rs`). Graph refuses the
+//! default method while others remain and the mobile phone while the alternate one remains:
+//! a refused method waits for the sweep's other deletions of that user and goes after them.
 
 pub mod mapping;
 
@@ -182,8 +184,8 @@ impl Entra {
                         "{secret}: privateKey is an EC key; Entra ID certificate credentials must use an RSA key (2048 bits or more)"
                     )));
                 }
-                let (x5t, x5t_s256) =
-                    certificate_thumbprints(&certificate).map_err(|e| configure(format!("certificate: {e}")))?;
+                let (x5t, x5t_s256) = certificate_thumbprints(&certificate)
+                    .map_err(|e| configure(format!("{secret}: certificate: {e}")))?;
                 let header = vec![("x5t", json!(x5t)), ("x5t#S256", json!(x5t_s256))];
                 Grant::ClientAssertion { client_id, key, header, scope }
             }
