@@ -1,10 +1,18 @@
 //! Entra ID against a stateful fake of Microsoft Graph and its token endpoint (reference §4):
 //! client secret and certificate assertions, @odata.nextLink paging, 429 with Retry-After,
-//! 401 then a new token, the default method deleted last, 404 on a second delete; then
-//! plan/apply through the keyward binary.
+//! 401 then a new token, the default method deleted last, the mobile phone after the
+//! alternate one, 404 on a second delete; then plan/apply through the keyward binary.
+//!
+//! The fake answers from the facts recorded from Graph's v1.0 metadata and API reference
+//! (`tests/contracts/entra.rs`): a path, a query option or a delete path they do not declare
+//! is refused with Graph's error shape, and answers carry the recorded property names only.
 
 mod providers_support;
 
+#[path = "contracts/entra.rs"]
+mod contracts;
+
+use contracts as graph;
 use keyward::crd::mfa_provider::RevocationMode;
 use keyward::crd::{FactorKind, MfaProvider};
 use keyward::engine::Enrolment;
@@ -18,8 +26,10 @@ const TENANT: &str = "acme-tenant";
 
 struct Method {
     id: String,
+    /// The type without `#microsoft.graph.`.
     odata: String,
     default: bool,
+    phone_type: Option<&'static str>,
 }
 
 struct User {
@@ -30,42 +40,155 @@ struct User {
     methods: Vec<Method>,
 }
 
+/// A group: its direct user members and its nested groups.
+#[derive(Default)]
+struct Group {
+    id: String,
+    users: Vec<String>,
+    groups: Vec<String>,
+}
+
 #[derive(Default)]
 struct Graph {
     users: Vec<User>,
+    groups: Vec<Group>,
     page_size: usize,
     issued: Vec<String>,
     expired: Vec<String>,
     certificate: bool,
     throttle_next: bool,
+    /// The app lacks User.Read.All: group members come back with their id and type only.
+    limited_information: bool,
     log: Vec<String>,
     /// The user listing answers 503 this many times at this `$skiptoken`.
     fail_users_at: Option<(usize, u32)>,
     /// `$skiptoken` of every user listing page served.
     listed: Vec<usize>,
+    /// Method ids whose DELETE answers 404 although they stay (a path Graph does not serve).
+    lost_deletes: Vec<String>,
+    /// Requests refused because the recorded facts do not declare them.
+    refused: Vec<String>,
 }
 
 fn graph_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
-    json(status, json!({"error": {"code": code, "message": message, "innerError": {"request-id": "r"}}}))
+    json(status, graph::error_body(code, message))
 }
 
-fn collection_of(odata: &str) -> &'static str {
-    match odata {
-        "#microsoft.graph.microsoftAuthenticatorAuthenticationMethod" => "microsoftAuthenticatorMethods",
-        "#microsoft.graph.phoneAuthenticationMethod" => "phoneMethods",
-        "#microsoft.graph.fido2AuthenticationMethod" => "fido2Methods",
-        "#microsoft.graph.softwareOathAuthenticationMethod" => "softwareOathMethods",
-        _ => "other",
+/// The next page's link: this request's own query options (Graph keeps `$select` and `$top`
+/// in its links) with its `$skiptoken`.
+fn next_link(base: &str, r: &Request, skip: usize) -> String {
+    let mut url = url::Url::parse(&format!("{base}{}", r.url.path())).expect("url");
+    {
+        let mut pairs = url.query_pairs_mut();
+        for (key, value) in r.url.query_pairs().filter(|(k, _)| k != graph::SERVER_PAGING_OPTION) {
+            pairs.append_pair(&key, &value);
+        }
+        pairs.append_pair(graph::SERVER_PAGING_OPTION, &skip.to_string());
     }
+    url.to_string()
 }
 
 fn page(items: Vec<Value>, skip: usize, size: usize, next: String) -> ResponseTemplate {
     let total = items.len();
     let mut body = json!({"value": items.into_iter().skip(skip).take(size).collect::<Vec<_>>()});
     if skip + size < total {
-        body["@odata.nextLink"] = json!(next);
+        body[graph::NEXT_LINK] = json!(next);
     }
     json(200, body)
+}
+
+/// A user as Graph serves it: the `$select`ed properties (each one Graph declares), the
+/// type annotation on collections of directory objects.
+fn user_json(u: &User, select: &[String], limited: bool) -> Value {
+    let mut object = json!({"@odata.type": "#microsoft.graph.user", "id": u.id});
+    if limited {
+        return object;
+    }
+    for property in select {
+        let value = match property.as_str() {
+            "id" => json!(u.id),
+            "userPrincipalName" => json!(u.upn),
+            "mail" => json!(if u.mail.is_empty() { &u.upn } else { &u.mail }),
+            "accountEnabled" => json!(true),
+            _ => Value::Null,
+        };
+        object[property.as_str()] = value;
+    }
+    object
+}
+
+/// A method as listed: the recorded method properties, `phoneType` on phones only.
+fn method_json(m: &Method) -> Value {
+    let mut object = json!({});
+    for property in graph::METHOD_PROPERTIES {
+        match *property {
+            "id" => object["id"] = json!(m.id),
+            "@odata.type" => object["@odata.type"] = json!(format!("#microsoft.graph.{}", m.odata)),
+            "phoneType" => {
+                if let Some(t) = m.phone_type {
+                    object["phoneType"] = json!(t);
+                }
+            }
+            other => panic!("no fake value for method property {other}"),
+        }
+    }
+    object
+}
+
+/// The users of a group, nested groups' included when `transitive`.
+fn group_users(s: &Graph, group: &str, transitive: bool, seen: &mut Vec<String>) -> Vec<String> {
+    let Some(g) = s.groups.iter().find(|g| g.id == group) else { return Vec::new() };
+    if seen.contains(&g.id) {
+        return Vec::new();
+    }
+    seen.push(g.id.clone());
+    let mut users = g.users.clone();
+    if transitive {
+        for nested in &g.groups {
+            users.extend(group_users(s, nested, true, seen));
+        }
+    }
+    users.sort();
+    users.dedup();
+    users
+}
+
+/// Refuses what the recorded facts do not declare: the endpoint, its query options, `$top`
+/// past the maximum, `$select` of a property Graph does not have.
+fn contract_refusal(r: &Request, path: &[&str]) -> Option<ResponseTemplate> {
+    if r.method.as_str() == "DELETE" {
+        return match path {
+            ["users", _, "authentication", rest @ ..] if graph::deleted_type(rest).is_some() => None,
+            _ => Some(graph_error(
+                400,
+                "BadRequest",
+                &format!("Resource not found for the segment '{}'", path.join("/")),
+            )),
+        };
+    }
+    let Some(endpoint) = graph::endpoint(r.method.as_str(), path) else {
+        return Some(graph_error(
+            400,
+            "BadRequest",
+            &format!("Resource not found for the segment '{}'", path.join("/")),
+        ));
+    };
+    for (key, value) in r.url.query_pairs() {
+        if !endpoint.query.contains(&key.as_ref()) {
+            return Some(graph_error(400, "BadRequest", &format!("Query option '{key}' is not allowed.")));
+        }
+        if key == "$top" && value.parse::<u32>().map_or(true, |n| n == 0 || n > graph::MAX_PAGE_SIZE) {
+            return Some(graph_error(400, "Request_BadRequest", &format!("Invalid page size specified: '{value}'.")));
+        }
+        if let Some(unknown) = value.split(',').find(|p| key == "$select" && !graph::USER_PROPERTIES.contains(p)) {
+            return Some(graph_error(
+                400,
+                "Request_BadRequest",
+                &format!("Could not find a property named '{unknown}' on type 'microsoft.graph.user'."),
+            ));
+        }
+    }
+    None
 }
 
 fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
@@ -111,51 +234,66 @@ fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
         return graph_error(401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.");
     }
     if std::mem::take(&mut s.throttle_next) {
-        return graph_error(429, "TooManyRequests", "Too many requests").insert_header("Retry-After", "1");
+        return graph_error(429, "TooManyRequests", "Too many requests").insert_header(graph::RETRY_AFTER, "1");
+    }
+    let Some(("v1.0", p)) = p.split_first().map(|(v, rest)| (*v, rest)) else {
+        return graph_error(400, "BadRequest", "Invalid version");
+    };
+    if let Some(refusal) = contract_refusal(r, p) {
+        s.refused.push(format!("{} {}", r.method, r.url));
+        return refusal;
     }
     let size = if s.page_size == 0 { 100 } else { s.page_size };
-    let skip: usize = query(r, "$skiptoken").and_then(|t| t.parse().ok()).unwrap_or(0);
+    let skip: usize = query(r, graph::SERVER_PAGING_OPTION).and_then(|t| t.parse().ok()).unwrap_or(0);
+    let select: Vec<String> = query(r, "$select").map(|v| v.split(',').map(String::from).collect()).unwrap_or_default();
     let find = |s: &Graph, key: &str| s.users.iter().position(|u| u.id == key || u.upn.eq_ignore_ascii_case(key));
-    match (r.method.as_str(), p.as_slice()) {
-        ("GET", ["v1.0", "users"]) => {
+    match (r.method.as_str(), p) {
+        ("GET", ["users"]) => {
             if let Some((_, left)) = s.fail_users_at.as_mut().filter(|(at, left)| *at == skip && *left > 0) {
                 *left -= 1;
                 return graph_error(503, "serviceNotAvailable", "Service Unavailable");
             }
             s.listed.push(skip);
+            let items = s.users.iter().map(|u| user_json(u, &select, false)).collect();
+            page(items, skip, size, next_link(&base, r, skip + size))
+        }
+        ("GET", ["groups", group, members, "microsoft.graph.user"]) => {
+            if !s.groups.iter().any(|g| g.id == *group) {
+                return graph_error(404, "Request_ResourceNotFound", "Resource does not exist");
+            }
+            let ids = group_users(s, group, *members == graph::GROUP_MEMBERS, &mut Vec::new());
             let items = s
                 .users
                 .iter()
-                .map(|u| {
-                    let mail = if u.mail.is_empty() { &u.upn } else { &u.mail };
-                    json!({"id": u.id, "userPrincipalName": u.upn, "mail": mail, "accountEnabled": true})
-                })
+                .filter(|u| ids.contains(&u.id))
+                .map(|u| user_json(u, &select, s.limited_information))
                 .collect();
-            page(items, skip, size, format!("{base}/v1.0/users?$skiptoken={}", skip + size))
+            page(items, skip, size, next_link(&base, r, skip + size))
         }
-        ("GET", ["v1.0", "users", key]) => match find(s, key) {
-            Some(i) => json(200, json!({"id": s.users[i].id, "userPrincipalName": s.users[i].upn})),
+        ("GET", ["users", key]) => match find(s, key) {
+            Some(i) => json(200, user_json(&s.users[i], &select, false)),
             None => graph_error(404, "Request_ResourceNotFound", "Resource does not exist"),
         },
-        ("GET", ["v1.0", "users", key, "authentication", "methods"]) => {
+        ("GET", ["users", key, "authentication", "methods"]) => {
             let Some(i) = find(s, key) else { return graph_error(404, "Request_ResourceNotFound", "no user") };
-            let mut items: Vec<Value> = vec![
-                json!({"@odata.type": "#microsoft.graph.passwordAuthenticationMethod", "id": "28c10230-6103-485e-b985-444c60001490"}),
-            ];
-            items.extend(
-                s.users[i].methods.iter().map(|m| json!({"@odata.type": m.odata, "id": m.id, "phoneType": "mobile"})),
-            );
-            page(
-                items,
-                skip,
-                size,
-                format!("{base}/v1.0/users/{key}/authentication/methods?$skiptoken={}", skip + size),
-            )
+            let password = Method {
+                id: "28c10230-6103-485e-b985-444c60001490".into(),
+                odata: "passwordAuthenticationMethod".into(),
+                default: false,
+                phone_type: None,
+            };
+            let items: Vec<Value> = std::iter::once(&password).chain(&s.users[i].methods).map(method_json).collect();
+            page(items, skip, size, next_link(&base, r, skip + size))
         }
-        ("DELETE", ["v1.0", "users", key, "authentication", collection, id]) => {
+        ("DELETE", ["users", key, "authentication", rest @ ..]) => {
             let Some(i) = find(s, key) else { return graph_error(404, "Request_ResourceNotFound", "no user") };
+            let deleted = graph::deleted_type(rest).expect("checked by contract_refusal");
+            if rest.get(1).is_some_and(|id| s.lost_deletes.iter().any(|l| l == id)) {
+                return graph_error(404, "itemNotFound", "The requested resource doesn't exist.");
+            }
             let user = &mut s.users[i];
-            let Some(pos) = user.methods.iter().position(|m| m.id == *id && collection_of(&m.odata) == *collection)
+            let Some(pos) =
+                user.methods.iter().position(|m| m.odata == deleted && (rest.len() == 1 || m.id == rest[1]))
             else {
                 return graph_error(404, "itemNotFound", "The requested resource doesn't exist.");
             };
@@ -166,6 +304,15 @@ fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
                     "Cannot delete default method with other methods configured. Please change the default method first.",
                 );
             }
+            // "A user can't have an alternateMobile number without a mobile number."
+            let has = |t: &str| user.methods.iter().any(|m| m.phone_type == Some(t));
+            if user.methods[pos].phone_type == Some("mobile") && has("alternateMobile") {
+                return graph_error(
+                    400,
+                    "badRequest",
+                    "A user can't have an alternateMobile number without a mobile number.",
+                );
+            }
             user.methods.remove(pos);
             ResponseTemplate::new(204)
         }
@@ -174,8 +321,16 @@ fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
 }
 
 fn m(id: &str, odata: &str, default: bool) -> Method {
-    Method { id: id.into(), odata: format!("#microsoft.graph.{odata}"), default }
+    Method { id: id.into(), odata: odata.into(), default, phone_type: None }
 }
+
+/// A phone of `phone_type`, under the id Graph fixes for it.
+fn phone(phone_type: &'static str, default: bool) -> Method {
+    let id = graph::PHONE_IDS.iter().find(|(t, _)| *t == phone_type).map(|(_, id)| *id).expect("phone type");
+    Method { id: id.into(), odata: "phoneAuthenticationMethod".into(), default, phone_type: Some(phone_type) }
+}
+
+const MOBILE: &str = "3179e48a-750b-4051-897c-87b9720928f7";
 
 fn acme() -> Graph {
     let authenticator = "microsoftAuthenticatorAuthenticationMethod";
@@ -191,10 +346,7 @@ fn acme() -> Graph {
                 id: "b-2".into(),
                 upn: "bob@acme.example".into(),
                 mail: String::new(),
-                methods: vec![
-                    m("mb", authenticator, true),
-                    m("3179e48a-750b-4051-897c-87b9720928f7", "phoneAuthenticationMethod", false),
-                ],
+                methods: vec![m("mb", authenticator, true), phone("mobile", false)],
             },
             User {
                 id: "d-3".into(),
@@ -204,7 +356,7 @@ fn acme() -> Graph {
                 methods: vec![
                     m("md", authenticator, true),
                     m("fd", "fido2AuthenticationMethod", false),
-                    m("3179e48a-750b-4051-897c-87b9720928f7", "phoneAuthenticationMethod", false),
+                    phone("mobile", false),
                 ],
             },
         ],
@@ -246,7 +398,7 @@ async fn pages_of_users_and_methods_with_a_throttle_and_a_renewed_token() {
     let mut kinds: Vec<String> = dave.enrolments.iter().map(|e| e.kind.to_string()).collect();
     kinds.sort();
     assert_eq!(kinds, ["push", "sms", "webauthn"], "three methods over two pages, the password left out");
-    assert!(dave.enrolments.iter().any(|e| e.id == "phoneMethods/3179e48a-750b-4051-897c-87b9720928f7"));
+    assert!(dave.enrolments.iter().any(|e| e.id == format!("phoneMethods/{MOBILE}")));
     assert_eq!(state.lock().expect("state").issued.len(), 1);
     let first = state.lock().expect("state").issued[0].clone();
     state.lock().expect("state").expired.push(first);
@@ -296,7 +448,7 @@ async fn the_default_method_goes_last_and_a_second_delete_is_already_gone() {
     let (server, state) = serve(acme(), handle).await;
     let entra = backend(&server.uri(), "ClientSecret", "");
     let e = |id: &str, kind: &str| Enrolment::new(id, FactorKind::new(kind), true);
-    let phone = e("phoneMethods/3179e48a-750b-4051-897c-87b9720928f7", "sms");
+    let phone = e(&format!("phoneMethods/{MOBILE}"), "sms");
     let (default, key) = (e("microsoftAuthenticatorMethods/md", "push"), e("fido2Methods/fd", "webauthn"));
     let del = RevocationMode::Delete;
     // As the sweep runs them: concurrently, the default one first.
@@ -440,4 +592,207 @@ async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_phone_only() {
     let (code, plan_after) = plan(tree.path()).await;
     assert_eq!((code, actions(&plan_after)), (0, vec![]), "{plan_after}");
     outage_revokes_nothing(tree.path(), &url).await;
+}
+
+fn entra_with(url: &str, extra: &str, wait_ms: u64) -> keyward::providers::entra::Entra {
+    let provider = provider(url, "ClientSecret", extra);
+    let mut entra = keyward::providers::entra::Entra::new(
+        "acme/corp",
+        provider.spec.entra_id.as_deref().expect("block"),
+        Some(200),
+        keyward::providers::entra::EntraAuth::ClientSecret {
+            client_id: "app-id".into(),
+            client_secret: "s3cret".into(),
+        },
+        Backoff::quick(),
+    )
+    .expect("entra");
+    entra.set_default_wait(std::time::Duration::from_millis(wait_ms));
+    entra
+}
+
+fn names(inventory: &keyward::engine::Inventory) -> Vec<String> {
+    let mut names: Vec<String> = inventory.users.iter().map(|u| u.name.clone()).collect();
+    names.sort();
+    names
+}
+
+/// `scope: All` on a group: the members of its nested groups are its members too. With
+/// `/members`, Bob (in a nested group) was never seen, so his leaving revoked nothing.
+#[tokio::test]
+async fn members_of_nested_groups_are_managed() {
+    let mut state = acme();
+    state.groups = vec![
+        Group { id: "g-staff".into(), users: vec!["a-1".into()], groups: vec!["g-sre".into()] },
+        Group { id: "g-sre".into(), users: vec!["b-2".into()], groups: vec!["g-staff".into()] },
+    ];
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "    groupId: g-staff\n  scope: All\n");
+    let inventory = entra.inventory(&UserQuery { declared: vec![], all: true }).await.expect("inventory");
+    assert_eq!(names(&inventory), ["alice@acme.example", "bob@acme.example"], "Dave is in no group");
+    let log = &state.lock().expect("state").log;
+    assert!(log.iter().any(|l| l.contains("/groups/g-staff/transitiveMembers/")), "{log:?}");
+}
+
+/// Without User.Read.All, Graph lists a group's users by id and type only. Nameless users
+/// would all be undeclared and lose their methods: the listing fails instead.
+#[tokio::test]
+async fn a_group_listing_without_user_names_fails_the_read() {
+    let mut state = acme();
+    state.groups = vec![Group { id: "g-staff".into(), users: vec!["a-1".into(), "b-2".into()], groups: vec![] }];
+    state.limited_information = true;
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "    groupId: g-staff\n  scope: All\n");
+    let error = entra.inventory(&UserQuery { declared: vec![], all: true }).await.expect_err("no names");
+    assert!(error.to_string().contains("User.Read.All"), "{error}");
+    assert!(!state.lock().expect("state").log.iter().any(|l| l.contains("/authentication/")));
+}
+
+/// External MFA and QR code + PIN methods are listed under their kinds and deleted through
+/// their own paths (a contained collection without `$ref`; the singleton).
+#[tokio::test]
+async fn external_and_qr_code_pin_methods_are_deleted() {
+    let mut state = acme();
+    state.users[0].methods.push(m("ex-1", "externalAuthenticationMethod", false));
+    state.users[0].methods.push(m("qr-1", "qrCodePinAuthenticationMethod", false));
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "");
+    let inventory = entra
+        .inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false })
+        .await
+        .expect("inventory");
+    let listed: Vec<Enrolment> =
+        inventory.users[0].enrolments.iter().filter(|e| e.kind.as_str() != "push").cloned().collect();
+    let mut kinds: Vec<&str> = listed.iter().map(|e| e.kind.as_str()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["external", "qr-code-pin"]);
+    for enrolment in &listed {
+        let revoked = entra.revoke("alice@acme.example", enrolment, RevocationMode::Delete).await;
+        assert_eq!(revoked, Ok(Revoked::Done), "{}", enrolment.id);
+    }
+    let s = state.lock().expect("state");
+    let left: Vec<&str> = s.users[0].methods.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(left, ["ma"]);
+    assert!(s.log.iter().any(|l| l == "DELETE /v1.0/users/a-1/authentication/externalAuthenticationMethods/ex-1"));
+    assert!(s.log.iter().any(|l| l == "DELETE /v1.0/users/a-1/authentication/qrCodePinMethod"));
+}
+
+/// Graph refuses to delete the mobile phone while the alternate mobile remains: revoked
+/// together (the mobile one first), the mobile phone waits for the alternate one.
+#[tokio::test]
+async fn the_mobile_phone_goes_after_the_alternate_one() {
+    let mut state = acme();
+    state.users[1].methods.push(phone("alternateMobile", false));
+    let (server, state) = serve(state, handle).await;
+    let entra = entra_with(&server.uri(), "", 3_000);
+    let e = |id: &str| Enrolment::new(format!("phoneMethods/{id}"), FactorKind::new("sms"), true);
+    let (mobile, alternate) = (e(MOBILE), e("b6332ec1-7057-4abe-9331-3d72feddfe41"));
+    let del = RevocationMode::Delete;
+    let (a, b) = tokio::join!(entra.revoke("bob@acme.example", &mobile, del), async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        entra.revoke("bob@acme.example", &alternate, del).await
+    });
+    assert_eq!((a, b), (Ok(Revoked::Done), Ok(Revoked::Done)));
+    {
+        let s = state.lock().expect("state");
+        let left: Vec<&str> = s.users[1].methods.iter().map(|m| m.id.as_str()).collect();
+        assert_eq!(left, ["mb"], "the default Authenticator stays");
+    }
+
+    // The alternate phone kept (entitled): the mobile one cannot go, and the error says why.
+    state.lock().expect("state").users[1].methods.extend([phone("mobile", false), phone("alternateMobile", false)]);
+    let entra = entra_with(&server.uri(), "", 300);
+    let error = entra.revoke("bob@acme.example", &mobile, del).await.expect_err("alternate stays");
+    assert!(error.to_string().contains("alternate mobile"), "{error}");
+}
+
+/// A 404 to a delete is "already gone" only when the method is no longer listed: a path Graph
+/// does not serve must not be recorded as a revocation.
+#[tokio::test]
+async fn a_404_for_a_method_still_listed_is_not_a_revocation() {
+    let mut state = acme();
+    state.lost_deletes.push("fd".into());
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "");
+    let key = Enrolment::new("fido2Methods/fd", FactorKind::new("webauthn"), true);
+    let error = entra.revoke("dave@acme.example", &key, RevocationMode::Delete).await.expect_err("still there");
+    assert!(error.to_string().contains("still lists it"), "{error}");
+    assert!(state.lock().expect("state").users[2].methods.iter().any(|m| m.id == "fd"));
+}
+
+/// Entra ID takes RS256 client assertions only: an EC key fails when the credentials are
+/// read, naming the Secret, not at every token request.
+#[tokio::test]
+async fn an_ec_certificate_key_is_refused_naming_the_secret() {
+    use base64::Engine;
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(&ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .expect("key");
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(pkcs8.as_ref())
+    );
+    let connected = connect_with(
+        &provider("http://127.0.0.1:9", "Certificate", ""),
+        &|_, k| if k == "privateKey" { Some(pem.clone()) } else { secrets(k) },
+        Backoff::quick(),
+    );
+    let error = connected.err().expect("EC key refused").to_string();
+    assert!(error.contains("Secret acme/entra") && error.contains("RSA"), "{error}");
+}
+
+/// Every request the client makes — check, both listings, a lookup, the method listing and
+/// the deletes of every managed type — is one Graph v1.0 declares, with declared query
+/// options only; and the fake does refuse what it does not declare.
+#[tokio::test]
+async fn every_request_the_client_makes_is_declared() {
+    let mut state = acme();
+    state.page_size = 2;
+    state.groups = vec![Group { id: "g-staff".into(), users: vec!["a-1".into(), "d-3".into()], groups: vec![] }];
+    for (i, row) in keyward::providers::entra::METHODS.iter().enumerate() {
+        if row.removal != keyward::providers::entra::Removal::NotManaged
+            && row.odata_type != "phoneAuthenticationMethod"
+        {
+            state.users[0].methods.push(m(&format!("x{i}"), row.odata_type, false));
+        }
+    }
+    state.users[0].methods.extend([phone("mobile", false), phone("office", false)]);
+    let (server, state) = serve(state, handle).await;
+    let url = server.uri();
+    let all = backend(&url, "ClientSecret", "  scope: All\n");
+    all.check().await.expect("check");
+    all.inventory(&UserQuery { declared: vec![], all: true }).await.expect("tenant listing");
+    let group = backend(&url, "ClientSecret", "    groupId: g-staff\n  scope: All\n");
+    group.inventory(&UserQuery { declared: vec![], all: true }).await.expect("group listing");
+    let declared = backend(&url, "ClientSecret", "");
+    let alice = declared
+        .inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false })
+        .await
+        .expect("lookup");
+    let enrolments = alice.users[0].enrolments.clone();
+    assert_eq!(enrolments.len(), 12, "{enrolments:?}");
+    for enrolment in enrolments.iter().filter(|e| e.id != "microsoftAuthenticatorMethods/ma") {
+        let revoked = declared.revoke("alice@acme.example", enrolment, RevocationMode::Delete).await;
+        assert_eq!(revoked, Ok(Revoked::Done), "{}", enrolment.id);
+    }
+    assert_eq!(state.lock().expect("state").refused, Vec::<String>::new());
+
+    // The fake is no pushover: what the facts do not declare is refused in Graph's shape.
+    state.lock().expect("state").issued.push("probe".into());
+    let client = reqwest::Client::new();
+    for (method, path) in [
+        ("GET", "/v1.0/users?$skip=10"),
+        ("GET", "/v1.0/users?$top=1000"),
+        ("GET", "/v1.0/users/a-1/authentication/methods?$select=id"),
+        ("DELETE", "/v1.0/users/a-1/authentication/methods/ma"),
+        ("DELETE", "/v1.0/users/a-1/authentication/hardwareOathMethods/h1"),
+        ("DELETE", "/v1.0/users/a-1/authentication/externalAuthenticationMethods/x9/$ref"),
+    ] {
+        let request = client.request(method.parse().expect("method"), format!("{url}{path}"));
+        let response = request.bearer_auth("probe").send().await.expect("send");
+        assert_eq!(response.status().as_u16(), 400, "{method} {path}");
+        let body: Value = response.json().await.expect("json");
+        assert!(body["error"]["code"].is_string() && body["error"]["innerError"].is_object(), "{body}");
+    }
+    assert_eq!(state.lock().expect("state").refused.len(), 6);
 }

@@ -2,8 +2,18 @@
 //! (reference §5): the service-account JWT checked, nextPageToken paging, 403
 //! userRateLimitExceeded, 401 then a new token, turnOff verified by a re-read; then
 //! plan/apply through the keyward binary.
+//!
+//! The fake answers from the facts recorded from the Directory API's discovery document
+//! (`tests/contracts/google.rs`): undeclared methods and parameters are refused with
+//! Google's error shape, a token's scopes must authorize the method, `userKey` is what the
+//! document says it may be, and users carry the recorded `User` property names only.
 
 mod providers_support;
+
+#[path = "contracts/google.rs"]
+mod contracts;
+
+use contracts as directory;
 
 use keyward::crd::mfa_provider::RevocationMode;
 use keyward::crd::{FactorKind, MfaProvider};
@@ -17,7 +27,11 @@ use wiremock::{Request, ResponseTemplate};
 const SCOPES: &str = "https://www.googleapis.com/auth/admin.directory.user.security https://www.googleapis.com/auth/admin.directory.user.readonly";
 
 struct User {
+    id: String,
     email: String,
+    aliases: Vec<String>,
+    /// Domain alias addresses (`nonEditableAliases`).
+    domain_aliases: Vec<String>,
     enrolled: bool,
     /// An OU that enforces 2SV: turnOff answers 204 but changes nothing.
     enforced: bool,
@@ -31,17 +45,50 @@ struct Google {
     expired: Vec<String>,
     rate_limited: usize,
     log: Vec<String>,
+    /// The scopes granted with each issued token.
+    granted: Vec<Vec<String>>,
+    /// Requests refused because the discovery document does not declare them.
+    refused: Vec<String>,
 }
 
 fn google_error(status: u16, reason: &str, message: &str) -> ResponseTemplate {
-    json(
-        status,
-        json!({"error": {"code": status, "message": message, "errors": [{"domain": "usageLimits", "reason": reason, "message": message}]}}),
-    )
+    json(status, directory::error_body(status, reason, message))
 }
 
+/// A user as the Directory API serves it, under the `User` property names the discovery
+/// document declares (a name it does not declare fails the test).
 fn user_json(u: &User) -> Value {
-    json!({"kind": "admin#directory#user", "id": "1", "primaryEmail": u.email, "isEnrolledIn2Sv": u.enrolled, "isEnforcedIn2Sv": u.enforced, "suspended": false})
+    let mut object = serde_json::Map::new();
+    for (name, value) in [
+        ("kind", json!("admin#directory#user")),
+        ("id", json!(u.id)),
+        ("primaryEmail", json!(u.email)),
+        ("aliases", json!(u.aliases)),
+        ("nonEditableAliases", json!(u.domain_aliases)),
+        ("isEnrolledIn2Sv", json!(u.enrolled)),
+        ("isEnforcedIn2Sv", json!(u.enforced)),
+        ("suspended", json!(false)),
+    ] {
+        assert!(directory::USER_PROPERTIES.contains(&name), "User has no property {name}");
+        // Google leaves out empty lists.
+        if value.as_array().is_some_and(|a| a.is_empty()) {
+            continue;
+        }
+        object.insert(name.to_string(), value);
+    }
+    Value::Object(object)
+}
+
+/// The user a `userKey` names: its primary address, one of its aliases, or its id.
+fn find(s: &Google, key: &str) -> Option<usize> {
+    s.users.iter().position(|u| {
+        directory::USER_KEY_FORMS.iter().any(|form| match *form {
+            "primaryEmail" => u.email.eq_ignore_ascii_case(key),
+            "aliases" => u.aliases.iter().any(|a| a.eq_ignore_ascii_case(key)),
+            "id" => u.id == key,
+            other => panic!("no fake for userKey form {other}"),
+        })
+    })
 }
 
 fn handle(s: &mut Google, r: &Request) -> ResponseTemplate {
@@ -63,20 +110,31 @@ fn handle(s: &mut Google, r: &Request) -> ResponseTemplate {
         assert_eq!(claims["aud"], format!("{base}/token"));
         let token = format!("ya29.{}", s.issued.len());
         s.issued.push(token.clone());
+        s.granted.push(claims["scope"].as_str().unwrap_or_default().split(' ').map(String::from).collect());
         return json(200, json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}));
     }
     let auth = header(r, "authorization");
-    if !auth
-        .strip_prefix("Bearer ")
-        .is_some_and(|t| s.issued.iter().any(|i| i == t) && !s.expired.iter().any(|e| e == t))
-    {
+    let token = auth.strip_prefix("Bearer ").unwrap_or_default();
+    let Some(issued) = s.issued.iter().position(|i| i == token).filter(|_| !s.expired.iter().any(|e| e == token))
+    else {
         return google_error(401, "authError", "Invalid Credentials");
+    };
+    let Some(method) = directory::method(r.method.as_str(), &p) else {
+        s.refused.push(format!("{} {}", r.method, r.url));
+        return google_error(404, "notFound", "Not Found");
+    };
+    if !method.scopes.iter().any(|scope| s.granted[issued].iter().any(|g| g == scope)) {
+        return google_error(403, "insufficientPermissions", "Request had insufficient authentication scopes.");
+    }
+    let pairs: Vec<(String, String)> = r.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    if let Some(message) = directory::refusal(method, &pairs) {
+        s.refused.push(format!("{} {}", r.method, r.url));
+        return google_error(400, "invalidParameter", &message);
     }
     if s.rate_limited > 0 {
         s.rate_limited -= 1;
         return google_error(403, "userRateLimitExceeded", "Quota exceeded for quota metric 'Queries'");
     }
-    let find = |s: &Google, key: &str| s.users.iter().position(|u| u.email.eq_ignore_ascii_case(key));
     match (r.method.as_str(), p.as_slice()) {
         ("GET", ["admin", "directory", "v1", "users"]) => {
             assert_eq!(query(r, "customer").as_deref(), Some("my_customer"));
@@ -87,12 +145,14 @@ fn handle(s: &mut Google, r: &Request) -> ResponseTemplate {
                 .filter(|u| !filter.contains("isEnrolledIn2Sv=true") || u.enrolled)
                 .map(user_json)
                 .collect();
-            let start: usize =
-                query(r, "pageToken").and_then(|t| t.strip_prefix("page-").and_then(|n| n.parse().ok())).unwrap_or(0);
-            let size = if s.page_size == 0 { 500 } else { s.page_size };
+            let start: usize = query(r, directory::PAGE_TOKEN)
+                .and_then(|t| t.strip_prefix("page-").and_then(|n| n.parse().ok()))
+                .unwrap_or(0);
+            let asked: usize = query(r, "maxResults").and_then(|n| n.parse().ok()).unwrap_or(100);
+            let size = if s.page_size == 0 { asked } else { s.page_size.min(asked) };
             let mut body = json!({"kind": "admin#directory#users", "users": listed.iter().skip(start).take(size).collect::<Vec<_>>()});
             if start + size < listed.len() {
-                body["nextPageToken"] = json!(format!("page-{}", start + size));
+                body[directory::NEXT_PAGE_TOKEN] = json!(format!("page-{}", start + size));
             }
             json(200, body)
         }
@@ -112,7 +172,8 @@ fn handle(s: &mut Google, r: &Request) -> ResponseTemplate {
 }
 
 fn user(email: &str, enrolled: bool) -> User {
-    User { email: email.into(), enrolled, enforced: false }
+    let id = format!("id-{}", email.split('@').next().unwrap_or_default());
+    User { id, email: email.into(), aliases: vec![], domain_aliases: vec![], enrolled, enforced: false }
 }
 
 fn acme() -> Google {
@@ -232,4 +293,88 @@ async fn plan_and_apply_turn_off_2sv_of_the_leaver_and_of_the_unentitled() {
     let (code, plan_after) = plan(tree.path()).await;
     assert_eq!((code, actions(&plan_after)), (0, vec![]), "{plan_after}");
     outage_revokes_nothing(tree.path(), &url).await;
+}
+
+/// A user goes by its domain alias addresses too (`nonEditableAliases`): an Employee mapped by
+/// one is that user, not an undeclared one (under `scope: All` its 2SV was turned off), and
+/// its 2SV is turned off by id, since the document does not promise that such an address is
+/// a `userKey`.
+#[tokio::test]
+async fn a_user_mapped_by_a_domain_alias_address_is_declared_and_revoked_by_id() {
+    let mut state = acme();
+    state.users[0].domain_aliases = vec!["alice@acme-alias.example".into()];
+    state.users[1].aliases = vec!["robert@acme.example".into()];
+    let (server, state) = serve(state, handle).await;
+    let google = backend(&server.uri(), "  scope: All\n");
+    let declared = vec!["alice@acme-alias.example".to_string(), "robert@acme.example".to_string()];
+    let inventory = google.inventory(&UserQuery { declared, all: true }).await.expect("inventory");
+    let mut names: Vec<&str> = inventory.users.iter().map(|u| u.name.as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["alice@acme-alias.example", "dave@acme.example", "robert@acme.example"]);
+
+    let revoked = google.revoke("alice@acme-alias.example", &twosv(), RevocationMode::Delete).await;
+    assert_eq!(revoked, Ok(Revoked::Done));
+    let s = state.lock().expect("state");
+    assert!(!s.users[0].enrolled, "alice's 2SV is off");
+    assert!(
+        s.log.iter().any(|l| l == "POST /admin/directory/v1/users/id-alice/twoStepVerification/turnOff"),
+        "{:?}",
+        s.log
+    );
+}
+
+/// The plan under `scope: All`: Alice, declared by her domain alias address, keeps her 2SV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_keeps_2sv_of_an_employee_known_by_a_domain_alias() {
+    let mut state = acme();
+    state.users[0].email = "asmith@acme.example".into();
+    state.users[0].domain_aliases = vec!["alice@acme.example".into()];
+    let (server, _state) = serve(state, handle).await;
+    let url = server.uri();
+    let block = format!(
+        "  googleWorkspace:\n    adminEmail: admin@acme.example\n    url: {url}\n    credentials: {{secretRef: {{name: corp-admin}}}}\n  scope: All"
+    );
+    let secret = yaml_block("serviceAccountKey", &key_json(&url), 2);
+    let tree = company(&block, &secret, "2sv");
+    let (code, plan) = plan(tree.path()).await;
+    assert_eq!(code, 2, "{plan}");
+    assert_eq!(actions(&plan), [revoke("dave@acme.example", "2sv", "EmployeeOffboarded")], "{plan}");
+}
+
+/// Every request the client makes (check, the listing with and without an organizational
+/// unit, the user read and turnOff) is a method of the discovery document with declared
+/// parameters and values only; and the fake does refuse what the document does not declare.
+#[tokio::test]
+async fn every_request_the_client_makes_is_declared() {
+    let mut state = acme();
+    state.page_size = 2;
+    let (server, state) = serve(state, handle).await;
+    let url = server.uri();
+    for extra in ["", "    orgUnitPath: /Engineering\n"] {
+        let google = backend(&url, extra);
+        google.check().await.expect("check");
+        google.inventory(&UserQuery::default()).await.expect("listing");
+    }
+    let google = backend(&url, "");
+    assert_eq!(google.revoke("dave@acme.example", &twosv(), RevocationMode::Delete).await, Ok(Revoked::Done));
+    assert_eq!(state.lock().expect("state").refused, Vec::<String>::new());
+
+    let token = {
+        let s = state.lock().expect("state");
+        s.issued.last().cloned().expect("a token")
+    };
+    let client = reqwest::Client::new();
+    for (method, path, status) in [
+        ("GET", "/admin/directory/v1/users?customer=my_customer&maxResults=501", 400),
+        ("GET", "/admin/directory/v1/users?customer=my_customer&projection=BASIC", 400),
+        ("GET", "/admin/directory/v1/users/alice@acme.example?showDeleted=true", 400),
+        ("DELETE", "/admin/directory/v1/users/alice@acme.example/twoStepVerification", 404),
+    ] {
+        let request = client.request(method.parse().expect("method"), format!("{url}{path}"));
+        let response = request.bearer_auth(&token).send().await.expect("send");
+        assert_eq!(response.status().as_u16(), status, "{method} {path}");
+        let body: Value = response.json().await.expect("json");
+        assert!(body["error"]["errors"][0]["reason"].is_string(), "{body}");
+    }
+    assert_eq!(state.lock().expect("state").refused.len(), 4);
 }

@@ -2,13 +2,15 @@
 //! token by client credentials (client secret or certificate).
 //!
 //! Graph lists methods per user (no tenant-wide listing of methods), so a sweep is one user
-//! lookup or one paged user listing, then one method listing per user. Deletes go through the
-//! type's own collection; the user's default method is refused while others remain, so a
-//! refused default waits for the sweep's other deletions of that user and is deleted last.
+//! lookup or one paged user listing (a group's with its nested groups'), then one method
+//! listing per user. Deletes go through the type's own collection (or singleton) as the v1.0
+//! metadata declares it ([`mapping`], checked by `tests/contracts/entra.rs`). Graph refuses the
+//! default method while others remain and the mobile phone while the alternate one remains:
+//! a refused method waits for the sweep's other deletions of that user and goes after them.
 
-mod mapping;
+pub mod mapping;
 
-pub use mapping::{KINDS, method};
+pub use mapping::{KINDS, METHODS, MethodType, Removal, method};
 
 use super::error::{Failure, ProviderError};
 use super::jwt::{SigningKey, certificate_thumbprints};
@@ -32,7 +34,10 @@ use std::time::{Duration, Instant};
 /// Default pace; Graph throttles per app and tenant well above this.
 const DEFAULT_RPS: u32 = 10;
 const MAX_PAGES: usize = 10_000;
-const USER_FIELDS: &str = "id,userPrincipalName,mail,accountEnabled";
+/// The user properties keyward selects (and reads: [`User`]).
+pub const USER_FIELDS: &[&str] = &["id", "userPrincipalName", "mail"];
+/// The largest page of users (and of group members) Graph serves.
+pub const PAGE_SIZE: &str = "999";
 
 /// How keyward authenticates to Entra ID.
 pub enum EntraAuth {
@@ -57,9 +62,12 @@ pub struct Entra {
 struct User {
     id: String,
     #[serde(rename = "userPrincipalName", default)]
-    upn: String,
+    upn: Option<String>,
     #[serde(default)]
     mail: Option<String>,
+    /// Members of a group listing may be of other types; the OData cast asks for users only.
+    #[serde(rename = "@odata.type", default)]
+    odata_type: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +84,41 @@ struct Method {
     odata_type: String,
     #[serde(rename = "phoneType", default)]
     phone_type: Option<String>,
+}
+
+/// A method of a user as listed: the enrolment, and for a phone its `phoneType` (the order
+/// in which Graph lets phones go depends on it).
+#[derive(Debug)]
+struct Listed {
+    enrolment: Enrolment,
+    phone_type: Option<String>,
+}
+
+impl Listed {
+    /// Whether Graph refuses to delete `self` while `other` remains, apart from the default
+    /// method: the mobile phone goes only after the user's alternate mobile and office phones.
+    fn waits_for(&self, other: &Listed) -> bool {
+        let mobile =
+            |p: &Option<String>| p.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(mapping::PRIMARY_PHONE_TYPE));
+        mobile(&self.phone_type) && other.phone_type.is_some() && !mobile(&other.phone_type)
+    }
+}
+
+/// Where an enrolment id (`{collection or singleton}/{method id}`) is deleted, relative to
+/// `/users/{id}/authentication/`.
+fn delete_path(enrolment_id: &str) -> Result<Vec<&str>, Failure> {
+    let (prefix, id) = enrolment_id.split_once('/').unwrap_or(("", enrolment_id));
+    let removal = METHODS.iter().map(|m| m.removal).find(|r| match r {
+        Removal::Collection(c) | Removal::Singleton(c) => *c == prefix,
+        Removal::NotManaged => false,
+    });
+    match removal {
+        Some(Removal::Collection(collection)) => Ok(vec![collection, id]),
+        Some(Removal::Singleton(singleton)) => Ok(vec![singleton]),
+        _ => Err(Failure::Configuration(format!(
+            "Graph v1.0 has no delete path for method {enrolment_id:?} (type {prefix:?}, unknown to this keyward or not in v1.0)"
+        ))),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,9 +170,22 @@ impl Entra {
                 Grant::ClientSecret { client_id, client_secret, scope: Some(scope) }
             }
             EntraAuth::Certificate { client_id, certificate, private_key } => {
-                let key = SigningKey::from_pem(&private_key).map_err(|e| configure(format!("privateKey: {e}")))?;
-                let (x5t, x5t_s256) =
-                    certificate_thumbprints(&certificate).map_err(|e| configure(format!("certificate: {e}")))?;
+                let secret = format!(
+                    "Secret {}/{}",
+                    name.split_once('/').map(|(namespace, _)| namespace).unwrap_or_default(),
+                    spec.credentials.secret_ref.name
+                );
+                let key =
+                    SigningKey::from_pem(&private_key).map_err(|e| configure(format!("{secret}: privateKey: {e}")))?;
+                // Entra ID verifies client assertions signed with RS256 only: an EC key would
+                // be accepted here and refused at every token request.
+                if let SigningKey::Ec(_) = key {
+                    return Err(configure(format!(
+                        "{secret}: privateKey is an EC key; Entra ID certificate credentials must use an RSA key (2048 bits or more)"
+                    )));
+                }
+                let (x5t, x5t_s256) = certificate_thumbprints(&certificate)
+                    .map_err(|e| configure(format!("{secret}: certificate: {e}")))?;
                 let header = vec![("x5t", json!(x5t)), ("x5t#S256", json!(x5t_s256))];
                 Grant::ClientAssertion { client_id, key, header, scope }
             }
@@ -190,7 +246,7 @@ impl Entra {
     /// matches one user at most.
     async fn fetch(&self, upn: &str) -> Result<Vec<String>, Failure> {
         let mut url = self.api(&["users", upn]);
-        url.query_pairs_mut().append_pair("$select", USER_FIELDS);
+        url.query_pairs_mut().append_pair("$select", &USER_FIELDS.join(","));
         let user: Option<User> = self.get(url, &format!("user {upn}")).await?;
         Ok(user.map(|u| u.id).into_iter().collect())
     }
@@ -201,8 +257,8 @@ impl Entra {
         self.users.resolve(upn, async || self.fetch(upn).await).await
     }
 
-    /// The user's methods (password excluded) as `(enrolment, collection)`.
-    async fn methods(&self, user_id: &str) -> Result<Option<Vec<(Enrolment, &'static str)>>, Failure> {
+    /// The user's methods (password excluded); `None` when Graph has no such user.
+    async fn methods(&self, user_id: &str) -> Result<Option<Vec<Listed>>, Failure> {
         let url = self.api(&["users", user_id, "authentication", "methods"]);
         let what = format!("methods of user {user_id}");
         let methods = match paging::all(url, MAX_PAGES, &what, |u| self.page::<Method>(u, &what)).await {
@@ -213,15 +269,51 @@ impl Entra {
             methods
                 .into_iter()
                 .filter_map(|m| {
-                    let (kind, collection) = method(&m.odata_type, m.phone_type.as_deref())?;
-                    Some((
-                        Enrolment::new(format!("{collection}/{}", m.id), kind.clone(), true)
+                    let (kind, removal) = method(&m.odata_type, m.phone_type.as_deref())?;
+                    // The id names where the method is deleted; a type with no delete path
+                    // keeps its own name, and its revocation fails naming it.
+                    let prefix = match removal {
+                        Some(Removal::Collection(c) | Removal::Singleton(c)) => c.to_string(),
+                        _ => m.odata_type.trim_start_matches("#microsoft.graph.").to_string(),
+                    };
+                    let phone = m.odata_type.ends_with(".phoneAuthenticationMethod");
+                    Some(Listed {
+                        enrolment: Enrolment::new(format!("{prefix}/{}", m.id), kind.clone(), true)
                             .providing(mapping::also(&kind)),
-                        collection,
-                    ))
+                        phone_type: if phone { Some(m.phone_type.unwrap_or_default()) } else { None },
+                    })
                 })
                 .collect(),
         ))
+    }
+
+    /// `scope: All`: every user of the tenant, or of the group with its nested groups' members
+    /// (`transitiveMembers`; `members` lists direct members only, and the people of a nested
+    /// group would be missed — or, listed elsewhere, be taken for undeclared).
+    async fn list_users(&self) -> Result<Vec<User>, Failure> {
+        let mut url = match &self.group_id {
+            Some(group) => self.api(&["groups", group, "transitiveMembers", "microsoft.graph.user"]),
+            None => self.api(&["users"]),
+        };
+        url.query_pairs_mut().append_pair("$select", &USER_FIELDS.join(",")).append_pair("$top", PAGE_SIZE);
+        // Tens of thousands of users take minutes: a page that fails is where the next
+        // sweep's listing goes on from.
+        let what = "user listing";
+        let users: Vec<User> =
+            self.user_listing.list(url.as_str(), url.clone(), MAX_PAGES, what, |u| self.page::<User>(u, what)).await?;
+        let users: Vec<User> = users
+            .into_iter()
+            .filter(|u| u.odata_type.as_deref().is_none_or(|t| t == "#microsoft.graph.user"))
+            .collect();
+        // Without User.Read.All, Graph lists a group's users with their id and type only: a
+        // user with no name would be taken for an undeclared one and lose its methods.
+        if let Some(user) = users.iter().find(|u| u.upn.as_deref().is_none_or(str::is_empty)) {
+            return Err(Failure::Forbidden(format!(
+                "{what}: user {} has no userPrincipalName (Graph gives only ids for objects the app may not read: grant User.Read.All)",
+                user.id
+            )));
+        }
+        Ok(users)
     }
 
     async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
@@ -231,22 +323,11 @@ impl Entra {
         let mut fresh = Names::default();
         if query.all {
             let declared = declared_set(&query.declared);
-            let mut url = match &self.group_id {
-                Some(group) => self.api(&["groups", group, "members", "microsoft.graph.user"]),
-                None => self.api(&["users"]),
-            };
-            url.query_pairs_mut().append_pair("$select", USER_FIELDS).append_pair("$top", "999");
-            // Tens of thousands of users take minutes: a page that fails is where the next
-            // sweep's listing goes on from.
-            let what = "user listing";
-            let users: Vec<User> = self
-                .user_listing
-                .list(url.as_str(), url.clone(), MAX_PAGES, what, |u| self.page::<User>(u, what))
-                .await?;
-            for user in users {
-                let mail = user.mail.clone().unwrap_or_default();
-                let name = declared_name(&declared, &[&user.upn, &mail]);
-                fresh.add(&[&name, &user.upn, &mail], &user.id);
+            for user in self.list_users().await? {
+                let upn = user.upn.unwrap_or_default();
+                let mail = user.mail.unwrap_or_default();
+                let name = declared_name(&declared, &[&upn, &mail]);
+                fresh.add(&[&name, &upn, &mail], &user.id);
                 // Two users under one name are both listed under it: the planner sees the
                 // conflict instead of one of them.
                 found.push((name, user.id));
@@ -267,25 +348,34 @@ impl Entra {
             users.push(ProviderUser {
                 name,
                 in_directory: true,
-                enrolments: methods.into_iter().map(|(e, _)| e).collect(),
+                enrolments: methods.into_iter().map(|m| m.enrolment).collect(),
             });
         }
         Ok(Inventory { users })
     }
 
     async fn delete(&self, user_id: &str, enrolment_id: &str) -> Result<Revoked, Failure> {
-        let (collection, id) = enrolment_id.split_once('/').unwrap_or(("", enrolment_id));
-        if collection.is_empty() {
-            return Err(Failure::Configuration(format!(
-                "no delete path is known for method {enrolment_id:?} (a method type Graph added after this keyward)"
-            )));
-        }
-        let response =
-            self.rest.send(&Call::delete(self.api(&["users", user_id, "authentication", collection, id]))).await?;
+        let mut segments = vec!["users", user_id, "authentication"];
+        segments.extend(delete_path(enrolment_id)?);
+        let response = self.rest.send(&Call::delete(self.api(&segments))).await?;
         match response.status {
             404 => Ok(Revoked::AlreadyGone),
             200..=299 => Ok(Revoked::Done),
             _ => Err(failure(&response)),
+        }
+    }
+
+    /// A delete answered 404 is "already gone" only if the user's listing agrees: a 404 for a
+    /// path Graph does not serve must not be recorded as a revocation.
+    async fn confirm_gone(&self, user_id: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
+        match self.methods(user_id).await? {
+            Some(methods) if methods.iter().any(|m| m.enrolment.id == enrolment.id) => {
+                Err(Failure::Malformed(format!(
+                    "Graph answered 404 to deleting method {} but still lists it; nothing was revoked",
+                    enrolment.id
+                )))
+            }
+            _ => Ok(Revoked::AlreadyGone),
         }
     }
 
@@ -299,37 +389,53 @@ impl Entra {
             .await
     }
 
+    /// Deletes one method. Graph refuses (400) some deletions while other methods remain: the
+    /// default method while any other does, the mobile phone while the alternate mobile or
+    /// office phone does. A refused method waits while this sweep deletes those (up to
+    /// `default_wait`), then goes; if they stay (they are entitled), the revocation fails
+    /// naming them.
     async fn remove_from(&self, user_id: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
-        let first = match self.delete(user_id, &enrolment.id).await {
-            Err(f) if refuses_default(&f) => f,
+        let mut refused = match self.delete(user_id, &enrolment.id).await {
+            Err(f @ Failure::Status { status: 400, .. }) => f,
+            Ok(Revoked::AlreadyGone) => return self.confirm_gone(user_id, enrolment).await,
             other => return other,
         };
-        // The default method goes last: wait while this sweep deletes the user's others.
+        let mut last = refuses_default(&refused);
         let deadline = Instant::now() + self.default_wait;
         let mut pause = Duration::from_millis(250);
         loop {
             let Some(methods) = self.methods(user_id).await? else {
                 return Ok(Revoked::AlreadyGone);
             };
-            let others: Vec<String> = methods
-                .iter()
-                .filter(|(m, _)| m.id != enrolment.id)
-                .map(|(m, _)| format!("{} ({})", m.id, m.kind))
-                .collect();
-            if !methods.iter().any(|(m, _)| m.id == enrolment.id) {
+            let Some(this) = methods.iter().find(|m| m.enrolment.id == enrolment.id) else {
                 return Ok(Revoked::AlreadyGone);
-            }
-            if others.is_empty() {
-                return self.delete(user_id, &enrolment.id).await;
+            };
+            let first: Vec<String> = methods
+                .iter()
+                .filter(|m| m.enrolment.id != enrolment.id && (last || this.waits_for(m)))
+                .map(|m| format!("{} ({})", m.enrolment.id, m.enrolment.kind))
+                .collect();
+            if first.is_empty() {
+                match self.delete(user_id, &enrolment.id).await {
+                    // Now refused as the default method: it waits for all the others.
+                    Err(f) if !last && refuses_default(&f) => {
+                        (refused, last) = (f, true);
+                        continue;
+                    }
+                    Ok(Revoked::AlreadyGone) => return self.confirm_gone(user_id, enrolment).await,
+                    other => return other,
+                }
             }
             if Instant::now() >= deadline {
+                let why = if last {
+                    "it is the user's default method and can only be deleted last"
+                } else {
+                    "Graph deletes the mobile phone only after the user's alternate mobile and office phones"
+                };
                 return Err(Failure::Status {
                     status: 400,
                     code: None,
-                    message: format!(
-                        "{first}; it is the user's default method and can only be deleted last, while these remain: {}",
-                        others.join(", ")
-                    ),
+                    message: format!("{refused}; {why}, while these remain: {}", first.join(", ")),
                 });
             }
             tokio::time::sleep(pause).await;

@@ -13,6 +13,7 @@ use super::paging;
 use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
 };
+use super::user_ids::{Names, UserIds};
 use super::{MfaBackend, Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{GoogleWorkspaceSpec, RevocationMode};
@@ -26,7 +27,18 @@ pub const KIND: &str = "2sv";
 /// Default pace: the Directory API allows 2,400 queries a minute per user and project.
 const DEFAULT_RPS: u32 = 20;
 const MAX_PAGES: usize = 10_000;
-const SCOPES: &str = "https://www.googleapis.com/auth/admin.directory.user.security https://www.googleapis.com/auth/admin.directory.user.readonly";
+/// The least the client needs: `users.list` and `users.get` accept `admin.directory.user.readonly`,
+/// `twoStepVerification.turnOff` requires `admin.directory.user.security`.
+pub const SCOPES: &[&str] = &[
+    "https://www.googleapis.com/auth/admin.directory.user.security",
+    "https://www.googleapis.com/auth/admin.directory.user.readonly",
+];
+/// The `User` fields keyward reads ([`User`]): a user goes by its primary address, its aliases
+/// and its non-editable (domain alias) addresses, and is addressed by its immutable id.
+pub const USER_FIELDS: &[&str] =
+    &["id", "primaryEmail", "aliases", "nonEditableAliases", "isEnrolledIn2Sv", "suspended"];
+/// The largest page `users.list` serves.
+pub const PAGE_SIZE: &str = "500";
 
 /// The fields of a service account's JSON key that keyward uses.
 #[derive(Deserialize)]
@@ -47,6 +59,9 @@ pub struct Google {
     rest: Rest,
     /// The 2SV listing, resumed from the page where it last failed.
     user_listing: paging::Resumable<Option<String>, User>,
+    /// Every name of a listed user (lower-cased) → its id, rebuilt by every listing: a user
+    /// is turned off by id, since a domain alias address need not be a `userKey` Google takes.
+    users: UserIds,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,14 +74,29 @@ struct Page {
 
 #[derive(Debug, Deserialize)]
 struct User {
+    #[serde(default)]
+    id: String,
     #[serde(rename = "primaryEmail")]
     primary_email: String,
     #[serde(rename = "isEnrolledIn2Sv", default)]
     enrolled: bool,
     #[serde(default)]
     aliases: Vec<String>,
+    /// Addresses in the domain aliases of the user's domain: an Employee may well be mapped by
+    /// one, and missing it would make the user undeclared under `scope: All`.
+    #[serde(rename = "nonEditableAliases", default)]
+    non_editable_aliases: Vec<String>,
     #[serde(default)]
     suspended: bool,
+}
+
+impl User {
+    /// Every address the user goes by, the primary one first.
+    fn names(&self) -> Vec<&str> {
+        let mut names = vec![self.primary_email.as_str()];
+        names.extend(self.aliases.iter().chain(&self.non_editable_aliases).map(String::as_str));
+        names
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,7 +172,7 @@ impl Google {
             key: signing,
             key_id: key.private_key_id,
             subject: spec.admin_email.clone(),
-            scope: SCOPES.into(),
+            scope: SCOPES.join(" "),
         };
         let mut rest = Rest::new(transport, Box::new(TokenSource::new(token_url, grant)), throttle);
         rest.backoff = backoff;
@@ -153,6 +183,7 @@ impl Google {
             org_unit_path: spec.org_unit_path.clone().filter(|o| !o.is_empty()),
             rest,
             user_listing: paging::Resumable::default(),
+            users: UserIds::default(),
         })
     }
 
@@ -199,6 +230,16 @@ impl Google {
         }
     }
 
+    /// The `userKey` of `user`: the id its listing gave (a name several users go by is an
+    /// identity conflict), else the name itself (primary or alias address, which Google
+    /// takes as a `userKey`).
+    fn user_key(&self, user: &str) -> Result<String, Failure> {
+        match self.users.get(user) {
+            Some(ids) => Ok(super::user_ids::one(user, &ids)?.unwrap_or_else(|| user.to_string())),
+            None => Ok(user.to_string()),
+        }
+    }
+
     /// Whether the user is enrolled in 2SV; `None` when Google has no such user.
     async fn enrolled(&self, user: &str) -> Result<Option<bool>, Failure> {
         let mut url = join(&self.directory, &["users", user]);
@@ -212,6 +253,8 @@ impl Google {
     }
 
     async fn turn_off(&self, user: &str) -> Result<Revoked, Failure> {
+        let key = self.user_key(user)?;
+        let user = key.as_str();
         match self.enrolled(user).await? {
             None | Some(false) => return Ok(Revoked::AlreadyGone),
             Some(true) => {}
@@ -273,19 +316,24 @@ impl MfaBackend for Google {
             .enrolled_users()
             .await
             .map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })?;
+        let mut fresh = Names::default();
         let users = users
             .into_iter()
             .map(|user| {
-                let mut names = vec![user.primary_email.as_str()];
-                names.extend(user.aliases.iter().map(String::as_str));
+                let names = user.names();
+                let name = declared_name(&declared, &names);
+                if !user.id.is_empty() {
+                    fresh.add(&names, &user.id);
+                }
                 ProviderUser {
-                    name: declared_name(&declared, &names),
+                    name,
                     in_directory: true,
                     // A suspended user cannot sign in; its 2SV stays until turned off.
                     enrolments: vec![Enrolment::new(KIND, FactorKind::new(KIND), !user.suspended)],
                 }
             })
             .collect();
+        self.users.replace(fresh);
         Ok(Inventory { users })
     }
 
@@ -305,5 +353,28 @@ impl MfaBackend for Google {
 
     fn requests(&self) -> u64 {
         self.rest.requests()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each field of [`USER_FIELDS`] reaches [`User`] (the contract tests check the list
+    /// against the discovery document's `User` schema).
+    #[test]
+    fn every_user_field_listed_is_read() {
+        let value = serde_json::json!({
+            "id": "7", "primaryEmail": "a@acme.example", "aliases": ["b@acme.example"],
+            "nonEditableAliases": ["a@acme-alias.example"], "isEnrolledIn2Sv": true, "suspended": true,
+        });
+        let mut keys: Vec<&str> = value.as_object().expect("object").keys().map(String::as_str).collect();
+        let mut fields = USER_FIELDS.to_vec();
+        keys.sort_unstable();
+        fields.sort_unstable();
+        assert_eq!(keys, fields);
+        let user: User = serde_json::from_value(value).expect("user");
+        assert_eq!((user.id.as_str(), user.enrolled, user.suspended), ("7", true, true));
+        assert_eq!(user.names(), ["a@acme.example", "b@acme.example", "a@acme-alias.example"]);
     }
 }
