@@ -228,7 +228,8 @@ pub struct EntraIdSpec {
     /// The directory (tenant) id or a verified domain of the tenant.
     #[schemars(length(min = 1))]
     pub tenant_id: String,
-    /// Group object id: under `scope: All`, only its (direct) members are managed.
+    /// Group object id: under `scope: All`, only its members are managed, nested groups' members
+    /// included.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group_id: Option<String>,
     /// The app registration's credentials; it needs the application permission
