@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Valid Until", type_ = "string", json_path = ".spec.validUntil"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
-#[x_kube(validation = Rule::new("!has(self.validFrom) || !has(self.validUntil) || timestamp(self.validFrom) < timestamp(self.validUntil)").message("validFrom must be before validUntil"))]
+#[x_kube(validation = Rule::new("!has(self.validFrom) || !has(self.validUntil) || self.validFrom < self.validUntil").message("validFrom must be before validUntil").field_path(".validUntil"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct AccessGrantSpec {
     /// Name of an MfaProvider in the same namespace.

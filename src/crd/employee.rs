@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Last Revocation", type_ = "date", json_path = ".status.lastRevocationTime"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
-#[x_kube(validation = Rule::new("!has(self.activeFrom) || !has(self.activeUntil) || timestamp(self.activeFrom) < timestamp(self.activeUntil)").message("activeFrom must be before activeUntil"))]
+#[x_kube(validation = Rule::new("!has(self.activeFrom) || !has(self.activeUntil) || self.activeFrom < self.activeUntil").message("activeFrom must be before activeUntil").field_path(".activeUntil"))]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EmployeeSpec {
     /// Work e-mail address; the default user name on providers (`userMapping: email`).

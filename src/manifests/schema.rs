@@ -8,7 +8,7 @@
 //! schema (object names, namespaces) and what only keyward knows (references between objects,
 //! identity conflicts, factor kinds per provider) stay in `validate.rs`.
 
-use kube_cel::{CompiledSchema, RootContext, Validator as CelValidator, compile_schema};
+use kube_cel::{CompiledSchema, ErrorKind, Validator as CelValidator, compile_schema};
 use serde_json::{Map, Value};
 use std::sync::LazyLock;
 
@@ -46,7 +46,6 @@ impl Violation {
 /// A kind's schema, ready to apply.
 struct KindSchema {
     kind: String,
-    api_version: String,
     structural: jsonschema::Validator,
     rules: CompiledSchema,
 }
@@ -55,7 +54,6 @@ static SCHEMAS: LazyLock<Vec<KindSchema>> = LazyLock::new(|| {
     crate::crd::definitions()
         .into_iter()
         .flat_map(|(_, crd)| {
-            let group = crd.spec.group.clone();
             let kind = crd.spec.names.kind.clone();
             crd.spec.versions.into_iter().filter_map(move |version| {
                 let schema = serde_json::to_value(version.schema?.open_api_v3_schema?).ok()?;
@@ -65,12 +63,7 @@ static SCHEMAS: LazyLock<Vec<KindSchema>> = LazyLock::new(|| {
                     // The schemas are keyward's own, generated and tested: one that does not
                     // compile is a build defect, caught by this module's tests.
                     .expect("the generated CRD schema is a valid JSON Schema");
-                Some(KindSchema {
-                    kind: kind.clone(),
-                    api_version: format!("{group}/{}", version.name),
-                    structural,
-                    rules: compile_schema(&schema),
-                })
+                Some(KindSchema { kind: kind.clone(), structural, rules: compile_schema(&schema) })
             })
         })
         .collect()
@@ -87,23 +80,20 @@ pub fn check(kind: &str, object: &Value) -> Vec<Violation> {
         .iter_errors(&object)
         .map(|error| Violation { path: pointer_path(error.instance_path().as_str()), message: error.to_string() })
         .collect();
-    // CEL rules see only objects that passed the structural schema, as on the server.
-    if violations.is_empty() {
-        let context = RootContext {
-            api_version: schema.api_version.clone(),
-            api_group: schema.api_version.split('/').next().unwrap_or_default().to_string(),
-            kind: schema.kind.clone(),
-        };
-        if let Err(errors) =
-            CelValidator::new().validate_compiled_with_context(&schema.rules, &object, None, Some(&context))
-        {
-            violations.extend(
-                errors
-                    .into_vec()
-                    .into_iter()
-                    .map(|e| Violation { path: dotted_path(&e.field_path), message: e.message }),
-            );
-        }
+    // The API server evaluates the CEL rules beside the structural schema and reports both; a
+    // rule that cannot be evaluated on a value of the wrong type is left to the structural
+    // error about that value. (No root context — `apiVersion`, `kind` as variables: keyward's
+    // rules do not use it.)
+    let structural_failed = !violations.is_empty();
+    if let Err(errors) = CelValidator::new().validate_compiled(&schema.rules, &object, None) {
+        let evaluated = |e: &kube_cel::ValidationError| !structural_failed || e.kind == ErrorKind::ValidationFailure;
+        violations.extend(
+            errors
+                .into_vec()
+                .into_iter()
+                .filter(evaluated)
+                .map(|e| Violation { path: dotted_path(&e.field_path), message: e.message }),
+        );
     }
     violations
 }
