@@ -40,7 +40,12 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
         let mut revoked_now = false;
         for key in &providers {
             if let Some(sweep) = sweeps.get(key) {
-                verdicts.extend(sweep.verdicts.iter().filter(|v| v.employee == name).map(|v| (key.clone(), v.clone())));
+                // Status names the MfaProvider as the spec does: by name, in the Employee's own
+                // namespace (the sweep key is `namespace/name`).
+                let provider = key.rsplit_once('/').map_or(key.as_str(), |(_, name)| name).to_string();
+                verdicts.extend(
+                    sweep.verdicts.iter().filter(|v| v.employee == name).map(|v| (provider.clone(), v.clone())),
+                );
                 revoked_now |= sweep.revoked.contains(&name);
             }
         }

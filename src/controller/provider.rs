@@ -57,9 +57,9 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
                 .inc();
             let mut status = provider.status.clone().unwrap_or_default();
             status.observed_generation = provider.metadata.generation;
-            status::set_standing(
+            status::set_readiness(
                 &mut status.conditions,
-                status::Standing::Stalled { reason: "CredentialsUnavailable", message: e.to_string() },
+                status::Readiness::Stalled { reason: "CredentialsUnavailable", message: e.to_string() },
                 now,
                 provider.metadata.generation,
             );

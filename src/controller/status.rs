@@ -12,7 +12,7 @@ use kube::ResourceExt;
 
 /// Where an object stands, as the Ready / Reconciling / Stalled triple of docs/gitops.md
 /// ("The condition contract") tells GitOps tools.
-pub enum Standing {
+pub enum Readiness {
     /// Declared state in effect.
     Ready { reason: &'static str, message: String },
     /// keyward is getting there by itself (revocations under way, retrying a provider).
@@ -22,11 +22,16 @@ pub enum Standing {
 }
 
 /// Sets Ready, Reconciling and Stalled consistently: exactly one story, same reason.
-pub fn set_standing(conditions: &mut Vec<Condition>, standing: Standing, now: DateTime<Utc>, generation: Option<i64>) {
-    let (ready, reconciling, stalled, reason, message) = match standing {
-        Standing::Ready { reason, message } => (true, false, false, reason, message),
-        Standing::Reconciling { reason, message } => (false, true, false, reason, message),
-        Standing::Stalled { reason, message } => (false, false, true, reason, message),
+pub fn set_readiness(
+    conditions: &mut Vec<Condition>,
+    readiness: Readiness,
+    now: DateTime<Utc>,
+    generation: Option<i64>,
+) {
+    let (ready, reconciling, stalled, reason, message) = match readiness {
+        Readiness::Ready { reason, message } => (true, false, false, reason, message),
+        Readiness::Reconciling { reason, message } => (false, true, false, reason, message),
+        Readiness::Stalled { reason, message } => (false, false, true, reason, message),
     };
     let cond = |type_: &str, on: bool| {
         Condition::new(
@@ -115,31 +120,31 @@ pub fn provider_status(
     };
     upsert(&mut status.conditions, conflict);
     let failed = report.results.iter().filter(|r| matches!(r.result, ActionResult::Failed(_))).count();
-    let standing = match (&plan.error, &plan.hold) {
+    let readiness = match (&plan.error, &plan.hold) {
         (Some(error), _) if report.error_needs_person() => {
-            Standing::Stalled { reason: "CredentialsUnavailable", message: error.clone() }
+            Readiness::Stalled { reason: "CredentialsUnavailable", message: error.clone() }
         }
-        (Some(error), _) => Standing::Reconciling { reason: "ProviderUnavailable", message: error.clone() },
+        (Some(error), _) => Readiness::Reconciling { reason: "ProviderUnavailable", message: error.clone() },
         (None, Some(hold)) => {
-            Standing::Stalled { reason: "RevocationBudgetExceeded", message: hold.message(&plan.digest) }
+            Readiness::Stalled { reason: "RevocationBudgetExceeded", message: hold.message(&plan.digest) }
         }
         (None, None) if !plan.conflicts.is_empty() => {
-            Standing::Stalled { reason: "IdentityConflict", message: "see the IdentityConflict condition".into() }
+            Readiness::Stalled { reason: "IdentityConflict", message: "see the IdentityConflict condition".into() }
         }
-        (None, None) if failed > 0 => Standing::Reconciling {
+        (None, None) if failed > 0 => Readiness::Reconciling {
             reason: "RevocationFailed",
             message: format!("{failed} revocations failed; retrying"),
         },
-        (None, None) if plan.mode == Mode::Observe => Standing::Ready {
+        (None, None) if plan.mode == Mode::Observe => Readiness::Ready {
             reason: "Observing",
             message: format!("Observe mode: {} revocations planned, none made", plan.revocation_count()),
         },
-        (None, None) => Standing::Ready {
+        (None, None) => Readiness::Ready {
             reason: "Reachable",
             message: format!("listed {} enrolments of {} managed users", plan.managed_enrolments, plan.managed_users),
         },
     };
-    set_standing(&mut status.conditions, standing, now, generation);
+    set_readiness(&mut status.conditions, readiness, now, generation);
     if plan.error.is_none() {
         status.managed_users = plan.managed_users as u32;
         status.managed_enrolments = plan.managed_enrolments as u32;
@@ -251,29 +256,32 @@ pub fn employee_status(
         ),
     );
     let deleting = employee.metadata.deletion_timestamp.is_some();
-    let standing = if !conflicts.is_empty() {
-        Standing::Stalled { reason: "IdentityConflict", message: conflicts.join("; ") }
+    let readiness = if !conflicts.is_empty() {
+        Readiness::Stalled { reason: "IdentityConflict", message: conflicts.join("; ") }
     } else if !blocked.is_empty() {
-        Standing::Stalled { reason: "RevocationBudgetExceeded", message: blocked.join(", ") }
+        Readiness::Stalled { reason: "RevocationBudgetExceeded", message: blocked.join(", ") }
     } else if deleting {
-        Standing::Reconciling {
+        Readiness::Reconciling {
             reason: "RevokingBeforeDeletion",
             message: "revoking every enrolment before the Employee goes".into(),
         }
     } else if pending_revocations > 0 {
-        Standing::Reconciling {
+        Readiness::Reconciling {
             reason: "RevocationPending",
             message: format!("{pending_revocations} revocations pending"),
         }
     } else if !swept {
-        Standing::Reconciling { reason: "Sweeping", message: "waiting for the first sweep of its providers".into() }
+        Readiness::Reconciling { reason: "Sweeping", message: "waiting for the first sweep of its providers".into() }
     } else if !observed.is_empty() {
         // Observe mode is the declared policy: keyward has done all it was asked to.
-        Standing::Ready { reason: "Observing", message: format!("Observe mode; would revoke: {}", observed.join(", ")) }
+        Readiness::Ready {
+            reason: "Observing",
+            message: format!("Observe mode; would revoke: {}", observed.join(", ")),
+        }
     } else {
-        Standing::Ready { reason: "Reconciled", message: "every enrolment matches the declared state".into() }
+        Readiness::Ready { reason: "Reconciled", message: "every enrolment matches the declared state".into() }
     };
-    set_standing(&mut status.conditions, standing, now, generation);
+    set_readiness(&mut status.conditions, readiness, now, generation);
     status
 }
 
@@ -289,23 +297,25 @@ pub fn grant_status(
     status.observed_generation = generation;
     status.matched_employees =
         employees.iter().filter(|e| e.namespace() == grant.namespace() && selects(grant, e)).count() as u32;
-    let standing = if !provider_exists {
-        Standing::Stalled {
+    let readiness = if !provider_exists {
+        Readiness::Stalled {
             reason: "ProviderNotFound",
             message: format!("no MfaProvider {:?} in this namespace; the grant entitles nobody", grant.spec.provider),
         }
     } else {
         // An expired or future grant entitling nobody is its declared meaning, not a fault.
         match validity(grant, now) {
-            Validity::Valid => Standing::Ready { reason: "Valid", message: String::new() },
-            Validity::NotYet => Standing::Ready { reason: "NotYetValid", message: "validFrom is in the future".into() },
-            Validity::Expired => Standing::Ready {
+            Validity::Valid => Readiness::Ready { reason: "Valid", message: String::new() },
+            Validity::NotYet => {
+                Readiness::Ready { reason: "NotYetValid", message: "validFrom is in the future".into() }
+            }
+            Validity::Expired => Readiness::Ready {
                 reason: "Expired",
                 message: "validUntil has passed; enrolments held only through this grant are revoked".into(),
             },
         }
     };
-    set_standing(&mut status.conditions, standing, now, generation);
+    set_readiness(&mut status.conditions, readiness, now, generation);
     // Kinds the provider never reports entitle nobody (issue 9, item 8): named on the grant.
     match provider {
         Some(provider) => upsert(&mut status.conditions, super::grant::factor_kinds_condition(grant, provider, now)),
@@ -411,7 +421,7 @@ mod tests {
     }
 
     #[test]
-    fn provider_standing_follows_the_condition_contract() {
+    fn provider_readiness_follows_the_condition_contract() {
         let inv = inventory(&[("dave", &[("1", "totp", true), ("2", "totp", true)])]);
         let mut p = provider();
         let ok = provider_status(&report(&p, Ok(&inv), None), Some(3), now(), None);
@@ -444,7 +454,7 @@ mod tests {
     }
 
     #[test]
-    fn employee_and_grant_standing() {
+    fn employee_and_grant_readiness() {
         let mut e = employee("dave", &[], EmployeeState::Offboarded);
         e.metadata.generation = Some(2);
         let fresh = employee_status(&e, &[], false, false, now());

@@ -78,7 +78,8 @@ pub struct AccessGrantStatus {
     /// The `metadata.generation` last reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready` (reasons `Valid`, `NotYetValid`, `Expired`, `ProviderNotFound`), and
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus; reasons `Valid`, `NotYetValid`,
+    /// `Expired`, `ProviderNotFound`), and
     /// `FactorKindsReported`: False when the grant names factor kinds its provider never
     /// reports (they entitle nobody).
     #[serde(default)]

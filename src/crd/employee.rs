@@ -84,7 +84,9 @@ pub struct EmployeeStatus {
     /// The `metadata.generation` last reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `IdentityConflict`, `EnrolmentPending`, `RevocationBlocked`.
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus; reasons `Reconciled`, `Observing`,
+    /// `Sweeping`, `RevocationPending`, `RevokingBeforeDeletion`, `RevocationBudgetExceeded`,
+    /// `IdentityConflict`), and `IdentityConflict`, `RevocationBlocked`, `EnrolmentPending`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// One entry per MfaProvider that manages this Employee.

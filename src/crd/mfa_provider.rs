@@ -512,7 +512,10 @@ pub struct MfaProviderStatus {
     /// The `metadata.generation` last reconciled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
-    /// `Ready`, `RevocationBudgetExceeded`, `IdentityConflict`, `ProviderUnavailable`.
+    /// `Ready`, `Reconciling` and `Stalled` (kstatus; reasons `Reachable`, `Observing`,
+    /// `RevocationFailed`, `ProviderUnavailable`, `CredentialsUnavailable`,
+    /// `RevocationBudgetExceeded`, `IdentityConflict`), and `RevocationBudgetExceeded`,
+    /// `IdentityConflict`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// Users managed on the provider in the last sweep.

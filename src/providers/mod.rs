@@ -75,7 +75,7 @@ pub fn connect_with(
             let secret_ref = &spec.credentials.secret_ref;
             let username = read(secret_ref, secret_ref.username_key())?;
             let password = read(secret_ref, secret_ref.password_key())?;
-            Ok(Box::new(privacyidea::PrivacyIdea::new(&name, spec, username, password)?))
+            Ok(Box::new(privacyidea::PrivacyIdea::new(&name, spec, rps, username, password, backoff)?))
         }
         Ok(ProviderBlock::Okta(spec)) => {
             let s = &spec.credentials.secret_ref;

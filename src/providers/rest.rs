@@ -440,4 +440,41 @@ mod tests {
             "https://acme.okta.com/api/v1/users/a%20b%2Fc@x"
         );
     }
+
+    /// A fixed header, and a count of 401s it answered (each makes the next attempt fresh).
+    struct Counting(std::sync::atomic::AtomicU32);
+
+    #[async_trait]
+    impl Auth for Counting {
+        async fn authorize(&self, _: &Transport, _: &Call) -> Result<Vec<(String, String)>, Failure> {
+            Ok(vec![("Authorization".into(), "x".into())])
+        }
+        async fn rejected(&self) -> bool {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            true
+        }
+    }
+
+    /// The one retry loop every provider's requests go through: outages are retried up to
+    /// `attempts`, a 401 is answered by authenticating again once, other refusals are final.
+    #[tokio::test]
+    async fn outages_are_retried_a_401_reauthenticates_once_and_refusals_are_final() {
+        use wiremock::matchers::path;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(path("/busy")).respond_with(ResponseTemplate::new(503)).mount(&server).await;
+        Mock::given(path("/expired")).respond_with(ResponseTemplate::new(401)).mount(&server).await;
+        Mock::given(path("/forbidden")).respond_with(ResponseTemplate::new(403)).mount(&server).await;
+        let transport = Transport::new(Duration::from_secs(5), None).expect("transport");
+        let mut rest = Rest::new(transport, Box::new(Counting(Default::default())), throttle_429);
+        rest.backoff = Backoff::quick();
+        let url = |p: &str| url::Url::parse(&format!("{}{p}", server.uri())).expect("url");
+
+        let busy = rest.send(&Call::get(url("/busy"))).await.expect("an answer");
+        assert_eq!((busy.status, rest.requests()), (503, 3), "three attempts, then the 503 is the answer");
+        let expired = rest.send(&Call::get(url("/expired"))).await.expect("an answer");
+        assert_eq!((expired.status, rest.requests()), (401, 5), "one more attempt after authenticating again");
+        let forbidden = rest.send(&Call::get(url("/forbidden"))).await.expect("an answer");
+        assert_eq!((forbidden.status, rest.requests()), (403, 6), "a refusal is not retried");
+    }
 }

@@ -7,7 +7,7 @@ mod types;
 pub use mapping::kind_of;
 
 use super::error::{Failure, ProviderError};
-use super::http::HttpClient;
+use super::rest::{Backoff, Transport, base_url, timeout};
 use super::{MfaBackend, Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{PrivacyIdeaSpec, RevocationMode};
@@ -16,6 +16,7 @@ use async_trait::async_trait;
 use reqwest::Method;
 use session::Session;
 use std::collections::BTreeMap;
+#[cfg(test)]
 use std::time::Duration;
 use types::{AuditPage, Token, TokenPage};
 
@@ -34,26 +35,27 @@ pub struct PrivacyIdea {
 }
 
 impl PrivacyIdea {
-    pub fn new(name: &str, spec: &PrivacyIdeaSpec, username: String, password: String) -> Result<Self, ProviderError> {
+    pub fn new(
+        name: &str,
+        spec: &PrivacyIdeaSpec,
+        max_requests_per_second: Option<u32>,
+        username: String,
+        password: String,
+        backoff: Backoff,
+    ) -> Result<Self, ProviderError> {
         let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
-        let timeout = match spec.timeout.as_deref() {
-            Some(t) => humantime::parse_duration(t).map_err(|e| configure(format!("timeout {t:?}: {e}")))?,
-            None => Duration::from_secs(10),
-        };
-        let base = url::Url::parse(spec.url.trim_end_matches('/'))
-            .map_err(|e| configure(format!("url {:?}: {e}", spec.url)))?;
-        let http = HttpClient::new(timeout).map_err(|f| configure(f.to_string()))?;
+        let timeout = timeout(spec.timeout.as_deref()).map_err(configure)?;
+        let base = base_url(&spec.url).map_err(configure)?;
+        // No default pace: a self-hosted server is paced by `policy.maxRequestsPerSecond` alone.
+        let transport = Transport::new(timeout, max_requests_per_second).map_err(|f| configure(f.to_string()))?;
+        let mut session = Session::new(base, username, password, transport);
+        session.set_backoff(backoff);
         Ok(PrivacyIdea {
             name: name.to_string(),
             realm: spec.realm.clone(),
-            session: Session::new(base, username, password, http),
+            session,
             token_listing: Default::default(),
         })
-    }
-
-    /// Shortens the retry pauses (tests against a stopped server).
-    pub fn set_retry(&mut self, policy: super::http::RetryPolicy) {
-        self.session.set_retry(policy);
     }
 
     fn list_error(&self, failure: Failure) -> ProviderError {
@@ -198,5 +200,38 @@ impl MfaBackend for PrivacyIdea {
 
     fn requests(&self) -> u64 {
         self.session.requests()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// privacyIDEA goes through the request layer every provider shares, so
+    /// `policy.maxRequestsPerSecond` paces it too (it used to be ignored).
+    #[tokio::test]
+    async fn requests_are_paced_by_max_requests_per_second() {
+        let server = MockServer::start().await;
+        let ok = |value: serde_json::Value| {
+            ResponseTemplate::new(200).set_body_json(json!({"result": {"status": true, "value": value}}))
+        };
+        Mock::given(method("POST")).and(path("/auth")).respond_with(ok(json!({"token": "jwt"}))).mount(&server).await;
+        Mock::given(path("/realm/")).respond_with(ok(json!({"corp": {}}))).mount(&server).await;
+        let spec: PrivacyIdeaSpec = serde_json::from_value(
+            json!({"url": server.uri(), "realm": "corp", "credentials": {"secretRef": {"name": "s"}}}),
+        )
+        .expect("spec");
+        let pi =
+            PrivacyIdea::new("acme/pi", &spec, Some(2), "admin".into(), "pw".into(), Backoff::quick()).expect("client");
+        let start = std::time::Instant::now();
+        for _ in 0..3 {
+            pi.realm_exists().await.expect("realm");
+        }
+        // A login and three calls at two a second: the last starts a second and a half in.
+        assert_eq!(pi.requests(), 4);
+        assert!(start.elapsed() >= Duration::from_millis(1400), "{:?}", start.elapsed());
     }
 }

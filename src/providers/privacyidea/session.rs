@@ -1,9 +1,12 @@
 //! An authenticated admin session: JWT from `POST /auth`, renewed before it expires and once
-//! more when the server answers 401 (reference §1.1, §1.5 item 8).
+//! more when the server answers 401 (reference §1.1, §1.5 item 8), over the request layer every
+//! provider shares (`rest::Rest`: pace, retries, timeouts).
 
 use super::types::{AuthValue, Envelope};
 use crate::providers::error::Failure;
-use crate::providers::http::{HttpClient, Response, RetryPolicy};
+use crate::providers::http::Response;
+use crate::providers::rest::{Auth, Body, Call, Rest, Transport};
+use async_trait::async_trait;
 use base64::Engine;
 use reqwest::Method;
 use serde::de::DeserializeOwned;
@@ -26,32 +29,34 @@ impl Jwt {
 
 pub struct Session {
     base: url::Url,
+    rest: Rest,
+}
+
+/// The admin login: `POST /auth` with the admin's name and password, and the JWT it returns,
+/// sent raw in `PI-Authorization` (`Bearer <jwt>` fails with 4304, reference §1.1).
+struct AdminLogin {
+    url: url::Url,
     username: String,
     password: String,
-    http: HttpClient,
     jwt: Mutex<Option<Jwt>>,
 }
 
 impl Session {
-    pub fn new(base: url::Url, username: String, password: String, http: HttpClient) -> Self {
-        Session { base, username, password, http, jwt: Mutex::new(None) }
+    pub fn new(base: url::Url, username: String, password: String, transport: Transport) -> Self {
+        let url = join(&base, &["auth"]);
+        let login = AdminLogin { url, username, password, jwt: Mutex::new(None) };
+        // privacyIDEA sends no rate-limit signal of its own; a 429 from a proxy in front of it
+        // is waited out like any provider's.
+        let rest = Rest::new(transport, Box::new(login), crate::providers::rest::throttle_429);
+        Session { base, rest }
     }
 
-    pub fn set_retry(&mut self, policy: RetryPolicy) {
-        self.http.retry = policy;
+    pub fn set_backoff(&mut self, backoff: crate::providers::rest::Backoff) {
+        self.rest.backoff = backoff;
     }
 
     pub fn requests(&self) -> u64 {
-        self.http.requests()
-    }
-
-    fn url(&self, path: &[&str]) -> url::Url {
-        let mut url = self.base.clone();
-        if let Ok(mut segments) = url.path_segments_mut() {
-            // Segments are percent-encoded here: a serial is data, not a path.
-            segments.pop_if_empty().extend(path);
-        }
-        url
+        self.rest.requests()
     }
 
     /// Calls an admin endpoint and returns `result.value`.
@@ -62,71 +67,72 @@ impl Session {
         query: &[(&str, &str)],
         form: Option<&[(&str, &str)]>,
     ) -> Result<T, Failure> {
-        let retry = self.http.retry.clone();
-        retry
-            .run(|| async {
-                let jwt = self.token().await?;
-                let response = self.send(&method, path, query, form, &jwt).await?;
-                if response.status == 401 {
-                    // Expired or revoked JWT (codes 4304/4305): log in again, once.
-                    self.forget(&jwt).await;
-                    let jwt = self.token().await?;
-                    let response = self.send(&method, path, query, form, &jwt).await?;
-                    return decode(response);
-                }
-                decode(response)
-            })
-            .await
-    }
-
-    async fn send(
-        &self,
-        method: &Method,
-        path: &[&str],
-        query: &[(&str, &str)],
-        form: Option<&[(&str, &str)]>,
-        jwt: &str,
-    ) -> Result<Response, Failure> {
-        let mut request = self
-            .http
-            .client()
-            .request(method.clone(), self.url(path))
-            .query(query)
-            // Raw JWT: `Bearer <jwt>` fails with 4304 (reference §1.1).
-            .header("PI-Authorization", jwt);
-        if let Some(form) = form {
-            request = request.form(form);
+        let mut url = join(&self.base, path);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
         }
-        self.http.send(request).await
+        let mut call = Call::new(method, url);
+        if let Some(form) = form {
+            call.body = Body::Form(form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        }
+        decode(self.rest.send(&call).await?)
     }
+}
 
-    async fn token(&self) -> Result<String, Failure> {
+/// `base` with `path` appended; segments are percent-encoded (a serial is data, not a path).
+fn join(base: &url::Url, path: &[&str]) -> url::Url {
+    let mut url = base.clone();
+    if let Ok(mut segments) = url.path_segments_mut() {
+        segments.pop_if_empty().extend(path);
+    }
+    url
+}
+
+impl AdminLogin {
+    /// The session JWT, logging in when there is none or it is about to expire. A login that
+    /// meets an outage is tried again (three times in all); a refused one is final.
+    async fn token(&self, transport: &Transport) -> Result<String, Failure> {
         let mut guard = self.jwt.lock().await;
         if let Some(jwt) = guard.as_ref().filter(|j| j.fresh()) {
             return Ok(jwt.token.clone());
         }
-        let request = self
-            .http
-            .client()
-            .post(self.url(&["auth"]))
-            .form(&[("username", self.username.as_str()), ("password", self.password.as_str())]);
-        let response = self.http.send(request).await?;
-        let value: AuthValue = match decode_auth(response) {
-            Ok(value) => value,
-            Err(Failure::Status { status: 401 | 403, message, .. }) => return Err(Failure::Unauthorized(message)),
-            Err(other) => return Err(other),
+        let form =
+            vec![("username".to_string(), self.username.clone()), ("password".to_string(), self.password.clone())];
+        let call = Call::post(self.url.clone()).form(form);
+        let backoff = crate::retry::Exponential { base: Duration::from_millis(200), cap: Duration::from_secs(2) };
+        let mut attempt = 0;
+        let value: AuthValue = loop {
+            let answer = match transport.send(&call, &[]).await {
+                Ok(response) => decode_auth(response),
+                Err(failure) => Err(failure),
+            };
+            match answer {
+                Ok(value) => break value,
+                Err(Failure::Status { status: 401 | 403, message, .. }) => return Err(Failure::Unauthorized(message)),
+                Err(failure) if failure.is_transient() && attempt < 2 => {
+                    tokio::time::sleep(backoff.delay(attempt)).await;
+                    attempt += 1;
+                }
+                Err(failure) => return Err(failure),
+            }
         };
         let expires = expiry(&value.token);
         let token = value.token.clone();
         *guard = Some(Jwt { token: value.token, expires });
         Ok(token)
     }
+}
 
-    async fn forget(&self, used: &str) {
-        let mut guard = self.jwt.lock().await;
-        if guard.as_ref().is_some_and(|j| j.token == used) {
-            *guard = None;
-        }
+#[async_trait]
+impl Auth for AdminLogin {
+    async fn authorize(&self, transport: &Transport, _: &Call) -> Result<Vec<(String, String)>, Failure> {
+        Ok(vec![("PI-Authorization".to_string(), self.token(transport).await?)])
+    }
+
+    /// Expired or revoked JWT (codes 4304/4305): log in again, once.
+    async fn rejected(&self) -> bool {
+        *self.jwt.lock().await = None;
+        true
     }
 }
 
