@@ -539,6 +539,7 @@ async fn a_default_method_kept_company_fails_clearly() {
     )
     .expect("entra");
     entra.set_default_wait(std::time::Duration::from_millis(300));
+    let entra = keyward::providers::client::Managed::boxed("acme/corp", entra);
     let default = Enrolment::new("microsoftAuthenticatorMethods/mb", FactorKind::new("push"), true);
     let err = entra.revoke("bob@acme.example", &default, RevocationMode::Delete).await.expect_err("refused");
     let text = err.to_string();
@@ -594,7 +595,7 @@ async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_phone_only() {
     outage_revokes_nothing(tree.path(), &url).await;
 }
 
-fn entra_with(url: &str, extra: &str, wait_ms: u64) -> keyward::providers::entra::Entra {
+fn entra_with(url: &str, extra: &str, wait_ms: u64) -> Box<dyn MfaBackend> {
     let provider = provider(url, "ClientSecret", extra);
     let mut entra = keyward::providers::entra::Entra::new(
         "acme/corp",
@@ -608,7 +609,7 @@ fn entra_with(url: &str, extra: &str, wait_ms: u64) -> keyward::providers::entra
     )
     .expect("entra");
     entra.set_default_wait(std::time::Duration::from_millis(wait_ms));
-    entra
+    keyward::providers::client::Managed::boxed("acme/corp", entra)
 }
 
 fn names(inventory: &keyward::engine::Inventory) -> Vec<String> {

@@ -5,6 +5,16 @@ use chrono::{DateTime, Utc};
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
+// The provider blocks' specs live in their providers' folders; their paths here stay.
+use crate::providers::block::Block;
+pub use crate::providers::duo::spec::DuoSpec;
+pub use crate::providers::entra::spec::{EntraAuthMethod, EntraCredentials, EntraIdSpec};
+pub use crate::providers::google::spec::GoogleWorkspaceSpec;
+pub use crate::providers::keycloak::spec::{KeycloakAuthMethod, KeycloakCredentials, KeycloakSpec};
+pub use crate::providers::okta::spec::{OktaAuthMethod, OktaCredentials, OktaSpec};
+pub use crate::providers::privacyidea::spec::PrivacyIdeaSpec;
+use kube::core::Rule;
+
 /// One MFA system (privacyIDEA, Okta, Duo, Entra ID, Google Workspace, Keycloak) whose enrolments
 /// keyward drives toward the declared state.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -27,7 +37,7 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "Last Sweep", type_ = "date", json_path = ".status.lastSweepTime"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
-#[x_kube(validation = Rule::new("[has(self.privacyidea), has(self.okta), has(self.duo), has(self.entraId), has(self.googleWorkspace), has(self.keycloak)].filter(x, x).size() == 1").message("exactly one provider block must be set (privacyidea, okta, duo, entraId, googleWorkspace, keycloak)"))]
+#[x_kube(validation = exactly_one_block())]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MfaProviderSpec {
     /// A privacyIDEA server: its URL, the realm keyward manages and admin credentials.
@@ -81,264 +91,80 @@ pub struct MfaProviderSpec {
     pub policy: Policy,
 }
 
-/// The one provider block of a spec. Matching on it is exhaustive: a new block does not
-/// compile until every `match` (client construction, credential Secrets) handles it.
-#[derive(Clone, Copy, Debug)]
-pub enum ProviderBlock<'a> {
-    PrivacyIdea(&'a PrivacyIdeaSpec),
-    Okta(&'a OktaSpec),
-    Duo(&'a DuoSpec),
-    EntraId(&'a EntraIdSpec),
-    GoogleWorkspace(&'a GoogleWorkspaceSpec),
-    Keycloak(&'a KeycloakSpec),
+/// The provider blocks: each spec field, its variant of [`ProviderBlock`] and its spec type,
+/// in one list. A block added here without its field in [`MfaProviderSpec`], or a field added
+/// there without its line here, does not compile; neither does a spec type without its
+/// [`Block`] implementation (`providers/<name>/spec.rs`).
+macro_rules! provider_blocks {
+    ($($field:ident as $name:literal => $variant:ident($spec:ty)),+ $(,)?) => {
+        /// The one provider block of a spec.
+        #[derive(Clone, Copy, Debug)]
+        pub enum ProviderBlock<'a> {
+            $($variant(&'a $spec)),+
+        }
+
+        /// The block names as the spec spells them, in schema order.
+        pub const BLOCK_NAMES: &[&str] = &[$($name),+];
+
+        impl MfaProviderSpec {
+            /// The provider block, or how many are set when that is not exactly one (the
+            /// schema's CEL rule rejects such objects; files read by `plan` may still hold them).
+            pub fn block(&self) -> Result<ProviderBlock<'_>, usize> {
+                let MfaProviderSpec {
+                    $($field,)+
+                    user_mapping: _,
+                    scope: _,
+                    protected_users: _,
+                    policy: _,
+                } = self;
+                let blocks: Vec<ProviderBlock<'_>> =
+                    [$($field.as_ref().map(|spec| ProviderBlock::$variant(spec))),+].into_iter().flatten().collect();
+                match blocks.as_slice() {
+                    [one] => Ok(*one),
+                    other => Err(other.len()),
+                }
+            }
+        }
+
+        impl<'a> ProviderBlock<'a> {
+            /// What keyward needs of the block besides its client.
+            pub fn spec(&self) -> &'a dyn Block {
+                match *self {
+                    $(ProviderBlock::$variant(spec) => spec),+
+                }
+            }
+
+            /// The block's name in the spec (`entraId`).
+            pub fn name(&self) -> &'static str {
+                match self {
+                    $(ProviderBlock::$variant(_) => $name),+
+                }
+            }
+        }
+    };
 }
 
-impl MfaProviderSpec {
-    /// The provider block, or how many are set when that is not exactly one (the schema's
-    /// CEL rule rejects such objects; files read by `plan` may still hold them).
-    pub fn block(&self) -> Result<ProviderBlock<'_>, usize> {
-        let MfaProviderSpec {
-            privacyidea,
-            okta,
-            duo,
-            entra_id,
-            google_workspace,
-            keycloak,
-            user_mapping: _,
-            scope: _,
-            protected_users: _,
-            policy: _,
-        } = self;
-        let blocks: Vec<ProviderBlock<'_>> = [
-            privacyidea.as_ref().map(ProviderBlock::PrivacyIdea),
-            okta.as_deref().map(ProviderBlock::Okta),
-            duo.as_deref().map(ProviderBlock::Duo),
-            entra_id.as_deref().map(ProviderBlock::EntraId),
-            google_workspace.as_deref().map(ProviderBlock::GoogleWorkspace),
-            keycloak.as_deref().map(ProviderBlock::Keycloak),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        match blocks.as_slice() {
-            [one] => Ok(*one),
-            other => Err(other.len()),
-        }
-    }
+provider_blocks! {
+    privacyidea as "privacyidea" => PrivacyIdea(PrivacyIdeaSpec),
+    okta as "okta" => Okta(OktaSpec),
+    duo as "duo" => Duo(DuoSpec),
+    entra_id as "entraId" => EntraId(EntraIdSpec),
+    google_workspace as "googleWorkspace" => GoogleWorkspace(GoogleWorkspaceSpec),
+    keycloak as "keycloak" => Keycloak(KeycloakSpec),
+}
+
+/// The schema's rule that exactly one block is set, from [`BLOCK_NAMES`].
+pub fn exactly_one_block() -> Rule {
+    let has: Vec<String> = BLOCK_NAMES.iter().map(|name| format!("has(self.{name})")).collect();
+    Rule::new(format!("[{}].filter(x, x).size() == 1", has.join(", ")))
+        .message(format!("exactly one provider block must be set ({})", BLOCK_NAMES.join(", ")).as_str())
 }
 
 impl ProviderBlock<'_> {
     /// The Secret holding this provider's credentials.
     pub fn secret_name(&self) -> &str {
-        match self {
-            ProviderBlock::PrivacyIdea(s) => &s.credentials.secret_ref.name,
-            ProviderBlock::Okta(s) => &s.credentials.secret_ref.name,
-            ProviderBlock::Duo(s) => &s.credentials.secret_ref.name,
-            ProviderBlock::EntraId(s) => &s.credentials.secret_ref.name,
-            ProviderBlock::GoogleWorkspace(s) => &s.credentials.secret_ref.name,
-            ProviderBlock::Keycloak(s) => &s.credentials.secret_ref.name,
-        }
+        self.spec().secret()
     }
-}
-
-/// privacyIDEA connection.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct PrivacyIdeaSpec {
-    /// Base URL of the privacyIDEA server, e.g. `https://pi.acme.example`. Plain `http` is
-    /// accepted only for loopback addresses (tests).
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
-    pub url: String,
-    /// The privacyIDEA realm whose users and tokens keyward manages.
-    #[schemars(length(min = 1))]
-    pub realm: String,
-    /// Admin credentials: a Secret in the same namespace with keys `username` and `password`.
-    pub credentials: Credentials,
-    /// Per-request timeout, e.g. `10s` (default 10s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
-    pub timeout: Option<String>,
-}
-
-/// Okta connection (Factors API, `/api/v1`).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OktaSpec {
-    /// The Okta org URL, e.g. `https://acme.okta.com`. Plain `http` only for loopback (tests).
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
-    pub url: String,
-    /// Okta group id (`00g…`): under `scope: All`, only its members are managed. Without it,
-    /// every user of the org is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<String>,
-    /// How keyward authenticates to Okta.
-    pub credentials: OktaCredentials,
-    /// Per-request timeout, e.g. `10s` (default 10s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
-    pub timeout: Option<String>,
-}
-
-/// Okta credentials, from a Secret in the MfaProvider's namespace.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct OktaCredentials {
-    /// `ApiToken` (default): Secret key `apiToken`, sent as `Authorization: SSWS …`.
-    /// `PrivateKeyJwt`: an OAuth 2.0 service app granted `okta.users.read` and
-    /// `okta.users.manage`; Secret keys `clientId`, `privateKey` (PEM, RSA or EC P-256) and,
-    /// optionally, `keyId`.
-    #[serde(default)]
-    pub method: OktaAuthMethod,
-    /// The Secret holding the keys.
-    pub secret_ref: SecretName,
-}
-
-/// How keyward authenticates to Okta.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum OktaAuthMethod {
-    /// An API token (`SSWS`).
-    #[default]
-    ApiToken,
-    /// OAuth 2.0 client credentials with a signed JWT client assertion.
-    PrivateKeyJwt,
-}
-
-/// Duo Admin API connection.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DuoSpec {
-    /// The account's API hostname as a URL, e.g. `https://api-1a2b3c4d.duosecurity.com`.
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
-    pub url: String,
-    /// Duo group name: under `scope: All`, only its members are managed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group: Option<String>,
-    /// The Admin API application's keys: Secret keys `integrationKey` and `secretKey`. The
-    /// application needs "Grant read resource" and "Grant write resource".
-    pub credentials: SecretCredentials,
-    /// Per-request timeout, e.g. `10s` (default 10s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
-    pub timeout: Option<String>,
-}
-
-/// Microsoft Entra ID connection (Microsoft Graph authentication methods API).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EntraIdSpec {
-    /// The directory (tenant) id or a verified domain of the tenant.
-    #[schemars(length(min = 1))]
-    pub tenant_id: String,
-    /// Group object id: under `scope: All`, only its members are managed, nested groups' members
-    /// included.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub group_id: Option<String>,
-    /// The app registration's credentials; it needs the application permission
-    /// `UserAuthenticationMethod.ReadWrite.All` (and `User.Read.All`), admin-consented.
-    pub credentials: EntraCredentials,
-    /// Token authority (default `https://login.microsoftonline.com`; national clouds differ).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("authorityUrl must be https (http only for loopback)"))]
-    pub authority_url: Option<String>,
-    /// Microsoft Graph endpoint (default `https://graph.microsoft.com`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("graphUrl must be https (http only for loopback)"))]
-    pub graph_url: Option<String>,
-    /// Per-request timeout, e.g. `10s` (default 10s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
-    pub timeout: Option<String>,
-}
-
-/// Entra ID app credentials, from a Secret in the MfaProvider's namespace.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct EntraCredentials {
-    /// `ClientSecret` (default): Secret keys `clientId` and `clientSecret`. `Certificate`:
-    /// Secret keys `clientId`, `certificate` (PEM) and `privateKey` (PEM, RSA).
-    #[serde(default)]
-    pub method: EntraAuthMethod,
-    /// The Secret holding the keys.
-    pub secret_ref: SecretName,
-}
-
-/// How keyward authenticates to Entra ID.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum EntraAuthMethod {
-    #[default]
-    ClientSecret,
-    Certificate,
-}
-
-/// Google Workspace connection (Admin SDK Directory API).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct GoogleWorkspaceSpec {
-    /// The administrator the service account acts as (domain-wide delegation subject).
-    #[schemars(length(min = 3))]
-    pub admin_email: String,
-    /// Customer id (default `my_customer`, the admin's own account).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub customer: Option<String>,
-    /// Organizational unit path, e.g. `/Engineering`: only users in it (and below) are listed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub org_unit_path: Option<String>,
-    /// The service account's JSON key: Secret key `serviceAccountKey`. Its client id must be
-    /// granted the scopes `https://www.googleapis.com/auth/admin.directory.user.security` and
-    /// `https://www.googleapis.com/auth/admin.directory.user.readonly` in the Admin console.
-    pub credentials: SecretCredentials,
-    /// Directory API endpoint (default `https://admin.googleapis.com`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
-    pub url: Option<String>,
-    /// Per-request timeout, e.g. `10s` (default 10s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
-    pub timeout: Option<String>,
-}
-
-/// Keycloak connection (Admin REST API).
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KeycloakSpec {
-    /// Base URL of the server, e.g. `https://sso.acme.example` (add `/auth` for Keycloak
-    /// before 17).
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
-    pub url: String,
-    /// The realm whose users and credentials keyward manages.
-    #[schemars(length(min = 1))]
-    pub realm: String,
-    /// The realm the credentials authenticate against (default `master`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auth_realm: Option<String>,
-    /// How keyward authenticates to Keycloak.
-    pub credentials: KeycloakCredentials,
-    /// Per-request timeout, e.g. `10s` (default 10s).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
-    pub timeout: Option<String>,
-}
-
-/// Keycloak credentials, from a Secret in the MfaProvider's namespace.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct KeycloakCredentials {
-    /// `ClientCredentials` (default): a confidential client whose service account holds the
-    /// `realm-management` roles `view-users` and `manage-users`; Secret keys `clientId` and
-    /// `clientSecret`. `Password`: an admin user; Secret keys `username`, `password` and,
-    /// optionally, `clientId` (default `admin-cli`).
-    #[serde(default)]
-    pub method: KeycloakAuthMethod,
-    /// The Secret holding the keys.
-    pub secret_ref: SecretName,
-}
-
-/// How keyward authenticates to Keycloak.
-#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum KeycloakAuthMethod {
-    #[default]
-    ClientCredentials,
-    Password,
 }
 
 /// Credentials in a Secret whose keys are fixed by the provider block.

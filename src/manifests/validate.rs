@@ -5,9 +5,10 @@ use super::Manifests;
 use super::document::{Outline, Step};
 use super::schema::{self, PathPart};
 use super::source::{Loaded, Problem, Severity, Source};
-use crate::crd::mfa_provider::{SecretRef, UserMapping};
+use crate::crd::mfa_provider::{ProviderBlock, UserMapping};
 use crate::crd::{AccessGrant, Employee, MfaProvider};
 use crate::engine::identity;
+use crate::providers::block::SecretKey;
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::hash_map::Entry;
@@ -188,111 +189,41 @@ impl Validation<'_> {
 
     fn provider(&mut self, loaded: &Loaded<MfaProvider>) {
         self.schema("MfaProvider", loaded, &loaded.object.metadata);
-        if let Some(pi) = &loaded.object.spec.privacyidea {
-            self.credentials(loaded, &pi.credentials.secret_ref);
-        }
-        self.saas_blocks(loaded);
-    }
-
-    /// The Secret keys each SaaS block's credential method reads.
-    fn saas_blocks(&mut self, loaded: &Loaded<MfaProvider>) {
-        use crate::crd::mfa_provider::{EntraAuthMethod, KeycloakAuthMethod, OktaAuthMethod};
-        let spec = &loaded.object.spec;
-        let mut blocks: Vec<(&str, &str, Vec<&str>)> = Vec::new();
-        if let Some(b) = &spec.okta {
-            let keys = match b.credentials.method {
-                OktaAuthMethod::ApiToken => vec!["apiToken"],
-                OktaAuthMethod::PrivateKeyJwt => vec!["clientId", "privateKey"],
-            };
-            blocks.push(("okta", &b.credentials.secret_ref.name, keys));
-        }
-        if let Some(b) = &spec.duo {
-            blocks.push(("duo", &b.credentials.secret_ref.name, vec!["integrationKey", "secretKey"]));
-        }
-        if let Some(b) = &spec.entra_id {
-            let keys = match b.credentials.method {
-                EntraAuthMethod::ClientSecret => vec!["clientId", "clientSecret"],
-                EntraAuthMethod::Certificate => vec!["clientId", "certificate", "privateKey"],
-            };
-            blocks.push(("entraId", &b.credentials.secret_ref.name, keys));
-        }
-        if let Some(b) = &spec.google_workspace {
-            blocks.push(("googleWorkspace", &b.credentials.secret_ref.name, vec!["serviceAccountKey"]));
-        }
-        if let Some(b) = &spec.keycloak {
-            let keys = match b.credentials.method {
-                KeycloakAuthMethod::ClientCredentials => vec!["clientId", "clientSecret"],
-                KeycloakAuthMethod::Password => vec!["username", "password"],
-            };
-            blocks.push(("keycloak", &b.credentials.secret_ref.name, keys));
-        }
-        for (block, secret, keys) in blocks {
-            self.secret_keys(loaded, block, secret, &keys);
+        if let Ok(block) = loaded.object.spec.block() {
+            self.secret_keys(loaded, &block);
         }
     }
 
     /// The Secret a provider block names exists and holds the keys its credential method reads.
-    fn secret_keys(&mut self, loaded: &Loaded<MfaProvider>, block: &str, secret_name: &str, keys: &[&str]) {
+    fn secret_keys(&mut self, loaded: &Loaded<MfaProvider>, block: &ProviderBlock<'_>) {
         let (provider, source) = (&loaded.object, &loaded.source);
-        let who = who("MfaProvider", &provider.metadata);
-        let namespace = namespace(&provider.metadata);
-        let path = [Key("spec"), Key(block), Key("credentials"), Key("secretRef"), Key("name")];
+        let (spec, block_name) = (block.spec(), block.name());
+        let secret_name = spec.secret();
         if secret_name.is_empty() {
             return; // the schema's rule, reported as such
         }
+        let who = who("MfaProvider", &provider.metadata);
+        let namespace = namespace(&provider.metadata);
+        let path = |field| [Key("spec"), Key(block_name), Key("credentials"), Key("secretRef"), Key(field)];
         let found = self
             .manifests
             .secrets
             .iter()
             .find(|s| self::namespace(&s.object.metadata) == namespace && name(&s.object.metadata) == secret_name);
         let Some(secret) = found else {
-            let message =
-                format!("{who}: spec.{block}.credentials.secretRef.name: Secret {namespace}/{secret_name} not found");
-            self.report(source, &path, message);
-            return;
-        };
-        for key in keys {
-            if !Manifests::secret_has_key(&secret.object, key) {
-                let message = format!(
-                    "{who}: spec.{block}.credentials.secretRef: Secret {namespace}/{secret_name} ({}) has no key `{key}`",
-                    secret.source
-                );
-                self.report(source, &path, message);
-            }
-        }
-    }
-
-    fn credentials(&mut self, loaded: &Loaded<MfaProvider>, secret_ref: &SecretRef) {
-        let (provider, source) = (&loaded.object, &loaded.source);
-        let who = who("MfaProvider", &provider.metadata);
-        let namespace = namespace(&provider.metadata);
-        let path = |field| [Key("spec"), Key("privacyidea"), Key("credentials"), Key("secretRef"), Key(field)];
-        if secret_ref.name.is_empty() {
-            return; // the schema's rule, reported as such
-        }
-        let found =
-            self.manifests.secrets.iter().find(|s| {
-                self::namespace(&s.object.metadata) == namespace && name(&s.object.metadata) == secret_ref.name
-            });
-        let Some(secret) = found else {
             let message = format!(
-                "{who}: spec.privacyidea.credentials.secretRef.name: Secret {namespace}/{} not found",
-                secret_ref.name
+                "{who}: spec.{block_name}.credentials.secretRef.name: Secret {namespace}/{secret_name} not found"
             );
             self.report(source, &path("name"), message);
             return;
         };
-        let keys = [
-            ("usernameKey", secret_ref.username_key.is_some(), secret_ref.username_key()),
-            ("passwordKey", secret_ref.password_key.is_some(), secret_ref.password_key()),
-        ];
-        for (field, explicit, key) in keys {
-            if !Manifests::secret_has_key(&secret.object, key) {
+        for SecretKey { key, field } in spec.secret_keys() {
+            if !Manifests::secret_has_key(&secret.object, &key) {
                 let message = format!(
-                    "{who}: spec.privacyidea.credentials.secretRef: Secret {namespace}/{} ({}) has no key `{key}`",
-                    secret_ref.name, secret.source
+                    "{who}: spec.{block_name}.credentials.secretRef: Secret {namespace}/{secret_name} ({}) has no key `{key}`",
+                    secret.source
                 );
-                self.report(source, &path(if explicit { field } else { "name" }), message);
+                self.report(source, &path(field), message);
             }
         }
     }

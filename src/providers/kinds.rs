@@ -17,15 +17,7 @@ pub enum Reported {
 
 impl Reported {
     pub fn of(block: &ProviderBlock<'_>) -> Reported {
-        let only = |kinds| Reported::Only { kinds, prefixes: &[] };
-        match block {
-            ProviderBlock::PrivacyIdea(_) => Reported::Any,
-            ProviderBlock::Okta(_) => only(super::okta::KINDS),
-            ProviderBlock::Duo(_) => Reported::Only { kinds: super::duo::KINDS, prefixes: super::duo::KIND_PREFIXES },
-            ProviderBlock::EntraId(_) => only(super::entra::KINDS),
-            ProviderBlock::GoogleWorkspace(_) => only(&[super::google::KIND]),
-            ProviderBlock::Keycloak(_) => only(super::keycloak::KINDS),
-        }
+        block.spec().reported()
     }
 
     pub fn contains(&self, kind: &FactorKind) -> bool {
@@ -71,14 +63,7 @@ impl Reported {
 
 /// The provider's product name, for messages.
 pub fn provider_type(block: &ProviderBlock<'_>) -> &'static str {
-    match block {
-        ProviderBlock::PrivacyIdea(_) => "privacyIDEA",
-        ProviderBlock::Okta(_) => "Okta",
-        ProviderBlock::Duo(_) => "Duo",
-        ProviderBlock::EntraId(_) => "Entra ID",
-        ProviderBlock::GoogleWorkspace(_) => "Google Workspace",
-        ProviderBlock::Keycloak(_) => "Keycloak",
-    }
+    block.spec().product()
 }
 
 #[cfg(test)]

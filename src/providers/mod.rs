@@ -3,6 +3,8 @@
 //! A provider lists enrolments in bulk, revokes one enrolment, and reports what it can do
 //! ([`Capabilities`]). Decisions are the engine's; a provider only carries them out.
 
+pub mod block;
+pub mod client;
 pub mod dpop;
 pub mod duo;
 pub mod entra;
@@ -37,105 +39,31 @@ pub fn connect(
     connect_with(provider, secret, rest::Backoff::default())
 }
 
-/// [`connect`] with the retry timing of the SaaS provider clients (tests shorten it).
+/// [`connect`] with the retry timing of the provider clients (tests shorten it).
 pub fn connect_with(
     provider: &crate::crd::MfaProvider,
     secret: &dyn Fn(&str, &str) -> Option<String>,
     backoff: rest::Backoff,
 ) -> Result<Box<dyn MfaBackend>, ProviderError> {
-    use crate::crd::mfa_provider::{EntraAuthMethod, KeycloakAuthMethod, OktaAuthMethod};
     use kube::ResourceExt;
     let name = crate::engine::planner::provider_key(provider);
-    let configure = |message: String| ProviderError::Configure { provider: name.clone(), message };
+    let block = provider.spec.block().map_err(|count| ProviderError::Configure {
+        provider: name.clone(),
+        message: format!(
+            "exactly one provider block must be set ({}), found {count}",
+            crate::crd::mfa_provider::BLOCK_NAMES.join(", ")
+        ),
+    })?;
+    let spec = block.spec();
     let namespace = provider.namespace().unwrap_or_default();
-    let missing = |secret_name: &str, key: &str| {
-        configure(format!(
-            "Secret {namespace}/{secret_name} has no key {key:?} (or does not exist; the operator sees only Secrets labelled {})",
-            crate::crd::CREDENTIALS_LABEL
-        ))
-    };
-    let read = |secret_ref: &crate::crd::mfa_provider::SecretRef, key: &str| {
-        secret(&secret_ref.name, key).ok_or_else(|| missing(&secret_ref.name, key))
-    };
-    // Keys of the new blocks' Secrets are fixed per block (see the CRD field docs).
-    let key = |secret_name: &crate::crd::mfa_provider::SecretName, key: &str| {
-        secret(&secret_name.name, key).ok_or_else(|| missing(&secret_name.name, key))
-    };
-    let optional = |secret_name: &crate::crd::mfa_provider::SecretName, key: &str| {
-        secret(&secret_name.name, key).filter(|v| !v.trim().is_empty())
-    };
-    let spec = &provider.spec;
-    let rps = spec.policy.max_requests_per_second;
-    use crate::crd::mfa_provider::ProviderBlock;
-    match spec.block() {
-        Err(count) => Err(configure(format!(
-            "exactly one provider block must be set (privacyidea, okta, duo, entraId, googleWorkspace, keycloak), found {count}"
-        ))),
-        Ok(ProviderBlock::PrivacyIdea(spec)) => {
-            let secret_ref = &spec.credentials.secret_ref;
-            let username = read(secret_ref, secret_ref.username_key())?;
-            let password = read(secret_ref, secret_ref.password_key())?;
-            Ok(Box::new(privacyidea::PrivacyIdea::new(&name, spec, rps, username, password, backoff)?))
-        }
-        Ok(ProviderBlock::Okta(spec)) => {
-            let s = &spec.credentials.secret_ref;
-            let auth = match spec.credentials.method {
-                OktaAuthMethod::ApiToken => okta::OktaAuth::ApiToken(key(s, "apiToken")?),
-                OktaAuthMethod::PrivateKeyJwt => okta::OktaAuth::PrivateKeyJwt {
-                    client_id: key(s, "clientId")?,
-                    private_key: key(s, "privateKey")?,
-                    key_id: optional(s, "keyId"),
-                },
-            };
-            Ok(Box::new(okta::Okta::new(&name, spec, rps, auth, backoff)?))
-        }
-        Ok(ProviderBlock::Duo(spec)) => {
-            let s = &spec.credentials.secret_ref;
-            let (ikey, skey) = (key(s, "integrationKey")?, key(s, "secretKey")?);
-            Ok(Box::new(duo::Duo::new(&name, spec, rps, ikey, skey, backoff)?))
-        }
-        Ok(ProviderBlock::EntraId(spec)) => {
-            let s = &spec.credentials.secret_ref;
-            let auth = match spec.credentials.method {
-                EntraAuthMethod::ClientSecret => entra::EntraAuth::ClientSecret {
-                    client_id: key(s, "clientId")?,
-                    client_secret: key(s, "clientSecret")?,
-                },
-                EntraAuthMethod::Certificate => entra::EntraAuth::Certificate {
-                    client_id: key(s, "clientId")?,
-                    certificate: key(s, "certificate")?,
-                    private_key: key(s, "privateKey")?,
-                },
-            };
-            Ok(Box::new(entra::Entra::new(&name, spec, rps, auth, backoff)?))
-        }
-        Ok(ProviderBlock::GoogleWorkspace(spec)) => {
-            let s = &spec.credentials.secret_ref;
-            let json = key(s, "serviceAccountKey")?;
-            let account: google::ServiceAccountKey = serde_json::from_str(&json).map_err(|e| {
-                configure(format!(
-                    "Secret {namespace}/{}: serviceAccountKey is not a service account JSON key: {e}",
-                    s.name
-                ))
-            })?;
-            Ok(Box::new(google::Google::new(&name, spec, rps, account, backoff)?))
-        }
-        Ok(ProviderBlock::Keycloak(spec)) => {
-            let s = &spec.credentials.secret_ref;
-            let auth = match spec.credentials.method {
-                KeycloakAuthMethod::ClientCredentials => keycloak::KeycloakAuth::ClientCredentials {
-                    client_id: key(s, "clientId")?,
-                    client_secret: key(s, "clientSecret")?,
-                },
-                KeycloakAuthMethod::Password => keycloak::KeycloakAuth::Password {
-                    client_id: optional(s, "clientId").unwrap_or_else(|| "admin-cli".into()),
-                    username: key(s, "username")?,
-                    password: key(s, "password")?,
-                },
-            };
-            Ok(Box::new(keycloak::Keycloak::new(&name, spec, rps, auth, backoff)?))
-        }
-    }
+    let read = |key: &str| secret(spec.secret(), key);
+    spec.connect(&block::Connect {
+        name: &name,
+        namespace: &namespace,
+        secret: &read,
+        max_requests_per_second: provider.spec.policy.max_requests_per_second,
+        backoff,
+    })
 }
 
 /// The Secrets an MfaProvider reads its credentials from (to rebuild its client when they

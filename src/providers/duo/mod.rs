@@ -5,19 +5,21 @@
 
 mod mapping;
 mod signing;
+pub mod spec;
 
 pub use mapping::{
     BYPASS, BYPASS_CODE, KIND_PREFIXES, KINDS, UserStatus, phone_also, phone_kind, token_kind, user_status,
 };
 pub use signing::{Signer, canonical_json, canonical_params};
 
+use super::client::Client;
 use super::error::{Failure, ProviderError};
 use super::paging;
 use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
 };
 use super::user_ids::{self, Names, UserIds};
-use super::{MfaBackend, Revoked, UserQuery};
+use super::{Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{DuoSpec, RevocationMode};
 use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
@@ -299,7 +301,7 @@ impl Duo {
             .await
     }
 
-    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+    async fn read_users(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         let declared = declared_set(&query.declared);
         let mut users = Vec::new();
         // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
@@ -465,42 +467,28 @@ impl Duo {
 }
 
 #[async_trait]
-impl MfaBackend for Duo {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
+impl Client for Duo {
     fn capabilities(&self) -> Capabilities {
         Capabilities { disable: false, invite: vec![FactorKind::new("push")] }
     }
 
-    async fn check(&self) -> Result<(), ProviderError> {
+    async fn check(&self) -> Result<(), Failure> {
         let mut url = self.admin(&["users"]);
         url.query_pairs_mut().append_pair("limit", "1").append_pair("offset", "0");
-        self.call::<serde_json::Value>(&Call::get(url), "user listing")
-            .await
-            .map(|_| ())
-            .map_err(|failure| ProviderError::Check { provider: self.name.clone(), failure })
+        self.call::<serde_json::Value>(&Call::get(url), "user listing").await.map(|_| ())
     }
 
-    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError> {
-        self.read(query).await.map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+        self.read_users(query).await
     }
 
-    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
-        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
-        if mode == RevocationMode::Disable {
-            return Err(error(Failure::Configuration("Duo devices cannot be disabled one by one".into())));
-        }
-        self.remove(user, enrolment).await.map_err(error)
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, _: RevocationMode) -> Result<Revoked, Failure> {
+        self.remove(user, enrolment).await
     }
 
-    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        let error = ProviderError::inviting(&self.name, user, kind.as_str());
-        match kind.as_str() {
-            "push" => self.enrol(user).await.map_err(error),
-            other => Err(error(Failure::Configuration(format!("Duo has no invitation for {other}")))),
-        }
+    /// Push: Duo's enrolment e-mail (the only invitation Duo has).
+    async fn invite(&self, user: &str, _: &FactorKind) -> Result<(), Failure> {
+        self.enrol(user).await
     }
 
     fn requests(&self) -> u64 {

@@ -9,9 +9,11 @@
 //! a refused method waits for the sweep's other deletions of that user and goes after them.
 
 pub mod mapping;
+pub mod spec;
 
 pub use mapping::{KINDS, METHODS, MethodType, Removal, method};
 
+use super::client::Client;
 use super::error::{Failure, ProviderError};
 use super::jwt::{SigningKey, certificate_thumbprints};
 use super::oauth::{Grant, TokenSource};
@@ -21,8 +23,7 @@ use super::rest::{
     status_failure, throttle_429,
 };
 use super::user_ids::{Names, UserIds};
-use super::{MfaBackend, Revoked, UserQuery};
-use crate::crd::FactorKind;
+use super::{Revoked, UserQuery};
 use crate::crd::mfa_provider::{EntraIdSpec, RevocationMode};
 use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
 use async_trait::async_trait;
@@ -46,7 +47,6 @@ pub enum EntraAuth {
 }
 
 pub struct Entra {
-    name: String,
     graph: url::Url,
     group_id: Option<String>,
     rest: Rest,
@@ -193,7 +193,6 @@ impl Entra {
         let mut rest = Rest::new(transport, Box::new(TokenSource::new(token_url, grant)), throttle_429);
         rest.backoff = backoff;
         Ok(Entra {
-            name: name.to_string(),
             graph: join(&graph_root, &["v1.0"]),
             group_id: spec.group_id.clone().filter(|g| !g.is_empty()),
             rest,
@@ -316,7 +315,7 @@ impl Entra {
         Ok(users)
     }
 
-    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+    async fn read_users(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         let mut found: Vec<(String, String)> = Vec::new(); // (name, id)
         // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
         // deleted (and re-created) since.
@@ -445,11 +444,7 @@ impl Entra {
 }
 
 #[async_trait]
-impl MfaBackend for Entra {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
+impl Client for Entra {
     fn capabilities(&self) -> Capabilities {
         // Graph v1.0 has no invitation that leaves the secret with the user (a Temporary
         // Access Pass is itself a credential returned to the caller): Required kinds stay
@@ -457,31 +452,18 @@ impl MfaBackend for Entra {
         Capabilities { disable: false, invite: Vec::new() }
     }
 
-    async fn check(&self) -> Result<(), ProviderError> {
+    async fn check(&self) -> Result<(), Failure> {
         let mut url = self.api(&["users"]);
         url.query_pairs_mut().append_pair("$top", "1").append_pair("$select", "id");
-        self.get::<serde_json::Value>(url, "user listing")
-            .await
-            .map(|_| ())
-            .map_err(|failure| ProviderError::Check { provider: self.name.clone(), failure })
+        self.get::<serde_json::Value>(url, "user listing").await.map(|_| ())
     }
 
-    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError> {
-        self.read(query).await.map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+        self.read_users(query).await
     }
 
-    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
-        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
-        if mode == RevocationMode::Disable {
-            return Err(error(Failure::Configuration("Entra ID methods cannot be disabled, only deleted".into())));
-        }
-        self.remove(user, enrolment).await.map_err(error)
-    }
-
-    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        Err(ProviderError::inviting(&self.name, user, kind.as_str())(Failure::Configuration(
-            "Entra ID has no enrolment invitation".into(),
-        )))
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, _: RevocationMode) -> Result<Revoked, Failure> {
+        self.remove(user, enrolment).await
     }
 
     fn requests(&self) -> u64 {

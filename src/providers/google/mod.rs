@@ -6,6 +6,8 @@
 //! with one enrolment of kind `2sv`; revoking it is `twoStepVerification/turnOff`, checked by
 //! reading the user again. Grants on a Google provider therefore name the kind `2sv`.
 
+pub mod spec;
+use super::client::Client;
 use super::error::{Failure, ProviderError};
 use super::jwt::SigningKey;
 use super::oauth::{Grant, TokenSource};
@@ -14,7 +16,7 @@ use super::rest::{
     Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
 };
 use super::user_ids::{Names, UserIds};
-use super::{MfaBackend, Revoked, UserQuery};
+use super::{Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{GoogleWorkspaceSpec, RevocationMode};
 use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
@@ -52,7 +54,6 @@ pub struct ServiceAccountKey {
 }
 
 pub struct Google {
-    name: String,
     directory: url::Url,
     customer: String,
     org_unit_path: Option<String>,
@@ -177,7 +178,6 @@ impl Google {
         let mut rest = Rest::new(transport, Box::new(TokenSource::new(token_url, grant)), throttle);
         rest.backoff = backoff;
         Ok(Google {
-            name: name.to_string(),
             directory: join(&root, &["admin", "directory", "v1"]),
             customer: spec.customer.clone().filter(|c| !c.is_empty()).unwrap_or_else(|| "my_customer".into()),
             org_unit_path: spec.org_unit_path.clone().filter(|o| !o.is_empty()),
@@ -283,39 +283,24 @@ impl Google {
 }
 
 #[async_trait]
-impl MfaBackend for Google {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
+impl Client for Google {
     fn capabilities(&self) -> Capabilities {
         // Users enrol in 2SV themselves; the API can neither enrol nor invite.
         Capabilities { disable: false, invite: Vec::new() }
     }
 
-    async fn check(&self) -> Result<(), ProviderError> {
+    async fn check(&self) -> Result<(), Failure> {
         let mut url = join(&self.directory, &["users"]);
         url.query_pairs_mut().append_pair("customer", &self.customer).append_pair("maxResults", "1");
-        let response = self
-            .rest
-            .send(&Call::get(url))
-            .await
-            .map_err(|failure| ProviderError::Check { provider: self.name.clone(), failure })?;
-        if (200..300).contains(&response.status) {
-            Ok(())
-        } else {
-            Err(ProviderError::Check { provider: self.name.clone(), failure: failure(&response) })
-        }
+        let response = self.rest.send(&Call::get(url)).await?;
+        if (200..300).contains(&response.status) { Ok(()) } else { Err(failure(&response)) }
     }
 
-    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError> {
+    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         // One bulk listing of the enrolled users serves both scopes: users not enrolled have
         // nothing to revoke, and the listing is a few pages whatever the number declared.
         let declared = declared_set(&query.declared);
-        let users = self
-            .enrolled_users()
-            .await
-            .map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })?;
+        let users = self.enrolled_users().await?;
         let mut fresh = Names::default();
         let users = users
             .into_iter()
@@ -337,18 +322,8 @@ impl MfaBackend for Google {
         Ok(Inventory { users })
     }
 
-    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
-        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
-        if mode == RevocationMode::Disable {
-            return Err(error(Failure::Configuration("Google 2-Step Verification can only be turned off".into())));
-        }
-        self.turn_off(user).await.map_err(error)
-    }
-
-    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        Err(ProviderError::inviting(&self.name, user, kind.as_str())(Failure::Configuration(
-            "Google Workspace has no enrolment invitation".into(),
-        )))
+    async fn revoke(&self, user: &str, _: &Enrolment, _: RevocationMode) -> Result<Revoked, Failure> {
+        self.turn_off(user).await
     }
 
     fn requests(&self) -> u64 {

@@ -1,6 +1,7 @@
 //! Keycloak (reference §6): Admin REST API with a token from a service-account client or an
 //! admin user; credentials per user; enrolment requested through required actions.
 
+pub mod spec;
 use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
 use super::paging;

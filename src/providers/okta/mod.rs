@@ -9,11 +9,13 @@
 //! one `unlisted` enrolment that `reset_factors` revokes.
 
 mod mapping;
+pub mod spec;
 
 pub use mapping::{
     FactorState, KINDS, factor_state, has_recovery_phone, kind_of, taken_by_cascade, user_deprovisioned,
 };
 
+use super::client::Client;
 use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
 use super::paging;
@@ -22,7 +24,7 @@ use super::rest::{
     same_origin, snippet, status_failure,
 };
 use super::user_ids;
-use super::{MfaBackend, Revoked, UserQuery};
+use super::{Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{OktaSpec, RevocationMode};
 use crate::engine::inventory::UNLISTED_KIND;
@@ -324,7 +326,7 @@ impl Okta {
         Ok(ProviderUser { name, in_directory: true, enrolments })
     }
 
-    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+    async fn read_users(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         let mut users = Vec::new();
         if query.all {
             let declared = declared_set(&query.declared);
@@ -464,11 +466,7 @@ fn next_link(response: &super::http::Response) -> Option<url::Url> {
 }
 
 #[async_trait]
-impl MfaBackend for Okta {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
+impl Client for Okta {
     fn capabilities(&self) -> Capabilities {
         // Only the e-mail factor can be enrolled by an admin without a secret coming back to
         // the caller (TOTP and Okta Verify enrolments return the shared secret / activation
@@ -476,39 +474,24 @@ impl MfaBackend for Okta {
         Capabilities { disable: false, invite: vec![FactorKind::new("email")] }
     }
 
-    async fn check(&self) -> Result<(), ProviderError> {
+    async fn check(&self) -> Result<(), Failure> {
         let mut url = self.api(&["users"]);
         url.query_pairs_mut().append_pair("limit", "1");
-        let response = self
-            .rest
-            .send(&Call::get(url))
-            .await
-            .map_err(|failure| ProviderError::Check { provider: self.name.clone(), failure })?;
-        if ok(&response) {
-            Ok(())
-        } else {
-            Err(ProviderError::Check { provider: self.name.clone(), failure: failure(&response) })
-        }
+        let response = self.rest.send(&Call::get(url)).await?;
+        if ok(&response) { Ok(()) } else { Err(failure(&response)) }
     }
 
-    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError> {
-        self.read(query).await.map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+        self.read_users(query).await
     }
 
-    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
-        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
-        if mode == RevocationMode::Disable {
-            return Err(error(Failure::Configuration("Okta factors cannot be disabled, only unenrolled".into())));
-        }
-        self.unenrol(user, enrolment).await.map_err(error)
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, _: RevocationMode) -> Result<Revoked, Failure> {
+        self.unenrol(user, enrolment).await
     }
 
-    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        let error = ProviderError::inviting(&self.name, user, kind.as_str());
-        match kind.as_str() {
-            "email" => self.enrol_email(user).await.map_err(error),
-            other => Err(error(Failure::Configuration(format!("Okta has no invitation for {other}")))),
-        }
+    /// E-mail: the factor enrolled pending activation; Okta mails the code.
+    async fn invite(&self, user: &str, _: &FactorKind) -> Result<(), Failure> {
+        self.enrol_email(user).await
     }
 
     fn requests(&self) -> u64 {

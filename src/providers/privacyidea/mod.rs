@@ -2,14 +2,15 @@
 
 mod mapping;
 mod session;
+pub mod spec;
 mod types;
 
 pub use mapping::kind_of;
 
+use super::client::Client;
 use super::error::{Failure, ProviderError};
 use super::rest::{Backoff, Transport, base_url, timeout};
-use super::{MfaBackend, Revoked, UserQuery};
-use crate::crd::FactorKind;
+use super::{Revoked, UserQuery};
 use crate::crd::mfa_provider::{PrivacyIdeaSpec, RevocationMode};
 use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
 use async_trait::async_trait;
@@ -27,7 +28,6 @@ const PAGE_SIZE: u32 = 200;
 const MAX_PAGES: u32 = 10_000;
 
 pub struct PrivacyIdea {
-    name: String,
     realm: String,
     session: Session,
     /// The realm's token listing, resumed from the page where it last failed.
@@ -50,16 +50,7 @@ impl PrivacyIdea {
         let transport = Transport::new(timeout, max_requests_per_second).map_err(|f| configure(f.to_string()))?;
         let mut session = Session::new(base, username, password, transport);
         session.set_backoff(backoff);
-        Ok(PrivacyIdea {
-            name: name.to_string(),
-            realm: spec.realm.clone(),
-            session,
-            token_listing: Default::default(),
-        })
-    }
-
-    fn list_error(&self, failure: Failure) -> ProviderError {
-        ProviderError::ListEnrolments { provider: self.name.clone(), failure }
+        Ok(PrivacyIdea { realm: spec.realm.clone(), session, token_listing: Default::default() })
     }
 
     /// privacyIDEA answers a token listing for an unknown realm with an empty list, which
@@ -128,26 +119,22 @@ fn removed_user_name(token: &Token) -> String {
 }
 
 #[async_trait]
-impl MfaBackend for PrivacyIdea {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
+impl Client for PrivacyIdea {
     fn capabilities(&self) -> Capabilities {
         // privacyIDEA has no invitation flow that leaves the secret with the user: every
         // enrolment call returns the seed to the caller. Required kinds stay pending.
         Capabilities { disable: true, invite: Vec::new() }
     }
 
-    async fn check(&self) -> Result<(), ProviderError> {
-        self.realm_exists().await.map_err(|failure| ProviderError::Check { provider: self.name.clone(), failure })
+    async fn check(&self) -> Result<(), Failure> {
+        self.realm_exists().await
     }
 
-    async fn inventory(&self, _query: &UserQuery) -> Result<Inventory, ProviderError> {
+    async fn read(&self, _query: &UserQuery) -> Result<Inventory, Failure> {
         // One realm-wide listing serves both scopes: it is a few paged requests however many
         // users are declared, where per-user listing would be one request per Employee.
-        self.realm_exists().await.map_err(|f| self.list_error(f))?;
-        let tokens = self.realm_tokens().await.map_err(|f| self.list_error(f))?;
+        self.realm_exists().await?;
+        let tokens = self.realm_tokens().await?;
         let mut users: BTreeMap<String, ProviderUser> = BTreeMap::new();
         for token in tokens {
             // A token also tagged with this realm but owned by a user of another realm is that
@@ -158,7 +145,7 @@ impl MfaBackend for PrivacyIdea {
             let (name, in_directory) = if !token.username.is_empty() {
                 (token.username.clone(), true)
             } else if !token.user_id.is_empty() {
-                let owner = self.former_owner(&token).await.map_err(|f| self.list_error(f))?;
+                let owner = self.former_owner(&token).await?;
                 (owner.unwrap_or_else(|| removed_user_name(&token)), false)
             } else {
                 continue; // not assigned: not an enrolment
@@ -178,7 +165,7 @@ impl MfaBackend for PrivacyIdea {
         Ok(Inventory { users: users.into_values().collect() })
     }
 
-    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
+    async fn revoke(&self, _: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, Failure> {
         let (method, path): (Method, [&str; 3]) = match mode {
             RevocationMode::Delete => (Method::DELETE, ["token", enrolment.id.as_str(), ""]),
             RevocationMode::Disable => (Method::POST, ["token", "disable", enrolment.id.as_str()]),
@@ -188,14 +175,8 @@ impl MfaBackend for PrivacyIdea {
             Ok(_) => Ok(Revoked::Done),
             // 404 / code 601 "No token found": someone (or an earlier attempt) was quicker.
             Err(Failure::Status { status: 404, .. }) => Ok(Revoked::AlreadyGone),
-            Err(failure) => Err(ProviderError::revoking(&self.name, user, &enrolment.id)(failure)),
+            Err(failure) => Err(failure),
         }
-    }
-
-    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        Err(ProviderError::inviting(&self.name, user, kind.as_str())(Failure::Configuration(
-            "privacyIDEA has no enrolment invitation".into(),
-        )))
     }
 
     fn requests(&self) -> u64 {

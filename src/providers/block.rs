@@ -1,0 +1,74 @@
+//! A provider block (`spec.privacyidea`, `spec.okta`, …): what keyward needs of each provider
+//! besides its client — its Secret and the keys its credential method reads, the factor kinds
+//! it can report, its product name, and how to build its client. Each provider implements
+//! [`Block`] for its spec type in its own folder (`providers/<name>/spec.rs`);
+//! `crd::mfa_provider::ProviderBlock` is the one list of blocks, and everything that differs
+//! per provider goes through it (docs/adding-a-provider.md).
+
+use super::MfaBackend;
+use super::error::ProviderError;
+use super::kinds::Reported;
+use super::rest::Backoff;
+
+/// One key a credential method reads from the block's Secret, and the spec field that names
+/// it (`secretRef.name` when the key is fixed, `secretRef.passwordKey` when configurable):
+/// where `validate` reports a missing key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SecretKey {
+    pub key: String,
+    pub field: &'static str,
+}
+
+impl SecretKey {
+    /// A key fixed by the block (reported at `secretRef.name`).
+    pub fn fixed(key: &str) -> Self {
+        SecretKey { key: key.to_string(), field: "name" }
+    }
+}
+
+/// What a client is built from.
+pub struct Connect<'a> {
+    /// `<namespace>/<name>` of the MfaProvider.
+    pub name: &'a str,
+    pub namespace: &'a str,
+    /// A key of the block's Secret, or `None` when it (or the Secret) is missing.
+    pub secret: &'a dyn Fn(&str) -> Option<String>,
+    pub max_requests_per_second: Option<u32>,
+    pub backoff: Backoff,
+}
+
+impl Connect<'_> {
+    /// A key the credential method needs.
+    pub fn key(&self, secret_name: &str, key: &str) -> Result<String, ProviderError> {
+        (self.secret)(key).ok_or_else(|| {
+            self.configure(format!(
+                "Secret {}/{secret_name} has no key {key:?} (or does not exist; the operator sees only Secrets labelled {})",
+                self.namespace,
+                crate::crd::CREDENTIALS_LABEL
+            ))
+        })
+    }
+
+    /// A key that may be absent or blank.
+    pub fn optional(&self, key: &str) -> Option<String> {
+        (self.secret)(key).filter(|v| !v.trim().is_empty())
+    }
+
+    pub fn configure(&self, message: String) -> ProviderError {
+        ProviderError::Configure { provider: self.name.to_string(), message }
+    }
+}
+
+/// The parts of a provider that are not its client.
+pub trait Block: Sync {
+    /// The product, for messages (`Okta`, `Entra ID`).
+    fn product(&self) -> &'static str;
+    /// The Secret holding the credentials.
+    fn secret(&self) -> &str;
+    /// The keys the configured credential method reads from it.
+    fn secret_keys(&self) -> Vec<SecretKey>;
+    /// The factor kinds the provider can report at all.
+    fn reported(&self) -> Reported;
+    /// The provider's client.
+    fn connect(&self, connect: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError>;
+}

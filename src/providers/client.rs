@@ -1,0 +1,97 @@
+//! What a provider module writes, and what keyward adds to every provider in one place.
+//!
+//! A provider implements [`Client`]: its reads, revocations and invitations in its own API's
+//! terms, failing with a bare [`Failure`]. [`Managed`] makes it an [`MfaBackend`]: it names the
+//! provider, the user and the enrolment in every error, and refuses what the provider's
+//! [`Capabilities`] say it cannot do (the planner never plans it; this is the last guard).
+
+use super::error::{Failure, ProviderError};
+use super::{MfaBackend, Revoked, UserQuery};
+use crate::crd::FactorKind;
+use crate::crd::mfa_provider::RevocationMode;
+use crate::engine::{Capabilities, Enrolment, Inventory};
+use async_trait::async_trait;
+
+#[async_trait]
+pub trait Client: Send + Sync {
+    fn capabilities(&self) -> Capabilities;
+
+    /// A cheap authenticated read: the provider answers and the credentials work.
+    async fn check(&self) -> Result<(), Failure>;
+
+    /// The enrolments of the users in `query` (see [`MfaBackend::inventory`]).
+    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure>;
+
+    /// Revokes one enrolment of `user`; `mode` is `Disable` only when the capabilities allow
+    /// it. "Not found" is [`Revoked::AlreadyGone`].
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, Failure>;
+
+    /// Invites `user` to enrol `kind`; only called for kinds in `capabilities().invite`.
+    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), Failure> {
+        let _ = user;
+        Err(Failure::Configuration(format!("no invitation for {kind}")))
+    }
+
+    /// HTTP requests made so far.
+    fn requests(&self) -> u64;
+}
+
+/// A [`Client`] as keyward uses it.
+pub struct Managed<C> {
+    /// `<namespace>/<name>` of the MfaProvider.
+    name: String,
+    client: C,
+}
+
+impl<C: Client> Managed<C> {
+    pub fn boxed(name: &str, client: C) -> Box<dyn MfaBackend>
+    where
+        C: 'static,
+    {
+        Box::new(Managed { name: name.to_string(), client })
+    }
+}
+
+#[async_trait]
+impl<C: Client> MfaBackend for Managed<C> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.client.capabilities()
+    }
+
+    async fn check(&self) -> Result<(), ProviderError> {
+        self.client.check().await.map_err(|failure| ProviderError::Check { provider: self.name.clone(), failure })
+    }
+
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError> {
+        self.client
+            .read(query)
+            .await
+            .map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    }
+
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
+        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
+        if mode == RevocationMode::Disable && !self.client.capabilities().disable {
+            return Err(error(Failure::Configuration(
+                "enrolments on this provider cannot be disabled, only deleted".into(),
+            )));
+        }
+        self.client.revoke(user, enrolment, mode).await.map_err(error)
+    }
+
+    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
+        let error = ProviderError::inviting(&self.name, user, kind.as_str());
+        if !self.client.capabilities().invite.contains(kind) {
+            return Err(error(Failure::Configuration(format!("this provider has no invitation for {kind}"))));
+        }
+        self.client.invite(user, kind).await.map_err(error)
+    }
+
+    fn requests(&self) -> u64 {
+        self.client.requests()
+    }
+}

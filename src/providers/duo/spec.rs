@@ -1,0 +1,56 @@
+//! The `duo` block of an MfaProvider: its spec (part of the CRD schema) and what keyward
+//! needs of it besides the client ([`Block`]).
+
+use crate::crd::mfa_provider::SecretCredentials;
+use crate::providers::MfaBackend;
+use crate::providers::block::{Block, Connect, SecretKey};
+use crate::providers::client::Managed;
+use crate::providers::error::ProviderError;
+use crate::providers::kinds::Reported;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Duo Admin API connection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DuoSpec {
+    /// The account's API hostname as a URL, e.g. `https://api-1a2b3c4d.duosecurity.com`.
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    pub url: String,
+    /// Duo group name: under `scope: All`, only its members are managed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// The Admin API application's keys: Secret keys `integrationKey` and `secretKey`. The
+    /// application needs "Grant read resource" and "Grant write resource".
+    pub credentials: SecretCredentials,
+    /// Per-request timeout, e.g. `10s` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub timeout: Option<String>,
+}
+
+impl Block for DuoSpec {
+    fn product(&self) -> &'static str {
+        "Duo"
+    }
+
+    fn secret(&self) -> &str {
+        &self.credentials.secret_ref.name
+    }
+
+    fn secret_keys(&self) -> Vec<SecretKey> {
+        vec![SecretKey::fixed("integrationKey"), SecretKey::fixed("secretKey")]
+    }
+
+    fn reported(&self) -> Reported {
+        Reported::Only { kinds: super::KINDS, prefixes: super::KIND_PREFIXES }
+    }
+
+    fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
+        let (ikey, skey) = (c.key(self.secret(), "integrationKey")?, c.key(self.secret(), "secretKey")?);
+        Ok(Managed::boxed(
+            c.name,
+            super::Duo::new(c.name, self, c.max_requests_per_second, ikey, skey, c.backoff.clone())?,
+        ))
+    }
+}

@@ -1,0 +1,98 @@
+//! The `entra` block of an MfaProvider: its spec (part of the CRD schema) and what keyward
+//! needs of it besides the client ([`Block`]).
+
+use crate::crd::mfa_provider::SecretName;
+use crate::providers::MfaBackend;
+use crate::providers::block::{Block, Connect, SecretKey};
+use crate::providers::client::Managed;
+use crate::providers::error::ProviderError;
+use crate::providers::kinds::Reported;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Microsoft Entra ID connection (Microsoft Graph authentication methods API).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EntraIdSpec {
+    /// The directory (tenant) id or a verified domain of the tenant.
+    #[schemars(length(min = 1))]
+    pub tenant_id: String,
+    /// Group object id: under `scope: All`, only its members are managed, nested groups' members
+    /// included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// The app registration's credentials; it needs the application permission
+    /// `UserAuthenticationMethod.ReadWrite.All` (and `User.Read.All`), admin-consented.
+    pub credentials: EntraCredentials,
+    /// Token authority (default `https://login.microsoftonline.com`; national clouds differ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("authorityUrl must be https (http only for loopback)"))]
+    pub authority_url: Option<String>,
+    /// Microsoft Graph endpoint (default `https://graph.microsoft.com`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("graphUrl must be https (http only for loopback)"))]
+    pub graph_url: Option<String>,
+    /// Per-request timeout, e.g. `10s` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub timeout: Option<String>,
+}
+
+/// Entra ID app credentials, from a Secret in the MfaProvider's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EntraCredentials {
+    /// `ClientSecret` (default): Secret keys `clientId` and `clientSecret`. `Certificate`:
+    /// Secret keys `clientId`, `certificate` (PEM) and `privateKey` (PEM, RSA).
+    #[serde(default)]
+    pub method: EntraAuthMethod,
+    /// The Secret holding the keys.
+    pub secret_ref: SecretName,
+}
+
+/// How keyward authenticates to Entra ID.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EntraAuthMethod {
+    #[default]
+    ClientSecret,
+    Certificate,
+}
+
+impl Block for EntraIdSpec {
+    fn product(&self) -> &'static str {
+        "Entra ID"
+    }
+
+    fn secret(&self) -> &str {
+        &self.credentials.secret_ref.name
+    }
+
+    fn secret_keys(&self) -> Vec<SecretKey> {
+        match self.credentials.method {
+            EntraAuthMethod::ClientSecret => vec![SecretKey::fixed("clientId"), SecretKey::fixed("clientSecret")],
+            EntraAuthMethod::Certificate => {
+                vec![SecretKey::fixed("clientId"), SecretKey::fixed("certificate"), SecretKey::fixed("privateKey")]
+            }
+        }
+    }
+
+    fn reported(&self) -> Reported {
+        Reported::Only { kinds: super::KINDS, prefixes: &[] }
+    }
+
+    fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
+        let secret = self.secret();
+        let auth = match self.credentials.method {
+            EntraAuthMethod::ClientSecret => super::EntraAuth::ClientSecret {
+                client_id: c.key(secret, "clientId")?,
+                client_secret: c.key(secret, "clientSecret")?,
+            },
+            EntraAuthMethod::Certificate => super::EntraAuth::Certificate {
+                client_id: c.key(secret, "clientId")?,
+                certificate: c.key(secret, "certificate")?,
+                private_key: c.key(secret, "privateKey")?,
+            },
+        };
+        Ok(Managed::boxed(c.name, super::Entra::new(c.name, self, c.max_requests_per_second, auth, c.backoff.clone())?))
+    }
+}

@@ -1,0 +1,88 @@
+//! The `okta` block of an MfaProvider: its spec (part of the CRD schema) and what keyward
+//! needs of it besides the client ([`Block`]).
+
+use crate::crd::mfa_provider::SecretName;
+use crate::providers::MfaBackend;
+use crate::providers::block::{Block, Connect, SecretKey};
+use crate::providers::client::Managed;
+use crate::providers::error::ProviderError;
+use crate::providers::kinds::Reported;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// Okta connection (Factors API, `/api/v1`).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OktaSpec {
+    /// The Okta org URL, e.g. `https://acme.okta.com`. Plain `http` only for loopback (tests).
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    pub url: String,
+    /// Okta group id (`00g…`): under `scope: All`, only its members are managed. Without it,
+    /// every user of the org is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_id: Option<String>,
+    /// How keyward authenticates to Okta.
+    pub credentials: OktaCredentials,
+    /// Per-request timeout, e.g. `10s` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub timeout: Option<String>,
+}
+
+/// Okta credentials, from a Secret in the MfaProvider's namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OktaCredentials {
+    /// `ApiToken` (default): Secret key `apiToken`, sent as `Authorization: SSWS …`.
+    /// `PrivateKeyJwt`: an OAuth 2.0 service app granted `okta.users.read` and
+    /// `okta.users.manage`; Secret keys `clientId`, `privateKey` (PEM, RSA or EC P-256) and,
+    /// optionally, `keyId`.
+    #[serde(default)]
+    pub method: OktaAuthMethod,
+    /// The Secret holding the keys.
+    pub secret_ref: SecretName,
+}
+
+/// How keyward authenticates to Okta.
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum OktaAuthMethod {
+    /// An API token (`SSWS`).
+    #[default]
+    ApiToken,
+    /// OAuth 2.0 client credentials with a signed JWT client assertion.
+    PrivateKeyJwt,
+}
+
+impl Block for OktaSpec {
+    fn product(&self) -> &'static str {
+        "Okta"
+    }
+
+    fn secret(&self) -> &str {
+        &self.credentials.secret_ref.name
+    }
+
+    fn secret_keys(&self) -> Vec<SecretKey> {
+        match self.credentials.method {
+            OktaAuthMethod::ApiToken => vec![SecretKey::fixed("apiToken")],
+            OktaAuthMethod::PrivateKeyJwt => vec![SecretKey::fixed("clientId"), SecretKey::fixed("privateKey")],
+        }
+    }
+
+    fn reported(&self) -> Reported {
+        Reported::Only { kinds: super::KINDS, prefixes: &[] }
+    }
+
+    fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
+        let secret = self.secret();
+        let auth = match self.credentials.method {
+            OktaAuthMethod::ApiToken => super::OktaAuth::ApiToken(c.key(secret, "apiToken")?),
+            OktaAuthMethod::PrivateKeyJwt => super::OktaAuth::PrivateKeyJwt {
+                client_id: c.key(secret, "clientId")?,
+                private_key: c.key(secret, "privateKey")?,
+                key_id: c.optional("keyId"),
+            },
+        };
+        Ok(Managed::boxed(c.name, super::Okta::new(c.name, self, c.max_requests_per_second, auth, c.backoff.clone())?))
+    }
+}

@@ -1,0 +1,66 @@
+//! The `privacyidea` block of an MfaProvider: its spec (part of the CRD schema) and what keyward
+//! needs of it besides the client ([`Block`]).
+
+use crate::crd::mfa_provider::Credentials;
+use crate::providers::MfaBackend;
+use crate::providers::block::{Block, Connect, SecretKey};
+use crate::providers::client::Managed;
+use crate::providers::error::ProviderError;
+use crate::providers::kinds::Reported;
+use kube::KubeSchema;
+use serde::{Deserialize, Serialize};
+
+/// privacyIDEA connection.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrivacyIdeaSpec {
+    /// Base URL of the privacyIDEA server, e.g. `https://pi.acme.example`. Plain `http` is
+    /// accepted only for loopback addresses (tests).
+    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    pub url: String,
+    /// The privacyIDEA realm whose users and tokens keyward manages.
+    #[schemars(length(min = 1))]
+    pub realm: String,
+    /// Admin credentials: a Secret in the same namespace with keys `username` and `password`.
+    pub credentials: Credentials,
+    /// Per-request timeout, e.g. `10s` (default 10s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(ms|s|m)$"))]
+    pub timeout: Option<String>,
+}
+
+impl Block for PrivacyIdeaSpec {
+    fn product(&self) -> &'static str {
+        "privacyIDEA"
+    }
+
+    fn secret(&self) -> &str {
+        &self.credentials.secret_ref.name
+    }
+
+    fn secret_keys(&self) -> Vec<SecretKey> {
+        let secret_ref = &self.credentials.secret_ref;
+        let key = |key: &str, explicit: bool, field| SecretKey {
+            key: key.to_string(),
+            field: if explicit { field } else { "name" },
+        };
+        vec![
+            key(secret_ref.username_key(), secret_ref.username_key.is_some(), "usernameKey"),
+            key(secret_ref.password_key(), secret_ref.password_key.is_some(), "passwordKey"),
+        ]
+    }
+
+    /// Any kind: privacyIDEA names kinds after its token types, plugins included.
+    fn reported(&self) -> Reported {
+        Reported::Any
+    }
+
+    fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
+        let secret_ref = &self.credentials.secret_ref;
+        let username = c.key(&secret_ref.name, secret_ref.username_key())?;
+        let password = c.key(&secret_ref.name, secret_ref.password_key())?;
+        let client =
+            super::PrivacyIdea::new(c.name, self, c.max_requests_per_second, username, password, c.backoff.clone())?;
+        Ok(Managed::boxed(c.name, client))
+    }
+}
