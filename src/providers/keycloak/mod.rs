@@ -43,6 +43,10 @@ struct User {
     username: String,
     #[serde(default)]
     email: Option<String>,
+    /// The user storage (LDAP, Kerberos, a custom provider) the user comes from; absent for
+    /// users held in Keycloak's own database.
+    #[serde(rename = "federationLink", default)]
+    federation_link: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -65,11 +69,12 @@ struct KeycloakError {
 }
 
 fn failure(response: &super::http::Response) -> Failure {
+    // The Admin REST API answers `{"error": "Credential not found"}` (Keycloak 26), the token
+    // endpoint `{"error": …, "error_description": …}`, older versions `{"errorMessage": …}`.
     let message = match serde_json::from_slice::<KeycloakError>(&response.body) {
         Ok(KeycloakError { error_message: Some(m), .. }) => m,
-        Ok(KeycloakError { error: Some(e), error_description, .. }) => {
-            format!("{e}: {}", error_description.unwrap_or_default())
-        }
+        Ok(KeycloakError { error: Some(e), error_description: Some(d), .. }) => format!("{e}: {d}"),
+        Ok(KeycloakError { error: Some(e), .. }) => e,
         _ => snippet(&response.body),
     };
     status_failure(response, message)
@@ -98,6 +103,10 @@ pub fn kind_of(credential_type: &str, data: Option<&str>) -> Option<FactorKind> 
         other => other,
     }))
 }
+
+/// The id keyward gives a second factor held in a user's user storage (LDAP, a custom user
+/// storage provider): Keycloak reports only its type, and `/credentials` does not list it.
+const STORAGE_PREFIX: &str = "user-storage:";
 
 /// The required action that makes Keycloak ask the user to enrol `kind` at the next login.
 pub fn required_action(kind: &str) -> Option<&'static str> {
@@ -161,12 +170,12 @@ impl Keycloak {
     /// with that user name and, for an address, the users with that e-mail. A realm with
     /// `duplicateEmailsAllowed`, or one user's login equal to another's e-mail, gives several:
     /// all are returned, so that the conflict shows instead of a guess.
-    async fn fetch(&self, name: &str) -> Result<Vec<String>, Failure> {
+    async fn fetch(&self, name: &str) -> Result<Vec<User>, Failure> {
         let mut fields = vec!["username"];
         if name.contains('@') {
             fields.push("email");
         }
-        let mut ids: Vec<String> = Vec::new();
+        let mut found: Vec<User> = Vec::new();
         for field in fields {
             let mut url = self.api(&["users"]);
             url.query_pairs_mut().append_pair(field, name).append_pair("exact", "true");
@@ -177,17 +186,17 @@ impl Keycloak {
                     || u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(name))
             });
             for user in hits {
-                if !ids.contains(&user.id) {
-                    ids.push(user.id);
+                if !found.iter().any(|u| u.id == user.id) {
+                    found.push(user);
                 }
             }
         }
-        Ok(ids)
+        Ok(found)
     }
 
     /// The one user `name` stands for: cached, else asked of Keycloak.
     async fn lookup(&self, name: &str) -> Result<Option<String>, Failure> {
-        self.users.resolve(name, async || self.fetch(name).await).await
+        self.users.resolve(name, async || Ok(self.fetch(name).await?.into_iter().map(|u| u.id).collect())).await
     }
 
     /// Every user of the realm, `first`/`max` pages; a listing that failed on a page goes on
@@ -217,22 +226,39 @@ impl Keycloak {
         Ok((batch, next))
     }
 
-    async fn credentials(&self, user_id: &str) -> Result<Option<Vec<Enrolment>>, Failure> {
+    /// The user's second factors; `None` when the user is gone. For a user from a user storage
+    /// (`federationLink`), also the credential types that storage holds for it: they are not in
+    /// `/credentials`, and reading their absence there as "no second factor" would keep a
+    /// leaver's factor unseen.
+    async fn credentials(&self, user: &User) -> Result<Option<Vec<Enrolment>>, Failure> {
         let credentials: Option<Vec<Credential>> = self
-            .get_json(self.api(&["users", user_id, "credentials"]), &format!("credentials of user {user_id}"))
+            .get_json(self.api(&["users", &user.id, "credentials"]), &format!("credentials of user {}", user.id))
             .await?;
-        Ok(credentials.map(|list| {
-            list.into_iter()
-                .filter_map(|c| {
-                    let kind = kind_of(&c.kind, c.data.as_deref())?;
-                    Some(Enrolment::new(c.id, kind, true))
-                })
-                .collect()
-        }))
+        let Some(list) = credentials else { return Ok(None) };
+        let mut enrolments: Vec<Enrolment> = list
+            .into_iter()
+            .filter_map(|c| {
+                let kind = kind_of(&c.kind, c.data.as_deref())?;
+                Some(Enrolment::new(c.id, kind, true))
+            })
+            .collect();
+        if user.federation_link.is_some() {
+            let what = format!("user storage credential types of user {}", user.id);
+            let url = self.api(&["users", &user.id, "configured-user-storage-credential-types"]);
+            let Some(types) = self.get_json::<Vec<String>>(url, &what).await? else { return Ok(None) };
+            for storage_type in types {
+                // The storage's `otp` says nothing of TOTP or HOTP: `totp`, as kind_of reads it.
+                let Some(kind) = kind_of(&storage_type, None) else { continue };
+                // Listed beside a local credential of the same kind: revoking that one leaves
+                // this one in place.
+                enrolments.push(Enrolment::new(format!("{STORAGE_PREFIX}{storage_type}"), kind, true));
+            }
+        }
+        Ok(Some(enrolments))
     }
 
     async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
-        let mut found: Vec<(String, String)> = Vec::new();
+        let mut found: Vec<(String, User)> = Vec::new();
         // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
         // deleted (and re-created) since. Several users under one name are all listed under it.
         let mut fresh = Names::default();
@@ -242,26 +268,35 @@ impl Keycloak {
                 let email = user.email.clone().unwrap_or_default();
                 let name = declared_name(&declared, &[&user.username, &email]);
                 fresh.add(&[&name, &user.username, &email], &user.id);
-                found.push((name, user.id));
+                found.push((name, user));
             }
         } else {
             for name in &query.declared {
-                for id in self.fetch(name).await? {
-                    fresh.add(&[name], &id);
-                    found.push((name.clone(), id));
+                for user in self.fetch(name).await? {
+                    fresh.add(&[name], &user.id);
+                    found.push((name.clone(), user));
                 }
             }
         }
         self.users.replace(fresh);
         let mut users = Vec::new();
-        for (name, id) in found {
-            let Some(enrolments) = self.credentials(&id).await? else { continue };
+        for (name, user) in found {
+            let Some(enrolments) = self.credentials(&user).await? else { continue };
             users.push(ProviderUser { name, in_directory: true, enrolments });
         }
         Ok(Inventory { users })
     }
 
     async fn remove(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
+        if let Some(storage_type) = enrolment.id.strip_prefix(STORAGE_PREFIX) {
+            // Keycloak has no call that removes a credential from a user storage (its
+            // disable-credential-types only asks the storage to, and LDAP ignores it): keyward
+            // says so on every sweep instead of calling it revoked.
+            return Err(Failure::Configuration(format!(
+                "the {storage_type} credential of {user} is held in the user's user storage (federationLink), \
+                 not in Keycloak: keyward cannot revoke it; remove it in that user store"
+            )));
+        }
         // "User not found" and "Credential not found" are both 404: `remove_fresh` asks for the
         // id again before the credential is called gone.
         self.users
