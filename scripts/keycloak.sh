@@ -241,7 +241,11 @@ for provider in ("direct-grant-validate-username", "direct-grant-validate-passwo
 # new executions start DISABLED (but the first)
 for e in a("GET", r + "/authentication/flows/otp-direct-grant/executions"):
     a("PUT", r + "/authentication/flows/otp-direct-grant/executions", {"id": e["id"], "requirement": "REQUIRED"})
-a("PUT", r, {"directGrantFlow": "otp-direct-grant"})
+# A code may be used twice within its period, so that a test may log in as often as it needs.
+# Keycloak applies the OTP policy's fields only all together, when otpPolicyType is given.
+a("PUT", r, {"directGrantFlow": "otp-direct-grant", "otpPolicyType": "totp", "otpPolicyAlgorithm": "HmacSHA1",
+             "otpPolicyDigits": 6, "otpPolicyPeriod": 30, "otpPolicyLookAheadWindow": 1,
+             "otpPolicyInitialCounter": 0, "otpPolicyCodeReusable": True})
 a("POST", r + "/clients", {"clientId": "login", "publicClient": True, "directAccessGrantsEnabled": True,
                            "standardFlowEnabled": True, "redirectUris": ["http://127.0.0.1/callback"]})
 a("POST", r + "/clients", {"clientId": "keyward", "publicClient": False, "serviceAccountsEnabled": True,

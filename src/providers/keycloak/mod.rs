@@ -179,7 +179,12 @@ impl Keycloak {
         for field in fields {
             let mut url = self.api(&["users"]);
             url.query_pairs_mut().append_pair(field, name).append_pair("exact", "true");
-            let users: Vec<User> = self.get_json(url, &format!("user {name}")).await?.unwrap_or_default();
+            // A lookup that matches nobody is `[]`; a 404 is the realm missing ("Realm not
+            // found."), which must not read as "no such user, so no enrolments".
+            let users: Vec<User> = self
+                .get_json(url, &format!("user {name}"))
+                .await?
+                .ok_or_else(|| Failure::Configuration("realm not found".into()))?;
             // `exact` is ignored by some versions for some fields: match here too.
             let hits = users.into_iter().filter(|u| {
                 u.username.eq_ignore_ascii_case(name)
