@@ -331,25 +331,26 @@ impl Keycloak {
             message: format!("no Keycloak user {user}"),
         })?;
         let url = self.api(&["users", &user_id]);
-        // PUT replaces the representation on some versions: send back what GET returned, with
-        // the action added.
-        let Some(mut representation) = self.get_json::<serde_json::Value>(url.clone(), &format!("user {user}")).await?
+        // PUT merges (Keycloak 26: fields absent from the body are kept), but a
+        // `requiredActions` it carries replaces the list: read the list, add the action, and
+        // send only the list. Sending the whole representation back would write every other
+        // field too — undoing a concurrent edit, or failing on attributes the user profile makes
+        // read-only.
+        let Some(representation) = self.get_json::<serde_json::Value>(url.clone(), &format!("user {user}")).await?
         else {
             self.users.forget(user); // a stale id: the next attempt asks again
             return Err(Failure::Status { status: 404, code: None, message: format!("no Keycloak user {user}") });
         };
-        let actions = representation
-            .as_object_mut()
-            .ok_or_else(|| Failure::Malformed(format!("user {user}: not a JSON object")))?
-            .entry("requiredActions")
-            .or_insert_with(|| serde_json::json!([]));
-        let list = actions.as_array_mut().ok_or_else(|| Failure::Malformed("requiredActions is not a list".into()))?;
+        let mut list = match representation.get("requiredActions") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(list)) => list.clone(),
+            Some(_) => return Err(Failure::Malformed("requiredActions is not a list".into())),
+        };
         if list.iter().any(|a| a.as_str() == Some(action)) {
             return Ok(()); // already asked: no need to write again
         }
         list.push(serde_json::json!(action));
-        let mut call = Call::new(reqwest::Method::PUT, url);
-        call = call.json(&representation);
+        let call = Call::new(reqwest::Method::PUT, url).json(&serde_json::json!({ "requiredActions": list }));
         let response = self.rest.send(&call).await?;
         if (200..300).contains(&response.status) { Ok(()) } else { Err(failure(&response)) }
     }
