@@ -303,6 +303,32 @@ fn a_re_created_user_keeps_the_new_totp_when_the_old_one_is_revoked() {
     assert!(!kc.logs_in(&new), "revoked: the TOTP login stops working");
 }
 
+/// Two Keycloak users with one e-mail (a realm with `duplicateEmailsAllowed`): both are listed
+/// under the address, and a revocation by that address touches neither — both still log in.
+#[test]
+fn two_users_with_one_address_are_a_conflict_never_a_guess() {
+    let kc = keycloak();
+    let realm = kc.realm("twins");
+    let settings = serde_json::json!({"loginWithEmailAllowed": false, "duplicateEmailsAllowed": true});
+    let put = kc.admin(reqwest::Method::PUT, &format!("/{}", realm.name), Some(settings));
+    assert_eq!(put.status, 204, "{}", put.body);
+    kc.add_user(&realm.name, "alice");
+    kc.add_user_full(&realm.name, "alice.twin", "alice@acme.example", &["CONFIGURE_TOTP"]);
+    let (alice, twin) = (kc.enrol_totp(&realm.name, "alice"), kc.enrol_totp(&realm.name, "alice.twin"));
+    let rt = runtime();
+    let keyward = backend(kc.url(), &realm);
+    let query = UserQuery { declared: vec!["alice@acme.example".into()], all: false };
+    let inventory = rt.block_on(keyward.inventory(&query)).expect("inventory");
+    let names: Vec<&str> = inventory.users.iter().map(|u| u.name.as_str()).collect();
+    assert_eq!(names, ["alice@acme.example", "alice@acme.example"]);
+    assert_eq!(inventory.duplicate_names().into_iter().collect::<Vec<_>>(), ["alice@acme.example"]);
+
+    let otp = inventory.users[1].enrolments[0].clone();
+    let error = rt.block_on(keyward.revoke("alice@acme.example", &otp, RevocationMode::Delete)).expect_err("conflict");
+    assert_eq!(error.category(), "identity_conflict", "{error}");
+    assert!(kc.logs_in(&alice) && kc.logs_in(&twin), "neither was touched");
+}
+
 /// The facts `tests/contracts/keycloak.rs` records (which the mock answers from) hold on the
 /// real server.
 #[test]

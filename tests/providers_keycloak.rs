@@ -1,7 +1,7 @@
 //! Keycloak against the fake of its Admin REST API (`tests/support/keycloak_mock.rs`, answering
 //! from `tests/contracts/keycloak.rs`) for what the real server of `tests/keycloak.rs` cannot
-//! be made to do: a 429, a listing page that keeps failing, one-second tokens, two users with
-//! one e-mail, and a user from a user storage (LDAP) whose factor `/credentials` does not list.
+//! be made to do: a 429, a listing page that keeps failing, one-second tokens, and a user from a
+//! user storage (LDAP) whose factor `/credentials` does not list.
 
 #[path = "contracts/keycloak.rs"]
 mod kc_contract;
@@ -115,35 +115,6 @@ async fn short_lived_tokens_are_renewed_before_they_expire() {
     kc.check().await.expect("check");
     assert_eq!(state.lock().expect("state").issued.len(), 2);
     assert!(!state.lock().expect("state").log.iter().any(|l| l.contains("401")));
-}
-
-/// Two Keycloak users with one e-mail (a realm with `duplicateEmailsAllowed`): both are listed
-/// under the name, and a revocation by that name touches neither.
-#[tokio::test]
-async fn two_users_with_one_name_are_a_conflict_never_a_guess() {
-    let mut state = acme();
-    let mut twin = user("u-alice-twin", "alice.twin", &[("pt", "password"), ("ot", "otp")]);
-    twin.email = "alice@acme.example".into();
-    state.users.push(twin);
-    let (server, state) = serve(state, handle).await;
-    let kc = backend(&server.uri(), "ClientCredentials", "");
-    let inventory =
-        kc.inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false }).await.expect("inventory");
-    let listed: Vec<(&str, &str)> = inventory
-        .users
-        .iter()
-        .flat_map(|u| u.enrolments.iter().map(move |e| (u.name.as_str(), e.id.as_str())))
-        .collect();
-    assert_eq!(listed, [("alice@acme.example", "oa"), ("alice@acme.example", "ot")]);
-    let dups = inventory.duplicate_names();
-    assert_eq!(dups.into_iter().collect::<Vec<_>>(), ["alice@acme.example"]);
-
-    let otp = Enrolment::new("ot", FactorKind::new("totp"), true);
-    let error = kc.revoke("alice@acme.example", &otp, RevocationMode::Delete).await.expect_err("conflict");
-    assert_eq!(error.category(), "identity_conflict", "{error}");
-    assert!(error.to_string().contains("2 users go by"), "{error}");
-    let s = state.lock().expect("state");
-    assert!(!s.log.iter().any(|l| l.starts_with("DELETE")), "{:?}", s.log);
 }
 
 /// A user from a user storage (LDAP, a custom provider: `federationLink` set) whose storage

@@ -225,8 +225,13 @@ impl Keycloak {
 
     /// A user asked for `required_actions` at the first login.
     pub fn add_user_asked(&self, realm: &str, name: &str, required_actions: &[&str]) -> String {
+        self.add_user_full(realm, name, &format!("{name}@acme.example"), required_actions)
+    }
+
+    /// A user with the e-mail address `email`, asked for `required_actions`.
+    pub fn add_user_full(&self, realm: &str, name: &str, email: &str, required_actions: &[&str]) -> String {
         let user = json!({
-            "username": name, "email": format!("{name}@acme.example"), "emailVerified": true, "enabled": true,
+            "username": name, "email": email, "emailVerified": true, "enabled": true,
             "firstName": name, "lastName": "Example", "requiredActions": required_actions,
             "credentials": [{"type": "password", "value": password(name), "temporary": false}],
         });
