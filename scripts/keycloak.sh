@@ -26,7 +26,7 @@
 #            and print KEYWARD_KC_REALM, KEYWARD_KC_CLIENT_ID, KEYWARD_KC_CLIENT_SECRET.
 #
 # Environment (all optional):
-#   KEYWARD_KC_VERSION   Keycloak version        (default 26.7.3; Maven Central serves it)
+#   KEYWARD_KC_VERSION   Keycloak version        (default 26.7.4; Maven Central serves it)
 #   KEYWARD_KC_CACHE     download/unpack cache   (default ~/.cache/keyward)
 #   KEYWARD_KC_HOME      instance directory      (default <repo>/.cache/keycloak)
 #   KEYWARD_KC_PORT      HTTP port               (default: a free port)
@@ -38,7 +38,7 @@
 # Only stdout of `up`/`env`/`realm` is machine-readable; progress goes to stderr.
 set -euo pipefail
 
-KC_VERSION=${KEYWARD_KC_VERSION:-26.7.3}
+KC_VERSION=${KEYWARD_KC_VERSION:-26.7.4}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 CACHE=${KEYWARD_KC_CACHE:-$HOME/.cache/keyward}
 DIST=$CACHE/keycloak-$KC_VERSION
@@ -94,11 +94,20 @@ cmd_install() {
     local t0=$SECONDS download=$CACHE/download-$KC_VERSION
     mkdir -p "$download"
     log "fetching org.keycloak:keycloak-quarkus-dist:$KC_VERSION:tar.gz from Maven Central (~170 MB, one-off)"
-    # Without -q Maven prints its transfer progress; batch mode keeps it to one line per file.
-    mvn -B --no-transfer-progress dependency:copy \
+    # Maven's own progress is one line per 4 KB without -B and none with it: run it quietly and
+    # report the download's size every few seconds instead (Maven writes into its local
+    # repository first, then copies).
+    local repo_dir=${KEYWARD_KC_M2:-$HOME/.m2/repository}/org/keycloak/keycloak-quarkus-dist/$KC_VERSION
+    mvn -B -q dependency:copy \
         "-Dartifact=org.keycloak:keycloak-quarkus-dist:$KC_VERSION:tar.gz" \
-        "-DoutputDirectory=$download" >&2 ||
-        die "mvn could not fetch keycloak-quarkus-dist $KC_VERSION"
+        "-DoutputDirectory=$download" >&2 &
+    local mvn_pid=$! size
+    while alive "$mvn_pid"; do
+        sleep 3
+        size=$(du -cm "$repo_dir" 2>/dev/null | tail -1 | cut -f1)
+        if alive "$mvn_pid"; then log "downloading… ${size:-0} MB of ~170 MB after $((SECONDS - t0)) s"; fi
+    done
+    wait "$mvn_pid" || die "mvn could not fetch keycloak-quarkus-dist $KC_VERSION from Maven Central"
     log "unpacking into $DIST"
     local staging=$CACHE/.unpack-$KC_VERSION
     rm -rf "$staging"

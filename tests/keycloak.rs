@@ -417,6 +417,16 @@ fn the_recorded_contract_holds_on_the_real_server() {
         assert_eq!(entry["enabled"], true, "{action}");
     }
 
+    // The server is the release the facts were recorded from (or the one KEYWARD_KC_VERSION
+    // asked for, which they are then checked against).
+    let info =
+        kc.call(Method::GET, &format!("{}/admin/serverinfo", kc.url()), Some(&kc.admin_token()), kc::Body::None, &[]);
+    let running = info.json()["systemInfo"]["version"].as_str().unwrap_or_default().to_string();
+    assert_eq!(running, kc.env["KEYWARD_KC_VERSION"], "the script's version runs");
+    if running != contract::VERSION {
+        eprintln!("note: facts recorded on Keycloak {} hold on {running}", contract::VERSION);
+    }
+
     // A wrong client secret.
     let token = kc.call(
         Method::POST,

@@ -4,14 +4,14 @@
 //!
 //! Sources: Keycloak's Admin REST API description for 26.7 (the OpenAPI document generated from
 //! keycloak/keycloak `services/src/main/java/org/keycloak/services/resources/admin/UserResource.java`
-//! and `UsersResource.java`, published as https://www.keycloak.org/docs-api/26.7.3/rest-api/ ;
+//! and `UsersResource.java`, published as https://www.keycloak.org/docs-api/26.7.4/rest-api/ ;
 //! operations `adminRealmsRealmUsersGet`, `…UsersUserIdCredentialsGet`,
 //! `…UsersUserIdCredentialsCredentialIdDelete`, `…UsersUserIdConfiguredUserStorageCredentialTypesGet`,
 //! `…UsersUserIdPut`; schema `CredentialRepresentation` {id, type, userLabel, createdDate,
 //! secretData, credentialData, priority, value, temporary}), the admin client's `UserResource`
 //! interface (keycloak/keycloak `integration/admin-client`), and where the description is
 //! silent (error bodies, merge or replace, the `credentialData` format) the real Keycloak
-//! 26.7.3 as `scripts/keycloak.sh` runs it — each such fact is asserted on that server by
+//! 26.7.4 as `scripts/keycloak.sh` runs it — each such fact is asserted on that server by
 //! `tests/keycloak.rs::the_recorded_contract_holds_on_the_real_server`.
 //! The spec files themselves are not copied here.
 #![allow(dead_code)]
@@ -19,7 +19,7 @@
 use serde_json::{Value, json};
 
 /// The Keycloak release these facts were checked against.
-pub const VERSION: &str = "26.7.3";
+pub const VERSION: &str = "26.7.4";
 
 /// `GET /admin/realms/{realm}/users`: offset paging by `first` (0-based) and `max`; a page
 /// shorter than `max` is the last. `briefRepresentation=true` still carries `id`, `username`,
