@@ -162,6 +162,23 @@ async fn a_factor_held_in_user_storage_is_listed_and_never_silently_dropped() {
     assert!(error.to_string().contains("HTTP 500"), "{error}");
 }
 
+/// `scope: All` finds a user storage's factor too: the realm listing must carry
+/// `federationLink`, which the brief representation may not.
+#[tokio::test]
+async fn scope_all_asks_the_user_storage_of_listed_users() {
+    let mut state = acme();
+    let mut ldap = user("u-lena", "lena", &[]);
+    ldap.federation_link = Some("ldap-corp".into());
+    ldap.storage_types = vec!["otp".into()];
+    state.users.push(ldap);
+    let (server, _state) = serve(state, handle).await;
+    let kc = backend(&server.uri(), "ClientCredentials", "  scope: All\n");
+    let inventory = kc.inventory(&UserQuery { declared: vec![], all: true }).await.expect("inventory");
+    let lena = inventory.users.iter().find(|u| u.name == "lena").expect("lena listed");
+    let ids: Vec<&str> = lena.enrolments.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["user-storage:otp"]);
+}
+
 /// plan and apply through the keyward binary: the storage-held OTP of an offboarded user is
 /// planned for revocation and the apply fails loudly on it instead of passing it over.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

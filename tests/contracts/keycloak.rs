@@ -22,9 +22,10 @@ use serde_json::{Value, json};
 pub const VERSION: &str = "26.7.4";
 
 /// `GET /admin/realms/{realm}/users`: offset paging by `first` (0-based) and `max`; a page
-/// shorter than `max` is the last. `briefRepresentation=true` still carries `id`, `username`,
-/// `email` and, for users from a user storage, `federationLink`. Service-account users are not
-/// listed.
+/// shorter than `max` is the last. `briefRepresentation=true` carries `id`, `username` and
+/// `email`, but `federationLink` only in some versions (`ModelToRepresentation.toBriefRepresentation`
+/// differs across releases), so keyward lists full representations. Service-account users are
+/// not listed.
 pub const LIST_PARAMS: [&str; 3] = ["first", "max", "briefRepresentation"];
 /// Lookup by name: `username=<u>&exact=true` or `email=<e>&exact=true`; both match without
 /// regard to case.

@@ -75,12 +75,13 @@ pub fn error(status: u16, message: &str) -> ResponseTemplate {
 fn user_json(u: &User, brief: bool) -> Value {
     let mut v =
         json!({"id": u.id, "username": u.username, "email": u.email, "enabled": true, "firstName": u.first_name});
+    if brief {
+        return v; // without federationLink, as some versions answer (contract::LIST_PARAMS)
+    }
     if let Some(link) = &u.federation_link {
         v["federationLink"] = json!(link);
     }
-    if !brief {
-        v["requiredActions"] = json!(u.required);
-    }
+    v["requiredActions"] = json!(u.required);
     v
 }
 

@@ -222,7 +222,9 @@ impl Keycloak {
         url.query_pairs_mut()
             .append_pair("first", &first.to_string())
             .append_pair("max", &PAGE_SIZE.to_string())
-            .append_pair("briefRepresentation", "true");
+            // The full representation: the brief one leaves out `federationLink` in some
+            // Keycloak versions, and without it a user storage's factors go unasked for.
+            .append_pair("briefRepresentation", "false");
         let batch: Vec<User> = self
             .get_json(url, "user listing")
             .await?
