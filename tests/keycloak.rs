@@ -124,6 +124,7 @@ fn declared_revocations() -> Vec<(String, String, String, String)> {
 
 #[test]
 fn plan_and_apply_revoke_exactly_the_undeclared_totp_and_those_logins_stop_working() {
+    let _shared = kc::shared();
     let acme = acme("apply", "acme", None);
     let (code, plan) = plan_json(acme.tree.path());
     assert_eq!(code, 2, "changes pending: {plan}");
@@ -156,6 +157,7 @@ fn plan_and_apply_revoke_exactly_the_undeclared_totp_and_those_logins_stop_worki
 
 #[test]
 fn observe_mode_reports_the_same_plan_and_every_login_keeps_working() {
+    let _shared = kc::shared();
     let acme = acme("observe", "acme", None);
     let (_, enforce) = plan_json(acme.tree.path());
     edit(acme.tree.path(), "acme.yaml", "mode: Enforce", "mode: Observe");
@@ -173,6 +175,7 @@ fn observe_mode_reports_the_same_plan_and_every_login_keeps_working() {
 
 #[test]
 fn scope_all_revokes_the_undeclared_user_and_never_the_protected_one() {
+    let _shared = kc::shared();
     let acme = acme("scopeall", "acme", None);
     edit(acme.tree.path(), "acme.yaml", "scope: Declared", "scope: All");
     let (_, plan) = plan_json(acme.tree.path());
@@ -186,11 +189,12 @@ fn scope_all_revokes_the_undeclared_user_and_never_the_protected_one() {
     assert_eq!(acme.who_logs_in(&ENROLLED), ["alice", "breakglass"], "breakglass is protected");
 }
 
-/// Keycloak stops answering in the middle of the sweep's reads (after two users' credentials):
-/// nothing is revoked, not even for the users read before it stopped, and the error says why.
-/// Back up, the next apply does the work.
+/// Keycloak going away (connections closed, new ones refused) in the middle of the sweep's
+/// reads, after two users' credentials: nothing is revoked, not even for the users read before
+/// it went, and the error says why. Back, the next apply does the work.
 #[test]
-fn keycloak_stopping_mid_sweep_revokes_nothing_and_says_so() {
+fn keycloak_going_away_mid_sweep_revokes_nothing_and_says_so() {
+    let _shared = kc::shared();
     let kc = keycloak();
     let upstream: std::net::SocketAddr = kc.url().trim_start_matches("http://").parse().expect("host:port");
     let proxy = StopProxy::start(upstream, "/credentials HTTP/1.1", 3);
@@ -220,8 +224,47 @@ fn keycloak_stopping_mid_sweep_revokes_nothing_and_says_so() {
     assert_eq!(acme.who_logs_in(&ENROLLED), ["alice", "breakglass"]);
 }
 
+/// Keycloak's process stops (SIGSTOP: there, answering nothing) in the middle of the sweep's
+/// reads: the calls time out, nothing is revoked and the error says so. The same server goes
+/// on (SIGCONT) and every TOTP still logs in; the next apply does the work.
+#[test]
+fn keycloak_hanging_mid_sweep_revokes_nothing_and_says_so() {
+    let _alone = kc::exclusive(); // no other test meets the stopped server
+    let kc = keycloak();
+    let upstream: std::net::SocketAddr = kc.url().trim_start_matches("http://").parse().expect("host:port");
+    let proxy = StopProxy::hooked(upstream, "/credentials HTTP/1.1", 3, move || kc.signal("STOP"));
+    struct Continue(&'static Keycloak);
+    impl Drop for Continue {
+        fn drop(&mut self) {
+            self.0.signal("CONT");
+        }
+    }
+    let acme = acme("hang", "acme", Some(&proxy.url()));
+    edit(acme.tree.path(), "acme.yaml", "scope: Declared", "scope: All");
+    edit(acme.tree.path(), "acme.yaml", "    credentials: {secretRef", "    timeout: 2s\n    credentials: {secretRef");
+
+    let started = std::time::Instant::now();
+    let (code, plan) = plan_json(acme.tree.path());
+    let resume = Continue(kc);
+    assert!(proxy.is_down(), "Keycloak was stopped during the sweep");
+    assert_eq!(code, 1, "{plan}");
+    let error = plan["providers"][0]["error"].as_str().expect("an error");
+    assert!(error.contains("no answer within 2s"), "{error}");
+    assert!(plan["providers"][0]["actions"].as_array().is_none_or(|a| a.is_empty()), "{plan}");
+    eprintln!("the sweep gave up {:.1?} after it started", started.elapsed());
+    drop(resume);
+    assert_eq!(acme.who_logs_in(&ENROLLED).len(), 6, "nothing was revoked");
+
+    // The hook fired once: this apply runs on the running server and revokes.
+    let (out, audit) = apply(acme.tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(audit.iter().filter(|r| r["outcome"] == "revoked").count(), 4, "{audit:?}");
+    assert_eq!(acme.who_logs_in(&ENROLLED), ["alice", "breakglass"]);
+}
+
 #[test]
 fn wrong_credentials_or_realm_are_a_clear_error_and_revoke_nothing() {
+    let _shared = kc::shared();
     let acme = acme("badcreds", "acme", None);
     let secret = acme.realm.client_secret.clone();
     edit(acme.tree.path(), "acme.yaml", &format!("clientSecret: {secret}"), "clientSecret: wrong");
@@ -271,6 +314,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// strength of the old id, and still logs in. The next sweep sees the new user's credential.
 #[test]
 fn a_re_created_user_keeps_the_new_totp_when_the_old_one_is_revoked() {
+    let _shared = kc::shared();
     let kc = keycloak();
     let realm = kc.realm("recreate");
     kc.add_user(&realm.name, "alice");
@@ -307,6 +351,7 @@ fn a_re_created_user_keeps_the_new_totp_when_the_old_one_is_revoked() {
 /// under the address, and a revocation by that address touches neither — both still log in.
 #[test]
 fn two_users_with_one_address_are_a_conflict_never_a_guess() {
+    let _shared = kc::shared();
     let kc = keycloak();
     let realm = kc.realm("twins");
     let settings = serde_json::json!({"loginWithEmailAllowed": false, "duplicateEmailsAllowed": true});
@@ -333,6 +378,7 @@ fn two_users_with_one_address_are_a_conflict_never_a_guess() {
 /// real server.
 #[test]
 fn the_recorded_contract_holds_on_the_real_server() {
+    let _shared = kc::shared();
     use kc_contract as contract;
     use reqwest::Method;
     let kc = keycloak();
@@ -443,6 +489,7 @@ fn the_recorded_contract_holds_on_the_real_server() {
 /// the same outcomes. A mock that drifts from Keycloak fails here.
 #[test]
 fn the_mock_and_the_real_server_answer_one_scenario_alike() {
+    let _shared = kc::shared();
     let kc = keycloak();
     let realm = kc.realm("twin");
     let user_id = kc.add_user_asked(&realm.name, "alice", &["CONFIGURE_TOTP"]);
@@ -507,6 +554,7 @@ fn the_mock_and_the_real_server_answer_one_scenario_alike() {
 /// after `kubectl patch` offboards her.
 #[test]
 fn the_operator_revokes_on_keycloak_and_the_totp_login_stops_working() {
+    let _shared = kc::shared();
     let acme = acme("operator", "kc-op", None);
     let c = support::cluster::cluster();
     let tree: &Path = acme.tree.path();

@@ -81,6 +81,18 @@ pub fn keycloak() -> &'static Keycloak {
     })
 }
 
+/// Tests that use the shared server hold [`shared`]; one that stops the server holds
+/// [`exclusive`], so that no other test meets a stopped Keycloak.
+static GATE: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+pub fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    GATE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+pub fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    GATE.write().unwrap_or_else(|e| e.into_inner())
+}
+
 /// A realm set up by `scripts/keycloak.sh realm`: keyward's confidential client and a login
 /// flow that requires password and OTP.
 pub struct Realm {
@@ -132,6 +144,17 @@ impl Keycloak {
 
     pub fn home(&self) -> &Path {
         &self.home
+    }
+
+    /// Sends `signal` to the server's process group (kc.sh and its java; `up` starts it with
+    /// setsid). STOP: the process is there and answers nothing; CONT: it goes on.
+    pub fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.home.join("server.pid")).expect("server.pid");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), "--", &format!("-{}", pid.trim())])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid}");
     }
 
     /// Sends one request; `form` is URL-encoded, `json` sent as JSON.
@@ -424,9 +447,19 @@ pub fn totp_code(secret: &[u8], step: u64) -> String {
     format!("{:06}", value % 1_000_000)
 }
 
-/// A TCP proxy in front of Keycloak that stops forwarding — Keycloak is gone — when the
-/// `trip_at`-th request containing `pattern` reaches it: every open connection is closed and
-/// new ones are refused. Plain HTTP on loopback, so the request line can be read.
+/// What happens when the proxy trips.
+#[derive(Clone)]
+enum Stop {
+    /// Keycloak is gone: every open connection is closed, new ones are refused.
+    Crash,
+    /// Runs the hook (which stops Keycloak's process), then forwards as before: the server is
+    /// there and answers nothing.
+    Hook(Arc<dyn Fn() + Send + Sync>),
+}
+
+/// A TCP proxy in front of Keycloak that stops it when the `trip_at`-th request containing
+/// `pattern` reaches it: mid-sweep, at a point a test chooses. Plain HTTP on loopback, so the
+/// request line can be read.
 pub struct StopProxy {
     pub addr: SocketAddr,
     down: Arc<AtomicBool>,
@@ -436,7 +469,23 @@ pub struct StopProxy {
 }
 
 impl StopProxy {
+    /// Keycloak crashes at the trip: connections closed, new ones refused.
     pub fn start(upstream: SocketAddr, pattern: &str, trip_at: usize) -> StopProxy {
+        StopProxy::with(upstream, pattern, trip_at, Stop::Crash)
+    }
+
+    /// `hook` runs at the trip (before that request is forwarded); nothing else changes.
+    pub fn hooked(
+        upstream: SocketAddr,
+        pattern: &str,
+        trip_at: usize,
+        hook: impl Fn() + Send + Sync + 'static,
+    ) -> StopProxy {
+        StopProxy::with(upstream, pattern, trip_at, Stop::Hook(Arc::new(hook)))
+    }
+
+    fn with(upstream: SocketAddr, pattern: &str, trip_at: usize, stop: Stop) -> StopProxy {
+        let crash = matches!(stop, Stop::Crash);
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
         let addr = listener.local_addr().expect("proxy address");
         let down = Arc::new(AtomicBool::new(false));
@@ -446,7 +495,7 @@ impl StopProxy {
         let (d, s, pattern, log) = (down.clone(), seen.clone(), pattern.as_bytes().to_vec(), exchanges.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                if d.load(Ordering::SeqCst) {
+                if crash && d.load(Ordering::SeqCst) {
                     let _ = client.shutdown(Shutdown::Both);
                     continue;
                 }
@@ -463,6 +512,7 @@ impl StopProxy {
                     seen: s.clone(),
                     down: d.clone(),
                     open: open.clone(),
+                    stop: stop.clone(),
                 };
                 forward(client_read, server, Some(trip), log.clone());
                 forward(server_read, client, None, log.clone());
@@ -509,6 +559,7 @@ struct Trip {
     seen: Arc<AtomicUsize>,
     down: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    stop: Stop,
 }
 
 fn forward(mut from: TcpStream, mut to: TcpStream, trip: Option<Trip>, log: Arc<Mutex<Vec<String>>>) {
@@ -522,11 +573,12 @@ fn forward(mut from: TcpStream, mut to: TcpStream, trip: Option<Trip>, log: Arc<
             };
             if let Some(t) = &trip {
                 let hit = buf[..n].windows(t.pattern.len()).any(|w| w == t.pattern.as_slice());
-                if t.down.load(Ordering::SeqCst)
-                    || (hit
-                        && t.seen.fetch_add(1, Ordering::SeqCst) + 1 >= t.at
-                        && !t.down.swap(true, Ordering::SeqCst))
-                {
+                let trips =
+                    hit && t.seen.fetch_add(1, Ordering::SeqCst) + 1 >= t.at && !t.down.swap(true, Ordering::SeqCst);
+                if let (Stop::Hook(hook), true) = (&t.stop, trips) {
+                    hook();
+                }
+                if matches!(t.stop, Stop::Crash) && (trips || t.down.load(Ordering::SeqCst)) {
                     // Keycloak stops: this request is never answered, nothing stays open.
                     for stream in t.open.lock().expect("registry").drain(..) {
                         let _ = stream.shutdown(Shutdown::Both);
