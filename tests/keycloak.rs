@@ -484,9 +484,10 @@ fn the_recorded_contract_holds_on_the_real_server() {
     assert_eq!((token.status, token.json()), (401, contract::token_refused()));
 }
 
-/// One scenario — check, inventory, revoke, revoke again, invite twice — against the mock and
-/// against the real server through a recording proxy: the same requests, the same statuses,
-/// the same outcomes. A mock that drifts from Keycloak fails here.
+/// One scenario — check, inventory (declared, then the realm listing), revoke, revoke again,
+/// invite twice — against the mock and against the real server through a recording proxy:
+/// the same requests, the same statuses, the same outcomes. A mock that drifts from Keycloak
+/// fails here.
 #[test]
 fn the_mock_and_the_real_server_answer_one_scenario_alike() {
     let _shared = kc::shared();
@@ -500,11 +501,13 @@ fn the_mock_and_the_real_server_answer_one_scenario_alike() {
     let run = |keyward: &dyn MfaBackend, otp: &str| -> Vec<String> {
         rt.block_on(async {
             let mut outcomes = vec![format!("{:?}", keyward.check().await.map_err(|e| e.to_string()))];
-            let query = UserQuery { declared: vec!["alice".into(), "nobody".into()], all: false };
-            let inventory = keyward.inventory(&query).await.expect("inventory");
-            for u in &inventory.users {
-                let kinds: Vec<&str> = u.enrolments.iter().map(|e| e.kind.as_str()).collect();
-                outcomes.push(format!("{} {kinds:?}", u.name));
+            for all in [false, true] {
+                let query = UserQuery { declared: vec!["alice".into(), "nobody".into()], all };
+                let inventory = keyward.inventory(&query).await.expect("inventory");
+                for u in &inventory.users {
+                    let kinds: Vec<&str> = u.enrolments.iter().map(|e| e.kind.as_str()).collect();
+                    outcomes.push(format!("{} {kinds:?}", u.name));
+                }
             }
             let enrolment = Enrolment::new(otp, FactorKind::new("totp"), true);
             for _ in 0..2 {
