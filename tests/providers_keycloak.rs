@@ -127,7 +127,7 @@ async fn a_factor_held_in_user_storage_is_listed_and_never_silently_dropped() {
     let mut state = acme();
     let mut ldap = user("u-lena", "lena", &[("ol", "otp")]);
     ldap.federation_link = Some("ldap-corp".into());
-    ldap.storage_types = vec!["password".into(), "otp".into()];
+    ldap.storage_types = vec!["password".into(), "kerberos".into(), "otp".into()];
     state.users.push(ldap);
     let (server, state) = serve(state, handle).await;
     let kc = backend(&server.uri(), "ClientCredentials", "");

@@ -84,11 +84,12 @@ fn failure(response: &super::http::Response) -> Failure {
 /// authenticator SPI) keeps its own name.
 pub const KINDS: &[&str] = &["totp", "hotp", "webauthn", "recovery-codes"];
 
-/// Credential `type` to a kind; `None` for the password, which is not a second factor. OTP
-/// credentials say in `credentialData.subType` whether they are TOTP or HOTP.
+/// Credential `type` to a kind; `None` for the password and Kerberos (what an LDAP or
+/// Kerberos user storage reports besides), which are not second factors. OTP credentials say
+/// in `credentialData.subType` whether they are TOTP or HOTP.
 pub fn kind_of(credential_type: &str, data: Option<&str>) -> Option<FactorKind> {
     Some(FactorKind::new(match credential_type.to_ascii_lowercase().as_str() {
-        "password" => return None,
+        "password" | "kerberos" => return None,
         "otp" => {
             let sub = data
                 .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
@@ -412,6 +413,7 @@ mod tests {
     #[test]
     fn credential_types_map_to_kinds() {
         assert_eq!(kind_of("password", None), None);
+        assert_eq!(kind_of("kerberos", None), None, "an LDAP/Kerberos storage's type, not a factor");
         assert_eq!(kind_of("otp", Some(r#"{"subType":"totp","digits":6}"#)), Some(FactorKind::new("totp")));
         assert_eq!(kind_of("otp", Some(r#"{"subType":"hotp"}"#)), Some(FactorKind::new("hotp")));
         assert_eq!(kind_of("otp", Some("garbage")), Some(FactorKind::new("totp")));
