@@ -34,6 +34,14 @@
 #   KEYWARD_KC_JAVA_HOME a JDK >= 21             (default: Temurin 25 if installed, else the
 #                                                 first JDK >= 21 under /usr/lib/jvm, else
 #                                                 `java` on PATH if it is >= 21)
+#   KEYWARD_KC_REALM     the realm `up` sets up   (default corp)
+#   KEYWARD_KC_NO_REALM  1: `up` sets up no realm (the tests make one per test)
+#   KEYWARD_KC_START_TIMEOUT  seconds to wait for the server (default 240)
+#   KEYWARD_KC_M2        Maven's local repository, for the download progress
+#                        (default ~/.m2/repository)
+#
+# Start-up is measured: `up` prints KEYWARD_KC_STARTUP_SECONDS (13 s on an idle machine,
+# up to ~55 s on a busy 2-core one; start-dev builds the server on every start).
 #
 # Only stdout of `up`/`env`/`realm` is machine-readable; progress goes to stderr.
 set -euo pipefail
