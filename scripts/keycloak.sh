@@ -18,6 +18,8 @@
 #              - a confidential client `keyward` whose service account holds only the
 #                realm-management roles manage-users, view-users and query-users;
 #              - a public client `login` (direct access grants and the browser flow);
+#              - a public client `recovery-login` whose browser flow requires password AND a
+#                recovery code (flow `recovery-browser`);
 #              - a direct grant flow `otp-direct-grant` in which password AND OTP are
 #                REQUIRED (the built-in one asks for OTP only when the user has one, so a
 #                revoked OTP would not show in a login), bound as the realm's direct grant flow;
@@ -265,6 +267,18 @@ a("PUT", r, {"directGrantFlow": "otp-direct-grant", "otpPolicyType": "totp", "ot
              "otpPolicyInitialCounter": 0, "otpPolicyCodeReusable": True})
 a("POST", r + "/clients", {"clientId": "login", "publicClient": True, "directAccessGrantsEnabled": True,
                            "standardFlowEnabled": True, "redirectUris": ["http://127.0.0.1/callback"]})
+# password + recovery code, both REQUIRED, for the browser logins of client `recovery-login`;
+# a user without recovery codes is sent to set them up
+a("POST", r + "/authentication/flows",
+  {"alias": "recovery-browser", "providerId": "basic-flow", "topLevel": True, "builtIn": False})
+for provider in ("auth-username-password-form", "auth-recovery-authn-code-form"):
+    a("POST", r + "/authentication/flows/recovery-browser/executions/execution", {"provider": provider})
+for e in a("GET", r + "/authentication/flows/recovery-browser/executions"):
+    a("PUT", r + "/authentication/flows/recovery-browser/executions", {"id": e["id"], "requirement": "REQUIRED"})
+flow = next(f["id"] for f in a("GET", r + "/authentication/flows") if f["alias"] == "recovery-browser")
+a("POST", r + "/clients", {"clientId": "recovery-login", "publicClient": True, "standardFlowEnabled": True,
+                           "redirectUris": ["http://127.0.0.1/callback"],
+                           "authenticationFlowBindingOverrides": {"browser": flow}})
 a("POST", r + "/clients", {"clientId": "keyward", "publicClient": False, "serviceAccountsEnabled": True,
                            "standardFlowEnabled": False, "directAccessGrantsEnabled": False})
 client = a("GET", r + "/clients?clientId=keyward")[0]["id"]

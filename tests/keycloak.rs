@@ -308,6 +308,75 @@ fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime")
 }
 
+/// Recovery codes are a factor of their own: bob (dev) may hold TOTP but not recovery codes,
+/// alice (sre) both. apply revokes bob's recovery codes only — his recovery-code login stops
+/// working (Keycloak sends him to set codes up instead of asking for one) while his TOTP login
+/// and both of alice's keep working.
+#[test]
+fn recovery_codes_are_revoked_apart_from_totp_and_that_login_stops_working() {
+    let _shared = kc::shared();
+    let kc = keycloak();
+    let realm = kc.realm("recovery");
+    let mut people = BTreeMap::new();
+    for user in ["alice", "bob"] {
+        kc.add_user(&realm.name, user);
+        let totp = kc.enrol_totp(&realm.name, user);
+        let codes = kc.enrol_recovery_codes(&realm.name, user);
+        kc.login(&totp).unwrap_or_else(|e| panic!("{user}'s TOTP login: {e}"));
+        kc.recovery_login(&codes).unwrap_or_else(|e| panic!("{user}'s recovery-code login: {e}"));
+        people.insert(user, (totp, codes));
+    }
+    let kinds: Vec<String> =
+        kc.credentials(&realm.name, "bob").iter().map(|c| c["type"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(kinds, ["password", "otp", "recovery-authn-codes"]);
+    let listed = kc.credentials(&realm.name, "bob");
+    let keys = |v: &Value| v.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let recorded = kc_contract::credential("x", "recovery-authn-codes", 0);
+    assert_eq!(keys(&listed[2]), keys(&recorded), "the mock's recovery codes have the real fields");
+    let data: Value = serde_json::from_str(listed[2]["credentialData"].as_str().expect("string")).expect("json");
+    let recorded_data: Value =
+        serde_json::from_str(recorded["credentialData"].as_str().expect("string")).expect("json");
+    assert_eq!(keys(&data), keys(&recorded_data), "credentialData of recovery codes");
+    assert_eq!(data["remainingCodes"], 11, "one code used by the login above");
+
+    let tree = tempfile::tempdir().expect("tempdir");
+    let text = manifests(&realm, "acme", kc.url());
+    // Only alice and bob, no invitation: the grants of this realm.
+    let text = text
+        .split("---\n")
+        .filter(|doc| !doc.contains("grace") && !doc.contains("name: carol") && !doc.contains("name: dave"))
+        .collect::<Vec<_>>()
+        .join("---\n");
+    let text = text.replace(
+        "subjects: {roles: [sre]}, factors: [totp]",
+        "subjects: {roles: [sre]}, factors: [totp, recovery-codes]",
+    );
+    let text = format!(
+        "{text}---\napiVersion: keyward.dev/v1alpha1\nkind: AccessGrant\nmetadata: {{name: dev-totp, namespace: acme}}\nspec: {{provider: corp-kc, subjects: {{roles: [dev]}}, factors: [totp]}}\n"
+    );
+    std::fs::write(tree.path().join("acme.yaml"), text).expect("write");
+
+    let (code, plan) = plan_json(tree.path());
+    assert_eq!(code, 2, "{plan}");
+    assert_eq!(
+        actions(&plan),
+        [("revoke".to_string(), "bob".to_string(), "recovery-codes".to_string(), "NotEntitled".to_string())]
+    );
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(audit.iter().filter(|r| r["outcome"] == "revoked").count(), 1, "{audit:?}");
+
+    let (bob_totp, bob_codes) = &people["bob"];
+    let refused = kc.recovery_login(bob_codes).expect_err("bob's recovery codes were revoked");
+    assert!(refused.contains("not asked for a recovery code"), "{refused}");
+    kc.login(bob_totp).expect("bob keeps TOTP");
+    let (alice_totp, alice_codes) = &people["alice"];
+    kc.recovery_login(alice_codes).expect("alice keeps her recovery codes");
+    kc.login(alice_totp).expect("and TOTP");
+    let (code, again) = plan_json(tree.path());
+    assert_eq!(code, 0, "{again}");
+}
+
 /// A user deleted and re-created under the same name is a new Keycloak user (a new id). A
 /// revocation decided on the old user's credential finds the name again, meets no such
 /// credential on the new user, and counts it gone: the new user's TOTP is never touched on the

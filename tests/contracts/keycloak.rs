@@ -53,6 +53,10 @@ pub fn credential(id: &str, credential_type: &str, created: u64) -> Value {
             c["userLabel"] = json!("phone");
             c["credentialData"] = json!(otp_credential_data("totp"));
         }
+        "recovery-authn-codes" => {
+            c["userLabel"] = json!("Recovery codes");
+            c["credentialData"] = json!(r#"{"algorithm":"SHA-512","totalCodes":12,"remainingCodes":12}"#);
+        }
         "password" => {
             c["credentialData"] = json!(r#"{"hashIterations":5,"algorithm":"argon2","additionalParameters":{}}"#);
         }

@@ -299,62 +299,78 @@ impl Keycloak {
         serde_json::from_value(answer.json()["requiredActions"].clone()).unwrap_or_default()
     }
 
+    /// The user opens `client`'s login page in a browser and submits user name and password;
+    /// the page Keycloak shows next (redirects followed), or the redirect back to the
+    /// application when it asks for nothing more.
+    fn after_password(&self, realm: &str, client: &str, user: &str) -> Browser<'_> {
+        let mut browser = Browser { kc: self, cookies: Vec::new(), page: None };
+        let auth = format!(
+            "{}/realms/{realm}/protocol/openid-connect/auth?client_id={client}&response_type=code&scope=openid&redirect_uri={}",
+            self.url(),
+            url_encode(CALLBACK)
+        );
+        let page = browser.get(&auth);
+        assert_eq!(page.status, 200, "login page: {}", page.body);
+        let login = form_action(&page.body).expect("login form");
+        browser.submit(&login, &[("username", user), ("password", &password(user)), ("credentialId", "")]);
+        browser
+    }
+
     /// The user logs in through the realm's login page, as a browser would, and completes
     /// the required action CONFIGURE_TOTP: reads the secret the page offers (as a phone scans
     /// it) and confirms it with a code. The admin API cannot create OTP credentials.
     pub fn enrol_totp(&self, realm: &str, user: &str) -> Totp {
-        let mut cookies: Vec<(String, String)> = Vec::new();
-        let keep = |answer: &Answer, cookies: &mut Vec<(String, String)>| {
-            for (k, v) in &answer.cookies {
-                cookies.retain(|(name, _)| name != k);
-                if !v.is_empty() {
-                    cookies.push((k.clone(), v.clone()));
-                }
-            }
-        };
-        let auth = format!(
-            "{}/realms/{realm}/protocol/openid-connect/auth?client_id=login&response_type=code&scope=openid&redirect_uri={}",
-            self.url(),
-            url_encode(CALLBACK)
-        );
-        let page = self.call(reqwest::Method::GET, &auth, None, Body::None, &cookies);
-        assert_eq!(page.status, 200, "login page: {}", page.body);
-        keep(&page, &mut cookies);
-        let login = form_action(&page.body).expect("login form");
-        let mut answer = self.call(
-            reqwest::Method::POST,
-            &login,
-            None,
-            Body::form(&[("username", user), ("password", &password(user)), ("credentialId", "")]),
-            &cookies,
-        );
-        keep(&answer, &mut cookies);
-        // Keycloak redirects to the required action's page.
-        while answer.status == 302 {
-            let next = answer.location.clone().expect("location");
-            assert!(!next.starts_with(CALLBACK), "{user} was not asked to set up TOTP");
-            answer = self.call(reqwest::Method::GET, &next, None, Body::None, &cookies);
-            keep(&answer, &mut cookies);
-        }
-        assert_eq!(answer.status, 200, "TOTP set-up page: {}", answer.body);
-        let secret = input_value(&answer.body, "totpSecret").expect("the page offers a TOTP secret");
-        let action = form_action(&answer.body).expect("TOTP form");
+        let mut browser = self.after_password(realm, "login", user);
+        let page = browser.page.take().unwrap_or_else(|| panic!("{user} was not asked to set up TOTP"));
+        let secret = input_value(&page.body, "totpSecret").expect("the page offers a TOTP secret");
+        let action = form_action(&page.body).expect("TOTP form");
         let code = totp_code(secret.as_bytes(), unix_now() / 30);
-        let done = self.call(
-            reqwest::Method::POST,
-            &action,
-            None,
-            Body::form(&[("totp", &code), ("totpSecret", &secret), ("userLabel", "phone")]),
-            &cookies,
-        );
-        let location = done.location.clone().unwrap_or_default();
-        assert!(
-            done.status == 302 && location.starts_with(CALLBACK) && location.contains("code="),
-            "TOTP set-up not accepted: {} {location} {}",
-            done.status,
-            done.body.chars().take(500).collect::<String>()
-        );
+        browser.submit(&action, &[("totp", &code), ("totpSecret", &secret), ("userLabel", "phone")]);
+        browser.assert_back(&format!("{user}'s TOTP set-up"));
         Totp { realm: realm.to_string(), user: user.to_string(), secret }
+    }
+
+    /// The user logs in with the `recovery-login` client (password, then a recovery code) and,
+    /// having no recovery codes, is asked to set them up (CONFIGURE_RECOVERY_AUTHN_CODES):
+    /// notes the codes the page shows and confirms having saved them.
+    pub fn enrol_recovery_codes(&self, realm: &str, user: &str) -> RecoveryCodes {
+        let mut browser = self.after_password(realm, "recovery-login", user);
+        let page = browser.page.take().unwrap_or_else(|| panic!("{user} was not asked to set up recovery codes"));
+        let codes = input_value(&page.body, "generatedRecoveryAuthnCodes").expect("the page shows the codes");
+        let generated = input_value(&page.body, "generatedAt").expect("generatedAt");
+        let action = form_action(&page.body).expect("recovery codes form");
+        browser.submit(
+            &action,
+            &[
+                ("generatedRecoveryAuthnCodes", &codes),
+                ("generatedAt", &generated),
+                ("userLabel", "Recovery codes"),
+                ("kcRecoveryCodesConfirmationCheck", "on"),
+            ],
+        );
+        browser.assert_back(&format!("{user}'s recovery codes set-up"));
+        let codes: Vec<String> = codes.split(',').map(String::from).collect();
+        RecoveryCodes { realm: realm.to_string(), user: user.to_string(), codes, used: Default::default() }
+    }
+
+    /// Logs in with password and the next unused recovery code through the `recovery-login`
+    /// client's pages; the reason when refused (a user without recovery codes is sent to set
+    /// them up instead of being asked for one).
+    pub fn recovery_login(&self, codes: &RecoveryCodes) -> Result<(), String> {
+        let mut browser = self.after_password(&codes.realm, "recovery-login", &codes.user);
+        let Some(page) = browser.page.take() else { return Err("not asked for a recovery code".into()) };
+        if !page.body.contains("name=\"recoveryCodeInput\"") {
+            return Err(format!("not asked for a recovery code: {}", page.location.unwrap_or_default()));
+        }
+        // Keycloak asks for the codes in order ("Recovery code #1", #2, …); each works once.
+        let index = codes.used.fetch_add(1, Ordering::SeqCst);
+        let code = codes.codes.get(index).ok_or("every code used")?;
+        let action = form_action(&page.body).ok_or("no recovery code form")?;
+        let answer = browser.submit(&action, &[("recoveryCodeInput", code), ("login", "Sign In")]);
+        match answer {
+            Some(location) if location.starts_with(CALLBACK) && location.contains("code=") => Ok(()),
+            other => Err(format!("refused: {other:?}")),
+        }
     }
 
     /// Logs in with password and the current TOTP code at the realm's token endpoint (the
@@ -382,6 +398,63 @@ impl Keycloak {
 
     pub fn logs_in(&self, totp: &Totp) -> bool {
         self.login(totp).is_ok()
+    }
+}
+
+/// A recovery-codes credential as its user set it up: the codes the user saved.
+pub struct RecoveryCodes {
+    pub realm: String,
+    pub user: String,
+    codes: Vec<String>,
+    used: AtomicUsize,
+}
+
+/// One browser session on Keycloak's login pages: its cookies, and the page it shows.
+struct Browser<'k> {
+    kc: &'k Keycloak,
+    cookies: Vec<(String, String)>,
+    /// The last page shown (200), if the last step did not lead back to the application.
+    page: Option<Answer>,
+}
+
+impl Browser<'_> {
+    fn keep(&mut self, answer: &Answer) {
+        for (k, v) in &answer.cookies {
+            self.cookies.retain(|(name, _)| name != k);
+            if !v.is_empty() {
+                self.cookies.push((k.clone(), v.clone()));
+            }
+        }
+    }
+
+    fn get(&mut self, url: &str) -> Answer {
+        let answer = self.kc.call(reqwest::Method::GET, url, None, Body::None, &self.cookies);
+        self.keep(&answer);
+        answer
+    }
+
+    /// Posts a form and follows Keycloak's redirects to the next page; returns the redirect
+    /// back to the application when it ends there (then there is no page).
+    fn submit(&mut self, action: &str, fields: &[(&str, &str)]) -> Option<String> {
+        let mut answer = self.kc.call(reqwest::Method::POST, action, None, Body::form(fields), &self.cookies);
+        self.keep(&answer);
+        self.page = None;
+        while answer.status == 302 {
+            let next = answer.location.clone().expect("location");
+            if next.starts_with(CALLBACK) {
+                return Some(next);
+            }
+            answer = self.get(&next);
+        }
+        assert_eq!(answer.status, 200, "{action}: {}", answer.body.chars().take(500).collect::<String>());
+        self.page = Some(answer);
+        None
+    }
+
+    fn assert_back(&self, what: &str) {
+        if let Some(page) = &self.page {
+            panic!("{what} not accepted: {}", page.body.chars().take(500).collect::<String>());
+        }
     }
 }
 
