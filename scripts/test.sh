@@ -14,6 +14,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/privacyidea.sh install
 bash scripts/kube.sh install
 bash scripts/helm.sh install
+bash scripts/keycloak.sh install
 
 cargo fmt --all --check
 # Benchmarks are type-checked here and run with `cargo bench`, not as tests.

@@ -44,6 +44,10 @@ struct User {
     username: String,
     #[serde(default)]
     email: Option<String>,
+    /// The user storage (LDAP, Kerberos, a custom provider) the user comes from; absent for
+    /// users held in Keycloak's own database.
+    #[serde(rename = "federationLink", default)]
+    federation_link: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,11 +70,12 @@ struct KeycloakError {
 }
 
 fn failure(response: &super::http::Response) -> Failure {
+    // The Admin REST API answers `{"error": "Credential not found"}` (Keycloak 26), the token
+    // endpoint `{"error": …, "error_description": …}`, older versions `{"errorMessage": …}`.
     let message = match serde_json::from_slice::<KeycloakError>(&response.body) {
         Ok(KeycloakError { error_message: Some(m), .. }) => m,
-        Ok(KeycloakError { error: Some(e), error_description, .. }) => {
-            format!("{e}: {}", error_description.unwrap_or_default())
-        }
+        Ok(KeycloakError { error: Some(e), error_description: Some(d), .. }) => format!("{e}: {d}"),
+        Ok(KeycloakError { error: Some(e), .. }) => e,
         _ => snippet(&response.body),
     };
     status_failure(response, message)
@@ -80,11 +85,12 @@ fn failure(response: &super::http::Response) -> Failure {
 /// authenticator SPI) keeps its own name.
 pub const KINDS: &[&str] = &["totp", "hotp", "webauthn", "recovery-codes"];
 
-/// Credential `type` to a kind; `None` for the password, which is not a second factor. OTP
-/// credentials say in `credentialData.subType` whether they are TOTP or HOTP.
+/// Credential `type` to a kind; `None` for the password and Kerberos (what an LDAP or
+/// Kerberos user storage reports besides), which are not second factors. OTP credentials say
+/// in `credentialData.subType` whether they are TOTP or HOTP.
 pub fn kind_of(credential_type: &str, data: Option<&str>) -> Option<FactorKind> {
     Some(FactorKind::new(match credential_type.to_ascii_lowercase().as_str() {
-        "password" => return None,
+        "password" | "kerberos" => return None,
         "otp" => {
             let sub = data
                 .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
@@ -99,6 +105,10 @@ pub fn kind_of(credential_type: &str, data: Option<&str>) -> Option<FactorKind> 
         other => other,
     }))
 }
+
+/// The id keyward gives a second factor held in a user's user storage (LDAP, a custom user
+/// storage provider): Keycloak reports only its type, and `/credentials` does not list it.
+const STORAGE_PREFIX: &str = "user-storage:";
 
 /// The required action that makes Keycloak ask the user to enrol `kind` at the next login.
 pub fn required_action(kind: &str) -> Option<&'static str> {
@@ -162,33 +172,38 @@ impl Keycloak {
     /// with that user name and, for an address, the users with that e-mail. A realm with
     /// `duplicateEmailsAllowed`, or one user's login equal to another's e-mail, gives several:
     /// all are returned, so that the conflict shows instead of a guess.
-    async fn fetch(&self, name: &str) -> Result<Vec<String>, Failure> {
+    async fn fetch(&self, name: &str) -> Result<Vec<User>, Failure> {
         let mut fields = vec!["username"];
         if name.contains('@') {
             fields.push("email");
         }
-        let mut ids: Vec<String> = Vec::new();
+        let mut found: Vec<User> = Vec::new();
         for field in fields {
             let mut url = self.api(&["users"]);
             url.query_pairs_mut().append_pair(field, name).append_pair("exact", "true");
-            let users: Vec<User> = self.get_json(url, &format!("user {name}")).await?.unwrap_or_default();
+            // A lookup that matches nobody is `[]`; a 404 is the realm missing ("Realm not
+            // found."), which must not read as "no such user, so no enrolments".
+            let users: Vec<User> = self
+                .get_json(url, &format!("user {name}"))
+                .await?
+                .ok_or_else(|| Failure::Configuration("realm not found".into()))?;
             // `exact` is ignored by some versions for some fields: match here too.
             let hits = users.into_iter().filter(|u| {
                 u.username.eq_ignore_ascii_case(name)
                     || u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(name))
             });
             for user in hits {
-                if !ids.contains(&user.id) {
-                    ids.push(user.id);
+                if !found.iter().any(|u| u.id == user.id) {
+                    found.push(user);
                 }
             }
         }
-        Ok(ids)
+        Ok(found)
     }
 
     /// The one user `name` stands for: cached, else asked of Keycloak.
     async fn lookup(&self, name: &str) -> Result<Option<String>, Failure> {
-        self.users.resolve(name, async || self.fetch(name).await).await
+        self.users.resolve(name, async || Ok(self.fetch(name).await?.into_iter().map(|u| u.id).collect())).await
     }
 
     /// Every user of the realm, `first`/`max` pages; a listing that failed on a page goes on
@@ -209,7 +224,9 @@ impl Keycloak {
         url.query_pairs_mut()
             .append_pair("first", &first.to_string())
             .append_pair("max", &PAGE_SIZE.to_string())
-            .append_pair("briefRepresentation", "true");
+            // The full representation: the brief one leaves out `federationLink` in some
+            // Keycloak versions, and without it a user storage's factors go unasked for.
+            .append_pair("briefRepresentation", "false");
         let batch: Vec<User> = self
             .get_json(url, "user listing")
             .await?
@@ -218,22 +235,39 @@ impl Keycloak {
         Ok((batch, next))
     }
 
-    async fn credentials(&self, user_id: &str) -> Result<Option<Vec<Enrolment>>, Failure> {
+    /// The user's second factors; `None` when the user is gone. For a user from a user storage
+    /// (`federationLink`), also the credential types that storage holds for it: they are not in
+    /// `/credentials`, and reading their absence there as "no second factor" would keep a
+    /// leaver's factor unseen.
+    async fn credentials(&self, user: &User) -> Result<Option<Vec<Enrolment>>, Failure> {
         let credentials: Option<Vec<Credential>> = self
-            .get_json(self.api(&["users", user_id, "credentials"]), &format!("credentials of user {user_id}"))
+            .get_json(self.api(&["users", &user.id, "credentials"]), &format!("credentials of user {}", user.id))
             .await?;
-        Ok(credentials.map(|list| {
-            list.into_iter()
-                .filter_map(|c| {
-                    let kind = kind_of(&c.kind, c.data.as_deref())?;
-                    Some(Enrolment::new(c.id, kind, true))
-                })
-                .collect()
-        }))
+        let Some(list) = credentials else { return Ok(None) };
+        let mut enrolments: Vec<Enrolment> = list
+            .into_iter()
+            .filter_map(|c| {
+                let kind = kind_of(&c.kind, c.data.as_deref())?;
+                Some(Enrolment::new(c.id, kind, true))
+            })
+            .collect();
+        if user.federation_link.is_some() {
+            let what = format!("user storage credential types of user {}", user.id);
+            let url = self.api(&["users", &user.id, "configured-user-storage-credential-types"]);
+            let Some(types) = self.get_json::<Vec<String>>(url, &what).await? else { return Ok(None) };
+            for storage_type in types {
+                // The storage's `otp` says nothing of TOTP or HOTP: `totp`, as kind_of reads it.
+                let Some(kind) = kind_of(&storage_type, None) else { continue };
+                // Listed beside a local credential of the same kind: revoking that one leaves
+                // this one in place.
+                enrolments.push(Enrolment::new(format!("{STORAGE_PREFIX}{storage_type}"), kind, true));
+            }
+        }
+        Ok(Some(enrolments))
     }
 
     async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
-        let mut found: Vec<(String, String)> = Vec::new();
+        let mut found: Vec<(String, User)> = Vec::new();
         // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
         // deleted (and re-created) since. Several users under one name are all listed under it.
         let mut fresh = Names::default();
@@ -243,26 +277,35 @@ impl Keycloak {
                 let email = user.email.clone().unwrap_or_default();
                 let name = declared_name(&declared, &[&user.username, &email]);
                 fresh.add(&[&name, &user.username, &email], &user.id);
-                found.push((name, user.id));
+                found.push((name, user));
             }
         } else {
             for name in &query.declared {
-                for id in self.fetch(name).await? {
-                    fresh.add(&[name], &id);
-                    found.push((name.clone(), id));
+                for user in self.fetch(name).await? {
+                    fresh.add(&[name], &user.id);
+                    found.push((name.clone(), user));
                 }
             }
         }
         self.users.replace(fresh);
         let mut users = Vec::new();
-        for (name, id) in found {
-            let Some(enrolments) = self.credentials(&id).await? else { continue };
+        for (name, user) in found {
+            let Some(enrolments) = self.credentials(&user).await? else { continue };
             users.push(ProviderUser { name, in_directory: true, enrolments });
         }
         Ok(Inventory { users })
     }
 
     async fn remove(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
+        if let Some(storage_type) = enrolment.id.strip_prefix(STORAGE_PREFIX) {
+            // Keycloak has no call that removes a credential from a user storage (its
+            // disable-credential-types only asks the storage to, and LDAP ignores it): keyward
+            // says so on every sweep instead of calling it revoked.
+            return Err(Failure::Configuration(format!(
+                "the {storage_type} credential of {user} is held in the user's user storage (federationLink), \
+                 not in Keycloak: keyward cannot revoke it; remove it in that user store"
+            )));
+        }
         // "User not found" and "Credential not found" are both 404: `remove_fresh` asks for the
         // id again before the credential is called gone.
         self.users
@@ -292,25 +335,26 @@ impl Keycloak {
             message: format!("no Keycloak user {user}"),
         })?;
         let url = self.api(&["users", &user_id]);
-        // PUT replaces the representation on some versions: send back what GET returned, with
-        // the action added.
-        let Some(mut representation) = self.get_json::<serde_json::Value>(url.clone(), &format!("user {user}")).await?
+        // PUT merges (Keycloak 26: fields absent from the body are kept), but a
+        // `requiredActions` it carries replaces the list: read the list, add the action, and
+        // send only the list. Sending the whole representation back would write every other
+        // field too — undoing a concurrent edit, or failing on attributes the user profile makes
+        // read-only.
+        let Some(representation) = self.get_json::<serde_json::Value>(url.clone(), &format!("user {user}")).await?
         else {
             self.users.forget(user); // a stale id: the next attempt asks again
             return Err(Failure::Status { status: 404, code: None, message: format!("no Keycloak user {user}") });
         };
-        let actions = representation
-            .as_object_mut()
-            .ok_or_else(|| Failure::Malformed(format!("user {user}: not a JSON object")))?
-            .entry("requiredActions")
-            .or_insert_with(|| serde_json::json!([]));
-        let list = actions.as_array_mut().ok_or_else(|| Failure::Malformed("requiredActions is not a list".into()))?;
+        let mut list = match representation.get("requiredActions") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::Array(list)) => list.clone(),
+            Some(_) => return Err(Failure::Malformed("requiredActions is not a list".into())),
+        };
         if list.iter().any(|a| a.as_str() == Some(action)) {
             return Ok(()); // already asked: no need to write again
         }
         list.push(serde_json::json!(action));
-        let mut call = Call::new(reqwest::Method::PUT, url);
-        call = call.json(&representation);
+        let call = Call::new(reqwest::Method::PUT, url).json(&serde_json::json!({ "requiredActions": list }));
         let response = self.rest.send(&call).await?;
         if (200..300).contains(&response.status) { Ok(()) } else { Err(failure(&response)) }
     }
@@ -370,6 +414,7 @@ mod tests {
     #[test]
     fn credential_types_map_to_kinds() {
         assert_eq!(kind_of("password", None), None);
+        assert_eq!(kind_of("kerberos", None), None, "an LDAP/Kerberos storage's type, not a factor");
         assert_eq!(kind_of("otp", Some(r#"{"subType":"totp","digits":6}"#)), Some(FactorKind::new("totp")));
         assert_eq!(kind_of("otp", Some(r#"{"subType":"hotp"}"#)), Some(FactorKind::new("hotp")));
         assert_eq!(kind_of("otp", Some("garbage")), Some(FactorKind::new("totp")));
