@@ -2,6 +2,7 @@
 //! admin user; credentials per user; enrolment requested through required actions.
 
 pub mod spec;
+use super::client::Client;
 use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
 use super::paging;
@@ -10,7 +11,7 @@ use super::rest::{
     throttle_429,
 };
 use super::user_ids::{Names, UserIds};
-use super::{MfaBackend, Revoked, UserQuery};
+use super::{Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{KeycloakSpec, RevocationMode};
 use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
@@ -28,7 +29,6 @@ pub enum KeycloakAuth {
 }
 
 pub struct Keycloak {
-    name: String,
     realm_url: url::Url,
     rest: Rest,
     /// Lower-cased user name (or e-mail) → user ids, rebuilt by every listing.
@@ -147,7 +147,6 @@ impl Keycloak {
         let mut rest = Rest::new(transport, Box::new(TokenSource::new(token_url, grant)), throttle_429);
         rest.backoff = backoff;
         Ok(Keycloak {
-            name: name.to_string(),
             realm_url: join(&base, &["admin", "realms", &spec.realm]),
             rest,
             users: UserIds::default(),
@@ -266,7 +265,7 @@ impl Keycloak {
         Ok(Some(enrolments))
     }
 
-    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+    async fn read_users(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         let mut found: Vec<(String, User)> = Vec::new();
         // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
         // deleted (and re-created) since. Several users under one name are all listed under it.
@@ -361,44 +360,32 @@ impl Keycloak {
 }
 
 #[async_trait]
-impl MfaBackend for Keycloak {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
+impl Client for Keycloak {
     fn capabilities(&self) -> Capabilities {
         let invite = ["totp", "webauthn", "recovery-codes"].iter().map(|k| FactorKind::new(k)).collect();
         Capabilities { disable: false, invite }
     }
 
-    async fn check(&self) -> Result<(), ProviderError> {
-        match self.get_json::<serde_json::Value>(self.realm_url.clone(), "realm").await {
-            Ok(Some(_)) => Ok(()),
-            Ok(None) => Err(ProviderError::Check {
-                provider: self.name.clone(),
-                failure: Failure::Configuration("realm not found".into()),
-            }),
-            Err(failure) => Err(ProviderError::Check { provider: self.name.clone(), failure }),
+    async fn check(&self) -> Result<(), Failure> {
+        match self.get_json::<serde_json::Value>(self.realm_url.clone(), "realm").await? {
+            Some(_) => Ok(()),
+            None => Err(Failure::Configuration("realm not found".into())),
         }
     }
 
-    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError> {
-        self.read(query).await.map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+        self.read_users(query).await
     }
 
-    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
-        let error = ProviderError::revoking(&self.name, user, &enrolment.id);
-        if mode == RevocationMode::Disable {
-            return Err(error(Failure::Configuration("Keycloak credentials cannot be disabled, only deleted".into())));
-        }
-        self.remove(user, enrolment).await.map_err(error)
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, _: RevocationMode) -> Result<Revoked, Failure> {
+        self.remove(user, enrolment).await
     }
 
-    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
-        let error = ProviderError::inviting(&self.name, user, kind.as_str());
+    /// The kind's required action: Keycloak asks the user at the next login.
+    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), Failure> {
         match required_action(kind.as_str()) {
-            Some(action) => self.require(user, action).await.map_err(error),
-            None => Err(error(Failure::Configuration(format!("Keycloak has no required action for {kind}")))),
+            Some(action) => self.require(user, action).await,
+            None => Err(Failure::Configuration(format!("Keycloak has no required action for {kind}"))),
         }
     }
 

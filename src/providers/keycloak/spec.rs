@@ -4,6 +4,7 @@
 use crate::crd::mfa_provider::SecretName;
 use crate::providers::MfaBackend;
 use crate::providers::block::{Block, Connect, SecretKey};
+use crate::providers::client::Managed;
 use crate::providers::error::ProviderError;
 use crate::providers::kinds::Reported;
 use kube::KubeSchema;
@@ -88,6 +89,9 @@ impl Block for KeycloakSpec {
                 password: c.key(secret, "password")?,
             },
         };
-        Ok(Box::new(super::Keycloak::new(c.name, self, c.max_requests_per_second, auth, c.backoff.clone())?))
+        Ok(Managed::boxed(
+            c.name,
+            super::Keycloak::new(c.name, self, c.max_requests_per_second, auth, c.backoff.clone())?,
+        ))
     }
 }
