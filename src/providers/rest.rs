@@ -349,6 +349,25 @@ pub fn base_url(url: &str) -> Result<url::Url, String> {
     Ok(parsed)
 }
 
+/// The transport of one provider: its `timeout` field, and its pace —
+/// `policy.maxRequestsPerSecond`, else the provider's `default_rps` (`None`: unpaced).
+pub fn provider_transport(
+    provider: &str,
+    timeout_field: Option<&str>,
+    max_requests_per_second: Option<u32>,
+    default_rps: Option<u32>,
+) -> Result<Transport, super::error::ProviderError> {
+    let configure =
+        |message: String| super::error::ProviderError::Configure { provider: provider.to_string(), message };
+    let timeout = timeout(timeout_field).map_err(configure)?;
+    Transport::new(timeout, max_requests_per_second.or(default_rps)).map_err(|f| configure(f.to_string()))
+}
+
+/// A URL field of a provider block, as [`base_url`] reads it.
+pub fn url_field(provider: &str, url: &str) -> Result<url::Url, super::error::ProviderError> {
+    base_url(url).map_err(|message| super::error::ProviderError::Configure { provider: provider.to_string(), message })
+}
+
 /// Parses a `timeout` field (default 10 s).
 pub fn timeout(spec: Option<&str>) -> Result<Duration, String> {
     match spec {

@@ -15,9 +15,7 @@ pub use signing::{Signer, canonical_json, canonical_params};
 use super::client::Client;
 use super::error::{Failure, ProviderError};
 use super::paging;
-use super::rest::{
-    Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
-};
+use super::rest::{Backoff, Call, Rest, declared_name, declared_set, decode, join, snippet, status_failure};
 use super::user_ids::{self, Names, UserIds};
 use super::{Revoked, UserQuery};
 use crate::crd::FactorKind;
@@ -194,11 +192,9 @@ impl Duo {
         secret_key: String,
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
-        let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
-        let base = base_url(&spec.url).map_err(configure)?;
-        let timeout = super::rest::timeout(spec.timeout.as_deref()).map_err(configure)?;
-        let transport = Transport::new(timeout, Some(max_requests_per_second.unwrap_or(DEFAULT_RPS)))
-            .map_err(|f| configure(f.to_string()))?;
+        let base = super::rest::url_field(name, &spec.url)?;
+        let transport =
+            super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
         let signer = Signer::new(integration_key.trim().to_string(), secret_key.trim().to_string());
         let mut rest = Rest::new(transport, Box::new(signer), throttle);
         rest.backoff = backoff;

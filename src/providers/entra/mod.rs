@@ -19,8 +19,8 @@ use super::jwt::{SigningKey, certificate_thumbprints};
 use super::oauth::{Grant, TokenSource};
 use super::paging;
 use super::rest::{
-    Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, same_origin, snippet,
-    status_failure, throttle_429,
+    Backoff, Call, Rest, base_url, declared_name, declared_set, decode, join, same_origin, snippet, status_failure,
+    throttle_429,
 };
 use super::user_ids::{Names, UserIds};
 use super::{Revoked, UserQuery};
@@ -160,9 +160,8 @@ impl Entra {
             .map_err(configure)?;
         let graph_root =
             base_url(spec.graph_url.as_deref().unwrap_or("https://graph.microsoft.com")).map_err(configure)?;
-        let timeout = super::rest::timeout(spec.timeout.as_deref()).map_err(configure)?;
-        let transport = Transport::new(timeout, Some(max_requests_per_second.unwrap_or(DEFAULT_RPS)))
-            .map_err(|f| configure(f.to_string()))?;
+        let transport =
+            super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
         let token_url = join(&authority, &[&spec.tenant_id, "oauth2", "v2.0", "token"]);
         let scope = format!("{}/.default", graph_root.as_str().trim_end_matches('/'));
         let grant = match auth {

@@ -12,9 +12,7 @@ use super::error::{Failure, ProviderError};
 use super::jwt::SigningKey;
 use super::oauth::{Grant, TokenSource};
 use super::paging;
-use super::rest::{
-    Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
-};
+use super::rest::{Backoff, Call, Rest, base_url, declared_name, declared_set, decode, join, snippet, status_failure};
 use super::user_ids::{Names, UserIds};
 use super::{Revoked, UserQuery};
 use crate::crd::FactorKind;
@@ -163,9 +161,8 @@ impl Google {
         if token_url.scheme() != "https" && !loopback {
             return Err(configure(format!("serviceAccountKey token_uri {token_uri:?} must be https")));
         }
-        let timeout = super::rest::timeout(spec.timeout.as_deref()).map_err(configure)?;
-        let transport = Transport::new(timeout, Some(max_requests_per_second.unwrap_or(DEFAULT_RPS)))
-            .map_err(|f| configure(f.to_string()))?;
+        let transport =
+            super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
         let signing = SigningKey::from_pem(&key.private_key)
             .map_err(|e| configure(format!("serviceAccountKey private_key: {e}")))?;
         let grant = Grant::ServiceAccount {

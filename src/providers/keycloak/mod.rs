@@ -7,8 +7,7 @@ use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
 use super::paging;
 use super::rest::{
-    Backoff, Call, Rest, Transport, base_url, declared_name, declared_set, decode, join, snippet, status_failure,
-    throttle_429,
+    Backoff, Call, Rest, declared_name, declared_set, decode, join, snippet, status_failure, throttle_429,
 };
 use super::user_ids::{Names, UserIds};
 use super::{Revoked, UserQuery};
@@ -128,11 +127,9 @@ impl Keycloak {
         auth: KeycloakAuth,
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
-        let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
-        let base = base_url(&spec.url).map_err(configure)?;
-        let timeout = super::rest::timeout(spec.timeout.as_deref()).map_err(configure)?;
-        let transport = Transport::new(timeout, Some(max_requests_per_second.unwrap_or(DEFAULT_RPS)))
-            .map_err(|f| configure(f.to_string()))?;
+        let base = super::rest::url_field(name, &spec.url)?;
+        let transport =
+            super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
         let auth_realm = spec.auth_realm.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "master".into());
         let token_url = join(&base, &["realms", &auth_realm, "protocol", "openid-connect", "token"]);
         let grant = match auth {

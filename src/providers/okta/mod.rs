@@ -20,8 +20,8 @@ use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
 use super::paging;
 use super::rest::{
-    Auth, Backoff, Call, Rest, StaticHeader, Transport, base_url, declared_name, declared_set, decode, join, reset_in,
-    same_origin, snippet, status_failure,
+    Auth, Backoff, Call, Rest, StaticHeader, declared_name, declared_set, decode, join, reset_in, same_origin, snippet,
+    status_failure,
 };
 use super::user_ids;
 use super::{Revoked, UserQuery};
@@ -146,10 +146,9 @@ impl Okta {
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
         let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
-        let base = base_url(&spec.url).map_err(configure)?;
-        let timeout = super::rest::timeout(spec.timeout.as_deref()).map_err(configure)?;
-        let transport = Transport::new(timeout, Some(max_requests_per_second.unwrap_or(DEFAULT_RPS)))
-            .map_err(|f| configure(f.to_string()))?;
+        let base = super::rest::url_field(name, &spec.url)?;
+        let transport =
+            super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
         let auth: Box<dyn Auth> = match auth {
             OktaAuth::ApiToken(token) => {
                 Box::new(StaticHeader { name: "Authorization".into(), value: format!("SSWS {}", token.trim()) })

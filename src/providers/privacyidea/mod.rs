@@ -9,7 +9,7 @@ pub use mapping::kind_of;
 
 use super::client::Client;
 use super::error::{Failure, ProviderError};
-use super::rest::{Backoff, Transport, base_url, timeout};
+use super::rest::{Backoff, provider_transport, url_field};
 use super::{Revoked, UserQuery};
 use crate::crd::mfa_provider::{PrivacyIdeaSpec, RevocationMode};
 use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
@@ -43,11 +43,9 @@ impl PrivacyIdea {
         password: String,
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
-        let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
-        let timeout = timeout(spec.timeout.as_deref()).map_err(configure)?;
-        let base = base_url(&spec.url).map_err(configure)?;
+        let base = url_field(name, &spec.url)?;
         // No default pace: a self-hosted server is paced by `policy.maxRequestsPerSecond` alone.
-        let transport = Transport::new(timeout, max_requests_per_second).map_err(|f| configure(f.to_string()))?;
+        let transport = provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, None)?;
         let mut session = Session::new(base, username, password, transport);
         session.set_backoff(backoff);
         Ok(PrivacyIdea { realm: spec.realm.clone(), session, token_listing: Default::default() })
