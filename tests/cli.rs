@@ -89,3 +89,46 @@ spec: {email: alice@acme.example, roles: [sre]}
     assert!(out.contains(&expected), "missing {expected:?} in:\n{out}");
     assert!(out.contains("it reports `2sv` (MfaProvider acme/corp-google)"), "{out}");
 }
+
+/// A pull request that points an MfaProvider at a host of its own gets no request, and so no
+/// credentials, from `plan` or `apply` run with `--allow-host`: the refusal names the host and
+/// the provider, and the job fails. The legitimate host on the list is reached as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_never_go_to_a_host_off_the_allowlist() {
+    let (attacker, stolen) = serve(0u32, count).await;
+    let (legitimate, reached) = serve(0u32, count).await;
+    let host = |uri: &str| uri.trim_start_matches("http://").to_string();
+    let block = |url: &str| {
+        format!("  keycloak:\n    url: {url}\n    realm: corp\n    credentials: {{secretRef: {{name: corp-admin}}}}")
+    };
+    let tree = company(&block(&attacker.uri()), "  clientId: keyward\n  clientSecret: cs", "totp");
+    for command in ["plan", "apply"] {
+        let mut args = vec![
+            command.to_string(),
+            "-f".into(),
+            tree.path().display().to_string(),
+            "--allow-host".into(),
+            host(&legitimate.uri()),
+        ];
+        if command == "apply" {
+            args.extend(["--audit-log".into(), tree.path().join("audit.jsonl").display().to_string()]);
+        }
+        let o = keyward(args).await;
+        let out = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert_eq!(o.status.code(), Some(1), "{command}: {out}");
+        assert!(out.contains(&format!("{} is not on the provider host allowlist", host(&attacker.uri()))), "{out}");
+        assert_eq!(*stolen.lock().expect("state"), 0, "{command}: nothing reached the other host");
+    }
+    // The same tree pointed back at the listed host: requests flow (and fail there, 500).
+    let tree = company(&block(&legitimate.uri()), "  clientId: keyward\n  clientSecret: cs", "totp");
+    let o = keyward(vec![
+        "plan".into(),
+        "-f".into(),
+        tree.path().display().to_string(),
+        "--allow-host".into(),
+        host(&legitimate.uri()),
+    ])
+    .await;
+    assert_eq!(o.status.code(), Some(1));
+    assert!(*reached.lock().expect("state") > 0, "the listed host is asked");
+}

@@ -13,6 +13,11 @@ use std::process::ExitCode;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Hosts provider credentials may be sent to (`acme.okta.com`, `*.duosecurity.com`,
+    /// `127.0.0.1:5000`); repeatable or comma-separated. Set, every other host is refused
+    /// before a request is made. Unset: any host an MfaProvider names.
+    #[arg(long = "allow-host", global = true, env = "KEYWARD_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allow_hosts: Vec<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -74,6 +79,18 @@ pub enum Command {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    if !cli.allow_hosts.is_empty() {
+        let installed = crate::providers::allowlist::HostAllowlist::only(&cli.allow_hosts)
+            .and_then(crate::providers::allowlist::install);
+        if let Err(e) = installed {
+            eprintln!("error: --allow-host: {e}");
+            return ExitCode::FAILURE;
+        }
+    } else if matches!(cli.command, Command::Run { .. }) {
+        tracing::warn!(
+            "no provider host allowlist (--allow-host, chart value providerHosts): credentials go to any URL an MfaProvider names"
+        );
+    }
     match cli.command {
         Command::Plan { manifests, output } => manifests_mode::plan(&manifests, output).await,
         Command::Apply { manifests, output, audit_log } => manifests_mode::apply(&manifests, output, &audit_log).await,

@@ -65,6 +65,8 @@ pub trait Block: Sync {
     fn product(&self) -> &'static str;
     /// The Secret holding the credentials.
     fn secret(&self) -> &str;
+    /// The URLs the block sends credentials to (defaults included), for the host allowlist.
+    fn urls(&self) -> Vec<&str>;
     /// The keys the configured credential method reads from it.
     fn secret_keys(&self) -> Vec<SecretKey>;
     /// The factor kinds the provider can report at all.

@@ -3,6 +3,7 @@
 //! A provider lists enrolments in bulk, revokes one enrolment, and reports what it can do
 //! ([`Capabilities`]). Decisions are the engine's; a provider only carries them out.
 
+pub mod allowlist;
 pub mod block;
 pub mod client;
 pub mod dpop;
@@ -55,6 +56,17 @@ pub fn connect_with(
         ),
     })?;
     let spec = block.spec();
+    // A URL off the allowlist is refused here, with the reason in the MfaProvider's status,
+    // before any client (or credential) is made; requests are checked again as they go.
+    let allowed = allowlist::current();
+    for url in spec.urls() {
+        if let Ok(parsed) = url::Url::parse(url)
+            && !allowed.allows(&parsed)
+        {
+            let refusal = allowlist::HostAllowlist::refusal(&parsed);
+            return Err(ProviderError::Configure { provider: name, message: format!("{}: {refusal}", block.name()) });
+        }
+    }
     let namespace = provider.namespace().unwrap_or_default();
     let read = |key: &str| secret(spec.secret(), key);
     spec.connect(&block::Connect {

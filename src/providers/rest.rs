@@ -67,18 +67,34 @@ pub trait Auth: Send + Sync {
     async fn rejected(&self) -> bool;
 }
 
-/// Sends requests at the provider's pace and reads its quota headers.
+/// Sends requests at the provider's pace, only to allowed hosts, and reads its quota headers.
 pub struct Transport {
     pub http: HttpClient,
     pub limiter: Limiter,
+    allowed: super::allowlist::HostAllowlist,
 }
 
 impl Transport {
+    /// A transport under the process's host allowlist.
     pub fn new(timeout: Duration, max_requests_per_second: Option<u32>) -> Result<Self, Failure> {
-        Ok(Transport { http: HttpClient::new(timeout)?, limiter: Limiter::new(max_requests_per_second) })
+        Ok(Transport {
+            http: HttpClient::new(timeout)?,
+            limiter: Limiter::new(max_requests_per_second),
+            allowed: super::allowlist::current(),
+        })
+    }
+
+    /// The same under `allowed` instead (tests).
+    pub fn allowing(mut self, allowed: super::allowlist::HostAllowlist) -> Self {
+        self.allowed = allowed;
+        self
     }
 
     pub async fn send(&self, call: &Call, headers: &[(String, String)]) -> Result<Response, Failure> {
+        // Before anything leaves: no credentials (headers, form, assertion) to other hosts.
+        if !self.allowed.allows(&call.url) {
+            return Err(Failure::Configuration(super::allowlist::HostAllowlist::refusal(&call.url)));
+        }
         self.limiter.acquire().await;
         let mut request = self
             .http
@@ -495,5 +511,24 @@ mod tests {
         assert_eq!((expired.status, rest.requests()), (401, 5), "one more attempt after authenticating again");
         let forbidden = rest.send(&Call::get(url("/forbidden"))).await.expect("an answer");
         assert_eq!((forbidden.status, rest.requests()), (403, 6), "a refusal is not retried");
+    }
+
+    /// A request to a host off the allowlist never leaves the process — whatever asks for it:
+    /// a token endpoint, a paging link, a service account key's `token_uri`.
+    #[tokio::test]
+    async fn a_host_off_the_allowlist_gets_no_request() {
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        let server = MockServer::start().await;
+        Mock::given(wiremock::matchers::any()).respond_with(ResponseTemplate::new(200)).mount(&server).await;
+        let other = url::Url::parse(&server.uri()).expect("url");
+        let listed = super::super::allowlist::HostAllowlist::only(&["acme.okta.com"]).expect("list");
+        let transport = Transport::new(Duration::from_secs(5), None).expect("transport").allowing(listed);
+        let call = Call::post(other.join("/oauth2/v1/token").expect("url")).form(vec![("secret".into(), "x".into())]);
+        let refused = transport.send(&call, &[("Authorization".into(), "SSWS token".into())]).await;
+        assert!(
+            matches!(&refused, Err(Failure::Configuration(m)) if m.contains("not on the provider host allowlist")),
+            "{refused:?}"
+        );
+        assert_eq!(server.received_requests().await.map(|r| r.len()), Some(0));
     }
 }

@@ -38,6 +38,10 @@ impl Block for DuoSpec {
         &self.credentials.secret_ref.name
     }
 
+    fn urls(&self) -> Vec<&str> {
+        vec![&self.url]
+    }
+
     fn secret_keys(&self) -> Vec<SecretKey> {
         vec![SecretKey::fixed("integrationKey"), SecretKey::fixed("secretKey")]
     }

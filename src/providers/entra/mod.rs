@@ -46,6 +46,10 @@ pub enum EntraAuth {
     Certificate { client_id: String, certificate: String, private_key: String },
 }
 
+/// Where Entra ID is, unless the block says otherwise (national clouds, tests).
+pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
+pub const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
+
 pub struct Entra {
     graph: url::Url,
     group_id: Option<String>,
@@ -156,10 +160,8 @@ impl Entra {
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
         let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
-        let authority = base_url(spec.authority_url.as_deref().unwrap_or("https://login.microsoftonline.com"))
-            .map_err(configure)?;
-        let graph_root =
-            base_url(spec.graph_url.as_deref().unwrap_or("https://graph.microsoft.com")).map_err(configure)?;
+        let authority = base_url(spec.authority_url.as_deref().unwrap_or(DEFAULT_AUTHORITY)).map_err(configure)?;
+        let graph_root = base_url(spec.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH)).map_err(configure)?;
         let transport =
             super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
         let token_url = join(&authority, &[&spec.tenant_id, "oauth2", "v2.0", "token"]);

@@ -67,6 +67,13 @@ impl Block for EntraIdSpec {
         &self.credentials.secret_ref.name
     }
 
+    fn urls(&self) -> Vec<&str> {
+        vec![
+            self.authority_url.as_deref().unwrap_or(super::DEFAULT_AUTHORITY),
+            self.graph_url.as_deref().unwrap_or(super::DEFAULT_GRAPH),
+        ]
+    }
+
     fn secret_keys(&self) -> Vec<SecretKey> {
         match self.credentials.method {
             EntraAuthMethod::ClientSecret => vec![SecretKey::fixed("clientId"), SecretKey::fixed("clientSecret")],

@@ -51,6 +51,9 @@ pub struct ServiceAccountKey {
     pub token_uri: Option<String>,
 }
 
+/// The Admin SDK's root, unless the block says otherwise (tests).
+pub const DEFAULT_URL: &str = "https://admin.googleapis.com";
+
 pub struct Google {
     directory: url::Url,
     customer: String,
@@ -154,7 +157,7 @@ impl Google {
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
         let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
-        let root = base_url(spec.url.as_deref().unwrap_or("https://admin.googleapis.com")).map_err(configure)?;
+        let root = base_url(spec.url.as_deref().unwrap_or(DEFAULT_URL)).map_err(configure)?;
         let token_uri = key.token_uri.as_deref().unwrap_or("https://oauth2.googleapis.com/token");
         let token_url = base_url(token_uri).map_err(|e| configure(format!("serviceAccountKey token_uri: {e}")))?;
         let loopback = matches!(token_url.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));

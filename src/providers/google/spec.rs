@@ -46,6 +46,11 @@ impl Block for GoogleWorkspaceSpec {
         &self.credentials.secret_ref.name
     }
 
+    /// The service account key's `token_uri` is checked when it is called.
+    fn urls(&self) -> Vec<&str> {
+        vec![self.url.as_deref().unwrap_or(super::DEFAULT_URL)]
+    }
+
     fn secret_keys(&self) -> Vec<SecretKey> {
         vec![SecretKey::fixed("serviceAccountKey")]
     }

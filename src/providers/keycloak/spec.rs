@@ -63,6 +63,10 @@ impl Block for KeycloakSpec {
         &self.credentials.secret_ref.name
     }
 
+    fn urls(&self) -> Vec<&str> {
+        vec![&self.url]
+    }
+
     fn secret_keys(&self) -> Vec<SecretKey> {
         match self.credentials.method {
             KeycloakAuthMethod::ClientCredentials => {

@@ -62,6 +62,10 @@ impl Block for OktaSpec {
         &self.credentials.secret_ref.name
     }
 
+    fn urls(&self) -> Vec<&str> {
+        vec![&self.url]
+    }
+
     fn secret_keys(&self) -> Vec<SecretKey> {
         match self.credentials.method {
             OktaAuthMethod::ApiToken => vec![SecretKey::fixed("apiToken")],

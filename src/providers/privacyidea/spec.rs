@@ -38,6 +38,10 @@ impl Block for PrivacyIdeaSpec {
         &self.credentials.secret_ref.name
     }
 
+    fn urls(&self) -> Vec<&str> {
+        vec![&self.url]
+    }
+
     fn secret_keys(&self) -> Vec<SecretKey> {
         let secret_ref = &self.credentials.secret_ref;
         let key = |key: &str, explicit: bool, field| SecretKey {
