@@ -112,6 +112,6 @@ mod tests {
         assert!(HostAllowlist::any().allows(&url("https://anything.example/")));
         assert!(!HostAllowlist::only::<&str>(&[]).expect("empty").allows(&url("https://acme.okta.com/")));
         assert!(HostAllowlist::only(&["https://acme.okta.com/path"]).is_err());
-        assert!(HostAllowlist::any().is_set() == false && list.is_set());
+        assert!(!HostAllowlist::any().is_set() && list.is_set());
     }
 }
