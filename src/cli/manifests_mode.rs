@@ -14,16 +14,34 @@ use std::process::ExitCode;
 /// Exit code of `plan` when changes are pending, and of `apply` when revocations are blocked.
 const EXIT_PENDING: u8 = 2;
 
+/// How much of what `validate` finds stops the command.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Fatal {
+    /// `plan`, `apply`: errors only; the engine deals with warnings itself.
+    Errors,
+    /// `validate`: errors and warnings.
+    Warnings,
+    /// `validate --strict`: notes too.
+    Notes,
+}
+
 /// Loads and validates. An error stops here, before a provider is contacted: an object left
-/// out for a typo would read as a deleted Employee. Warnings are printed and let through when
-/// `strict` is off (plan/apply), since the engine deals with them itself.
-fn load(args: &ManifestArgs, strict: bool) -> Result<Manifests, ExitCode> {
-    let (manifests, mut problems) = manifests::load(&args.paths, &args.namespace);
+/// out for a typo would read as a deleted Employee.
+fn load(args: &ManifestArgs, fatal: Fatal) -> Result<Manifests, ExitCode> {
+    let (manifests, mut problems) = manifests::load_with_kustomize(&args.paths, &args.kustomize, &args.namespace);
+    problems.extend(manifests.default_modes.iter().cloned());
     problems.extend(manifests::validate(&manifests, args.now.unwrap_or_else(chrono::Utc::now)));
     for problem in &problems {
         eprintln!("{problem}");
     }
-    let fatal = problems.iter().filter(|p| strict || p.severity == Severity::Error).count();
+    let fatal = problems
+        .iter()
+        .filter(|p| match p.severity {
+            Severity::Error => true,
+            Severity::Warning => fatal != Fatal::Errors,
+            Severity::Note => fatal == Fatal::Notes,
+        })
+        .count();
     if fatal == 0 {
         return Ok(manifests);
     }
@@ -31,8 +49,8 @@ fn load(args: &ManifestArgs, strict: bool) -> Result<Manifests, ExitCode> {
     Err(ExitCode::FAILURE)
 }
 
-pub fn validate(args: &ManifestArgs) -> ExitCode {
-    match load(args, true) {
+pub fn validate(args: &ManifestArgs, strict: bool) -> ExitCode {
+    match load(args, if strict { Fatal::Notes } else { Fatal::Warnings }) {
         Ok(m) => {
             println!(
                 "ok: {} MfaProvider(s), {} Employee(s), {} AccessGrant(s), {} Secret(s)",
@@ -95,7 +113,7 @@ fn unreachable_provider(declared: &Declared, error: String, now: chrono::DateTim
 }
 
 pub async fn plan(args: &ManifestArgs, output: Format) -> ExitCode {
-    let manifests = match load(args, false) {
+    let manifests = match load(args, Fatal::Errors) {
         Ok(m) => m,
         Err(code) => return code,
     };
@@ -121,7 +139,7 @@ pub async fn apply(args: &ManifestArgs, output: Format, audit_log: &Path) -> Exi
         );
         return ExitCode::FAILURE;
     }
-    let manifests = match load(args, false) {
+    let manifests = match load(args, Fatal::Errors) {
         Ok(m) => m,
         Err(code) => return code,
     };

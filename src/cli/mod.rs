@@ -22,9 +22,14 @@ pub struct Cli {
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct ManifestArgs {
-    /// Files or directories of YAML manifests (multi-document; Secrets included).
-    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    /// Files or directories of YAML manifests (multi-document; Secrets included); `-` reads
+    /// standard input.
+    #[arg(short = 'f', long = "filename", num_args = 1.., required_unless_present = "kustomize")]
     pub paths: Vec<PathBuf>,
+    /// Kustomization directories, built with `kubectl kustomize` (the overlays a GitOps tool
+    /// applies); `KEYWARD_KUBECTL` names the kubectl binary.
+    #[arg(short = 'k', long = "kustomize", num_args = 1..)]
+    pub kustomize: Vec<PathBuf>,
     /// Namespace for objects that name none.
     #[arg(short = 'n', long, default_value = "default")]
     pub namespace: String,
@@ -59,10 +64,15 @@ pub enum Command {
         #[arg(long, default_value = "keyward-audit.jsonl", env = "KEYWARD_AUDIT_LOG")]
         audit_log: PathBuf,
     },
-    /// Offline schema and reference checks; every problem with its file and line.
+    /// Offline schema and reference checks; every problem with its file and line. Errors and
+    /// warnings fail it; notes (a Secret not in the tree, `policy.mode` left to its default)
+    /// only with `--strict`.
     Validate {
         #[command(flatten)]
         manifests: ManifestArgs,
+        /// Notes fail too (a tree that must hold its Secrets and say every mode).
+        #[arg(long)]
+        strict: bool,
     },
     /// Run the operator: watch the three kinds and their Secrets, sweep providers on every
     /// change and every resyncInterval, with leader election, metrics and health endpoints.
@@ -94,7 +104,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Plan { manifests, output } => manifests_mode::plan(&manifests, output).await,
         Command::Apply { manifests, output, audit_log } => manifests_mode::apply(&manifests, output, &audit_log).await,
-        Command::Validate { manifests } => manifests_mode::validate(&manifests),
+        Command::Validate { manifests, strict } => manifests_mode::validate(&manifests, strict),
         Command::Crds { write } => crds::crds(write.as_deref()),
         Command::Run { args } => match crate::controller::run(args).await {
             Ok(()) => ExitCode::SUCCESS,

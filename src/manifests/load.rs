@@ -29,6 +29,20 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> (Manifests, Vec<Probl
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
     for path in paths {
+        // `-f -`: the documents on standard input (`kustomize build … | keyward validate -f -`).
+        if path.as_os_str() == "-" {
+            let mut text = String::new();
+            match std::io::Read::read_to_string(&mut std::io::stdin(), &mut text) {
+                Ok(_) => load_text(Path::new("<stdin>"), &text, default_namespace, &mut manifests, &mut problems),
+                Err(error) => problems.push(Problem {
+                    file: PathBuf::from("<stdin>"),
+                    line: 0,
+                    message: format!("cannot read: {error}"),
+                    severity: Severity::Error,
+                }),
+            }
+            continue;
+        }
         for file in files(path, &mut problems) {
             // The same file named twice (a file and its directory) is read once.
             if !seen.insert(fs::canonicalize(&file).unwrap_or_else(|_| file.clone())) {
@@ -38,6 +52,42 @@ pub fn load(paths: &[PathBuf], default_namespace: &str) -> (Manifests, Vec<Probl
                 Ok(text) => load_text(&file, &text, default_namespace, &mut manifests, &mut problems),
                 Err(problem) => problems.push(problem),
             }
+        }
+    }
+    (manifests, problems)
+}
+
+/// [`load`], plus the output of `kubectl kustomize DIR` for each kustomization directory (the
+/// overlays a GitOps repository applies). Its problems name the directory and the line of the
+/// built output.
+pub fn load_with_kustomize(
+    paths: &[PathBuf],
+    kustomizations: &[PathBuf],
+    default_namespace: &str,
+) -> (Manifests, Vec<Problem>) {
+    let (mut manifests, mut problems) =
+        if paths.is_empty() { (Manifests::default(), Vec::new()) } else { load(paths, default_namespace) };
+    for dir in kustomizations {
+        let label = PathBuf::from(format!("{} (kubectl kustomize)", dir.display()));
+        let kubectl = std::env::var_os("KEYWARD_KUBECTL").unwrap_or_else(|| "kubectl".into());
+        let built = std::process::Command::new(&kubectl).arg("kustomize").arg(dir).output();
+        match built {
+            Ok(out) if out.status.success() => {
+                let text = String::from_utf8_lossy(&out.stdout);
+                load_text(&label, &text, default_namespace, &mut manifests, &mut problems);
+            }
+            Ok(out) => problems.push(Problem {
+                file: label,
+                line: 0,
+                message: format!("kubectl kustomize failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+                severity: Severity::Error,
+            }),
+            Err(error) => problems.push(Problem {
+                file: label,
+                line: 0,
+                message: format!("cannot run {} kustomize (set KEYWARD_KUBECTL): {error}", kubectl.to_string_lossy()),
+                severity: Severity::Error,
+            }),
         }
     }
     (manifests, problems)
@@ -378,6 +428,9 @@ impl FileReader<'_> {
             Ok(Kind::Ignored) => {}
             Ok(Kind::List) => self.list(&document, &mapping, line),
             Ok(kind) => {
+                if kind == Kind::MfaProvider {
+                    self.note_default_mode(&mapping, line);
+                }
                 if self.check_fields(kind, &mapping, line) {
                     let deserializer = serde_yaml::Deserializer::from_str(document.text);
                     match ObjectSeed(kind).deserialize(deserializer) {
@@ -471,6 +524,24 @@ impl FileReader<'_> {
     }
 
     /// Reports top-level and metadata fields the kind does not have; `true` if there are none.
+    /// An MfaProvider without `spec.policy.mode` enforces: said, since a first rollout is
+    /// meant to start in `Observe`.
+    fn note_default_mode(&mut self, mapping: &Mapping, line: usize) {
+        let mode = mapping.get("spec").and_then(|s| s.get("policy")).and_then(|p| p.get("mode"));
+        if mode.is_none() {
+            let who = label(Kind::MfaProvider.name(), mapping, self.default_namespace);
+            let at = self.outline.line(line, &[Step::Key("spec")]);
+            self.out.default_modes.push(Problem {
+                file: self.file.to_path_buf(),
+                line: at,
+                message: format!(
+                    "{who}: spec.policy.mode is not set, so it is Enforce: keyward revokes (set Observe to see the plan first)"
+                ),
+                severity: Severity::Note,
+            });
+        }
+    }
+
     fn check_fields(&mut self, kind: Kind, mapping: &Mapping, line: usize) -> bool {
         let who = label(kind.name(), mapping, self.default_namespace);
         let mut clean = true;

@@ -12,7 +12,7 @@ mod schema;
 mod source;
 mod validate;
 
-pub use load::load;
+pub use load::{load, load_with_kustomize};
 pub use source::{Loaded, Problem, Severity, Source};
 pub use validate::validate;
 
@@ -26,6 +26,9 @@ pub struct Manifests {
     pub employees: Vec<Loaded<Employee>>,
     pub grants: Vec<Loaded<AccessGrant>>,
     pub secrets: Vec<Loaded<Secret>>,
+    /// MfaProviders whose file leaves `spec.policy.mode` to its default (Enforce), with what
+    /// to say about each: a first rollout is meant to start in Observe.
+    pub default_modes: Vec<Problem>,
 }
 
 impl Manifests {

@@ -46,6 +46,9 @@ pub enum Severity {
     /// (an identity conflict leaves that one user alone) and everyone else's revocations
     /// must not wait for it.
     Warning,
+    /// Said, and fatal only to `validate --strict`: what a real GitOps tree legitimately
+    /// leaves out or leaves to a default (Secrets kept out of Git, `policy.mode` not set).
+    Note,
 }
 
 impl fmt::Display for Problem {
@@ -53,6 +56,7 @@ impl fmt::Display for Problem {
         let prefix = match self.severity {
             Severity::Error => "",
             Severity::Warning => "warning: ",
+            Severity::Note => "note: ",
         };
         write!(f, "{}:{}: {prefix}{}", self.file.display(), self.line, self.message)
     }

@@ -211,10 +211,11 @@ impl Validation<'_> {
             .iter()
             .find(|s| self::namespace(&s.object.metadata) == namespace && name(&s.object.metadata) == secret_name);
         let Some(secret) = found else {
+            // Secrets are usually kept out of Git: said, not fatal (`validate --strict` is).
             let message = format!(
-                "{who}: spec.{block_name}.credentials.secretRef.name: Secret {namespace}/{secret_name} not found"
+                "{who}: spec.{block_name}.credentials.secretRef.name: Secret {namespace}/{secret_name} not found in these manifests (plan and apply need it)"
             );
-            self.report(source, &path("name"), message);
+            self.report_as(source, &path("name"), message, Severity::Note);
             return;
         };
         for SecretKey { key, field } in spec.secret_keys() {
