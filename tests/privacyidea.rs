@@ -295,3 +295,66 @@ fn malformed_manifests_name_file_and_line_and_revoke_nothing() {
     assert!(audit.is_empty());
     assert_eq!(pi.tokens(&acme.realm).len(), 10);
 }
+
+/// `keyward import` declares what the real privacyIDEA holds today: with the imported
+/// Employees and grants beside the provider, under `scope: All`, the plan revokes only the
+/// leaver's tokens (dave, gone from the user store) and never a protected user's; everyone
+/// still logs in.
+#[test]
+fn import_declares_what_the_provider_holds_and_the_plan_keeps_it() {
+    let pi = privacyidea();
+    let acme = company(pi, "import");
+    let tree = example_tree(pi, &acme.realm);
+    let providers = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(tree.path().join("10-provider.yaml"), providers.path().join("provider.yaml")).expect("copy");
+    edit(providers.path(), "provider.yaml", "scope: Declared", "scope: All");
+    let imported = tempfile::tempdir().expect("tempdir");
+    let out = keyward(&[
+        "import",
+        "-f",
+        providers.path().to_str().expect("utf-8"),
+        "--email-domain",
+        "acme.example",
+        "--out",
+        imported.path().to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("skipped dave") && err.contains("no longer in the provider's directory"), "{err}");
+    assert!(err.contains("skipped breakglass") && err.contains("protected"), "{err}");
+    let yaml = std::fs::read_to_string(imported.path().join("imported.yaml")).expect("imported");
+    // Everyone holding a token; grace holds none, and the realm's token listing is what is read.
+    for person in ["alice", "bob", "carol", "erin", "frank"] {
+        assert!(yaml.contains(&format!("name: {person}\n")), "{person} imported:\n{yaml}");
+    }
+    assert!(!yaml.contains("name: grace\n") && !yaml.contains("name: dave\n"), "{yaml}");
+
+    let (code, plan) = plan_json_paths(&[providers.path(), imported.path()]);
+    assert_eq!(code, 2, "{plan}");
+    let revoked: Vec<(String, String, String, String)> = revocations(&plan);
+    assert_eq!(
+        revoked,
+        [
+            ("revoke".to_string(), "dave".to_string(), "hotp".to_string(), "UndeclaredUser".to_string()),
+            ("revoke".into(), "dave".into(), "totp".into(), "UndeclaredUser".into()),
+        ],
+        "only the leaver: {plan}"
+    );
+    for (user, kind) in KEPT.iter().chain(REVOKED.iter()).filter(|(u, _)| *u != "dave") {
+        assert!(pi.authenticates(acme.token(user, kind)), "{user} {kind} still works");
+    }
+}
+
+/// `keyward plan -f A -f B … --output json`.
+fn plan_json_paths(paths: &[&std::path::Path]) -> (i32, serde_json::Value) {
+    let mut args = vec!["plan".to_string()];
+    for path in paths {
+        args.extend(["-f".to_string(), path.display().to_string()]);
+    }
+    args.extend(["--output".to_string(), "json".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let o = keyward(&args);
+    let plan =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("plan json: {e}: {}{}", stdout(&o), stderr(&o)));
+    (o.status.code().unwrap_or(-1), plan)
+}

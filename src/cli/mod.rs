@@ -1,6 +1,7 @@
 //! Command-line interface: argument types and one function per subcommand.
 
 mod crds;
+pub mod import;
 mod manifests_mode;
 
 use crate::report::Format;
@@ -80,6 +81,19 @@ pub enum Command {
         #[command(flatten)]
         args: crate::controller::config::RunArgs,
     },
+    /// Read the MfaProviders of the manifests and write the Employees and AccessGrants that
+    /// declare what they hold today (users no longer in the directory and protected users
+    /// left out), for review in a pull request.
+    Import {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        /// Domain for user names that are not e-mail addresses (`alice` → `alice@DOMAIN`).
+        #[arg(long)]
+        email_domain: Option<String>,
+        /// Write `imported.yaml` into this directory instead of printing.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the CustomResourceDefinitions (or write one file per kind into a directory).
     Crds {
         /// Write `<plural>.yaml` files into this directory instead of printing.
@@ -105,6 +119,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Plan { manifests, output } => manifests_mode::plan(&manifests, output).await,
         Command::Apply { manifests, output, audit_log } => manifests_mode::apply(&manifests, output, &audit_log).await,
         Command::Validate { manifests, strict } => manifests_mode::validate(&manifests, strict),
+        Command::Import { manifests, email_domain, out } => {
+            manifests_mode::import(&manifests, email_domain.as_deref(), out.as_deref()).await
+        }
         Command::Crds { write } => crds::crds(write.as_deref()),
         Command::Run { args } => match crate::controller::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
