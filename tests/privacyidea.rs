@@ -358,3 +358,46 @@ fn plan_json_paths(paths: &[&std::path::Path]) -> (i32, serde_json::Value) {
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("plan json: {e}: {}{}", stdout(&o), stderr(&o)));
     (o.status.code().unwrap_or(-1), plan)
 }
+
+/// The audit log `apply` writes against the real privacyIDEA verifies with `keyward audit
+/// verify`; a line edited, a line removed and the log cut short are each caught, naming the
+/// line.
+#[test]
+fn the_audit_log_is_a_chain_that_verify_checks() {
+    let pi = privacyidea();
+    let acme = company(pi, "chain");
+    let tree = example_tree(pi, &acme.realm);
+    let logs = tempfile::tempdir().expect("tempdir");
+    let log = logs.path().join("audit.jsonl");
+    let log_arg = log.to_str().expect("utf-8");
+    let out = keyward(&["apply", "-f", tree.path().to_str().expect("utf-8"), "--audit-log", log_arg]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let text = std::fs::read_to_string(&log).expect("audit log");
+    assert_eq!(text.lines().count(), 6, "{text}");
+    let verify = || {
+        let o = keyward(&["audit", "verify", log_arg]);
+        (o.status.code(), format!("{}{}", stdout(&o), stderr(&o)))
+    };
+    let (code, out) = verify();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok: 6 record(s), chain and sequence intact, not shorter than"), "{out}");
+
+    let lines: Vec<&str> = text.lines().collect();
+    let write = |lines: &[&str]| std::fs::write(&log, lines.iter().map(|l| format!("{l}\n")).collect::<String>());
+    let edited: Vec<String> =
+        lines.iter().map(|l| l.replacen("\"outcome\":\"revoked\"", "\"outcome\":\"failed\"", 1)).collect();
+    write(&[lines[0], &edited[1], lines[2], lines[3], lines[4], lines[5]]).expect("edit");
+    let (code, out) = verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("audit.jsonl:3: the previous line is not the one this record was chained to"), "{out}");
+
+    write(&[lines[0], lines[1], lines[3], lines[4], lines[5]]).expect("remove");
+    let (code, out) = verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("audit.jsonl:3: sequence 3 where 2 was due"), "{out}");
+
+    write(&lines[..4]).expect("truncate");
+    let (code, out) = verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("truncated"), "{out}");
+}

@@ -40,6 +40,20 @@ pub struct ManifestArgs {
     pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Checks the hash chain and sequence of audit logs (files in order; a rotated log goes
+    /// on in the next), and that the log is not shorter than its checkpoint. Exit 1 names the
+    /// first line that is not as written.
+    Verify {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The checkpoint to hold the log to (default: `<last file>.checkpoint`, if present).
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+    },
+}
+
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).map_err(|e| format!("{s:?} is not RFC 3339: {e}"))
 }
@@ -94,6 +108,11 @@ pub enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Print the CustomResourceDefinitions (or write one file per kind into a directory).
     Crds {
         /// Write `<plural>.yaml` files into this directory instead of printing.
@@ -122,6 +141,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Import { manifests, email_domain, out } => {
             manifests_mode::import(&manifests, email_domain.as_deref(), out.as_deref()).await
         }
+        Command::Audit { command: AuditCommand::Verify { files, checkpoint } } => {
+            audit_verify(&files, checkpoint.as_deref())
+        }
         Command::Crds { write } => crds::crds(write.as_deref()),
         Command::Run { args } => match crate::controller::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -130,5 +152,44 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn audit_verify(files: &[PathBuf], checkpoint: Option<&std::path::Path>) -> ExitCode {
+    let mut texts = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(file) {
+            Ok(text) => texts.push((file.clone(), text)),
+            Err(e) => {
+                eprintln!("error: cannot read {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let checkpoint_file = checkpoint
+        .map(std::path::Path::to_path_buf)
+        .or_else(|| files.last().map(|f| crate::audit::checkpoint_path(f)).filter(|p| p.exists()));
+    let expected = match &checkpoint_file {
+        Some(path) => match std::fs::read_to_string(path).ok().and_then(|t| crate::audit::read_checkpoint(&t)) {
+            Some(expected) => Some(expected),
+            None => {
+                eprintln!("error: {} is not a checkpoint", path.display());
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
+    match crate::audit::verify(&texts, expected.as_ref().map(|(n, h)| (*n, h.as_str()))) {
+        Ok(verified) => {
+            let against = checkpoint_file
+                .map(|p| format!(", not shorter than {}", p.display()))
+                .unwrap_or_else(|| ", no checkpoint: a log cut short at its end cannot be told".into());
+            println!("ok: {} record(s), chain and sequence intact{against}", verified.records);
+            ExitCode::SUCCESS
+        }
+        Err(broken) => {
+            eprintln!("{broken}");
+            ExitCode::FAILURE
+        }
     }
 }

@@ -307,6 +307,7 @@ pub fn apply(dir: &Path) -> (Output, Vec<Value>) {
         .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
         .collect();
     let _ = std::fs::remove_file(&audit);
+    let _ = std::fs::remove_file(dir.join("audit.jsonl.checkpoint"));
     (o, records)
 }
 
