@@ -9,16 +9,19 @@ use crate::providers::{MfaBackend, ProviderError, UserQuery};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kube::ResourceExt;
+use std::borrow::Borrow;
+use std::sync::Arc;
 
 /// How many revocations run at once on one provider: enough to finish a leaver's handful of
 /// factors in one round trip, few enough not to hammer a small privacyIDEA.
 const CONCURRENT_REVOCATIONS: usize = 4;
 
-/// The declared side of one provider.
-pub struct Declared<'a> {
+/// The declared side of one provider: owned objects (manifests) or shared ones (`Arc`, the
+/// operator's cache).
+pub struct Declared<'a, E = Employee, G = AccessGrant> {
     pub provider: &'a MfaProvider,
-    pub employees: &'a [Employee],
-    pub grants: &'a [AccessGrant],
+    pub employees: &'a [E],
+    pub grants: &'a [G],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,11 +90,12 @@ impl SweepReport {
 }
 
 /// The users a provider needs to list for this declared state.
-pub fn user_query(declared: &Declared) -> UserQuery {
+pub fn user_query<E: Borrow<Employee>, G>(declared: &Declared<E, G>) -> UserQuery {
     let namespace = declared.provider.namespace();
     let mut users: Vec<String> = declared
         .employees
         .iter()
+        .map(Borrow::borrow)
         .filter(|e| e.namespace() == namespace)
         .map(|e| identity::username(e, declared.provider))
         .collect();
@@ -125,9 +129,10 @@ pub enum DeclaredNow {
     /// Cannot have changed since the sweep began (manifests read from disk).
     Unchanged,
     Current {
-        provider: Box<MfaProvider>,
-        employees: Vec<Employee>,
-        grants: Vec<AccessGrant>,
+        provider: Arc<MfaProvider>,
+        /// Shared with the caller's cache: asked once per provider call, so never a deep copy.
+        employees: Vec<Arc<Employee>>,
+        grants: Vec<Arc<AccessGrant>>,
         /// The time to judge windows and grant validity at: a grant that became valid while
         /// the provider was listed entitles already.
         now: DateTime<Utc>,
@@ -140,26 +145,34 @@ pub enum DeclaredNow {
 pub struct Unguarded;
 impl Guard for Unguarded {}
 
-pub async fn sweep(
+pub async fn sweep<E, G>(
     backend: &dyn MfaBackend,
-    declared: &Declared<'_>,
+    declared: &Declared<'_, E, G>,
     now: DateTime<Utc>,
     execution: Execution,
     audit: &mut dyn AuditSink,
-) -> SweepReport {
+) -> SweepReport
+where
+    E: Borrow<Employee> + Sync,
+    G: Borrow<AccessGrant> + Sync,
+{
     sweep_guarded(backend, declared, now, execution, audit, &Unguarded).await
 }
 
 /// [`sweep`] under a [`Guard`]. When the guard says no before anything is carried out,
 /// nothing is carried out or recorded and the report says `deferred`.
-pub async fn sweep_guarded(
+pub async fn sweep_guarded<E, G>(
     backend: &dyn MfaBackend,
-    declared: &Declared<'_>,
+    declared: &Declared<'_, E, G>,
     now: DateTime<Utc>,
     execution: Execution,
     audit: &mut dyn AuditSink,
     guard: &dyn Guard,
-) -> SweepReport {
+) -> SweepReport
+where
+    E: Borrow<Employee> + Sync,
+    G: Borrow<AccessGrant> + Sync,
+{
     let start_requests = backend.requests();
     let inventory = backend.inventory(&user_query(declared)).await;
     let error_category = inventory.as_ref().err().map(ProviderError::category);
@@ -279,9 +292,9 @@ fn withdrawn(guard: &dyn Guard, listed: &Inventory, capabilities: &Capabilities,
 
 /// Writes the audit record of a revocation that was carried out, failed or was held back.
 /// Plan-only results leave no record.
-fn record(
+fn record<E: Borrow<Employee>, G>(
     audit: &mut dyn AuditSink,
-    declared: &Declared,
+    declared: &Declared<E, G>,
     errors: &mut Vec<String>,
     plan: &Plan,
     r: &ActionReport,
@@ -302,18 +315,17 @@ fn record(
     }
 }
 
-fn audit_record(
-    declared: &Declared,
+fn audit_record<E: Borrow<Employee>, G>(
+    declared: &Declared<E, G>,
     provider: &str,
     action: &Action,
     outcome: Outcome,
     detail: Option<String>,
 ) -> AuditRecord {
     let namespace = declared.provider.namespace();
-    let employee = action
-        .employee
-        .as_ref()
-        .and_then(|name| declared.employees.iter().find(|e| e.namespace() == namespace && &e.name_any() == name));
+    let employee = action.employee.as_ref().and_then(|name| {
+        declared.employees.iter().map(Borrow::borrow).find(|e| e.namespace() == namespace && &e.name_any() == name)
+    });
     let source_revision = employee
         .and_then(|e| e.annotations().get(SOURCE_REVISION_ANNOTATION))
         .or_else(|| declared.provider.annotations().get(SOURCE_REVISION_ANNOTATION))

@@ -32,7 +32,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
         .in_namespace(&namespace)
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(provider_key)
+        .map(|p| provider_key(p))
         .collect();
     let (verdicts, revoked_now, settled, swept) = {
         let sweeps = locked(&ctx.sweeps);
@@ -43,9 +43,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
                 // Status names the MfaProvider as the spec does: by name, in the Employee's own
                 // namespace (the sweep key is `namespace/name`).
                 let provider = key.rsplit_once('/').map_or(key.as_str(), |(_, name)| name).to_string();
-                verdicts.extend(
-                    sweep.verdicts.iter().filter(|v| v.employee == name).map(|v| (provider.clone(), v.clone())),
-                );
+                verdicts.extend(sweep.verdicts_of(&name).iter().map(|v| (provider.clone(), v.clone())));
                 revoked_now |= sweep.revoked.contains(&name);
             }
         }

@@ -15,7 +15,7 @@ use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -99,10 +99,13 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     record_metrics(&ctx, &key, &report);
     publish_events(&ctx, &employees, &report).await;
 
-    let last = last_sweep(&namespace, &employees, &report);
-    locked(&ctx.sweeps).insert(key.clone(), last);
-    for employee in &employees {
-        let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee));
+    let last = Arc::new(last_sweep(&namespace, &employees, &report));
+    // Only the Employees whose part of this provider's verdicts changed are reconciled again:
+    // re-triggering everyone after every sweep made each sweep cost O(Employees) status reads
+    // and, with each of those scanning all verdicts, O(Employees²) in all.
+    let previous = locked(&ctx.sweeps).insert(key.clone(), last.clone());
+    for employee in employees.iter().filter(|e| last.concerns(e, previous.as_deref())) {
+        let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee.as_ref()));
     }
 
     let mut provider_status =
@@ -133,8 +136,8 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         }
     };
     // A window or grant edge before the next sweep: sweep right after it.
-    let grants_here = grants.iter().filter(|g| g.spec.provider == provider.name_any());
-    if let Some(edge) = entitlement::next_boundary(&employees, grants_here, now) {
+    let grants_here = grants.iter().filter(|g| g.spec.provider == provider.name_any()).map(AsRef::as_ref);
+    if let Some(edge) = entitlement::next_boundary(employees.iter().map(AsRef::as_ref), grants_here, now) {
         // Already past (the sweep took a while): at once.
         let until = (edge - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
         next = next.min(until + BOUNDARY_SLACK);
@@ -162,10 +165,9 @@ impl Guard for OperatorGuard<'_> {
     }
 
     fn declared_now(&self) -> DeclaredNow {
-        let provider = self.ctx.providers.in_namespace(&self.namespace).into_iter().find(|p| p.name_any() == self.name);
-        match provider {
+        match self.ctx.providers.get(&self.namespace, &self.name) {
             Some(provider) if provider.metadata.deletion_timestamp.is_none() => DeclaredNow::Current {
-                provider: Box::new(provider),
+                provider,
                 employees: self.ctx.employees.in_namespace(&self.namespace),
                 grants: self.ctx.grants.in_namespace(&self.namespace),
                 now: chrono::Utc::now(),
@@ -218,10 +220,15 @@ fn record_metrics(ctx: &Context, key: &str, report: &SweepReport) {
 }
 
 /// A Kubernetes Event on the Employee for every revocation, blocked and failed one.
-async fn publish_events(ctx: &Context, employees: &[Employee], report: &SweepReport) {
-    for r in report.results.iter().filter(|r| r.action.action == ActionKind::Revoke) {
-        let Some(employee) = r.action.employee.as_ref().and_then(|n| employees.iter().find(|e| &e.name_any() == n))
-        else {
+async fn publish_events(ctx: &Context, employees: &[Arc<Employee>], report: &SweepReport) {
+    let revocations: Vec<&crate::sweep::ActionReport> =
+        report.results.iter().filter(|r| r.action.action == ActionKind::Revoke).collect();
+    if revocations.is_empty() {
+        return;
+    }
+    let by_name: HashMap<String, &Employee> = employees.iter().map(|e| (e.name_any(), e.as_ref())).collect();
+    for r in revocations {
+        let Some(employee) = r.action.employee.as_ref().and_then(|n| by_name.get(n)) else {
             continue;
         };
         let a = &r.action;
@@ -257,7 +264,7 @@ async fn publish_events(ctx: &Context, employees: &[Employee], report: &SweepRep
     }
 }
 
-fn last_sweep(namespace: &str, employees: &[Employee], report: &SweepReport) -> LastSweep {
+fn last_sweep(namespace: &str, employees: &[Arc<Employee>], report: &SweepReport) -> LastSweep {
     let verdicts = status::executed_verdicts(report);
     let mut revoked = HashSet::new();
     let mut unsettled = HashSet::new();
@@ -289,7 +296,7 @@ fn last_sweep(namespace: &str, employees: &[Employee], report: &SweepReport) -> 
             .filter_map(|e| e.uid())
             .collect()
     };
-    LastSweep { namespace: namespace.to_string(), verdicts, settled, revoked }
+    LastSweep::new(namespace, verdicts, settled, revoked)
 }
 
 pub async fn write_status(
@@ -317,7 +324,7 @@ pub async fn write_status(
 pub async fn write_grant_status(
     ctx: &Context,
     grant: &AccessGrant,
-    employees: &[Employee],
+    employees: &[Arc<Employee>],
     provider: Option<&MfaProvider>,
 ) -> Result<(), ControllerError> {
     let now = chrono::Utc::now();

@@ -287,7 +287,7 @@ pub fn employee_status(
 
 pub fn grant_status(
     grant: &AccessGrant,
-    employees: &[Employee],
+    employees: &[std::sync::Arc<Employee>],
     provider: Option<&crate::crd::MfaProvider>,
     now: DateTime<Utc>,
 ) -> AccessGrantStatus {
@@ -296,7 +296,7 @@ pub fn grant_status(
     let mut status = grant.status.clone().unwrap_or_default();
     status.observed_generation = generation;
     status.matched_employees =
-        employees.iter().filter(|e| e.namespace() == grant.namespace() && selects(grant, e)).count() as u32;
+        employees.iter().filter(|e| e.namespace() == grant.namespace() && selects(grant, e.as_ref())).count() as u32;
     let readiness = if !provider_exists {
         Readiness::Stalled {
             reason: "ProviderNotFound",
