@@ -36,6 +36,9 @@ pub struct LastSweep {
     pub settled: HashSet<String>,
     /// Employees with a revocation carried out in that sweep.
     pub revoked: HashSet<String>,
+    /// When the sweep finished, to the second: an Employee's `lastRevocationTime` when it
+    /// revoked from them. Fixed per sweep, so that writing it again changes nothing.
+    pub time: chrono::DateTime<chrono::Utc>,
 }
 
 impl LastSweep {
@@ -44,12 +47,20 @@ impl LastSweep {
         verdicts: Vec<EmployeeVerdict>,
         settled: HashSet<String>,
         revoked: HashSet<String>,
+        time: chrono::DateTime<chrono::Utc>,
     ) -> Self {
         let mut by_employee: HashMap<String, Vec<EmployeeVerdict>> = HashMap::new();
         for verdict in verdicts {
             by_employee.entry(verdict.employee.clone()).or_default().push(verdict);
         }
-        LastSweep { namespace: namespace.to_string(), verdicts: by_employee, settled, revoked }
+        use chrono::SubsecRound;
+        LastSweep {
+            namespace: namespace.to_string(),
+            verdicts: by_employee,
+            settled,
+            revoked,
+            time: time.trunc_subsecs(0),
+        }
     }
 
     /// This provider's verdicts on the Employee named `employee`.
@@ -192,7 +203,7 @@ mod tests {
     }
 
     fn sweep(verdicts: Vec<EmployeeVerdict>, revoked: &[&str]) -> LastSweep {
-        LastSweep::new("acme", verdicts, HashSet::new(), revoked.iter().map(|n| n.to_string()).collect())
+        LastSweep::new("acme", verdicts, HashSet::new(), revoked.iter().map(|n| n.to_string()).collect(), now())
     }
 
     /// A sweep reconciles again only the Employees whose status it may change: everyone after

@@ -34,17 +34,19 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .map(|p| provider_key(p))
         .collect();
-    let (verdicts, revoked_now, settled, swept) = {
+    let (verdicts, revoked_at, settled, swept) = {
         let sweeps = locked(&ctx.sweeps);
         let mut verdicts = Vec::new();
-        let mut revoked_now = false;
+        let mut revoked_at = None;
         for key in &providers {
             if let Some(sweep) = sweeps.get(key) {
                 // Status names the MfaProvider as the spec does: by name, in the Employee's own
                 // namespace (the sweep key is `namespace/name`).
                 let provider = key.rsplit_once('/').map_or(key.as_str(), |(_, name)| name).to_string();
                 verdicts.extend(sweep.verdicts_of(&name).iter().map(|v| (provider.clone(), v.clone())));
-                revoked_now |= sweep.revoked.contains(&name);
+                if sweep.revoked.contains(&name) {
+                    revoked_at = revoked_at.max(Some(sweep.time));
+                }
             }
         }
         // By UID: an Employee deleted and re-created under the same name is another person's
@@ -52,7 +54,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
         let uid = employee.uid().unwrap_or_default();
         let settled = providers.iter().all(|key| sweeps.get(key).is_some_and(|s| s.settled.contains(&uid)));
         let swept = providers.iter().all(|key| sweeps.contains_key(key));
-        (verdicts, revoked_now, settled, swept)
+        (verdicts, revoked_at, settled, swept)
     };
     let finalizers = employee.finalizers();
     let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
@@ -75,7 +77,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
                 .map_err(|source| ControllerError::RemoveFinalizer { namespace, name, source })?;
             return Ok(Action::await_change());
         }
-        write_status(&api, &employee, &verdicts, swept, revoked_now).await?;
+        write_status(&api, &employee, &verdicts, swept, revoked_at).await?;
         // The provider sweeps that the deletion triggered call back; this is the safety net.
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
@@ -91,7 +93,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
             ControllerError::AddFinalizer { namespace: namespace.clone(), name: name.clone(), source }
         })?;
     }
-    write_status(&api, &employee, &verdicts, swept, revoked_now).await?;
+    write_status(&api, &employee, &verdicts, swept, revoked_at).await?;
     Ok(Action::await_change())
 }
 
@@ -100,15 +102,15 @@ async fn write_status(
     employee: &Employee,
     verdicts: &[(String, crate::engine::plan::EmployeeVerdict)],
     swept: bool,
-    revoked_now: bool,
+    revoked_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(), ControllerError> {
     let now = chrono::Utc::now();
-    let new = status::employee_status(employee, verdicts, swept, revoked_now, now);
+    let new = status::employee_status(employee, verdicts, swept, revoked_at, now);
     if let Some(old) = &employee.status
         && old.providers == new.providers
         && old.observed_generation == new.observed_generation
         && status::same_conditions(&old.conditions, &new.conditions)
-        && !revoked_now
+        && old.last_revocation_time == new.last_revocation_time
     {
         return Ok(());
     }

@@ -52,10 +52,20 @@ fn provider_fingerprint(p: &MfaProvider) -> String {
     )
 }
 
-fn employee_fingerprint(e: &Employee) -> String {
-    // The spec (generation) and deletion decide entitlement; our own status and finalizer
-    // writes do not, and must not trigger the sweep that made them.
+/// What decides an Employee's entitlement: its spec (generation) and deletion. Our own
+/// status and finalizer writes do not, and must not trigger the sweep that made them.
+fn employee_spec_fingerprint(e: &Employee) -> String {
     format!("{:?}|{}", e.metadata.generation, e.metadata.deletion_timestamp.is_some())
+}
+
+/// What the Employee controller acts on: the spec and deletion, and the status too, so that
+/// a status someone else overwrote is written back (its reconcile compares before writing,
+/// so our own writes come back as one reconcile each and no write).
+fn employee_fingerprint(e: &Employee) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&e.status).unwrap_or_default().hash(&mut hasher);
+    format!("{}|{:x}", employee_spec_fingerprint(e), hasher.finish())
 }
 
 fn grant_fingerprint(g: &AccessGrant) -> String {
@@ -347,7 +357,12 @@ fn scope_controllers(
             let _ = grant_events_tx.unbounded_send(ObjectRef::from_obj(g));
         }
     });
-    let maps = ProviderMaps { store: provider_store.clone(), changes: changes.clone() };
+    let maps = ProviderMaps {
+        store: provider_store.clone(),
+        employees: employee_store.clone(),
+        employee_specs: Arc::new(ChangeFilter::new(employee_spec_fingerprint)),
+        changes: changes.clone(),
+    };
     // A lagged receiver still means "sweep everything"; only a closed channel ends it.
     let reconcile_all = futures::stream::unfold(all_tx.subscribe(), |mut rx| async move {
         match rx.recv().await {
@@ -399,6 +414,12 @@ fn controller_config(concurrency: u16) -> ControllerConfig {
 #[derive(Clone)]
 struct ProviderMaps {
     store: kube::runtime::reflector::Store<MfaProvider>,
+    /// The Employee cache, which already reflects the event being mapped: an Employee missing
+    /// from it was deleted.
+    employees: kube::runtime::reflector::Store<Employee>,
+    /// Employee changes reach the mapping when their status changed too; only spec and
+    /// deletion changes concern the providers.
+    employee_specs: Arc<ChangeFilter<Employee>>,
     changes: Changes,
 }
 
@@ -407,9 +428,16 @@ impl ProviderMaps {
         self.store.state().iter().filter(|p| keep(p)).map(|p| ObjectRef::from_obj(p.as_ref())).collect()
     }
 
-    /// Every provider of the Employee's namespace (any of them may map it to a user).
+    /// Every provider of the Employee's namespace (any of them may map it to a user), when its
+    /// spec changed or it is gone.
     fn of_employee(self) -> impl Fn(Employee) -> Vec<ObjectRef<MfaProvider>> {
         move |e| {
+            let gone = self.employees.get(&ObjectRef::from_obj(&e)).is_none();
+            if gone {
+                self.employee_specs.deleted(&e);
+            } else if !self.employee_specs.applied(&e) {
+                return Vec::new();
+            }
             let refs = self.matching(|p| p.namespace() == e.namespace());
             observed(&self.changes, &refs);
             refs

@@ -296,7 +296,7 @@ fn last_sweep(namespace: &str, employees: &[Arc<Employee>], report: &SweepReport
             .filter_map(|e| e.uid())
             .collect()
     };
-    LastSweep::new(namespace, verdicts, settled, revoked)
+    LastSweep::new(namespace, verdicts, settled, revoked, chrono::Utc::now())
 }
 
 pub async fn write_status(

@@ -173,15 +173,16 @@ pub fn employee_status(
     employee: &Employee,
     verdicts: &[(String, EmployeeVerdict)],
     swept: bool,
-    revoked_now: bool,
+    revoked_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> EmployeeStatus {
     let generation = employee.metadata.generation;
     let mut status = employee.status.clone().unwrap_or_default();
     status.observed_generation = generation;
     status.providers = provider_enrolments(verdicts);
-    if revoked_now {
-        status.last_revocation_time = Some(now);
+    if let Some(at) = revoked_at {
+        // Never backwards: another replica's later sweep may have written a later one.
+        status.last_revocation_time = status.last_revocation_time.max(Some(at));
     }
     let findings = Findings::of(verdicts);
     findings.flag(&mut status.conditions, now, generation);
@@ -491,12 +492,12 @@ mod tests {
     fn employee_and_grant_readiness() {
         let mut e = employee("dave", &[], EmployeeState::Offboarded);
         e.metadata.generation = Some(2);
-        let fresh = employee_status(&e, &[], false, false, now());
+        let fresh = employee_status(&e, &[], false, None, now());
         assert_eq!(get(&fresh.conditions, "Reconciling").status, "True");
-        let done = employee_status(&e, &[], true, false, now());
+        let done = employee_status(&e, &[], true, None, now());
         assert_eq!(get(&done.conditions, "Ready").status, "True");
         e.metadata.deletion_timestamp = Some(k8s_time(now()));
-        let deleting = employee_status(&e, &[], true, false, now());
+        let deleting = employee_status(&e, &[], true, None, now());
         assert_eq!(get(&deleting.conditions, "Reconciling").reason, "RevokingBeforeDeletion");
 
         let observed = EmployeeVerdict {
@@ -513,7 +514,7 @@ mod tests {
             conflicts_with: vec![],
         };
         let leaver = employee("dave", &[], EmployeeState::Offboarded);
-        let observing = employee_status(&leaver, &[("acme/corp-pi".into(), observed)], true, false, now());
+        let observing = employee_status(&leaver, &[("acme/corp-pi".into(), observed)], true, None, now());
         assert_eq!(get(&observing.conditions, "Ready").reason, "Observing");
         assert_eq!(observing.providers[0].enrolments[0].verdict, "WouldRevoke");
 
