@@ -39,6 +39,8 @@ pub struct LastSweep {
     /// When the sweep finished, to the second: an Employee's `lastRevocationTime` when it
     /// revoked from them. Fixed per sweep, so that writing it again changes nothing.
     pub time: chrono::DateTime<chrono::Utc>,
+    /// The [`Context::leadership_epoch`] it was made in.
+    pub epoch: u64,
 }
 
 impl LastSweep {
@@ -48,6 +50,7 @@ impl LastSweep {
         settled: HashSet<String>,
         revoked: HashSet<String>,
         time: chrono::DateTime<chrono::Utc>,
+        epoch: u64,
     ) -> Self {
         let mut by_employee: HashMap<String, Vec<EmployeeVerdict>> = HashMap::new();
         for verdict in verdicts {
@@ -60,6 +63,7 @@ impl LastSweep {
             settled,
             revoked,
             time: time.trunc_subsecs(0),
+            epoch,
         }
     }
 
@@ -69,11 +73,13 @@ impl LastSweep {
     }
 
     /// Whether `employee`'s status may read differently after this sweep than after
-    /// `previous` (none: the provider's first sweep): its verdicts changed, something was
-    /// revoked from it, or it is being deleted (this sweep may release its finalizer).
+    /// `previous` (none: the provider's first sweep; or one made before this replica last
+    /// gained leadership, since a replica that does not lead ignores every Employee change):
+    /// its verdicts changed, something was revoked from it, or it is being deleted (this sweep
+    /// may release its finalizer).
     pub fn concerns(&self, employee: &Employee, previous: Option<&LastSweep>) -> bool {
         let name = employee.name_any();
-        previous.is_none_or(|p| p.verdicts_of(&name) != self.verdicts_of(&name))
+        previous.is_none_or(|p| p.epoch != self.epoch || p.verdicts_of(&name) != self.verdicts_of(&name))
             || self.revoked.contains(&name)
             || employee.metadata.deletion_timestamp.is_some()
     }
@@ -100,6 +106,10 @@ pub struct Context {
     /// rebuilt when the MfaProvider's spec or its Secret changes.
     pub backends: Mutex<Backends>,
     pub sweeps: Mutex<BTreeMap<String, Arc<LastSweep>>>,
+    /// Counts the times this replica gained leadership. Changes seen while it did not lead
+    /// were ignored, so the first sweep of each provider in a new epoch re-checks the status
+    /// of every Employee (see [`LastSweep::concerns`]).
+    pub leadership_epoch: std::sync::atomic::AtomicU64,
     /// When a change that concerns a provider was first observed and not yet swept.
     pub changes: Arc<Mutex<HashMap<String, Instant>>>,
     pub employee_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<Employee>>,
@@ -203,7 +213,7 @@ mod tests {
     }
 
     fn sweep(verdicts: Vec<EmployeeVerdict>, revoked: &[&str]) -> LastSweep {
-        LastSweep::new("acme", verdicts, HashSet::new(), revoked.iter().map(|n| n.to_string()).collect(), now())
+        LastSweep::new("acme", verdicts, HashSet::new(), revoked.iter().map(|n| n.to_string()).collect(), now(), 1)
     }
 
     /// A sweep reconciles again only the Employees whose status it may change: everyone after
@@ -227,5 +237,10 @@ mod tests {
 
         carol.metadata.deletion_timestamp = Some(k8s_time(now()));
         assert!(bob_lost.concerns(&carol, Some(&bob_lost)), "a deleting Employee may be released");
+
+        // Leadership lost and regained: everyone once more.
+        let mut regained = sweep(vec![verdict("alice", &["totp"]), verdict("bob", &[]), verdict("carol", &[])], &[]);
+        regained.epoch = 2;
+        assert!(regained.concerns(&alice, Some(&bob_lost)));
     }
 }

@@ -19,7 +19,11 @@ pub const FINALIZER: &str = "keyward.dev/revoke-enrolments";
 #[tracing::instrument(skip_all, fields(employee = %format!("{}/{}", employee.namespace().unwrap_or_default(), employee.name_any())))]
 pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
     if !ctx.is_leader() {
-        return Ok(Action::await_change());
+        // A standby waits: gaining leadership re-checks every Employee (`LastSweep::concerns`).
+        // A leader whose Lease lapsed between two renewals (no leadership change published)
+        // looks again shortly, or this change would be lost.
+        let leading = *ctx.leader.borrow();
+        return Ok(if leading { Action::requeue(Duration::from_secs(1)) } else { Action::await_change() });
     }
     if ctx.synced().is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));

@@ -208,6 +208,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         audit: crate::audit::Channel(audit_tx),
         backends: Mutex::new(HashMap::new()),
         sweeps: Mutex::new(Default::default()),
+        leadership_epoch: Default::default(),
         changes: changes.clone(),
         retries: Default::default(),
         employee_trigger: route_employee_triggers(&built),
@@ -233,7 +234,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     ));
     let election = tokio::spawn(elector.clone().run(leader_tx, shutdown_rx.clone()));
     report_leadership(ctx.clone(), leader_rx.clone());
-    let all_tx = sweep_all_on_leadership_and_relist(leader_rx, relisted_rx);
+    let all_tx = sweep_all_on_leadership_and_relist(ctx.clone(), leader_rx, relisted_rx);
 
     let controllers: Vec<_> = built
         .into_iter()
@@ -257,6 +258,7 @@ fn report_leadership(ctx: Arc<Context>, mut leader: watch::Receiver<bool>) {
 
 /// Every provider is swept again on gaining leadership and after every relist.
 fn sweep_all_on_leadership_and_relist(
+    ctx: Arc<Context>,
     mut leader: watch::Receiver<bool>,
     relisted: futures::channel::mpsc::UnboundedReceiver<()>,
 ) -> tokio::sync::broadcast::Sender<()> {
@@ -265,6 +267,8 @@ fn sweep_all_on_leadership_and_relist(
     tokio::spawn(async move {
         while leader.changed().await.is_ok() {
             if *leader.borrow() {
+                // Before the sweeps it triggers read it (see `LastSweep::concerns`).
+                ctx.leadership_epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 let _ = on_leadership.send(());
             }
         }

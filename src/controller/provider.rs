@@ -129,7 +129,8 @@ async fn sweep_once(
 
 /// Keeps the sweep for the Employee reconcilers and re-queues the Employees it concerns.
 fn remember_sweep(ctx: &Context, key: &str, namespace: &str, employees: &[Arc<Employee>], report: &SweepReport) {
-    let last = Arc::new(last_sweep(namespace, employees, report));
+    let epoch = ctx.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst);
+    let last = Arc::new(last_sweep(namespace, employees, report, epoch));
     // Only the Employees whose part of this provider's verdicts changed are reconciled again:
     // re-triggering everyone after every sweep made each sweep cost O(Employees) status reads
     // and, with each of those scanning all verdicts, O(Employees²) in all.
@@ -314,7 +315,7 @@ async fn publish_events(ctx: &Context, employees: &[Arc<Employee>], report: &Swe
     }
 }
 
-fn last_sweep(namespace: &str, employees: &[Arc<Employee>], report: &SweepReport) -> LastSweep {
+fn last_sweep(namespace: &str, employees: &[Arc<Employee>], report: &SweepReport, epoch: u64) -> LastSweep {
     let verdicts = status::executed_verdicts(report);
     let mut revoked = HashSet::new();
     let mut unsettled = HashSet::new();
@@ -346,7 +347,7 @@ fn last_sweep(namespace: &str, employees: &[Arc<Employee>], report: &SweepReport
             .filter_map(|e| e.uid())
             .collect()
     };
-    LastSweep::new(namespace, verdicts, settled, revoked, chrono::Utc::now())
+    LastSweep::new(namespace, verdicts, settled, revoked, chrono::Utc::now(), epoch)
 }
 
 pub async fn write_status(
