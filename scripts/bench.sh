@@ -33,6 +33,9 @@ log() { printf '[bench] %s\n' "$*" >&2; }
 
 cd "$REPO_ROOT"
 started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+# The commit measured: the one checked out when the run starts (each `cargo bench` builds
+# from the working tree as it is then; the mark says it differed from that commit).
+commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches || echo "+changes")
 log "cargo bench --bench plan"
 cargo bench --bench plan | tee -a "$RAW" >&2
 log "cargo bench --bench operator_scale (people: $KEYWARD_BENCH_PEOPLE)"
@@ -47,7 +50,6 @@ cargo bench --bench operator_latency | tee -a "$RAW" >&2
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 ram=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 machine="$(nproc) CPUs (${cpu:-unknown model}), $ram RAM, $(uname -sr)"
-commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches || echo "+changes")
 
 python3 "$REPO_ROOT/scripts/bench_table.py" "$RAW" "$OUT" "$machine" "$started" "$commit" "${KEYWARD_BENCH_BASELINE:-}"
 log "wrote $OUT"

@@ -24,7 +24,10 @@ for line in open(raw):
 NOT = "not measured"
 def get(kind, size, field, unit=""):
     value = runs.get((kind, size), {}).get(field)
-    return NOT if value is None else f"{value}{unit}"
+    if value is None:
+        return NOT
+    # n/a: the benchmark says the run could not tell (say, start-up had not settled).
+    return value if value == "n/a" else f"{value}{unit}"
 
 scale_sizes = [1000, 10000, 50000]
 rows = []  # (measure, goal, value, before)
