@@ -108,13 +108,15 @@ cmd_install() {
     # report the download's size every few seconds instead (Maven writes into its local
     # repository first, then copies).
     local repo_dir=${KEYWARD_KC_M2:-$HOME/.m2/repository}/org/keycloak/keycloak-quarkus-dist/$KC_VERSION
-    mvn -B -q dependency:copy \
+    mvn -B -q -Dstyle.color=never dependency:copy \
         "-Dartifact=org.keycloak:keycloak-quarkus-dist:$KC_VERSION:tar.gz" \
         "-DoutputDirectory=$download" >&2 &
     local mvn_pid=$! size
     while alive "$mvn_pid"; do
         sleep 3
-        size=$(du -cm "$repo_dir" 2>/dev/null | tail -1 | cut -f1)
+        # Before Maven creates it the directory does not exist: `du` fails, and under
+        # `set -o pipefail` that failure must not end the install (as it did on a fresh HOME).
+        size=$(du -cm "$repo_dir" 2>/dev/null | tail -1 | cut -f1) || size=0
         if alive "$mvn_pid"; then log "downloading… ${size:-0} MB of ~170 MB after $((SECONDS - t0)) s"; fi
     done
     wait "$mvn_pid" || die "mvn could not fetch keycloak-quarkus-dist $KC_VERSION from Maven Central"
