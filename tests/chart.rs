@@ -1108,9 +1108,13 @@ fn the_example_people_tree_validates_with_the_real_binary() {
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 MfaProvider(s), 2 Employee(s), 2 AccessGrant(s)"));
-    // Without the Secret (which is never committed) the tree does not validate: the CI
-    // workflow must pass it, as the script's KEYWARD_SECRETS.
+    // Without the Secret (which is never committed) the tree validates with a note; `plan`
+    // needs it (the CI workflow passes it as the script's KEYWARD_SECRETS), and `--strict`
+    // fails without it.
     let out = std::process::Command::new(keyward).args(["validate", "-f"]).arg(&people).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("note:"), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new(keyward).args(["validate", "--strict", "-f"]).arg(&people).output().unwrap();
     assert!(!out.status.success());
 }
 
