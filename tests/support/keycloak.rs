@@ -3,7 +3,7 @@
 //! through Keycloak's own required-action pages, logins with password and TOTP code through
 //! the realm's token endpoint. TOTP codes are computed here (RFC 6238).
 //!
-//! Self-contained: `#[path = "support/keycloak.rs"] mod keycloak;`.
+//! Included as `#[path = "support/keycloak.rs"] mod kc;` beside `mod support;`.
 #![allow(dead_code)]
 
 use hmac::{Hmac, Mac};
@@ -19,9 +19,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// in the redirect is all a test needs).
 const CALLBACK: &str = "http://127.0.0.1/callback";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::support::repo;
 
 /// A running Keycloak started by `scripts/keycloak.sh up`.
 pub struct Keycloak {
@@ -39,40 +37,16 @@ pub fn keycloak() -> &'static Keycloak {
     SERVER.get_or_init(|| {
         let binary = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()));
         let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kc-{}", binary.unwrap_or_default()));
-        let script = repo().join("scripts/keycloak.sh");
         let started = std::time::Instant::now();
-        let output = Command::new("bash")
-            .arg(&script)
-            .arg("up")
-            .env("KEYWARD_KC_HOME", &home)
-            .env("KEYWARD_KC_NO_REALM", "1")
-            .env_remove("KEYWARD_KC_PORT")
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/keycloak.sh");
-        assert!(output.status.success(), "scripts/keycloak.sh up failed");
-        eprintln!("[keycloak] up in {:.0?}", started.elapsed());
-        let env: BTreeMap<String, String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        assert!(env.contains_key("KEYWARD_KC_URL"), "no URL from up: {env:?}");
-        let watcher = format!(
-            "while kill -0 {} 2>/dev/null; do sleep 1; done; KEYWARD_KC_HOME='{}' bash '{}' down",
-            std::process::id(),
-            home.display(),
-            script.display()
+        let env = crate::support::start_script_server(
+            &repo().join("scripts/keycloak.sh"),
+            ("up", "down"),
+            ("KEYWARD_KC_HOME", &home),
+            &[("KEYWARD_KC_NO_REALM", "1")],
+            &["KEYWARD_KC_PORT"],
         );
-        // Deliberately not waited for: it outlives this process to stop the server.
-        let watcher = Command::new("bash")
-            .args(["-c", &watcher])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn watcher");
-        std::mem::forget(watcher);
+        eprintln!("[keycloak] up in {:.0?}", started.elapsed());
+        assert!(env.contains_key("KEYWARD_KC_URL"), "no URL from up: {env:?}");
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
         // Redirects are the login pages' protocol: the tests follow them by hand.

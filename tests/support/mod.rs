@@ -31,39 +31,56 @@ pub fn privacyidea() -> &'static PrivacyIdea {
     SERVER.get_or_init(|| {
         let binary = std::env::current_exe().ok().and_then(|p| p.file_stem().map(|s| s.to_string_lossy().to_string()));
         let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pi-{}", binary.unwrap_or_default()));
-        let script = repo().join("scripts/privacyidea.sh");
-        let output = Command::new("bash")
-            .arg(&script)
-            .arg("start")
-            .env("KEYWARD_PI_HOME", &home)
-            .env_remove("KEYWARD_PI_PORT")
-            .stderr(Stdio::inherit())
-            .output()
-            .expect("run scripts/privacyidea.sh");
-        assert!(output.status.success(), "scripts/privacyidea.sh start failed");
-        let env: BTreeMap<String, String> = String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        assert!(env.contains_key("KEYWARD_PI_URL"), "no URL from start: {env:?}");
-        let watcher = format!(
-            "while kill -0 {} 2>/dev/null; do sleep 1; done; KEYWARD_PI_HOME='{}' bash '{}' stop",
-            std::process::id(),
-            home.display(),
-            script.display()
+        let env = start_script_server(
+            &repo().join("scripts/privacyidea.sh"),
+            ("start", "stop"),
+            ("KEYWARD_PI_HOME", &home),
+            &[],
+            &["KEYWARD_PI_PORT"],
         );
-        // Deliberately not waited for: it outlives this process to stop the server.
-        let _watcher = Command::new("bash")
-            .args(["-c", &watcher])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn watcher");
-        std::mem::forget(_watcher);
+        assert!(env.contains_key("KEYWARD_PI_URL"), "no URL from start: {env:?}");
         PrivacyIdea { env }
     })
+}
+
+/// Starts a server with `bash SCRIPT UP` (its home in the `home` variable, `env` set, `remove`
+/// unset), returns the `KEY=VALUE` lines it printed, and leaves a watcher that runs
+/// `SCRIPT DOWN` once this test process has exited, so that no server outlives its tests.
+pub fn start_script_server(
+    script: &Path,
+    (up, down): (&str, &str),
+    (home_var, home): (&str, &Path),
+    env: &[(&str, &str)],
+    remove: &[&str],
+) -> BTreeMap<String, String> {
+    let mut command = Command::new("bash");
+    command.arg(script).arg(up).env(home_var, home).envs(env.iter().copied()).stderr(Stdio::inherit());
+    for name in remove {
+        command.env_remove(name);
+    }
+    let output = command.output().unwrap_or_else(|e| panic!("run {}: {e}", script.display()));
+    assert!(output.status.success(), "{} {up} failed", script.display());
+    let printed = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let watcher = format!(
+        "while kill -0 {} 2>/dev/null; do sleep 1; done; {home_var}='{}' bash '{}' {down}",
+        std::process::id(),
+        home.display(),
+        script.display()
+    );
+    // Deliberately not waited for: it outlives this process to stop the server.
+    let watcher = Command::new("bash")
+        .args(["-c", &watcher])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn watcher");
+    std::mem::forget(watcher);
+    printed
 }
 
 /// A token as its user enrolled it; the test keeps the seed to log in like the user.
