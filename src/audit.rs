@@ -199,9 +199,9 @@ pub struct JsonLinesFile {
 
 impl JsonLinesFile {
     pub fn open(path: &Path) -> io::Result<Self> {
-        let before = std::fs::read_to_string(path).unwrap_or_default();
+        let chain = Chain::after(&last_lines(path)?);
         let file = OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(JsonLinesFile { path: path.to_path_buf(), file, chain: Chain::after(&before) })
+        Ok(JsonLinesFile { path: path.to_path_buf(), file, chain })
     }
     pub fn path(&self) -> &Path {
         &self.path
@@ -222,6 +222,29 @@ impl AuditSink for JsonLinesFile {
         std::fs::write(&partial, text)?;
         std::fs::rename(&partial, &checkpoint)
     }
+}
+
+/// The end of a log, enough for its last line: a log of months is not read whole to go on
+/// with its chain. Empty when there is no log yet.
+fn last_lines(path: &Path) -> io::Result<String> {
+    use std::io::{Read, Seek, SeekFrom};
+    const TAIL: u64 = 64 * 1024;
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(String::new()),
+        Err(e) => return Err(e),
+    };
+    let start = file.metadata()?.len().saturating_sub(TAIL);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    // Not from the start: the first line read may be cut; whole lines only.
+    let whole = if start > 0 {
+        tail.iter().position(|&b| b == b'\n').map_or(&tail[..0], |i| &tail[i + 1..])
+    } else {
+        &tail[..]
+    };
+    Ok(String::from_utf8_lossy(whole).into_owned())
 }
 
 /// The checkpoint kept beside a log file.
