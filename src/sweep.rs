@@ -9,16 +9,19 @@ use crate::providers::{MfaBackend, ProviderError, UserQuery};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kube::ResourceExt;
+use std::borrow::Borrow;
+use std::sync::Arc;
 
 /// How many revocations run at once on one provider: enough to finish a leaver's handful of
 /// factors in one round trip, few enough not to hammer a small privacyIDEA.
 const CONCURRENT_REVOCATIONS: usize = 4;
 
-/// The declared side of one provider.
-pub struct Declared<'a> {
+/// The declared side of one provider: owned objects (manifests) or shared ones (`Arc`, the
+/// operator's cache).
+pub struct Declared<'a, E = Employee, G = AccessGrant> {
     pub provider: &'a MfaProvider,
-    pub employees: &'a [Employee],
-    pub grants: &'a [AccessGrant],
+    pub employees: &'a [E],
+    pub grants: &'a [G],
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,11 +90,12 @@ impl SweepReport {
 }
 
 /// The users a provider needs to list for this declared state.
-pub fn user_query(declared: &Declared) -> UserQuery {
+pub fn user_query<E: Borrow<Employee>, G>(declared: &Declared<E, G>) -> UserQuery {
     let namespace = declared.provider.namespace();
     let mut users: Vec<String> = declared
         .employees
         .iter()
+        .map(Borrow::borrow)
         .filter(|e| e.namespace() == namespace)
         .map(|e| identity::username(e, declared.provider))
         .collect();
@@ -125,9 +129,10 @@ pub enum DeclaredNow {
     /// Cannot have changed since the sweep began (manifests read from disk).
     Unchanged,
     Current {
-        provider: Box<MfaProvider>,
-        employees: Vec<Employee>,
-        grants: Vec<AccessGrant>,
+        provider: Arc<MfaProvider>,
+        /// Shared with the caller's cache: asked once per provider call, so never a deep copy.
+        employees: Vec<Arc<Employee>>,
+        grants: Vec<Arc<AccessGrant>>,
         /// The time to judge windows and grant validity at: a grant that became valid while
         /// the provider was listed entitles already.
         now: DateTime<Utc>,
@@ -140,26 +145,34 @@ pub enum DeclaredNow {
 pub struct Unguarded;
 impl Guard for Unguarded {}
 
-pub async fn sweep(
+pub async fn sweep<E, G>(
     backend: &dyn MfaBackend,
-    declared: &Declared<'_>,
+    declared: &Declared<'_, E, G>,
     now: DateTime<Utc>,
     execution: Execution,
     audit: &mut dyn AuditSink,
-) -> SweepReport {
+) -> SweepReport
+where
+    E: Borrow<Employee> + Sync,
+    G: Borrow<AccessGrant> + Sync,
+{
     sweep_guarded(backend, declared, now, execution, audit, &Unguarded).await
 }
 
 /// [`sweep`] under a [`Guard`]. When the guard says no before anything is carried out,
 /// nothing is carried out or recorded and the report says `deferred`.
-pub async fn sweep_guarded(
+pub async fn sweep_guarded<E, G>(
     backend: &dyn MfaBackend,
-    declared: &Declared<'_>,
+    declared: &Declared<'_, E, G>,
     now: DateTime<Utc>,
     execution: Execution,
     audit: &mut dyn AuditSink,
     guard: &dyn Guard,
-) -> SweepReport {
+) -> SweepReport
+where
+    E: Borrow<Employee> + Sync,
+    G: Borrow<AccessGrant> + Sync,
+{
     let start_requests = backend.requests();
     let inventory = backend.inventory(&user_query(declared)).await;
     let error_category = inventory.as_ref().err().map(ProviderError::category);
@@ -188,45 +201,17 @@ pub async fn sweep_guarded(
         return report;
     }
     let act = execution == Execution::Apply && report.plan.mode == Mode::Enforce && report.plan.error.is_none();
-    let revocation = declared.provider.spec.policy.revocation;
     let hold = engine::planner::hold_message(&report.plan);
 
     let mut results: Vec<ActionReport> = Vec::with_capacity(report.plan.actions.len());
-    let revocations: Vec<&Action> = report.plan.revocations().collect();
     if act && hold.is_none() {
         let listed = inventory.as_ref().ok();
-        let capabilities = &capabilities;
-        // Owned actions: a closure over `&Action` makes the sweep future non-`Send`-general,
-        // which the operator's controller needs.
-        let owned: Vec<Action> = revocations.into_iter().cloned().collect();
-        let mut done = futures::stream::iter(owned)
-            .map(|action| async move {
-                if !guard.may_act() {
-                    return ActionReport { action, result: ActionResult::Deferred };
-                }
-                if let Some(why) = listed.and_then(|l| withdrawn(guard, l, capabilities, &action)) {
-                    return ActionReport { action, result: ActionResult::Withdrawn(why) };
-                }
-                let enrolment =
-                    Enrolment::new(action.enrolment.clone(), action.kind.clone(), true).providing(action.also.clone());
-                let result = match backend.revoke(&action.user, &enrolment, revocation).await {
-                    Ok(crate::providers::Revoked::Done) => ActionResult::Revoked,
-                    Ok(crate::providers::Revoked::AlreadyGone) => ActionResult::AlreadyGone,
-                    Err(e) => ActionResult::Failed(e.to_string()),
-                };
-                ActionReport { action, result }
-            })
-            .buffered(CONCURRENT_REVOCATIONS);
-        // Each record is written as its revocation completes, not at the end of the sweep:
-        // a crash half-way must not leave revocations without their records.
-        while let Some(r) = done.next().await {
-            record(audit, declared, &mut report.audit_errors, &report.plan, &r, None);
-            report.deferred |= r.result == ActionResult::Deferred;
-            results.push(r);
-        }
+        revoke_all(backend, declared, audit, guard, listed, &capabilities, &mut report, &mut results).await;
     } else {
+        // Held (over budget, or Observe, or a plan-only run): each revocation reported as such,
+        // and recorded when the run was meant to act.
         let result = if act { ActionResult::Blocked } else { ActionResult::Planned };
-        for action in revocations {
+        for action in report.plan.revocations() {
             let r = ActionReport { action: action.clone(), result: result.clone() };
             if execution == Execution::Apply {
                 record(audit, declared, &mut report.audit_errors, &report.plan, &r, hold.clone());
@@ -234,7 +219,61 @@ pub async fn sweep_guarded(
             results.push(r);
         }
     }
-    for action in report.plan.actions.iter().filter(|a| a.action != ActionKind::Revoke) {
+    invite_or_report(backend, &report.plan, act, &mut results).await;
+    report.results = results;
+    report.requests = backend.requests() - start_requests;
+    report
+}
+
+/// Carries out the plan's revocations, a few at a time, each checked against the guard and the
+/// current declared state immediately before its provider call, and each recorded as it
+/// completes (a crash half-way must not leave revocations without their records).
+#[allow(clippy::too_many_arguments)]
+async fn revoke_all<E, G>(
+    backend: &dyn MfaBackend,
+    declared: &Declared<'_, E, G>,
+    audit: &mut dyn AuditSink,
+    guard: &dyn Guard,
+    listed: Option<&Inventory>,
+    capabilities: &Capabilities,
+    report: &mut SweepReport,
+    results: &mut Vec<ActionReport>,
+) where
+    E: Borrow<Employee> + Sync,
+    G: Borrow<AccessGrant> + Sync,
+{
+    let revocation = declared.provider.spec.policy.revocation;
+    // Owned actions: a closure over `&Action` makes the sweep future non-`Send`-general,
+    // which the operator's controller needs.
+    let owned: Vec<Action> = report.plan.revocations().cloned().collect();
+    let mut done = futures::stream::iter(owned)
+        .map(|action| async move {
+            if !guard.may_act() {
+                return ActionReport { action, result: ActionResult::Deferred };
+            }
+            if let Some(why) = listed.and_then(|l| withdrawn(guard, l, capabilities, &action)) {
+                return ActionReport { action, result: ActionResult::Withdrawn(why) };
+            }
+            let enrolment =
+                Enrolment::new(action.enrolment.clone(), action.kind.clone(), true).providing(action.also.clone());
+            let result = match backend.revoke(&action.user, &enrolment, revocation).await {
+                Ok(crate::providers::Revoked::Done) => ActionResult::Revoked,
+                Ok(crate::providers::Revoked::AlreadyGone) => ActionResult::AlreadyGone,
+                Err(e) => ActionResult::Failed(e.to_string()),
+            };
+            ActionReport { action, result }
+        })
+        .buffered(CONCURRENT_REVOCATIONS);
+    while let Some(r) = done.next().await {
+        record(audit, declared, &mut report.audit_errors, &report.plan, &r, None);
+        report.deferred |= r.result == ActionResult::Deferred;
+        results.push(r);
+    }
+}
+
+/// The plan's other actions: invitations sent when acting, pending enrolments reported.
+async fn invite_or_report(backend: &dyn MfaBackend, plan: &Plan, act: bool, results: &mut Vec<ActionReport>) {
+    for action in plan.actions.iter().filter(|a| a.action != ActionKind::Revoke) {
         let result = match action.action {
             ActionKind::Invite if act => match backend.invite(&action.user, &action.kind).await {
                 Ok(()) => ActionResult::Invited,
@@ -245,9 +284,6 @@ pub async fn sweep_guarded(
         };
         results.push(ActionReport { action: action.clone(), result });
     }
-    report.results = results;
-    report.requests = backend.requests() - start_requests;
-    report
 }
 
 /// Why a planned revocation is no longer wanted by the declared state as it is now, if it is
@@ -279,9 +315,9 @@ fn withdrawn(guard: &dyn Guard, listed: &Inventory, capabilities: &Capabilities,
 
 /// Writes the audit record of a revocation that was carried out, failed or was held back.
 /// Plan-only results leave no record.
-fn record(
+fn record<E: Borrow<Employee>, G>(
     audit: &mut dyn AuditSink,
-    declared: &Declared,
+    declared: &Declared<E, G>,
     errors: &mut Vec<String>,
     plan: &Plan,
     r: &ActionReport,
@@ -302,18 +338,17 @@ fn record(
     }
 }
 
-fn audit_record(
-    declared: &Declared,
+fn audit_record<E: Borrow<Employee>, G>(
+    declared: &Declared<E, G>,
     provider: &str,
     action: &Action,
     outcome: Outcome,
     detail: Option<String>,
 ) -> AuditRecord {
     let namespace = declared.provider.namespace();
-    let employee = action
-        .employee
-        .as_ref()
-        .and_then(|name| declared.employees.iter().find(|e| e.namespace() == namespace && &e.name_any() == name));
+    let employee = action.employee.as_ref().and_then(|name| {
+        declared.employees.iter().map(Borrow::borrow).find(|e| e.namespace() == namespace && &e.name_any() == name)
+    });
     let source_revision = employee
         .and_then(|e| e.annotations().get(SOURCE_REVISION_ANNOTATION))
         .or_else(|| declared.provider.annotations().get(SOURCE_REVISION_ANNOTATION))

@@ -150,9 +150,9 @@ impl Guard for TestGuard {
         match (&self.now, self.provider_gone) {
             (_, true) => DeclaredNow::ProviderGone,
             (Some((p, es, gs)), _) => DeclaredNow::Current {
-                provider: Box::new(p.clone()),
-                employees: es.clone(),
-                grants: gs.clone(),
+                provider: std::sync::Arc::new(p.clone()),
+                employees: es.iter().cloned().map(std::sync::Arc::new).collect(),
+                grants: gs.iter().cloned().map(std::sync::Arc::new).collect(),
                 now: self.at.unwrap_or_else(now),
             },
             (None, _) => DeclaredNow::Unchanged,

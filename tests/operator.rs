@@ -673,3 +673,74 @@ fn sigterm_during_a_sweep_hands_over_only_after_the_sweep() {
     assert!(!records(&acme.audit).contains(serial.as_str()), "the terminated leader acted after SIGTERM");
     assert_eq!(records(&standby_audit).matches(serial.as_str()).count(), 1, "revoked once, by the new leader");
 }
+
+/// Issue 11: work grows with changes, not with people. With 1,000 Employees, start-up writes
+/// each Employee's status at most twice (before and after the first sweep), and one
+/// offboarding writes no other Employee's status. (Before the fix: 4,485 writes at start, as
+/// every sweep re-reconciled everyone from a cache that had not seen its last write yet.)
+#[test]
+fn a_thousand_employees_cost_status_writes_per_change_not_per_person() {
+    const PEOPLE: usize = 1000;
+    let pi = privacyidea();
+    let c = cluster();
+    let ns = "op-crowd";
+    crowd::declare(c, pi, pi.url(), "op-crowd", ns, "c", PEOPLE);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let operator = c.operator(ns, "keyward-crowd", &dir.path().join("audit.jsonl"));
+    let with_status = || {
+        let out =
+            c.kubectl_ok(&["-n", ns, "get", "employees", "-o", "jsonpath={.items[*].status.providers[*].provider}"]);
+        out.split_whitespace().count()
+    };
+    eventually(Duration::from_secs(180), "every Employee's status", || with_status() == PEOPLE);
+    let sweeps = || {
+        operator
+            .get("/metrics")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("keyward_reconcile_duration_seconds_count"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Whatever the start-up sweeps (leadership, each kind's list) still queue has landed.
+    std::thread::sleep(Duration::from_secs(3));
+    let at_start = crowd::writes(c, ns);
+    let status_writes = crowd::status_writes(&at_start, "employees");
+    assert!(
+        (PEOPLE..=2 * PEOPLE).contains(&status_writes.len()),
+        "{} Employee status writes at start for {PEOPLE} Employees",
+        status_writes.len()
+    );
+
+    let before = sweeps();
+    c.kubectl_ok(&[
+        "-n",
+        ns,
+        "patch",
+        "employee",
+        "c00007",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"state":"Offboarded"}}"#,
+    ]);
+    eventually(WITHIN, "the offboarding's sweep", || sweeps() > before);
+    eventually(WITHIN, "c00007's status shows no entitlement", || {
+        let entitled = c.kubectl_ok(&[
+            "-n",
+            ns,
+            "get",
+            "employee",
+            "c00007",
+            "-o",
+            "jsonpath={.status.providers[0].entitledFactors}",
+        ]);
+        matches!(entitled.trim(), "" | "[]")
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let after = crowd::writes(c, ns);
+    let change = crowd::status_writes(&after[at_start.len()..], "employees");
+    let others: Vec<&String> = change.iter().filter(|n| *n != "c00007").collect();
+    assert!(others.is_empty(), "one offboarding wrote other Employees' status: {others:?}");
+    assert!((1..=2).contains(&change.len()), "the offboarded Employee's status written {} times", change.len());
+}

@@ -23,16 +23,66 @@ pub fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// The last sweep of one provider, as the Employee and grant reconcilers need it.
+/// The last sweep of one provider, as the Employee and grant reconcilers need it. Shared
+/// (`Arc`) between the sweep that made it and every reconciler that reads it.
 #[derive(Clone, Debug, Default)]
 pub struct LastSweep {
     pub namespace: String,
-    pub verdicts: Vec<EmployeeVerdict>,
+    /// The verdicts by Employee name: an Employee's reconcile looks up its own, instead of
+    /// scanning every verdict (which made a sweep's status updates O(Employees²)).
+    verdicts: HashMap<String, Vec<EmployeeVerdict>>,
     /// Deleting Employees (by UID) that have nothing left to revoke on this provider: it no
     /// longer holds their finalizer.
     pub settled: HashSet<String>,
     /// Employees with a revocation carried out in that sweep.
     pub revoked: HashSet<String>,
+    /// When the sweep finished, to the second: an Employee's `lastRevocationTime` when it
+    /// revoked from them. Fixed per sweep, so that writing it again changes nothing.
+    pub time: chrono::DateTime<chrono::Utc>,
+    /// The [`Context::leadership_epoch`] it was made in.
+    pub epoch: u64,
+}
+
+impl LastSweep {
+    pub fn new(
+        namespace: &str,
+        verdicts: Vec<EmployeeVerdict>,
+        settled: HashSet<String>,
+        revoked: HashSet<String>,
+        time: chrono::DateTime<chrono::Utc>,
+        epoch: u64,
+    ) -> Self {
+        let mut by_employee: HashMap<String, Vec<EmployeeVerdict>> = HashMap::new();
+        for verdict in verdicts {
+            by_employee.entry(verdict.employee.clone()).or_default().push(verdict);
+        }
+        use chrono::SubsecRound;
+        LastSweep {
+            namespace: namespace.to_string(),
+            verdicts: by_employee,
+            settled,
+            revoked,
+            time: time.trunc_subsecs(0),
+            epoch,
+        }
+    }
+
+    /// This provider's verdicts on the Employee named `employee`.
+    pub fn verdicts_of(&self, employee: &str) -> &[EmployeeVerdict] {
+        self.verdicts.get(employee).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Whether `employee`'s status may read differently after this sweep than after
+    /// `previous` (none: the provider's first sweep; or one made before this replica last
+    /// gained leadership, since a replica that does not lead ignores every Employee change):
+    /// its verdicts changed, something was revoked from it, or it is being deleted (this sweep
+    /// may release its finalizer).
+    pub fn concerns(&self, employee: &Employee, previous: Option<&LastSweep>) -> bool {
+        let name = employee.name_any();
+        previous.is_none_or(|p| p.epoch != self.epoch || p.verdicts_of(&name) != self.verdicts_of(&name))
+            || self.revoked.contains(&name)
+            || employee.metadata.deletion_timestamp.is_some()
+    }
 }
 
 /// Provider clients by provider key, with the fingerprint they were built from.
@@ -55,7 +105,11 @@ pub struct Context {
     /// Provider clients, kept across sweeps so their sessions (JWTs, tokens) are reused;
     /// rebuilt when the MfaProvider's spec or its Secret changes.
     pub backends: Mutex<Backends>,
-    pub sweeps: Mutex<BTreeMap<String, LastSweep>>,
+    pub sweeps: Mutex<BTreeMap<String, Arc<LastSweep>>>,
+    /// Counts the times this replica gained leadership. Changes seen while it did not lead
+    /// were ignored, so the first sweep of each provider in a new epoch re-checks the status
+    /// of every Employee (see [`LastSweep::concerns`]).
+    pub leadership_epoch: std::sync::atomic::AtomicU64,
     /// When a change that concerns a provider was first observed and not yet swept.
     pub changes: Arc<Mutex<HashMap<String, Instant>>>,
     pub employee_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<Employee>>,
@@ -138,5 +192,55 @@ impl Context {
         let backend: Arc<dyn MfaBackend> = Arc::from(providers::connect(provider, &lookup)?);
         locked(&self.backends).insert(key, (fingerprint, backend.clone()));
         Ok(backend)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crd::EmployeeState;
+    use crate::engine::fixtures::{employee, k8s_time, now};
+    use crate::engine::plan::EmployeeVerdict;
+
+    fn verdict(employee: &str, entitled: &[&str]) -> EmployeeVerdict {
+        EmployeeVerdict {
+            employee: employee.into(),
+            user: employee.into(),
+            entitled: entitled.iter().map(|k| crate::crd::FactorKind::new(k)).collect(),
+            enrolments: Vec::new(),
+            conflicts_with: Vec::new(),
+        }
+    }
+
+    fn sweep(verdicts: Vec<EmployeeVerdict>, revoked: &[&str]) -> LastSweep {
+        LastSweep::new("acme", verdicts, HashSet::new(), revoked.iter().map(|n| n.to_string()).collect(), now(), 1)
+    }
+
+    /// A sweep reconciles again only the Employees whose status it may change: everyone after
+    /// the provider's first sweep, then those whose verdicts changed, lost something, or are
+    /// being deleted.
+    #[test]
+    fn a_sweep_concerns_only_the_employees_it_changed() {
+        let alice = employee("alice", &["sre"], EmployeeState::Active);
+        let bob = employee("bob", &["sre"], EmployeeState::Active);
+        let mut carol = employee("carol", &["sre"], EmployeeState::Active);
+        let first = sweep(vec![verdict("alice", &["totp"]), verdict("bob", &["totp"]), verdict("carol", &[])], &[]);
+        assert!([&alice, &bob, &carol].iter().all(|e| first.concerns(e, None)), "first sweep: everyone");
+
+        let same = sweep(vec![verdict("alice", &["totp"]), verdict("bob", &["totp"]), verdict("carol", &[])], &[]);
+        assert!(![&alice, &bob, &carol].iter().any(|e| same.concerns(e, Some(&first))), "nothing changed");
+
+        let bob_lost = sweep(vec![verdict("alice", &["totp"]), verdict("bob", &[]), verdict("carol", &[])], &["bob"]);
+        assert!(!bob_lost.concerns(&alice, Some(&same)));
+        assert!(bob_lost.concerns(&bob, Some(&same)));
+        assert_eq!(bob_lost.verdicts_of("bob"), [verdict("bob", &[])]);
+
+        carol.metadata.deletion_timestamp = Some(k8s_time(now()));
+        assert!(bob_lost.concerns(&carol, Some(&bob_lost)), "a deleting Employee may be released");
+
+        // Leadership lost and regained: everyone once more.
+        let mut regained = sweep(vec![verdict("alice", &["totp"]), verdict("bob", &[]), verdict("carol", &[])], &[]);
+        regained.epoch = 2;
+        assert!(regained.concerns(&alice, Some(&bob_lost)));
     }
 }

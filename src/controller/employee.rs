@@ -19,7 +19,11 @@ pub const FINALIZER: &str = "keyward.dev/revoke-enrolments";
 #[tracing::instrument(skip_all, fields(employee = %format!("{}/{}", employee.namespace().unwrap_or_default(), employee.name_any())))]
 pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
     if !ctx.is_leader() {
-        return Ok(Action::await_change());
+        // A standby waits: gaining leadership re-checks every Employee (`LastSweep::concerns`).
+        // A leader whose Lease lapsed between two renewals (no leadership change published)
+        // looks again shortly, or this change would be lost.
+        let leading = *ctx.leader.borrow();
+        return Ok(if leading { Action::requeue(Duration::from_secs(1)) } else { Action::await_change() });
     }
     if ctx.synced().is_err() {
         return Ok(Action::requeue(Duration::from_secs(1)));
@@ -32,30 +36,9 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
         .in_namespace(&namespace)
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(provider_key)
+        .map(|p| provider_key(p))
         .collect();
-    let (verdicts, revoked_now, settled, swept) = {
-        let sweeps = locked(&ctx.sweeps);
-        let mut verdicts = Vec::new();
-        let mut revoked_now = false;
-        for key in &providers {
-            if let Some(sweep) = sweeps.get(key) {
-                // Status names the MfaProvider as the spec does: by name, in the Employee's own
-                // namespace (the sweep key is `namespace/name`).
-                let provider = key.rsplit_once('/').map_or(key.as_str(), |(_, name)| name).to_string();
-                verdicts.extend(
-                    sweep.verdicts.iter().filter(|v| v.employee == name).map(|v| (provider.clone(), v.clone())),
-                );
-                revoked_now |= sweep.revoked.contains(&name);
-            }
-        }
-        // By UID: an Employee deleted and re-created under the same name is another person's
-        // record, and the old one's settlement must not release the new one's finalizer.
-        let uid = employee.uid().unwrap_or_default();
-        let settled = providers.iter().all(|key| sweeps.get(key).is_some_and(|s| s.settled.contains(&uid)));
-        let swept = providers.iter().all(|key| sweeps.contains_key(key));
-        (verdicts, revoked_now, settled, swept)
-    };
+    let Standing { verdicts, revoked_at, settled, swept } = standing(&ctx, &employee, &providers);
     let finalizers = employee.finalizers();
     let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
 
@@ -77,7 +60,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
                 .map_err(|source| ControllerError::RemoveFinalizer { namespace, name, source })?;
             return Ok(Action::await_change());
         }
-        write_status(&api, &employee, &verdicts, swept, revoked_now).await?;
+        write_status(&api, &employee, &verdicts, swept, revoked_at).await?;
         // The provider sweeps that the deletion triggered call back; this is the safety net.
         return Ok(Action::requeue(Duration::from_secs(30)));
     }
@@ -93,8 +76,44 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
             ControllerError::AddFinalizer { namespace: namespace.clone(), name: name.clone(), source }
         })?;
     }
-    write_status(&api, &employee, &verdicts, swept, revoked_now).await?;
+    write_status(&api, &employee, &verdicts, swept, revoked_at).await?;
     Ok(Action::await_change())
+}
+
+/// What the last sweeps of the namespace's providers say about one Employee.
+struct Standing {
+    /// (MfaProvider name, verdict) per provider that manages it.
+    verdicts: Vec<(String, crate::engine::plan::EmployeeVerdict)>,
+    /// When a sweep last revoked from it.
+    revoked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Every provider has revoked its enrolments (or had none): a deleted Employee may go.
+    settled: bool,
+    /// Every provider has been swept since start.
+    swept: bool,
+}
+
+fn standing(ctx: &Context, employee: &Employee, providers: &[String]) -> Standing {
+    let name = employee.name_any();
+    let sweeps = locked(&ctx.sweeps);
+    let mut verdicts = Vec::new();
+    let mut revoked_at = None;
+    for key in providers {
+        if let Some(sweep) = sweeps.get(key) {
+            // Status names the MfaProvider as the spec does: by name, in the Employee's own
+            // namespace (the sweep key is `namespace/name`).
+            let provider = key.rsplit_once('/').map_or(key.as_str(), |(_, name)| name).to_string();
+            verdicts.extend(sweep.verdicts_of(&name).iter().map(|v| (provider.clone(), v.clone())));
+            if sweep.revoked.contains(&name) {
+                revoked_at = revoked_at.max(Some(sweep.time));
+            }
+        }
+    }
+    // By UID: an Employee deleted and re-created under the same name is another person's
+    // record, and the old one's settlement must not release the new one's finalizer.
+    let uid = employee.uid().unwrap_or_default();
+    let settled = providers.iter().all(|key| sweeps.get(key).is_some_and(|s| s.settled.contains(&uid)));
+    let swept = providers.iter().all(|key| sweeps.contains_key(key));
+    Standing { verdicts, revoked_at, settled, swept }
 }
 
 async fn write_status(
@@ -102,15 +121,15 @@ async fn write_status(
     employee: &Employee,
     verdicts: &[(String, crate::engine::plan::EmployeeVerdict)],
     swept: bool,
-    revoked_now: bool,
+    revoked_at: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<(), ControllerError> {
     let now = chrono::Utc::now();
-    let new = status::employee_status(employee, verdicts, swept, revoked_now, now);
+    let new = status::employee_status(employee, verdicts, swept, revoked_at, now);
     if let Some(old) = &employee.status
         && old.providers == new.providers
         && old.observed_generation == new.observed_generation
         && status::same_conditions(&old.conditions, &new.conditions)
-        && !revoked_now
+        && old.last_revocation_time == new.last_revocation_time
     {
         return Ok(());
     }

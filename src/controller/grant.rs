@@ -48,10 +48,10 @@ pub async fn reconcile(grant: Arc<AccessGrant>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let namespace = grant.namespace().unwrap_or_default();
-    let provider = ctx.providers.in_namespace(&namespace).into_iter().find(|p| p.name_any() == grant.spec.provider);
+    let provider = ctx.providers.get(&namespace, &grant.spec.provider);
     let employees = ctx.employees.in_namespace(&namespace);
-    write_grant_status(&ctx, &grant, &employees, provider.as_ref()).await?;
-    if let Some(message) = provider.as_ref().and_then(|p| unreported_kinds(&grant, p)) {
+    write_grant_status(&ctx, &grant, &employees, provider.as_deref()).await?;
+    if let Some(message) = provider.as_deref().and_then(|p| unreported_kinds(&grant, p)) {
         // Named where an operator looks: the log and a Warning Event on the grant (the
         // recorder folds repeats into one series).
         tracing::warn!(grant = %grant.name_any(), %namespace, %message, "grant names factor kinds its provider never reports");

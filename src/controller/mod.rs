@@ -52,10 +52,20 @@ fn provider_fingerprint(p: &MfaProvider) -> String {
     )
 }
 
-fn employee_fingerprint(e: &Employee) -> String {
-    // The spec (generation) and deletion decide entitlement; our own status and finalizer
-    // writes do not, and must not trigger the sweep that made them.
+/// What decides an Employee's entitlement: its spec (generation) and deletion. Our own
+/// status and finalizer writes do not, and must not trigger the sweep that made them.
+fn employee_spec_fingerprint(e: &Employee) -> String {
     format!("{:?}|{}", e.metadata.generation, e.metadata.deletion_timestamp.is_some())
+}
+
+/// What the Employee controller acts on: the spec and deletion, and the status too, so that
+/// a status someone else overwrote is written back (its reconcile compares before writing,
+/// so our own writes come back as one reconcile each and no write).
+fn employee_fingerprint(e: &Employee) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    serde_json::to_string(&e.status).unwrap_or_default().hash(&mut hasher);
+    format!("{}|{:x}", employee_spec_fingerprint(e), hasher.finish())
 }
 
 fn grant_fingerprint(g: &AccessGrant) -> String {
@@ -79,6 +89,19 @@ where
 }
 
 type Changes = Arc<Mutex<HashMap<String, Instant>>>;
+type Events<K> = futures::stream::BoxStream<'static, Result<K, kube::runtime::watcher::Error>>;
+
+/// How long a shutdown may take from SIGTERM: in-flight reconciles finish within it or are
+/// abandoned. Below the chart's `terminationGracePeriodSeconds` (30 s), with room left for
+/// releasing the Lease (at most a third of its duration) and flushing the audit trail.
+pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(20);
+
+/// Reconciles in flight at once, per controller of a scope. A sweep's status updates queue
+/// one reconcile per concerned Employee; unbounded, 10,000 of them ran at once, each with its
+/// request buffers, and a SIGTERM waited for all of them.
+const SWEEPS_AT_ONCE: u16 = 4;
+const EMPLOYEES_AT_ONCE: u16 = 16;
+const GRANTS_AT_ONCE: u16 = 4;
 
 /// Notes that a change concerning these providers was observed (for the latency metric).
 fn observed(changes: &Changes, refs: &[ObjectRef<MfaProvider>]) {
@@ -91,15 +114,65 @@ fn observed(changes: &Changes, refs: &[ObjectRef<MfaProvider>]) {
     }
 }
 
+/// The caches and change streams of one scope (a namespace, or the cluster).
 struct Scope {
-    providers:
-        (Cache<MfaProvider>, futures::stream::BoxStream<'static, Result<MfaProvider, kube::runtime::watcher::Error>>),
-    employees: (Cache<Employee>, futures::stream::BoxStream<'static, Result<Employee, kube::runtime::watcher::Error>>),
-    grants:
-        (Cache<AccessGrant>, futures::stream::BoxStream<'static, Result<AccessGrant, kube::runtime::watcher::Error>>),
-    secrets: (Cache<Secret>, futures::stream::BoxStream<'static, Result<Secret, kube::runtime::watcher::Error>>),
+    namespace: Option<String>,
+    providers: (Cache<MfaProvider>, Events<MfaProvider>),
+    employees: (Cache<Employee>, Events<Employee>),
+    grants: (Cache<AccessGrant>, Events<AccessGrant>),
+    secrets: (Cache<Secret>, Events<Secret>),
     employee_trigger:
         (UnboundedSender<ObjectRef<Employee>>, futures::channel::mpsc::UnboundedReceiver<ObjectRef<Employee>>),
+}
+
+/// Starts the reflectors of every scope. Each change filter is shared by the scopes.
+fn watch_scopes(client: &Client, scopes: &[Option<String>], relisted: &UnboundedSender<()>) -> Vec<Scope> {
+    let provider_filter = Arc::new(ChangeFilter::new(provider_fingerprint));
+    let employee_filter = Arc::new(ChangeFilter::new(employee_fingerprint));
+    let grant_filter = Arc::new(ChangeFilter::new(grant_fingerprint));
+    let secret_filter = Arc::new(ChangeFilter::new(secret_fingerprint));
+    scopes
+        .iter()
+        .map(|ns| {
+            let ns_ref = ns.as_deref();
+            let (pc, ps) = caches::watch(api(client, ns_ref), "MfaProvider", provider_filter.clone(), relisted.clone());
+            let (ec, es) = caches::watch(api(client, ns_ref), "Employee", employee_filter.clone(), relisted.clone());
+            let (gc, gs) = caches::watch(api(client, ns_ref), "AccessGrant", grant_filter.clone(), relisted.clone());
+            let (sc, ss) = caches::watch(api(client, ns_ref), "Secret", secret_filter.clone(), relisted.clone());
+            Scope {
+                namespace: ns.clone(),
+                providers: (pc, ps.boxed()),
+                employees: (ec, es.boxed()),
+                grants: (gc, gs.boxed()),
+                secrets: (sc, ss.boxed()),
+                employee_trigger: unbounded(),
+            }
+        })
+        .collect()
+}
+
+/// Provider sweeps call the Employee controller of the right scope back through the sender
+/// returned here.
+fn route_employee_triggers(scopes: &[Scope]) -> UnboundedSender<ObjectRef<Employee>> {
+    let (router_tx, mut router_rx) = unbounded::<ObjectRef<Employee>>();
+    let routes: Vec<(Option<String>, UnboundedSender<ObjectRef<Employee>>)> =
+        scopes.iter().map(|s| (s.namespace.clone(), s.employee_trigger.0.clone())).collect();
+    tokio::spawn(async move {
+        while let Some(r) = router_rx.next().await {
+            if let Some((_, tx)) = routes.iter().find(|(ns, _)| ns.is_none() || *ns == r.namespace) {
+                let _ = tx.unbounded_send(r);
+            }
+        }
+    });
+    router_tx
+}
+
+/// What `run` starts besides the controllers, to be stopped in order on shutdown.
+struct Background {
+    elector: Arc<leader::Elector>,
+    election: tokio::task::JoinHandle<()>,
+    http: tokio::task::JoinHandle<()>,
+    audit_writer: tokio::task::JoinHandle<()>,
 }
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
@@ -111,29 +184,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     tracing::info!(?namespaces, %identity, "starting keyward operator");
 
     let (relisted_tx, relisted_rx) = unbounded::<()>();
-    let provider_filter = Arc::new(ChangeFilter::new(provider_fingerprint));
-    let employee_filter = Arc::new(ChangeFilter::new(employee_fingerprint));
-    let grant_filter = Arc::new(ChangeFilter::new(grant_fingerprint));
-    let secret_filter = Arc::new(ChangeFilter::new(secret_fingerprint));
-    let mut built: Vec<(Option<String>, Scope)> = Vec::new();
-    for ns in &scopes {
-        let ns_ref = ns.as_deref();
-        let (pc, ps) = caches::watch(api(&client, ns_ref), "MfaProvider", provider_filter.clone(), relisted_tx.clone());
-        let (ec, es) = caches::watch(api(&client, ns_ref), "Employee", employee_filter.clone(), relisted_tx.clone());
-        let (gc, gs) = caches::watch(api(&client, ns_ref), "AccessGrant", grant_filter.clone(), relisted_tx.clone());
-        let (sc, ss) = caches::watch(api(&client, ns_ref), "Secret", secret_filter.clone(), relisted_tx.clone());
-        built.push((
-            ns.clone(),
-            Scope {
-                providers: (pc, ps.boxed()),
-                employees: (ec, es.boxed()),
-                grants: (gc, gs.boxed()),
-                secrets: (sc, ss.boxed()),
-                employee_trigger: unbounded(),
-            },
-        ));
-    }
-
+    let built = watch_scopes(&client, &scopes, &relisted_tx);
     let (leader_tx, leader_rx) = watch::channel(false);
     let leadership = leader::Leadership::default();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -141,24 +192,12 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let audit_writer = tokio::spawn(crate::audit::write_from(audit_rx, args.audit_log.clone()));
     let changes: Changes = Arc::new(Mutex::new(HashMap::new()));
 
-    // Provider sweeps call the Employee controller of the right scope back.
-    let (employee_router_tx, mut employee_router_rx) = unbounded::<ObjectRef<Employee>>();
-    let routes: Vec<(Option<String>, UnboundedSender<ObjectRef<Employee>>)> =
-        built.iter().map(|(ns, s)| (ns.clone(), s.employee_trigger.0.clone())).collect();
-    tokio::spawn(async move {
-        while let Some(r) = employee_router_rx.next().await {
-            if let Some((_, tx)) = routes.iter().find(|(ns, _)| ns.is_none() || *ns == r.namespace) {
-                let _ = tx.unbounded_send(r);
-            }
-        }
-    });
-
     let ctx = Arc::new(Context {
         client: client.clone(),
-        providers: Cache::merge(built.iter().map(|(_, s)| s.providers.0.clone()).collect()),
-        employees: Cache::merge(built.iter().map(|(_, s)| s.employees.0.clone()).collect()),
-        grants: Cache::merge(built.iter().map(|(_, s)| s.grants.0.clone()).collect()),
-        secrets: Cache::merge(built.iter().map(|(_, s)| s.secrets.0.clone()).collect()),
+        providers: Cache::merge(built.iter().map(|s| s.providers.0.clone()).collect()),
+        employees: Cache::merge(built.iter().map(|s| s.employees.0.clone()).collect()),
+        grants: Cache::merge(built.iter().map(|s| s.grants.0.clone()).collect()),
+        secrets: Cache::merge(built.iter().map(|s| s.secrets.0.clone()).collect()),
         leader: leader_rx.clone(),
         leadership: leadership.clone(),
         metrics: crate::metrics::Metrics::new(),
@@ -169,9 +208,10 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         audit: crate::audit::Channel(audit_tx),
         backends: Mutex::new(HashMap::new()),
         sweeps: Mutex::new(Default::default()),
+        leadership_epoch: Default::default(),
         changes: changes.clone(),
         retries: Default::default(),
-        employee_trigger: employee_router_tx,
+        employee_trigger: route_employee_triggers(&built),
         ledgers: Mutex::new(HashMap::new()),
         args: args.clone(),
     });
@@ -185,7 +225,6 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         let _ = http_shutdown.changed().await;
     }));
 
-    // Leadership.
     let elector = Arc::new(leader::Elector::new(
         Api::<Lease>::namespaced(client.clone(), &args.lease_namespace()),
         args.lease_name.clone(),
@@ -194,59 +233,98 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         leadership,
     ));
     let election = tokio::spawn(elector.clone().run(leader_tx, shutdown_rx.clone()));
-    {
-        let ctx = ctx.clone();
-        let mut leader = leader_rx.clone();
-        tokio::spawn(async move {
-            while leader.changed().await.is_ok() {
-                let is = *leader.borrow();
-                ctx.metrics.leader.set(i64::from(is));
-                tracing::info!(leader = is, "leadership changed");
-            }
-        });
-    }
-
-    // Every provider is swept again on gaining leadership and after every relist.
-    let (all_tx, _) = tokio::sync::broadcast::channel::<()>(16);
-    {
-        let on_leadership = all_tx.clone();
-        let mut leader = leader_rx.clone();
-        tokio::spawn(async move {
-            while leader.changed().await.is_ok() {
-                if *leader.borrow() {
-                    let _ = on_leadership.send(());
-                }
-            }
-        });
-        let on_relist = all_tx.clone();
-        tokio::spawn(relisted_rx.for_each(move |()| {
-            let _ = on_relist.send(());
-            futures::future::ready(())
-        }));
-    }
+    report_leadership(ctx.clone(), leader_rx.clone());
+    let all_tx = sweep_all_on_leadership_and_relist(ctx.clone(), leader_rx, relisted_rx);
 
     let controllers: Vec<_> = built
         .into_iter()
-        .flat_map(|(_, scope)| scope_controllers(scope, ctx.clone(), &all_tx, &changes, shutdown_rx.clone()))
+        .flat_map(|scope| scope_controllers(scope, ctx.clone(), &all_tx, &changes, shutdown_rx.clone()))
         .collect();
+    let background = Background { elector, election, http, audit_writer };
+    shut_down_on_signal(controllers, shutdown_tx, ctx, background).await;
+    Ok(())
+}
 
-    let signals = async {
+/// Logs leadership transitions and publishes them as the `keyward_leader` metric.
+fn report_leadership(ctx: Arc<Context>, mut leader: watch::Receiver<bool>) {
+    tokio::spawn(async move {
+        while leader.changed().await.is_ok() {
+            let is = *leader.borrow();
+            ctx.metrics.leader.set(i64::from(is));
+            tracing::info!(leader = is, "leadership changed");
+        }
+    });
+}
+
+/// Every provider is swept again on gaining leadership and after every relist.
+fn sweep_all_on_leadership_and_relist(
+    ctx: Arc<Context>,
+    mut leader: watch::Receiver<bool>,
+    relisted: futures::channel::mpsc::UnboundedReceiver<()>,
+) -> tokio::sync::broadcast::Sender<()> {
+    let (all_tx, _) = tokio::sync::broadcast::channel::<()>(16);
+    let on_leadership = all_tx.clone();
+    tokio::spawn(async move {
+        while leader.changed().await.is_ok() {
+            if *leader.borrow() {
+                // Before the sweeps it triggers read it (see `LastSweep::concerns`).
+                ctx.leadership_epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = on_leadership.send(());
+            }
+        }
+    });
+    let on_relist = all_tx.clone();
+    tokio::spawn(relisted.for_each(move |()| {
+        let _ = on_relist.send(());
+        futures::future::ready(())
+    }));
+    all_tx
+}
+
+/// Runs the controllers until SIGTERM or Ctrl-C, then stops within [`SHUTDOWN_BOUND`]:
+/// leadership ends at once (nothing new is acted on), in-flight reconciles get the rest of
+/// the bound to finish, and the Lease is handed over only when they all did. Abandoned work
+/// keeps the Lease: a standby takes over only when it expires, after this process has gone,
+/// so that no two replicas ever act at once.
+async fn shut_down_on_signal(
+    controllers: Vec<futures::future::BoxFuture<'static, ()>>,
+    shutdown_tx: watch::Sender<bool>,
+    ctx: Arc<Context>,
+    background: Background,
+) {
+    // Boxed, so that abandoned reconciles can be dropped (with their hold on the audit channel).
+    let mut controllers = Box::pin(futures::future::join_all(controllers));
+    let signal = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => futures::future::pending::<()>().await } } => {}
         }
-        tracing::info!("shutting down");
-        let _ = shutdown_tx.send(true);
     };
-    tokio::join!(futures::future::join_all(controllers), signals);
-    let _ = election.await;
-    // Only now, with every sweep finished, may another replica take over.
-    elector.release().await;
-    let _ = http.await;
+    tokio::select! {
+        _ = &mut controllers => {}
+        () = signal => {}
+    }
+    tracing::info!(bound = ?SHUTDOWN_BOUND, "shutting down");
+    let deadline = tokio::time::Instant::now() + SHUTDOWN_BOUND;
+    let _ = shutdown_tx.send(true);
+    let finished = tokio::time::timeout_at(deadline, &mut controllers).await.is_ok();
+    let Background { elector, election, http, audit_writer } = background;
+    let _ = tokio::time::timeout_at(deadline, election).await;
+    if finished {
+        // Only now, with every sweep finished, may another replica take over.
+        elector.release().await;
+    } else {
+        tracing::warn!("in-flight work did not finish within the shutdown bound; abandoned, the Lease left to expire");
+    }
+    let _ = tokio::time::timeout_at(deadline, http).await;
+    // The audit writer ends when its last sender (held by the context and by any abandoned
+    // sweep) is gone; the records already sent are written before it does.
+    drop(controllers);
     drop(ctx);
-    let _ = audit_writer.await;
-    Ok(())
+    if tokio::time::timeout_at(deadline + Duration::from_secs(2), audit_writer).await.is_err() {
+        tracing::warn!("audit writer still busy at the shutdown bound");
+    }
 }
 
 /// The three controllers of one scope (a namespace, or the cluster): the MfaProvider
@@ -259,75 +337,35 @@ fn scope_controllers(
     changes: &Changes,
     mut shutdown_rx: watch::Receiver<bool>,
 ) -> Vec<futures::future::BoxFuture<'static, ()>> {
-    let config = ControllerConfig::default().debounce(Duration::from_millis(100));
     let shutdown_signal = async move {
         let _ = shutdown_rx.changed().await;
     }
     .shared();
-    let Scope { providers, employees, grants, secrets, employee_trigger } = scope;
+    let Scope { providers, employees, grants, secrets, employee_trigger, .. } = scope;
     let (Some(provider_store), Some(employee_store), Some(grant_store)) =
         (providers.0.store(), employees.0.store(), grants.0.store())
     else {
         return Vec::new();
     };
-    // Employee and grant events feed their own controllers and the provider sweeps.
-    let (employee_events_tx, employee_events_rx) = unbounded::<Employee>();
-    let (grant_events_tx, grant_events_rx) = unbounded::<AccessGrant>();
+    // Employee and grant changes feed their own controllers (by reference: the object itself
+    // is in the cache) and the provider sweeps.
+    let (employee_events_tx, employee_events_rx) = unbounded::<ObjectRef<Employee>>();
+    let (grant_events_tx, grant_events_rx) = unbounded::<ObjectRef<AccessGrant>>();
     let employee_stream = employees.1.inspect(move |e| {
         if let Ok(e) = e {
-            let _ = employee_events_tx.unbounded_send(e.clone());
+            let _ = employee_events_tx.unbounded_send(ObjectRef::from_obj(e));
         }
     });
     let grant_stream = grants.1.inspect(move |g| {
         if let Ok(g) = g {
-            let _ = grant_events_tx.unbounded_send(g.clone());
+            let _ = grant_events_tx.unbounded_send(ObjectRef::from_obj(g));
         }
     });
-
-    let to_providers_of_ns = {
-        let store = provider_store.clone();
-        move |namespace: Option<String>| -> Vec<ObjectRef<MfaProvider>> {
-            store
-                .state()
-                .iter()
-                .filter(|p| p.namespace() == namespace)
-                .map(|p| ObjectRef::from_obj(p.as_ref()))
-                .collect()
-        }
-    };
-    let employee_map = {
-        let f = to_providers_of_ns.clone();
-        let changes = changes.clone();
-        move |e: Employee| {
-            let refs = f(e.namespace());
-            observed(&changes, &refs);
-            refs
-        }
-    };
-    let grant_map = {
-        let store = provider_store.clone();
-        let changes = changes.clone();
-        move |g: AccessGrant| {
-            let refs: Vec<ObjectRef<MfaProvider>> = store
-                .state()
-                .iter()
-                .filter(|p| p.namespace() == g.namespace() && p.name_any() == g.spec.provider)
-                .map(|p| ObjectRef::from_obj(p.as_ref()))
-                .collect();
-            observed(&changes, &refs);
-            refs
-        }
-    };
-    let secret_map = {
-        let store = provider_store.clone();
-        move |s: Secret| {
-            store
-                .state()
-                .iter()
-                .filter(|p| p.namespace() == s.namespace() && crate::providers::secret_names(p).contains(&s.name_any()))
-                .map(|p| ObjectRef::from_obj(p.as_ref()))
-                .collect::<Vec<_>>()
-        }
+    let maps = ProviderMaps {
+        store: provider_store.clone(),
+        employees: employee_store.clone(),
+        employee_specs: Arc::new(ChangeFilter::new(employee_spec_fingerprint)),
+        changes: changes.clone(),
     };
     // A lagged receiver still means "sweep everything"; only a closed channel ends it.
     let reconcile_all = futures::stream::unfold(all_tx.subscribe(), |mut rx| async move {
@@ -338,10 +376,10 @@ fn scope_controllers(
     });
 
     let provider_controller = Controller::for_stream(providers.1, provider_store)
-        .with_config(config.clone())
-        .watches_stream(employee_stream, employee_map)
-        .watches_stream(grant_stream, grant_map)
-        .watches_stream(secrets.1, secret_map)
+        .with_config(controller_config(SWEEPS_AT_ONCE))
+        .watches_stream(employee_stream, maps.clone().of_employee())
+        .watches_stream(grant_stream, maps.clone().of_grant())
+        .watches_stream(secrets.1, maps.of_secret())
         .reconcile_all_on(reconcile_all)
         .graceful_shutdown_on(shutdown_signal.clone())
         .run(provider::reconcile, error_policy, ctx.clone())
@@ -353,30 +391,80 @@ fn scope_controllers(
         })
         .boxed();
 
-    let employee_triggers =
-        futures::stream::select(employee_events_rx.map(|e| ObjectRef::from_obj(&e)), employee_trigger.1);
-    let employee_controller = Controller::for_stream(
-        futures::stream::empty::<Result<Employee, kube::runtime::watcher::Error>>(),
-        employee_store,
-    )
-    .with_config(config.clone())
-    .reconcile_on(employee_triggers)
-    .graceful_shutdown_on(shutdown_signal.clone())
-    .run(employee::reconcile, error_policy, ctx.clone())
-    .for_each(|_| futures::future::ready(()))
-    .boxed();
+    let employee_triggers = futures::stream::select(employee_events_rx, employee_trigger.1);
+    let employee_controller = Controller::for_stream(futures::stream::empty::<Result<Employee, _>>(), employee_store)
+        .with_config(controller_config(EMPLOYEES_AT_ONCE))
+        .reconcile_on(employee_triggers)
+        .graceful_shutdown_on(shutdown_signal.clone())
+        .run(employee::reconcile, error_policy, ctx.clone())
+        .for_each(|_| futures::future::ready(()))
+        .boxed();
 
-    let grant_controller = Controller::for_stream(
-        futures::stream::empty::<Result<AccessGrant, kube::runtime::watcher::Error>>(),
-        grant_store,
-    )
-    .with_config(config.clone())
-    .reconcile_on(grant_events_rx.map(|g| ObjectRef::from_obj(&g)))
-    .graceful_shutdown_on(shutdown_signal.clone())
-    .run(grant::reconcile, error_policy, ctx.clone())
-    .for_each(|_| futures::future::ready(()))
-    .boxed();
+    let grant_controller = Controller::for_stream(futures::stream::empty::<Result<AccessGrant, _>>(), grant_store)
+        .with_config(controller_config(GRANTS_AT_ONCE))
+        .reconcile_on(grant_events_rx)
+        .graceful_shutdown_on(shutdown_signal)
+        .run(grant::reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .boxed();
     vec![provider_controller, employee_controller, grant_controller]
+}
+
+fn controller_config(concurrency: u16) -> ControllerConfig {
+    ControllerConfig::default().debounce(Duration::from_millis(100)).concurrency(concurrency)
+}
+
+/// Which MfaProviders a change of an Employee, an AccessGrant or a Secret concerns.
+#[derive(Clone)]
+struct ProviderMaps {
+    store: kube::runtime::reflector::Store<MfaProvider>,
+    /// The Employee cache, which already reflects the event being mapped: an Employee missing
+    /// from it was deleted.
+    employees: kube::runtime::reflector::Store<Employee>,
+    /// Employee changes reach the mapping when their status changed too; only spec and
+    /// deletion changes concern the providers.
+    employee_specs: Arc<ChangeFilter<Employee>>,
+    changes: Changes,
+}
+
+impl ProviderMaps {
+    fn matching(&self, keep: impl Fn(&MfaProvider) -> bool) -> Vec<ObjectRef<MfaProvider>> {
+        self.store.state().iter().filter(|p| keep(p)).map(|p| ObjectRef::from_obj(p.as_ref())).collect()
+    }
+
+    /// Every provider of the Employee's namespace (any of them may map it to a user), when its
+    /// spec changed or it is gone.
+    fn of_employee(self) -> impl Fn(Employee) -> Vec<ObjectRef<MfaProvider>> {
+        move |e| {
+            let gone = self.employees.get(&ObjectRef::from_obj(&e)).is_none();
+            if gone {
+                self.employee_specs.deleted(&e);
+            } else if !self.employee_specs.applied(&e) {
+                return Vec::new();
+            }
+            let refs = self.matching(|p| p.namespace() == e.namespace());
+            observed(&self.changes, &refs);
+            refs
+        }
+    }
+
+    /// The provider the grant names.
+    fn of_grant(self) -> impl Fn(AccessGrant) -> Vec<ObjectRef<MfaProvider>> {
+        move |g| {
+            let refs = self.matching(|p| p.namespace() == g.namespace() && p.name_any() == g.spec.provider);
+            observed(&self.changes, &refs);
+            refs
+        }
+    }
+
+    /// The providers whose credentials the Secret holds.
+    fn of_secret(self) -> impl Fn(Secret) -> Vec<ObjectRef<MfaProvider>> {
+        move |s| {
+            self.matching(|p| {
+                p.namespace() == s.namespace() && crate::providers::secret_names(p).contains(&s.name_any())
+            })
+        }
+    }
 }
 
 fn error_policy<K>(obj: Arc<K>, error: &error::ControllerError, ctx: Arc<Context>) -> Action

@@ -15,7 +15,7 @@ use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Api, Resource, ResourceExt};
 use serde_json::json;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,85 +28,129 @@ const RETRY_UNSYNCED: Duration = Duration::from_secs(1);
 
 #[tracing::instrument(skip_all, fields(provider = %provider_key(&provider)))]
 pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
-    if !ctx.is_leader() {
-        // Leadership gained later triggers a sweep of every provider.
-        return Ok(Action::await_change());
-    }
-    if let Err(why) = ctx.synced() {
-        tracing::info!(%why, "caches not synced; deciding nothing");
-        return Ok(Action::requeue(RETRY_UNSYNCED));
-    }
-    if provider.meta().deletion_timestamp.is_some() {
-        // Deleting an MfaProvider stops management and revokes nothing.
-        return Ok(Action::await_change());
+    if let Some(action) = nothing_to_decide(&provider, &ctx) {
+        return Ok(action);
     }
     let key = provider_key(&provider);
     let namespace = provider.namespace().unwrap_or_default();
     let employees = ctx.employees.in_namespace(&namespace);
     let grants = ctx.grants.in_namespace(&namespace);
     let now = chrono::Utc::now();
-    let labels = ProviderLabels { provider: key.clone() };
-
     let backend = match ctx.backend(&provider) {
         Ok(backend) => backend,
-        Err(e) => {
-            tracing::warn!(error = %e, "configure provider");
-            ctx.metrics
-                .provider_errors
-                .get_or_create(&ErrorLabels { provider: key.clone(), category: e.category().into() })
-                .inc();
-            let mut status = provider.status.clone().unwrap_or_default();
-            status.observed_generation = provider.metadata.generation;
-            status::set_readiness(
-                &mut status.conditions,
-                status::Readiness::Stalled { reason: "CredentialsUnavailable", message: e.to_string() },
-                now,
-                provider.metadata.generation,
-            );
-            write_status(&ctx, &provider, json!(status)).await?;
-            // Credentials that are missing or rejected stay so until someone acts: back off.
-            let wait = ctx.retries.next(&format!("MfaProvider/{key}"), crate::retry::Trouble::Rejected);
-            return Ok(Action::requeue(wait));
-        }
+        Err(e) => return credentials_unavailable(&ctx, &provider, &key, e, now).await,
     };
 
     let window = provider.spec.policy.budget.window();
     let ledger = ctx.ledger(&provider);
-    let report = {
-        let _timer = ctx.metrics.sweep_timer(&key);
-        let requests_before = backend.requests();
-        let mut audit = ctx.audit.clone();
-        let declared = Declared { provider: &provider, employees: &employees, grants: &grants };
-        let guard = OperatorGuard {
-            ctx: &ctx,
-            namespace: namespace.clone(),
-            name: provider.name_any(),
-            revoked_in_window: budget::used(&ledger, now, window),
-        };
-        let report = sweep::sweep_guarded(backend.as_ref(), &declared, now, Execution::Apply, &mut audit, &guard).await;
-        ctx.metrics.provider_requests.get_or_create(&labels).inc_by(backend.requests().saturating_sub(requests_before));
-        report
-    };
+    let declared = Declared { provider: &provider, employees: &employees, grants: &grants };
+    let report = sweep_once(&ctx, backend.as_ref(), &declared, budget::used(&ledger, now, window), now).await;
     // Counted before anything else can fail: the next sweep must see these revocations.
     let made = report.results.iter().filter(|r| r.result == ActionResult::Revoked).count();
     let ledger = budget::tally(&ledger, chrono::Utc::now(), made, window);
     locked(&ctx.ledgers).insert(key.clone(), ledger.clone());
+    record_metrics(&ctx, &key, &report);
     if report.deferred {
         tracing::info!("leadership or cache sync lost during the sweep; the rest is left to the leader");
-        record_metrics(&ctx, &key, &report);
         return Ok(Action::requeue(RETRY_UNSYNCED));
     }
-    record_metrics(&ctx, &key, &report);
     publish_events(&ctx, &employees, &report).await;
+    remember_sweep(&ctx, &key, &namespace, &employees, &report);
+    write_statuses(&ctx, &declared, &report, ledger, now).await?;
+    Ok(Action::requeue(next_sweep(&ctx, &declared, &report, now)))
+}
 
-    let last = last_sweep(&namespace, &employees, &report);
-    locked(&ctx.sweeps).insert(key.clone(), last);
-    for employee in &employees {
-        let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee));
+/// Why this replica decides nothing about the provider now, and when to look again.
+fn nothing_to_decide(provider: &MfaProvider, ctx: &Context) -> Option<Action> {
+    if !ctx.is_leader() {
+        // Leadership gained later triggers a sweep of every provider.
+        return Some(Action::await_change());
     }
+    if let Err(why) = ctx.synced() {
+        tracing::info!(%why, "caches not synced; deciding nothing");
+        return Some(Action::requeue(RETRY_UNSYNCED));
+    }
+    // Deleting an MfaProvider stops management and revokes nothing.
+    provider.meta().deletion_timestamp.is_some().then(Action::await_change)
+}
 
+/// The provider's client could not be made (a Secret or key missing, credentials unusable):
+/// `Stalled` in its status, and a backoff, since that stays so until someone acts.
+async fn credentials_unavailable(
+    ctx: &Context,
+    provider: &MfaProvider,
+    key: &str,
+    error: crate::providers::ProviderError,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Action, ControllerError> {
+    tracing::warn!(%error, "configure provider");
+    ctx.metrics
+        .provider_errors
+        .get_or_create(&ErrorLabels { provider: key.to_string(), category: error.category().into() })
+        .inc();
+    let mut status = provider.status.clone().unwrap_or_default();
+    status.observed_generation = provider.metadata.generation;
+    status::set_readiness(
+        &mut status.conditions,
+        status::Readiness::Stalled { reason: "CredentialsUnavailable", message: error.to_string() },
+        now,
+        provider.metadata.generation,
+    );
+    write_status(ctx, provider, json!(status)).await?;
+    let wait = ctx.retries.next(&format!("MfaProvider/{key}"), crate::retry::Trouble::Rejected);
+    Ok(Action::requeue(wait))
+}
+
+/// One guarded sweep, timed and with its provider requests counted.
+async fn sweep_once(
+    ctx: &Context,
+    backend: &dyn crate::providers::MfaBackend,
+    declared: &Declared<'_, Arc<Employee>, Arc<AccessGrant>>,
+    revoked_in_window: usize,
+    now: chrono::DateTime<chrono::Utc>,
+) -> SweepReport {
+    let key = provider_key(declared.provider);
+    let _timer = ctx.metrics.sweep_timer(&key);
+    let requests_before = backend.requests();
+    let mut audit = ctx.audit.clone();
+    let guard = OperatorGuard {
+        ctx,
+        namespace: declared.provider.namespace().unwrap_or_default(),
+        name: declared.provider.name_any(),
+        revoked_in_window,
+    };
+    let report = sweep::sweep_guarded(backend, declared, now, Execution::Apply, &mut audit, &guard).await;
+    ctx.metrics
+        .provider_requests
+        .get_or_create(&ProviderLabels { provider: key })
+        .inc_by(backend.requests().saturating_sub(requests_before));
+    report
+}
+
+/// Keeps the sweep for the Employee reconcilers and re-queues the Employees it concerns.
+fn remember_sweep(ctx: &Context, key: &str, namespace: &str, employees: &[Arc<Employee>], report: &SweepReport) {
+    let epoch = ctx.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst);
+    let last = Arc::new(last_sweep(namespace, employees, report, epoch));
+    // Only the Employees whose part of this provider's verdicts changed are reconciled again:
+    // re-triggering everyone after every sweep made each sweep cost O(Employees) status reads
+    // and, with each of those scanning all verdicts, O(Employees²) in all.
+    let previous = locked(&ctx.sweeps).insert(key.to_string(), last.clone());
+    for employee in employees.iter().filter(|e| last.concerns(e, previous.as_deref())) {
+        let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee.as_ref()));
+    }
+}
+
+/// The provider's status (with the budget ledger and a consumed approval) and its grants'.
+async fn write_statuses(
+    ctx: &Context,
+    declared: &Declared<'_, Arc<Employee>, Arc<AccessGrant>>,
+    report: &SweepReport,
+    ledger: Vec<crate::crd::mfa_provider::RevocationTally>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ControllerError> {
+    let provider = declared.provider;
     let mut provider_status =
-        status::provider_status(&report, provider.metadata.generation, now, provider.status.as_ref());
+        status::provider_status(report, provider.metadata.generation, now, provider.status.as_ref());
     provider_status.recent_revocations = ledger;
     let carried_out = report.results.iter().any(|r| {
         r.action.action == ActionKind::Revoke
@@ -116,15 +160,26 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         // Consumed: the annotation, still on the object, lets this plan through no more.
         provider_status.consumed_approval = Some(report.plan.digest.clone());
     }
-    write_status(&ctx, &provider, json!(provider_status)).await?;
-    for grant in grants.iter().filter(|g| g.spec.provider == provider.name_any()) {
-        write_grant_status(&ctx, grant, &employees, Some(&provider)).await?;
+    write_status(ctx, provider, json!(provider_status)).await?;
+    for grant in declared.grants.iter().filter(|g| g.spec.provider == provider.name_any()) {
+        write_grant_status(ctx, grant, declared.employees, Some(provider)).await?;
     }
+    Ok(())
+}
 
+/// When to sweep again: the drift sweep, sooner after a failed read (backing off by what
+/// failed), and right after the next window or grant edge.
+fn next_sweep(
+    ctx: &Context,
+    declared: &Declared<'_, Arc<Employee>, Arc<AccessGrant>>,
+    report: &SweepReport,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Duration {
+    let provider = declared.provider;
     let resync = provider.spec.policy.resync_interval();
     // A provider that could not be read is tried again sooner than the drift sweep, backing
     // off by what failed (an outage from 2 s up to 5 min, a rate limit from 10 s).
-    let retry_key = format!("MfaProvider/{key}");
+    let retry_key = format!("MfaProvider/{}", provider_key(provider));
     let mut next = match report.error_category.filter(|_| report.plan.error.is_some()) {
         Some(category) => ctx.retries.next(&retry_key, crate::retry::Trouble::of_category(category)).min(resync),
         None => {
@@ -132,14 +187,13 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
             resync
         }
     };
-    // A window or grant edge before the next sweep: sweep right after it.
-    let grants_here = grants.iter().filter(|g| g.spec.provider == provider.name_any());
-    if let Some(edge) = entitlement::next_boundary(&employees, grants_here, now) {
+    let grants_here = declared.grants.iter().filter(|g| g.spec.provider == provider.name_any()).map(AsRef::as_ref);
+    if let Some(edge) = entitlement::next_boundary(declared.employees.iter().map(AsRef::as_ref), grants_here, now) {
         // Already past (the sweep took a while): at once.
         let until = (edge - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO);
         next = next.min(until + BOUNDARY_SLACK);
     }
-    Ok(Action::requeue(next))
+    next
 }
 
 /// What the operator vouches for during a sweep: leadership and synced caches before every
@@ -162,10 +216,9 @@ impl Guard for OperatorGuard<'_> {
     }
 
     fn declared_now(&self) -> DeclaredNow {
-        let provider = self.ctx.providers.in_namespace(&self.namespace).into_iter().find(|p| p.name_any() == self.name);
-        match provider {
+        match self.ctx.providers.get(&self.namespace, &self.name) {
             Some(provider) if provider.metadata.deletion_timestamp.is_none() => DeclaredNow::Current {
-                provider: Box::new(provider),
+                provider,
                 employees: self.ctx.employees.in_namespace(&self.namespace),
                 grants: self.ctx.grants.in_namespace(&self.namespace),
                 now: chrono::Utc::now(),
@@ -218,10 +271,15 @@ fn record_metrics(ctx: &Context, key: &str, report: &SweepReport) {
 }
 
 /// A Kubernetes Event on the Employee for every revocation, blocked and failed one.
-async fn publish_events(ctx: &Context, employees: &[Employee], report: &SweepReport) {
-    for r in report.results.iter().filter(|r| r.action.action == ActionKind::Revoke) {
-        let Some(employee) = r.action.employee.as_ref().and_then(|n| employees.iter().find(|e| &e.name_any() == n))
-        else {
+async fn publish_events(ctx: &Context, employees: &[Arc<Employee>], report: &SweepReport) {
+    let revocations: Vec<&crate::sweep::ActionReport> =
+        report.results.iter().filter(|r| r.action.action == ActionKind::Revoke).collect();
+    if revocations.is_empty() {
+        return;
+    }
+    let by_name: HashMap<String, &Employee> = employees.iter().map(|e| (e.name_any(), e.as_ref())).collect();
+    for r in revocations {
+        let Some(employee) = r.action.employee.as_ref().and_then(|n| by_name.get(n)) else {
             continue;
         };
         let a = &r.action;
@@ -257,7 +315,7 @@ async fn publish_events(ctx: &Context, employees: &[Employee], report: &SweepRep
     }
 }
 
-fn last_sweep(namespace: &str, employees: &[Employee], report: &SweepReport) -> LastSweep {
+fn last_sweep(namespace: &str, employees: &[Arc<Employee>], report: &SweepReport, epoch: u64) -> LastSweep {
     let verdicts = status::executed_verdicts(report);
     let mut revoked = HashSet::new();
     let mut unsettled = HashSet::new();
@@ -289,7 +347,7 @@ fn last_sweep(namespace: &str, employees: &[Employee], report: &SweepReport) -> 
             .filter_map(|e| e.uid())
             .collect()
     };
-    LastSweep { namespace: namespace.to_string(), verdicts, settled, revoked }
+    LastSweep::new(namespace, verdicts, settled, revoked, chrono::Utc::now(), epoch)
 }
 
 pub async fn write_status(
@@ -317,7 +375,7 @@ pub async fn write_status(
 pub async fn write_grant_status(
     ctx: &Context,
     grant: &AccessGrant,
-    employees: &[Employee],
+    employees: &[Arc<Employee>],
     provider: Option<&MfaProvider>,
 ) -> Result<(), ControllerError> {
     let now = chrono::Utc::now();

@@ -53,14 +53,19 @@ pub fn set_readiness(
 pub fn executed_verdicts(report: &SweepReport) -> Vec<EmployeeVerdict> {
     let mut verdicts = report.plan.employees.clone();
     let observe = report.plan.mode == Mode::Observe;
+    // By (user, enrolment): a held plan of thousands of revocations is looked up, not scanned
+    // once per enrolment. The first result of a pair wins, as a scan would find it.
+    let mut results: std::collections::HashMap<(&str, &str), &ActionResult> = std::collections::HashMap::new();
+    for r in &report.results {
+        results.entry((r.action.user.as_str(), r.action.enrolment.as_str())).or_insert(&r.result);
+    }
     for verdict in &mut verdicts {
         for enrolment in &mut verdict.enrolments {
             if enrolment.verdict != Verdict::RevocationPlanned {
                 continue;
             }
-            let result =
-                report.results.iter().find(|r| r.action.enrolment == enrolment.id && r.action.user == verdict.user);
-            enrolment.verdict = match result.map(|r| &r.result) {
+            let result = results.get(&(verdict.user.as_str(), enrolment.id.as_str())).copied();
+            enrolment.verdict = match result {
                 Some(ActionResult::Revoked | ActionResult::AlreadyGone) => Verdict::Revoked,
                 Some(ActionResult::Blocked) => Verdict::RevocationBlocked,
                 _ if observe => Verdict::RevocationObserved,
@@ -168,12 +173,26 @@ pub fn employee_status(
     employee: &Employee,
     verdicts: &[(String, EmployeeVerdict)],
     swept: bool,
-    revoked_now: bool,
+    revoked_at: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> EmployeeStatus {
     let generation = employee.metadata.generation;
     let mut status = employee.status.clone().unwrap_or_default();
     status.observed_generation = generation;
+    status.providers = provider_enrolments(verdicts);
+    if let Some(at) = revoked_at {
+        // Never backwards: another replica's later sweep may have written a later one.
+        status.last_revocation_time = status.last_revocation_time.max(Some(at));
+    }
+    let findings = Findings::of(verdicts);
+    findings.flag(&mut status.conditions, now, generation);
+    let deleting = employee.metadata.deletion_timestamp.is_some();
+    set_readiness(&mut status.conditions, findings.readiness(deleting, swept), now, generation);
+    status
+}
+
+/// `status.providers`: per provider, the user, entitled kinds and each enrolment's verdict.
+fn provider_enrolments(verdicts: &[(String, EmployeeVerdict)]) -> Vec<ProviderEnrolments> {
     let mut providers: Vec<ProviderEnrolments> = verdicts
         .iter()
         .map(|(provider, v)| ProviderEnrolments {
@@ -194,100 +213,116 @@ pub fn employee_status(
         })
         .collect();
     providers.sort_by(|a, b| a.provider.cmp(&b.provider));
-    status.providers = providers;
-    if revoked_now {
-        status.last_revocation_time = Some(now);
-    }
-    let all = || verdicts.iter().flat_map(|(p, v)| v.enrolments.iter().map(move |e| (p, e)));
-    let conflicts: Vec<String> = verdicts
-        .iter()
-        .filter(|(_, v)| {
-            !v.conflicts_with.is_empty() || v.enrolments.iter().any(|e| e.verdict == Verdict::IdentityConflict)
-        })
-        .map(|(p, v)| match v.conflicts_with.as_slice() {
-            [] => format!("more than one user on {p} goes by {}", v.user),
-            others => format!("user {} on {p} is also claimed by {}", v.user, others.join(", ")),
-        })
-        .collect();
-    let blocked: Vec<String> = all()
-        .filter(|(_, e)| e.verdict == Verdict::RevocationBlocked)
-        .map(|(p, e)| format!("{} {} on {p}", e.kind, e.id))
-        .collect();
-    let pending_revocations = all().filter(|(_, e)| e.verdict == Verdict::RevocationPlanned).count();
-    let observed: Vec<String> = all()
-        .filter(|(_, e)| e.verdict == Verdict::RevocationObserved)
-        .map(|(p, e)| format!("{} {} on {p}", e.kind, e.id))
-        .collect();
-    let pending_enrolments: Vec<String> = all()
-        .filter(|(_, e)| e.verdict == Verdict::EnrolmentPending)
-        .map(|(p, e)| format!("{} on {p}", e.kind))
-        .collect();
+    providers
+}
 
-    let flag = |type_: &str, on: bool, reason: &str, message: String| {
-        Condition::new(
-            type_,
-            on,
-            if on { reason } else { "None" },
-            if on { message } else { String::new() },
-            now,
-            generation,
-        )
-    };
-    upsert(
-        &mut status.conditions,
-        flag("IdentityConflict", !conflicts.is_empty(), "IdentityConflict", conflicts.join("; ")),
-    );
-    upsert(
-        &mut status.conditions,
-        flag(
-            "RevocationBlocked",
-            !blocked.is_empty(),
-            "RevocationBudgetExceeded",
-            format!("waiting for approval of the provider's plan: {}", blocked.join(", ")),
-        ),
-    );
-    upsert(
-        &mut status.conditions,
-        flag(
-            "EnrolmentPending",
-            !pending_enrolments.is_empty(),
-            "EnrolmentRequired",
-            format!("required but not enrolled: {}", pending_enrolments.join(", ")),
-        ),
-    );
-    let deleting = employee.metadata.deletion_timestamp.is_some();
-    let readiness = if !conflicts.is_empty() {
-        Readiness::Stalled { reason: "IdentityConflict", message: conflicts.join("; ") }
-    } else if !blocked.is_empty() {
-        Readiness::Stalled { reason: "RevocationBudgetExceeded", message: blocked.join(", ") }
-    } else if deleting {
-        Readiness::Reconciling {
-            reason: "RevokingBeforeDeletion",
-            message: "revoking every enrolment before the Employee goes".into(),
+/// What an Employee's verdicts across its providers amount to, for its conditions.
+struct Findings {
+    conflicts: Vec<String>,
+    blocked: Vec<String>,
+    pending_revocations: usize,
+    observed: Vec<String>,
+    pending_enrolments: Vec<String>,
+}
+
+impl Findings {
+    fn of(verdicts: &[(String, EmployeeVerdict)]) -> Self {
+        let all = || verdicts.iter().flat_map(|(p, v)| v.enrolments.iter().map(move |e| (p, e)));
+        let named = |verdict: Verdict| -> Vec<String> {
+            all().filter(|(_, e)| e.verdict == verdict).map(|(p, e)| format!("{} {} on {p}", e.kind, e.id)).collect()
+        };
+        Findings {
+            conflicts: verdicts
+                .iter()
+                .filter(|(_, v)| {
+                    !v.conflicts_with.is_empty() || v.enrolments.iter().any(|e| e.verdict == Verdict::IdentityConflict)
+                })
+                .map(|(p, v)| match v.conflicts_with.as_slice() {
+                    [] => format!("more than one user on {p} goes by {}", v.user),
+                    others => format!("user {} on {p} is also claimed by {}", v.user, others.join(", ")),
+                })
+                .collect(),
+            blocked: named(Verdict::RevocationBlocked),
+            pending_revocations: all().filter(|(_, e)| e.verdict == Verdict::RevocationPlanned).count(),
+            observed: named(Verdict::RevocationObserved),
+            pending_enrolments: all()
+                .filter(|(_, e)| e.verdict == Verdict::EnrolmentPending)
+                .map(|(p, e)| format!("{} on {p}", e.kind))
+                .collect(),
         }
-    } else if pending_revocations > 0 {
-        Readiness::Reconciling {
-            reason: "RevocationPending",
-            message: format!("{pending_revocations} revocations pending"),
+    }
+
+    /// The `IdentityConflict`, `RevocationBlocked` and `EnrolmentPending` conditions.
+    fn flag(&self, conditions: &mut Vec<Condition>, now: DateTime<Utc>, generation: Option<i64>) {
+        let flag = |type_: &str, on: bool, reason: &str, message: String| {
+            Condition::new(
+                type_,
+                on,
+                if on { reason } else { "None" },
+                if on { message } else { String::new() },
+                now,
+                generation,
+            )
+        };
+        upsert(
+            conditions,
+            flag("IdentityConflict", !self.conflicts.is_empty(), "IdentityConflict", self.conflicts.join("; ")),
+        );
+        upsert(
+            conditions,
+            flag(
+                "RevocationBlocked",
+                !self.blocked.is_empty(),
+                "RevocationBudgetExceeded",
+                format!("waiting for approval of the provider's plan: {}", self.blocked.join(", ")),
+            ),
+        );
+        upsert(
+            conditions,
+            flag(
+                "EnrolmentPending",
+                !self.pending_enrolments.is_empty(),
+                "EnrolmentRequired",
+                format!("required but not enrolled: {}", self.pending_enrolments.join(", ")),
+            ),
+        );
+    }
+
+    fn readiness(&self, deleting: bool, swept: bool) -> Readiness {
+        if !self.conflicts.is_empty() {
+            Readiness::Stalled { reason: "IdentityConflict", message: self.conflicts.join("; ") }
+        } else if !self.blocked.is_empty() {
+            Readiness::Stalled { reason: "RevocationBudgetExceeded", message: self.blocked.join(", ") }
+        } else if deleting {
+            Readiness::Reconciling {
+                reason: "RevokingBeforeDeletion",
+                message: "revoking every enrolment before the Employee goes".into(),
+            }
+        } else if self.pending_revocations > 0 {
+            Readiness::Reconciling {
+                reason: "RevocationPending",
+                message: format!("{} revocations pending", self.pending_revocations),
+            }
+        } else if !swept {
+            Readiness::Reconciling {
+                reason: "Sweeping",
+                message: "waiting for the first sweep of its providers".into(),
+            }
+        } else if !self.observed.is_empty() {
+            // Observe mode is the declared policy: keyward has done all it was asked to.
+            Readiness::Ready {
+                reason: "Observing",
+                message: format!("Observe mode; would revoke: {}", self.observed.join(", ")),
+            }
+        } else {
+            Readiness::Ready { reason: "Reconciled", message: "every enrolment matches the declared state".into() }
         }
-    } else if !swept {
-        Readiness::Reconciling { reason: "Sweeping", message: "waiting for the first sweep of its providers".into() }
-    } else if !observed.is_empty() {
-        // Observe mode is the declared policy: keyward has done all it was asked to.
-        Readiness::Ready {
-            reason: "Observing",
-            message: format!("Observe mode; would revoke: {}", observed.join(", ")),
-        }
-    } else {
-        Readiness::Ready { reason: "Reconciled", message: "every enrolment matches the declared state".into() }
-    };
-    set_readiness(&mut status.conditions, readiness, now, generation);
-    status
+    }
 }
 
 pub fn grant_status(
     grant: &AccessGrant,
-    employees: &[Employee],
+    employees: &[std::sync::Arc<Employee>],
     provider: Option<&crate::crd::MfaProvider>,
     now: DateTime<Utc>,
 ) -> AccessGrantStatus {
@@ -296,7 +331,7 @@ pub fn grant_status(
     let mut status = grant.status.clone().unwrap_or_default();
     status.observed_generation = generation;
     status.matched_employees =
-        employees.iter().filter(|e| e.namespace() == grant.namespace() && selects(grant, e)).count() as u32;
+        employees.iter().filter(|e| e.namespace() == grant.namespace() && selects(grant, e.as_ref())).count() as u32;
     let readiness = if !provider_exists {
         Readiness::Stalled {
             reason: "ProviderNotFound",
@@ -457,12 +492,12 @@ mod tests {
     fn employee_and_grant_readiness() {
         let mut e = employee("dave", &[], EmployeeState::Offboarded);
         e.metadata.generation = Some(2);
-        let fresh = employee_status(&e, &[], false, false, now());
+        let fresh = employee_status(&e, &[], false, None, now());
         assert_eq!(get(&fresh.conditions, "Reconciling").status, "True");
-        let done = employee_status(&e, &[], true, false, now());
+        let done = employee_status(&e, &[], true, None, now());
         assert_eq!(get(&done.conditions, "Ready").status, "True");
         e.metadata.deletion_timestamp = Some(k8s_time(now()));
-        let deleting = employee_status(&e, &[], true, false, now());
+        let deleting = employee_status(&e, &[], true, None, now());
         assert_eq!(get(&deleting.conditions, "Reconciling").reason, "RevokingBeforeDeletion");
 
         let observed = EmployeeVerdict {
@@ -479,7 +514,7 @@ mod tests {
             conflicts_with: vec![],
         };
         let leaver = employee("dave", &[], EmployeeState::Offboarded);
-        let observing = employee_status(&leaver, &[("acme/corp-pi".into(), observed)], true, false, now());
+        let observing = employee_status(&leaver, &[("acme/corp-pi".into(), observed)], true, None, now());
         assert_eq!(get(&observing.conditions, "Ready").reason, "Observing");
         assert_eq!(observing.providers[0].enrolments[0].verdict, "WouldRevoke");
 

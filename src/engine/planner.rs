@@ -1,7 +1,7 @@
 //! The planning algorithm. See SPEC "Reconciliation contract" for the rules it implements.
 
 use super::budget;
-use super::entitlement::{Entitlement, Standing, standing};
+use super::entitlement::{Entitlement, GrantIndex, Standing, standing};
 use super::identity;
 use super::inventory::{Capabilities, Enrolment, Inventory, ProviderUser, UNLISTED_KIND};
 use super::plan::{
@@ -11,14 +11,17 @@ use crate::crd::mfa_provider::{RevocationMode, Scope};
 use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, FactorKind, MfaProvider};
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Everything the planner looks at. Employees and grants may span namespaces; only those in
-/// the provider's namespace (and grants naming this provider) count.
-pub struct PlanInput<'a> {
+/// the provider's namespace (and grants naming this provider) count. They are taken as owned
+/// objects or as shared ones (`Arc`, the operator's cache) alike: the operator plans on its
+/// cache without copying it.
+pub struct PlanInput<'a, E = Employee, G = AccessGrant> {
     pub provider: &'a MfaProvider,
-    pub employees: &'a [Employee],
-    pub grants: &'a [AccessGrant],
+    pub employees: &'a [E],
+    pub grants: &'a [G],
     /// The provider's listing, or why it could not be read. A failed read decides nothing:
     /// an error is never taken for "no enrolments".
     pub inventory: Result<&'a Inventory, String>,
@@ -32,14 +35,66 @@ pub fn provider_key(provider: &MfaProvider) -> String {
     format!("{}/{}", provider.namespace().unwrap_or_default(), provider.name_any())
 }
 
-pub fn plan(input: &PlanInput) -> Plan {
+/// The declared side of one provider, indexed once per plan: every lookup below is by key,
+/// so planning stays linear in people × enrolments (plus sorting) however many grants there are.
+struct DeclaredSide<'a> {
+    employees: Vec<&'a Employee>,
+    grants: GrantIndex<'a>,
+    protected: BTreeSet<String>,
+    /// Employees by the provider user they map to (more than one: an identity conflict).
+    claimants: BTreeMap<String, Vec<&'a Employee>>,
+    now: DateTime<Utc>,
+}
+
+impl<'a> DeclaredSide<'a> {
+    fn of<E: Borrow<Employee>, G: Borrow<AccessGrant>>(input: &'a PlanInput<'a, E, G>) -> Self {
+        let provider = input.provider;
+        let namespace = provider.namespace();
+        let provider_name = provider.name_any();
+        let employees: Vec<&Employee> =
+            input.employees.iter().map(Borrow::borrow).filter(|e| e.namespace() == namespace).collect();
+        let grants: Vec<&AccessGrant> = input
+            .grants
+            .iter()
+            .map(Borrow::borrow)
+            .filter(|g| g.namespace() == namespace && g.spec.provider == provider_name)
+            .collect();
+        let protected = provider.spec.protected_users.iter().map(|u| identity::user_key(u)).collect();
+        let claimants = identity::index(&employees, provider);
+        DeclaredSide { employees, grants: GrantIndex::new(grants), protected, claimants, now: input.now }
+    }
+
+    fn entitlement(&self, employee: &Employee) -> Entitlement {
+        Entitlement::of(employee, &self.grants.selecting(employee), self.now)
+    }
+}
+
+pub fn plan<E: Borrow<Employee>, G: Borrow<AccessGrant>>(input: &PlanInput<E, G>) -> Plan {
     let provider = input.provider;
     let key = provider_key(provider);
-    let mut plan = Plan {
-        provider: key.clone(),
+    let mut plan = empty_plan(&key, provider);
+    let inventory = match usable_inventory(input) {
+        Ok(inventory) => inventory,
+        Err(error) => {
+            plan.error = Some(error);
+            return plan;
+        }
+    };
+    let declared = DeclaredSide::of(input);
+    let mut planner =
+        Planner { plan: &mut plan, revocation: provider.spec.policy.revocation, capabilities: input.capabilities };
+    plan_listed_users(&mut planner, &declared, provider, inventory);
+    plan_unlisted_claimants(&mut planner, &declared, provider, inventory);
+    finish(&mut plan, &key, provider, &declared, input.revoked_in_window);
+    plan
+}
+
+fn empty_plan(key: &str, provider: &MfaProvider) -> Plan {
+    Plan {
+        provider: key.to_string(),
         mode: provider.spec.policy.mode,
         actions: Vec::new(),
-        digest: budget::digest(&key, &[]),
+        digest: budget::digest(key, &[]),
         hold: None,
         approved: false,
         approval: None,
@@ -48,36 +103,29 @@ pub fn plan(input: &PlanInput) -> Plan {
         employees: Vec::new(),
         managed_users: 0,
         managed_enrolments: 0,
-    };
+    }
+}
+
+/// The listing to plan on, or why nothing can be decided.
+fn usable_inventory<'a, E, G>(input: &PlanInput<'a, E, G>) -> Result<&'a Inventory, String> {
     let inventory = match &input.inventory {
         Ok(inventory) => *inventory,
-        Err(error) => {
-            plan.error = Some(format!("provider could not be read, nothing decided: {error}"));
-            return plan;
-        }
+        Err(error) => return Err(format!("provider could not be read, nothing decided: {error}")),
     };
-    let revocation = provider.spec.policy.revocation;
-    if revocation == RevocationMode::Disable && !input.capabilities.disable {
-        plan.error = Some("policy.revocation is Disable, but this provider cannot disable enrolments".into());
-        return plan;
+    if input.provider.spec.policy.revocation == RevocationMode::Disable && !input.capabilities.disable {
+        return Err("policy.revocation is Disable, but this provider cannot disable enrolments".into());
     }
+    Ok(inventory)
+}
 
-    let namespace = provider.namespace();
-    let employees: Vec<&Employee> = input.employees.iter().filter(|e| e.namespace() == namespace).collect();
-    let grants: Vec<&AccessGrant> =
-        input.grants.iter().filter(|g| g.namespace() == namespace && g.spec.provider == provider.name_any()).collect();
-    let protected: BTreeSet<String> = provider.spec.protected_users.iter().map(|u| identity::user_key(u)).collect();
-    let claimants = identity::index(&employees, provider);
+/// Users the provider lists: declared, conflicting, protected or undeclared.
+fn plan_listed_users(planner: &mut Planner, declared: &DeclaredSide, provider: &MfaProvider, inventory: &Inventory) {
     let observed: BTreeMap<String, &ProviderUser> =
         inventory.users.iter().map(|u| (identity::user_key(&u.name), u)).collect();
     // Names the provider listed more than one user under (`observed` keeps only one of them).
     let duplicates = inventory.duplicate_names();
-
-    let mut planner = Planner { plan: &mut plan, revocation, capabilities: input.capabilities };
-
-    // Users the provider lists: declared, conflicting, protected or undeclared.
     for (user_key, user) in &observed {
-        if protected.contains(user_key) {
+        if declared.protected.contains(user_key) {
             continue;
         }
         if duplicates.contains(user_key) {
@@ -85,50 +133,62 @@ pub fn plan(input: &PlanInput) -> Plan {
             // of them is touched until only one user goes by the name.
             let listed: Vec<&ProviderUser> =
                 inventory.users.iter().filter(|u| identity::user_key(&u.name) == *user_key).collect();
-            let claimed = claimants.get(user_key).map(Vec::as_slice).unwrap_or_default();
+            let claimed = declared.claimants.get(user_key).map(Vec::as_slice).unwrap_or_default();
             planner.duplicate(&user.name, &listed, claimed);
             continue;
         }
-        match claimants.get(user_key).map(Vec::as_slice) {
+        match declared.claimants.get(user_key).map(Vec::as_slice) {
             Some([employee]) => {
-                let entitlement = Entitlement::of(employee, &grants, input.now);
-                planner.employee(employee, &user.name, Some(user), &entitlement, input.now);
+                let entitlement = declared.entitlement(employee);
+                planner.employee(employee, &user.name, Some(user), &entitlement, declared.now);
             }
             Some(many) => planner.conflict(&user.name, user, many),
             None if provider.spec.scope == Scope::All => planner.undeclared(user),
             None => {}
         }
     }
-    // Declared users the provider does not list (no enrolments yet): only Required
-    // enrolments concern them.
-    for (user_key, claimed) in &claimants {
-        if observed.contains_key(user_key) || protected.contains(user_key) {
+}
+
+/// Declared users the provider does not list (no enrolments yet): only Required enrolments
+/// concern them.
+fn plan_unlisted_claimants(
+    planner: &mut Planner,
+    declared: &DeclaredSide,
+    provider: &MfaProvider,
+    inventory: &Inventory,
+) {
+    let listed: BTreeSet<String> = inventory.users.iter().map(|u| identity::user_key(&u.name)).collect();
+    for (user_key, claimed) in &declared.claimants {
+        if listed.contains(user_key) || declared.protected.contains(user_key) {
             continue;
         }
         match claimed.as_slice() {
             [employee] => {
-                let entitlement = Entitlement::of(employee, &grants, input.now);
+                let entitlement = declared.entitlement(employee);
                 let name = identity::username(employee, provider);
-                planner.employee(employee, &name, None, &entitlement, input.now);
+                planner.employee(employee, &name, None, &entitlement, declared.now);
             }
             many => plan_conflict_without_user(planner.plan, user_key, many),
         }
     }
+}
 
+/// Sorted actions and their digest; the budget's hold and an approval that lifts it.
+fn finish(plan: &mut Plan, key: &str, provider: &MfaProvider, declared: &DeclaredSide, revoked_in_window: usize) {
     plan.actions.sort();
     plan.employees.sort_by(|a, b| a.employee.cmp(&b.employee));
     plan.conflicts.sort_by(|a, b| a.user.cmp(&b.user));
-    plan.digest = budget::digest(&key, &plan.actions);
+    plan.digest = budget::digest(key, &plan.actions);
 
     // An empty declared side with users on the provider is far more likely a bad commit or an
     // unsynced cache than a company that let everyone go.
-    let declared_empty = employees.is_empty() || grants.is_empty();
+    let declared_empty = declared.employees.is_empty() || declared.grants.is_empty();
     plan.hold = budget::hold(
         &provider.spec.policy.budget,
         plan.revocation_count(),
         plan.managed_enrolments,
         declared_empty,
-        input.revoked_in_window,
+        revoked_in_window,
     );
     // An approval lets its plan through once: a digest already carried out stays held.
     let consumed = provider.status.as_ref().and_then(|s| s.consumed_approval.as_ref()) == Some(&plan.digest);
@@ -149,7 +209,6 @@ pub fn plan(input: &PlanInput) -> Plan {
             }
         }
     }
-    plan
 }
 
 /// Whether a non-entitled enrolment still needs an action: under `Disable`, a disabled
@@ -232,10 +291,20 @@ impl Planner<'_> {
                 grants,
             });
         }
-        // Required kinds with no usable enrolment of that kind.
+        self.required_enrolments(&mut verdict, enrolments, entitlement);
+        self.plan.employees.push(verdict);
+    }
+
+    /// Required kinds with no usable enrolment of that kind: an invitation where the provider
+    /// has one, else a pending enrolment.
+    fn required_enrolments(
+        &mut self,
+        verdict: &mut EmployeeVerdict,
+        enrolments: &[Enrolment],
+        entitlement: &Entitlement,
+    ) {
         for kind in &entitlement.required {
-            let held = enrolments.iter().any(|e| e.active && e.provides(kind));
-            if held {
+            if enrolments.iter().any(|e| e.active && e.provides(kind)) {
                 continue;
             }
             verdict.enrolments.push(EnrolmentDecision {
@@ -247,16 +316,15 @@ impl Planner<'_> {
             });
             self.plan.actions.push(Action {
                 action: if self.can_invite(kind) { ActionKind::Invite } else { ActionKind::Pending },
-                user: user.to_string(),
+                user: verdict.user.clone(),
                 enrolment: String::new(),
                 kind: kind.clone(),
                 also: Vec::new(),
                 reason: Reason::EnrolmentRequired,
-                employee: Some(employee_name.clone()),
+                employee: Some(verdict.employee.clone()),
                 grants: entitlement.grants.iter().cloned().collect(),
             });
         }
-        self.plan.employees.push(verdict);
     }
 
     fn can_invite(&self, kind: &FactorKind) -> bool {

@@ -199,4 +199,37 @@ proptest! {
             prop_assert!(plan.actions.iter().all(|a| !a.user.eq_ignore_ascii_case(&conflict.user)));
         }
     }
+
+    /// The index the planner finds an Employee's grants with selects exactly the grants
+    /// `selects` does, in the same order.
+    #[test]
+    fn the_grant_index_selects_what_selects_does(es in employees(), gs in grants()) {
+        let index = super::entitlement::GrantIndex::new(gs.iter().collect());
+        for e in &es {
+            let indexed: Vec<&str> = index.selecting(e).iter().map(|g| g.metadata.name.as_deref().unwrap_or_default()).collect();
+            let scanned: Vec<&str> = gs
+                .iter()
+                .filter(|g| super::entitlement::selects(g, e))
+                .map(|g| g.metadata.name.as_deref().unwrap_or_default())
+                .collect();
+            prop_assert_eq!(indexed, scanned);
+        }
+    }
+
+    /// The operator plans on shared objects (its cache), the CLI on owned ones: same plan.
+    #[test]
+    fn shared_and_owned_objects_plan_alike(p in providers(), es in employees(), gs in grants(), inv in inventories()) {
+        let shared_es: Vec<std::sync::Arc<crate::crd::Employee>> = es.iter().cloned().map(std::sync::Arc::new).collect();
+        let shared_gs: Vec<std::sync::Arc<AccessGrant>> = gs.iter().cloned().map(std::sync::Arc::new).collect();
+        let shared = super::plan(&super::PlanInput {
+            provider: &p,
+            employees: &shared_es,
+            grants: &shared_gs,
+            inventory: Ok(&inv),
+            capabilities: &super::fixtures::capabilities(),
+            now: now(),
+            revoked_in_window: 0,
+        });
+        prop_assert_eq!(shared, planned(&p, &es, &gs, &inv));
+    }
 }

@@ -136,7 +136,9 @@ impl Cluster {
         let kubeconfig = self.service_account_kubeconfig(namespace, lease, server);
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let log = tempfile::NamedTempFile::new().expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_keyward"))
+        // KEYWARD_TEST_BIN: another build of keyward (a benchmark comparing against a baseline).
+        let binary = std::env::var_os("KEYWARD_TEST_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_keyward").into());
+        let child = Command::new(binary)
             .args(["run", "--namespaces", namespace, "--lease-namespace", namespace, "--lease-name", lease])
             .args(["--lease-duration", "3s", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--audit-log")
@@ -208,6 +210,11 @@ impl Operator {
 
     pub fn is_leader(&self) -> bool {
         self.get("/metrics").is_some_and(|m| m.lines().any(|l| l == "keyward_leader 1"))
+    }
+
+    /// The process id, while it runs (to read its memory from /proc).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     pub fn log(&self) -> String {

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod crowd;
 pub mod failing;
 pub mod kube;
 pub mod proxy;

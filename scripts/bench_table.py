@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""The table of scripts/bench.sh from the benchmarks' `key=value` lines, into docs/performance.md.
+
+Usage: bench_table.py RAW OUT MACHINE STARTED COMMIT [BASELINE]
+"""
+import sys
+
+raw, out, machine, started, commit = sys.argv[1:6]
+baseline = sys.argv[6] if len(sys.argv) > 6 else ""
+runs = {}
+for line in open(raw):
+    words = line.split()
+    if not words or words[0] not in ("plan", "scale", "baseline", "latency"):
+        continue
+    fields = dict(w.split("=", 1) for w in words[1:] if "=" in w)
+    if words[0] in ("scale", "baseline"):
+        key = (words[0], int(fields["people"]))
+    elif words[0] == "latency":
+        key = ("latency", int(fields["employees"]))
+    else:
+        key = ("plan", int(fields["people"]))
+    runs[key] = fields
+
+NOT = "not measured"
+def get(kind, size, field, unit=""):
+    value = runs.get((kind, size), {}).get(field)
+    if value is None:
+        return NOT
+    # n/a: the benchmark says the run could not tell (say, start-up had not settled).
+    return value if value == "n/a" else f"{value}{unit}"
+
+scale_sizes = [1000, 10000, 50000]
+rows = []  # (measure, goal, value, before)
+for n in scale_sizes:
+    label = f"{n:,}"
+    rows.append((f"Operator RSS, steady (40 s after start), {label} Employees", "≤ 64 MiB at 10,000" if n == 10000 else "",
+                 get("scale", n, "rss_steady_mib", " MiB"), get("baseline", n, "rss_steady_mib", " MiB")))
+    rows.append((f"… of which heap and stacks (RssAnon) / the binary's pages (RssFile), {label} Employees", "",
+                 f'{get("scale", n, "rss_steady_anon_mib", " MiB")} / {get("scale", n, "rss_steady_file_mib", " MiB")}',
+                 f'{get("baseline", n, "rss_steady_anon_mib", " MiB")} / {get("baseline", n, "rss_steady_file_mib", " MiB")}'))
+    rows.append((f"Operator RSS, peak (VmHWM), {label} Employees", "< 256 MiB (chart limit)",
+                 get("scale", n, "rss_peak_mib", " MiB"), get("baseline", n, "rss_peak_mib", " MiB")))
+for n in scale_sizes:
+    label = f"{n:,}"
+    rows.append((f"Start → first sweep finished (caches synced), {label} Employees", "",
+                 get("scale", n, "first_sweep_s", " s"), get("baseline", n, "first_sweep_s", " s")))
+    rows.append((f"Start → every Employee has its status, {label} Employees", "",
+                 get("scale", n, "settled_s", " s"), get("baseline", n, "settled_s", " s")))
+    rows.append((f"Employee status writes at start, {label} Employees", f"≤ {2 * n:,} (two each)",
+                 get("scale", n, "employee_status_writes_at_start"), get("baseline", n, "employee_status_writes_at_start")))
+    rows.append((f"Employee status writes for one offboarding (its own / others'), {label} Employees", "≤ 2 / 0",
+                 f'{get("scale", n, "employee_status_writes_per_offboarding")} / {get("scale", n, "other_employee_status_writes_per_offboarding")}',
+                 f'{get("baseline", n, "employee_status_writes_per_offboarding")} / {get("baseline", n, "other_employee_status_writes_per_offboarding")}'))
+    rows.append((f"Exit after SIGTERM, idle / right after the first sweep, {label} Employees",
+                 "< 30 s (chart grace); bound 20 s",
+                 f'{get("scale", n, "exit_after_sigterm_s", " s")} / {get("scale", n, "exit_after_sigterm_busy_s", " s")}',
+                 f'{get("baseline", n, "exit_after_sigterm_s", " s")} / {get("baseline", n, "exit_after_sigterm_busy_s", " s")}'))
+p = ("plan", 100000)
+rows.append(("Planning, 100,000 Employees × 200 grants: time", "< 1 s", get(*p, "plan_s", " s"), ""))
+rows.append(("Planning, 100,000 Employees × 200 grants: peak heap of the plan (inputs apart)", "< 300 MB",
+             get(*p, "plan_peak_heap_mib", " MiB"), ""))
+rows.append(("Planning, 100,000 Employees × 200 grants: heap of the inputs", "", get(*p, "inputs_heap_mib", " MiB"), ""))
+for n in sorted(k[1] for k in runs if k[0] == "latency") or [100, 1000]:
+    label = f"{n:,}"
+    rows.append((f"kubectl patch → revocation at privacyIDEA, p50 / p99, {label} Employees", "seconds",
+                 f'{get("latency", n, "p50_ms", " ms")} / {get("latency", n, "p99_ms", " ms")}', ""))
+    rows.append((f"privacyIDEA requests per offboarding, median / max, {label} Employees", "constant",
+                 f'{get("latency", n, "pi_requests_per_offboarding_median")} / {get("latency", n, "pi_requests_per_offboarding_max")}', ""))
+
+with_baseline = any(k[0] == "baseline" for k in runs)
+head = "| Measure | Goal | This build |" + (" Baseline |" if with_baseline else "")
+rule = "|---|---|---|" + ("---|" if with_baseline else "")
+lines = [head, rule]
+for measure, goal, value, before in rows:
+    line = f"| {measure} | {goal} | {value} |"
+    if with_baseline:
+        line += f" {before} |"
+    lines.append(line)
+table = "\n".join(lines)
+print(table)
+
+notes = f"""# Performance
+
+Measured by `scripts/bench.sh` in one run, started {started}, on {machine}; keyward at
+{commit}{f", baseline binary `{baseline}`" if baseline else ""}. Release build (`cargo bench`).
+Every figure below comes from that run; "not measured" means the run did not include it.
+
+{table}
+
+How each figure is taken (see the benchmarks' module docs):
+
+- **Operator rows** (`benches/operator_scale.rs`): a real local kube-apiserver and etcd; one
+  namespace with N Employees created as `kubectl apply` creates them (its last-applied
+  annotation included), one privacyIDEA MfaProvider on a realm without users and one grant;
+  `keyward run` as the chart's ServiceAccount. RSS is `VmRSS` from `/proc` 40 s after start
+  (when users measured it in issue 11) and the kernel's high-water mark `VmHWM` at the end of
+  the run (after start-up and one offboarding). Status writes are counted in the API server's
+  own audit log. The first sweep is the first `keyward_reconcile_duration_seconds` sample.
+- **Planning rows** (`benches/plan.rs`): the pure engine, 100,000 people in two of 200 roles,
+  one grant per role, two enrolments each; heap counted by a counting global allocator.
+- **Latency rows** (`benches/operator_latency.rs`): 20 people holding a TOTP token at a real
+  privacyIDEA are offboarded one after another with `kubectl patch`; the other Employees of
+  the company are declared but have no privacyIDEA user. p99 of 20 samples is the worst one.
+  Requests are counted in privacyIDEA's own request log from each patch to 2 s after its
+  revocation. Each offboarding still reads the realm's whole token list (a full sweep): making
+  that constant needs per-user provider reads (a targeted sweep), which is not built yet.
+"""
+# Hand-written findings below the marker are kept from the previous file.
+MARKER = "<!-- Everything below is kept by scripts/bench.sh; the text above is generated. -->"
+try:
+    previous = open(out).read()
+except FileNotFoundError:
+    previous = ""
+kept = previous[previous.index(MARKER) + len(MARKER):] if MARKER in previous else "\n"
+open(out, "w").write(notes + "\n" + MARKER + kept)
