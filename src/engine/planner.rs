@@ -407,7 +407,6 @@ pub fn hold_message(plan: &Plan) -> Option<String> {
 mod duplicate_tests {
     use super::super::fixtures::*;
     use super::super::plan::Verdict;
-    use super::{PlanInput, plan};
     use crate::crd::EmployeeState;
     use crate::crd::mfa_provider::Scope;
 
@@ -425,15 +424,7 @@ mod duplicate_tests {
         ]);
         let mut p = provider();
         p.spec.scope = Scope::All;
-        let plan = plan(&PlanInput {
-            provider: &p,
-            employees: &employees,
-            grants: &grants,
-            inventory: Ok(&inv),
-            capabilities: &capabilities(),
-            now: now(),
-            revoked_in_window: 0,
-        });
+        let plan = planned(&p, &employees, &grants, &inv);
         assert_eq!(plan.revocations().count(), 0, "{:?}", plan.actions);
         let users: Vec<&str> = plan.conflicts.iter().map(|c| c.user.as_str()).collect();
         assert_eq!(users, ["Ghost", "dave"]);
@@ -447,7 +438,7 @@ mod duplicate_tests {
 mod unlisted_tests {
     use super::super::fixtures::*;
     use super::super::plan::{Reason, Verdict};
-    use super::{PlanInput, UNLISTED_KIND, plan};
+    use super::UNLISTED_KIND;
     use crate::crd::EmployeeState;
 
     #[test]
@@ -463,15 +454,7 @@ mod unlisted_tests {
             ("dave", &[("reset", UNLISTED_KIND, true)]),
             ("frank", &[("reset", UNLISTED_KIND, true)]),
         ]);
-        let p = plan(&PlanInput {
-            provider: &provider(),
-            employees: &employees,
-            grants: &grants,
-            inventory: Ok(&inv),
-            capabilities: &capabilities(),
-            now: now(),
-            revoked_in_window: 0,
-        });
+        let p = planned(&provider(), &employees, &grants, &inv);
         let revoked: Vec<(&str, Reason)> = p.revocations().map(|a| (a.user.as_str(), a.reason)).collect();
         assert_eq!(revoked, [("dave", Reason::EmployeeOffboarded), ("frank", Reason::NotEntitled)]);
         let alice = p.employees.iter().find(|v| v.employee == "alice").expect("alice");

@@ -47,33 +47,50 @@ pub fn one(name: &str, ids: &[String]) -> Result<Option<String>, Failure> {
     }
 }
 
-/// The cache shared by a provider client's sweeps and revocations.
-#[derive(Default)]
-pub struct UserIds(Mutex<Names>);
+/// The cache shared by a provider client's sweeps and revocations: what is known of each user
+/// by the lower-cased names keyward knows it by. `V` is the distinct ids of the users that go
+/// by a name (the default), or a provider's richer record of the one user (Okta).
+pub struct UserIds<V = Vec<String>>(Mutex<HashMap<String, V>>);
 
-impl UserIds {
-    fn names(&self) -> std::sync::MutexGuard<'_, Names> {
+impl<V> Default for UserIds<V> {
+    fn default() -> Self {
+        UserIds(Mutex::new(HashMap::new()))
+    }
+}
+
+impl<V: Clone> UserIds<V> {
+    fn names(&self) -> std::sync::MutexGuard<'_, HashMap<String, V>> {
         self.0.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The cached ids of `name`; `None` when the name is not cached.
-    pub fn get(&self, name: &str) -> Option<Vec<String>> {
-        self.names().0.get(&name.to_lowercase()).cloned()
+    /// What is cached for `name`; `None` when the name is not cached.
+    pub fn get(&self, name: &str) -> Option<V> {
+        self.names().get(&name.to_lowercase()).cloned()
     }
 
-    /// Replaces the whole cache with what a full listing found.
-    pub fn replace(&self, fresh: Names) {
-        *self.names() = fresh;
+    /// Caches `value` for each of `names` (empty ones are skipped), replacing what was cached.
+    pub fn set_all(&self, names: &[&str], value: &V) {
+        let mut cached = self.names();
+        for name in names.iter().filter(|n| !n.is_empty()) {
+            cached.insert(name.to_lowercase(), value.clone());
+        }
     }
 
-    /// Caches `ids` for `name` (a lookup's result), replacing what was cached for it.
-    pub fn set(&self, name: &str, ids: Vec<String>) {
-        self.names().0.insert(name.to_lowercase(), ids);
+    /// Caches `value` for `name` (a lookup's result), replacing what was cached for it.
+    pub fn set(&self, name: &str, value: V) {
+        self.names().insert(name.to_lowercase(), value);
     }
 
     /// Drops `name`: the provider no longer knows its cached id.
     pub fn forget(&self, name: &str) {
-        self.names().0.remove(&name.to_lowercase());
+        self.names().remove(&name.to_lowercase());
+    }
+}
+
+impl UserIds {
+    /// Replaces the whole cache with what a full listing found.
+    pub fn replace(&self, fresh: Names) {
+        *self.names() = fresh.0;
     }
 
     /// The one user `name` stands for: from the cache, else `fetch`ed from the provider and

@@ -380,13 +380,9 @@ impl Entra {
     }
 
     async fn remove(&self, user: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
-        self.users
-            .remove_fresh(
-                user,
-                || self.lookup(user),
-                |id: String| async move { self.remove_from(&id, enrolment).await },
-            )
-            .await
+        let (lookup, remove) =
+            (|| self.lookup(user), |id: String| async move { self.remove_from(&id, enrolment).await });
+        self.users.remove_fresh(user, lookup, remove).await
     }
 
     /// Deletes one method. Graph refuses (400) some deletions while other methods remain: the

@@ -304,13 +304,9 @@ impl Keycloak {
         }
         // "User not found" and "Credential not found" are both 404: `remove_fresh` asks for the
         // id again before the credential is called gone.
-        self.users
-            .remove_fresh(
-                user,
-                || self.lookup(user),
-                |id: String| async move { self.remove_from(&id, enrolment).await },
-            )
-            .await
+        let (lookup, remove) =
+            (|| self.lookup(user), |id: String| async move { self.remove_from(&id, enrolment).await });
+        self.users.remove_fresh(user, lookup, remove).await
     }
 
     async fn remove_from(&self, user_id: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {

@@ -23,7 +23,7 @@ use super::rest::{
     Auth, Backoff, Call, Rest, StaticHeader, declared_name, declared_set, decode, join, reset_in, same_origin, snippet,
     status_failure,
 };
-use super::user_ids;
+use super::user_ids::{self, UserIds};
 use super::{Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{OktaSpec, RevocationMode};
@@ -55,7 +55,7 @@ pub struct Okta {
     group_id: Option<String>,
     rest: Rest,
     /// Lower-cased login (or e-mail) → user, from lookups and listings.
-    users: Mutex<HashMap<String, Known>>,
+    users: UserIds<Known>,
     /// Factors that an earlier revocation's cascade already removed, per user id.
     cascaded: Mutex<HashMap<String, HashSet<String>>>,
     /// The user listing of `scope: All`, resumed from the page where it last failed.
@@ -173,7 +173,7 @@ impl Okta {
             base,
             group_id: spec.group_id.clone().filter(|g| !g.is_empty()),
             rest,
-            users: Mutex::new(HashMap::new()),
+            users: UserIds::default(),
             cascaded: Mutex::new(HashMap::new()),
             user_listing: paging::Resumable::default(),
         })
@@ -191,10 +191,7 @@ impl Okta {
             email: user.profile.email.clone(),
             deprovisioned: user_deprovisioned(&user.status) == Some(true),
         };
-        let mut users = self.users.lock().unwrap_or_else(|p| p.into_inner());
-        for name in names.iter().filter(|n| !n.is_empty()) {
-            users.insert(name.to_lowercase(), known.clone());
-        }
+        self.users.set_all(names, &known);
     }
 
     /// The user `name` addresses (a login, an e-mail or an id): `None` when Okta has none.
@@ -246,12 +243,11 @@ impl Okta {
 
     /// The user's Okta id (factor paths take the id), from the cache or a lookup.
     async fn known(&self, login: &str) -> Result<Option<Known>, Failure> {
-        let cached = self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&login.to_lowercase()).cloned();
-        if let Some(known) = cached {
+        if let Some(known) = self.users.get(login) {
             return Ok(Some(known));
         }
         self.get_user(login).await?;
-        Ok(self.users.lock().unwrap_or_else(|p| p.into_inner()).get(&login.to_lowercase()).cloned())
+        Ok(self.users.get(login))
     }
 
     /// Every user of the org (or of `groupId`), following `Link: rel="next"`; a listing that
