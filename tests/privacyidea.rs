@@ -401,3 +401,33 @@ fn the_audit_log_is_a_chain_that_verify_checks() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("truncated"), "{out}");
 }
+
+/// `keyward check` signs in and reads no enrolment: the right credentials pass, a wrong
+/// password and a realm that does not exist fail with the provider named, and no token is
+/// touched either way.
+#[test]
+fn check_tries_the_credentials_and_names_the_provider_that_refused() {
+    let pi = privacyidea();
+    let acme = company(pi, "check");
+    let tree = example_tree(pi, &acme.realm);
+    let path = tree.path().display().to_string();
+    let out = keyward(&["check", "-f", &path]);
+    assert!(out.status.success(), "{}{}", stdout(&out), String::from_utf8_lossy(&out.stderr));
+    assert!(stdout(&out).contains("ok     acme/corp-pi: credentials accepted"), "{}", stdout(&out));
+
+    edit(tree.path(), "10-provider.yaml", &format!("password: {}", pi.env["KEYWARD_PI_PASSWORD"]), "password: wrong");
+    let out = keyward(&["check", "-f", &path]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("error  acme/corp-pi") && stdout(&out).contains("credentials rejected"),
+        "{}",
+        stdout(&out)
+    );
+
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", &format!("realm: {}", acme.realm), "realm: no-such-realm");
+    let out = keyward(&["check", "-f", &tree.path().display().to_string()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("does not exist"), "{}", stdout(&out));
+    assert_eq!(pi.tokens(&acme.realm).len(), 10, "check touched no token");
+}

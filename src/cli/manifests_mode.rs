@@ -65,6 +65,38 @@ pub fn validate(args: &ManifestArgs, strict: bool) -> ExitCode {
     }
 }
 
+/// `keyward check`: each provider's credentials tried, nothing read that a plan would.
+pub async fn check(args: &ManifestArgs) -> ExitCode {
+    let manifests = match load(args, Fatal::Errors) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let mut refused = 0;
+    for loaded in &manifests.providers {
+        let provider = &loaded.object;
+        let namespace = provider.namespace().unwrap_or_default();
+        let lookup = |secret: &str, key: &str| manifests.secret_value(&namespace, secret, key);
+        let key = crate::engine::planner::provider_key(provider);
+        let checked = match providers::connect(provider, &lookup) {
+            Ok(backend) => backend.check().await,
+            Err(e) => Err(e),
+        };
+        match checked {
+            Ok(()) => println!("ok     {key}: credentials accepted"),
+            Err(e) => {
+                refused += 1;
+                println!("error  {key}: {e}");
+            }
+        }
+    }
+    if refused == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("error: {refused} of {} provider(s) did not accept keyward's credentials", manifests.providers.len());
+        ExitCode::FAILURE
+    }
+}
+
 async fn sweep_all(
     manifests: &Manifests,
     args: &ManifestArgs,

@@ -79,6 +79,13 @@ pub enum Command {
         #[arg(long, default_value = "keyward-audit.jsonl", env = "KEYWARD_AUDIT_LOG")]
         audit_log: PathBuf,
     },
+    /// Sign in to every MfaProvider of the manifests with its credentials and read the least
+    /// each provider allows (one user, the realm), no enrolments. Exit 0: every provider
+    /// accepted its credentials; 1: one did not (each named with what it answered).
+    Check {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+    },
     /// Offline schema and reference checks; every problem with its file and line. Errors and
     /// warnings fail it; notes (a Secret not in the tree, `policy.mode` left to its default)
     /// only with `--strict`.
@@ -137,6 +144,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Plan { manifests, output } => manifests_mode::plan(&manifests, output).await,
         Command::Apply { manifests, output, audit_log } => manifests_mode::apply(&manifests, output, &audit_log).await,
+        Command::Check { manifests } => manifests_mode::check(&manifests).await,
         Command::Validate { manifests, strict } => manifests_mode::validate(&manifests, strict),
         Command::Import { manifests, email_domain, out } => {
             manifests_mode::import(&manifests, email_domain.as_deref(), out.as_deref()).await
