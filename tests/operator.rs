@@ -93,6 +93,12 @@ impl Acme {
             .collect()
     }
 
+    /// Waits for an audit record: a token is gone at privacyIDEA a moment before its record
+    /// is on disk (written once the provider answered).
+    fn wait_record(&self, what: &str, matches: impl Fn(&Value) -> bool) {
+        eventually(WITHIN, what, || self.audit().iter().any(&matches));
+    }
+
     fn revoked(&self, user: &str, kind: &str) -> bool {
         let serial = &self.company.token(user, kind).serial;
         !privacyidea().tokens(&self.company.realm).contains_key(serial)
@@ -174,7 +180,7 @@ fn deleting_an_employee_revokes_first_and_deleting_a_provider_revokes_nothing() 
     assert!(!pi.authenticates(acme.company.token("bob", "totp")));
     let gone = cluster().kubectl(&["-n", &acme.ns, "get", "employee", "bob"]);
     assert!(!gone.status.success(), "bob is gone");
-    assert!(acme.audit().iter().any(|r| r["user"] == "bob" && r["reason"] == "EmployeeDeleted"));
+    acme.wait_record("bob's deletion record", |r| r["user"] == "bob" && r["reason"] == "EmployeeDeleted");
 
     acme.kubectl(&["delete", "mfaprovider", "corp-pi"]);
     acme.kubectl(&["patch", "employee", "alice", "--type", "merge", "-p", r#"{"spec":{"state":"Offboarded"}}"#]);
@@ -195,7 +201,7 @@ fn the_drift_sweep_revokes_an_enrolment_made_out_of_band() {
     eventually(WITHIN, "out-of-band token revoked", || !pi.tokens(&acme.company.realm).contains_key(&extra.serial));
     assert!(!pi.authenticates(&extra));
     assert!(pi.authenticates(acme.company.token("bob", "totp")));
-    assert!(acme.audit().iter().any(|r| r["enrolment"] == extra.serial.as_str() && r["reason"] == "NotEntitled"));
+    acme.wait_record("the drift record", |r| r["enrolment"] == extra.serial.as_str() && r["reason"] == "NotEntitled");
 }
 
 #[test]
@@ -590,7 +596,7 @@ fn an_active_window_ending_is_enforced_within_seconds_of_its_time() {
     let late = chrono::Utc::now() - until;
     eprintln!("revoked {} ms after activeUntil", late.num_milliseconds());
     assert!(late < chrono::Duration::seconds(10), "{late:?} after the contract's end");
-    assert!(acme.audit().iter().any(|r| r["user"] == "bob" && r["reason"] == "EmployeeOutsideActiveWindow"));
+    acme.wait_record("bob's window record", |r| r["user"] == "bob" && r["reason"] == "EmployeeOutsideActiveWindow");
 }
 
 /// keyward lists and watches only the Secrets labelled as provider credentials: each of its
@@ -670,6 +676,9 @@ fn sigterm_during_a_sweep_hands_over_only_after_the_sweep() {
     eventually(WITHIN, "alice revoked by the new leader", || acme.revoked("alice", "totp"));
     let records = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
     let serial = &acme.company.token("alice", "totp").serial;
+    // The token is gone at privacyIDEA a moment before its record is on disk (the record is
+    // written after the provider answered): wait for the record, then count.
+    eventually(WITHIN, "the new leader's audit record", || records(&standby_audit).contains(serial.as_str()));
     assert!(!records(&acme.audit).contains(serial.as_str()), "the terminated leader acted after SIGTERM");
     assert_eq!(records(&standby_audit).matches(serial.as_str()).count(), 1, "revoked once, by the new leader");
 }
