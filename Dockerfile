@@ -66,11 +66,12 @@ FROM ${RUNTIME_IMAGE}
 ARG VERSION=0.0.0-dev
 ARG REVISION=unknown
 ARG CREATED=1970-01-01T00:00:00Z
+ARG SOURCE=https://github.com/keyward/keyward
 LABEL org.opencontainers.image.title="keyward" \
       org.opencontainers.image.description="Kubernetes operator that revokes every MFA enrolment that is no longer declared" \
       org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.source="https://github.com/keyward/keyward" \
-      org.opencontainers.image.documentation="https://github.com/keyward/keyward/tree/main/docs" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.documentation="${SOURCE}/tree/main/docs" \
       org.opencontainers.image.vendor="keyward" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \

@@ -1452,6 +1452,131 @@ fn dockerfile_pins_its_bases_by_digest_builds_dependencies_first_and_uses_glibc(
     }
 }
 
+// ---------------------------------------------------------------------------------------
+// Release engineering: the workflows
+
+/// `scripts/helm.sh actionlint FILE…` (the pinned actionlint, built by `scripts/helm.sh
+/// install` or on first use): its exit status and output.
+fn actionlint(files: &[std::path::PathBuf]) -> (bool, String) {
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("scripts/helm.sh"))
+        .arg("actionlint")
+        .args(files)
+        .output()
+        .expect("scripts/helm.sh actionlint");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn workflows() -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for dir in [".github/workflows", "examples/gitops/.github/workflows"] {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn actionlint_passes_on_every_workflow_and_fails_on_a_broken_one() {
+    let files = workflows();
+    assert!(files.iter().any(|f| f.ends_with(".github/workflows/release.yaml")), "{files:?}");
+    let (ok, output) = actionlint(&files);
+    assert!(ok, "actionlint:\n{output}");
+    // The same check on a copy with a typo in an expression and a bad permission: it must fail.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yaml")).unwrap();
+    let broken = text.replacen("steps.build.outputs.digest", "steps.biuld.outputs.digest", 1).replacen(
+        "id-token: write",
+        "id-token: writ",
+        1,
+    );
+    assert_ne!(broken, text);
+    let copy = dir.path().join("release.yaml");
+    std::fs::write(&copy, broken).unwrap();
+    let (ok, output) = actionlint(&[copy]);
+    assert!(!ok && output.contains("biuld") && output.contains("writ"), "{output}");
+}
+
+#[test]
+fn the_release_workflow_pins_actions_by_commit_and_signs_what_it_publishes() {
+    for file in workflows() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines().filter(|l| l.trim_start().trim_start_matches("- ").starts_with("uses: ")) {
+            let target = line.split("uses: ").nth(1).unwrap();
+            let (_, reference) = target.split_once('@').unwrap_or_else(|| panic!("{}: {line}", file.display()));
+            let (sha, comment) = reference.split_once(" # ").unwrap_or((reference, ""));
+            assert!(
+                sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()) && comment.starts_with('v'),
+                "{}: {line} is not pinned by commit with its tag in a comment",
+                file.display()
+            );
+        }
+    }
+    let release: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(repo().join(".github/workflows/release.yaml")).unwrap()).unwrap();
+    assert_eq!(release["on"]["push"]["tags"], json!(["v*"]));
+    let job = &release["jobs"]["release"];
+    assert_eq!(job["permissions"]["id-token"], "write", "keyless signing needs the OIDC token");
+    let steps = job["steps"].as_array().unwrap();
+    let step = |uses: &str| steps.iter().find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(uses))).cloned();
+    let build = step("docker/build-push-action@").expect("buildx build");
+    assert_eq!(build["with"]["platforms"], "linux/amd64,linux/arm64");
+    assert_eq!(build["with"]["push"], true);
+    assert!(step("anchore/sbom-action@").is_some(), "SBOM");
+    let scripts: String = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    for command in [
+        "cosign sign --yes \"$IMAGE\"",
+        "helm package",
+        "helm push",
+        "cosign sign --yes \"$CHARTS/keyward@$digest\"",
+        "sha256sum",
+        "cosign sign-blob",
+        "cosign attest",
+    ] {
+        assert!(scripts.contains(command), "the release workflow does not run {command:?}");
+    }
+}
+
+/// `scripts/chart-readme.py [VALUES]`: the chart README it generates.
+fn generated_readme(values: Option<&std::path::Path>) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("scripts/chart-readme.py"))
+        .args(values)
+        .output()
+        .expect("python3 scripts/chart-readme.py");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_chart_readme_is_generated_from_values_yaml_and_current() {
+    let committed = std::fs::read_to_string(helm::chart_dir().join("README.md")).unwrap();
+    assert!(committed == generated_readme(None), "charts/keyward/README.md is stale: run scripts/helm.sh sync");
+    // Each row's default is what a YAML parser reads from values.yaml at that path.
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(helm::chart_dir().join("values.yaml")).unwrap()).unwrap();
+    let mut documented = 0;
+    for row in committed.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let path = cells[0].trim_start_matches("| ").trim_matches('`');
+        let shown: Value = serde_json::from_str(cells[2].trim_matches('`')).unwrap_or_else(|e| panic!("{row}: {e}"));
+        let actual = path.split('.').fold(&values, |v, k| &v[k]);
+        assert!(same_json(&shown, actual), "{path}: README says {shown}, values.yaml has {actual}");
+        documented += 1;
+    }
+    assert!(documented > 60, "only {documented} rows");
+    // A changed comment makes the committed README stale.
+    let dir = tempfile::tempdir().unwrap();
+    let changed = dir.path().join("values.yaml");
+    let text = std::fs::read_to_string(helm::chart_dir().join("values.yaml")).unwrap();
+    std::fs::write(&changed, text.replacen("# -- Create the ServiceMonitor.", "# -- Create a ServiceMonitor.", 1))
+        .unwrap();
+    let regenerated = generated_readme(Some(&changed));
+    assert!(regenerated != committed && regenerated.contains("Create a ServiceMonitor."));
+}
+
 /// JSON equality with numbers compared by value: Helm's YAML round trip writes the CRDs'
 /// `minimum: 0.0` as `0`, which the API server reads as the same float64.
 fn same_json(a: &Value, b: &Value) -> bool {
