@@ -32,7 +32,7 @@ fn everything_on() -> Value {
     json!({
         "replicaCount": 3,
         "image": {"repository": "registry.acme.example/security/keyward", "digest": format!("sha256:{}", "ab".repeat(32))},
-        "imagePullSecrets": ["acme-registry"],
+        "imagePullSecrets": [{"name": "acme-registry"}],
         "watch": {"namespaces": ["acme", "acme-contractors"]},
         "providerHosts": ["acme.okta.com", "*.duosecurity.com"],
         "leaderElection": {"leaseName": "keyward-acme", "leaseDuration": "30s"},
@@ -40,12 +40,16 @@ fn everything_on() -> Value {
         "logging": {"level": "info,keyward=debug", "format": "text"},
         "metrics": {"port": 9090},
         "service": {"port": 9090, "annotations": {"acme.example/team": "security"}},
-        "serviceMonitor": {"enabled": true, "interval": "1m", "scrapeTimeout": "20s", "labels": {"release": "prometheus"}},
+        "serviceMonitor": {"enabled": true, "interval": "1m", "scrapeTimeout": "20s", "labels": {"release": "prometheus"},
+                           "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
+                           "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "keyward_reconcile_duration_seconds_bucket", "action": "drop"}]},
         "networkPolicy": {
             "enabled": true,
             "apiServer": {"cidrs": ["10.0.0.1/32", "172.20.0.10/32"], "ports": [443]},
             "providers": [{"cidr": "203.0.113.10/32", "ports": [443]}, {"cidr": "198.51.100.0/28", "ports": [443, 8443]}],
-            "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+            "metricsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}],
+            "extraEgress": [{"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["10.0.0.0/8", "192.168.0.0/16"]}}],
+                             "ports": [{"port": 443, "protocol": "TCP"}]}]
         },
         "crds": {"install": false},
         "serviceAccount": {"name": "keyward-operator", "annotations": {"iam.example/role": "keyward"}},
@@ -160,8 +164,12 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
     assert_eq!(c["ports"], json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}]));
     assert_eq!(c["livenessProbe"]["httpGet"], json!({"path": "/healthz", "port": "http"}));
     assert_eq!(c["readinessProbe"]["httpGet"], json!({"path": "/readyz", "port": "http"}));
-    assert_eq!(c["resources"]["requests"], json!({"cpu": "50m", "memory": "64Mi"}));
-    assert_eq!(c["resources"]["limits"]["memory"], "256Mi");
+    assert_eq!(c["resources"]["requests"], json!({"cpu": "100m", "memory": "128Mi"}));
+    assert_eq!(
+        c["resources"]["limits"],
+        json!({"memory": "512Mi"}),
+        "no CPU limit: throttling would delay revocations"
+    );
 
     let service = r.one("Service");
     assert_eq!(service["metadata"]["name"], "keyward-metrics");
@@ -172,6 +180,8 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
     assert_eq!(service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"]);
     let pdb = r.one("PodDisruptionBudget");
     assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+    // A crash-looping or unready replica never blocks a node drain.
+    assert_eq!(pdb["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
     assert_eq!(pdb["spec"]["selector"], deployment["spec"]["selector"]);
     assert!(r.notes().contains("kubectl -n keyward-system rollout status deployment/keyward"), "{}", r.notes());
 }
@@ -328,7 +338,9 @@ fn non_default_values_render_a_namespaced_install_with_every_option() {
     assert_eq!(monitor["metadata"]["labels"]["release"], "prometheus");
     assert_eq!(
         monitor["spec"]["endpoints"],
-        json!([{"port": "http-metrics", "path": "/metrics", "interval": "1m", "scrapeTimeout": "20s"}])
+        json!([{"port": "http-metrics", "path": "/metrics", "interval": "1m", "scrapeTimeout": "20s",
+                "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
+                "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "keyward_reconcile_duration_seconds_bucket", "action": "drop"}]}])
     );
     let service = r.one("Service");
     for (key, value) in monitor["spec"]["selector"]["matchLabels"].as_object().unwrap() {
@@ -338,10 +350,11 @@ fn non_default_values_render_a_namespaced_install_with_every_option() {
     let policy = r.one("NetworkPolicy");
     assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
     let egress = policy["spec"]["egress"].as_array().unwrap();
-    assert_eq!(egress.len(), 4, "API server, DNS and two providers: {egress:?}");
+    assert_eq!(egress.len(), 5, "API server, DNS, two providers and the extra rule: {egress:?}");
     assert_eq!(egress[0]["to"], json!([{"ipBlock": {"cidr": "10.0.0.1/32"}}, {"ipBlock": {"cidr": "172.20.0.10/32"}}]));
     assert_eq!(egress[1]["ports"], json!([{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]));
     assert_eq!(egress[3]["ports"], json!([{"port": 443, "protocol": "TCP"}, {"port": 8443, "protocol": "TCP"}]));
+    assert_eq!(egress[4], everything_on()["networkPolicy"]["extraEgress"][0], "extraEgress is appended as given");
     assert_eq!(
         policy["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
         "monitoring"
@@ -404,6 +417,20 @@ fn the_schema_rejects_bad_values_with_the_offending_path() {
         (json!({"podAntiAffinity": "strict"}), "/podAntiAffinity"),
         (json!({"podDisruptionBudget": {"maxUnavailable": 0}}), "/podDisruptionBudget/maxUnavailable"),
         (json!({"extraEnv": [{"value": "x"}]}), "/extraEnv/0"),
+        (json!({"resources": {"limits": {"cpu": -1}}}), "/resources/limits/cpu"),
+        (json!({"resources": {"limits": {"cpu": true}}}), "/resources/limits/cpu"),
+        (json!({"imagePullSecrets": [{"nam": "acme-registry"}]}), "/imagePullSecrets/0"),
+        (json!({"imagePullSecrets": [""]}), "/imagePullSecrets/0"),
+        (json!({"global": {"imagePullSecrets": "acme-registry"}}), "/global/imagePullSecrets"),
+        (json!({"global": []}), "/global"),
+        (json!({"enabled": "yes"}), "/enabled"),
+        (
+            json!({"podDisruptionBudget": {"unhealthyPodEvictionPolicy": "Never"}}),
+            "/podDisruptionBudget/unhealthyPodEvictionPolicy",
+        ),
+        (json!({"networkPolicy": {"extraEgress": [{"from": []}]}}), "/networkPolicy/extraEgress/0"),
+        (json!({"serviceMonitor": {"relabelings": {"action": "drop"}}}), "/serviceMonitor/relabelings"),
+        (json!({"crds": {"annotations": {"x": 1}}}), "/crds/annotations/x"),
     ];
     // Each bad value is rejected twice: by `helm install` (the render) and by `helm lint`.
     // (Good values pass both: the lint and render tests above.)
@@ -425,6 +452,94 @@ fn the_schema_rejects_bad_values_with_the_offending_path() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn quantities_may_be_numbers_and_pull_secrets_either_form() {
+    // `--set resources.limits.cpu=1` gives the number 1, which Kubernetes takes as a quantity.
+    let results = render_all(&[
+        Release::new(
+            json!({"resources": {"requests": {"cpu": 0.5, "memory": "128Mi"}, "limits": {"cpu": 1, "memory": 536870912}}}),
+        ),
+        Release::new(json!({"imagePullSecrets": ["acme-registry", "mirror"]})),
+        Release::new(json!({"imagePullSecrets": [{"name": "acme-registry"}, {"name": "mirror"}]})),
+        Release::new(
+            json!({"imagePullSecrets": [{"name": "acme-registry"}], "global": {"imagePullSecrets": ["mirror", {"name": "acme-registry"}]}}),
+        ),
+    ]);
+    let numbers = results[0].as_ref().expect("numeric quantities");
+    let c = deployment_container(numbers);
+    assert_eq!(c["resources"]["limits"], json!({"cpu": 1, "memory": 536870912}));
+    assert_eq!(c["resources"]["requests"]["cpu"], 0.5);
+    // The API server takes them as quantities: cluster::helm_install_takes_set_numbers_as_quantities.
+    let want = json!([{"name": "acme-registry"}, {"name": "mirror"}]);
+    for (i, which) in [(1, "plain names"), (2, "objects"), (3, "objects plus global, deduplicated")] {
+        let r = results[i].as_ref().unwrap_or_else(|e| panic!("{which}: {e}"));
+        assert_eq!(r.one("Deployment")["spec"]["template"]["spec"]["imagePullSecrets"], want, "{which}");
+    }
+}
+
+#[test]
+fn the_defaults_hold_ten_thousand_employees_as_measured_and_the_sizing_table_holds_its_sizes() {
+    // docs/performance.md is the scale benchmark's output; docs/helm.md's sizing table and the
+    // chart's defaults must stay above what it measured.
+    let perf = std::fs::read_to_string(repo().join("docs/performance.md")).unwrap();
+    let measured = |what: &str, employees: &str| -> f64 {
+        let row = format!("| Operator RSS, {what}, {employees} Employees |");
+        let line = perf.lines().find(|l| l.starts_with(&row)).unwrap_or_else(|| panic!("{row} not in performance.md"));
+        let cell = line.trim_end_matches('|').rsplit('|').next().unwrap().trim();
+        cell.strip_suffix(" MiB").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{cell:?} in {line}"))
+    };
+    let c = deployment_container(&render(&Release::new(json!({}))));
+    let request = mebibytes(c["resources"]["requests"]["memory"].as_str().unwrap());
+    let limit = mebibytes(c["resources"]["limits"]["memory"].as_str().unwrap());
+    let steady = measured("steady (40 s after start)", "10,000");
+    assert!(request >= steady, "default request {request} MiB below the steady RSS at 10,000 Employees ({steady} MiB)");
+    // Headroom: a company five times that size still starts under the default limit.
+    let peak_50k = measured("peak (VmHWM)", "50,000");
+    assert!(
+        limit >= 1.5 * peak_50k,
+        "default limit {limit} MiB: less than 1.5 × the 50,000-Employee peak ({peak_50k} MiB)"
+    );
+
+    let helm_md = std::fs::read_to_string(repo().join("docs/helm.md")).unwrap();
+    let table: Vec<Vec<String>> = helm_md
+        .lines()
+        .skip_while(|l| !l.starts_with("| Employees"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().replace('`', "")).collect())
+        .collect();
+    assert!(table.len() >= 3, "no sizing table in docs/helm.md: {table:?}");
+    let mut checked = 0;
+    for row in &table {
+        // | Employees | requests.memory | limits.memory | measured … |
+        let employees = row[0].trim_start_matches("up to ").to_string();
+        if !["1,000", "10,000", "50,000"].contains(&employees.as_str()) {
+            continue;
+        }
+        let (request, limit) = (mebibytes(&row[1]), mebibytes(&row[2]));
+        let (steady, peak) = (measured("steady (40 s after start)", &employees), measured("peak (VmHWM)", &employees));
+        assert!(request >= steady && limit >= 1.5 * peak, "{row:?}: measured {steady} MiB steady, {peak} MiB peak");
+        checked += 1;
+    }
+    assert_eq!(checked, 3, "{table:?}");
+    let default_row = table.iter().find(|r| r[0] == "up to 10,000").expect("a 10,000 row");
+    assert_eq!(
+        (mebibytes(&default_row[1]), mebibytes(&default_row[2])),
+        (request, limit),
+        "the table's 10,000 row is the chart default"
+    );
+}
+
+/// A Kubernetes memory quantity (Mi, Gi, or bytes) in MiB.
+fn mebibytes(quantity: &str) -> f64 {
+    let (number, factor) = match quantity {
+        q if q.ends_with("Gi") => (&q[..q.len() - 2], 1024.0),
+        q if q.ends_with("Mi") => (&q[..q.len() - 2], 1.0),
+        q => (q, 1.0 / (1024.0 * 1024.0)),
+    };
+    number.parse::<f64>().unwrap_or_else(|_| panic!("quantity {quantity:?}")) * factor
 }
 
 #[test]
@@ -558,6 +673,11 @@ fn rendered_crds_equal_crds_dir_plus_the_keep_policy() {
     for (rendered, want) in kept.iter().zip(&expected) {
         let name = want["metadata"]["name"].as_str().unwrap();
         assert_eq!(rendered["metadata"]["annotations"]["helm.sh/resource-policy"], "keep", "{name}");
+        // Argo CD ignores Helm's annotation when it prunes: its own says the same.
+        assert_eq!(
+            rendered["metadata"]["annotations"]["argocd.argoproj.io/sync-options"], "Prune=false,Delete=false",
+            "{name}"
+        );
         assert_eq!(rendered["metadata"]["labels"]["app.kubernetes.io/part-of"], "keyward", "{name}");
         let mut stripped = rendered.clone();
         let meta = stripped["metadata"].as_object_mut().unwrap();
@@ -570,6 +690,23 @@ fn rendered_crds_equal_crds_dir_plus_the_keep_policy() {
     }
     for crd in unkept {
         assert!(crd["metadata"]["annotations"].get("helm.sh/resource-policy").is_none());
+        assert!(crd["metadata"]["annotations"].get("argocd.argoproj.io/sync-options").is_none());
+    }
+}
+
+#[test]
+fn crds_annotations_are_added_and_win_over_the_charts() {
+    let r = render(&Release::new(json!({"crds": {"annotations": {
+        "acme.example/owner": "security",
+        "argocd.argoproj.io/sync-options": "Prune=false,Delete=false,ServerSideApply=true"
+    }}})));
+    let crds = r.of_kind("CustomResourceDefinition");
+    assert_eq!(crds.len(), 3);
+    for crd in crds {
+        let annotations = &crd["metadata"]["annotations"];
+        assert_eq!(annotations["acme.example/owner"], "security");
+        assert_eq!(annotations["argocd.argoproj.io/sync-options"], "Prune=false,Delete=false,ServerSideApply=true");
+        assert_eq!(annotations["helm.sh/resource-policy"], "keep");
     }
 }
 
@@ -872,6 +1009,70 @@ fn flux_kstatus_reads_every_sample_as_expected() {
 }
 
 #[test]
+fn kstatus_reads_the_ready_condition_only_after_reconciling_and_stalled() {
+    // Upstream's order (checkGenericProperties before checkReadyCondition): a Ready=True left
+    // behind next to Reconciling=True is InProgress, and Ready=False alone is never Failed.
+    let carol = samples().into_iter().find(|s| s["metadata"]["name"] == "carol").unwrap();
+    let mut stale_ready = carol.clone();
+    stale_ready["status"]["conditions"][0]["status"] = json!("True");
+    assert_eq!(status::kstatus(&stale_ready).0, status::KStatus::InProgress);
+    let mut ready_only = carol.clone();
+    ready_only["status"]["conditions"] = json!([carol["status"]["conditions"][0].clone()]);
+    assert_eq!(status::kstatus(&ready_only).0, status::KStatus::InProgress, "Ready=False alone");
+    ready_only["status"]["conditions"][0]["status"] = json!("True");
+    assert_eq!(status::kstatus(&ready_only).0, status::KStatus::Current, "Ready=True alone");
+}
+
+/// The people Kustomization's `spec.healthCheckExprs` in the Flux example.
+fn flux_health_check_exprs() -> Vec<Value> {
+    let flux = helm::parse_documents(
+        &std::fs::read_to_string(repo().join("examples/gitops/platform/flux/keyward.yaml")).unwrap(),
+    )
+    .unwrap();
+    let people = flux.iter().find(|d| d["kind"] == "Kustomization" && d["metadata"]["name"] == "people").unwrap();
+    assert_eq!(people["spec"]["wait"], true, "healthCheckExprs apply to what `wait` checks");
+    people["spec"]["healthCheckExprs"].as_array().cloned().unwrap_or_default()
+}
+
+#[test]
+fn flux_health_check_exprs_cover_the_three_kinds_and_read_every_sample_as_expected() {
+    let exprs = flux_health_check_exprs();
+    let mut kinds: Vec<&str> = exprs.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    kinds.sort();
+    assert_eq!(kinds, ["AccessGrant", "Employee", "MfaProvider"]);
+    for e in &exprs {
+        // Flux matches on the API group of the served CRD.
+        assert_eq!(e["apiVersion"], "keyward.dev/v1alpha1", "{e}");
+        assert!(e["current"].is_string(), "`current` is required: {e}");
+    }
+    let mut wrong = Vec::new();
+    for sample in samples() {
+        let name = sample["metadata"]["name"].as_str().unwrap().to_string();
+        let entry = exprs.iter().find(|e| e["kind"] == sample["kind"]).unwrap();
+        let want = status::KStatus::parse(&expectation(&sample, "flux")).unwrap_or_else(|| panic!("{name}: no flux"));
+        let (got, message) = status::flux_health(&sample, entry);
+        if got != want {
+            wrong.push(format!("{name}: {got:?} ({message}), expected {want:?}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // What the expressions are for: kstatus reads a just-applied object as Current.
+    let new = samples().into_iter().find(|s| s["metadata"]["name"] == "new").unwrap();
+    assert_eq!(status::kstatus(&new).0, status::KStatus::Current);
+    assert_ne!(status::flux_health(&new, &exprs[0]).0, status::KStatus::Current);
+}
+
+#[test]
+fn the_flux_evaluation_port_fails_on_wrong_expressions() {
+    let ready = samples().into_iter().find(|s| s["metadata"]["name"] == "ready").unwrap();
+    let typo = json!({"current": "status.conditions.exists(c, c.type == 'Readyy' && c.status == 'True')"});
+    assert_eq!(status::flux_health(&ready, &typo).0, status::KStatus::InProgress);
+    let missing = json!({"current": "status.phase == 'Ready'"});
+    assert_eq!(status::flux_health(&ready, &missing).0, status::KStatus::Unknown);
+    assert!(status::eval_cel("metadata.name == 'ready'", &ready).unwrap());
+}
+
+#[test]
 fn samples_keep_the_condition_contract_unless_marked() {
     let mut wrong = Vec::new();
     let mut broken_seen = 0;
@@ -1146,32 +1347,234 @@ fn the_example_values_are_accepted_by_the_chart() {
     .unwrap();
     let release = flux.iter().find(|d| d["kind"] == "HelmRelease").unwrap();
     assert_eq!(release["spec"]["values"], values, "the Flux HelmRelease carries platform/keyward-values.yaml");
-    let r = render(&Release::new(values));
+    let r = render(&Release::new(values.clone()));
     assert_eq!(args(&r)[1], "--namespaces=acme");
     assert_eq!(r.of_kind("ServiceMonitor").len(), 1);
     let argocd = helm::parse_documents(
-        &std::fs::read_to_string(repo().join("examples/gitops/platform/argocd/keyward.yaml")).unwrap(),
+        &std::fs::read_to_string(repo().join("examples/gitops/platform/argocd/apps/keyward.yaml")).unwrap(),
     )
     .unwrap();
     assert_eq!(argocd[0]["spec"]["sources"][0]["path"], "charts/keyward");
+    assert_eq!(argocd[0]["spec"]["sources"][0]["helm"]["valueFiles"], json!(["$people/platform/keyward-values.yaml"]));
+    // Both tools create the watched namespaces before keyward, whose Roles live there.
+    let watched: BTreeSet<&str> =
+        values["watch"]["namespaces"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let namespaces = |docs: &[Value]| -> BTreeSet<String> {
+        docs.iter()
+            .filter(|d| d["kind"] == "Namespace")
+            .map(|d| d["metadata"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let argocd_ns = helm::parse_documents(
+        &std::fs::read_to_string(repo().join("examples/gitops/platform/argocd/apps/namespaces.yaml")).unwrap(),
+    )
+    .unwrap();
+    for (tool, declared) in [("Argo CD", namespaces(&argocd_ns)), ("Flux", namespaces(&flux))] {
+        assert_eq!(declared.iter().map(String::as_str).collect::<BTreeSet<_>>(), watched, "{tool}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // Packaging
 
 #[test]
-fn dockerfile_runs_the_static_binary_as_the_charts_non_root_user() {
+fn dockerfile_runs_the_binary_as_the_charts_non_root_user() {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
     let user = dockerfile.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("USER").trim().to_string();
     let r = render(&Release::new(json!({})));
     let uid = r.one("Deployment")["spec"]["template"]["spec"]["securityContext"]["runAsUser"].to_string();
     assert_eq!(user, format!("{uid}:{uid}"), "the image's USER is the chart's runAsUser/runAsGroup");
     assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/keyward\"]"), "the chart passes `run` as args");
-    assert!(dockerfile.contains("-unknown-linux-musl"), "static binary");
     let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
     for path in ["target", ".git", ".cache"] {
         assert!(ignore.lines().any(|l| l.trim_start_matches('/') == path), ".dockerignore misses {path}");
     }
+}
+
+#[test]
+fn dockerfile_pins_its_bases_by_digest_builds_dependencies_first_and_uses_glibc() {
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    // Instructions, with comments dropped and continuation lines joined.
+    let mut instructions: Vec<String> = Vec::new();
+    let mut continued = false;
+    for line in dockerfile.lines().filter(|l| !l.trim_start().starts_with('#')) {
+        let (text, more) = match line.trim_end().strip_suffix('\\') {
+            Some(t) => (t, true),
+            None => (line.trim_end(), false),
+        };
+        match instructions.last_mut() {
+            Some(last) if continued => last.push_str(text),
+            _ if !text.trim().is_empty() => instructions.push(text.trim().to_string()),
+            _ => {}
+        }
+        continued = more;
+    }
+    let args: std::collections::BTreeMap<String, String> = instructions
+        .iter()
+        .filter_map(|i| i.strip_prefix("ARG "))
+        .filter_map(|a| a.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let froms: Vec<String> = instructions
+        .iter()
+        .filter_map(|i| i.strip_prefix("FROM "))
+        .map(|f| {
+            let image = f.split_whitespace().find(|w| !w.starts_with("--")).unwrap();
+            match image.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
+                Some(arg) => args.get(arg).unwrap_or_else(|| panic!("ARG {arg} has no default")).clone(),
+                None => image.to_string(),
+            }
+        })
+        .collect();
+    assert_eq!(froms.len(), 2, "{froms:?}");
+    for image in &froms {
+        let digest = image.split_once("@sha256:").map(|(_, d)| d).unwrap_or_default();
+        assert!(digest.len() == 64 && digest.chars().all(|c| c.is_ascii_hexdigit()), "{image} is not pinned by digest");
+    }
+    // glibc, the allocator docs/performance.md measured: no musl target, a glibc runtime.
+    assert!(!instructions.iter().any(|i| i.contains("musl")), "the image must not link musl");
+    assert!(froms[1].contains("distroless/cc-"), "{}: a runtime with glibc", froms[1]);
+    // Dependencies are built before the sources are copied in.
+    let position = |needle: &str| {
+        instructions
+            .iter()
+            .position(|i| i.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the Dockerfile"))
+    };
+    let manifests = position("COPY Cargo.toml Cargo.lock");
+    let dependencies = position("cargo build");
+    let sources = position("COPY src");
+    assert!(manifests < dependencies && dependencies < sources, "{instructions:#?}");
+    assert!(instructions[sources..].iter().any(|i| i.contains("cargo build")), "keyward is built after COPY src");
+    let labels: String = instructions.iter().filter(|i| i.starts_with("LABEL ")).cloned().collect();
+    for label in ["source", "version", "revision", "licenses", "created", "title"] {
+        assert!(labels.contains(&format!("org.opencontainers.image.{label}=")), "OCI label {label} missing");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Release engineering: the workflows
+
+/// `scripts/helm.sh actionlint FILE…` (the pinned actionlint, built by `scripts/helm.sh
+/// install` or on first use): its exit status and output.
+fn actionlint(files: &[std::path::PathBuf]) -> (bool, String) {
+    let out = std::process::Command::new("bash")
+        .arg(repo().join("scripts/helm.sh"))
+        .arg("actionlint")
+        .args(files)
+        .output()
+        .expect("scripts/helm.sh actionlint");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn workflows() -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for dir in [".github/workflows", "examples/gitops/.github/workflows"] {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn actionlint_passes_on_every_workflow_and_fails_on_a_broken_one() {
+    let files = workflows();
+    assert!(files.iter().any(|f| f.ends_with(".github/workflows/release.yaml")), "{files:?}");
+    let (ok, output) = actionlint(&files);
+    assert!(ok, "actionlint:\n{output}");
+    // The same check on a copy with a typo in an expression and a bad permission: it must fail.
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yaml")).unwrap();
+    let broken = text.replacen("steps.build.outputs.digest", "steps.biuld.outputs.digest", 1).replacen(
+        "id-token: write",
+        "id-token: writ",
+        1,
+    );
+    assert_ne!(broken, text);
+    let copy = dir.path().join("release.yaml");
+    std::fs::write(&copy, broken).unwrap();
+    let (ok, output) = actionlint(&[copy]);
+    assert!(!ok && output.contains("biuld") && output.contains("writ"), "{output}");
+}
+
+#[test]
+fn the_release_workflow_pins_actions_by_commit_and_signs_what_it_publishes() {
+    for file in workflows() {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for line in text.lines().filter(|l| l.trim_start().trim_start_matches("- ").starts_with("uses: ")) {
+            let target = line.split("uses: ").nth(1).unwrap();
+            let (_, reference) = target.split_once('@').unwrap_or_else(|| panic!("{}: {line}", file.display()));
+            let (sha, comment) = reference.split_once(" # ").unwrap_or((reference, ""));
+            assert!(
+                sha.len() == 40 && sha.chars().all(|c| c.is_ascii_hexdigit()) && comment.starts_with('v'),
+                "{}: {line} is not pinned by commit with its tag in a comment",
+                file.display()
+            );
+        }
+    }
+    let release: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(repo().join(".github/workflows/release.yaml")).unwrap()).unwrap();
+    assert_eq!(release["on"]["push"]["tags"], json!(["v*"]));
+    let job = &release["jobs"]["release"];
+    assert_eq!(job["permissions"]["id-token"], "write", "keyless signing needs the OIDC token");
+    let steps = job["steps"].as_array().unwrap();
+    let step = |uses: &str| steps.iter().find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(uses))).cloned();
+    let build = step("docker/build-push-action@").expect("buildx build");
+    assert_eq!(build["with"]["platforms"], "linux/amd64,linux/arm64");
+    assert_eq!(build["with"]["push"], true);
+    assert!(step("anchore/sbom-action@").is_some(), "SBOM");
+    let scripts: String = steps.iter().filter_map(|s| s["run"].as_str()).collect();
+    for command in [
+        "cosign sign --yes \"$IMAGE\"",
+        "helm package",
+        "helm push",
+        "cosign sign --yes \"$CHARTS/keyward@$digest\"",
+        "sha256sum",
+        "cosign sign-blob",
+        "cosign attest",
+    ] {
+        assert!(scripts.contains(command), "the release workflow does not run {command:?}");
+    }
+}
+
+/// `scripts/chart-readme.py [VALUES]`: the chart README it generates.
+fn generated_readme(values: Option<&std::path::Path>) -> String {
+    let out = std::process::Command::new("python3")
+        .arg(repo().join("scripts/chart-readme.py"))
+        .args(values)
+        .output()
+        .expect("python3 scripts/chart-readme.py");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn the_chart_readme_is_generated_from_values_yaml_and_current() {
+    let committed = std::fs::read_to_string(helm::chart_dir().join("README.md")).unwrap();
+    assert!(committed == generated_readme(None), "charts/keyward/README.md is stale: run scripts/helm.sh sync");
+    // Each row's default is what a YAML parser reads from values.yaml at that path.
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(helm::chart_dir().join("values.yaml")).unwrap()).unwrap();
+    let mut documented = 0;
+    for row in committed.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = row.split(" | ").collect();
+        let path = cells[0].trim_start_matches("| ").trim_matches('`');
+        let shown: Value = serde_json::from_str(cells[2].trim_matches('`')).unwrap_or_else(|e| panic!("{row}: {e}"));
+        let actual = path.split('.').fold(&values, |v, k| &v[k]);
+        assert!(same_json(&shown, actual), "{path}: README says {shown}, values.yaml has {actual}");
+        documented += 1;
+    }
+    assert!(documented > 60, "only {documented} rows");
+    // A changed comment makes the committed README stale.
+    let dir = tempfile::tempdir().unwrap();
+    let changed = dir.path().join("values.yaml");
+    let text = std::fs::read_to_string(helm::chart_dir().join("values.yaml")).unwrap();
+    std::fs::write(&changed, text.replacen("# -- Create the ServiceMonitor.", "# -- Create a ServiceMonitor.", 1))
+        .unwrap();
+    let regenerated = generated_readme(Some(&changed));
+    assert!(regenerated != committed && regenerated.contains("Create a ServiceMonitor."));
 }
 
 /// JSON equality with numbers compared by value: Helm's YAML round trip writes the CRDs'

@@ -218,7 +218,8 @@ fn crds_apply_server_side_without_conflicts_or_warnings() {
 fn rendered_manifests_apply_with_kubectl() {
     // The chart's CRDs are created here: a control plane of its own.
     let cluster = Cluster::start("apply");
-    cluster.namespaces(&["keyward-system"]);
+    // acme: the people tree's namespace (the platform creates it, examples/gitops/platform).
+    cluster.namespaces(&["keyward-system", "acme"]);
     let defaults = manifest(&Release::new(json!({})));
     let out = cluster.kubectl(&["apply", "-f", "-"], Some(&defaults));
     assert!(out.status.success() && out.stderr.is_empty(), "{}", text(&out));
@@ -692,4 +693,261 @@ fn the_operator_as_deployed_cluster_wide_makes_no_request_the_chart_denies() {
 fn the_operator_as_deployed_in_one_namespace_makes_no_request_the_chart_denies() {
     let release = Release::new(json!({"watch": {"namespaces": ["opns-people"]}})).named("opns", "opns-system");
     the_operator_as_deployed_runs_with_the_charts_rbac(Cluster::shared(), release, "opns-people");
+}
+
+// ---------------------------------------------------------------------------------------
+// Values as users pass them: --set numbers, keyward as a subchart
+
+#[test]
+fn helm_install_takes_set_numbers_as_quantities() {
+    // `--set resources.limits.cpu=1` gives the number 1 (not "1"); the schema once rejected it.
+    let cluster = Cluster::shared();
+    let (release_ns, watched) = ("setnum-system", "setnum-people");
+    cluster.namespaces(&[release_ns, watched]);
+    let chart = helm::chart_dir().display().to_string();
+    let watch = format!("watch.namespaces={{{watched}}}");
+    let installed = cluster.helm(&[
+        "install",
+        "setnum",
+        &chart,
+        "-n",
+        release_ns,
+        "--set",
+        "crds.install=false", // the shared control plane's CRDs come from crds/
+        "--set",
+        &watch,
+        "--set",
+        "resources.limits.cpu=1",
+        "--set",
+        "resources.requests.cpu=0.25",
+        "--set",
+        "resources.limits.memory=1Gi",
+    ]);
+    assert!(installed.status.success(), "{}", text(&installed));
+    let deployment = cluster.get(&["deployment", "setnum-keyward", "-n", release_ns]);
+    let resources = &deployment["spec"]["template"]["spec"]["containers"][0]["resources"];
+    // The API server normalizes the quantities.
+    assert_eq!(resources["limits"], json!({"cpu": "1", "memory": "1Gi"}), "{resources}");
+    assert_eq!(resources["requests"], json!({"cpu": "250m", "memory": "128Mi"}), "{resources}");
+}
+
+/// A parent chart (in `dir`) with keyward as a dependency under `condition: keyward.enabled`,
+/// vendored in its charts/ directory as `helm dependency build` would leave it.
+fn umbrella_chart(dir: &Path) -> PathBuf {
+    let parent = dir.join("platform");
+    std::fs::create_dir_all(parent.join("charts")).unwrap();
+    std::fs::write(
+        parent.join("Chart.yaml"),
+        "apiVersion: v2\nname: platform\nversion: 1.0.0\ndependencies:\n  - name: keyward\n    version: 0.1.0\n    \
+         repository: file://../keyward\n    condition: keyward.enabled\n",
+    )
+    .unwrap();
+    let status =
+        Command::new("cp").arg("-r").arg(helm::chart_dir()).arg(parent.join("charts/keyward")).status().unwrap();
+    assert!(status.success());
+    parent
+}
+
+#[test]
+fn keyward_installs_as_a_subchart_with_global_values() {
+    // Helm hands a subchart its parent's `global` and the `enabled` its condition reads; the
+    // schema once refused both (additionalProperties: false at the root).
+    let cluster = Cluster::shared();
+    let (release_ns, watched) = ("umbrella-system", "umbrella-people");
+    cluster.namespaces(&[release_ns, watched]);
+    let dir = tempfile::tempdir().unwrap();
+    let parent = umbrella_chart(dir.path());
+    let values = json!({
+        "global": {"imagePullSecrets": [{"name": "corp-registry"}], "imageRegistry": "registry.acme.example"},
+        "keyward": {"enabled": true, "crds": {"install": false}, "watch": {"namespaces": [watched]}}
+    });
+    let file = helm::values_file(&values);
+    let parent_path = parent.display().to_string();
+    let file_path = file.path().display().to_string();
+    let out = cluster.helm(&["install", "umbrella", &parent_path, "-n", release_ns, "-f", &file_path]);
+    assert!(out.status.success(), "{}", text(&out));
+    let deployment = cluster.get(&["deployment", "umbrella-keyward", "-n", release_ns]);
+    assert_eq!(deployment["spec"]["template"]["spec"]["imagePullSecrets"], json!([{"name": "corp-registry"}]));
+    assert_eq!(cluster.items(&["roles", "-n", watched, "-l", "app.kubernetes.io/instance=umbrella"]).len(), 1);
+
+    // keyward.enabled=false: the parent renders without keyward.
+    let off = helm::command()
+        .args(["template", "umbrella"])
+        .arg(&parent)
+        .args(["-f", &file_path, "--set", "keyward.enabled=false"])
+        .output()
+        .unwrap();
+    assert!(off.status.success(), "{}", text(&off));
+    assert!(!String::from_utf8_lossy(&off.stdout).contains("kind: Deployment"), "{}", text(&off));
+}
+
+// ---------------------------------------------------------------------------------------
+// The Argo CD example, synced in the order Argo CD syncs it
+
+/// Argo CD's kind order within a sync wave (gitops-engine pkg/sync/sync_tasks.go `kindOrder`,
+/// Helm's install order); kinds not listed (custom resources) come last.
+const ARGOCD_KIND_ORDER: &[&str] = &[
+    "Namespace",
+    "NetworkPolicy",
+    "ResourceQuota",
+    "LimitRange",
+    "PodSecurityPolicy",
+    "PodDisruptionBudget",
+    "ServiceAccount",
+    "Secret",
+    "SecretList",
+    "ConfigMap",
+    "StorageClass",
+    "PersistentVolume",
+    "PersistentVolumeClaim",
+    "CustomResourceDefinition",
+    "ClusterRole",
+    "ClusterRoleList",
+    "ClusterRoleBinding",
+    "ClusterRoleBindingList",
+    "Role",
+    "RoleList",
+    "RoleBinding",
+    "RoleBindingList",
+    "Service",
+    "DaemonSet",
+    "Pod",
+    "ReplicationController",
+    "ReplicaSet",
+    "Deployment",
+    "HorizontalPodAutoscaler",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "IngressClass",
+    "Ingress",
+    "APIService",
+];
+
+/// Objects in the order Argo CD applies them in one sync: wave, then kind, then name.
+fn argocd_sorted(mut objects: Vec<Value>) -> Vec<Value> {
+    let wave = |o: &Value| -> i64 {
+        o["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"].as_str().map_or(0, |w| w.parse().unwrap())
+    };
+    let kind = |o: &Value| {
+        let k = o["kind"].as_str().unwrap_or_default();
+        ARGOCD_KIND_ORDER.iter().position(|x| *x == k).unwrap_or(ARGOCD_KIND_ORDER.len())
+    };
+    objects.sort_by_key(|o| (wave(o), kind(o), o["metadata"]["name"].as_str().unwrap_or_default().to_string()));
+    objects
+}
+
+fn sync_options(obj: &Value) -> Vec<String> {
+    let listed = obj["spec"]["syncPolicy"]["syncOptions"].as_array().cloned().unwrap_or_default();
+    listed.iter().map(|o| o.as_str().unwrap().to_string()).collect()
+}
+
+fn gitops_example(path: &str) -> Vec<Value> {
+    let file = repo().join("examples/gitops").join(path);
+    helm::parse_documents(&std::fs::read_to_string(&file).unwrap()).unwrap()
+}
+
+/// Every object of examples/gitops/people, as the people Application (directory, recurse)
+/// renders it.
+fn people_objects() -> Vec<Value> {
+    helm::parse_documents(&moved_into(&people_tree(), "acme")).unwrap()
+}
+
+#[test]
+fn the_argocd_example_converges_from_an_empty_cluster_and_a_prune_spares_the_crds() {
+    // The CRDs are created by the chart here: a control plane of its own.
+    let cluster = Cluster::start("argocd");
+    let root = gitops_example("platform/argocd/root.yaml").remove(0);
+    assert_eq!(root["spec"]["source"]["path"], "platform/argocd/apps");
+    // Pruning a child Application (or deleting it with its resources finalizer) would take
+    // everything it deployed with it.
+    assert_eq!(root["spec"]["syncPolicy"]["automated"]["prune"], false);
+    let mut children = Vec::new();
+    for entry in std::fs::read_dir(repo().join("examples/gitops/platform/argocd/apps")).unwrap() {
+        let path = entry.unwrap().path();
+        children.extend(helm::parse_documents(&std::fs::read_to_string(&path).unwrap()).unwrap());
+    }
+    let children = argocd_sorted(children);
+    let order: Vec<String> = children
+        .iter()
+        .map(|c| format!("{}/{}", c["kind"].as_str().unwrap(), c["metadata"]["name"].as_str().unwrap()))
+        .collect();
+    assert_eq!(order, ["Namespace/acme", "Application/keyward", "Application/people"]);
+    for app in children.iter().filter(|c| c["kind"] == "Application") {
+        assert!(app["metadata"].get("finalizers").is_none(), "{app}");
+        assert!(app["spec"]["syncPolicy"]["retry"]["limit"].as_i64().unwrap_or(0) >= 5, "{app}: retry");
+    }
+    let people_app = &children[2];
+    assert!(sync_options(people_app).contains(&"SkipDryRunOnMissingResource=true".to_string()));
+    assert_eq!(people_app["spec"]["syncPolicy"]["automated"]["prune"], false);
+
+    // Argo CD does not wait for an Application to be healthy before the next wave (unless
+    // argocd-cm restores that health check): the people app may sync before keyward's CRDs
+    // exist. Its dry run then fails, which is what SkipDryRunOnMissingResource is for.
+    let people = stream(&argocd_sorted(people_objects()));
+    let early = cluster.kubectl(&["apply", "--dry-run=server", "-f", "-"], Some(&people));
+    assert!(!early.status.success() && text(&early).contains("no matches for kind"), "{}", text(&early));
+
+    // Wave -1: the namespaces.
+    cluster.ok(
+        &["apply", "--server-side", "--field-manager=argocd-controller", "-f", "-"],
+        Some(&stream(&[children[0].clone()])),
+    );
+    // Wave 0: the chart as the keyward Application renders it (helm template with its release
+    // name, namespace and values file), applied in Argo CD's kind order, server-side.
+    let app = &children[1];
+    let source = &app["spec"]["sources"][0];
+    assert_eq!(source["path"], "charts/keyward");
+    assert!(sync_options(app).contains(&"CreateNamespace=true".to_string()));
+    let namespace = app["spec"]["destination"]["namespace"].as_str().unwrap();
+    let values_path = source["helm"]["valueFiles"][0].as_str().unwrap().replace("$people/", "");
+    let values: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(repo().join("examples/gitops").join(values_path)).unwrap())
+            .unwrap();
+    let release = Release::new(values).named(source["helm"]["releaseName"].as_str().unwrap(), namespace);
+    let chart_objects = |release: &Release| -> Vec<Value> {
+        // The ServiceMonitor's CRD is the Prometheus Operator's, not installed here.
+        argocd_sorted(helm::render(release).objects().into_iter().filter(|o| o["kind"] != "ServiceMonitor").collect())
+    };
+    cluster.namespaces(&[namespace]);
+    let rendered = chart_objects(&release);
+    let applied = cluster
+        .kubectl(&["apply", "--server-side", "--field-manager=argocd-controller", "-f", "-"], Some(&stream(&rendered)));
+    assert!(applied.status.success(), "the keyward app's first sync: {}", text(&applied));
+    cluster.ok(&["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"], None);
+    // Wave 1, on retry: the people tree applies.
+    cluster.ok(&["apply", "--field-manager=argocd-controller", "-f", "-"], Some(&people));
+    assert_eq!(cluster.items(&["employees", "-n", "acme"]).len(), 2);
+
+    // A later render without the CRDs (crds.install turned off, a broken values file, a chart
+    // that moved them): Argo CD prunes what the app deployed and no longer renders, except
+    // objects whose live annotation says Prune=false. Pruned here as Argo CD would.
+    let mut without_crds = release.clone();
+    without_crds.values["crds"] = json!({"install": false});
+    let keep: std::collections::BTreeSet<String> =
+        chart_objects(&without_crds).iter().map(|o| format!("{}/{}", o["kind"], o["metadata"]["name"])).collect();
+    let mut pruned = Vec::new();
+    for object in &rendered {
+        let key = format!("{}/{}", object["kind"], object["metadata"]["name"]);
+        if keep.contains(&key) {
+            continue;
+        }
+        let kind = object["kind"].as_str().unwrap().to_lowercase();
+        let name = object["metadata"]["name"].as_str().unwrap();
+        let live = cluster.get(&[&kind, name]);
+        let options = live["metadata"]["annotations"]["argocd.argoproj.io/sync-options"].as_str().unwrap_or_default();
+        if options.split(',').any(|o| o.trim() == "Prune=false") {
+            continue;
+        }
+        cluster.ok(&["delete", &kind, name, "--wait=false"], None);
+        pruned.push(key);
+    }
+    assert!(pruned.is_empty(), "Argo CD would prune: {pruned:?}");
+    assert_eq!(cluster.items(&["crd", "-l", "app.kubernetes.io/part-of=keyward"]).len(), 3);
+    assert_eq!(cluster.items(&["employees", "-n", "acme"]).len(), 2, "the people survive the prune");
+    // The live CRDs also say Delete=false: deleting the app leaves them.
+    for crd in cluster.items(&["crd", "-l", "app.kubernetes.io/part-of=keyward"]) {
+        let options = crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"].as_str().unwrap_or_default();
+        assert!(options.split(',').any(|o| o == "Delete=false"), "{options}");
+    }
 }

@@ -1,5 +1,6 @@
-//! The status of keyward's objects as GitOps tools read it: Flux's kstatus rules, the Argo CD
-//! health check of deploy/argocd/health.lua, and the condition contract of docs/gitops.md.
+//! The status of keyward's objects as GitOps tools read it: kstatus' rules and Flux's
+//! `healthCheckExprs` evaluation, the Argo CD health check of deploy/argocd/health.lua, and the
+//! condition contract of docs/gitops.md.
 //!
 //! Self-contained so that the operator's end-to-end suite can check the objects keyward
 //! writes (`kubectl get employees -o json`) against the contract:
@@ -11,13 +12,16 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// kstatus' verdict (sigs.k8s.io/cli-utils pkg/kstatus/status).
+/// kstatus' verdict (sigs.k8s.io/cli-utils pkg/kstatus/status). `Unknown` is what the poller
+/// reports when the status function fails, e.g. a health check expression that cannot be
+/// evaluated; Flux keeps waiting on it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KStatus {
     InProgress,
     Failed,
     Current,
     Terminating,
+    Unknown,
 }
 
 impl KStatus {
@@ -27,6 +31,7 @@ impl KStatus {
             "Failed" => KStatus::Failed,
             "Current" => KStatus::Current,
             "Terminating" => KStatus::Terminating,
+            "Unknown" => KStatus::Unknown,
             _ => return None,
         })
     }
@@ -44,10 +49,14 @@ fn is_true(obj: &Value, kind: &str) -> bool {
     condition(obj, kind).is_some_and(|c| c["status"] == "True")
 }
 
-/// A port of kstatus' `Compute` for a custom resource (no type-specific rules apply):
-/// deletionTimestamp, then generation vs observedGeneration, then Reconciling / Stalled,
-/// then the Ready condition, else Current. Flux's health checks (kustomize-controller
-/// `wait`, helm-controller) use exactly this for kinds they do not know.
+/// A port of kstatus' `Compute` (pkg/kstatus/status/status.go) for a custom resource, as
+/// upstream has it (kubernetes-sigs/cli-utils, and Flux's fork fluxcd/cli-utils, whose
+/// status package has the same rules): `checkGenericProperties` (deletionTimestamp, then
+/// generation against status.observedGeneration when both are set, then Reconciling=True or
+/// Stalled=True), then the legacy rules, which exist for built-in kinds only, then
+/// `checkReadyCondition` (the fallback added upstream in 2020: Ready=True is Current,
+/// Ready=False or Unknown InProgress — never Failed), else Current. Flux's kustomize-controller
+/// (`wait`, `healthChecks`) uses it for every kind without `healthCheckExprs`.
 pub fn kstatus(obj: &Value) -> (KStatus, String) {
     if obj["metadata"]["deletionTimestamp"].as_str().is_some_and(|s| !s.is_empty()) {
         return (KStatus::Terminating, "Resource scheduled for deletion".into());
@@ -56,9 +65,10 @@ pub fn kstatus(obj: &Value) -> (KStatus, String) {
         (obj["metadata"]["generation"].as_i64(), obj["status"]["observedGeneration"].as_i64())
         && generation != observed
     {
+        let kind = obj["kind"].as_str().unwrap_or_default();
         return (
             KStatus::InProgress,
-            format!("generation is {generation}, but latest observed generation is {observed}"),
+            format!("{kind} generation is {generation}, but latest observed generation is {observed}"),
         );
     }
     for c in conditions(obj) {
@@ -79,6 +89,49 @@ pub fn kstatus(obj: &Value) -> (KStatus, String) {
         }
     }
     (KStatus::Current, "Resource is current".into())
+}
+
+/// Flux's verdict for an object of a kind with `healthCheckExprs` (one entry of a
+/// Kustomization's `spec.healthCheckExprs`), ported from fluxcd/pkg runtime/cel
+/// `StatusEvaluator.Evaluate`: InProgress while status.observedGeneration (when set) differs
+/// from metadata.generation; then the first of `inProgress`, `failed`, `current` that is true;
+/// none true is InProgress. The expressions see the object's top-level fields as variables
+/// (`status`, `metadata`); an expression that fails to evaluate makes the status Unknown.
+/// The CEL interpreter is the `cel` crate (kube-cel's), not cel-go: the expressions keep to
+/// what both implement (`has`, `exists`, `&&`, `==`).
+pub fn flux_health(obj: &Value, exprs: &Value) -> (KStatus, String) {
+    if let (Some(generation), Some(observed)) =
+        (obj["metadata"]["generation"].as_i64(), obj["status"]["observedGeneration"].as_i64())
+        && generation != observed
+    {
+        return (KStatus::InProgress, format!("generation {generation}, observed {observed}"));
+    }
+    for (key, verdict) in
+        [("inProgress", KStatus::InProgress), ("failed", KStatus::Failed), ("current", KStatus::Current)]
+    {
+        let Some(expr) = exprs[key].as_str() else { continue };
+        match eval_cel(expr, obj) {
+            Ok(true) => return (verdict, format!("{key} is true")),
+            Ok(false) => {}
+            Err(e) => return (KStatus::Unknown, format!("{key}: {e}")),
+        }
+    }
+    (KStatus::InProgress, "no expression is true".into())
+}
+
+/// One health check expression against `obj`, whose top-level fields are its variables.
+pub fn eval_cel(expr: &str, obj: &Value) -> Result<bool, String> {
+    use kube_cel::cel::{Context, Program, Value as Cel};
+    let program = Program::compile(expr).map_err(|e| format!("parse {expr:?}: {e}"))?;
+    let mut context = Context::default();
+    for (name, value) in obj.as_object().into_iter().flatten() {
+        context.add_variable(name.as_str(), value.clone()).map_err(|e| format!("variable {name}: {e}"))?;
+    }
+    match program.execute(&context) {
+        Ok(Cel::Bool(b)) => Ok(b),
+        Ok(other) => Err(format!("{expr:?} is not a boolean: {other:?}")),
+        Err(e) => Err(format!("evaluate {expr:?}: {e}")),
+    }
 }
 
 /// The rules of docs/gitops.md "The condition contract" that `obj` breaks; empty when it keeps

@@ -51,6 +51,30 @@ struct Endpoint {
     interval: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     scrape_timeout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    relabelings: Option<Vec<RelabelConfig>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    metric_relabelings: Option<Vec<RelabelConfig>>,
+}
+
+/// Prometheus Operator's RelabelConfig (monitoring.coreos.com/v1).
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RelabelConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source_labels: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    separator: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    regex: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    modulus: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    replacement: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<String>,
 }
 
 /// Checks one object; the error lists every problem found.

@@ -44,6 +44,26 @@ app.kubernetes.io/part-of: keyward
 {{- default (printf "%s-leader" (include "keyward.fullname" .)) .Values.leaderElection.leaseName }}
 {{- end }}
 
+{{/*
+The pod's imagePullSecrets: `imagePullSecrets` and a parent chart's `global.imagePullSecrets`,
+each entry either `{name: x}` or, as older releases of the chart took them, a plain name;
+duplicates once.
+*/}}
+{{- define "keyward.imagePullSecrets" -}}
+{{- $names := list }}
+{{- $global := .Values.global | default dict }}
+{{- range concat (.Values.imagePullSecrets | default list) ($global.imagePullSecrets | default list) }}
+{{- if kindIs "string" . }}
+{{- $names = append $names . }}
+{{- else }}
+{{- $names = append $names .name }}
+{{- end }}
+{{- end }}
+{{- range uniq $names }}
+- name: {{ . }}
+{{- end }}
+{{- end }}
+
 {{- define "keyward.image" -}}
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
