@@ -201,20 +201,33 @@ impl Elector {
                 Ok(Err(e)) => tracing::warn!(error = %e, lease = %self.name, "renew leader lease"),
                 Err(_) => tracing::warn!(lease = %self.name, "renew leader lease: no answer in time"),
             }
-            let holds = self.leadership.holds();
-            leader.send_if_modified(|l| std::mem::replace(l, holds) != holds);
-            tokio::select! {
-                _ = tokio::time::sleep(interval.saturating_sub(started.elapsed())) => {}
-                _ = shutdown.changed() => {
-                    // Stop acting now; the Lease itself is released once the sweeps in flight
-                    // have finished (see `release`).
-                    self.leadership.set(None);
-                    leader.send_if_modified(|l| std::mem::replace(l, false));
-                    return;
+            publish(&leader, self.leadership.holds());
+            // Until the next round, and at the moment leadership lapses if that comes first:
+            // a lapse and a regain between two rounds must both be published, or what the
+            // reconcilers left undecided while it lapsed would wait for a change that never
+            // comes (regaining triggers the sweep of everything).
+            let next_round = started + interval;
+            while Instant::now() < next_round {
+                let lapse = self.leadership.get().filter(|until| *until > Instant::now());
+                let wake = lapse.map_or(next_round, |until| until.min(next_round));
+                tokio::select! {
+                    _ = tokio::time::sleep_until(wake) => publish(&leader, self.leadership.holds()),
+                    _ = shutdown.changed() => {
+                        // Stop acting now; the Lease itself is released once the sweeps in
+                        // flight have finished (see `release`).
+                        self.leadership.set(None);
+                        publish(&leader, false);
+                        return;
+                    }
                 }
             }
         }
     }
+}
+
+/// Tells the watchers of `leader` when leadership changed (and only then).
+fn publish(leader: &watch::Sender<bool>, holds: bool) {
+    leader.send_if_modified(|l| std::mem::replace(l, holds) != holds);
 }
 
 #[cfg(test)]
@@ -286,5 +299,36 @@ mod tests {
         // elector's loop is doing.
         std::thread::sleep(Duration::from_millis(70));
         assert!(!leadership.holds());
+    }
+}
+
+#[cfg(test)]
+mod lapse_tests {
+    use super::*;
+
+    /// Renewals fail (nothing listens): the leadership the replica held lapses between two
+    /// rounds, and the lapse is published when it happens, not at the next round — so that
+    /// regaining it later is a change the sweep of everything hears.
+    #[tokio::test]
+    async fn a_lapse_between_rounds_is_published_when_it_happens() {
+        let client = kube::Client::try_from(kube::Config::new("http://127.0.0.1:9".parse().unwrap())).unwrap();
+        let leadership = Leadership::default();
+        let elector = Arc::new(Elector::new(
+            Api::namespaced(client, "x"),
+            "lease".into(),
+            "a".into(),
+            Duration::from_secs(30),
+            leadership.clone(),
+        ));
+        leadership.set(Some(Instant::now() + Duration::from_millis(300)));
+        let (leader_tx, mut leader_rx) = watch::channel(false);
+        let (_shutdown_tx, shutdown_rx) = watch::channel(false);
+        let started = Instant::now();
+        tokio::spawn(elector.run(leader_tx, shutdown_rx));
+        leader_rx.changed().await.expect("published");
+        assert!(*leader_rx.borrow_and_update(), "held after the first (failed) round");
+        tokio::time::timeout(Duration::from_secs(5), leader_rx.changed()).await.expect("in time").expect("published");
+        assert!(!*leader_rx.borrow(), "lapsed");
+        assert!(started.elapsed() < Duration::from_secs(5), "long before the next round (10 s)");
     }
 }
