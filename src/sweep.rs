@@ -1,7 +1,7 @@
 //! One sweep of one provider: list, plan, and (when asked and allowed) carry the plan out.
 //! The same code serves `keyward plan`, `keyward apply` and the operator.
 
-use crate::audit::{AuditRecord, AuditSink, Outcome};
+use crate::audit::{AuditRecord, AuditSink, Event, Outcome};
 use crate::crd::mfa_provider::{Mode, Scope};
 use crate::crd::{AccessGrant, Employee, MfaProvider, SOURCE_REVISION_ANNOTATION};
 use crate::engine::{self, Action, ActionKind, Capabilities, Enrolment, Inventory, Plan, PlanInput, identity};
@@ -122,6 +122,11 @@ pub trait Guard: Sync {
     fn declared_now(&self) -> DeclaredNow {
         DeclaredNow::Unchanged
     }
+    /// When the change that this sweep answers was first observed (the operator's watch),
+    /// for the audit records' `trigger`.
+    fn change_observed(&self) -> Option<DateTime<Utc>> {
+        None
+    }
 }
 
 /// The declared state at the moment of a provider call.
@@ -150,7 +155,7 @@ pub async fn sweep<E, G>(
     declared: &Declared<'_, E, G>,
     now: DateTime<Utc>,
     execution: Execution,
-    audit: &mut dyn AuditSink,
+    audit: &dyn AuditSink,
 ) -> SweepReport
 where
     E: Borrow<Employee> + Sync,
@@ -166,7 +171,7 @@ pub async fn sweep_guarded<E, G>(
     declared: &Declared<'_, E, G>,
     now: DateTime<Utc>,
     execution: Execution,
-    audit: &mut dyn AuditSink,
+    audit: &dyn AuditSink,
     guard: &dyn Guard,
 ) -> SweepReport
 where
@@ -174,7 +179,14 @@ where
     G: Borrow<AccessGrant> + Sync,
 {
     let start_requests = backend.requests();
-    let inventory = backend.inventory(&user_query(declared)).await;
+    let key = engine::planner::provider_key(declared.provider);
+    // Intents a crash left open are resolved by this read: their users are read too.
+    let interrupted = if execution == Execution::Apply { audit.unresolved(&key) } else { Vec::new() };
+    let mut query = user_query(declared);
+    query.declared.extend(interrupted.iter().map(|i| i.user.clone()));
+    query.declared.sort();
+    query.declared.dedup();
+    let inventory = backend.inventory(&query).await;
     let error_category = inventory.as_ref().err().map(ProviderError::category);
     let inventory = inventory.map_err(|e| e.to_string());
     let capabilities = backend.capabilities();
@@ -200,6 +212,9 @@ where
         report.requests = backend.requests() - start_requests;
         return report;
     }
+    if let Ok(listed) = &inventory {
+        resolve_interrupted(audit, listed, &interrupted, declared.provider, &mut report.audit_errors).await;
+    }
     let act = execution == Execution::Apply && report.plan.mode == Mode::Enforce && report.plan.error.is_none();
     let hold = engine::planner::hold_message(&report.plan);
 
@@ -213,8 +228,13 @@ where
         let result = if act { ActionResult::Blocked } else { ActionResult::Planned };
         for action in report.plan.revocations() {
             let r = ActionReport { action: action.clone(), result: result.clone() };
-            if execution == Execution::Apply {
-                record(audit, declared, &mut report.audit_errors, &report.plan, &r, hold.clone());
+            // Observe and plan-only runs leave no record; a held plan does, once per digest.
+            if r.result == ActionResult::Blocked {
+                let record =
+                    audit_record(declared, &report.plan, action, Event::Outcome, Outcome::Blocked, hold.clone(), guard);
+                if let Some(e) = write(audit, record).await {
+                    report.audit_errors.push(e);
+                }
             }
             results.push(r);
         }
@@ -226,13 +246,14 @@ where
 }
 
 /// Carries out the plan's revocations, a few at a time, each checked against the guard and the
-/// current declared state immediately before its provider call, and each recorded as it
-/// completes (a crash half-way must not leave revocations without their records).
+/// current declared state immediately before its provider call. Each call is announced by an
+/// `intent` record on disk before it is made and followed by its outcome record: a crash at
+/// any point leaves either no call, or an intent that the next sweep resolves.
 #[allow(clippy::too_many_arguments)]
 async fn revoke_all<E, G>(
     backend: &dyn MfaBackend,
     declared: &Declared<'_, E, G>,
-    audit: &mut dyn AuditSink,
+    audit: &dyn AuditSink,
     guard: &dyn Guard,
     listed: Option<&Inventory>,
     capabilities: &Capabilities,
@@ -243,31 +264,74 @@ async fn revoke_all<E, G>(
     G: Borrow<AccessGrant> + Sync,
 {
     let revocation = declared.provider.spec.policy.revocation;
+    let plan = &report.plan;
     // Owned actions: a closure over `&Action` makes the sweep future non-`Send`-general,
     // which the operator's controller needs.
-    let owned: Vec<Action> = report.plan.revocations().cloned().collect();
+    let owned: Vec<Action> = plan.revocations().cloned().collect();
     let mut done = futures::stream::iter(owned)
         .map(|action| async move {
             if !guard.may_act() {
-                return ActionReport { action, result: ActionResult::Deferred };
+                return (ActionReport { action, result: ActionResult::Deferred }, None);
             }
             if let Some(why) = listed.and_then(|l| withdrawn(guard, l, capabilities, &action)) {
-                return ActionReport { action, result: ActionResult::Withdrawn(why) };
+                let record =
+                    audit_record(declared, plan, &action, Event::Outcome, Outcome::Withdrawn, Some(why.clone()), guard);
+                return (ActionReport { action, result: ActionResult::Withdrawn(why) }, write(audit, record).await);
+            }
+            let intent = audit_record(declared, plan, &action, Event::Intent, Outcome::Intended, None, guard);
+            if let Some(error) = write(audit, intent.clone()).await {
+                // Not made: a revocation without its record is what an auditor must never find.
+                let why = format!("not revoked: its write-ahead audit record could not be written ({error})");
+                return (ActionReport { action, result: ActionResult::Failed(why) }, Some(error));
             }
             let enrolment =
                 Enrolment::new(action.enrolment.clone(), action.kind.clone(), true).providing(action.also.clone());
-            let result = match backend.revoke(&action.user, &enrolment, revocation).await {
-                Ok(crate::providers::Revoked::Done) => ActionResult::Revoked,
-                Ok(crate::providers::Revoked::AlreadyGone) => ActionResult::AlreadyGone,
-                Err(e) => ActionResult::Failed(e.to_string()),
+            let (result, outcome) = match backend.revoke(&action.user, &enrolment, revocation).await {
+                Ok(crate::providers::Revoked::Done) => (ActionResult::Revoked, intent.ended(Outcome::Revoked, None)),
+                Ok(crate::providers::Revoked::AlreadyGone) => {
+                    (ActionResult::AlreadyGone, intent.ended(Outcome::AlreadyGone, None))
+                }
+                Err(e) => (ActionResult::Failed(e.to_string()), intent.ended(Outcome::Failed, Some(e.to_string()))),
             };
-            ActionReport { action, result }
+            (ActionReport { action, result }, write(audit, outcome).await)
         })
         .buffered(CONCURRENT_REVOCATIONS);
-    while let Some(r) = done.next().await {
-        record(audit, declared, &mut report.audit_errors, &report.plan, &r, None);
+    while let Some((r, audit_error)) = done.next().await {
+        report.audit_errors.extend(audit_error);
         report.deferred |= r.result == ActionResult::Deferred;
         results.push(r);
+    }
+}
+
+/// Resolves the intents a crash left without an outcome, from the provider's listing: an
+/// enrolment no longer there (or disabled, when the policy disables) was revoked; one still
+/// there is recorded `interrupted` and the plan decides about it again like any other.
+async fn resolve_interrupted(
+    audit: &dyn AuditSink,
+    listed: &Inventory,
+    intents: &[AuditRecord],
+    provider: &MfaProvider,
+    errors: &mut Vec<String>,
+) {
+    let disables = provider.spec.policy.revocation == crate::crd::mfa_provider::RevocationMode::Disable;
+    for intent in intents {
+        let held = listed
+            .users
+            .iter()
+            .filter(|u| u.name == intent.user)
+            .flat_map(|u| u.enrolments.iter())
+            .find(|e| e.id == intent.enrolment);
+        let outcome = match held {
+            Some(e) if e.active || !disables => intent.ended(
+                Outcome::Interrupted,
+                Some("the process stopped before the provider answered; still enrolled, planned again".into()),
+            ),
+            _ => intent.ended(
+                Outcome::Revoked,
+                Some("confirmed after a restart: gone when the provider was read again".into()),
+            ),
+        };
+        errors.extend(write(audit, outcome).await);
     }
 }
 
@@ -313,37 +377,20 @@ fn withdrawn(guard: &dyn Guard, listed: &Inventory, capabilities: &Capabilities,
     (!still).then(|| "the current declared state no longer revokes it".into())
 }
 
-/// Writes the audit record of a revocation that was carried out, failed or was held back.
-/// Plan-only results leave no record.
-fn record<E: Borrow<Employee>, G>(
-    audit: &mut dyn AuditSink,
-    declared: &Declared<E, G>,
-    errors: &mut Vec<String>,
-    plan: &Plan,
-    r: &ActionReport,
-    hold: Option<String>,
-) {
-    let (outcome, detail) = match &r.result {
-        ActionResult::Revoked => (Outcome::Revoked, None),
-        ActionResult::AlreadyGone => (Outcome::AlreadyGone, None),
-        ActionResult::Blocked => (Outcome::Blocked, hold),
-        ActionResult::Failed(e) => (Outcome::Failed, Some(e.clone())),
-        ActionResult::Withdrawn(why) => (Outcome::Withdrawn, Some(why.clone())),
-        _ => return,
-    };
-    let mut record = audit_record(declared, &plan.provider, &r.action, outcome, detail);
-    record.approval = plan.approval.clone();
-    if let Err(e) = audit.record(&record) {
-        errors.push(format!("write audit record for {} {}: {e}", r.action.user, r.action.enrolment));
-    }
+/// Writes a record; the error, named, if it could not be.
+async fn write(audit: &dyn AuditSink, record: AuditRecord) -> Option<String> {
+    let error = audit.record(&record).await.err()?;
+    Some(format!("write audit record ({:?}) for {} {}: {error}", record.event, record.user, record.enrolment))
 }
 
-fn audit_record<E: Borrow<Employee>, G>(
+fn audit_record<E: Borrow<Employee>, G: Borrow<AccessGrant>>(
     declared: &Declared<E, G>,
-    provider: &str,
+    plan: &Plan,
     action: &Action,
+    event: Event,
     outcome: Outcome,
     detail: Option<String>,
+    guard: &dyn Guard,
 ) -> AuditRecord {
     let namespace = declared.provider.namespace();
     let employee = action.employee.as_ref().and_then(|name| {
@@ -353,19 +400,30 @@ fn audit_record<E: Borrow<Employee>, G>(
         .and_then(|e| e.annotations().get(SOURCE_REVISION_ANNOTATION))
         .or_else(|| declared.provider.annotations().get(SOURCE_REVISION_ANNOTATION))
         .cloned();
+    let time = Utc::now();
+    let grants: Vec<&AccessGrant> = declared.grants.iter().map(Borrow::borrow).collect();
+    let trigger = crate::engine::trigger::of(action, employee, &grants, time).or_else(|| guard.change_observed());
     AuditRecord {
-        time: Utc::now(),
-        provider: provider.to_string(),
+        time,
+        event,
+        provider: plan.provider.clone(),
+        endpoint: declared.provider.spec.block().ok().and_then(|b| b.spec().endpoint()),
         user: action.user.clone(),
         enrolment: action.enrolment.clone(),
         kind: action.kind.to_string(),
         reason: action.reason.to_string(),
         employee: action.employee.clone(),
+        employee_uid: employee.and_then(|e| e.uid()),
         grants: action.grants.clone(),
         source_revision,
         outcome,
         detail,
-        approval: None,
+        plan_digest: Some(plan.digest.clone()),
+        approval: plan.approval.clone(),
+        trigger,
+        latency_seconds: crate::audit::latency(trigger, time),
+        replica: None,
+        service_account: None,
     }
 }
 

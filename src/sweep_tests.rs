@@ -1,6 +1,6 @@
 //! The sweep against the fake provider: what is executed, held, recorded.
 
-use crate::audit::{Memory, Outcome};
+use crate::audit::{AuditRecord, AuditSink, Event, Memory, Outcome};
 use crate::crd::mfa_provider::Mode;
 use crate::crd::{EmployeeState, FactorKind};
 use crate::engine::fixtures::*;
@@ -22,56 +22,51 @@ fn leaver_setup() -> (crate::crd::MfaProvider, Vec<crate::crd::Employee>, Vec<cr
 #[tokio::test]
 async fn apply_revokes_and_records_each_revocation() {
     let (p, es, gs, fake) = leaver_setup();
-    let mut audit = Memory::default();
+    let audit = Memory::default();
     let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &mut audit)
-            .await;
+        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
     assert_eq!(fake.revoked_ids(), vec!["D1".to_string(), "D2".to_string()]);
     assert!(!report.failed());
-    assert_eq!(audit.0.len(), 2);
-    assert!(audit.0.iter().all(|r| r.outcome == Outcome::Revoked && r.employee.as_deref() == Some("dave")));
+    assert_eq!(audit.outcomes().len(), 2);
+    assert!(audit.outcomes().iter().all(|r| r.outcome == Outcome::Revoked && r.employee.as_deref() == Some("dave")));
 
     // The next sweep finds nothing to do.
-    let mut audit = Memory::default();
+    let audit = Memory::default();
     let again =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &mut audit)
-            .await;
+        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
     assert_eq!(again.plan.revocation_count(), 0);
-    assert!(audit.0.is_empty());
+    assert!(audit.outcomes().is_empty());
 }
 
 #[tokio::test]
 async fn plan_only_and_observe_change_nothing() {
     let (mut p, es, gs, fake) = leaver_setup();
-    let mut audit = Memory::default();
+    let audit = Memory::default();
     let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::PlanOnly, &mut audit)
-            .await;
+        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::PlanOnly, &audit).await;
     assert_eq!(report.plan.revocation_count(), 2);
     assert!(report.results.iter().all(|r| r.result == ActionResult::Planned));
     p.spec.policy.mode = Mode::Observe;
     let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &mut audit)
-            .await;
+        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
     assert_eq!(report.plan.revocation_count(), 2);
     assert!(fake.revoked_ids().is_empty());
-    assert!(audit.0.is_empty());
+    assert!(audit.outcomes().is_empty());
 }
 
 #[tokio::test]
 async fn a_held_plan_records_blocked_revocations_and_revokes_nothing() {
     let (mut p, es, gs, fake) = leaver_setup();
     p.spec.policy.budget.max_revocations = 1;
-    let mut audit = Memory::default();
+    let audit = Memory::default();
     let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &mut audit)
-            .await;
+        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
     assert!(report.blocked());
     assert!(fake.revoked_ids().is_empty());
-    assert_eq!(audit.0.len(), 2);
+    assert_eq!(audit.outcomes().len(), 2);
     assert!(
         audit
-            .0
+            .outcomes()
             .iter()
             .all(|r| r.outcome == Outcome::Blocked && r.detail.as_deref().unwrap_or("").contains(&report.plan.digest))
     );
@@ -81,13 +76,12 @@ async fn a_held_plan_records_blocked_revocations_and_revokes_nothing() {
 async fn one_failed_revocation_does_not_stop_the_others_and_is_recorded() {
     let (p, es, gs, fake) = leaver_setup();
     fake.failing_enrolments.lock().unwrap().push("D1".into());
-    let mut audit = Memory::default();
+    let audit = Memory::default();
     let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &mut audit)
-            .await;
+        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
     assert!(report.failed());
     assert_eq!(fake.revoked_ids(), vec!["D2".to_string()]);
-    let failed = audit.0.iter().find(|r| r.enrolment == "D1").unwrap();
+    let failed = audit.outcomes().into_iter().find(|r| r.enrolment == "D1").unwrap();
     assert_eq!(failed.outcome, Outcome::Failed);
     assert!(failed.detail.as_deref().unwrap().contains("revoke enrolment D1 of dave"));
 }
@@ -96,14 +90,13 @@ async fn one_failed_revocation_does_not_stop_the_others_and_is_recorded() {
 async fn a_failed_listing_revokes_nothing() {
     let (p, es, gs, fake) = leaver_setup();
     *fake.list_failure.lock().unwrap() = Some(Failure::Timeout(std::time::Duration::from_secs(10)));
-    let mut audit = Memory::default();
+    let audit = Memory::default();
     let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &mut audit)
-            .await;
+        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
     assert!(report.failed());
     assert!(report.plan.actions.is_empty());
     assert!(fake.revoked_ids().is_empty());
-    assert!(audit.0.is_empty());
+    assert!(audit.outcomes().is_empty());
 }
 
 #[tokio::test]
@@ -112,10 +105,9 @@ async fn invitations_are_sent_where_the_provider_has_them() {
     gs[0].spec.enrolment = crate::crd::EnrolmentPolicy::Required;
     gs[0].spec.factors.push(FactorKind::new("webauthn"));
     fake.capabilities = Some(crate::engine::Capabilities { disable: true, invite: vec![FactorKind::new("webauthn")] });
-    let mut audit = Memory::default();
+    let audit = Memory::default();
     let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &mut audit)
-            .await;
+        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
     assert_eq!(*fake.invited.lock().unwrap(), vec![("alice".to_string(), FactorKind::new("webauthn"))]);
     assert!(report.results.iter().any(|r| r.result == ActionResult::Invited));
 }
@@ -162,9 +154,9 @@ impl Guard for TestGuard {
 
 async fn guarded(guard: &TestGuard) -> (crate::sweep::SweepReport, FakeProvider, Memory) {
     let (p, es, gs, fake) = leaver_setup();
-    let mut audit = Memory::default();
+    let audit = Memory::default();
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
-    let report = sweep_guarded(&fake, &declared, now(), Execution::Apply, &mut audit, guard).await;
+    let report = sweep_guarded(&fake, &declared, now(), Execution::Apply, &audit, guard).await;
     (report, fake, audit)
 }
 
@@ -175,7 +167,7 @@ async fn a_guard_that_says_no_defers_everything() {
     assert!(report.deferred);
     assert_eq!(report.plan.revocation_count(), 2, "planned");
     assert!(fake.revoked_ids().is_empty(), "but not carried out");
-    assert!(audit.0.is_empty() && report.results.is_empty());
+    assert!(audit.outcomes().is_empty() && report.results.is_empty());
 }
 
 #[tokio::test]
@@ -186,7 +178,7 @@ async fn leadership_is_asked_again_before_every_provider_call() {
     assert_eq!(fake.revoked_ids().len(), 1, "one call made while leading");
     assert!(report.deferred);
     assert_eq!(report.results.iter().filter(|r| r.result == ActionResult::Deferred).count(), 1);
-    assert_eq!(audit.0.len(), 1, "only the revocation made is recorded");
+    assert_eq!(audit.outcomes().len(), 1, "only the revocation made is recorded");
 }
 
 #[tokio::test]
@@ -200,7 +192,7 @@ async fn a_re_entitlement_during_the_listing_withdraws_what_it_entitles() {
     assert_eq!(fake.revoked_ids(), vec!["D2".to_string()]);
     let d1 = report.results.iter().find(|r| r.action.enrolment == "D1").unwrap();
     assert!(matches!(d1.result, ActionResult::Withdrawn(_)), "{d1:?}");
-    assert!(audit.0.iter().any(|r| r.enrolment == "D1" && r.outcome == Outcome::Withdrawn));
+    assert!(audit.outcomes().iter().any(|r| r.enrolment == "D1" && r.outcome == Outcome::Withdrawn));
 }
 
 #[tokio::test]
@@ -244,7 +236,97 @@ async fn revocations_already_made_in_the_window_count_against_the_budget() {
     let (report, fake, audit) = guarded(&guard).await;
     assert!(report.blocked());
     assert!(fake.revoked_ids().is_empty());
-    assert!(audit.0.iter().all(|r| r.outcome == Outcome::Blocked));
+    assert!(audit.outcomes().iter().all(|r| r.outcome == Outcome::Blocked));
     let message = crate::engine::planner::hold_message(&report.plan).unwrap();
     assert!(message.contains("24 already made in the window"), "{message}");
+}
+
+/// A sink that notes, for every record, whether the provider had already been called for
+/// its enrolment when the record was written.
+struct Witness<'a> {
+    fake: &'a FakeProvider,
+    memory: Memory,
+    seen: std::sync::Mutex<Vec<(Event, String, bool)>>,
+    /// Intents cannot be written (a full disk, say).
+    refuse_intents: bool,
+}
+
+#[async_trait::async_trait]
+impl AuditSink for Witness<'_> {
+    async fn record(&self, record: &AuditRecord) -> std::io::Result<()> {
+        if self.refuse_intents && record.event == Event::Intent {
+            return Err(std::io::Error::other("no space left on device"));
+        }
+        let called = self.fake.revoked_ids().contains(&record.enrolment);
+        self.seen.lock().unwrap().push((record.event, record.enrolment.clone(), called));
+        self.memory.record(record).await
+    }
+}
+
+#[tokio::test]
+async fn each_provider_call_is_announced_on_disk_before_it_is_made() {
+    let (p, es, gs, fake) = leaver_setup();
+    let witness = Witness { fake: &fake, memory: Memory::default(), seen: Default::default(), refuse_intents: false };
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    sweep(&fake, &declared, now(), Execution::Apply, &witness).await;
+    let seen = witness.seen.lock().unwrap().clone();
+    for id in ["D1", "D2"] {
+        let of: Vec<(Event, bool)> = seen.iter().filter(|(_, e, _)| e == id).map(|(ev, _, c)| (*ev, *c)).collect();
+        assert_eq!(of, [(Event::Intent, false), (Event::Outcome, true)], "{id}: intent before the call, outcome after");
+    }
+    let records = witness.memory.records();
+    let intent = records.iter().find(|r| r.event == Event::Intent).expect("intent");
+    assert_eq!(intent.outcome, Outcome::Intended);
+    assert!(intent.plan_digest.as_deref().is_some_and(|d| !d.is_empty()), "the plan's digest");
+    assert!(witness.memory.unresolved("acme/corp-pi").is_empty(), "every intent has its outcome");
+}
+
+#[tokio::test]
+async fn an_intent_that_cannot_be_written_means_no_provider_call() {
+    let (p, es, gs, fake) = leaver_setup();
+    let witness = Witness { fake: &fake, memory: Memory::default(), seen: Default::default(), refuse_intents: true };
+    let report =
+        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &witness).await;
+    assert!(fake.revoked_ids().is_empty(), "no call without its write-ahead record");
+    assert!(report.failed());
+    assert!(report.results.iter().all(|r| matches!(&r.result, ActionResult::Failed(e) if e.contains("write-ahead"))));
+}
+
+fn intent(user: &str, enrolment: &str) -> AuditRecord {
+    serde_json::from_value(serde_json::json!({
+        "time": "2026-11-30T11:00:00Z", "event": "intent", "provider": "acme/corp-pi", "user": user,
+        "enrolment": enrolment, "kind": "totp", "reason": "EmployeeOffboarded", "employee": user, "grants": [],
+        "source_revision": null, "outcome": "intended", "trigger": "2026-11-30T10:59:00Z"
+    }))
+    .expect("an intent record")
+}
+
+/// A crash between intent and outcome: the next sweep reads the provider again. An enrolment
+/// gone was revoked (recorded now, once); one still there is `interrupted` and planned again.
+#[tokio::test]
+async fn intents_a_crash_left_open_are_resolved_by_reading_the_provider_again() {
+    let (p, es, gs, fake) = leaver_setup();
+    let audit = Memory::after(vec![intent("dave", "D1"), intent("dave", "D0-gone")]);
+    assert_eq!(audit.unresolved("acme/corp-pi").len(), 2);
+    sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    let outcomes: Vec<(String, Outcome)> = audit.outcomes().iter().map(|r| (r.enrolment.clone(), r.outcome)).collect();
+    assert_eq!(outcomes[..2], [("D1".into(), Outcome::Interrupted), ("D0-gone".into(), Outcome::Revoked)]);
+    let confirmed = audit.outcomes().into_iter().find(|r| r.enrolment == "D0-gone").expect("confirmed");
+    assert!(confirmed.detail.as_deref().unwrap_or("").contains("confirmed after a restart"));
+    assert!(confirmed.latency_seconds.is_some_and(|l| l > 60.0), "measured from the intent's trigger");
+    // D1 was still enrolled: planned again, revoked, recorded once more with its own intent.
+    assert_eq!(fake.revoked_ids(), vec!["D1".to_string(), "D2".to_string()]);
+    assert!(outcomes.contains(&("D1".into(), Outcome::Revoked)));
+    assert!(audit.unresolved("acme/corp-pi").is_empty());
+}
+
+#[tokio::test]
+async fn a_held_plan_is_recorded_once_per_digest_not_per_sweep() {
+    let (mut p, es, gs, fake) = leaver_setup();
+    p.spec.policy.budget.max_revocations = 1;
+    let audit = Memory::default();
+    for _ in 0..3 {
+        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    }
+    assert_eq!(audit.outcomes().len(), 2, "one blocked record per revocation of the held plan");
 }

@@ -101,7 +101,7 @@ async fn sweep_all(
     manifests: &Manifests,
     args: &ManifestArgs,
     execution: Execution,
-    audit: &mut dyn AuditSink,
+    audit: &dyn AuditSink,
 ) -> Vec<SweepReport> {
     let now = args.now.unwrap_or_else(chrono::Utc::now);
     let employees: Vec<Employee> = manifests.employees.iter().map(|l| l.object.clone()).collect();
@@ -149,7 +149,7 @@ pub async fn plan(args: &ManifestArgs, output: Format) -> ExitCode {
         Ok(m) => m,
         Err(code) => return code,
     };
-    let reports = sweep_all(&manifests, args, Execution::PlanOnly, &mut Memory::default()).await;
+    let reports = sweep_all(&manifests, args, Execution::PlanOnly, &Memory::default()).await;
     print!("{}", report::render(&reports, output, false));
     if reports.iter().any(SweepReport::failed) {
         ExitCode::FAILURE
@@ -177,14 +177,14 @@ pub async fn apply(args: &ManifestArgs, output: Format, audit_log: &Path) -> Exi
     };
     // Opened before any provider is touched: a revocation without its audit record is
     // exactly what an auditor must never find.
-    let mut audit = match JsonLinesFile::open(audit_log) {
+    let audit = match JsonLinesFile::open(audit_log) {
         Ok(file) => file,
         Err(e) => {
             eprintln!("error: open audit log {}: {e}; nothing was changed", audit_log.display());
             return ExitCode::FAILURE;
         }
     };
-    let reports = sweep_all(&manifests, args, Execution::Apply, &mut audit).await;
+    let reports = sweep_all(&manifests, args, Execution::Apply, &audit).await;
     print!("{}", report::render(&reports, output, true));
     eprintln!("audit records appended to {}", audit.path().display());
     if reports.iter().any(SweepReport::failed) {

@@ -2,7 +2,6 @@
 
 use super::caches::Cache;
 use super::config::RunArgs;
-use crate::audit::Channel;
 use crate::crd::mfa_provider::RevocationTally;
 use crate::crd::{AccessGrant, Employee, MfaProvider};
 use crate::engine::plan::EmployeeVerdict;
@@ -101,7 +100,8 @@ pub struct Context {
     pub leadership: super::leader::Leadership,
     pub metrics: Metrics,
     pub recorder: Recorder,
-    pub audit: Channel,
+    /// The audit trail, shared by every sweep: a record is durable when `record` returns.
+    pub audit: Arc<dyn crate::audit::AuditSink>,
     /// Provider clients, kept across sweeps so their sessions (JWTs, tokens) are reused;
     /// rebuilt when the MfaProvider's spec or its Secret changes.
     pub backends: Mutex<Backends>,

@@ -93,7 +93,8 @@ type Events<K> = futures::stream::BoxStream<'static, Result<K, kube::runtime::wa
 
 /// How long a shutdown may take from SIGTERM: in-flight reconciles finish within it or are
 /// abandoned. Below the chart's `terminationGracePeriodSeconds` (30 s), with room left for
-/// releasing the Lease (at most a third of its duration) and flushing the audit trail.
+/// releasing the Lease (at most a third of its duration). Audit records are on disk before
+/// each sweep goes on, so there is no trail left to flush.
 pub const SHUTDOWN_BOUND: Duration = Duration::from_secs(20);
 
 /// Reconciles in flight at once, per controller of a scope. A sweep's status updates queue
@@ -172,7 +173,6 @@ struct Background {
     elector: Arc<leader::Elector>,
     election: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<()>,
-    audit_writer: tokio::task::JoinHandle<()>,
 }
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
@@ -188,8 +188,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let (leader_tx, leader_rx) = watch::channel(false);
     let leadership = leader::Leadership::default();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (audit_tx, audit_rx) = tokio::sync::mpsc::unbounded_channel();
-    let audit_writer = tokio::spawn(crate::audit::write_from(audit_rx, args.audit_log.clone()));
+    let stamp = crate::audit::Stamp {
+        replica: Some(identity.clone()),
+        service_account: std::env::var("KEYWARD_SERVICE_ACCOUNT").ok().filter(|s| !s.is_empty()),
+    };
+    let audit = crate::audit::open_log(&args.audit_log, stamp);
     let changes: Changes = Arc::new(Mutex::new(HashMap::new()));
 
     let ctx = Arc::new(Context {
@@ -205,7 +208,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             client.clone(),
             Reporter { controller: "keyward".into(), instance: Some(identity.clone()) },
         ),
-        audit: crate::audit::Channel(audit_tx),
+        audit,
         backends: Mutex::new(HashMap::new()),
         sweeps: Mutex::new(Default::default()),
         leadership_epoch: Default::default(),
@@ -232,15 +235,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         args.lease_duration,
         leadership,
     ));
-    let election = tokio::spawn(elector.clone().run(leader_tx, shutdown_rx.clone()));
     report_leadership(ctx.clone(), leader_rx.clone());
     let all_tx = sweep_all_on_leadership_and_relist(ctx.clone(), leader_rx, relisted_rx);
-
     let controllers: Vec<_> = built
         .into_iter()
         .flat_map(|scope| scope_controllers(scope, ctx.clone(), &all_tx, &changes, shutdown_rx.clone()))
         .collect();
-    let background = Background { elector, election, http, audit_writer };
+    // Only now: the controllers above have subscribed to the sweep of everything that gaining
+    // leadership sends; a Lease won before that would be a sweep nobody hears.
+    let election = tokio::spawn(elector.clone().run(leader_tx, shutdown_rx.clone()));
+    let background = Background { elector, election, http };
     shut_down_on_signal(controllers, shutdown_tx, ctx, background).await;
     Ok(())
 }
@@ -292,7 +296,7 @@ async fn shut_down_on_signal(
     ctx: Arc<Context>,
     background: Background,
 ) {
-    // Boxed, so that abandoned reconciles can be dropped (with their hold on the audit channel).
+    // Boxed, so that abandoned reconciles can be dropped at the end.
     let mut controllers = Box::pin(futures::future::join_all(controllers));
     let signal = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
@@ -309,7 +313,7 @@ async fn shut_down_on_signal(
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BOUND;
     let _ = shutdown_tx.send(true);
     let finished = tokio::time::timeout_at(deadline, &mut controllers).await.is_ok();
-    let Background { elector, election, http, audit_writer } = background;
+    let Background { elector, election, http } = background;
     let _ = tokio::time::timeout_at(deadline, election).await;
     if finished {
         // Only now, with every sweep finished, may another replica take over.
@@ -318,13 +322,10 @@ async fn shut_down_on_signal(
         tracing::warn!("in-flight work did not finish within the shutdown bound; abandoned, the Lease left to expire");
     }
     let _ = tokio::time::timeout_at(deadline, http).await;
-    // The audit writer ends when its last sender (held by the context and by any abandoned
-    // sweep) is gone; the records already sent are written before it does.
+    // An abandoned sweep stops here, between two records: an intent it wrote stays open and
+    // the next leader's sweep resolves it from the provider.
     drop(controllers);
     drop(ctx);
-    if tokio::time::timeout_at(deadline + Duration::from_secs(2), audit_writer).await.is_err() {
-        tracing::warn!("audit writer still busy at the shutdown bound");
-    }
 }
 
 /// The three controllers of one scope (a namespace, or the cluster): the MfaProvider

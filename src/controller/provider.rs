@@ -112,14 +112,13 @@ async fn sweep_once(
     let key = provider_key(declared.provider);
     let _timer = ctx.metrics.sweep_timer(&key);
     let requests_before = backend.requests();
-    let mut audit = ctx.audit.clone();
     let guard = OperatorGuard {
         ctx,
         namespace: declared.provider.namespace().unwrap_or_default(),
         name: declared.provider.name_any(),
         revoked_in_window,
     };
-    let report = sweep::sweep_guarded(backend, declared, now, Execution::Apply, &mut audit, &guard).await;
+    let report = sweep::sweep_guarded(backend, declared, now, Execution::Apply, ctx.audit.as_ref(), &guard).await;
     ctx.metrics
         .provider_requests
         .get_or_create(&ProviderLabels { provider: key })
@@ -213,6 +212,12 @@ impl Guard for OperatorGuard<'_> {
 
     fn revoked_in_window(&self) -> usize {
         self.revoked_in_window
+    }
+
+    fn change_observed(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let key = format!("{}/{}", self.namespace, self.name);
+        let observed = *locked(&self.ctx.changes).get(&key)?;
+        Some(chrono::Utc::now() - chrono::Duration::from_std(observed.elapsed()).ok()?)
     }
 
     fn declared_now(&self) -> DeclaredNow {

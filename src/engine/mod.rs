@@ -9,6 +9,7 @@ pub mod identity;
 pub mod inventory;
 pub mod plan;
 pub mod planner;
+pub mod trigger;
 
 pub use inventory::{Capabilities, Enrolment, Inventory, ProviderUser};
 pub use plan::{Action, ActionKind, EnrolmentDecision, Hold, Plan, Reason, Verdict};

@@ -67,6 +67,18 @@ pub trait Block: Sync {
     fn secret(&self) -> &str;
     /// The URLs the block sends credentials to (defaults included), for the host allowlist.
     fn urls(&self) -> Vec<&str>;
+    /// The tenant within the endpoint, where the URL does not name it (a realm, a tenant id).
+    fn tenant(&self) -> Option<&str> {
+        None
+    }
+    /// Where the calls go, for audit records: the first URL, and the tenant within it.
+    fn endpoint(&self) -> Option<String> {
+        let url = self.urls().first().map(|u| u.to_string())?;
+        Some(match self.tenant() {
+            Some(tenant) => format!("{url} ({tenant})"),
+            None => url,
+        })
+    }
     /// The keys the configured credential method reads from it.
     fn secret_keys(&self) -> Vec<SecretKey>;
     /// The factor kinds the provider can report at all.

@@ -74,6 +74,10 @@ impl Block for EntraIdSpec {
         ]
     }
 
+    fn tenant(&self) -> Option<&str> {
+        Some(&self.tenant_id)
+    }
+
     fn secret_keys(&self) -> Vec<SecretKey> {
         match self.credentials.method {
             EntraAuthMethod::ClientSecret => vec![SecretKey::fixed("clientId"), SecretKey::fixed("clientSecret")],

@@ -51,6 +51,10 @@ impl Block for GoogleWorkspaceSpec {
         vec![self.url.as_deref().unwrap_or(super::DEFAULT_URL)]
     }
 
+    fn tenant(&self) -> Option<&str> {
+        self.customer.as_deref()
+    }
+
     fn secret_keys(&self) -> Vec<SecretKey> {
         vec![SecretKey::fixed("serviceAccountKey")]
     }

@@ -67,6 +67,10 @@ impl Block for KeycloakSpec {
         vec![&self.url]
     }
 
+    fn tenant(&self) -> Option<&str> {
+        Some(&self.realm)
+    }
+
     fn secret_keys(&self) -> Vec<SecretKey> {
         match self.credentials.method {
             KeycloakAuthMethod::ClientCredentials => {

@@ -42,6 +42,10 @@ impl Block for PrivacyIdeaSpec {
         vec![&self.url]
     }
 
+    fn tenant(&self) -> Option<&str> {
+        Some(&self.realm)
+    }
+
     fn secret_keys(&self) -> Vec<SecretKey> {
         let secret_ref = &self.credentials.secret_ref;
         let key = |key: &str, explicit: bool, field| SecretKey {
