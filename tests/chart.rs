@@ -158,6 +158,10 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
     );
     assert_eq!(env(&r, "POD_NAME").unwrap()["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
     assert_eq!(env(&r, "POD_NAMESPACE").unwrap()["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
+    assert_eq!(
+        env(&r, "KEYWARD_SERVICE_ACCOUNT").unwrap()["valueFrom"]["fieldRef"]["fieldPath"],
+        "spec.serviceAccountName"
+    );
     assert_eq!(env(&r, "KEYWARD_LOG_FORMAT").unwrap()["value"], "json");
     assert_eq!(env(&r, "KEYWARD_LOG").unwrap()["value"], "info");
     assert_eq!(env(&r, "KEYWARD_ALLOWED_HOSTS"), None, "no providerHosts: no allowlist");

@@ -373,25 +373,34 @@ fn the_audit_log_is_a_chain_that_verify_checks() {
     let out = keyward(&["apply", "-f", tree.path().to_str().expect("utf-8"), "--audit-log", log_arg]);
     assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
     let text = std::fs::read_to_string(&log).expect("audit log");
-    assert_eq!(text.lines().count(), 6, "{text}");
+    // Six revocations: an intent before each provider call, an outcome after it.
+    let records: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("JSON")).collect();
+    assert_eq!(records.len(), 12, "{text}");
+    assert_eq!(records.iter().filter(|r| r["event"] == "intent" && r["outcome"] == "intended").count(), 6);
+    assert_eq!(support::outcomes_after_their_intents(&records).len(), 6);
     let verify = || {
         let o = keyward(&["audit", "verify", log_arg]);
         (o.status.code(), format!("{}{}", stdout(&o), stderr(&o)))
     };
     let (code, out) = verify();
     assert_eq!(code, Some(0), "{out}");
-    assert!(out.contains("ok: 6 record(s), chain and sequence intact, not shorter than"), "{out}");
+    assert!(out.contains("ok: 12 record(s), chain and sequence intact, not shorter than"), "{out}");
 
     let lines: Vec<&str> = text.lines().collect();
     let write = |lines: &[&str]| std::fs::write(&log, lines.iter().map(|l| format!("{l}\n")).collect::<String>());
-    let edited: Vec<String> =
-        lines.iter().map(|l| l.replacen("\"outcome\":\"revoked\"", "\"outcome\":\"failed\"", 1)).collect();
-    write(&[lines[0], &edited[1], lines[2], lines[3], lines[4], lines[5]]).expect("edit");
+    let outcome = lines.iter().position(|l| l.contains("\"outcome\":\"revoked\"")).expect("an outcome line");
+    let mut edited = lines.clone();
+    let forged = lines[outcome].replacen("\"outcome\":\"revoked\"", "\"outcome\":\"failed\"", 1);
+    edited[outcome] = &forged;
+    write(&edited).expect("edit");
     let (code, out) = verify();
     assert_eq!(code, Some(1), "{out}");
-    assert!(out.contains("audit.jsonl:3: the previous line is not the one this record was chained to"), "{out}");
+    let next = format!("audit.jsonl:{}: the previous line is not the one this record was chained to", outcome + 2);
+    assert!(out.contains(&next), "{out}");
 
-    write(&[lines[0], lines[1], lines[3], lines[4], lines[5]]).expect("remove");
+    let mut removed = lines.clone();
+    removed.remove(2);
+    write(&removed).expect("remove");
     let (code, out) = verify();
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("audit.jsonl:3: sequence 3 where 2 was due"), "{out}");

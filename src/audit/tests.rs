@@ -121,3 +121,41 @@ fn a_blocked_revocation_is_admitted_once_per_plan_digest() {
     blocked.plan_digest = Some("d2".into());
     assert!(resolution.admits(&blocked), "a different plan is news");
 }
+
+/// The schema published in docs/audit.md, applied to lines as the writer seals them: every
+/// field set, and the fewest.
+#[test]
+fn sealed_records_match_the_schema_in_the_docs() {
+    let doc = include_str!("../../docs/audit.md");
+    let block = doc.split("```json\n").nth(1).and_then(|rest| rest.split("```").next()).expect("a json block");
+    let schema: serde_json::Value = serde_json::from_str(block).expect("the schema is JSON");
+    let validator = jsonschema::options().should_validate_formats(true).build(&schema).expect("a valid schema");
+
+    let mut full = record(7);
+    full.event = Event::Intent;
+    full.outcome = Outcome::Intended;
+    full.endpoint = Some("https://pi.acme.example (corp)".into());
+    full.employee_uid = Some("6a65fe5f-19f9-4ca8-befe-747b9e71f846".into());
+    full.grants = vec!["dev-totp".into()];
+    full.source_revision = Some("3f2c1e0".into());
+    full.detail = Some("why".into());
+    full.plan_digest = Some("511234d4202f795c".into());
+    full.approval = Some(crate::engine::plan::Approval {
+        digest: "511234d4202f795c".into(),
+        manager: Some("kubectl-annotate".into()),
+        time: Some(full.time),
+    });
+    full.trigger = Some(full.time - chrono::Duration::seconds(3));
+    full.latency_seconds = latency(full.trigger, full.time);
+    full.replica = Some("keyward-7d9f-abc".into());
+    full.service_account = Some("keyward".into());
+    let mut chain = Chain::default();
+    for r in [record(0), full.clone(), full.ended(Outcome::Revoked, None)] {
+        let line: serde_json::Value = serde_json::from_slice(&chain.seal(&r).expect("seal")).expect("JSON");
+        let errors: Vec<String> = validator.iter_errors(&line).map(|e| format!("{e} at {}", e.instance_path)).collect();
+        assert!(errors.is_empty(), "{line}: {errors:?}");
+    }
+    let mut wrong: serde_json::Value = serde_json::from_slice(&chain.seal(&record(1)).expect("seal")).expect("JSON");
+    wrong["outcome"] = "deleted".into();
+    assert!(!validator.is_valid(&wrong), "the schema rejects what keyward never writes");
+}

@@ -146,6 +146,8 @@ impl Cluster {
             .env("KUBECONFIG", &kubeconfig)
             .env("KEYWARD_LOG", std::env::var("KEYWARD_TEST_LOG").unwrap_or_else(|_| "info,kube=warn".into()))
             .env("KEYWARD_LOG_FORMAT", "json")
+            // As the chart sets it (downward API), for the audit records.
+            .env("KEYWARD_SERVICE_ACCOUNT", "keyward")
             .stdout(Stdio::null())
             .stderr(log.reopen().expect("reopen log"))
             .spawn()

@@ -319,14 +319,35 @@ pub fn actions(plan: &Value) -> Vec<(String, String, String, String)> {
 pub fn apply(dir: &Path) -> (Output, Vec<Value>) {
     let audit = dir.join("audit.jsonl");
     let o = keyward(&["apply", "-f", dir.to_str().expect("utf-8"), "--audit-log", audit.to_str().expect("utf-8")]);
-    let records = std::fs::read_to_string(&audit)
+    let records: Vec<Value> = std::fs::read_to_string(&audit)
         .unwrap_or_default()
         .lines()
         .map(|l| serde_json::from_str(l).expect("audit line is JSON"))
         .collect();
     let _ = std::fs::remove_file(&audit);
     let _ = std::fs::remove_file(dir.join("audit.jsonl.checkpoint"));
-    (o, records)
+    (o, outcomes_after_their_intents(&records))
+}
+
+/// The outcome records of a log, after checking that every revocation that reached the
+/// provider (revoked, already gone, failed) was announced by an intent earlier in the log.
+pub fn outcomes_after_their_intents(records: &[Value]) -> Vec<Value> {
+    let key = |r: &Value| (r["provider"].to_string(), r["user"].to_string(), r["enrolment"].to_string());
+    let mut announced = Vec::new();
+    let mut outcomes = Vec::new();
+    for r in records {
+        if r["event"] == "intent" {
+            announced.push(key(r));
+            continue;
+        }
+        if ["revoked", "already-gone", "failed"].contains(&r["outcome"].as_str().unwrap_or("")) {
+            let at = announced.iter().position(|k| *k == key(r));
+            assert!(at.is_some(), "an outcome without its intent before it: {r}");
+            announced.remove(at.unwrap_or_default());
+        }
+        outcomes.push(r.clone());
+    }
+    outcomes
 }
 
 /// `people` staff, each with one self-enrolled TOTP token on a realm of their own, and the

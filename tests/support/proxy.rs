@@ -15,6 +15,8 @@ pub struct CutProxy {
     /// While set, nothing is forwarded in either direction and nothing is closed: every call
     /// hangs, the way a half-dead load balancer or a stalled apiserver makes it hang.
     frozen: Arc<AtomicBool>,
+    /// Milliseconds each forwarded chunk waits: a slow network or a slow provider.
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl CutProxy {
@@ -27,6 +29,8 @@ impl CutProxy {
         let refuse = refusing.clone();
         let frozen = Arc::new(AtomicBool::new(false));
         let freeze = frozen.clone();
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let delay = delay_ms.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 if refuse.load(Ordering::SeqCst) {
@@ -44,11 +48,11 @@ impl CutProxy {
                     open.push(client.try_clone().expect("clone"));
                     open.push(server.try_clone().expect("clone"));
                 }
-                pipe(client_read, server, freeze.clone());
-                pipe(server_read, client, freeze.clone());
+                pipe(client_read, server, freeze.clone(), delay.clone());
+                pipe(server_read, client, freeze.clone(), delay.clone());
             }
         });
-        CutProxy { addr, open, refusing, frozen }
+        CutProxy { addr, open, refusing, frozen, delay_ms }
     }
 
     /// `https://127.0.0.1:PORT`, for a kubeconfig.
@@ -85,11 +89,16 @@ impl CutProxy {
     pub fn thaw(&self) {
         self.frozen.store(false, Ordering::SeqCst);
     }
+
+    /// Every chunk forwarded from now on waits `delay` first.
+    pub fn slow_down(&self, delay: std::time::Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
 }
 
 /// Copies one direction until either side closes, then closes both; holds what it read while
 /// `frozen`.
-fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>, delay_ms: Arc<std::sync::atomic::AtomicU64>) {
     use std::io::{Read, Write};
     std::thread::spawn(move || {
         let mut buf = [0u8; 16 * 1024];
@@ -101,6 +110,7 @@ fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
             while frozen.load(Ordering::SeqCst) {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
+            std::thread::sleep(std::time::Duration::from_millis(delay_ms.load(Ordering::SeqCst)));
             if to.write_all(&buf[..n]).is_err() {
                 break;
             }
