@@ -440,3 +440,61 @@ fn check_tries_the_credentials_and_names_the_provider_that_refused() {
     assert!(stdout(&out).contains("does not exist"), "{}", stdout(&out));
     assert_eq!(pi.tokens(&acme.realm).len(), 10, "check touched no token");
 }
+
+/// Signed checkpoints (C2SP signed note, Ed25519): `apply` signs the log's checkpoint with the
+/// key from `audit keygen`; `verify --key` accepts it, and refuses a checkpoint rewritten to
+/// match a log cut short (unsigned, or its count edited) or signed by another key.
+#[test]
+fn signed_checkpoints_catch_a_log_cut_short_with_its_checkpoint_rewritten() {
+    let pi = privacyidea();
+    let acme = company(pi, "signed");
+    let tree = example_tree(pi, &acme.realm);
+    let logs = tempfile::tempdir().expect("tempdir");
+    let keygen = keyward(&["audit", "keygen", "acme-audit"]);
+    assert!(keygen.status.success(), "{}", stderr(&keygen));
+    let keys = stdout(&keygen);
+    let (signer, verifier) = keys.split_once('\n').expect("two keys");
+    assert!(signer.starts_with("PRIVATE+KEY+acme-audit+"), "{keys}");
+    let signer_file = logs.path().join("signer");
+    std::fs::write(&signer_file, signer).expect("write key");
+    let log = logs.path().join("audit.jsonl");
+    let (log_arg, key_arg) = (log.to_str().expect("utf-8"), signer_file.to_str().expect("utf-8"));
+    let out = keyward(&[
+        "apply",
+        "-f",
+        tree.path().to_str().expect("utf-8"),
+        "--audit-log",
+        log_arg,
+        "--audit-signing-key",
+        key_arg,
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let verify = || {
+        let o = keyward(&["audit", "verify", log_arg, "--key", verifier.trim()]);
+        (o.status.code(), format!("{}{}", stdout(&o), stderr(&o)))
+    };
+    let (code, out) = verify();
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok: 12 record(s)") && out.contains("checkpoint signature valid"), "{out}");
+
+    let checkpoint = log.with_file_name("audit.jsonl.checkpoint");
+    let note = std::fs::read_to_string(&checkpoint).expect("checkpoint");
+    assert!(note.starts_with("keyward.dev/audit\n12\n") && note.contains("\n\n\u{2014} acme-audit "), "{note}");
+    let text = std::fs::read_to_string(&log).expect("log");
+    let cut: String = text.lines().take(8).map(|l| format!("{l}\n")).collect();
+    std::fs::write(&log, &cut).expect("cut short");
+    // The signed checkpoint still says 12.
+    let (code, out) = verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("truncated"), "{out}");
+    // Its count edited to match: the signature no longer holds.
+    std::fs::write(&checkpoint, note.replacen("\n12\n", "\n8\n", 1)).expect("edit");
+    let (code, out) = verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("altered"), "{out}");
+    // Replaced by an unsigned one: refused too.
+    std::fs::write(&checkpoint, "keyward.dev/audit\n8\nAAAA\n").expect("replace");
+    let (code, out) = verify();
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("not signed"), "{out}");
+}

@@ -9,10 +9,12 @@
 //! them by reading the provider again. The record schema is in `docs/audit.md`.
 
 mod chain;
+mod note;
 mod resolution;
 mod sink;
 
 pub use chain::{Break, Chain, FORMAT_VERSION, Verified, sha256_hex, verify};
+pub use note::{Checkpoint, Signer, Verifier};
 pub use resolution::Resolution;
 pub use sink::{AuditSink, JsonLinesFile, Memory, Stamp, Stdout, checkpoint_path, open_log, read_checkpoint};
 

@@ -3,6 +3,7 @@
 //! `record` returns only once the record is durable: the sweep writes an intent and waits for
 //! it before the provider call it announces.
 
+use super::note::{Checkpoint, ORIGIN, Signer};
 use super::{AuditRecord, Chain, Resolution};
 use async_trait::async_trait;
 use std::fs::{File, OpenOptions};
@@ -48,6 +49,7 @@ struct Appender {
     path: PathBuf,
     file: File,
     chain: Chain,
+    signer: Option<Arc<Signer>>,
 }
 
 impl Appender {
@@ -57,12 +59,22 @@ impl Appender {
         self.file.write_all(&line)?;
         self.file.flush()?;
         self.file.sync_data()?;
-        let checkpoint = checkpoint_path(&self.path);
-        let text = format!("{}\n{}\n", self.chain.next_seq, self.chain.prev);
+        self.checkpoint()
+    }
+
+    /// Writes `<log>.checkpoint`: the count and head, signed when a key is configured.
+    fn checkpoint(&self) -> io::Result<()> {
+        let checkpoint =
+            Checkpoint { origin: ORIGIN.into(), count: self.chain.next_seq, head: self.chain.prev.clone() };
+        let text = match &self.signer {
+            Some(signer) => signer.sign(&checkpoint),
+            None => checkpoint.body(),
+        };
+        let path = checkpoint_path(&self.path);
         // Written whole, then renamed: a crash leaves the old checkpoint or the new one.
-        let partial = checkpoint.with_extension("checkpoint.partial");
+        let partial = path.with_extension("checkpoint.partial");
         std::fs::write(&partial, text)?;
-        std::fs::rename(&partial, &checkpoint)
+        std::fs::rename(&partial, &path)
     }
 }
 
@@ -86,7 +98,7 @@ impl JsonLinesFile {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(JsonLinesFile {
             path: path.to_path_buf(),
-            appender: Arc::new(Mutex::new(Appender { path: path.to_path_buf(), file, chain })),
+            appender: Arc::new(Mutex::new(Appender { path: path.to_path_buf(), file, chain, signer: None })),
             resolution: Mutex::new(resolution),
             stamp: Stamp::default(),
         })
@@ -95,6 +107,22 @@ impl JsonLinesFile {
     pub fn stamped(mut self, stamp: Stamp) -> Self {
         self.stamp = stamp;
         self
+    }
+
+    /// Signs every checkpoint with `signer` from now on, starting with one for the log as it
+    /// is (the last checkpoint of an unsigned log, or of one signed by another key).
+    pub fn signed(self, signer: Arc<Signer>) -> io::Result<Self> {
+        {
+            let mut appender = lock(&self.appender);
+            appender.signer = Some(signer);
+            appender.checkpoint()?;
+        }
+        Ok(self)
+    }
+
+    /// The signed checkpoint as it stands (the operator copies it out of the volume).
+    pub fn checkpoint_note(&self) -> io::Result<String> {
+        std::fs::read_to_string(checkpoint_path(&self.path))
     }
 
     pub fn path(&self) -> &Path {
@@ -187,11 +215,9 @@ pub fn checkpoint_path(log: &Path) -> PathBuf {
     log.with_file_name(name)
 }
 
-/// A checkpoint's count and head hash.
+/// A checkpoint's count and head hash (its signatures are checked by [`super::Verifier`]).
 pub fn read_checkpoint(text: &str) -> Option<(u64, String)> {
-    let mut lines = text.lines();
-    let count = lines.next()?.trim().parse().ok()?;
-    Some((count, lines.next()?.trim().to_string()))
+    Checkpoint::parse(text).map(|c| (c.count, c.head))
 }
 
 /// Standard output, chained too: the log pipeline that collects it can be verified. Its
@@ -231,11 +257,15 @@ impl AuditSink for Stdout {
 
 /// The operator's log: the file at `path`, or standard output for `-` (and, said loudly,
 /// when the file cannot be opened: records must reach somewhere).
-pub fn open_log(path: &Path, stamp: Stamp) -> Arc<dyn AuditSink> {
+pub fn open_log(path: &Path, stamp: Stamp, signer: Option<Arc<Signer>>) -> Arc<dyn AuditSink> {
     if path.as_os_str() == "-" {
         return Arc::new(Stdout::stamped(stamp));
     }
-    match JsonLinesFile::open(path) {
+    let opened = JsonLinesFile::open(path).and_then(|file| match signer {
+        Some(signer) => file.signed(signer),
+        None => Ok(file),
+    });
+    match opened {
         Ok(file) => {
             let open: usize = lock(&file.resolution).pending_count();
             if open > 0 {

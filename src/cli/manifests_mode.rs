@@ -141,6 +141,7 @@ fn unreachable_provider(declared: &Declared, error: String, now: chrono::DateTim
         audit_errors: Vec::new(),
         error_category: Some("configuration"),
         deferred: false,
+        latencies: Vec::new(),
     }
 }
 
@@ -160,7 +161,7 @@ pub async fn plan(args: &ManifestArgs, output: Format) -> ExitCode {
     }
 }
 
-pub async fn apply(args: &ManifestArgs, output: Format, audit_log: &Path) -> ExitCode {
+pub async fn apply(args: &ManifestArgs, output: Format, audit_log: &Path, signing_key: Option<&Path>) -> ExitCode {
     // `--now` is a what-if for `plan`: revoking for real on windows evaluated at another time
     // would revoke people who are still entitled today (or keep leavers). Refused, with exit 1
     // rather than clap's usage exit 2, which `apply` uses for "blocked, waiting for approval".
@@ -177,7 +178,18 @@ pub async fn apply(args: &ManifestArgs, output: Format, audit_log: &Path) -> Exi
     };
     // Opened before any provider is touched: a revocation without its audit record is
     // exactly what an auditor must never find.
-    let audit = match JsonLinesFile::open(audit_log) {
+    let signer = match signing_key.map(crate::controller::read_signer).transpose() {
+        Ok(signer) => signer.map(std::sync::Arc::new),
+        Err(e) => {
+            eprintln!("error: audit signing key: {e}; nothing was changed");
+            return ExitCode::FAILURE;
+        }
+    };
+    let opened = JsonLinesFile::open(audit_log).and_then(|file| match signer {
+        Some(signer) => file.signed(signer),
+        None => Ok(file),
+    });
+    let audit = match opened {
         Ok(file) => file,
         Err(e) => {
             eprintln!("error: open audit log {}: {e}; nothing was changed", audit_log.display());

@@ -51,6 +51,17 @@ pub enum AuditCommand {
         /// The checkpoint to hold the log to (default: `<last file>.checkpoint`, if present).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
+        /// A verifier key (text, or a file holding it): the checkpoint must carry a valid
+        /// signature by it.
+        #[arg(long)]
+        key: Option<String>,
+    },
+    /// Makes an Ed25519 key pair for signing checkpoints: the signer key (for the operator's
+    /// Secret, `--audit-signing-key`) on the first line, the verifier key (for auditors,
+    /// `audit verify --key`) on the second.
+    Keygen {
+        /// The key's name, which every signature carries (e.g. `acme-keyward-audit`).
+        name: String,
     },
 }
 
@@ -78,6 +89,9 @@ pub enum Command {
         /// Append one JSON audit record per revocation (and per blocked one) to this file.
         #[arg(long, default_value = "keyward-audit.jsonl", env = "KEYWARD_AUDIT_LOG")]
         audit_log: PathBuf,
+        /// Sign the log's checkpoints with this signer key file (`keyward audit keygen`).
+        #[arg(long, env = "KEYWARD_AUDIT_SIGNING_KEY_FILE")]
+        audit_signing_key: Option<PathBuf>,
     },
     /// Sign in to every MfaProvider of the manifests with its credentials and read the least
     /// each provider allows (one user, the realm), no enrolments. Exit 0: every provider
@@ -143,15 +157,27 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
     match cli.command {
         Command::Plan { manifests, output } => manifests_mode::plan(&manifests, output).await,
-        Command::Apply { manifests, output, audit_log } => manifests_mode::apply(&manifests, output, &audit_log).await,
+        Command::Apply { manifests, output, audit_log, audit_signing_key } => {
+            manifests_mode::apply(&manifests, output, &audit_log, audit_signing_key.as_deref()).await
+        }
         Command::Check { manifests } => manifests_mode::check(&manifests).await,
         Command::Validate { manifests, strict } => manifests_mode::validate(&manifests, strict),
         Command::Import { manifests, email_domain, out } => {
             manifests_mode::import(&manifests, email_domain.as_deref(), out.as_deref()).await
         }
-        Command::Audit { command: AuditCommand::Verify { files, checkpoint } } => {
-            audit_verify(&files, checkpoint.as_deref())
+        Command::Audit { command: AuditCommand::Verify { files, checkpoint, key } } => {
+            audit_verify(&files, checkpoint.as_deref(), key.as_deref())
         }
+        Command::Audit { command: AuditCommand::Keygen { name } } => match crate::audit::Signer::generate(&name) {
+            Ok((signer, verifier)) => {
+                println!("{signer}\n{verifier}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Crds { write } => crds::crds(write.as_deref()),
         Command::Run { args } => match crate::controller::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
@@ -163,7 +189,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn audit_verify(files: &[PathBuf], checkpoint: Option<&std::path::Path>) -> ExitCode {
+fn audit_verify(files: &[PathBuf], checkpoint: Option<&std::path::Path>, key: Option<&str>) -> ExitCode {
     let mut texts = Vec::new();
     for file in files {
         match std::fs::read_to_string(file) {
@@ -177,22 +203,27 @@ fn audit_verify(files: &[PathBuf], checkpoint: Option<&std::path::Path>) -> Exit
     let checkpoint_file = checkpoint
         .map(std::path::Path::to_path_buf)
         .or_else(|| files.last().map(|f| crate::audit::checkpoint_path(f)).filter(|p| p.exists()));
-    let expected = match &checkpoint_file {
-        Some(path) => match std::fs::read_to_string(path).ok().and_then(|t| crate::audit::read_checkpoint(&t)) {
-            Some(expected) => Some(expected),
-            None => {
-                eprintln!("error: {} is not a checkpoint", path.display());
+    let expected = match (&checkpoint_file, key) {
+        (Some(path), key) => match read_checkpoint(path, key) {
+            Ok(expected) => Some(expected),
+            Err(e) => {
+                eprintln!("error: {}: {e}", path.display());
                 return ExitCode::FAILURE;
             }
         },
-        None => None,
+        (None, Some(_)) => {
+            eprintln!("error: --key given but there is no checkpoint to check (--checkpoint FILE)");
+            return ExitCode::FAILURE;
+        }
+        (None, None) => None,
     };
+    let signed = if key.is_some() { ", checkpoint signature valid" } else { "" };
     match crate::audit::verify(&texts, expected.as_ref().map(|(n, h)| (*n, h.as_str()))) {
         Ok(verified) => {
             let against = checkpoint_file
                 .map(|p| format!(", not shorter than {}", p.display()))
                 .unwrap_or_else(|| ", no checkpoint: a log cut short at its end cannot be told".into());
-            println!("ok: {} record(s), chain and sequence intact{against}", verified.records);
+            println!("ok: {} record(s), chain and sequence intact{against}{signed}", verified.records);
             ExitCode::SUCCESS
         }
         Err(broken) => {
@@ -200,4 +231,18 @@ fn audit_verify(files: &[PathBuf], checkpoint: Option<&std::path::Path>) -> Exit
             ExitCode::FAILURE
         }
     }
+}
+
+/// The count and head a checkpoint file holds; with a verifier key, only from a note whose
+/// signature by that key is valid.
+fn read_checkpoint(path: &std::path::Path, key: Option<&str>) -> Result<(u64, String), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let checkpoint = match key {
+        Some(key) => {
+            let key = std::fs::read_to_string(key).unwrap_or_else(|_| key.to_string());
+            crate::audit::Verifier::parse(&key)?.open(&text)?
+        }
+        None => crate::audit::Checkpoint::parse(&text).ok_or("not a checkpoint")?,
+    };
+    Ok((checkpoint.count, checkpoint.head))
 }

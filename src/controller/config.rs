@@ -27,6 +27,14 @@ pub struct RunArgs {
     /// Audit log: `-` for stdout (JSON lines), or a file to append to.
     #[arg(long, env = "KEYWARD_AUDIT_LOG", default_value = "-")]
     pub audit_log: PathBuf,
+    /// A file holding a signer key (`keyward audit keygen`): every checkpoint of the audit
+    /// log is signed with it, and copied to the ConfigMap `<lease-name>-audit-checkpoint`.
+    #[arg(long, env = "KEYWARD_AUDIT_SIGNING_KEY_FILE")]
+    pub audit_signing_key: Option<PathBuf>,
+    /// The longest a revocation may take from its trigger; longer ones count in
+    /// `keyward_sla_breaches_total`.
+    #[arg(long, env = "KEYWARD_REVOCATION_SLA", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub revocation_sla: Duration,
 }
 
 impl RunArgs {

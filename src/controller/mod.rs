@@ -7,6 +7,7 @@
 //! AccessGrant controller its status. Only the Lease holder acts.
 
 pub mod caches;
+pub mod checkpoint;
 pub mod config;
 pub mod context;
 pub mod employee;
@@ -41,6 +42,14 @@ pub enum RunError {
     Connect(#[source] kube::Error),
     #[error("listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error("audit signing key: {0}")]
+    SigningKey(String),
+}
+
+/// The signer key in `path` (`keyward audit keygen`'s first line).
+pub fn read_signer(path: &std::path::Path) -> Result<crate::audit::Signer, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
+    crate::audit::Signer::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 fn provider_fingerprint(p: &MfaProvider) -> String {
@@ -173,6 +182,8 @@ struct Background {
     elector: Arc<leader::Elector>,
     election: tokio::task::JoinHandle<()>,
     http: tokio::task::JoinHandle<()>,
+    /// The copy of the signed audit checkpoint, which makes one last copy on the way out.
+    checkpoint_copy: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
@@ -192,7 +203,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         replica: Some(identity.clone()),
         service_account: std::env::var("KEYWARD_SERVICE_ACCOUNT").ok().filter(|s| !s.is_empty()),
     };
-    let audit = crate::audit::open_log(&args.audit_log, stamp);
+    let signer = match args.audit_signing_key.as_deref().map(read_signer).transpose() {
+        Ok(signer) => signer.map(Arc::new),
+        Err(e) => return Err(RunError::SigningKey(e)),
+    };
+    let audit = crate::audit::open_log(&args.audit_log, stamp, signer);
     let changes: Changes = Arc::new(Mutex::new(HashMap::new()));
 
     let ctx = Arc::new(Context {
@@ -244,7 +259,17 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // Only now: the controllers above have subscribed to the sweep of everything that gaining
     // leadership sends; a Lease won before that would be a sweep nobody hears.
     let election = tokio::spawn(elector.clone().run(leader_tx, shutdown_rx.clone()));
-    let background = Background { elector, election, http };
+    let checkpoint_copy = (args.audit_signing_key.is_some() && args.audit_log.as_os_str() != "-").then(|| {
+        tokio::spawn(checkpoint::copy_until_shutdown(
+            Api::namespaced(client.clone(), &args.lease_namespace()),
+            checkpoint::config_map_name(&args.lease_name),
+            identity.clone(),
+            args.audit_log.clone(),
+            ctx.leader.clone(),
+            shutdown_rx.clone(),
+        ))
+    });
+    let background = Background { elector, election, http, checkpoint_copy };
     shut_down_on_signal(controllers, shutdown_tx, ctx, background).await;
     Ok(())
 }
@@ -313,7 +338,7 @@ async fn shut_down_on_signal(
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BOUND;
     let _ = shutdown_tx.send(true);
     let finished = tokio::time::timeout_at(deadline, &mut controllers).await.is_ok();
-    let Background { elector, election, http } = background;
+    let Background { elector, election, http, checkpoint_copy } = background;
     let _ = tokio::time::timeout_at(deadline, election).await;
     if finished {
         // Only now, with every sweep finished, may another replica take over.
@@ -322,6 +347,9 @@ async fn shut_down_on_signal(
         tracing::warn!("in-flight work did not finish within the shutdown bound; abandoned, the Lease left to expire");
     }
     let _ = tokio::time::timeout_at(deadline, http).await;
+    if let Some(copy) = checkpoint_copy {
+        let _ = tokio::time::timeout_at(deadline, copy).await;
+    }
     // An abandoned sweep stops here, between two records: an intent it wrote stays open and
     // the next leader's sweep resolves it from the provider.
     drop(controllers);
