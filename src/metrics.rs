@@ -22,6 +22,12 @@ pub struct ProviderLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabels {
+    pub provider: String,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ErrorLabels {
     pub provider: String,
     pub category: String,
@@ -35,6 +41,13 @@ pub struct Metrics {
     pub provider_requests: Family<ProviderLabels, Counter>,
     pub provider_errors: Family<ErrorLabels, Counter>,
     pub change_to_revocation_seconds: Family<ProviderLabels, Histogram>,
+    /// From the audit record's trigger (the window or validity that ended, the deletion, or
+    /// the change observed) to the revocation: what an auditor measures.
+    pub revocation_latency_seconds: Family<ReasonLabels, Histogram>,
+    /// Revocations whose latency exceeded `--revocation-sla`.
+    pub sla_breaches: Family<ReasonLabels, Counter>,
+    /// Audit records that could not be written (a failed intent also stops its revocation).
+    pub audit_write_failures: Family<ProviderLabels, Counter>,
     pub leader: Gauge,
 }
 
@@ -57,6 +70,13 @@ impl Metrics {
         let change_to_revocation_seconds = Family::<ProviderLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.05, 2.0, 14))
         });
+        let revocation_latency_seconds = Family::<ReasonLabels, Histogram>::new_with_constructor(|| {
+            // 0.1 s … about 3.6 days: seconds for the operator, days for a window that ended
+            // while nothing ran.
+            Histogram::new(exponential_buckets(0.1, 4.0, 12))
+        });
+        let sla_breaches = Family::<ReasonLabels, Counter>::default();
+        let audit_write_failures = Family::<ProviderLabels, Counter>::default();
         let leader = Gauge::default();
         registry.register("revocations", "Revocations by provider, reason and outcome", revocations.clone());
         registry.register("blocked_plans", "Sweeps whose revocations waited for approval", blocked_plans.clone());
@@ -68,6 +88,21 @@ impl Metrics {
             "Time from a declared change being observed to its revocation at the provider",
             change_to_revocation_seconds.clone(),
         );
+        registry.register(
+            "revocation_latency_seconds",
+            "Time from the trigger of a revocation (the end of a window or grant, a deletion, the observed change) to the revocation",
+            revocation_latency_seconds.clone(),
+        );
+        registry.register(
+            "sla_breaches",
+            "Revocations that took longer than the revocation SLA (--revocation-sla)",
+            sla_breaches.clone(),
+        );
+        registry.register(
+            "audit_write_failures",
+            "Audit records that could not be written",
+            audit_write_failures.clone(),
+        );
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
         Metrics {
             registry,
@@ -77,6 +112,9 @@ impl Metrics {
             provider_requests,
             provider_errors,
             change_to_revocation_seconds,
+            revocation_latency_seconds,
+            sla_breaches,
+            audit_write_failures,
             leader,
         }
     }

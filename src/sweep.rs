@@ -70,6 +70,9 @@ pub struct SweepReport {
     pub error_category: Option<&'static str>,
     /// Planned, but `may_act` said no before anything was carried out.
     pub deferred: bool,
+    /// Seconds from each revocation's trigger (see `audit::AuditRecord::trigger`) to its
+    /// completion, by reason, for the revocations made that have a trigger.
+    pub latencies: Vec<(crate::engine::Reason, f64)>,
 }
 
 impl SweepReport {
@@ -206,6 +209,7 @@ where
         audit_errors: Vec::new(),
         error_category,
         deferred: false,
+        latencies: Vec::new(),
     };
     if execution == Execution::Apply && !guard.may_act() {
         report.deferred = true;
@@ -271,18 +275,22 @@ async fn revoke_all<E, G>(
     let mut done = futures::stream::iter(owned)
         .map(|action| async move {
             if !guard.may_act() {
-                return (ActionReport { action, result: ActionResult::Deferred }, None);
+                return (ActionReport { action, result: ActionResult::Deferred }, None, None);
             }
             if let Some(why) = listed.and_then(|l| withdrawn(guard, l, capabilities, &action)) {
                 let record =
                     audit_record(declared, plan, &action, Event::Outcome, Outcome::Withdrawn, Some(why.clone()), guard);
-                return (ActionReport { action, result: ActionResult::Withdrawn(why) }, write(audit, record).await);
+                return (
+                    ActionReport { action, result: ActionResult::Withdrawn(why) },
+                    write(audit, record).await,
+                    None,
+                );
             }
             let intent = audit_record(declared, plan, &action, Event::Intent, Outcome::Intended, None, guard);
             if let Some(error) = write(audit, intent.clone()).await {
                 // Not made: a revocation without its record is what an auditor must never find.
                 let why = format!("not revoked: its write-ahead audit record could not be written ({error})");
-                return (ActionReport { action, result: ActionResult::Failed(why) }, Some(error));
+                return (ActionReport { action, result: ActionResult::Failed(why) }, Some(error), None);
             }
             let enrolment =
                 Enrolment::new(action.enrolment.clone(), action.kind.clone(), true).providing(action.also.clone());
@@ -293,11 +301,14 @@ async fn revoke_all<E, G>(
                 }
                 Err(e) => (ActionResult::Failed(e.to_string()), intent.ended(Outcome::Failed, Some(e.to_string()))),
             };
-            (ActionReport { action, result }, write(audit, outcome).await)
+            let latency = outcome.latency_seconds.filter(|_| result == ActionResult::Revoked);
+            let audit_error = write(audit, outcome).await;
+            (ActionReport { action, result }, audit_error, latency)
         })
         .buffered(CONCURRENT_REVOCATIONS);
-    while let Some((r, audit_error)) = done.next().await {
+    while let Some((r, audit_error, latency)) = done.next().await {
         report.audit_errors.extend(audit_error);
+        report.latencies.extend(latency.map(|l| (r.action.reason, l)));
         report.deferred |= r.result == ActionResult::Deferred;
         results.push(r);
     }

@@ -152,6 +152,7 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
             "--lease-name=keyward-leader",
             "--lease-namespace=keyward-system",
             "--lease-duration=15s",
+            "--revocation-sla=1h",
             "--audit-log=-"
         ],
         "no --namespaces: cluster-wide"
@@ -324,6 +325,7 @@ fn non_default_values_render_a_namespaced_install_with_every_option() {
             "--lease-name=keyward-acme",
             "--lease-namespace=security",
             "--lease-duration=30s",
+            "--revocation-sla=4h",
             "--audit-log=/var/log/keyward/audit.jsonl"
         ]
     );
@@ -383,6 +385,81 @@ fn single_replica_gets_no_disruption_budget_and_service_monitor_needs_the_servic
     assert!(err.contains("serviceMonitor.enabled needs service.enabled"), "{err}");
     let err = results[2].as_ref().expect_err("no ServiceAccount and no name");
     assert!(err.contains("serviceAccount.name is required"), "{err}");
+}
+
+/// A signing key for the audit file: the Secret mounted read-only, the operator pointed at
+/// it, and RBAC for exactly the ConfigMap the signed checkpoint is copied to; without a key
+/// (or with audit on stdout) none of it.
+#[test]
+fn an_audit_signing_key_is_mounted_and_its_checkpoint_configmap_granted() {
+    let signed = json!({"audit": {"destination": "file", "file": {"signingKey": {"secretName": "audit-key"}}}});
+    let results = render_all(&[
+        Release::new(signed),
+        Release::new(json!({"audit": {"destination": "file"}})),
+        Release::new(json!({"audit": {"file": {"signingKey": {"secretName": "audit-key"}}}})),
+    ]);
+    let r = results[0].as_ref().expect("render");
+    assert!(args(r).contains(&"--audit-signing-key=/etc/keyward/audit-signing/signer".to_string()), "{:?}", args(r));
+    let pod = &r.one("Deployment")["spec"]["template"]["spec"];
+    let volume = pod["volumes"].as_array().expect("volumes").iter().find(|v| v["name"] == "audit-signing").cloned();
+    assert_eq!(volume.expect("the key's volume")["secret"]["secretName"], "audit-key");
+    let mount = deployment_container(r)["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == "audit-signing")
+        .cloned();
+    assert_eq!(mount.expect("mounted")["readOnly"], true);
+    let leader_role =
+        r.of_kind("Role").into_iter().find(|role| role["metadata"]["name"] == "keyward-leader-election").expect("role");
+    let rules = leader_role["rules"].as_array().expect("rules");
+    assert!(
+        rules.iter().any(|rule| rule["resources"] == json!(["configmaps"])
+            && rule["verbs"] == json!(["patch"])
+            && rule["resourceNames"] == json!(["keyward-leader-audit-checkpoint"])),
+        "{rules:?}"
+    );
+    for unsigned in [&results[1], &results[2]] {
+        let r = unsigned.as_ref().expect("render");
+        assert!(!args(r).iter().any(|a| a.starts_with("--audit-signing-key")));
+        assert!(!serde_json::to_string(&r.of_kind("Role")).unwrap().contains("configmaps"), "no grant without a key");
+    }
+}
+
+/// The PrometheusRule: off by default; on, every alert of docs/metrics.md's list is there,
+/// each on a metric the operator exports, with the SLA the operator is given.
+#[test]
+fn the_prometheus_rule_alerts_on_metrics_the_operator_exports() {
+    let results = render_all(&[Release::new(json!({})), everything_on_release()]);
+    assert!(results[0].as_ref().expect("render").of_kind("PrometheusRule").is_empty(), "off by default");
+    let r = results[1].as_ref().expect("render");
+    let rule = r.one("PrometheusRule");
+    assert_eq!(rule["metadata"]["labels"]["release"], "prometheus");
+    let rules = rule["spec"]["groups"][0]["rules"].as_array().expect("rules");
+    let alerts: Vec<&str> = rules.iter().map(|r| r["alert"].as_str().expect("alert")).collect();
+    assert_eq!(
+        alerts,
+        [
+            "KeywardNoLeader",
+            "KeywardRevocationsBlocked",
+            "KeywardRevocationsFailing",
+            "KeywardRevocationSlaBreached",
+            "KeywardAuditWriteFailing",
+            "KeywardProviderErrors"
+        ]
+    );
+    // Every family is in the exposition (its HELP and TYPE lines) before it has a sample.
+    let exported = keyward::metrics::Metrics::new().encode();
+    for r in rules {
+        let expr = r["expr"].as_str().expect("expr");
+        let metric = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .find(|w| w.starts_with("keyward_"))
+            .expect("a keyward metric");
+        let family = metric.trim_end_matches("_total");
+        assert!(exported.contains(&format!("# TYPE {family} ")), "{metric} is not a metric keyward exports");
+    }
+    assert!(rules[3]["annotations"]["summary"].as_str().expect("summary").contains("(4h)"));
 }
 
 // ---------------------------------------------------------------------------------------

@@ -786,7 +786,11 @@ fn sigkill_at_random_moments_loses_no_audit_record_and_doubles_none() {
 
     // Each privacyIDEA request now takes a few hundred milliseconds; everyone leaves at once.
     slow.slow_down(Duration::from_millis(120));
-    std::fs::write(&people, manifests.replace("roles: [staff]}", "roles: [staff], state: Offboarded}")).expect("write");
+    std::fs::write(
+        &people,
+        manifests.replace("@acme.example, roles: [staff]}", "@acme.example, roles: [staff], state: Offboarded}"),
+    )
+    .expect("write");
     c.kubectl_ok(&["apply", "-f", people.to_str().expect("path")]);
     let records = || -> Vec<Value> {
         std::fs::read_to_string(&audit)

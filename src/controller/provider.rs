@@ -7,7 +7,7 @@ use crate::crd::mfa_provider::Mode;
 use crate::crd::{AccessGrant, Employee, MfaProvider};
 use crate::engine::planner::provider_key;
 use crate::engine::{ActionKind, budget, entitlement};
-use crate::metrics::{ErrorLabels, ProviderLabels, RevocationLabels};
+use crate::metrics::{ErrorLabels, ProviderLabels, ReasonLabels, RevocationLabels};
 use crate::sweep::{self, ActionResult, Declared, DeclaredNow, Execution, Guard, SweepReport};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -262,6 +262,17 @@ fn record_metrics(ctx: &Context, key: &str, report: &SweepReport) {
                 outcome: outcome.into(),
             })
             .inc();
+    }
+    for (reason, seconds) in &report.latencies {
+        let labels = ReasonLabels { provider: key.into(), reason: reason.to_string() };
+        ctx.metrics.revocation_latency_seconds.get_or_create(&labels).observe(*seconds);
+        if *seconds > ctx.args.revocation_sla.as_secs_f64() {
+            ctx.metrics.sla_breaches.get_or_create(&labels).inc();
+        }
+    }
+    if !report.audit_errors.is_empty() {
+        let failures = report.audit_errors.len() as u64;
+        ctx.metrics.audit_write_failures.get_or_create(&ProviderLabels { provider: key.into() }).inc_by(failures);
     }
     // The latency that matters to an auditor: from the change keyward saw to the revocation.
     if report.plan.error.is_none()

@@ -448,6 +448,7 @@ mod tests {
             audit_errors: vec![],
             error_category: category,
             deferred: false,
+            latencies: Vec::new(),
         }
     }
 
