@@ -120,8 +120,8 @@ pub fn live_provider(
         provider: key.clone(),
         product: block.map_or("unknown", |b| b.name()).to_string(),
         endpoint: block.and_then(|b| b.spec().urls().first().map(|u| u.to_string())).unwrap_or_default(),
-        mode: format!("{:?}", provider.spec.policy.mode),
-        scope: format!("{:?}", provider.spec.scope),
+        mode: spelled(&provider.spec.policy.mode),
+        scope: spelled(&provider.spec.scope),
         live_read: String::new(),
     };
     let planned = listing.and_then(|(inventory, capabilities)| {
@@ -153,6 +153,14 @@ pub fn live_provider(
         }
     };
     LiveProvider { scope, review }
+}
+
+/// A CRD enum as the manifests spell it (`Enforce`, `Declared`).
+fn spelled<T: Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => other.map(|v| v.to_string()).unwrap_or_default(),
+    }
 }
 
 /// Everything a report is made from.

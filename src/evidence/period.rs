@@ -55,14 +55,14 @@ impl Period {
     /// The period as people read it: `2026-11-01T00:00:00Z – 2026-12-01T00:00:00Z`, with
     /// open ends said as such.
     pub fn label(&self) -> String {
-        let end = |t: DateTime<Utc>, open: &str| {
-            if t == DateTime::<Utc>::MIN_UTC || t == DateTime::<Utc>::MAX_UTC {
-                open.to_string()
-            } else {
-                super::time_label(t)
-            }
+        let from = match self.from {
+            t if t == DateTime::<Utc>::MIN_UTC => "the first record".to_string(),
+            t => super::time_label(t),
         };
-        format!("{} to {} (end excluded)", end(self.from, "the first record"), end(self.to, "the last record"))
+        match self.to {
+            t if t == DateTime::<Utc>::MAX_UTC => format!("{from} to the last record"),
+            t => format!("{from} to {} (end excluded)", super::time_label(t)),
+        }
     }
 }
 
@@ -92,6 +92,7 @@ mod tests {
         assert!(Period::new(Some(at("2026-12-01T00:00:00Z")), Some(at("2026-11-01T00:00:00Z"))).is_err());
         let open = Period::new(None, None).expect("open");
         assert!(open.contains(at("1970-01-01T00:00:00Z")) && open.contains(at("2999-01-01T00:00:00Z")));
-        assert_eq!(open.label(), "the first record to the last record (end excluded)");
+        assert_eq!(open.label(), "the first record to the last record");
+        assert_eq!(november.label(), "2026-11-01T00:00:00Z to 2026-12-01T00:00:00Z (end excluded)");
     }
 }

@@ -53,13 +53,17 @@ pub fn draw(population: &[Termination], n: usize, seed: &str, trail: &Trail) -> 
 /// The records of the termination's enrolment written up to and including its outcome
 /// record: the intent, any blocked or failed attempt, the revocation.
 fn lines_of(trail: &Trail, t: &Termination) -> Vec<QuotedLine> {
-    let about = |r: &TrailRecord| r.provider == t.provider && r.user == t.user && r.enrolment == t.enrolment;
-    let end = trail.records.iter().position(|r| r.at.to_string() == t.record).unwrap_or(trail.records.len());
-    trail.records[..(end + 1).min(trail.records.len())]
-        .iter()
-        .filter(|r| about(r))
-        .map(|r| QuotedLine { record: r.at.to_string(), line: r.text.clone() })
-        .collect()
+    let about = |r: &&TrailRecord| r.provider == t.provider && r.user == t.user && r.enrolment == t.enrolment;
+    let mut quoted = Vec::new();
+    for r in trail.records.iter().filter(about) {
+        let record = r.at.to_string();
+        let last = record == t.record;
+        quoted.push(QuotedLine { record, line: r.text.clone() });
+        if last {
+            break;
+        }
+    }
+    quoted
 }
 
 /// What the draw was made from, for its heading.
