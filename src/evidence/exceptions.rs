@@ -19,6 +19,9 @@ pub enum ExceptionKind {
     Failed,
     /// Re-checked immediately before its provider call and no longer wanted.
     Withdrawn,
+    /// The process stopped between an intent and the provider's answer, and the enrolment was
+    /// still there when read again: planned again from scratch.
+    Interrupted,
     /// A held plan carried out after someone approved its digest.
     ApprovedPlan,
     /// An intent with no outcome in the period: keyward stopped between the two.
@@ -35,6 +38,7 @@ impl ExceptionKind {
             ExceptionKind::Blocked => "blocked",
             ExceptionKind::Failed => "failed",
             ExceptionKind::Withdrawn => "withdrawn",
+            ExceptionKind::Interrupted => "interrupted",
             ExceptionKind::ApprovedPlan => "approved-plan",
             ExceptionKind::UnresolvedIntent => "unresolved-intent",
             ExceptionKind::ReadError => "read-error",
@@ -133,6 +137,7 @@ fn held_failed_or_withdrawn(r: &TrailRecord) -> Option<Exception> {
         "blocked" => ExceptionKind::Blocked,
         "failed" => ExceptionKind::Failed,
         "withdrawn" => ExceptionKind::Withdrawn,
+        "interrupted" => ExceptionKind::Interrupted,
         _ => return None,
     };
     let mut row = of_record(kind, r, r.detail.clone().unwrap_or_default());
@@ -227,6 +232,8 @@ mod tests {
             line("2026-11-10T10:00:01Z", "dave", &format!(r#","outcome":"revoked"{approval}"#)),
             line("2026-11-10T10:00:02Z", "erin", r#","outcome":"failed","detail":"HTTP 503""#),
             line("2026-11-10T10:00:03Z", "frank", r#","outcome":"withdrawn","detail":"re-entitled""#),
+            line("2026-11-10T10:00:04Z", "gil", r#","event":"intent","outcome":"intended""#),
+            line("2026-11-10T10:00:05Z", "gil", r#","event":"outcome","outcome":"interrupted""#),
             line("2026-11-10T11:00:00Z", "gus", r#","event":"intent""#),
             line("2026-11-10T11:00:01Z", "hal", r#","event":"intent""#),
             line("2026-11-10T11:00:02Z", "hal", r#","event":"outcome","outcome":"revoked""#),
@@ -264,10 +271,11 @@ mod tests {
                 "approved-plan - d1g35t kubectl-annotate a.jsonl:2",
                 "failed erin - - a.jsonl:4",
                 "withdrawn frank - - a.jsonl:5",
-                "unresolved-intent gus - - a.jsonl:6",
-                "unresolved-intent ivy - - a.jsonl:9",
+                "interrupted gil - - a.jsonl:7",
+                "unresolved-intent gus - - a.jsonl:8",
+                "unresolved-intent ivy - - a.jsonl:11",
                 "read-error - - - -",
-                "unreadable-record - - - a.jsonl:11",
+                "unreadable-record - - - a.jsonl:13",
             ]
         );
         assert_eq!(
@@ -275,7 +283,7 @@ mod tests {
             "2 revocation(s) carried out under the approved plan; approved at 2026-11-10T09:30:00Z"
         );
         assert_eq!(rows[2].detail, "HTTP 503");
-        assert!(rows[4].detail.starts_with("no outcome recorded"), "{}", rows[4].detail);
-        assert_eq!(rows[5].detail, "no outcome in the period; `revoked` at 2026-12-01T00:00:05Z (a.jsonl:10)");
+        assert!(rows[5].detail.starts_with("no outcome recorded"), "{}", rows[5].detail);
+        assert_eq!(rows[6].detail, "no outcome in the period; `revoked` at 2026-12-01T00:00:05Z (a.jsonl:12)");
     }
 }
