@@ -7,6 +7,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod engine;
+pub mod evidence;
 pub mod http;
 pub mod manifests;
 pub mod metrics;

@@ -134,6 +134,14 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// The access review and termination evidence for a period, from the audit logs and a
+    /// live read of the providers (Markdown, JSON, CSV; with `--out`, one file per section and
+    /// format and a manifest of their SHA-256). Exit 0: written; 2: written, but the audit
+    /// chain did not verify or a provider could not be read; 1: error.
+    Report {
+        #[command(flatten)]
+        args: crate::evidence::command::ReportArgs,
+    },
     /// Print the CustomResourceDefinitions (or write one file per kind into a directory).
     Crds {
         /// Write `<plural>.yaml` files into this directory instead of printing.
@@ -178,6 +186,7 @@ pub async fn run(cli: Cli) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Command::Report { args } => crate::evidence::command::run(args).await,
         Command::Crds { write } => crds::crds(write.as_deref()),
         Command::Run { args } => match crate::controller::run(args).await {
             Ok(()) => ExitCode::SUCCESS,
