@@ -46,6 +46,17 @@ pub enum RunError {
     SigningKey(String),
 }
 
+/// The audit trail of this replica: its records name it and its ServiceAccount (the chart
+/// sets `KEYWARD_SERVICE_ACCOUNT`), and its checkpoints are signed when a key is given.
+fn open_audit(args: &RunArgs, identity: &str) -> Result<Arc<dyn crate::audit::AuditSink>, RunError> {
+    let stamp = crate::audit::Stamp {
+        replica: Some(identity.to_string()),
+        service_account: std::env::var("KEYWARD_SERVICE_ACCOUNT").ok().filter(|s| !s.is_empty()),
+    };
+    let signer = args.audit_signing_key.as_deref().map(read_signer).transpose().map_err(RunError::SigningKey)?;
+    Ok(crate::audit::open_log(&args.audit_log, stamp, signer.map(Arc::new)))
+}
+
 /// The signer key in `path` (`keyward audit keygen`'s first line).
 pub fn read_signer(path: &std::path::Path) -> Result<crate::audit::Signer, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("read {}: {e}", path.display()))?;
@@ -199,15 +210,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let (leader_tx, leader_rx) = watch::channel(false);
     let leadership = leader::Leadership::default();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let stamp = crate::audit::Stamp {
-        replica: Some(identity.clone()),
-        service_account: std::env::var("KEYWARD_SERVICE_ACCOUNT").ok().filter(|s| !s.is_empty()),
-    };
-    let signer = match args.audit_signing_key.as_deref().map(read_signer).transpose() {
-        Ok(signer) => signer.map(Arc::new),
-        Err(e) => return Err(RunError::SigningKey(e)),
-    };
-    let audit = crate::audit::open_log(&args.audit_log, stamp, signer);
+    let audit = open_audit(&args, &identity)?;
     let changes: Changes = Arc::new(Mutex::new(HashMap::new()));
 
     let ctx = Arc::new(Context {

@@ -65,6 +65,25 @@ pub struct Exception {
     pub record: Option<String>,
 }
 
+impl Exception {
+    /// An exception of `kind` on `provider` that names no user, enrolment or record.
+    fn about(exception: ExceptionKind, provider: String, detail: String) -> Self {
+        Exception {
+            exception,
+            time: None,
+            provider,
+            user: None,
+            employee: None,
+            enrolment: None,
+            kind: None,
+            plan: None,
+            approver: None,
+            detail,
+            record: None,
+        }
+    }
+}
+
 /// A provider the live read could not use, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadFailure {
@@ -86,30 +105,12 @@ pub fn exceptions(trail: &Trail, period: &Period, read_failures: &[ReadFailure])
         .collect();
     rows.extend(approved_plans(in_period.iter().map(|(_, r)| *r)));
     rows.extend(trail.unreadable.iter().map(|u| Exception {
-        exception: ExceptionKind::UnreadableRecord,
-        time: None,
-        provider: String::new(),
-        user: None,
-        employee: None,
-        enrolment: None,
-        kind: None,
-        plan: None,
-        approver: None,
-        detail: u.problem.clone(),
         record: Some(u.at.to_string()),
+        ..Exception::about(ExceptionKind::UnreadableRecord, String::new(), u.problem.clone())
     }));
     rows.extend(read_failures.iter().map(|f| Exception {
-        exception: ExceptionKind::ReadError,
         time: Some(f.time),
-        provider: f.provider.clone(),
-        user: None,
-        employee: None,
-        enrolment: None,
-        kind: None,
-        plan: None,
-        approver: None,
-        detail: f.error.clone(),
-        record: None,
+        ..Exception::about(ExceptionKind::ReadError, f.provider.clone(), f.error.clone())
     }));
     // Time order; rows with no time (unreadable lines) last. Stable: log order within a time.
     rows.sort_by_key(|e| (e.time.is_none(), e.time));

@@ -86,3 +86,27 @@ pub trait Block: Sync {
     /// The provider's client.
     fn connect(&self, connect: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError>;
 }
+
+/// The [`Block`] methods that a block with a `url` field and `credentials.secretRef` spells
+/// the same way (privacyIDEA, Keycloak, Okta, Duo); `tenant:` names the field that says which
+/// tenant of that URL the block means (a realm).
+macro_rules! url_and_secret {
+    ($product:literal) => {
+        fn product(&self) -> &'static str {
+            $product
+        }
+        fn secret(&self) -> &str {
+            &self.credentials.secret_ref.name
+        }
+        fn urls(&self) -> Vec<&str> {
+            vec![&self.url]
+        }
+    };
+    ($product:literal, tenant: $field:ident) => {
+        $crate::providers::block::url_and_secret!($product);
+        fn tenant(&self) -> Option<&str> {
+            Some(&self.$field)
+        }
+    };
+}
+pub(crate) use url_and_secret;

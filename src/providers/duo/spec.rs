@@ -30,17 +30,7 @@ pub struct DuoSpec {
 }
 
 impl Block for DuoSpec {
-    fn product(&self) -> &'static str {
-        "Duo"
-    }
-
-    fn secret(&self) -> &str {
-        &self.credentials.secret_ref.name
-    }
-
-    fn urls(&self) -> Vec<&str> {
-        vec![&self.url]
-    }
+    crate::providers::block::url_and_secret!("Duo");
 
     fn secret_keys(&self) -> Vec<SecretKey> {
         vec![SecretKey::fixed("integrationKey"), SecretKey::fixed("secretKey")]

@@ -55,21 +55,7 @@ pub enum KeycloakAuthMethod {
 }
 
 impl Block for KeycloakSpec {
-    fn product(&self) -> &'static str {
-        "Keycloak"
-    }
-
-    fn secret(&self) -> &str {
-        &self.credentials.secret_ref.name
-    }
-
-    fn urls(&self) -> Vec<&str> {
-        vec![&self.url]
-    }
-
-    fn tenant(&self) -> Option<&str> {
-        Some(&self.realm)
-    }
+    crate::providers::block::url_and_secret!("Keycloak", tenant: realm);
 
     fn secret_keys(&self) -> Vec<SecretKey> {
         match self.credentials.method {

@@ -54,17 +54,7 @@ pub enum OktaAuthMethod {
 }
 
 impl Block for OktaSpec {
-    fn product(&self) -> &'static str {
-        "Okta"
-    }
-
-    fn secret(&self) -> &str {
-        &self.credentials.secret_ref.name
-    }
-
-    fn urls(&self) -> Vec<&str> {
-        vec![&self.url]
-    }
+    crate::providers::block::url_and_secret!("Okta");
 
     fn secret_keys(&self) -> Vec<SecretKey> {
         match self.credentials.method {

@@ -30,21 +30,7 @@ pub struct PrivacyIdeaSpec {
 }
 
 impl Block for PrivacyIdeaSpec {
-    fn product(&self) -> &'static str {
-        "privacyIDEA"
-    }
-
-    fn secret(&self) -> &str {
-        &self.credentials.secret_ref.name
-    }
-
-    fn urls(&self) -> Vec<&str> {
-        vec![&self.url]
-    }
-
-    fn tenant(&self) -> Option<&str> {
-        Some(&self.realm)
-    }
+    crate::providers::block::url_and_secret!("privacyIDEA", tenant: realm);
 
     fn secret_keys(&self) -> Vec<SecretKey> {
         let secret_ref = &self.credentials.secret_ref;
