@@ -43,6 +43,8 @@ fn everything_on() -> Value {
         "serviceMonitor": {"enabled": true, "interval": "1m", "scrapeTimeout": "20s", "labels": {"release": "prometheus"},
                            "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}],
                            "metricRelabelings": [{"sourceLabels": ["__name__"], "regex": "keyward_reconcile_duration_seconds_bucket", "action": "drop"}]},
+        "prometheusRule": {"enabled": true, "labels": {"release": "prometheus"}},
+        "revocationSla": "4h",
         "networkPolicy": {
             "enabled": true,
             "apiServer": {"cidrs": ["10.0.0.1/32", "172.20.0.10/32"], "ports": [443]},

@@ -498,3 +498,43 @@ fn signed_checkpoints_catch_a_log_cut_short_with_its_checkpoint_rewritten() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("not signed"), "{out}");
 }
+
+/// A privacyIDEA behind TLS with a certificate from an internal CA: without `spec.caBundle`
+/// the certificate is refused, the provider reads as unreachable and nothing is revoked; with
+/// the CA's PEM in `caBundle`, keyward plans and revokes as usual, over TLS.
+#[test]
+fn a_privacyidea_behind_an_internal_ca_is_reached_through_ca_bundle() {
+    let pi = privacyidea();
+    let acme = company(pi, "tls");
+    let upstream: std::net::SocketAddr =
+        pi.url().trim_start_matches("http://").trim_end_matches('/').parse().expect("privacyIDEA address");
+    let front = support::tls::TlsFront::start(upstream);
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", pi.url(), &front.url());
+    let (code, plan) = plan_json(tree.path());
+    assert_eq!(code, 1, "{plan}");
+    let error = plan["providers"][0]["error"].as_str().expect("an error");
+    assert!(error.contains("certificate") && error.contains("UnknownIssuer"), "{error}");
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert!(audit.is_empty(), "an untrusted certificate revokes nothing");
+    assert_eq!(pi.tokens(&acme.realm).len(), 10);
+
+    let indented: String = front.ca_pem.lines().map(|l| format!("    {l}\n")).collect();
+    edit(
+        tree.path(),
+        "10-provider.yaml",
+        "  userMapping: name",
+        &format!("  caBundle: |\n{indented}  userMapping: name"),
+    );
+    let (code, plan) = plan_json(tree.path());
+    assert_eq!(code, 2, "{plan}");
+    assert_eq!(revocations(&plan), expected_revocations());
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(audit.len(), expected_revocations().len());
+    for (user, kind) in [("carol", "totp"), ("frank", "totp")] {
+        assert!(!pi.authenticates(acme.token(user, kind)), "{user}'s {kind} revoked over TLS");
+    }
+    assert!(pi.authenticates(acme.token("alice", "totp")), "entitled ones kept");
+}

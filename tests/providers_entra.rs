@@ -530,7 +530,7 @@ async fn a_default_method_kept_company_fails_clearly() {
     let mut entra = keyward::providers::entra::Entra::new(
         "acme/corp",
         provider.spec.entra_id.as_deref().expect("block"),
-        Some(200),
+        &keyward::providers::rest::TransportSettings { max_requests_per_second: Some(200), ca_bundle: None },
         keyward::providers::entra::EntraAuth::ClientSecret {
             client_id: "app-id".into(),
             client_secret: "s3cret".into(),
@@ -600,7 +600,7 @@ fn entra_with(url: &str, extra: &str, wait_ms: u64) -> Box<dyn MfaBackend> {
     let mut entra = keyward::providers::entra::Entra::new(
         "acme/corp",
         provider.spec.entra_id.as_deref().expect("block"),
-        Some(200),
+        &keyward::providers::rest::TransportSettings { max_requests_per_second: Some(200), ca_bundle: None },
         keyward::providers::entra::EntraAuth::ClientSecret {
             client_id: "app-id".into(),
             client_secret: "s3cret".into(),

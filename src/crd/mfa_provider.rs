@@ -70,6 +70,13 @@ pub struct MfaProviderSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keycloak: Option<Box<KeycloakSpec>>,
 
+    /// PEM certificates of the certificate authorities to trust for the provider's URLs,
+    /// besides the public roots: a self-hosted privacyIDEA or Keycloak behind an internal CA.
+    /// CA certificates are public: they belong in Git, not in a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.contains('-----BEGIN CERTIFICATE-----')").message("caBundle must hold PEM certificates (-----BEGIN CERTIFICATE-----)"))]
+    pub ca_bundle: Option<String>,
+
     /// Which Employee field names the user on this provider: `email` (default) or `name`
     /// (the Employee's metadata.name). An Employee may override it with `spec.identities`.
     #[serde(default)]
@@ -112,6 +119,7 @@ macro_rules! provider_blocks {
             pub fn block(&self) -> Result<ProviderBlock<'_>, usize> {
                 let MfaProviderSpec {
                     $($field,)+
+                    ca_bundle: _,
                     user_mapping: _,
                     scope: _,
                     protected_users: _,

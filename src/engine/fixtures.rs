@@ -33,6 +33,7 @@ pub fn provider() -> MfaProvider {
             entra_id: None,
             google_workspace: None,
             keycloak: None,
+            ca_bundle: None,
             user_mapping: UserMapping::Name,
             scope: Default::default(),
             protected_users: vec![],

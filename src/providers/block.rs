@@ -33,7 +33,8 @@ pub struct Connect<'a> {
     pub namespace: &'a str,
     /// A key of the block's Secret, or `None` when it (or the Secret) is missing.
     pub secret: &'a dyn Fn(&str) -> Option<String>,
-    pub max_requests_per_second: Option<u32>,
+    /// The pace and the trusted authorities of the provider's transport.
+    pub transport: super::rest::TransportSettings,
     pub backoff: Backoff,
 }
 

@@ -28,6 +28,17 @@ impl Response {
     }
 }
 
+/// The certificates of a `caBundle`: at least one, every PEM block a certificate.
+fn ca_certificates(ca_bundle: Option<&str>) -> Result<Vec<reqwest::Certificate>, Failure> {
+    let Some(pem) = ca_bundle.filter(|p| !p.trim().is_empty()) else { return Ok(Vec::new()) };
+    let certificates = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .map_err(|e| Failure::Configuration(format!("caBundle is not PEM certificates: {e}")))?;
+    if certificates.is_empty() {
+        return Err(Failure::Configuration("caBundle holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into()));
+    }
+    Ok(certificates)
+}
+
 pub struct HttpClient {
     client: reqwest::Client,
     timeout: Duration,
@@ -35,14 +46,18 @@ pub struct HttpClient {
 }
 
 impl HttpClient {
-    pub fn new(timeout: Duration) -> Result<Self, Failure> {
-        let client = reqwest::Client::builder()
+    /// `ca_bundle`: PEM certificates of authorities to trust beside the public roots (a
+    /// self-hosted server behind an internal CA).
+    pub fn new(timeout: Duration, ca_bundle: Option<&str>) -> Result<Self, Failure> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             // Not a privacyIDEA plugin name: those are metered by its subscription check.
-            .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| Failure::Configuration(format!("cannot build HTTP client: {e}")))?;
+            .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")));
+        for certificate in ca_certificates(ca_bundle)? {
+            builder = builder.add_root_certificate(certificate);
+        }
+        let client = builder.build().map_err(|e| Failure::Configuration(format!("cannot build HTTP client: {e}")))?;
         Ok(HttpClient { client, timeout, requests: AtomicU64::new(0) })
     }
 

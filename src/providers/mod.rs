@@ -73,7 +73,10 @@ pub fn connect_with(
         name: &name,
         namespace: &namespace,
         secret: &read,
-        max_requests_per_second: provider.spec.policy.max_requests_per_second,
+        transport: rest::TransportSettings {
+            max_requests_per_second: provider.spec.policy.max_requests_per_second,
+            ca_bundle: provider.spec.ca_bundle.clone(),
+        },
         backoff,
     })
 }

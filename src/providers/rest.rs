@@ -74,11 +74,30 @@ pub struct Transport {
     allowed: super::allowlist::HostAllowlist,
 }
 
+/// What an MfaProvider says about the transport to its provider, beside the block's own
+/// `timeout`: the pace (`policy.maxRequestsPerSecond`) and the certificate authorities to
+/// trust beside the public roots (`spec.caBundle`).
+#[derive(Clone, Debug, Default)]
+pub struct TransportSettings {
+    pub max_requests_per_second: Option<u32>,
+    /// PEM certificates.
+    pub ca_bundle: Option<String>,
+}
+
 impl Transport {
     /// A transport under the process's host allowlist.
     pub fn new(timeout: Duration, max_requests_per_second: Option<u32>) -> Result<Self, Failure> {
+        Self::trusting(timeout, max_requests_per_second, None)
+    }
+
+    /// [`Transport::new`], also trusting the certificate authorities of `ca_bundle` (PEM).
+    pub fn trusting(
+        timeout: Duration,
+        max_requests_per_second: Option<u32>,
+        ca_bundle: Option<&str>,
+    ) -> Result<Self, Failure> {
         Ok(Transport {
-            http: HttpClient::new(timeout)?,
+            http: HttpClient::new(timeout, ca_bundle)?,
             limiter: Limiter::new(max_requests_per_second),
             allowed: super::allowlist::current(),
         })
@@ -365,18 +384,20 @@ pub fn base_url(url: &str) -> Result<url::Url, String> {
     Ok(parsed)
 }
 
-/// The transport of one provider: its `timeout` field, and its pace —
-/// `policy.maxRequestsPerSecond`, else the provider's `default_rps` (`None`: unpaced).
+/// The transport of one provider: its `timeout` field, its pace —
+/// `policy.maxRequestsPerSecond`, else the provider's `default_rps` (`None`: unpaced) — and
+/// the certificate authorities of `spec.caBundle`.
 pub fn provider_transport(
     provider: &str,
     timeout_field: Option<&str>,
-    max_requests_per_second: Option<u32>,
+    settings: &TransportSettings,
     default_rps: Option<u32>,
 ) -> Result<Transport, super::error::ProviderError> {
     let configure =
         |message: String| super::error::ProviderError::Configure { provider: provider.to_string(), message };
     let timeout = timeout(timeout_field).map_err(configure)?;
-    Transport::new(timeout, max_requests_per_second.or(default_rps)).map_err(|f| configure(f.to_string()))
+    let pace = settings.max_requests_per_second.or(default_rps);
+    Transport::trusting(timeout, pace, settings.ca_bundle.as_deref()).map_err(|f| configure(f.to_string()))
 }
 
 /// A URL field of a provider block, as [`base_url`] reads it.

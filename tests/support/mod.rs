@@ -7,6 +7,7 @@ pub mod crowd;
 pub mod failing;
 pub mod kube;
 pub mod proxy;
+pub mod tls;
 
 use serde_json::Value;
 use std::cell::Cell;

@@ -187,14 +187,13 @@ impl Duo {
     pub fn new(
         name: &str,
         spec: &DuoSpec,
-        max_requests_per_second: Option<u32>,
+        settings: &super::rest::TransportSettings,
         integration_key: String,
         secret_key: String,
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
         let base = super::rest::url_field(name, &spec.url)?;
-        let transport =
-            super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
+        let transport = super::rest::provider_transport(name, spec.timeout.as_deref(), settings, Some(DEFAULT_RPS))?;
         let signer = Signer::new(integration_key.trim().to_string(), secret_key.trim().to_string());
         let mut rest = Rest::new(transport, Box::new(signer), throttle);
         rest.backoff = backoff;

@@ -42,9 +42,6 @@ impl Block for DuoSpec {
 
     fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
         let (ikey, skey) = (c.key(self.secret(), "integrationKey")?, c.key(self.secret(), "secretKey")?);
-        Ok(Managed::boxed(
-            c.name,
-            super::Duo::new(c.name, self, c.max_requests_per_second, ikey, skey, c.backoff.clone())?,
-        ))
+        Ok(Managed::boxed(c.name, super::Duo::new(c.name, self, &c.transport, ikey, skey, c.backoff.clone())?))
     }
 }

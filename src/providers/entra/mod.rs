@@ -155,15 +155,14 @@ impl Entra {
     pub fn new(
         name: &str,
         spec: &EntraIdSpec,
-        max_requests_per_second: Option<u32>,
+        settings: &super::rest::TransportSettings,
         auth: EntraAuth,
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
         let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
         let authority = base_url(spec.authority_url.as_deref().unwrap_or(DEFAULT_AUTHORITY)).map_err(configure)?;
         let graph_root = base_url(spec.graph_url.as_deref().unwrap_or(DEFAULT_GRAPH)).map_err(configure)?;
-        let transport =
-            super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
+        let transport = super::rest::provider_transport(name, spec.timeout.as_deref(), settings, Some(DEFAULT_RPS))?;
         let token_url = join(&authority, &[&spec.tenant_id, "oauth2", "v2.0", "token"]);
         let scope = format!("{}/.default", graph_root.as_str().trim_end_matches('/'));
         let grant = match auth {

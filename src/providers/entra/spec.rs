@@ -104,6 +104,6 @@ impl Block for EntraIdSpec {
                 private_key: c.key(secret, "privateKey")?,
             },
         };
-        Ok(Managed::boxed(c.name, super::Entra::new(c.name, self, c.max_requests_per_second, auth, c.backoff.clone())?))
+        Ok(Managed::boxed(c.name, super::Entra::new(c.name, self, &c.transport, auth, c.backoff.clone())?))
     }
 }

@@ -152,7 +152,7 @@ impl Google {
     pub fn new(
         name: &str,
         spec: &GoogleWorkspaceSpec,
-        max_requests_per_second: Option<u32>,
+        settings: &super::rest::TransportSettings,
         key: ServiceAccountKey,
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
@@ -164,8 +164,7 @@ impl Google {
         if token_url.scheme() != "https" && !loopback {
             return Err(configure(format!("serviceAccountKey token_uri {token_uri:?} must be https")));
         }
-        let transport =
-            super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
+        let transport = super::rest::provider_transport(name, spec.timeout.as_deref(), settings, Some(DEFAULT_RPS))?;
         let signing = SigningKey::from_pem(&key.private_key)
             .map_err(|e| configure(format!("serviceAccountKey private_key: {e}")))?;
         let grant = Grant::ServiceAccount {

@@ -72,9 +72,6 @@ impl Block for GoogleWorkspaceSpec {
                 self.secret()
             ))
         })?;
-        Ok(Managed::boxed(
-            c.name,
-            super::Google::new(c.name, self, c.max_requests_per_second, account, c.backoff.clone())?,
-        ))
+        Ok(Managed::boxed(c.name, super::Google::new(c.name, self, &c.transport, account, c.backoff.clone())?))
     }
 }

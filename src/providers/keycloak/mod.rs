@@ -123,13 +123,12 @@ impl Keycloak {
     pub fn new(
         name: &str,
         spec: &KeycloakSpec,
-        max_requests_per_second: Option<u32>,
+        settings: &super::rest::TransportSettings,
         auth: KeycloakAuth,
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
         let base = super::rest::url_field(name, &spec.url)?;
-        let transport =
-            super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
+        let transport = super::rest::provider_transport(name, spec.timeout.as_deref(), settings, Some(DEFAULT_RPS))?;
         let auth_realm = spec.auth_realm.clone().filter(|r| !r.is_empty()).unwrap_or_else(|| "master".into());
         let token_url = join(&base, &["realms", &auth_realm, "protocol", "openid-connect", "token"]);
         let grant = match auth {

@@ -83,9 +83,6 @@ impl Block for KeycloakSpec {
                 password: c.key(secret, "password")?,
             },
         };
-        Ok(Managed::boxed(
-            c.name,
-            super::Keycloak::new(c.name, self, c.max_requests_per_second, auth, c.backoff.clone())?,
-        ))
+        Ok(Managed::boxed(c.name, super::Keycloak::new(c.name, self, &c.transport, auth, c.backoff.clone())?))
     }
 }

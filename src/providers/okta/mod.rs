@@ -141,14 +141,13 @@ impl Okta {
     pub fn new(
         name: &str,
         spec: &OktaSpec,
-        max_requests_per_second: Option<u32>,
+        settings: &super::rest::TransportSettings,
         auth: OktaAuth,
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
         let configure = |message: String| ProviderError::Configure { provider: name.to_string(), message };
         let base = super::rest::url_field(name, &spec.url)?;
-        let transport =
-            super::rest::provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, Some(DEFAULT_RPS))?;
+        let transport = super::rest::provider_transport(name, spec.timeout.as_deref(), settings, Some(DEFAULT_RPS))?;
         let auth: Box<dyn Auth> = match auth {
             OktaAuth::ApiToken(token) => {
                 Box::new(StaticHeader { name: "Authorization".into(), value: format!("SSWS {}", token.trim()) })

@@ -77,6 +77,6 @@ impl Block for OktaSpec {
                 key_id: c.optional("keyId"),
             },
         };
-        Ok(Managed::boxed(c.name, super::Okta::new(c.name, self, c.max_requests_per_second, auth, c.backoff.clone())?))
+        Ok(Managed::boxed(c.name, super::Okta::new(c.name, self, &c.transport, auth, c.backoff.clone())?))
     }
 }

@@ -38,14 +38,14 @@ impl PrivacyIdea {
     pub fn new(
         name: &str,
         spec: &PrivacyIdeaSpec,
-        max_requests_per_second: Option<u32>,
+        settings: &super::rest::TransportSettings,
         username: String,
         password: String,
         backoff: Backoff,
     ) -> Result<Self, ProviderError> {
         let base = url_field(name, &spec.url)?;
         // No default pace: a self-hosted server is paced by `policy.maxRequestsPerSecond` alone.
-        let transport = provider_transport(name, spec.timeout.as_deref(), max_requests_per_second, None)?;
+        let transport = provider_transport(name, spec.timeout.as_deref(), settings, None)?;
         let mut session = Session::new(base, username, password, transport);
         session.set_backoff(backoff);
         Ok(PrivacyIdea { realm: spec.realm.clone(), session, token_listing: Default::default() })
@@ -185,6 +185,13 @@ impl Client for PrivacyIdea {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pace(max_requests_per_second: u32) -> crate::providers::rest::TransportSettings {
+        crate::providers::rest::TransportSettings {
+            max_requests_per_second: Some(max_requests_per_second),
+            ca_bundle: None,
+        }
+    }
     use serde_json::json;
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -203,8 +210,8 @@ mod tests {
             json!({"url": server.uri(), "realm": "corp", "credentials": {"secretRef": {"name": "s"}}}),
         )
         .expect("spec");
-        let pi =
-            PrivacyIdea::new("acme/pi", &spec, Some(2), "admin".into(), "pw".into(), Backoff::quick()).expect("client");
+        let pi = PrivacyIdea::new("acme/pi", &spec, &pace(2), "admin".into(), "pw".into(), Backoff::quick())
+            .expect("client");
         let start = std::time::Instant::now();
         for _ in 0..3 {
             pi.realm_exists().await.expect("realm");

@@ -53,8 +53,7 @@ impl Block for PrivacyIdeaSpec {
         let secret_ref = &self.credentials.secret_ref;
         let username = c.key(&secret_ref.name, secret_ref.username_key())?;
         let password = c.key(&secret_ref.name, secret_ref.password_key())?;
-        let client =
-            super::PrivacyIdea::new(c.name, self, c.max_requests_per_second, username, password, c.backoff.clone())?;
+        let client = super::PrivacyIdea::new(c.name, self, &c.transport, username, password, c.backoff.clone())?;
         Ok(Managed::boxed(c.name, client))
     }
 }
