@@ -27,6 +27,16 @@ pub struct RunArgs {
     /// Audit log: `-` for stdout (JSON lines), or a file to append to.
     #[arg(long, env = "KEYWARD_AUDIT_LOG", default_value = "-")]
     pub audit_log: PathBuf,
+    /// Sweep no provider and revoke nothing: every MfaProvider is Suspended until the operator
+    /// runs without it (an incident stop for the whole installation; `spec.suspend` is per
+    /// provider).
+    #[arg(long, env = "KEYWARD_PAUSED")]
+    pub paused: bool,
+    /// Also honour the annotation `keyward.dev/approve-revocations` on an MfaProvider as an
+    /// approval. Off by default: whoever may edit an MfaProvider may set it, so only
+    /// RevocationApprovals let RBAC keep approvers apart from editors.
+    #[arg(long, env = "KEYWARD_APPROVAL_ANNOTATION")]
+    pub approval_annotation: bool,
 }
 
 impl RunArgs {
