@@ -900,13 +900,16 @@ fn bind_person(c: &Cluster, ns: &str, user: &str, role: &str) {
 fn an_editor_cannot_approve_an_approver_can_and_exactly_the_held_plan_goes_through_once() {
     let pi = privacyidea();
     let c = cluster();
-    // The example leavers (carol, frank) are two revocations over a budget of one.
+    // The example leavers' enrolments (carol's, frank's, …) are over a budget of one.
     let acme = acme("approve", |tree| edit(tree, "10-provider.yaml", "maxRevocations: 25", "maxRevocations: 1"));
     let _operator = acme.operator("keyward-approve");
     let status =
         || -> Value { serde_json::from_str(&acme.kubectl(&["get", "mfaprovider", "corp-pi", "-o", "json"])).unwrap() };
     eventually(WITHIN, "the plan held", || status()["status"]["blockedPlanDigest"].is_string());
-    let digest = status()["status"]["blockedPlanDigest"].as_str().unwrap().to_string();
+    let held = status();
+    let digest = held["status"]["blockedPlanDigest"].as_str().unwrap().to_string();
+    let blocked = held["status"]["blockedRevocations"].as_u64().unwrap();
+    assert!(blocked >= 2, "{held}");
     bind_person(c, &acme.ns, "eddie@acme.example", "keyward-edit");
     bind_person(c, &acme.ns, "anna@acme.example", "keyward-approve");
 
@@ -935,7 +938,7 @@ fn an_editor_cannot_approve_an_approver_can_and_exactly_the_held_plan_goes_throu
         serde_json::from_str(&acme.kubectl(&["get", "revocationapproval", name, "-o", "json"])).unwrap()
     };
     eventually(WITHIN, "the approval consumed", || approval("leavers")["status"]["consumed"] == true);
-    assert_eq!(approval("leavers")["status"]["revocations"], 2);
+    assert_eq!(approval("leavers")["status"]["revocations"], blocked, "what the held plan held");
     assert!(approval("leavers")["status"]["consumedAt"].is_string());
     assert_ne!(approval("other-plan")["status"]["consumed"], true, "the other digest's approval is not used");
     assert_eq!(status()["status"]["consumedApproval"].as_str(), Some(digest.as_str()));
@@ -943,7 +946,7 @@ fn an_editor_cannot_approve_an_approver_can_and_exactly_the_held_plan_goes_throu
     acme.wait_record("carol's approved revocation", |r| r["user"] == "carol" && r["outcome"] == "revoked");
     let approved: Vec<Value> =
         acme.audit().into_iter().filter(|r| r["approval"]["digest"] == digest.as_str()).collect();
-    assert_eq!(approved.len(), 2, "{approved:?}");
+    assert_eq!(approved.len() as u64, blocked, "{approved:?}");
     for record in &approved {
         assert_eq!(record["approval"]["manager"], "kubectl-create", "the approval's creator: {record}");
         let time = chrono::DateTime::parse_from_rfc3339(record["approval"]["time"].as_str().unwrap()).unwrap();
@@ -989,8 +992,7 @@ fn observe_mode_is_visible_in_kubectl_get() {
     let row =
         |name: &str| employees.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_default().to_string();
     assert!(row("carol").contains("True") && row("frank").contains("True"), "{employees}");
-    let alice: Vec<&str> = row("alice").split_whitespace().collect();
-    assert!(alice.contains(&"False"), "alice loses nothing: {employees}");
+    assert!(row("alice").split_whitespace().any(|c| c == "False"), "alice loses nothing: {employees}");
 
     let status: Value = serde_json::from_str(&acme.kubectl(&["get", "mfaprovider", "corp-pi", "-o", "json"])).unwrap();
     let planned = status["status"]["plannedRevocations"].as_array().expect("plannedRevocations");

@@ -191,7 +191,10 @@ async fn write_statuses(
         }
     }
     if let Some(summary) = status::observe_summary(&report.plan, provider.status.as_ref()) {
-        publish_provider_event(ctx, provider, "WouldRevoke", summary).await;
+        // The digest is part of the action: the recorder folds events with equal (reason,
+        // action, object) into one series, and each changed plan must stay visible.
+        let action = format!("Plan/{}", report.plan.digest);
+        publish_provider_event(ctx, provider, "WouldRevoke", action, summary).await;
     }
     write_status(ctx, provider, json!(provider_status)).await?;
     for grant in declared.grants.iter().filter(|g| g.spec.provider == provider.name_any()) {
@@ -232,14 +235,9 @@ async fn consume_approval(
 }
 
 /// A Normal Event on the MfaProvider (`kubectl describe mfaprovider`, `kubectl get events`).
-async fn publish_provider_event(ctx: &Context, provider: &MfaProvider, reason: &str, note: String) {
-    let event = KubeEvent {
-        type_: EventType::Normal,
-        reason: reason.into(),
-        note: Some(note),
-        action: "Sweep".into(),
-        secondary: None,
-    };
+async fn publish_provider_event(ctx: &Context, provider: &MfaProvider, reason: &str, action: String, note: String) {
+    let event =
+        KubeEvent { type_: EventType::Normal, reason: reason.into(), note: Some(note), action, secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &provider.object_ref(&())).await {
         tracing::warn!(error = %e, provider = %provider.name_any(), "publish event");
     }
