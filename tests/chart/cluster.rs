@@ -252,7 +252,7 @@ fn rendered_manifests_apply_with_kubectl() {
             .collect()
     };
     let before = versions();
-    assert_eq!(before.len(), 11, "{before:?}");
+    assert_eq!(before.len(), 15, "{before:?}");
     cluster.ok(&["apply", "-f", "-"], Some(&defaults));
     assert_eq!(versions(), before, "applying the same manifests again changed objects");
     // Server-side apply takes the same objects over. Its only conflicts are with the atomic
@@ -490,7 +490,8 @@ struct OperatorRun {
 }
 
 /// The env of the rendered container, with the downward API filled in as the kubelet would.
-fn container_env(container: &Value, pod_name: &str, pod_namespace: &str) -> Vec<(String, String)> {
+fn container_env(pod: &Value, pod_name: &str, pod_namespace: &str) -> Vec<(String, String)> {
+    let container = &pod["containers"][0];
     let mut env = Vec::new();
     for var in container["env"].as_array().into_iter().flatten() {
         let name = var["name"].as_str().unwrap().to_string();
@@ -498,6 +499,7 @@ fn container_env(container: &Value, pod_name: &str, pod_namespace: &str) -> Vec<
             (Value::String(v), _) => v.clone(),
             (_, Some("metadata.name")) => pod_name.to_string(),
             (_, Some("metadata.namespace")) => pod_namespace.to_string(),
+            (_, Some("spec.serviceAccountName")) => pod["serviceAccountName"].as_str().unwrap_or_default().to_string(),
             _ => panic!("the test cannot fill in env {var}"),
         };
         env.push((name, value));
@@ -572,7 +574,7 @@ fn run_operator_as_deployed(cluster: &Cluster, release: &Release, rendered: &Ren
         .args(&args)
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .envs(container_env(container, &pod_name, &release.namespace))
+        .envs(container_env(&pod, &pod_name, &release.namespace))
         .env("KUBECONFIG", &account.kubeconfig)
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
