@@ -140,6 +140,7 @@ fn time_plan(size: usize) -> (Duration, usize) {
             capabilities: &capabilities,
             now,
             revoked_in_window: 0,
+            approvals: &[],
         });
         best = best.min(start.elapsed());
         revocations = p.revocation_count();
@@ -212,6 +213,7 @@ fn large(people: usize, grants: usize) {
         capabilities: &capabilities,
         now: Utc::now(),
         revoked_in_window: 0,
+        approvals: &[],
     });
     let took = start.elapsed();
     let peak = PEAK.load(Ordering::Relaxed);

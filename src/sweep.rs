@@ -119,6 +119,11 @@ pub trait Guard: Sync {
     fn revoked_in_window(&self) -> usize {
         0
     }
+    /// Approvals on offer for this provider's held plan (RevocationApprovals, the annotation
+    /// where the caller honours it): none unless the caller has some.
+    fn approvals(&self) -> Vec<engine::ApprovalOffer> {
+        Vec::new()
+    }
     /// The declared state as it is now, to re-check each revocation against immediately
     /// before its provider call: listing a large tenant takes minutes, during which an
     /// Employee may be re-entitled.
@@ -201,6 +206,7 @@ where
         capabilities: &capabilities,
         now,
         revoked_in_window: guard.revoked_in_window(),
+        approvals: &guard.approvals(),
     });
     let mut report = SweepReport {
         plan,
@@ -383,6 +389,7 @@ fn withdrawn(guard: &dyn Guard, listed: &Inventory, capabilities: &Capabilities,
         capabilities,
         now,
         revoked_in_window: 0,
+        approvals: &[],
     });
     let still = replanned.revocations().any(|a| a.enrolment == action.enrolment && a.user == action.user);
     (!still).then(|| "the current declared state no longer revokes it".into())

@@ -35,6 +35,8 @@ fn everything_on() -> Value {
         "imagePullSecrets": [{"name": "acme-registry"}],
         "watch": {"namespaces": ["acme", "acme-contractors"]},
         "providerHosts": ["acme.okta.com", "*.duosecurity.com"],
+        "paused": true,
+        "approvals": {"annotation": true},
         "leaderElection": {"leaseName": "keyward-acme", "leaseDuration": "30s"},
         "audit": {"destination": "file", "file": {"path": "/var/log/keyward/audit.jsonl", "sizeLimit": "2Gi"}},
         "logging": {"level": "info,keyward=debug", "format": "text"},
@@ -54,6 +56,7 @@ fn everything_on() -> Value {
                              "ports": [{"port": 443, "protocol": "TCP"}]}]
         },
         "crds": {"install": false},
+        "rbac": {"aggregateClusterRoles": false},
         "serviceAccount": {"name": "keyward-operator", "annotations": {"iam.example/role": "keyward"}},
         "serviceAccountToken": {"expirationSeconds": 7200},
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
@@ -128,7 +131,11 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
         kinds(&r),
         [
             "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
             "ClusterRoleBinding",
+            "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
@@ -191,6 +198,61 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
     assert_eq!(pdb["spec"]["unhealthyPodEvictionPolicy"], "AlwaysAllow");
     assert_eq!(pdb["spec"]["selector"], deployment["spec"]["selector"]);
     assert!(r.notes().contains("kubectl -n keyward-system rollout status deployment/keyward"), "{}", r.notes());
+}
+
+/// The roles for people: `view` reads, `edit` changes what is declared but cannot approve,
+/// only `approve` creates RevocationApprovals; aggregated into Kubernetes' own roles as
+/// cert-manager does (`approve` into `admin` only). A namespaced install can leave them out.
+#[test]
+fn aggregated_roles_keep_approvers_apart_from_editors() {
+    let r = render(&Release::new(json!({})));
+    let role = |name: &str| {
+        r.of_kind("ClusterRole").into_iter().find(|o| o["metadata"]["name"] == name).unwrap_or_else(|| panic!("{name}"))
+    };
+    let grants = |role: &Value| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for rule in role["rules"].as_array().unwrap() {
+            for resource in rule["resources"].as_array().unwrap() {
+                for verb in rule["verbs"].as_array().unwrap() {
+                    out.push((resource.as_str().unwrap().to_string(), verb.as_str().unwrap().to_string()));
+                }
+            }
+        }
+        out
+    };
+    let has = |role: &Value, resource: &str, verb: &str| grants(role).contains(&(resource.into(), verb.into()));
+    let aggregates = |role: &Value| -> Vec<String> {
+        let mut to: Vec<String> = role["metadata"]["labels"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, v)| k.starts_with("rbac.authorization.k8s.io/aggregate-to-") && *v == "true")
+            .map(|(k, _)| k.trim_start_matches("rbac.authorization.k8s.io/aggregate-to-").to_string())
+            .collect();
+        to.sort();
+        to
+    };
+    let (view, edit, approve) = (role("keyward-view"), role("keyward-edit"), role("keyward-approve"));
+    assert_eq!(aggregates(&view), ["admin", "edit", "view"]);
+    assert_eq!(aggregates(&edit), ["admin", "edit"]);
+    assert_eq!(aggregates(&approve), ["admin"], "approving is not part of `edit`");
+    for kind in ["mfaproviders", "employees", "accessgrants", "revocationapprovals"] {
+        assert!(has(&view, kind, "list") && !has(&view, kind, "patch"), "view reads {kind}");
+    }
+    for kind in ["mfaproviders", "employees", "accessgrants"] {
+        assert!(has(&edit, kind, "create") && has(&edit, kind, "patch"), "edit changes {kind}");
+    }
+    assert!(grants(&edit).iter().all(|(resource, _)| !resource.starts_with("revocationapprovals")), "{edit}");
+    assert!(has(&approve, "revocationapprovals", "create"));
+    assert!(
+        grants(&approve)
+            .iter()
+            .all(|(resource, verb)| resource == "revocationapprovals"
+                || ["get", "list", "watch"].contains(&verb.as_str())),
+        "approve changes nothing else: {approve}"
+    );
+    let without = render(&Release::new(json!({"rbac": {"aggregateClusterRoles": false}})));
+    assert_eq!(without.of_kind("ClusterRole").len(), 1, "only the operator's own");
 }
 
 #[test]
@@ -328,6 +390,8 @@ fn non_default_values_render_a_namespaced_install_with_every_option() {
             "--lease-namespace=security",
             "--lease-duration=30s",
             "--revocation-sla=4h",
+            "--paused",
+            "--approval-annotation",
             "--audit-log=/var/log/keyward/audit.jsonl"
         ]
     );
@@ -784,7 +848,7 @@ fn crds_annotations_are_added_and_win_over_the_charts() {
         "argocd.argoproj.io/sync-options": "Prune=false,Delete=false,ServerSideApply=true"
     }}})));
     let crds = r.of_kind("CustomResourceDefinition");
-    assert_eq!(crds.len(), 3);
+    assert_eq!(crds.len(), 4);
     for crd in crds {
         let annotations = &crd["metadata"]["annotations"];
         assert_eq!(annotations["acme.example/owner"], "security");
@@ -825,6 +889,7 @@ fn operator_requests(watched: Option<&[&str]>, objects_in: &[&str], lease_ns: &s
         ("keyward.dev", "mfaproviders"),
         ("keyward.dev", "employees"),
         ("keyward.dev", "accessgrants"),
+        ("keyward.dev", "revocationapprovals"),
         ("", "secrets"),
     ];
     for (group, resource) in kinds {
@@ -841,7 +906,7 @@ fn operator_requests(watched: Option<&[&str]>, objects_in: &[&str], lease_ns: &s
         let ns = Some(*ns);
         // No GETs of single objects: the operator reads from its watch caches.
         requests.push(ApiRequest::new("patch", "keyward.dev", "employees", None, ns));
-        for resource in ["mfaproviders", "employees", "accessgrants"] {
+        for resource in ["mfaproviders", "employees", "accessgrants", "revocationapprovals"] {
             requests.push(ApiRequest::new("patch", "keyward.dev", resource, Some("status"), ns));
         }
         requests.push(ApiRequest::new("create", "events.k8s.io", "events", None, ns));
@@ -919,7 +984,7 @@ fn the_rbac_comparison_fails_on_a_missing_or_an_extra_permission() {
 
     // A wildcard rule is refused outright.
     let mut objects = r.objects();
-    let role = objects.iter_mut().find(|o| o["kind"] == "ClusterRole").unwrap();
+    let role = objects.iter_mut().find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "keyward").unwrap();
     role["rules"][0]["verbs"] = json!(["*"]);
     assert!(rbac::grants_of(&objects, NS, "keyward").unwrap_err().contains("wildcard"));
 }

@@ -15,14 +15,22 @@ fn crds_directory_matches_the_generated_definitions() {
 }
 
 #[test]
-fn keyward_crds_prints_all_three_definitions() {
+fn keyward_crds_prints_every_definition() {
     let out = keyward(&["crds"]);
     assert!(out.status.success());
     let text = stdout(&out);
     let docs: Vec<serde_yaml::Value> =
         serde_yaml::Deserializer::from_str(&text).map(|d| serde::Deserialize::deserialize(d).expect("YAML")).collect();
     let names: Vec<&str> = docs.iter().map(|d| d["metadata"]["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["mfaproviders.keyward.dev", "employees.keyward.dev", "accessgrants.keyward.dev"]);
+    assert_eq!(
+        names,
+        [
+            "mfaproviders.keyward.dev",
+            "employees.keyward.dev",
+            "accessgrants.keyward.dev",
+            "revocationapprovals.keyward.dev"
+        ]
+    );
     for doc in &docs {
         assert_eq!(doc["spec"]["scope"], "Namespaced");
         let version = &doc["spec"]["versions"][0];
@@ -41,6 +49,7 @@ fn the_schema_carries_the_rules_the_server_enforces() {
         "validFrom must be before validUntil",
         "subjects must name at least one role or employee",
         "url must be https",
+        "an approval cannot be changed; create a new one",
     ] {
         assert!(text.contains(rule), "CEL rule {rule:?} missing");
     }

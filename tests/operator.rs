@@ -415,8 +415,12 @@ fn the_chart_grants_exactly_what_the_operator_uses() {
     std::thread::sleep(Duration::from_secs(3));
     let digest = acme.kubectl(&["get", "mfaprovider", "corp-pi", "-o", "jsonpath={.status.blockedPlanDigest}"]);
     assert!(!digest.is_empty());
-    acme.kubectl(&["annotate", "mfaprovider", "corp-pi", &format!("keyward.dev/approve-revocations={digest}")]);
+    acme.cluster.kubectl_stdin(&["create", "-f", "-"], &approval_yaml(&acme.ns, "leavers", &digest));
     eventually(WITHIN, "approved revocations", || acme.revoked("carol", "totp"));
+    // The approval marked consumed: its status is written too.
+    eventually(WITHIN, "the approval consumed", || {
+        acme.kubectl(&["get", "revocationapproval", "leavers", "-o", "jsonpath={.status.consumed}"]) == "true"
+    });
     // Alice's two tokens would exceed the budget of 1 again (she would stay Terminating).
     acme.kubectl(&[
         "patch",
@@ -499,10 +503,10 @@ fn a_bad_commit_applied_in_pieces_is_held_by_the_budget_window() {
 
     // The held plan is approved as a whole and goes through.
     let digest = provider["status"]["blockedPlanDigest"].as_str().unwrap().to_string();
-    kubectl(&["annotate", "mfaprovider", "corp-pi", &format!("keyward.dev/approve-revocations={digest}")]);
+    c.kubectl_stdin(&["create", "-f", "-"], &approval_yaml(ns, "the-rest", &digest));
     eventually(WITHIN, "the approved rest revoked", || revoked() == PEOPLE);
     assert!(!pi.authenticates(&tokens[PEOPLE - 1]));
-    // Consumed once, and the records say by whom: the field manager that set the annotation.
+    // Consumed once, and the records say by whom: the field manager that created the approval.
     eventually(WITHIN, "the approval marked consumed", || {
         status()["status"]["consumedApproval"].as_str() == Some(digest.as_str())
     });
@@ -511,9 +515,7 @@ fn a_bad_commit_applied_in_pieces_is_held_by_the_budget_window() {
     let records = outcomes_after_their_intents(&records);
     let approved: Vec<&Value> = records.iter().filter(|r| r["approval"]["digest"] == digest.as_str()).collect();
     assert_eq!(approved.len(), PEOPLE - made, "{records:?}");
-    assert!(
-        approved.iter().all(|r| r["approval"]["manager"] == "kubectl-annotate" && r["approval"]["time"].is_string())
-    );
+    assert!(approved.iter().all(|r| r["approval"]["manager"] == "kubectl-create" && r["approval"]["time"].is_string()));
     drop(operator);
 }
 
@@ -854,4 +856,231 @@ fn sigkill_at_random_moments_loses_no_audit_record_and_doubles_none() {
         assert!(finals[0]["replica"].as_str().is_some_and(|r| !r.is_empty()), "the acting replica is named");
         assert_eq!(finals[0]["service_account"], "keyward");
     }
+}
+
+/// A RevocationApproval for `digest` on corp-pi, as YAML for `kubectl create -f -`.
+fn approval_yaml(ns: &str, name: &str, digest: &str) -> String {
+    format!(
+        "apiVersion: keyward.dev/v1alpha1\nkind: RevocationApproval\nmetadata: {{name: {name}, namespace: {ns}}}\n\
+         spec: {{provider: corp-pi, digest: \"{digest}\", reason: reviewed the leavers of this week}}\n"
+    )
+}
+
+/// `kubectl create -f -` as another user (impersonated: the admin kubeconfig may).
+fn create_as(c: &Cluster, user: &str, yaml: &str) -> std::process::Output {
+    use std::io::Write;
+    let mut child = std::process::Command::new(support::kube::kubectl_path())
+        .args(["--as", user, "create", "-f", "-"])
+        .env("KUBECONFIG", &c.kubeconfig)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run kubectl");
+    child.stdin.take().expect("stdin").write_all(yaml.as_bytes()).expect("write stdin");
+    child.wait_with_output().expect("kubectl")
+}
+
+/// The chart's roles for people (`keyward-view`, `-edit`, `-approve`) applied, and `user`
+/// bound to `role` (and to view) in `ns`. The local control plane runs no controller manager,
+/// so the aggregation into Kubernetes' own roles is not exercised here (tests/chart.rs checks
+/// its labels); the roles themselves are real RBAC.
+fn bind_person(c: &Cluster, ns: &str, user: &str, role: &str) {
+    let rendered = helm::render(&helm::Release::new(serde_json::json!({})));
+    for cluster_role in rendered.of_kind("ClusterRole") {
+        c.kubectl_stdin(&["apply", "-f", "-"], &serde_json::to_string(&cluster_role).unwrap());
+    }
+    for (binding, role) in [(format!("{user}-{role}"), role), (format!("{user}-view"), "keyward-view")] {
+        c.kubectl_ok(&["-n", ns, "create", "rolebinding", &binding, &format!("--clusterrole={role}"), "--user", user]);
+    }
+}
+
+/// Approvers apart from editors, with real RBAC on the real API server: an editor (bound to
+/// keyward-edit) may change the MfaProvider but may not create a RevocationApproval, and the
+/// approval annotation they can set approves nothing in the cluster; an approver (bound to
+/// keyward-approve) may. An approval of another digest does nothing; the one naming the held
+/// plan's digest lets exactly that plan through, once, and its records say by which approval.
+#[test]
+fn an_editor_cannot_approve_an_approver_can_and_exactly_the_held_plan_goes_through_once() {
+    let pi = privacyidea();
+    let c = cluster();
+    // The example leavers' enrolments (carol's, frank's, …) are over a budget of one.
+    let acme = acme("approve", |tree| edit(tree, "10-provider.yaml", "maxRevocations: 25", "maxRevocations: 1"));
+    let _operator = acme.operator("keyward-approve");
+    let status =
+        || -> Value { serde_json::from_str(&acme.kubectl(&["get", "mfaprovider", "corp-pi", "-o", "json"])).unwrap() };
+    eventually(WITHIN, "the plan held", || status()["status"]["blockedPlanDigest"].is_string());
+    let held = status();
+    let digest = held["status"]["blockedPlanDigest"].as_str().unwrap().to_string();
+    let blocked = held["status"]["blockedRevocations"].as_u64().unwrap();
+    assert!(blocked >= 2, "{held}");
+    bind_person(c, &acme.ns, "eddie@acme.example", "keyward-edit");
+    bind_person(c, &acme.ns, "anna@acme.example", "keyward-approve");
+
+    let denied = create_as(c, "eddie@acme.example", &approval_yaml(&acme.ns, "by-editor", &digest));
+    assert!(!denied.status.success(), "an editor created an approval: {}", stdout(&denied));
+    assert!(stderr(&denied).contains("forbidden"), "{}", stderr(&denied));
+    // The editor can edit, and so set the annotation; in the cluster it approves nothing.
+    c.kubectl_ok(&["--as", "eddie@acme.example", "-n", &acme.ns, "label", "mfaprovider", "corp-pi", "team=security"]);
+    let annotation = format!("keyward.dev/approve-revocations={digest}");
+    c.kubectl_ok(&["--as", "eddie@acme.example", "-n", &acme.ns, "annotate", "mfaprovider", "corp-pi", &annotation]);
+
+    let other = create_as(c, "anna@acme.example", &approval_yaml(&acme.ns, "other-plan", "0123456789abcdef"));
+    assert!(other.status.success(), "an approver may approve: {}", stderr(&other));
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!acme.revoked("carol", "totp") && !acme.revoked("frank", "totp"), "neither approves the held plan");
+    assert_eq!(status()["status"]["blockedPlanDigest"].as_str(), Some(digest.as_str()));
+
+    let right = create_as(c, "anna@acme.example", &approval_yaml(&acme.ns, "leavers", &digest));
+    assert!(right.status.success(), "{}", stderr(&right));
+    eventually(WITHIN, "the approved plan carried out", || {
+        acme.revoked("carol", "totp") && acme.revoked("frank", "totp")
+    });
+    assert!(!pi.authenticates(acme.company.token("frank", "totp")));
+    assert!(pi.authenticates(acme.company.token("alice", "totp")), "only the plan approved");
+    let approval = |name: &str| -> Value {
+        serde_json::from_str(&acme.kubectl(&["get", "revocationapproval", name, "-o", "json"])).unwrap()
+    };
+    eventually(WITHIN, "the approval consumed", || approval("leavers")["status"]["consumed"] == true);
+    assert_eq!(approval("leavers")["status"]["revocations"], blocked, "what the held plan held");
+    assert!(approval("leavers")["status"]["consumedAt"].is_string());
+    assert_ne!(approval("other-plan")["status"]["consumed"], true, "the other digest's approval is not used");
+    assert_eq!(status()["status"]["consumedApproval"].as_str(), Some(digest.as_str()));
+    let created = approval("leavers")["metadata"]["creationTimestamp"].as_str().unwrap().to_string();
+    acme.wait_record("carol's approved revocation", |r| r["user"] == "carol" && r["outcome"] == "revoked");
+    let approved: Vec<Value> =
+        acme.audit().into_iter().filter(|r| r["approval"]["digest"] == digest.as_str()).collect();
+    assert_eq!(approved.len() as u64, blocked, "{approved:?}");
+    for record in &approved {
+        assert_eq!(record["approval"]["manager"], "kubectl-create", "the approval's creator: {record}");
+        let time = chrono::DateTime::parse_from_rfc3339(record["approval"]["time"].as_str().unwrap()).unwrap();
+        assert_eq!(time, chrono::DateTime::parse_from_rfc3339(&created).unwrap(), "when it was created");
+    }
+
+    // Consumed: a next held plan (alice's two tokens) waits for an approval of its own.
+    acme.kubectl(&["patch", "employee", "alice", "--type", "merge", "-p", r#"{"spec":{"state":"Offboarded"}}"#]);
+    eventually(WITHIN, "alice's plan held", || {
+        status()["status"]["blockedPlanDigest"].as_str().is_some_and(|d| d != digest)
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!acme.revoked("alice", "totp"), "a consumed approval lets nothing more through");
+}
+
+/// Observe mode in `kubectl get`: Employees that would lose an enrolment show WOULD REVOKE
+/// True, the MfaProvider its pending count, the first would-be revocations (the undeclared
+/// user's included) in its status and a summary Event, again when the plan changes; nothing is
+/// revoked.
+#[test]
+fn observe_mode_is_visible_in_kubectl_get() {
+    let pi = privacyidea();
+    let acme = acme("observe", |tree| {
+        edit(tree, "10-provider.yaml", "mode: Enforce", "mode: Observe");
+        edit(tree, "10-provider.yaml", "scope: Declared", "scope: All");
+    });
+    pi.add_user(&acme.company.realm, "mallory");
+    let mallory = pi.enrol(&acme.company.realm, "mallory", "totp");
+    let _operator = acme.operator("keyward-observe");
+    acme.kubectl(&["wait", "--for=condition=Ready", "mfaprovider/corp-pi", "--timeout=60s"]);
+    eventually(WITHIN, "carol's WouldRevoke", || {
+        acme.kubectl(&[
+            "get",
+            "employee",
+            "carol",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"WouldRevoke\")].status}",
+        ]) == "True"
+    });
+
+    let employees = acme.kubectl(&["get", "employees"]);
+    assert!(employees.lines().next().unwrap_or_default().contains("WOULD REVOKE"), "{employees}");
+    let row =
+        |name: &str| employees.lines().find(|l| l.starts_with(&format!("{name} "))).unwrap_or_default().to_string();
+    assert!(row("carol").contains("True") && row("frank").contains("True"), "{employees}");
+    assert!(row("alice").split_whitespace().any(|c| c == "False"), "alice loses nothing: {employees}");
+
+    let status: Value = serde_json::from_str(&acme.kubectl(&["get", "mfaprovider", "corp-pi", "-o", "json"])).unwrap();
+    let planned = status["status"]["plannedRevocations"].as_array().expect("plannedRevocations");
+    let users: Vec<&str> = planned.iter().map(|p| p["user"].as_str().unwrap()).collect();
+    assert!(users.contains(&"carol") && users.contains(&"frank"), "{planned:?}");
+    let undeclared = planned.iter().find(|p| p["user"] == "mallory").expect("the undeclared user is listed");
+    assert_eq!((undeclared["reason"].as_str(), undeclared["employee"].as_str()), (Some("UndeclaredUser"), None));
+    assert_eq!(status["status"]["undeclaredUsers"], 1);
+    let pending = status["status"]["pendingRevocations"].as_u64().unwrap();
+    assert_eq!(pending as usize, planned.len());
+    let providers = acme.kubectl(&["get", "mfaproviders"]);
+    assert!(providers.contains("PENDING") && providers.contains("Observe"), "{providers}");
+    assert!(providers.lines().nth(1).unwrap().split_whitespace().any(|c| c == pending.to_string()), "{providers}");
+
+    let summaries = || {
+        let events: Value = serde_json::from_str(&acme.kubectl(&["get", "events", "-o", "json"])).unwrap();
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["reason"] == "WouldRevoke" && e["involvedObject"]["kind"] == "MfaProvider")
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    eventually(WITHIN, "the summary Event", || !summaries().is_empty());
+    assert!(summaries()[0].contains("Observe mode: would revoke"), "{:?}", summaries());
+    acme.kubectl(&["patch", "employee", "bob", "--type", "merge", "-p", r#"{"spec":{"state":"Offboarded"}}"#]);
+    eventually(WITHIN, "a second summary for the changed plan", || summaries().len() >= 2);
+
+    assert!(pi.authenticates(acme.company.token("carol", "totp")), "Observe revokes nothing");
+    assert!(pi.authenticates(&mallory));
+    assert!(!acme.audit().iter().any(|r| r["outcome"] == "revoked"), "and records no revocation");
+}
+
+/// `spec.suspend` stops all action on one provider (status Ready=False, reason Suspended), and
+/// `keyward run --paused` on all of them; resuming revokes what is due.
+#[test]
+fn a_suspended_provider_and_a_paused_operator_revoke_nothing_until_resumed() {
+    let pi = privacyidea();
+    let c = cluster();
+    let acme = acme("suspend", |tree| {
+        edit(tree, "10-provider.yaml", "  scope: Declared", "  suspend: true\n  scope: Declared")
+    });
+    let reason = || {
+        acme.kubectl(&[
+            "get",
+            "mfaprovider",
+            "corp-pi",
+            "-o",
+            "jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}",
+        ])
+    };
+    let mut operator = acme.operator("keyward-suspend");
+    eventually(WITHIN, "Suspended in status", || reason() == "Suspended");
+    let ready = acme.kubectl(&[
+        "get",
+        "mfaprovider",
+        "corp-pi",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+    ]);
+    assert_eq!(ready, "False");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(pi.authenticates(acme.company.token("carol", "totp")), "suspended: carol is not revoked");
+
+    acme.kubectl(&["patch", "mfaprovider", "corp-pi", "--type", "merge", "-p", r#"{"spec":{"suspend":false}}"#]);
+    acme.wait_first_sweep();
+    operator.stop();
+
+    operator = c.operator_with(&acme.ns, "keyward-suspend", &acme.audit, None, &["--paused"]);
+    eventually(WITHIN, "Suspended by --paused", || reason() == "Suspended");
+    let message = acme.kubectl(&[
+        "get",
+        "mfaprovider",
+        "corp-pi",
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"Ready\")].message}",
+    ]);
+    assert!(message.contains("--paused"), "{message}");
+    acme.kubectl(&["patch", "employee", "alice", "--type", "merge", "-p", r#"{"spec":{"state":"Offboarded"}}"#]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(pi.authenticates(acme.company.token("alice", "totp")), "paused: alice is not revoked");
+    operator.stop();
+
+    let _operator = acme.operator("keyward-suspend");
+    eventually(WITHIN, "alice revoked once resumed", || acme.revoked("alice", "totp"));
 }

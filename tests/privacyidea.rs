@@ -142,6 +142,43 @@ fn a_plan_over_budget_waits_for_approval_of_its_digest() {
     assert_eq!(pi.tokens(&acme.realm).len(), 4);
 }
 
+/// `keyward apply` takes a RevocationApproval from the manifests as it takes the annotation:
+/// one naming another digest does nothing, the one naming the held plan lets it through, and
+/// its records name the approver it states.
+#[test]
+fn a_revocation_approval_in_the_manifests_lets_apply_carry_out_exactly_its_plan() {
+    let pi = privacyidea();
+    let acme = company(pi, "approval-object");
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", "maxRevocations: 25", "maxRevocations: 2");
+    let (_, plan) = plan_json(tree.path());
+    let digest = plan["providers"][0]["digest"].as_str().expect("digest").to_string();
+    let approval = |digest: &str| {
+        format!(
+            "apiVersion: keyward.dev/v1alpha1\nkind: RevocationApproval\nmetadata:\n  name: leavers\n  namespace: acme\n  \
+             annotations: {{keyward.dev/approved-by: jane@acme.example}}\nspec:\n  provider: corp-pi\n  \
+             digest: \"{digest}\"\n  reason: reviewed\n"
+        )
+    };
+    std::fs::write(tree.path().join("40-approval.yaml"), approval("0123456789abcdef")).unwrap();
+    let (out, _) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(2), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(pi.tokens(&acme.realm).len(), 10, "another digest approves nothing");
+
+    std::fs::write(tree.path().join("40-approval.yaml"), approval(&digest)).unwrap();
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let revoked: Vec<&serde_json::Value> = audit.iter().filter(|r| r["outcome"] == "revoked").collect();
+    assert_eq!(revoked.len(), 6);
+    assert!(
+        revoked
+            .iter()
+            .all(|r| r["approval"]["digest"] == digest.as_str() && r["approval"]["manager"] == "jane@acme.example"),
+        "{revoked:?}"
+    );
+    assert!(!pi.authenticates(acme.token("carol", "totp")));
+}
+
 #[test]
 fn protected_users_survive_scope_all_which_revokes_undeclared_users() {
     let pi = privacyidea();

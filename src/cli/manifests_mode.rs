@@ -112,13 +112,35 @@ async fn sweep_all(
         let namespace = provider.namespace().unwrap_or_default();
         let declared = Declared { provider, employees: &employees, grants: &grants };
         let lookup = |secret: &str, key: &str| manifests.secret_value(&namespace, secret, key);
+        let approvals = ManifestApprovals::of(provider, manifests);
         let report = match providers::connect(provider, &lookup) {
-            Ok(backend) => sweep::sweep(backend.as_ref(), &declared, now, execution, audit).await,
+            Ok(backend) => sweep::sweep_guarded(backend.as_ref(), &declared, now, execution, audit, &approvals).await,
             Err(e) => unreachable_provider(&declared, e.to_string(), now),
         };
         reports.push(report);
     }
     reports
+}
+
+/// What `plan` and `apply` offer a held plan: the RevocationApprovals of the manifests that
+/// name the provider, and its approval annotation. Nothing records their use (the files are
+/// not written), so a `keyward apply` run again carries the same plan out again: the budget
+/// of one run is the guard, as it always was for the annotation.
+struct ManifestApprovals(Vec<crate::engine::ApprovalOffer>);
+
+impl ManifestApprovals {
+    fn of(provider: &crate::crd::MfaProvider, manifests: &Manifests) -> Self {
+        let objects: Vec<&crate::crd::RevocationApproval> = manifests.approvals.iter().map(|l| &l.object).collect();
+        let mut offers = crate::engine::budget::object_offers(provider, &objects);
+        offers.extend(crate::engine::budget::annotation_offer(provider));
+        ManifestApprovals(offers)
+    }
+}
+
+impl sweep::Guard for ManifestApprovals {
+    fn approvals(&self) -> Vec<crate::engine::ApprovalOffer> {
+        self.0.clone()
+    }
 }
 
 /// A provider that could not even be configured decides nothing, exactly as one that could
@@ -133,6 +155,7 @@ fn unreachable_provider(declared: &Declared, error: String, now: chrono::DateTim
         capabilities: &capabilities,
         now,
         revoked_in_window: 0,
+        approvals: &[],
     });
     SweepReport {
         plan,

@@ -144,6 +144,15 @@ impl Watched for crate::crd::MfaProvider {
     /// annotation, which only `managedFields` tells; there are few providers.
     fn slim(&mut self) {}
 }
+impl Watched for crate::crd::RevocationApproval {
+    /// `managedFields` kept: the approval's audit records name the field manager that created
+    /// it; approvals are few.
+    fn slim(&mut self) {
+        if let Some(annotations) = self.metadata.annotations.as_mut() {
+            annotations.remove(LAST_APPLIED);
+        }
+    }
+}
 impl Watched for crate::crd::Employee {}
 impl Watched for crate::crd::AccessGrant {}
 

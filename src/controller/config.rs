@@ -35,6 +35,16 @@ pub struct RunArgs {
     /// `keyward_sla_breaches_total`.
     #[arg(long, env = "KEYWARD_REVOCATION_SLA", default_value = "1h", value_parser = humantime::parse_duration)]
     pub revocation_sla: Duration,
+    /// Sweep no provider and revoke nothing: every MfaProvider is Suspended until the operator
+    /// runs without it (an incident stop for the whole installation; `spec.suspend` is per
+    /// provider).
+    #[arg(long, env = "KEYWARD_PAUSED")]
+    pub paused: bool,
+    /// Also honour the annotation `keyward.dev/approve-revocations` on an MfaProvider as an
+    /// approval. Off by default: whoever may edit an MfaProvider may set it, so only
+    /// RevocationApprovals let RBAC keep approvers apart from editors.
+    #[arg(long, env = "KEYWARD_APPROVAL_ANNOTATION")]
+    pub approval_annotation: bool,
 }
 
 impl RunArgs {

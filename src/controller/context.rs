@@ -3,7 +3,7 @@
 use super::caches::Cache;
 use super::config::RunArgs;
 use crate::crd::mfa_provider::RevocationTally;
-use crate::crd::{AccessGrant, Employee, MfaProvider};
+use crate::crd::{AccessGrant, Employee, MfaProvider, RevocationApproval};
 use crate::engine::plan::EmployeeVerdict;
 use crate::metrics::Metrics;
 use crate::providers::{self, MfaBackend, ProviderError};
@@ -94,6 +94,9 @@ pub struct Context {
     pub employees: Cache<Employee>,
     pub grants: Cache<AccessGrant>,
     pub secrets: Cache<Secret>,
+    /// RevocationApprovals. Not part of [`Context::synced`]: an approval not yet listed only
+    /// holds a plan a little longer, and its arrival sweeps the provider it names.
+    pub approvals: Cache<RevocationApproval>,
     /// Leadership as transitions (logs, metrics, the sweep of everything on gaining it).
     pub leader: watch::Receiver<bool>,
     /// Whether this replica may act right now: lapses on its own when renewals stop.

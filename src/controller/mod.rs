@@ -17,7 +17,7 @@ pub mod leader;
 pub mod provider;
 pub mod status;
 
-use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, MfaProvider};
+use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, MfaProvider, RevocationApproval};
 use caches::{Cache, ChangeFilter};
 use config::RunArgs;
 use context::Context;
@@ -88,6 +88,12 @@ fn employee_fingerprint(e: &Employee) -> String {
     format!("{}|{:x}", employee_spec_fingerprint(e), hasher.finish())
 }
 
+/// An approval's spec cannot change; its creation and deletion matter, our own status write
+/// (consumed) does not.
+fn approval_fingerprint(a: &RevocationApproval) -> String {
+    format!("{:?}|{}", a.metadata.generation, a.metadata.deletion_timestamp.is_some())
+}
+
 fn grant_fingerprint(g: &AccessGrant) -> String {
     format!("{:?}", g.metadata.generation)
 }
@@ -141,6 +147,7 @@ struct Scope {
     providers: (Cache<MfaProvider>, Events<MfaProvider>),
     employees: (Cache<Employee>, Events<Employee>),
     grants: (Cache<AccessGrant>, Events<AccessGrant>),
+    approvals: (Cache<RevocationApproval>, Events<RevocationApproval>),
     secrets: (Cache<Secret>, Events<Secret>),
     employee_trigger:
         (UnboundedSender<ObjectRef<Employee>>, futures::channel::mpsc::UnboundedReceiver<ObjectRef<Employee>>),
@@ -152,6 +159,7 @@ fn watch_scopes(client: &Client, scopes: &[Option<String>], relisted: &Unbounded
     let employee_filter = Arc::new(ChangeFilter::new(employee_fingerprint));
     let grant_filter = Arc::new(ChangeFilter::new(grant_fingerprint));
     let secret_filter = Arc::new(ChangeFilter::new(secret_fingerprint));
+    let approval_filter = Arc::new(ChangeFilter::new(approval_fingerprint));
     scopes
         .iter()
         .map(|ns| {
@@ -160,11 +168,14 @@ fn watch_scopes(client: &Client, scopes: &[Option<String>], relisted: &Unbounded
             let (ec, es) = caches::watch(api(client, ns_ref), "Employee", employee_filter.clone(), relisted.clone());
             let (gc, gs) = caches::watch(api(client, ns_ref), "AccessGrant", grant_filter.clone(), relisted.clone());
             let (sc, ss) = caches::watch(api(client, ns_ref), "Secret", secret_filter.clone(), relisted.clone());
+            let (ac, as_) =
+                caches::watch(api(client, ns_ref), "RevocationApproval", approval_filter.clone(), relisted.clone());
             Scope {
                 namespace: ns.clone(),
                 providers: (pc, ps.boxed()),
                 employees: (ec, es.boxed()),
                 grants: (gc, gs.boxed()),
+                approvals: (ac, as_.boxed()),
                 secrets: (sc, ss.boxed()),
                 employee_trigger: unbounded(),
             }
@@ -219,6 +230,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         employees: Cache::merge(built.iter().map(|s| s.employees.0.clone()).collect()),
         grants: Cache::merge(built.iter().map(|s| s.grants.0.clone()).collect()),
         secrets: Cache::merge(built.iter().map(|s| s.secrets.0.clone()).collect()),
+        approvals: Cache::merge(built.iter().map(|s| s.approvals.0.clone()).collect()),
         leader: leader_rx.clone(),
         leadership: leadership.clone(),
         metrics: crate::metrics::Metrics::new(),
@@ -373,7 +385,7 @@ fn scope_controllers(
         let _ = shutdown_rx.changed().await;
     }
     .shared();
-    let Scope { providers, employees, grants, secrets, employee_trigger, .. } = scope;
+    let Scope { providers, employees, grants, secrets, approvals, employee_trigger, .. } = scope;
     let (Some(provider_store), Some(employee_store), Some(grant_store)) =
         (providers.0.store(), employees.0.store(), grants.0.store())
     else {
@@ -411,7 +423,8 @@ fn scope_controllers(
         .with_config(controller_config(SWEEPS_AT_ONCE))
         .watches_stream(employee_stream, maps.clone().of_employee())
         .watches_stream(grant_stream, maps.clone().of_grant())
-        .watches_stream(secrets.1, maps.of_secret())
+        .watches_stream(secrets.1, maps.clone().of_secret())
+        .watches_stream(approvals.1, maps.of_approval())
         .reconcile_all_on(reconcile_all)
         .graceful_shutdown_on(shutdown_signal.clone())
         .run(provider::reconcile, error_policy, ctx.clone())
@@ -487,6 +500,11 @@ impl ProviderMaps {
             observed(&self.changes, &refs);
             refs
         }
+    }
+
+    /// The provider an approval names: created, it may let the held plan through.
+    fn of_approval(self) -> impl Fn(RevocationApproval) -> Vec<ObjectRef<MfaProvider>> {
+        move |a| self.matching(|p| p.namespace() == a.namespace() && p.name_any() == a.spec.provider)
     }
 
     /// The providers whose credentials the Secret holds.

@@ -31,6 +31,9 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     if let Some(action) = nothing_to_decide(&provider, &ctx) {
         return Ok(action);
     }
+    if let Some(why) = suspension(&provider, &ctx) {
+        return suspended(&ctx, &provider, why).await;
+    }
     let key = provider_key(&provider);
     let namespace = provider.namespace().unwrap_or_default();
     let employees = ctx.employees.in_namespace(&namespace);
@@ -74,6 +77,31 @@ fn nothing_to_decide(provider: &MfaProvider, ctx: &Context) -> Option<Action> {
     provider.meta().deletion_timestamp.is_some().then(Action::await_change)
 }
 
+/// Why keyward leaves the provider alone, if it does: `spec.suspend`, or the operator-wide
+/// `--paused`.
+fn suspension(provider: &MfaProvider, ctx: &Context) -> Option<String> {
+    if ctx.args.paused {
+        return Some("the operator runs with --paused (chart value `paused`): no sweep, no revocation".into());
+    }
+    provider.spec.suspend.then(|| "spec.suspend is true: no sweep, no revocation until it is false".into())
+}
+
+/// A suspended provider: not listed, nothing revoked, and its status says so (written only
+/// when it does not already). Resuming changes the spec or restarts the operator, either of
+/// which sweeps it again.
+async fn suspended(ctx: &Context, provider: &MfaProvider, why: String) -> Result<Action, ControllerError> {
+    let now = chrono::Utc::now();
+    let generation = provider.metadata.generation;
+    let new = status::suspended_status(provider.status.as_ref(), generation, why, now);
+    let unchanged = provider.status.as_ref().is_some_and(|old| {
+        old.observed_generation == generation && status::same_conditions(&old.conditions, &new.conditions)
+    });
+    if !unchanged {
+        write_status(ctx, provider, json!(new)).await?;
+    }
+    Ok(Action::await_change())
+}
+
 /// The provider's client could not be made (a Secret or key missing, credentials unusable):
 /// `Stalled` in its status, and a backoff, since that stays so until someone acts.
 async fn credentials_unavailable(
@@ -112,12 +140,12 @@ async fn sweep_once(
     let key = provider_key(declared.provider);
     let _timer = ctx.metrics.sweep_timer(&key);
     let requests_before = backend.requests();
-    let guard = OperatorGuard {
-        ctx,
-        namespace: declared.provider.namespace().unwrap_or_default(),
-        name: declared.provider.name_any(),
-        revoked_in_window,
-    };
+    let namespace = declared.provider.namespace().unwrap_or_default();
+    let mut approvals = budget::object_offers(declared.provider, &ctx.approvals.in_namespace(&namespace));
+    if ctx.args.approval_annotation {
+        approvals.extend(budget::annotation_offer(declared.provider));
+    }
+    let guard = OperatorGuard { ctx, namespace, name: declared.provider.name_any(), revoked_in_window, approvals };
     let report = sweep::sweep_guarded(backend, declared, now, Execution::Apply, ctx.audit.as_ref(), &guard).await;
     ctx.metrics
         .provider_requests
@@ -156,14 +184,63 @@ async fn write_statuses(
             && matches!(r.result, ActionResult::Revoked | ActionResult::AlreadyGone | ActionResult::Failed(_))
     });
     if report.plan.approved && carried_out {
-        // Consumed: the annotation, still on the object, lets this plan through no more.
+        // Consumed: the approval (object or annotation) lets this plan through no more.
         provider_status.consumed_approval = Some(report.plan.digest.clone());
+        if let Some(name) = &report.plan.approval_object {
+            consume_approval(ctx, provider, name, report, now).await?;
+        }
+    }
+    if let Some(summary) = status::observe_summary(&report.plan, provider.status.as_ref()) {
+        // The digest is part of the action: the recorder folds events with equal (reason,
+        // action, object) into one series, and each changed plan must stay visible.
+        let action = format!("Plan/{}", report.plan.digest);
+        publish_provider_event(ctx, provider, "WouldRevoke", action, summary).await;
     }
     write_status(ctx, provider, json!(provider_status)).await?;
     for grant in declared.grants.iter().filter(|g| g.spec.provider == provider.name_any()) {
         write_grant_status(ctx, grant, declared.employees, Some(provider)).await?;
     }
     Ok(())
+}
+
+/// Marks the RevocationApproval that let the plan through as consumed, with what it let
+/// through. Written before the provider's status, which also names the digest as consumed:
+/// whichever a later sweep sees first, the approval is not used twice.
+async fn consume_approval(
+    ctx: &Context,
+    provider: &MfaProvider,
+    name: &str,
+    report: &SweepReport,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), ControllerError> {
+    let namespace = provider.namespace().unwrap_or_default();
+    let made =
+        report.results.iter().filter(|r| matches!(r.result, ActionResult::Revoked | ActionResult::AlreadyGone)).count();
+    let status = crate::crd::RevocationApprovalStatus {
+        consumed: true,
+        consumed_at: Some(now),
+        revocations: u32::try_from(made).unwrap_or(u32::MAX),
+    };
+    let api: Api<crate::crd::RevocationApproval> = Api::namespaced(ctx.client.clone(), &namespace);
+    let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "RevocationApproval", "metadata": { "name": name }, "status": status });
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    status::write_retrying(|| async { api.patch_status(name, &params, &Patch::Apply(&patch)).await.map(|_| ()) })
+        .await
+        .map_err(|source| ControllerError::WriteStatus {
+            kind: "RevocationApproval",
+            namespace,
+            name: name.to_string(),
+            source,
+        })
+}
+
+/// A Normal Event on the MfaProvider (`kubectl describe mfaprovider`, `kubectl get events`).
+async fn publish_provider_event(ctx: &Context, provider: &MfaProvider, reason: &str, action: String, note: String) {
+    let event =
+        KubeEvent { type_: EventType::Normal, reason: reason.into(), note: Some(note), action, secondary: None };
+    if let Err(e) = ctx.recorder.publish(&event, &provider.object_ref(&())).await {
+        tracing::warn!(error = %e, provider = %provider.name_any(), "publish event");
+    }
 }
 
 /// When to sweep again: the drift sweep, sooner after a failed read (backing off by what
@@ -203,9 +280,16 @@ struct OperatorGuard<'a> {
     namespace: String,
     name: String,
     revoked_in_window: usize,
+    /// Unconsumed RevocationApprovals naming the provider (and its annotation with
+    /// `--approval-annotation`), as the cache held them when the sweep began.
+    approvals: Vec<crate::engine::ApprovalOffer>,
 }
 
 impl Guard for OperatorGuard<'_> {
+    fn approvals(&self) -> Vec<crate::engine::ApprovalOffer> {
+        self.approvals.clone()
+    }
+
     fn may_act(&self) -> bool {
         self.ctx.is_leader() && self.ctx.synced().is_ok()
     }

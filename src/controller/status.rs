@@ -3,6 +3,7 @@
 use crate::crd::conditions::{Condition, upsert};
 use crate::crd::employee::{EnrolmentVerdict, ProviderEnrolments};
 use crate::crd::mfa_provider::Mode;
+use crate::crd::mfa_provider::PlannedRevocation;
 use crate::crd::{AccessGrant, AccessGrantStatus, Employee, EmployeeStatus, MfaProviderStatus};
 use crate::engine::entitlement::{Validity, selects, validity};
 use crate::engine::plan::{EmployeeVerdict, Verdict};
@@ -163,7 +164,76 @@ pub fn provider_status(
     status.pending_revocations = if plan.mode == Mode::Observe { plan.revocation_count() } else { not_done } as u32;
     status.blocked_revocations = if plan.hold.is_some() { plan.revocation_count() as u32 } else { 0 };
     status.blocked_plan_digest = plan.hold.as_ref().map(|_| plan.digest.clone());
+    if plan.error.is_none() {
+        publish_plan(&mut status, plan);
+    }
     status.last_sweep_time = Some(now);
+    status
+}
+
+/// How many revocations not carried out the status lists: enough to read a plan in
+/// `kubectl get -o yaml`, bounded so a plan of thousands keeps the object small.
+pub const PLANNED_LISTED: usize = 20;
+
+/// The plan's digest, its undeclared users, and — when its revocations are not carried out
+/// (Observe, or held for approval) — the first of them.
+fn publish_plan(status: &mut MfaProviderStatus, plan: &crate::engine::Plan) {
+    use crate::engine::Reason;
+    status.plan_digest = Some(plan.digest.clone());
+    let undeclared: std::collections::BTreeSet<&str> =
+        plan.revocations().filter(|a| a.reason == Reason::UndeclaredUser).map(|a| a.user.as_str()).collect();
+    status.undeclared_users = undeclared.len() as u32;
+    let not_carried_out = plan.mode == Mode::Observe || plan.hold.is_some();
+    status.planned_revocations = if not_carried_out {
+        let mut listed: Vec<PlannedRevocation> = plan
+            .revocations()
+            .map(|a| PlannedRevocation {
+                user: a.user.clone(),
+                enrolment: a.enrolment.clone(),
+                kind: a.kind.to_string(),
+                reason: a.reason.to_string(),
+                employee: a.employee.clone(),
+            })
+            .collect();
+        listed.sort_by(|a, b| (&a.user, &a.enrolment).cmp(&(&b.user, &b.enrolment)));
+        listed.truncate(PLANNED_LISTED);
+        listed
+    } else {
+        Vec::new()
+    };
+}
+
+/// One line on what the plan would do, for the provider's Event: None when there is nothing
+/// to tell (not Observe, or nothing to revoke and nothing was to be revoked before).
+pub fn observe_summary(plan: &crate::engine::Plan, previous: Option<&MfaProviderStatus>) -> Option<String> {
+    if plan.mode != Mode::Observe || plan.error.is_some() {
+        return None;
+    }
+    // Only when the plan changed: the same plan every resync is no news.
+    if previous.and_then(|p| p.plan_digest.as_ref()) == Some(&plan.digest) {
+        return None;
+    }
+    let count = plan.revocation_count();
+    let users: std::collections::BTreeSet<&str> = plan.revocations().map(|a| a.user.as_str()).collect();
+    let undeclared = plan.revocations().filter(|a| a.reason == crate::engine::Reason::UndeclaredUser).count();
+    Some(format!(
+        "Observe mode: would revoke {count} enrolments of {} users ({undeclared} of users with no Employee); plan {}",
+        users.len(),
+        plan.digest
+    ))
+}
+
+/// The status of a provider keyward leaves alone (`spec.suspend`, or `keyward run --paused`):
+/// Stalled until a person resumes it, the last sweep's figures kept.
+pub fn suspended_status(
+    previous: Option<&MfaProviderStatus>,
+    generation: Option<i64>,
+    message: String,
+    now: DateTime<Utc>,
+) -> MfaProviderStatus {
+    let mut status = previous.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    set_readiness(&mut status.conditions, Readiness::Stalled { reason: "Suspended", message }, now, generation);
     status
 }
 
@@ -252,7 +322,8 @@ impl Findings {
         }
     }
 
-    /// The `IdentityConflict`, `RevocationBlocked` and `EnrolmentPending` conditions.
+    /// The `IdentityConflict`, `RevocationBlocked`, `WouldRevoke` and `EnrolmentPending`
+    /// conditions.
     fn flag(&self, conditions: &mut Vec<Condition>, now: DateTime<Utc>, generation: Option<i64>) {
         let flag = |type_: &str, on: bool, reason: &str, message: String| {
             Condition::new(
@@ -275,6 +346,15 @@ impl Findings {
                 !self.blocked.is_empty(),
                 "RevocationBudgetExceeded",
                 format!("waiting for approval of the provider's plan: {}", self.blocked.join(", ")),
+            ),
+        );
+        upsert(
+            conditions,
+            flag(
+                "WouldRevoke",
+                !self.observed.is_empty(),
+                "ObserveMode",
+                format!("Observe mode; would revoke: {}", self.observed.join(", ")),
             ),
         );
         upsert(
@@ -440,6 +520,7 @@ mod tests {
             capabilities: &capabilities(),
             now: now(),
             revoked_in_window: 0,
+            approvals: &[],
         });
         SweepReport {
             plan,
@@ -487,6 +568,89 @@ mod tests {
             None,
         );
         assert_eq!(get(&denied.conditions, "Stalled").reason, "CredentialsUnavailable");
+    }
+
+    /// Observe mode in the status: the provider lists what it would revoke (undeclared users
+    /// included) and tells it once per changed plan; the Employee says `WouldRevoke`.
+    #[test]
+    fn observe_mode_is_published_on_the_provider_and_the_employee() {
+        let inv = inventory(&[
+            ("dave", &[("1", "totp", true), ("2", "totp", true)]),
+            ("ghost", &[("3", "totp", true)]),
+            ("al", &[("4", "totp", true)]),
+        ]);
+        let mut p = provider();
+        p.spec.policy.mode = Mode::Observe;
+        p.spec.scope = crate::crd::mfa_provider::Scope::All;
+        let observed = report(&p, Ok(&inv), None);
+        let status = provider_status(&observed, Some(1), now(), None);
+        let listed: Vec<(&str, &str, Option<&str>)> = status
+            .planned_revocations
+            .iter()
+            .map(|r| (r.user.as_str(), r.reason.as_str(), r.employee.as_deref()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("dave", "EmployeeOffboarded", Some("dave")),
+                ("dave", "EmployeeOffboarded", Some("dave")),
+                ("ghost", "UndeclaredUser", None)
+            ]
+        );
+        assert_eq!((status.pending_revocations, status.undeclared_users), (3, 1));
+        assert_eq!(get(&status.conditions, "Ready").reason, "Observing");
+        let summary = observe_summary(&observed.plan, None).expect("a first plan is news");
+        assert!(summary.contains("would revoke 3 enrolments of 2 users (1 of users with no Employee)"), "{summary}");
+        assert_eq!(observe_summary(&observed.plan, Some(&status)), None, "the same plan again is not");
+
+        // Enforcing within budget: nothing listed, nothing to tell.
+        p.spec.policy.mode = Mode::Enforce;
+        let enforced = report(&p, Ok(&inv), None);
+        assert!(provider_status(&enforced, Some(2), now(), Some(&status)).planned_revocations.is_empty());
+        assert_eq!(observe_summary(&enforced.plan, None), None);
+
+        let mut long = provider();
+        long.spec.policy.mode = Mode::Observe;
+        let many: Vec<(String, String)> = (0..30).map(|i| (format!("{i}"), "totp".to_string())).collect();
+        let enrolments: Vec<(&str, &str, bool)> = many.iter().map(|(id, k)| (id.as_str(), k.as_str(), true)).collect();
+        let big = inventory(&[("dave", enrolments.as_slice())]);
+        let listed = provider_status(&report(&long, Ok(&big), None), Some(1), now(), None);
+        assert_eq!((listed.planned_revocations.len(), listed.pending_revocations), (PLANNED_LISTED, 30));
+
+        let verdict = |verdict: Verdict| EmployeeVerdict {
+            employee: "dave".into(),
+            user: "dave".into(),
+            entitled: vec![],
+            enrolments: vec![crate::engine::EnrolmentDecision {
+                id: "T1".into(),
+                kind: crate::crd::FactorKind::new("totp"),
+                also: vec![],
+                verdict,
+                reason: None,
+            }],
+            conflicts_with: vec![],
+        };
+        let leaver = employee("dave", &[], EmployeeState::Offboarded);
+        let observing =
+            employee_status(&leaver, &[("corp-pi".into(), verdict(Verdict::RevocationObserved))], true, None, now());
+        let would = get(&observing.conditions, "WouldRevoke");
+        assert_eq!((would.status.as_str(), would.reason.as_str()), ("True", "ObserveMode"));
+        assert!(would.message.contains("totp T1 on corp-pi"), "{}", would.message);
+        let done = employee_status(&leaver, &[("corp-pi".into(), verdict(Verdict::Revoked))], true, None, now());
+        assert_eq!(get(&done.conditions, "WouldRevoke").status, "False");
+    }
+
+    #[test]
+    fn a_suspended_provider_is_stalled_with_reason_suspended_and_keeps_its_figures() {
+        let inv = inventory(&[("dave", &[("1", "totp", true)])]);
+        let before = provider_status(&report(&provider(), Ok(&inv), None), Some(1), now(), None);
+        let suspended = suspended_status(Some(&before), Some(2), "spec.suspend is true".into(), now());
+        let ready = get(&suspended.conditions, "Ready");
+        assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "Suspended"));
+        assert_eq!(get(&suspended.conditions, "Stalled").status, "True");
+        assert_eq!(get(&suspended.conditions, "Reconciling").status, "False");
+        assert_eq!(suspended.observed_generation, Some(2));
+        assert_eq!(suspended.managed_users, before.managed_users);
     }
 
     #[test]

@@ -22,6 +22,11 @@ use serde::{Deserialize, Serialize};
     printcolumn(name = "State", type_ = "string", json_path = ".spec.state"),
     printcolumn(name = "Roles", type_ = "string", json_path = ".spec.roles"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
+    printcolumn(
+        name = "Would Revoke",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"WouldRevoke\")].status"
+    ),
     printcolumn(name = "Last Revocation", type_ = "date", json_path = ".status.lastRevocationTime"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -86,7 +91,8 @@ pub struct EmployeeStatus {
     pub observed_generation: Option<i64>,
     /// `Ready`, `Reconciling` and `Stalled` (kstatus; reasons `Reconciled`, `Observing`,
     /// `Sweeping`, `RevocationPending`, `RevokingBeforeDeletion`, `RevocationBudgetExceeded`,
-    /// `IdentityConflict`), and `IdentityConflict`, `RevocationBlocked`, `EnrolmentPending`.
+    /// `IdentityConflict`), and `IdentityConflict`, `RevocationBlocked`, `EnrolmentPending`,
+    /// `WouldRevoke` (True in Observe mode while a provider would revoke an enrolment).
     #[serde(default)]
     pub conditions: Vec<Condition>,
     /// One entry per MfaProvider that manages this Employee.

@@ -29,10 +29,12 @@ use kube::core::Rule;
     status = "MfaProviderStatus",
     category = "keyward",
     printcolumn(name = "Mode", type_ = "string", json_path = ".spec.policy.mode"),
+    printcolumn(name = "Suspended", type_ = "boolean", json_path = ".spec.suspend", priority = 1),
     printcolumn(name = "Scope", type_ = "string", json_path = ".spec.scope"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Users", type_ = "integer", json_path = ".status.managedUsers"),
     printcolumn(name = "Enrolments", type_ = "integer", json_path = ".status.managedEnrolments"),
+    printcolumn(name = "Pending", type_ = "integer", json_path = ".status.pendingRevocations"),
     printcolumn(name = "Blocked", type_ = "integer", json_path = ".status.blockedRevocations"),
     printcolumn(name = "Last Sweep", type_ = "date", json_path = ".status.lastSweepTime"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
@@ -96,6 +98,12 @@ pub struct MfaProviderSpec {
     /// How keyward acts on this provider.
     #[serde(default)]
     pub policy: Policy,
+
+    /// `true` stops all action on this provider: no sweep, no request to it, no revocation,
+    /// and status Ready=False with reason `Suspended`, until it is `false` again. Deleting an
+    /// Employee waits meanwhile: its enrolments here are revoked once the provider is resumed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub suspend: bool,
 }
 
 /// The provider blocks: each spec field, its variant of [`ProviderBlock`] and its spec type,
@@ -124,6 +132,7 @@ macro_rules! provider_blocks {
                     scope: _,
                     protected_users: _,
                     policy: _,
+                    suspend: _,
                 } = self;
                 let blocks: Vec<ProviderBlock<'_>> =
                     [$($field.as_ref().map(|spec| ProviderBlock::$variant(spec))),+].into_iter().flatten().collect();
@@ -348,7 +357,7 @@ pub struct MfaProviderStatus {
     pub observed_generation: Option<i64>,
     /// `Ready`, `Reconciling` and `Stalled` (kstatus; reasons `Reachable`, `Observing`,
     /// `RevocationFailed`, `ProviderUnavailable`, `CredentialsUnavailable`,
-    /// `RevocationBudgetExceeded`, `IdentityConflict`), and `RevocationBudgetExceeded`,
+    /// `RevocationBudgetExceeded`, `IdentityConflict`, `Suspended`), and `RevocationBudgetExceeded`,
     /// `IdentityConflict`.
     #[serde(default)]
     pub conditions: Vec<Condition>,
@@ -367,17 +376,45 @@ pub struct MfaProviderStatus {
     /// When the last sweep finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sweep_time: Option<DateTime<Utc>>,
-    /// Digest of the blocked plan; approve it with the annotation
-    /// `keyward.dev/approve-revocations: <digest>`.
+    /// Digest of the blocked plan; approve it with a RevocationApproval whose `spec.digest` is
+    /// this digest (docs/rollout.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blocked_plan_digest: Option<String>,
+    /// Digest of the last sweep's revocations, carried out or not: it changes when the plan does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_digest: Option<String>,
+    /// Provider users with no Employee (`scope: All`) whose enrolments the last plan revokes.
+    #[serde(default)]
+    pub undeclared_users: u32,
+    /// The first revocations of the last plan that were not carried out: those Observe mode
+    /// would make, or those waiting for approval (at most 20, sorted by user; the counts above
+    /// are complete).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub planned_revocations: Vec<PlannedRevocation>,
     /// Digest of the last approved plan that was carried out. An approval lets its plan through
-    /// once: the annotation naming this digest lets nothing through any more.
+    /// once: no approval naming this digest lets anything through any more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consumed_approval: Option<String>,
     /// Revocations made within the current budget window, by sweep: what the budget counts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_revocations: Vec<RevocationTally>,
+}
+
+/// A revocation of the plan, not carried out (Observe mode, or waiting for approval).
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedRevocation {
+    /// The provider user.
+    pub user: String,
+    /// Provider-side enrolment id.
+    pub enrolment: String,
+    /// Normalized factor kind.
+    pub kind: String,
+    /// Why it would be revoked (`UndeclaredUser` for a user with no Employee).
+    pub reason: String,
+    /// The Employee the user maps to; absent for an undeclared user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee: Option<String>,
 }
 
 /// Revocations made by one sweep.

@@ -11,12 +11,14 @@ pub mod conditions;
 pub mod employee;
 pub mod factor;
 pub mod mfa_provider;
+pub mod revocation_approval;
 
 pub use access_grant::{AccessGrant, AccessGrantSpec, AccessGrantStatus, EnrolmentPolicy, Subjects};
 pub use conditions::Condition;
 pub use employee::{Employee, EmployeeSpec, EmployeeState, EmployeeStatus, Identity};
 pub use factor::FactorKind;
 pub use mfa_provider::{MfaProvider, MfaProviderSpec, MfaProviderStatus};
+pub use revocation_approval::{RevocationApproval, RevocationApprovalSpec, RevocationApprovalStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -26,15 +28,25 @@ pub const GROUP: &str = "keyward.dev";
 /// Annotation carrying the Git revision the object was applied from; copied into audit records.
 pub const SOURCE_REVISION_ANNOTATION: &str = "keyward.dev/source-revision";
 /// Annotation on an MfaProvider that approves exactly one blocked plan, named by its digest.
+/// Honoured by `keyward apply` and, with `--approval-annotation`, by the operator; in a cluster
+/// only a [`RevocationApproval`] lets RBAC tell approvers from editors.
 pub const APPROVE_REVOCATIONS_ANNOTATION: &str = "keyward.dev/approve-revocations";
 /// Label of the Secrets that hold provider credentials. The operator watches only Secrets that
 /// carry it (any value; `"true"` by convention): it never caches the rest of a namespace's
 /// Secrets (TLS keys, database passwords) it has no use for.
 pub const CREDENTIALS_LABEL: &str = "keyward.dev/credentials";
+/// Annotation on a RevocationApproval naming the person who approved, as they state it; the
+/// audit records carry it as the approval's `manager` (else the object's first field manager).
+pub const APPROVED_BY_ANNOTATION: &str = "keyward.dev/approved-by";
 
 /// The CustomResourceDefinitions, in the order `keyward crds` prints them.
 pub fn definitions() -> Vec<(&'static str, CustomResourceDefinition)> {
-    vec![("mfaproviders", MfaProvider::crd()), ("employees", Employee::crd()), ("accessgrants", AccessGrant::crd())]
+    vec![
+        ("mfaproviders", MfaProvider::crd()),
+        ("employees", Employee::crd()),
+        ("accessgrants", AccessGrant::crd()),
+        ("revocationapprovals", RevocationApproval::crd()),
+    ]
 }
 
 /// One CRD as the YAML that `keyward crds` prints and `crds/<plural>.yaml` holds.

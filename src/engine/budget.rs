@@ -1,10 +1,12 @@
 //! The revocation budget over its sliding window, the plan digest and approval.
 
-use super::plan::{Action, ActionKind, Approval, Hold};
+use super::plan::{Action, ActionKind, Approval, ApprovalOffer, Hold};
 use crate::crd::mfa_provider::{Budget, RevocationTally};
-use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, MfaProvider};
+use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, APPROVED_BY_ANNOTATION, MfaProvider, RevocationApproval};
 use chrono::{DateTime, Utc};
+use kube::ResourceExt;
 use sha2::{Digest, Sha256};
+use std::borrow::Borrow;
 
 /// A short, stable digest of the revocations of a plan. It names exactly the set of
 /// (user, enrolment, kind, reason) revocations on this provider, so an approval cannot be
@@ -59,9 +61,11 @@ pub fn hold(
     })
 }
 
-/// The approval of `digest` on this provider, with the field manager that last set the
-/// approval annotation and when, read from the object's managed fields.
-pub fn approval(provider: &MfaProvider, digest: &str) -> Approval {
+/// The approval annotation on the provider as an offer, with the field manager that last set
+/// it and when, read from the object's managed fields. `keyward apply` honours it; the
+/// operator only with `--approval-annotation` (anyone who may edit the MfaProvider may set it).
+pub fn annotation_offer(provider: &MfaProvider) -> Option<ApprovalOffer> {
+    let digest = provider.annotations().get(APPROVE_REVOCATIONS_ANNOTATION)?;
     let annotation = format!("f:{APPROVE_REVOCATIONS_ANNOTATION}");
     let writer = provider
         .metadata
@@ -72,13 +76,50 @@ pub fn approval(provider: &MfaProvider, digest: &str) -> Approval {
             entry.fields_v1.as_ref().is_some_and(|f| f.0["f:metadata"]["f:annotations"].get(&annotation).is_some())
         })
         .max_by_key(|entry| entry.time.as_ref().map(|t| t.0));
-    Approval {
-        digest: digest.to_string(),
+    let approval = Approval {
+        digest: digest.clone(),
         manager: writer.and_then(|e| e.manager.clone()),
-        time: writer
-            .and_then(|e| e.time.as_ref())
-            .and_then(|t| DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().unsigned_abs())),
-    }
+        time: writer.and_then(|e| e.time.as_ref()).and_then(|t| utc(&t.0)),
+    };
+    Some(ApprovalOffer { approval, object: None })
+}
+
+/// The RevocationApprovals on offer for this provider: those of its namespace that name it,
+/// not yet consumed and not being deleted. Who approved: the `keyward.dev/approved-by`
+/// annotation, else the field manager that created the object (the first managed-fields
+/// entry); when: the object's creation.
+pub fn object_offers<A: Borrow<RevocationApproval>>(provider: &MfaProvider, approvals: &[A]) -> Vec<ApprovalOffer> {
+    let namespace = provider.namespace();
+    let name = provider.name_any();
+    approvals
+        .iter()
+        .map(Borrow::borrow)
+        .filter(|a| a.namespace() == namespace && a.spec.provider == name)
+        .filter(|a| !a.status.as_ref().is_some_and(|s| s.consumed) && a.metadata.deletion_timestamp.is_none())
+        .map(|a| {
+            let creator = a.metadata.managed_fields.iter().flatten().next().and_then(|e| e.manager.clone());
+            let approval = Approval {
+                digest: a.spec.digest.clone(),
+                manager: a.annotations().get(APPROVED_BY_ANNOTATION).cloned().or(creator),
+                time: a.metadata.creation_timestamp.as_ref().and_then(|t| utc(&t.0)),
+            };
+            ApprovalOffer { approval, object: Some(a.name_any()) }
+        })
+        .collect()
+}
+
+fn utc(t: &k8s_openapi::jiff::Timestamp) -> Option<DateTime<Utc>> {
+    DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().unsigned_abs())
+}
+
+/// The offer that approves the plan `digest`, if any: a RevocationApproval before the
+/// annotation, and among objects the oldest (then by name), so that the same one is consumed
+/// whichever replica decides.
+pub fn approving<'a>(offers: &'a [ApprovalOffer], digest: &str) -> Option<&'a ApprovalOffer> {
+    offers
+        .iter()
+        .filter(|o| o.approval.digest == digest)
+        .min_by_key(|o| (o.object.is_none(), o.approval.time, o.object.clone()))
 }
 
 /// Revocations made within the window that ends at `now`.

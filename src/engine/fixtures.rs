@@ -38,6 +38,7 @@ pub fn provider() -> MfaProvider {
             scope: Default::default(),
             protected_users: vec![],
             policy: Default::default(),
+            suspend: false,
         },
     )
     .with_meta(meta("corp-pi"))
@@ -120,9 +121,11 @@ pub fn k8s_time(t: DateTime<Utc>) -> k8s_openapi::apimachinery::pkg::apis::meta:
     )
 }
 
-/// The plan for this declared state and listing, at [`now`], with the fixtures' capabilities
-/// and nothing revoked yet in the budget window.
+/// The plan for this declared state and listing, at [`now`], with the fixtures' capabilities,
+/// nothing revoked yet in the budget window, and the provider's approval annotation honoured
+/// (as `keyward apply` does).
 pub fn planned(provider: &MfaProvider, employees: &[Employee], grants: &[AccessGrant], inv: &Inventory) -> super::Plan {
+    let approvals: Vec<_> = super::budget::annotation_offer(provider).into_iter().collect();
     super::plan(&super::PlanInput {
         provider,
         employees,
@@ -131,5 +134,6 @@ pub fn planned(provider: &MfaProvider, employees: &[Employee], grants: &[AccessG
         capabilities: &capabilities(),
         now: now(),
         revoked_in_window: 0,
+        approvals: &approvals,
     })
 }

@@ -12,7 +12,7 @@ pub mod planner;
 pub mod trigger;
 
 pub use inventory::{Capabilities, Enrolment, Inventory, ProviderUser};
-pub use plan::{Action, ActionKind, EnrolmentDecision, Hold, Plan, Reason, Verdict};
+pub use plan::{Action, ActionKind, Approval, ApprovalOffer, EnrolmentDecision, Hold, Plan, Reason, Verdict};
 pub use planner::{PlanInput, plan};
 
 #[cfg(test)]

@@ -71,19 +71,31 @@ pub struct Action {
     pub grants: Vec<String>,
 }
 
-/// An approval of a held plan, for its audit records. The person behind the field manager is
-/// in the API server's own audit log (the request that set the annotation).
+/// An approval of a held plan, for its audit records. The person behind it is in the API
+/// server's own audit log (the request that created the RevocationApproval, or set the
+/// annotation).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Approval {
     pub digest: String,
-    /// The field manager that last set the approval annotation (`kubectl-annotate`, an Argo
-    /// CD or Flux controller, …), from the MfaProvider's managed fields.
+    /// Who approved, as far as the object tells: a RevocationApproval's
+    /// `keyward.dev/approved-by` annotation, else the field manager that created it
+    /// (`kubectl-create`, an Argo CD or Flux controller, …); for the annotation on the
+    /// MfaProvider, the field manager that last set it.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub manager: Option<String>,
-    /// When that manager last wrote it.
+    /// When the RevocationApproval was created, or the annotation last set.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub time: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// An approval the caller has on offer for a provider's held plan: a RevocationApproval not
+/// yet consumed, or the approval annotation where the caller honours it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovalOffer {
+    pub approval: Approval,
+    /// The RevocationApproval's name; None for the annotation.
+    pub object: Option<String>,
 }
 
 /// Why the plan's revocations are held back.
@@ -108,13 +120,23 @@ impl Hold {
     pub fn message(&self, digest: &str) -> String {
         match self {
             Hold::RevocationBudgetExceeded { revocations, limit, used, window } => format!(
-                "{revocations} revocations exceed the budget of {limit} per {window} ({used} already made in the window); approve plan {digest} with annotation keyward.dev/approve-revocations={digest}"
+                "{revocations} revocations exceed the budget of {limit} per {window} ({used} already made in the window); {}",
+                approve_hint(digest)
             ),
             Hold::EmptyDeclaredState { revocations } => format!(
-                "no Employees or AccessGrants are declared for this provider, which would revoke {revocations} enrolments; approve plan {digest} with annotation keyward.dev/approve-revocations={digest}"
+                "no Employees or AccessGrants are declared for this provider, which would revoke {revocations} enrolments; {}",
+                approve_hint(digest)
             ),
         }
     }
+}
+
+/// How to approve the held plan `digest`: a RevocationApproval in a cluster, the annotation
+/// for `keyward apply` (docs/rollout.md).
+fn approve_hint(digest: &str) -> String {
+    format!(
+        "approve plan {digest} with a RevocationApproval whose spec.digest is {digest} (keyward apply: annotation keyward.dev/approve-revocations={digest})"
+    )
 }
 
 /// One enrolment (or an expected one) of an Employee and what keyward decided about it.
@@ -178,11 +200,14 @@ pub struct Plan {
     pub digest: String,
     /// Set when the revocations must wait for approval.
     pub hold: Option<Hold>,
-    /// The approval annotation named this plan's digest and let a held plan through.
+    /// An approval named this plan's digest and let a held plan through.
     pub approved: bool,
     /// Who gave that approval and when, as far as the API server recorded it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approval: Option<Approval>,
+    /// The RevocationApproval that gave it (None: the annotation), to be marked consumed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_object: Option<String>,
     /// Set when nothing could be decided (provider unreadable, unusable policy): no actions.
     pub error: Option<String>,
     pub conflicts: Vec<IdentityConflict>,

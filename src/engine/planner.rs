@@ -5,10 +5,11 @@ use super::entitlement::{Entitlement, GrantIndex, Standing, standing};
 use super::identity;
 use super::inventory::{Capabilities, Enrolment, Inventory, ProviderUser, UNLISTED_KIND};
 use super::plan::{
-    Action, ActionKind, EmployeeVerdict, EnrolmentDecision, Hold, IdentityConflict, Plan, Reason, Verdict,
+    Action, ActionKind, ApprovalOffer, EmployeeVerdict, EnrolmentDecision, Hold, IdentityConflict, Plan, Reason,
+    Verdict,
 };
 use crate::crd::mfa_provider::{RevocationMode, Scope};
-use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, FactorKind, MfaProvider};
+use crate::crd::{AccessGrant, Employee, FactorKind, MfaProvider};
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 use std::borrow::Borrow;
@@ -29,6 +30,9 @@ pub struct PlanInput<'a, E = Employee, G = AccessGrant> {
     pub now: DateTime<Utc>,
     /// Revocations already made on this provider within the budget window.
     pub revoked_in_window: usize,
+    /// Approvals on offer for this provider's held plan ([`budget::object_offers`],
+    /// [`budget::annotation_offer`]): one naming the plan's digest lets it through.
+    pub approvals: &'a [ApprovalOffer],
 }
 
 pub fn provider_key(provider: &MfaProvider) -> String {
@@ -85,7 +89,7 @@ pub fn plan<E: Borrow<Employee>, G: Borrow<AccessGrant>>(input: &PlanInput<E, G>
         Planner { plan: &mut plan, revocation: provider.spec.policy.revocation, capabilities: input.capabilities };
     plan_listed_users(&mut planner, &declared, provider, inventory);
     plan_unlisted_claimants(&mut planner, &declared, provider, inventory);
-    finish(&mut plan, &key, provider, &declared, input.revoked_in_window);
+    finish(&mut plan, &key, provider, &declared, input);
     plan
 }
 
@@ -98,6 +102,7 @@ fn empty_plan(key: &str, provider: &MfaProvider) -> Plan {
         hold: None,
         approved: false,
         approval: None,
+        approval_object: None,
         error: None,
         conflicts: Vec::new(),
         employees: Vec::new(),
@@ -174,7 +179,7 @@ fn plan_unlisted_claimants(
 }
 
 /// Sorted actions and their digest; the budget's hold and an approval that lifts it.
-fn finish(plan: &mut Plan, key: &str, provider: &MfaProvider, declared: &DeclaredSide, revoked_in_window: usize) {
+fn finish<E, G>(plan: &mut Plan, key: &str, provider: &MfaProvider, declared: &DeclaredSide, input: &PlanInput<E, G>) {
     plan.actions.sort();
     plan.employees.sort_by(|a, b| a.employee.cmp(&b.employee));
     plan.conflicts.sort_by(|a, b| a.user.cmp(&b.user));
@@ -188,17 +193,18 @@ fn finish(plan: &mut Plan, key: &str, provider: &MfaProvider, declared: &Declare
         plan.revocation_count(),
         plan.managed_enrolments,
         declared_empty,
-        revoked_in_window,
+        input.revoked_in_window,
     );
     // An approval lets its plan through once: a digest already carried out stays held.
     let consumed = provider.status.as_ref().and_then(|s| s.consumed_approval.as_ref()) == Some(&plan.digest);
     if plan.hold.is_some()
         && !consumed
-        && provider.annotations().get(APPROVE_REVOCATIONS_ANNOTATION) == Some(&plan.digest)
+        && let Some(offer) = budget::approving(input.approvals, &plan.digest)
     {
         plan.hold = None;
         plan.approved = true;
-        plan.approval = Some(budget::approval(provider, &plan.digest));
+        plan.approval = Some(offer.approval.clone());
+        plan.approval_object = offer.object.clone();
     }
     if plan.hold.is_some() {
         for verdict in &mut plan.employees {

@@ -229,6 +229,7 @@ proptest! {
             capabilities: &super::fixtures::capabilities(),
             now: now(),
             revoked_in_window: 0,
+            approvals: &[],
         });
         prop_assert_eq!(shared, planned(&p, &es, &gs, &inv));
     }

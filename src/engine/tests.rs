@@ -201,6 +201,7 @@ fn a_failed_read_decides_nothing() {
         capabilities: &capabilities(),
         now: now(),
         revoked_in_window: 0,
+        approvals: &[],
     });
     assert!(p.actions.is_empty());
     assert!(p.error.as_deref().unwrap().contains("connection refused"));
@@ -244,6 +245,92 @@ fn over_budget_holds_with_a_digest_that_only_the_same_plan_can_use() {
     });
     let again = planned(&p, &employees, &grants, &inv);
     assert!(again.blocked() && !again.approved, "an approval is consumed once");
+}
+
+fn approval_object(name: &str, provider: &str, digest: &str) -> RevocationApproval {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+    let mut a = RevocationApproval::new(
+        name,
+        RevocationApprovalSpec { provider: provider.into(), digest: digest.into(), reason: "reviewed".into() },
+    );
+    a.metadata.namespace = Some("acme".into());
+    a.metadata.creation_timestamp = Some(k8s_time(now()));
+    a.metadata.managed_fields = Some(vec![
+        ManagedFieldsEntry { manager: Some("kubectl-create".into()), ..Default::default() },
+        ManagedFieldsEntry { manager: Some("keyward".into()), ..Default::default() },
+    ]);
+    a
+}
+
+/// A held plan goes through with a RevocationApproval naming its provider and its exact
+/// digest, once; one naming another digest, another provider, or already consumed does
+/// nothing, and the annotation counts only where the caller offers it.
+#[test]
+fn a_revocation_approval_lets_exactly_its_plan_through_once() {
+    use super::budget::{annotation_offer, object_offers};
+    let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
+    let employees =
+        vec![employee("keeper", &["sre"], EmployeeState::Active), employee("gone", &[], EmployeeState::Offboarded)];
+    let inv = inventory(&[("gone", &[("1", "totp", true), ("2", "hotp", true)])]);
+    let mut p = provider();
+    p.spec.policy.budget.max_revocations = 1;
+    let with = |p: &MfaProvider, offers: &[super::ApprovalOffer]| {
+        plan(&PlanInput {
+            provider: p,
+            employees: &employees,
+            grants: &grants,
+            inventory: Ok(&inv),
+            capabilities: &capabilities(),
+            now: now(),
+            revoked_in_window: 0,
+            approvals: offers,
+        })
+    };
+    let held = with(&p, &[]);
+    assert!(held.blocked());
+
+    let wrong = [
+        approval_object("other-digest", "corp-pi", "0123456789abcdef"),
+        approval_object("other-provider", "corp-okta", &held.digest),
+        {
+            let mut consumed = approval_object("consumed", "corp-pi", &held.digest);
+            consumed.status = Some(RevocationApprovalStatus { consumed: true, ..Default::default() });
+            consumed
+        },
+        {
+            let mut elsewhere = approval_object("elsewhere", "corp-pi", &held.digest);
+            elsewhere.metadata.namespace = Some("beta".into());
+            elsewhere
+        },
+    ];
+    let offers = object_offers(&p, &wrong);
+    assert_eq!(offers.len(), 1, "only the unconsumed one of this provider is on offer: {offers:?}");
+    assert!(with(&p, &offers).blocked(), "a different digest approves nothing");
+
+    let right = [approval_object("approve-gone", "corp-pi", &held.digest)];
+    let approved = with(&p, &object_offers(&p, &right));
+    assert!(!approved.blocked() && approved.approved);
+    assert_eq!(approved.approval_object.as_deref(), Some("approve-gone"));
+    let approval = approved.approval.expect("the approval, for the audit records");
+    assert_eq!(approval.manager.as_deref(), Some("kubectl-create"), "the creator: the first field manager");
+    assert_eq!(approval.time, Some(now()), "when it was created");
+    let mut named = right[0].clone();
+    named.metadata.annotations = Some([(APPROVED_BY_ANNOTATION.to_string(), "jane@acme.example".into())].into());
+    let by = with(&p, &object_offers(&p, &[named])).approval.and_then(|a| a.manager);
+    assert_eq!(by.as_deref(), Some("jane@acme.example"));
+
+    // Carried out once (the provider's status says so): the same approval lets it through no more.
+    let mut after = p.clone();
+    after.status = Some(MfaProviderStatus { consumed_approval: Some(held.digest.clone()), ..Default::default() });
+    assert!(with(&after, &object_offers(&after, &right)).blocked(), "consumed once");
+
+    // The annotation approves only where the caller offers it (`keyward apply`; the operator
+    // with --approval-annotation).
+    p.metadata.annotations = Some([(APPROVE_REVOCATIONS_ANNOTATION.to_string(), held.digest.clone())].into());
+    assert!(with(&p, &[]).blocked());
+    let offered: Vec<_> = annotation_offer(&p).into_iter().collect();
+    let by_annotation = with(&p, &offered);
+    assert!(by_annotation.approved && by_annotation.approval_object.is_none());
 }
 
 #[test]
@@ -310,6 +397,7 @@ fn disable_mode_skips_disabled_enrolments_and_delete_mode_removes_them() {
         capabilities: &Capabilities { disable: false, invite: vec![] },
         now: now(),
         revoked_in_window: 0,
+        approvals: &[],
     });
     assert!(no_disable.actions.is_empty() && no_disable.error.is_some());
 }
@@ -338,6 +426,7 @@ fn required_enrolment_is_pending_or_invited() {
         capabilities: &Capabilities { disable: true, invite: vec![FactorKind::new("totp")] },
         now: now(),
         revoked_in_window: 0,
+        approvals: &[],
     });
     assert!(invites.actions.iter().all(|a| a.action == ActionKind::Invite && a.reason == Reason::EnrolmentRequired));
     assert!(invites.has_changes());

@@ -133,6 +133,8 @@ pub fn live_provider(
             capabilities: &capabilities,
             now,
             revoked_in_window: 0,
+            // The review reads what is held; approving is not its business.
+            approvals: &[],
         });
         // A plan that decided nothing (a policy the provider cannot carry out) has no
         // verdicts: reviewing it would show every enrolment as undeclared.

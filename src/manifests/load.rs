@@ -3,7 +3,7 @@
 use super::Manifests;
 use super::document::{self, Document, Outline, Step};
 use super::source::{Loaded, Problem, Severity, Source};
-use crate::crd::{AccessGrant, Employee, MfaProvider};
+use crate::crd::{AccessGrant, Employee, MfaProvider, RevocationApproval};
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
@@ -188,6 +188,7 @@ enum Kind {
     MfaProvider,
     Employee,
     AccessGrant,
+    RevocationApproval,
     Secret,
     List,
     /// Any other Kubernetes kind, or YAML that is not an object at all.
@@ -200,6 +201,7 @@ impl Kind {
             Kind::MfaProvider => "MfaProvider",
             Kind::Employee => "Employee",
             Kind::AccessGrant => "AccessGrant",
+            Kind::RevocationApproval => "RevocationApproval",
             Kind::Secret => "Secret",
             Kind::List => "List",
             Kind::Ignored => "object",
@@ -210,7 +212,7 @@ impl Kind {
     /// (kubectl's strict field validation rejects it).
     fn fields(self) -> &'static [&'static str] {
         match self {
-            Kind::MfaProvider | Kind::Employee | Kind::AccessGrant => {
+            Kind::MfaProvider | Kind::Employee | Kind::AccessGrant | Kind::RevocationApproval => {
                 &["apiVersion", "kind", "metadata", "spec", "status"]
             }
             Kind::Secret => &["apiVersion", "kind", "metadata", "data", "stringData", "type", "immutable"],
@@ -244,15 +246,18 @@ const METADATA_FIELDS: &[&str] = &[
 fn classify(mapping: &Mapping) -> Result<Kind, (&'static str, String)> {
     let api_version = mapping.get("apiVersion").and_then(Value::as_str);
     let kind = mapping.get("kind").and_then(Value::as_str);
-    let ours = |k: &str| matches!(k, "MfaProvider" | "Employee" | "AccessGrant");
+    let ours = |k: &str| matches!(k, "MfaProvider" | "Employee" | "AccessGrant" | "RevocationApproval");
     match (api_version, kind) {
         (Some(API_VERSION), Some("MfaProvider")) => Ok(Kind::MfaProvider),
         (Some(API_VERSION), Some("Employee")) => Ok(Kind::Employee),
         (Some(API_VERSION), Some("AccessGrant")) => Ok(Kind::AccessGrant),
+        (Some(API_VERSION), Some("RevocationApproval")) => Ok(Kind::RevocationApproval),
         (Some(API_VERSION), Some(k)) if k.strip_suffix("List").is_some_and(ours) => Ok(Kind::List),
         (Some(API_VERSION), Some(k)) => Err((
             "kind",
-            format!("unknown kind `{k}` in {API_VERSION} (expected MfaProvider, Employee or AccessGrant)"),
+            format!(
+                "unknown kind `{k}` in {API_VERSION} (expected MfaProvider, Employee, AccessGrant or RevocationApproval)"
+            ),
         )),
         (Some(API_VERSION), None) => Err(("apiVersion", format!("{API_VERSION} object without a `kind`"))),
         (Some(v), _) if v == "keyward.dev" || v.starts_with("keyward.dev/") => {
@@ -283,6 +288,7 @@ enum Object {
     Provider(Box<MfaProvider>),
     Employee(Employee),
     Grant(AccessGrant),
+    Approval(RevocationApproval),
     Secret(Secret),
 }
 
@@ -298,6 +304,7 @@ impl<'de> DeserializeSeed<'de> for ObjectSeed {
             Kind::MfaProvider => Some(Object::Provider(Box::new(MfaProvider::deserialize(deserializer)?))),
             Kind::Employee => Some(Object::Employee(Employee::deserialize(deserializer)?)),
             Kind::AccessGrant => Some(Object::Grant(AccessGrant::deserialize(deserializer)?)),
+            Kind::RevocationApproval => Some(Object::Approval(RevocationApproval::deserialize(deserializer)?)),
             Kind::Secret => Some(Object::Secret(Secret::deserialize(deserializer)?)),
             Kind::List | Kind::Ignored => {
                 IgnoredAny::deserialize(deserializer)?;
@@ -620,6 +627,10 @@ impl FileReader<'_> {
             Object::Grant(mut object) => {
                 default_namespace(&mut object.metadata, namespace);
                 self.out.grants.push(Loaded { object, source });
+            }
+            Object::Approval(mut object) => {
+                default_namespace(&mut object.metadata, namespace);
+                self.out.approvals.push(Loaded { object, source });
             }
             Object::Secret(mut object) => {
                 default_namespace(&mut object.metadata, namespace);

@@ -16,7 +16,7 @@ pub use load::{load, load_with_kustomize};
 pub use source::{Loaded, Problem, Severity, Source};
 pub use validate::validate;
 
-use crate::crd::{AccessGrant, Employee, MfaProvider};
+use crate::crd::{AccessGrant, Employee, MfaProvider, RevocationApproval};
 use k8s_openapi::api::core::v1::Secret;
 
 /// The objects read from manifest files.
@@ -25,6 +25,8 @@ pub struct Manifests {
     pub providers: Vec<Loaded<MfaProvider>>,
     pub employees: Vec<Loaded<Employee>>,
     pub grants: Vec<Loaded<AccessGrant>>,
+    /// Approvals of held plans (`keyward apply` honours them as it honours the annotation).
+    pub approvals: Vec<Loaded<RevocationApproval>>,
     pub secrets: Vec<Loaded<Secret>>,
     /// MfaProviders whose file leaves `spec.policy.mode` to its default (Enforce), with what
     /// to say about each: a first rollout is meant to start in Observe.

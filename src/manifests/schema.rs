@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn every_kind_has_a_schema_that_compiles() {
         let kinds: Vec<&str> = SCHEMAS.iter().map(|s| s.kind.as_str()).collect();
-        assert_eq!(kinds, ["MfaProvider", "Employee", "AccessGrant"]);
+        assert_eq!(kinds, ["MfaProvider", "Employee", "AccessGrant", "RevocationApproval"]);
     }
 
     #[test]

@@ -204,7 +204,7 @@ fn crds_apply_server_side_without_conflicts_or_warnings() {
     assert!(again.status.success() && again.stderr.is_empty(), "{}", text(&again));
     // Every CRD is served (Established) and its schema is structural (no NonStructuralSchema).
     let crds = shared.cluster.items(&["crd", "-l", "!app.kubernetes.io/managed-by"]);
-    assert_eq!(crds.len(), 3);
+    assert_eq!(crds.len(), 4);
     for crd in crds {
         let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
         let conditions = crd["status"]["conditions"].as_array().cloned().unwrap_or_default();
@@ -252,7 +252,7 @@ fn rendered_manifests_apply_with_kubectl() {
             .collect()
     };
     let before = versions();
-    assert_eq!(before.len(), 11, "{before:?}");
+    assert_eq!(before.len(), 15, "{before:?}");
     cluster.ok(&["apply", "-f", "-"], Some(&defaults));
     assert_eq!(versions(), before, "applying the same manifests again changed objects");
     // Server-side apply takes the same objects over. Its only conflicts are with the atomic
@@ -417,7 +417,12 @@ fn helm_install_upgrade_rollback_and_uninstall_keep_the_crds_and_the_people() {
     let replicas = || {
         cluster.ok(&["get", "deployment", "keyward", "-n", "keyward-system", "-o", "jsonpath={.spec.replicas}"], None)
     };
-    let cluster_roles = || cluster.items(&["clusterroles", "-l", "app.kubernetes.io/instance=keyward"]).len();
+    // The operator's own ClusterRole (the roles for people, keyward-view/-edit/-approve, come
+    // with every install that creates RBAC).
+    let cluster_roles = || {
+        let roles = cluster.items(&["clusterroles", "-l", "app.kubernetes.io/instance=keyward"]);
+        roles.iter().filter(|r| r["metadata"]["name"] == "keyward").count()
+    };
     let acme_roles = || cluster.items(&["roles", "-n", "acme", "-l", "app.kubernetes.io/instance=keyward"]).len();
 
     // 1: cluster-wide.
@@ -465,7 +470,7 @@ fn helm_install_upgrade_rollback_and_uninstall_keep_the_crds_and_the_people() {
     assert_eq!(cluster.items(&["deployments", "-n", "keyward-system"]), Vec::<Value>::new());
     assert_eq!(cluster_roles(), 0);
     assert_eq!(cluster.items(&["secrets", "-n", "keyward-system", "-l", "owner=helm"]), Vec::<Value>::new());
-    assert_eq!(cluster.items(&["crd", "-l", "app.kubernetes.io/part-of=keyward"]).len(), 3);
+    assert_eq!(cluster.items(&["crd", "-l", "app.kubernetes.io/part-of=keyward"]).len(), 4);
     assert_eq!(cluster.items(&["employees", "-n", "acme"]).len(), 2, "the people survive the uninstall");
 }
 
@@ -946,7 +951,7 @@ fn the_argocd_example_converges_from_an_empty_cluster_and_a_prune_spares_the_crd
         pruned.push(key);
     }
     assert!(pruned.is_empty(), "Argo CD would prune: {pruned:?}");
-    assert_eq!(cluster.items(&["crd", "-l", "app.kubernetes.io/part-of=keyward"]).len(), 3);
+    assert_eq!(cluster.items(&["crd", "-l", "app.kubernetes.io/part-of=keyward"]).len(), 4);
     assert_eq!(cluster.items(&["employees", "-n", "acme"]).len(), 2, "the people survive the prune");
     // The live CRDs also say Delete=false: deleting the app leaves them.
     for crd in cluster.items(&["crd", "-l", "app.kubernetes.io/part-of=keyward"]) {

@@ -49,7 +49,12 @@ impl Cluster {
         };
         let crds = super::repo().join("crds");
         cluster.kubectl_ok(&["apply", "--server-side", "-f", crds.to_str().expect("utf-8")]);
-        for crd in ["employees.keyward.dev", "accessgrants.keyward.dev", "mfaproviders.keyward.dev"] {
+        for crd in [
+            "employees.keyward.dev",
+            "accessgrants.keyward.dev",
+            "mfaproviders.keyward.dev",
+            "revocationapprovals.keyward.dev",
+        ] {
             cluster.kubectl_ok(&["wait", "--for=condition=Established", &format!("crd/{crd}"), "--timeout=60s"]);
         }
         cluster
@@ -133,6 +138,18 @@ impl Cluster {
 
     /// Like `operator`, with the API server reached through `server` (a fault proxy).
     pub fn operator_via(&self, namespace: &str, lease: &str, audit_log: &Path, server: Option<&str>) -> Operator {
+        self.operator_with(namespace, lease, audit_log, server, &[])
+    }
+
+    /// Like `operator_via`, with more `keyward run` flags (`--paused`).
+    pub fn operator_with(
+        &self,
+        namespace: &str,
+        lease: &str,
+        audit_log: &Path,
+        server: Option<&str>,
+        flags: &[&str],
+    ) -> Operator {
         let kubeconfig = self.service_account_kubeconfig(namespace, lease, server);
         let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port").port();
         let log = tempfile::NamedTempFile::new().expect("log file");
@@ -143,6 +160,7 @@ impl Cluster {
             .args(["--lease-duration", "3s", "--listen", &format!("127.0.0.1:{port}")])
             .arg("--audit-log")
             .arg(audit_log)
+            .args(flags)
             .env("KUBECONFIG", &kubeconfig)
             .env("KEYWARD_LOG", std::env::var("KEYWARD_TEST_LOG").unwrap_or_else(|_| "info,kube=warn".into()))
             .env("KEYWARD_LOG_FORMAT", "json")

@@ -81,14 +81,15 @@ the rendered RBAC against the requests the operator makes.
 # keyward reads from its watch caches and never GETs single objects; the operator's
 # end-to-end suite checks these rules against the requests it actually makes.
 - apiGroups: [keyward.dev]
-  resources: [mfaproviders, employees, accessgrants]
+  resources: [mfaproviders, employees, accessgrants, revocationapprovals]
   verbs: [list, watch]
 - apiGroups: [keyward.dev]
   # The finalizer keyward.dev/revoke-enrolments: deleting an Employee revokes first.
   resources: [employees]
   verbs: [patch]
 - apiGroups: [keyward.dev]
-  resources: [mfaproviders/status, employees/status, accessgrants/status]
+  # revocationapprovals/status: an approval is marked consumed once its plan is carried out.
+  resources: [mfaproviders/status, employees/status, accessgrants/status, revocationapprovals/status]
   verbs: [patch]
 - apiGroups: [""]
   # Provider credentials, referenced by MfaProviders.
