@@ -123,19 +123,21 @@ KUBECONFIG=$SA_KUBECONFIG POD_NAME=keyward-demo "$KEYWARD" run --namespaces acme
 OPERATOR_PID=$!
 kubectl -n acme wait --for=condition=Ready mfaprovider/corp-pi --timeout=60s
 for _ in $(seq 100); do
-    grep -q '"user":"frank"' "$AUDIT" 2>/dev/null && grep -q '"user":"dave"' "$AUDIT" && break
+    # Outcome records: each provider call is announced by an intent record before it is made.
+    grep '"event":"outcome"' "$AUDIT" 2>/dev/null | grep -q '"user":"frank"' \
+        && grep '"event":"outcome"' "$AUDIT" | grep -q '"user":"dave"' && break
     sleep 0.2
 done
 kubectl -n acme get employees,mfaproviders,accessgrants
 
-say "Audit records of the first sweep: leavers, the suspended and the unentitled"
+say "Audit records of the first sweep (an intent before each provider call, then its outcome)"
 cat "$AUDIT"
 
 say "Offboarding alice: kubectl patch employee alice state=Offboarded"
 start=$(date +%s%N)
 kubectl -n acme patch employee alice --type merge -p '{"spec":{"state":"Offboarded"}}'
 for _ in $(seq 300); do
-    [[ $(grep -c '"user":"alice"' "$AUDIT" 2>/dev/null) -ge 2 ]] && break
+    [[ $(grep '"event":"outcome"' "$AUDIT" 2>/dev/null | grep -c '"user":"alice"') -ge 2 ]] && break
     sleep 0.02
 done
 echo "alice's two tokens revoked at privacyIDEA $(( ($(date +%s%N) - start) / 1000000 )) ms after kubectl patch"
