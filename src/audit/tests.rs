@@ -144,6 +144,7 @@ fn sealed_records_match_the_schema_in_the_docs() {
         digest: "511234d4202f795c".into(),
         manager: Some("kubectl-annotate".into()),
         time: Some(full.time),
+        object: Some("approve-511234d4".into()),
     });
     full.trigger = Some(full.time - chrono::Duration::seconds(3));
     full.latency_seconds = latency(full.trigger, full.time);

@@ -80,6 +80,7 @@ pub fn annotation_offer(provider: &MfaProvider) -> Option<ApprovalOffer> {
         digest: digest.clone(),
         manager: writer.and_then(|e| e.manager.clone()),
         time: writer.and_then(|e| e.time.as_ref()).and_then(|t| utc(&t.0)),
+        object: None,
     };
     Some(ApprovalOffer { approval, object: None })
 }
@@ -102,6 +103,7 @@ pub fn object_offers<A: Borrow<RevocationApproval>>(provider: &MfaProvider, appr
                 digest: a.spec.digest.clone(),
                 manager: a.annotations().get(APPROVED_BY_ANNOTATION).cloned().or(creator),
                 time: a.metadata.creation_timestamp.as_ref().and_then(|t| utc(&t.0)),
+                object: Some(a.name_any()),
             };
             ApprovalOffer { approval, object: Some(a.name_any()) }
         })

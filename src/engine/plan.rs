@@ -87,6 +87,10 @@ pub struct Approval {
     /// When the RevocationApproval was created, or the annotation last set.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The RevocationApproval's name (none for the annotation): the object an auditor looks
+    /// up, with its status saying when it was consumed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub object: Option<String>,
 }
 
 /// An approval the caller has on offer for a provider's held plan: a RevocationApproval not
