@@ -287,10 +287,11 @@ fn a_namespaced_install_applies_with_kubectl() {
     let cluster = Cluster::shared();
     let (release_ns, watched) = ("ns-install", ["ns-install-acme", "ns-install-contractors"]);
     cluster.namespaces(&[release_ns, watched[0], watched[1]]);
-    // The release without the ServiceMonitor, whose CRD belongs to the Prometheus Operator
-    // (the CRDs are keyward's from crds/: crds.install is off in these values).
+    // The release without the ServiceMonitor and the PrometheusRule, whose CRDs belong to the
+    // Prometheus Operator (the CRDs are keyward's from crds/: crds.install is off here).
     let mut values = super::everything_on();
     values["serviceMonitor"]["enabled"] = json!(false);
+    values["prometheusRule"]["enabled"] = json!(false);
     values["watch"]["namespaces"] = json!(watched);
     let out = cluster.ok(&["apply", "-f", "-"], Some(&manifest(&Release::new(values).named("nsinstall", release_ns))));
     assert!(out.contains("networkpolicy.networking.k8s.io/nsinstall-keyward created"), "{out}");
@@ -914,8 +915,10 @@ fn the_argocd_example_converges_from_an_empty_cluster_and_a_prune_spares_the_crd
             .unwrap();
     let release = Release::new(values).named(source["helm"]["releaseName"].as_str().unwrap(), namespace);
     let chart_objects = |release: &Release| -> Vec<Value> {
-        // The ServiceMonitor's CRD is the Prometheus Operator's, not installed here.
-        argocd_sorted(helm::render(release).objects().into_iter().filter(|o| o["kind"] != "ServiceMonitor").collect())
+        // The ServiceMonitor's and PrometheusRule's CRDs are the Prometheus Operator's, not
+        // installed here.
+        let theirs = |o: &Value| o["kind"] == "ServiceMonitor" || o["kind"] == "PrometheusRule";
+        argocd_sorted(helm::render(release).objects().into_iter().filter(|o| !theirs(o)).collect())
     };
     cluster.namespaces(&[namespace]);
     let rendered = chart_objects(&release);

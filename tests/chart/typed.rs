@@ -57,6 +57,41 @@ struct Endpoint {
     metric_relabelings: Option<Vec<RelabelConfig>>,
 }
 
+/// Prometheus Operator's PrometheusRule (monitoring.coreos.com/v1), reduced to the fields the
+/// chart sets; unknown fields are rejected.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PrometheusRule {
+    api_version: String,
+    kind: String,
+    metadata: ObjectMeta,
+    spec: PrometheusRuleSpec,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PrometheusRuleSpec {
+    groups: Vec<RuleGroup>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RuleGroup {
+    name: String,
+    rules: Vec<AlertRule>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct AlertRule {
+    alert: String,
+    expr: String,
+    #[serde(skip_serializing_if = "Option::is_none", rename = "for")]
+    for_: Option<String>,
+    labels: std::collections::BTreeMap<String, String>,
+    annotations: std::collections::BTreeMap<String, String>,
+}
+
 /// Prometheus Operator's RelabelConfig (monitoring.coreos.com/v1).
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -93,6 +128,7 @@ pub fn check(obj: &Value) -> Result<(), String> {
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => roundtrip::<rbac::v1::RoleBinding>(obj),
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => roundtrip::<CustomResourceDefinition>(obj),
         ("monitoring.coreos.com/v1", "ServiceMonitor") => roundtrip::<ServiceMonitor>(obj),
+        ("monitoring.coreos.com/v1", "PrometheusRule") => roundtrip::<PrometheusRule>(obj),
         _ => Err(format!("no schema check for {api_version} {kind}: add its type to tests/chart/typed.rs")),
     }
 }
