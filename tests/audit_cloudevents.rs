@@ -75,7 +75,7 @@ async fn free_addr() -> SocketAddr {
 fn record(n: usize) -> AuditRecord {
     AuditRecord {
         time: chrono::DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z").expect("time").to_utc(),
-        event: if n % 2 == 0 { Event::Intent } else { Event::Outcome },
+        event: if n.is_multiple_of(2) { Event::Intent } else { Event::Outcome },
         provider: "acme/corp-pi".into(),
         endpoint: None,
         user: format!("user{}", n / 2),
@@ -86,7 +86,7 @@ fn record(n: usize) -> AuditRecord {
         employee_uid: None,
         grants: vec![],
         source_revision: None,
-        outcome: if n % 2 == 0 { Outcome::Intended } else { Outcome::Revoked },
+        outcome: if n.is_multiple_of(2) { Outcome::Intended } else { Outcome::Revoked },
         detail: None,
         plan_digest: None,
         approval: None,
