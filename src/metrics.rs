@@ -48,6 +48,10 @@ pub struct Metrics {
     pub sla_breaches: Family<ReasonLabels, Counter>,
     /// Audit records that could not be written (a failed intent also stops its revocation).
     pub audit_write_failures: Family<ProviderLabels, Counter>,
+    /// Audit records spooled for the collector and not yet acknowledged by it.
+    pub audit_delivery_backlog: Gauge,
+    /// Failed attempts to spool or deliver an audit record to the collector.
+    pub audit_delivery_failures: Counter,
     pub leader: Gauge,
 }
 
@@ -77,6 +81,8 @@ impl Metrics {
         });
         let sla_breaches = Family::<ReasonLabels, Counter>::default();
         let audit_write_failures = Family::<ProviderLabels, Counter>::default();
+        let audit_delivery_backlog = Gauge::default();
+        let audit_delivery_failures = Counter::default();
         let leader = Gauge::default();
         registry.register("revocations", "Revocations by provider, reason and outcome", revocations.clone());
         registry.register("blocked_plans", "Sweeps whose revocations waited for approval", blocked_plans.clone());
@@ -103,6 +109,16 @@ impl Metrics {
             "Audit records that could not be written",
             audit_write_failures.clone(),
         );
+        registry.register(
+            "audit_delivery_backlog",
+            "Audit records waiting for the CloudEvents collector to acknowledge them",
+            audit_delivery_backlog.clone(),
+        );
+        registry.register(
+            "audit_delivery_failures",
+            "Failed attempts to spool or deliver an audit record to the CloudEvents collector",
+            audit_delivery_failures.clone(),
+        );
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
         Metrics {
             registry,
@@ -115,6 +131,8 @@ impl Metrics {
             revocation_latency_seconds,
             sla_breaches,
             audit_write_failures,
+            audit_delivery_backlog,
+            audit_delivery_failures,
             leader,
         }
     }
@@ -169,5 +187,10 @@ mod tests {
             r#"keyward_revocations_total{provider="acme/corp-pi",reason="EmployeeOffboarded",outcome="revoked"} 1"#
         ));
         assert!(text.contains(r#"keyward_reconcile_duration_seconds_count{provider="acme/corp-pi"} 1"#));
+        m.audit_delivery_backlog.set(3);
+        m.audit_delivery_failures.inc();
+        let text = m.encode();
+        assert!(text.contains("keyward_audit_delivery_backlog 3"), "{text}");
+        assert!(text.contains("keyward_audit_delivery_failures_total 1"), "{text}");
     }
 }

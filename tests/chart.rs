@@ -493,6 +493,41 @@ fn an_audit_signing_key_is_mounted_and_its_checkpoint_configmap_granted() {
     }
 }
 
+/// CloudEvents delivery of the audit trail: the operator gets the endpoint and the token
+/// file, the token's Secret is mounted read-only; without a token no mount; with audit on
+/// stdout the render fails and says why (the spool lives beside the audit file).
+#[test]
+fn audit_cloudevents_delivery_is_wired_and_needs_the_audit_file() {
+    let url = "https://collector.acme.example/events";
+    let results = render_all(&[
+        Release::new(json!({"audit": {"destination": "file",
+            "cloudEvents": {"endpoint": url, "tokenSecret": {"name": "collector-token"}}}})),
+        Release::new(json!({"audit": {"destination": "file", "cloudEvents": {"endpoint": url}}})),
+        Release::new(json!({"audit": {"cloudEvents": {"endpoint": url}}})),
+        Release::new(json!({"audit": {"destination": "file"}})),
+    ]);
+    let r = results[0].as_ref().expect("render");
+    let a = args(r);
+    assert!(a.contains(&format!("--audit-endpoint={url}")), "{a:?}");
+    assert!(a.contains(&"--audit-endpoint-token-file=/etc/keyward/audit-endpoint/token".to_string()), "{a:?}");
+    let pod = &r.one("Deployment")["spec"]["template"]["spec"];
+    let volume = pod["volumes"].as_array().expect("volumes").iter().find(|v| v["name"] == "audit-endpoint-token");
+    assert_eq!(volume.expect("the token's volume")["secret"]["secretName"], "collector-token");
+    let mounts = deployment_container(r)["volumeMounts"].clone();
+    let mount = mounts.as_array().expect("mounts").iter().find(|m| m["name"] == "audit-endpoint-token").cloned();
+    assert_eq!(mount.expect("mounted")["readOnly"], true);
+
+    let r = results[1].as_ref().expect("render");
+    assert!(args(r).contains(&format!("--audit-endpoint={url}")));
+    assert!(!args(r).iter().any(|a| a.starts_with("--audit-endpoint-token-file")));
+    assert!(!serde_json::to_string(&deployment_container(r)).unwrap().contains("audit-endpoint-token"));
+
+    let err = results[2].as_ref().expect_err("an endpoint with audit on stdout");
+    assert!(err.contains("audit.cloudEvents.endpoint needs audit.destination=file"), "{err}");
+    let r = results[3].as_ref().expect("render");
+    assert!(!args(r).iter().any(|a| a.starts_with("--audit-endpoint")), "no endpoint, no delivery");
+}
+
 /// The PrometheusRule: off by default; on, every alert of docs/metrics.md's list is there,
 /// each on a metric the operator exports, with the SLA the operator is given.
 #[test]
@@ -555,6 +590,7 @@ fn the_schema_rejects_bad_values_with_the_offending_path() {
         (json!({"audit": {"destination": "syslog"}}), "/audit/destination"),
         (json!({"audit": {"file": {"path": "audit.jsonl"}}}), "/audit/file/path"),
         (json!({"audit": {"file": {"path": "/audit.jsonl"}}}), "/audit/file/path"),
+        (json!({"audit": {"cloudEvents": {"endpoint": "collector:8080"}}}), "/audit/cloudEvents/endpoint"),
         (json!({"logging": {"format": "xml"}}), "/logging/format"),
         (json!({"metrics": {"port": 80}}), "/metrics/port"),
         (json!({"service": {"port": 70000}}), "/service/port"),

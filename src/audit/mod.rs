@@ -7,11 +7,16 @@
 //! A file the writer opens again continues its chain from the last line, and knows the intents
 //! a crash left without an outcome ([`Resolution`]); the next sweep of their provider resolves
 //! them by reading the provider again. The record schema is in `docs/audit.md`.
+//!
+//! Besides the file, records can be delivered to a collector as CloudEvents
+//! ([`cloudevents`]) from a spool beside the file ([`spool`]).
 
 mod chain;
+pub mod cloudevents;
 mod note;
 mod resolution;
 mod sink;
+pub mod spool;
 
 pub use chain::{Break, Chain, FORMAT_VERSION, Verified, sha256_hex, verify};
 pub use note::{Checkpoint, Signer, Verifier};

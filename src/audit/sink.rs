@@ -4,6 +4,7 @@
 //! it before the provider call it announces.
 
 use super::note::{Checkpoint, ORIGIN, Signer};
+use super::spool::{Spool, SpoolWriter};
 use super::{AuditRecord, Chain, Resolution};
 use async_trait::async_trait;
 use std::fs::{File, OpenOptions};
@@ -50,6 +51,8 @@ struct Appender {
     file: File,
     chain: Chain,
     signer: Option<Arc<Signer>>,
+    /// Where lines go on to a collector, after they are on disk here.
+    spool: Option<SpoolWriter>,
 }
 
 impl Appender {
@@ -59,7 +62,19 @@ impl Appender {
         self.file.write_all(&line)?;
         self.file.flush()?;
         self.file.sync_data()?;
+        self.forward(&line[..line.len() - 1]);
         self.checkpoint()
+    }
+
+    /// Hands a line that is on disk to the delivery spool. A failure there fails nothing: the
+    /// file is the record of truth, and the next open spools again what the spool missed.
+    fn forward(&mut self, line: &[u8]) {
+        if let Some(spool) = &mut self.spool
+            && let Err(e) = spool.append(line)
+        {
+            spool.spool().failures.inc();
+            tracing::error!(error = %e, "audit delivery: spooling a record failed; the audit file has it");
+        }
     }
 
     /// Writes `<log>.checkpoint`: the count and head, signed when a key is configured.
@@ -98,7 +113,13 @@ impl JsonLinesFile {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(JsonLinesFile {
             path: path.to_path_buf(),
-            appender: Arc::new(Mutex::new(Appender { path: path.to_path_buf(), file, chain, signer: None })),
+            appender: Arc::new(Mutex::new(Appender {
+                path: path.to_path_buf(),
+                file,
+                chain,
+                signer: None,
+                spool: None,
+            })),
             resolution: Mutex::new(resolution),
             stamp: Stamp::default(),
         })
@@ -118,6 +139,14 @@ impl JsonLinesFile {
             appender.checkpoint()?;
         }
         Ok(self)
+    }
+
+    /// Forwards every line from now on to `spool` for delivery to a collector, and spools
+    /// the lines of the log it missed (a crash between this file's fsync and the spool's).
+    pub fn deliver_to(&self, spool: Spool) -> io::Result<()> {
+        let writer = SpoolWriter::open(spool, &last_lines(&self.path)?)?;
+        lock(&self.appender).spool = Some(writer);
+        Ok(())
     }
 
     /// The signed checkpoint as it stands (the operator copies it out of the volume).
@@ -256,8 +285,10 @@ impl AuditSink for Stdout {
 }
 
 /// The operator's log: the file at `path`, or standard output for `-` (and, said loudly,
-/// when the file cannot be opened: records must reach somewhere).
-pub fn open_log(path: &Path, stamp: Stamp, signer: Option<Arc<Signer>>) -> Arc<dyn AuditSink> {
+/// when the file cannot be opened: records must reach somewhere). With a `spool`, the file's
+/// lines are forwarded to it for delivery (a spool that cannot be opened is said loudly too:
+/// the file still records everything).
+pub fn open_log(path: &Path, stamp: Stamp, signer: Option<Arc<Signer>>, spool: Option<Spool>) -> Arc<dyn AuditSink> {
     if path.as_os_str() == "-" {
         return Arc::new(Stdout::stamped(stamp));
     }
@@ -265,6 +296,12 @@ pub fn open_log(path: &Path, stamp: Stamp, signer: Option<Arc<Signer>>) -> Arc<d
         Some(signer) => file.signed(signer),
         None => Ok(file),
     });
+    if let (Ok(file), Some(spool)) = (&opened, spool) {
+        let dir = spool.dir.clone();
+        if let Err(e) = file.deliver_to(spool) {
+            tracing::error!(spool = %dir.display(), error = %e, "open the audit delivery spool; records are not delivered");
+        }
+    }
     match opened {
         Ok(file) => {
             let open: usize = lock(&file.resolution).pending_count();

@@ -31,6 +31,13 @@ pub struct RunArgs {
     /// log is signed with it, and copied to the ConfigMap `<lease-name>-audit-checkpoint`.
     #[arg(long, env = "KEYWARD_AUDIT_SIGNING_KEY_FILE")]
     pub audit_signing_key: Option<PathBuf>,
+    /// Deliver every audit record to this URL as a CloudEvent (structured mode), from a spool
+    /// beside the audit log (`<audit-log>.spool/`); needs `--audit-log FILE`.
+    #[arg(long, env = "KEYWARD_AUDIT_ENDPOINT")]
+    pub audit_endpoint: Option<String>,
+    /// A file holding a bearer token for `--audit-endpoint`, read before every attempt.
+    #[arg(long, env = "KEYWARD_AUDIT_ENDPOINT_TOKEN_FILE", requires = "audit_endpoint")]
+    pub audit_endpoint_token_file: Option<std::path::PathBuf>,
     /// The longest a revocation may take from its trigger; longer ones count in
     /// `keyward_sla_breaches_total`.
     #[arg(long, env = "KEYWARD_REVOCATION_SLA", default_value = "1h", value_parser = humantime::parse_duration)]

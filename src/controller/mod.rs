@@ -17,6 +17,8 @@ pub mod leader;
 pub mod provider;
 pub mod status;
 
+use crate::audit::cloudevents::{Delivery, Endpoint};
+use crate::audit::spool::Spool;
 use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, MfaProvider, RevocationApproval};
 use caches::{Cache, ChangeFilter};
 use config::RunArgs;
@@ -44,17 +46,49 @@ pub enum RunError {
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
     #[error("audit signing key: {0}")]
     SigningKey(String),
+    #[error("--audit-endpoint needs --audit-log FILE: the delivery spool is kept beside that file")]
+    EndpointWithoutFile,
 }
 
 /// The audit trail of this replica: its records name it and its ServiceAccount (the chart
 /// sets `KEYWARD_SERVICE_ACCOUNT`), and its checkpoints are signed when a key is given.
-fn open_audit(args: &RunArgs, identity: &str) -> Result<Arc<dyn crate::audit::AuditSink>, RunError> {
+/// With `--audit-endpoint`, the file's lines are spooled for delivery (returned).
+type OpenedAudit = (Arc<dyn crate::audit::AuditSink>, Option<Spool>);
+
+fn open_audit(args: &RunArgs, identity: &str, metrics: &crate::metrics::Metrics) -> Result<OpenedAudit, RunError> {
     let stamp = crate::audit::Stamp {
         replica: Some(identity.to_string()),
         service_account: std::env::var("KEYWARD_SERVICE_ACCOUNT").ok().filter(|s| !s.is_empty()),
     };
     let signer = args.audit_signing_key.as_deref().map(read_signer).transpose().map_err(RunError::SigningKey)?;
-    Ok(crate::audit::open_log(&args.audit_log, stamp, signer.map(Arc::new)))
+    let spool = audit_spool(args, metrics)?;
+    Ok((crate::audit::open_log(&args.audit_log, stamp, signer.map(Arc::new), spool.clone()), spool))
+}
+
+/// The delivery spool beside the audit file, when records go to a collector too.
+fn audit_spool(args: &RunArgs, metrics: &crate::metrics::Metrics) -> Result<Option<Spool>, RunError> {
+    if args.audit_endpoint.is_none() {
+        return Ok(None);
+    }
+    if args.audit_log.as_os_str() == "-" {
+        return Err(RunError::EndpointWithoutFile);
+    }
+    let (backlog, failures) = (metrics.audit_delivery_backlog.clone(), metrics.audit_delivery_failures.clone());
+    Ok(Some(Spool::beside(&args.audit_log, backlog, failures)))
+}
+
+/// Delivers the spool to `--audit-endpoint` until shutdown. On every replica: only the leader
+/// writes records, and a former leader still sends what it spooled.
+fn deliver_audit(
+    args: &RunArgs,
+    spool: Option<Spool>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let endpoint = Endpoint { url: args.audit_endpoint.clone()?, token_file: args.audit_endpoint_token_file.clone() };
+    let delivery = Delivery::new(spool?, endpoint);
+    Some(tokio::spawn(delivery.run(async move {
+        let _ = shutdown.changed().await;
+    })))
 }
 
 /// The signer key in `path` (`keyward audit keygen`'s first line).
@@ -206,6 +240,8 @@ struct Background {
     http: tokio::task::JoinHandle<()>,
     /// The copy of the signed audit checkpoint, which makes one last copy on the way out.
     checkpoint_copy: Option<tokio::task::JoinHandle<()>>,
+    /// The delivery of audit records to a collector.
+    delivery: Option<tokio::task::JoinHandle<()>>,
 }
 
 pub async fn run(args: RunArgs) -> Result<(), RunError> {
@@ -221,7 +257,8 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let (leader_tx, leader_rx) = watch::channel(false);
     let leadership = leader::Leadership::default();
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let audit = open_audit(&args, &identity)?;
+    let metrics = crate::metrics::Metrics::new();
+    let (audit, spool) = open_audit(&args, &identity, &metrics)?;
     let changes: Changes = Arc::new(Mutex::new(HashMap::new()));
 
     let ctx = Arc::new(Context {
@@ -233,7 +270,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         approvals: Cache::merge(built.iter().map(|s| s.approvals.0.clone()).collect()),
         leader: leader_rx.clone(),
         leadership: leadership.clone(),
-        metrics: crate::metrics::Metrics::new(),
+        metrics,
         recorder: Recorder::new(
             client.clone(),
             Reporter { controller: "keyward".into(), instance: Some(identity.clone()) },
@@ -274,19 +311,32 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // Only now: the controllers above have subscribed to the sweep of everything that gaining
     // leadership sends; a Lease won before that would be a sweep nobody hears.
     let election = tokio::spawn(elector.clone().run(leader_tx, shutdown_rx.clone()));
-    let checkpoint_copy = (args.audit_signing_key.is_some() && args.audit_log.as_os_str() != "-").then(|| {
+    let checkpoint_copy = copy_checkpoint(&args, &client, &identity, &ctx, shutdown_rx.clone());
+    let delivery = deliver_audit(&args, spool, shutdown_rx.clone());
+    let background = Background { elector, election, http, checkpoint_copy, delivery };
+    shut_down_on_signal(controllers, shutdown_tx, ctx, background).await;
+    Ok(())
+}
+
+/// Copies the signed audit checkpoint to its ConfigMap until shutdown, when it is signed
+/// and written to a file.
+fn copy_checkpoint(
+    args: &RunArgs,
+    client: &Client,
+    identity: &str,
+    ctx: &Context,
+    shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    (args.audit_signing_key.is_some() && args.audit_log.as_os_str() != "-").then(|| {
         tokio::spawn(checkpoint::copy_until_shutdown(
             Api::namespaced(client.clone(), &args.lease_namespace()),
             checkpoint::config_map_name(&args.lease_name),
-            identity.clone(),
+            identity.to_string(),
             args.audit_log.clone(),
             ctx.leader.clone(),
-            shutdown_rx.clone(),
+            shutdown,
         ))
-    });
-    let background = Background { elector, election, http, checkpoint_copy };
-    shut_down_on_signal(controllers, shutdown_tx, ctx, background).await;
-    Ok(())
+    })
 }
 
 /// Logs leadership transitions and publishes them as the `keyward_leader` metric.
@@ -353,7 +403,7 @@ async fn shut_down_on_signal(
     let deadline = tokio::time::Instant::now() + SHUTDOWN_BOUND;
     let _ = shutdown_tx.send(true);
     let finished = tokio::time::timeout_at(deadline, &mut controllers).await.is_ok();
-    let Background { elector, election, http, checkpoint_copy } = background;
+    let Background { elector, election, http, checkpoint_copy, delivery } = background;
     let _ = tokio::time::timeout_at(deadline, election).await;
     if finished {
         // Only now, with every sweep finished, may another replica take over.
@@ -364,6 +414,9 @@ async fn shut_down_on_signal(
     let _ = tokio::time::timeout_at(deadline, http).await;
     if let Some(copy) = checkpoint_copy {
         let _ = tokio::time::timeout_at(deadline, copy).await;
+    }
+    if let Some(delivery) = delivery {
+        let _ = tokio::time::timeout_at(deadline, delivery).await;
     }
     // An abandoned sweep stops here, between two records: an intent it wrote stays open and
     // the next leader's sweep resolves it from the provider.
