@@ -80,7 +80,9 @@ impl Acme {
     }
 
     fn approvals(&self) -> Vec<Value> {
-        let list: Value = serde_json::from_str(&self.kubectl(&["get", "revocationapprovals", "-o", "json"])).unwrap();
+        let list: Value =
+            serde_json::from_str(&self.kubectl(&["get", "revocationapprovals", "-o", "json", "--show-managed-fields"]))
+                .unwrap();
         list["items"].as_array().cloned().unwrap_or_default()
     }
 
@@ -130,7 +132,9 @@ fn status_shows_the_held_plan_and_approve_lets_exactly_it_through() {
     assert!(text.contains("(RevocationBudgetExceeded"), "Ready says why: {text}");
     let carol = &acme.company.token("carol", "totp").serial;
     let row = text.lines().find(|l| l.contains(carol.as_str())).unwrap_or_else(|| panic!("carol's token: {text}"));
-    assert!(row.contains("EmployeeOffboarded") || row.contains("EmployeeDeleted"), "{row}");
+    let listed = held["status"]["plannedRevocations"].as_array().unwrap();
+    let reason = listed.iter().find(|r| r["enrolment"] == carol.as_str()).unwrap()["reason"].as_str().unwrap();
+    assert!(row.contains("carol") && row.contains("totp") && row.contains(reason), "{row}");
     // Without a provider named: every MfaProvider of the namespace (here the one).
     assert!(stdout(&acme.plugin(&["status"])).contains(&digest));
 
