@@ -335,37 +335,17 @@ impl Findings {
                 generation,
             )
         };
-        upsert(
-            conditions,
+        let blocked = format!("waiting for approval of the provider's plan: {}", self.blocked.join(", "));
+        let observed = format!("Observe mode; would revoke: {}", self.observed.join(", "));
+        let pending = format!("required but not enrolled: {}", self.pending_enrolments.join(", "));
+        for condition in [
             flag("IdentityConflict", !self.conflicts.is_empty(), "IdentityConflict", self.conflicts.join("; ")),
-        );
-        upsert(
-            conditions,
-            flag(
-                "RevocationBlocked",
-                !self.blocked.is_empty(),
-                "RevocationBudgetExceeded",
-                format!("waiting for approval of the provider's plan: {}", self.blocked.join(", ")),
-            ),
-        );
-        upsert(
-            conditions,
-            flag(
-                "WouldRevoke",
-                !self.observed.is_empty(),
-                "ObserveMode",
-                format!("Observe mode; would revoke: {}", self.observed.join(", ")),
-            ),
-        );
-        upsert(
-            conditions,
-            flag(
-                "EnrolmentPending",
-                !self.pending_enrolments.is_empty(),
-                "EnrolmentRequired",
-                format!("required but not enrolled: {}", self.pending_enrolments.join(", ")),
-            ),
-        );
+            flag("RevocationBlocked", !self.blocked.is_empty(), "RevocationBudgetExceeded", blocked),
+            flag("WouldRevoke", !self.observed.is_empty(), "ObserveMode", observed),
+            flag("EnrolmentPending", !self.pending_enrolments.is_empty(), "EnrolmentRequired", pending),
+        ] {
+            upsert(conditions, condition);
+        }
     }
 
     fn readiness(&self, deleting: bool, swept: bool) -> Readiness {
@@ -617,7 +597,20 @@ mod tests {
         let listed = provider_status(&report(&long, Ok(&big), None), Some(1), now(), None);
         assert_eq!((listed.planned_revocations.len(), listed.pending_revocations), (PLANNED_LISTED, 30));
 
-        let verdict = |verdict: Verdict| EmployeeVerdict {
+        let verdict = daves_totp;
+        let leaver = employee("dave", &[], EmployeeState::Offboarded);
+        let observing =
+            employee_status(&leaver, &[("corp-pi".into(), verdict(Verdict::RevocationObserved))], true, None, now());
+        let would = get(&observing.conditions, "WouldRevoke");
+        assert_eq!((would.status.as_str(), would.reason.as_str()), ("True", "ObserveMode"));
+        assert!(would.message.contains("totp T1 on corp-pi"), "{}", would.message);
+        let done = employee_status(&leaver, &[("corp-pi".into(), verdict(Verdict::Revoked))], true, None, now());
+        assert_eq!(get(&done.conditions, "WouldRevoke").status, "False");
+    }
+
+    /// dave's verdicts: one TOTP (T1), with `verdict`.
+    fn daves_totp(verdict: Verdict) -> EmployeeVerdict {
+        EmployeeVerdict {
             employee: "dave".into(),
             user: "dave".into(),
             entitled: vec![],
@@ -629,15 +622,7 @@ mod tests {
                 reason: None,
             }],
             conflicts_with: vec![],
-        };
-        let leaver = employee("dave", &[], EmployeeState::Offboarded);
-        let observing =
-            employee_status(&leaver, &[("corp-pi".into(), verdict(Verdict::RevocationObserved))], true, None, now());
-        let would = get(&observing.conditions, "WouldRevoke");
-        assert_eq!((would.status.as_str(), would.reason.as_str()), ("True", "ObserveMode"));
-        assert!(would.message.contains("totp T1 on corp-pi"), "{}", would.message);
-        let done = employee_status(&leaver, &[("corp-pi".into(), verdict(Verdict::Revoked))], true, None, now());
-        assert_eq!(get(&done.conditions, "WouldRevoke").status, "False");
+        }
     }
 
     #[test]
@@ -665,19 +650,7 @@ mod tests {
         let deleting = employee_status(&e, &[], true, None, now());
         assert_eq!(get(&deleting.conditions, "Reconciling").reason, "RevokingBeforeDeletion");
 
-        let observed = EmployeeVerdict {
-            employee: "dave".into(),
-            user: "dave".into(),
-            entitled: vec![],
-            enrolments: vec![crate::engine::EnrolmentDecision {
-                id: "T1".into(),
-                kind: crate::crd::FactorKind::new("totp"),
-                also: vec![],
-                verdict: Verdict::RevocationObserved,
-                reason: None,
-            }],
-            conflicts_with: vec![],
-        };
+        let observed = daves_totp(Verdict::RevocationObserved);
         let leaver = employee("dave", &[], EmployeeState::Offboarded);
         let observing = employee_status(&leaver, &[("acme/corp-pi".into(), observed)], true, None, now());
         assert_eq!(get(&observing.conditions, "Ready").reason, "Observing");
