@@ -1084,3 +1084,36 @@ fn a_suspended_provider_and_a_paused_operator_revoke_nothing_until_resumed() {
     let _operator = acme.operator("keyward-suspend");
     eventually(WITHIN, "alice revoked once resumed", || acme.revoked("alice", "totp"));
 }
+
+/// Issue 15: with a provider host allowlist (chart `providerHosts`, `KEYWARD_ALLOWED_HOSTS`),
+/// an MfaProvider whose URL was changed to another host — a pull request's exfiltration
+/// attempt — gets no request with the admin credentials: the provider is Stalled with a
+/// condition naming the host, the other host sees no connection, and nothing is revoked.
+#[test]
+fn the_operator_sends_no_credentials_to_a_host_off_the_allowlist() {
+    let pi = privacyidea();
+    let allowed = pi.url().trim_start_matches("http://").trim_end_matches('/').to_string();
+    let attacker = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    attacker.set_nonblocking(true).expect("nonblocking");
+    let attacker_url = format!("http://{}", attacker.local_addr().expect("address"));
+    let acme = acme("allowlist", |tree| edit(tree, "10-provider.yaml", pi.url(), &attacker_url));
+    // As the chart passes `providerHosts` (KEYWARD_ALLOWED_HOSTS): privacyIDEA's host:port only.
+    let _operator =
+        acme.cluster.operator_with(&acme.ns, "keyward-allowlist", &acme.audit, None, &["--allow-host", &allowed]);
+    let condition = |field: &str| {
+        acme.kubectl(&[
+            "get",
+            "mfaprovider",
+            "corp-pi",
+            "-o",
+            &format!("jsonpath={{.status.conditions[?(@.type==\"Stalled\")].{field}}}"),
+        ])
+    };
+    eventually(WITHIN, "the provider stalled on the allowlist", || condition("status") == "True");
+    let message = condition("message");
+    assert!(message.contains("is not on the provider host allowlist"), "{message}");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(attacker.accept().is_err(), "the host off the allowlist got a connection");
+    assert!(!acme.revoked("carol", "totp") && !acme.revoked("frank", "totp"), "nothing revoked");
+    assert!(acme.audit().is_empty());
+}
