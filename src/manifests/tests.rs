@@ -304,12 +304,29 @@ spec:
   - {provider: corp-pi, username: robert}
 ",
         ),
+        (
+            "approvals.yaml",
+            "\
+apiVersion: keyward.dev/v1alpha1
+kind: RevocationApproval
+metadata: {name: approve-held, namespace: acme}
+spec:
+  provider: corp-pii
+  digest: 511234d4202f795c
+  reason: the offboarding of the sales team
+",
+        ),
     ]);
     let (manifests, problems) = load(&[dir.path().to_path_buf()], "acme");
     assert!(problems.is_empty(), "{problems:?}");
     assert_problems(
         &validate(&manifests, now()),
         &[
+            (
+                "approvals.yaml",
+                5,
+                "RevocationApproval acme/approve-held: spec.provider: MfaProvider acme/corp-pii not found",
+            ),
             ("grants.yaml", 5, "AccessGrant acme/sre-otp: spec.provider: MfaProvider acme/corp-pii not found"),
             ("grants.yaml", 6, "AccessGrant acme/sre-otp: spec.subjects.employees[1]: Employee acme/bobb not found"),
             ("grants.yaml", 7, "AccessGrant acme/sre-otp: spec.factors[1]: \"TOTP\" does not match"),

@@ -6,7 +6,7 @@ use super::document::{Outline, Step};
 use super::schema::{self, PathPart};
 use super::source::{Loaded, Problem, Severity, Source};
 use crate::crd::mfa_provider::{ProviderBlock, UserMapping};
-use crate::crd::{AccessGrant, Employee, MfaProvider};
+use crate::crd::{AccessGrant, Employee, MfaProvider, RevocationApproval};
 use crate::engine::identity;
 use crate::providers::block::SecretKey;
 use chrono::{DateTime, Utc};
@@ -43,6 +43,9 @@ pub fn validate(manifests: &Manifests, now: DateTime<Utc>) -> Vec<Problem> {
     }
     for grant in &manifests.grants {
         validation.grant(grant);
+    }
+    for approval in &manifests.approvals {
+        validation.approval(approval);
     }
     validation.identity_conflicts();
     let mut problems = validation.problems;
@@ -246,16 +249,30 @@ impl Validation<'_> {
         }
     }
 
+    /// `spec.provider` must name an MfaProvider of the object's namespace.
+    fn provider_reference(&mut self, source: &Source, who: &str, namespace: &str, provider: &str) {
+        if !provider.is_empty() && !self.provider_exists(namespace, provider) {
+            let message = format!("{who}: spec.provider: MfaProvider {namespace}/{provider} not found");
+            self.report(source, &[Key("spec"), Key("provider")], message);
+        }
+    }
+
+    /// An approval of a provider the tree does not hold approves nothing: a typo, or a
+    /// provider renamed since.
+    fn approval(&mut self, loaded: &Loaded<RevocationApproval>) {
+        self.schema("RevocationApproval", loaded, &loaded.object.metadata);
+        let (approval, source) = (&loaded.object, &loaded.source);
+        let who = who("RevocationApproval", &approval.metadata);
+        self.provider_reference(source, &who, namespace(&approval.metadata), &approval.spec.provider);
+    }
+
     fn grant(&mut self, loaded: &Loaded<AccessGrant>) {
         self.schema("AccessGrant", loaded, &loaded.object.metadata);
         let (grant, source) = (&loaded.object, &loaded.source);
         let who = who("AccessGrant", &grant.metadata);
         let namespace = namespace(&grant.metadata);
         let spec = &grant.spec;
-        if !spec.provider.is_empty() && !self.provider_exists(namespace, &spec.provider) {
-            let message = format!("{who}: spec.provider: MfaProvider {namespace}/{} not found", spec.provider);
-            self.report(source, &[Key("spec"), Key("provider")], message);
-        }
+        self.provider_reference(source, &who, namespace, &spec.provider);
         for (i, employee) in spec.subjects.employees.iter().enumerate() {
             if !self.employee_exists(namespace, employee) {
                 let nth = spec.subjects.employees[..i].iter().filter(|e| *e == employee).count();
