@@ -108,8 +108,7 @@ impl JsonLinesFile {
     /// was never synced whole, so the provider call it would have announced was not made (an
     /// outcome cut short leaves its intent open, which the next sweep resolves).
     pub fn open(path: &Path) -> io::Result<Self> {
-        let resolution = drop_partial_line(path)?;
-        let chain = Chain::after(&last_lines(path)?);
+        let (resolution, chain) = scan(path)?;
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         Ok(JsonLinesFile {
             path: path.to_path_buf(),
@@ -181,17 +180,18 @@ impl AuditSink for JsonLinesFile {
     }
 }
 
-/// Reads the whole log once (line by line) for the revocations it leaves open, and cuts a
-/// partial last line. Only at open: the operator's process start and each `keyward apply`.
-fn drop_partial_line(path: &Path) -> io::Result<Resolution> {
+/// Reads the whole log once (line by line): the revocations it leaves open, the chain after
+/// its last whole line, and a partial last line cut. Only at open: the operator's process
+/// start and each `keyward apply`.
+fn scan(path: &Path) -> io::Result<(Resolution, Chain)> {
     let file = match File::open(path) {
         Ok(file) => file,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Resolution::default()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Resolution::default(), Chain::default())),
         Err(e) => return Err(e),
     };
     let mut reader = io::BufReader::new(file);
     let mut records = Resolution::default();
-    let (mut whole, mut line) = (0u64, Vec::new());
+    let (mut whole, mut line, mut last) = (0u64, Vec::new(), Vec::new());
     loop {
         line.clear();
         let read = reader.read_until(b'\n', &mut line)?;
@@ -202,6 +202,9 @@ fn drop_partial_line(path: &Path) -> io::Result<Resolution> {
         if let Ok(record) = serde_json::from_slice::<AuditRecord>(&line) {
             records.note(&record);
         }
+        if line.iter().any(|b| !b.is_ascii_whitespace()) {
+            std::mem::swap(&mut last, &mut line);
+        }
     }
     if !line.is_empty() {
         tracing::warn!(
@@ -211,7 +214,7 @@ fn drop_partial_line(path: &Path) -> io::Result<Resolution> {
         );
         OpenOptions::new().write(true).open(path)?.set_len(whole)?;
     }
-    Ok(records)
+    Ok((records, Chain::after(&String::from_utf8_lossy(&last))))
 }
 
 /// The end of a log, enough for its last line: the chain goes on without reading the log
