@@ -332,12 +332,14 @@ async fn resolve_interrupted(
 ) {
     let disables = provider.spec.policy.revocation == crate::crd::mfa_provider::RevocationMode::Disable;
     for intent in intents {
-        let held = listed
-            .users
-            .iter()
-            .filter(|u| u.name == intent.user)
-            .flat_map(|u| u.enrolments.iter())
-            .find(|e| e.id == intent.enrolment);
+        // Under its user, else under any name: privacyIDEA lists the tokens of a user since
+        // removed from the user store under another name, and a token still there must never
+        // be recorded as revoked.
+        let enrolments = || listed.users.iter().flat_map(|u| u.enrolments.iter().map(move |e| (u, e)));
+        let held = enrolments()
+            .find(|(u, e)| u.name == intent.user && e.id == intent.enrolment)
+            .or_else(|| enrolments().find(|(_, e)| e.id == intent.enrolment))
+            .map(|(_, e)| e);
         let outcome = match held {
             Some(e) if e.active || !disables => intent.ended(
                 Outcome::Interrupted,

@@ -330,3 +330,15 @@ async fn a_held_plan_is_recorded_once_per_digest_not_per_sweep() {
     }
     assert_eq!(audit.outcomes().len(), 2, "one blocked record per revocation of the held plan");
 }
+
+/// An intent's enrolment still listed under another name (privacyIDEA lists a removed user's
+/// tokens under a name of its own) is still there: `interrupted`, never `revoked`.
+#[tokio::test]
+async fn an_open_intent_whose_enrolment_moved_to_another_name_is_not_called_revoked() {
+    let (p, es, gs, _) = leaver_setup();
+    let fake = FakeProvider::new("acme/corp-pi", inventory(&[("removed-user-7", &[("D9", "totp", true)])]));
+    let audit = Memory::after(vec![intent("dave", "D9")]);
+    sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    let outcome = audit.outcomes().into_iter().find(|r| r.enrolment == "D9").expect("resolved");
+    assert_eq!(outcome.outcome, Outcome::Interrupted);
+}
