@@ -11,6 +11,7 @@ pub mod evidence;
 pub mod http;
 pub mod manifests;
 pub mod metrics;
+pub mod notify;
 pub mod plugin;
 pub mod providers;
 pub mod report;

@@ -21,6 +21,13 @@ pub struct ProviderLabels {
     pub provider: String,
 }
 
+/// One notification target of one provider.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TargetLabels {
+    pub provider: String,
+    pub target: String,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
     pub provider: String,
@@ -52,6 +59,10 @@ pub struct Metrics {
     pub audit_delivery_backlog: Gauge,
     /// Failed attempts to spool or deliver an audit record to the collector.
     pub audit_delivery_failures: Counter,
+    /// Notifications spooled for a target and not yet delivered (or given up).
+    pub notification_backlog: Family<TargetLabels, Gauge>,
+    /// Failed attempts to spool or deliver a notification.
+    pub notification_failures: Family<TargetLabels, Counter>,
     pub leader: Gauge,
 }
 
@@ -83,6 +94,8 @@ impl Metrics {
         let audit_write_failures = Family::<ProviderLabels, Counter>::default();
         let audit_delivery_backlog = Gauge::default();
         let audit_delivery_failures = Counter::default();
+        let notification_backlog = Family::<TargetLabels, Gauge>::default();
+        let notification_failures = Family::<TargetLabels, Counter>::default();
         let leader = Gauge::default();
         registry.register("revocations", "Revocations by provider, reason and outcome", revocations.clone());
         registry.register("blocked_plans", "Sweeps whose revocations waited for approval", blocked_plans.clone());
@@ -119,6 +132,16 @@ impl Metrics {
             "Failed attempts to spool or deliver an audit record to the CloudEvents collector",
             audit_delivery_failures.clone(),
         );
+        registry.register(
+            "notification_backlog",
+            "Notifications waiting for their target to accept them",
+            notification_backlog.clone(),
+        );
+        registry.register(
+            "notification_failures",
+            "Failed attempts to spool or deliver a notification",
+            notification_failures.clone(),
+        );
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
         Metrics {
             registry,
@@ -133,6 +156,8 @@ impl Metrics {
             audit_write_failures,
             audit_delivery_backlog,
             audit_delivery_failures,
+            notification_backlog,
+            notification_failures,
             leader,
         }
     }
@@ -192,5 +217,11 @@ mod tests {
         let text = m.encode();
         assert!(text.contains("keyward_audit_delivery_backlog 3"), "{text}");
         assert!(text.contains("keyward_audit_delivery_failures_total 1"), "{text}");
+        let target = TargetLabels { provider: "acme/corp-pi".into(), target: "siem".into() };
+        m.notification_backlog.get_or_create(&target).set(2);
+        m.notification_failures.get_or_create(&target).inc();
+        let text = m.encode();
+        assert!(text.contains(r#"keyward_notification_backlog{provider="acme/corp-pi",target="siem"} 2"#), "{text}");
+        assert!(text.contains(r#"keyward_notification_failures_total{provider="acme/corp-pi",target="siem"} 1"#));
     }
 }

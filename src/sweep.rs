@@ -70,6 +70,9 @@ pub struct SweepReport {
     pub error_category: Option<&'static str>,
     /// Planned, but `may_act` said no before anything was carried out.
     pub deferred: bool,
+    /// User keys the listing showed more than one user under (identity conflicts a targeted
+    /// sweep's per-user read may not see).
+    pub listing_duplicates: std::collections::BTreeSet<String>,
     /// Seconds from each revocation's trigger (see `audit::AuditRecord::trigger`) to its
     /// completion, by reason, for the revocations made that have a trigger.
     pub latencies: Vec<(crate::engine::Reason, f64)>,
@@ -208,6 +211,103 @@ where
         revoked_in_window: guard.revoked_in_window(),
         approvals: &guard.approvals(),
     });
+    let run = Run { backend, declared, audit, guard, execution, capabilities, start_requests };
+    carry_out(&run, inventory.ok().as_ref(), plan, error_category, &interrupted).await
+}
+
+/// What the last full sweep of a provider knew that a targeted sweep cannot read itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FullListing {
+    /// Enrolments under management: the base of the budget's `maxPercent`.
+    pub managed_enrolments: usize,
+    /// User keys listed more than once: identity conflicts.
+    pub duplicates: std::collections::BTreeSet<String>,
+}
+
+/// A targeted sweep: the provider users `users` (as the provider names them) read one by one,
+/// planned against the whole declared state, and the plan carried out under the same guard,
+/// write-ahead records and re-checks as a full sweep's. `None` when a full sweep must decide
+/// instead: the provider has no per-user read for this configuration, the read failed, a crash
+/// left intents to resolve, the provider is not in Enforce mode, or the targeted plan is held,
+/// has an identity conflict or an error — everything a full sweep reports in the provider's
+/// status and an approval names. Nothing is carried out or recorded then.
+pub async fn sweep_targeted<E, G>(
+    backend: &dyn MfaBackend,
+    declared: &Declared<'_, E, G>,
+    users: &[String],
+    last_full: &FullListing,
+    now: DateTime<Utc>,
+    audit: &dyn AuditSink,
+    guard: &dyn Guard,
+) -> Option<SweepReport>
+where
+    E: Borrow<Employee> + Sync,
+    G: Borrow<AccessGrant> + Sync,
+{
+    let key = engine::planner::provider_key(declared.provider);
+    if declared.provider.spec.policy.mode != Mode::Enforce || !audit.unresolved(&key).is_empty() {
+        return None;
+    }
+    let start_requests = backend.requests();
+    let inventory = match backend.inventory_of(users).await {
+        Ok(Some(inventory)) => inventory,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::info!(error = %e, "per-user read failed; a full sweep decides");
+            return None;
+        }
+    };
+    let capabilities = backend.capabilities();
+    let target = engine::Target {
+        users: users.iter().map(|u| identity::user_key(u)).collect(),
+        managed_enrolments: last_full.managed_enrolments,
+        duplicates: last_full.duplicates.clone(),
+    };
+    let plan = engine::plan_targeted(
+        &PlanInput {
+            provider: declared.provider,
+            employees: declared.employees,
+            grants: declared.grants,
+            inventory: Ok(&inventory),
+            capabilities: &capabilities,
+            now,
+            revoked_in_window: guard.revoked_in_window(),
+            approvals: &[],
+        },
+        &target,
+    );
+    if plan.hold.is_some() || plan.error.is_some() || !plan.conflicts.is_empty() {
+        return None;
+    }
+    let run = Run { backend, declared, audit, guard, execution: Execution::Apply, capabilities, start_requests };
+    Some(carry_out(&run, Some(&inventory), plan, None, &[]).await)
+}
+
+/// One sweep's parts, from its listing to its report.
+struct Run<'r, 'd, E, G> {
+    backend: &'r dyn MfaBackend,
+    declared: &'r Declared<'d, E, G>,
+    audit: &'r dyn AuditSink,
+    guard: &'r dyn Guard,
+    execution: Execution,
+    capabilities: Capabilities,
+    start_requests: u64,
+}
+
+/// Carries out a plan made from `listed` (none: the listing failed): resolves the intents a
+/// crash left open, then revokes, or records the held plan, and sends invitations.
+async fn carry_out<E, G>(
+    run: &Run<'_, '_, E, G>,
+    listed: Option<&Inventory>,
+    plan: Plan,
+    error_category: Option<&'static str>,
+    interrupted: &[AuditRecord],
+) -> SweepReport
+where
+    E: Borrow<Employee> + Sync,
+    G: Borrow<AccessGrant> + Sync,
+{
+    let Run { backend, declared, audit, guard, execution, .. } = *run;
     let mut report = SweepReport {
         plan,
         results: Vec::new(),
@@ -216,22 +316,27 @@ where
         error_category,
         deferred: false,
         latencies: Vec::new(),
+        listing_duplicates: listed.map(Inventory::duplicate_names).unwrap_or_default(),
     };
     if execution == Execution::Apply && !guard.may_act() {
         report.deferred = true;
-        report.requests = backend.requests() - start_requests;
+        report.requests = backend.requests() - run.start_requests;
         return report;
     }
-    if let Ok(listed) = &inventory {
-        resolve_interrupted(audit, listed, &interrupted, declared.provider, &mut report.audit_errors).await;
+    if let Some(listed) = listed {
+        resolve_interrupted(audit, listed, interrupted, declared.provider, &mut report.audit_errors).await;
     }
     let act = execution == Execution::Apply && report.plan.mode == Mode::Enforce && report.plan.error.is_none();
     let hold = engine::planner::hold_message(&report.plan);
 
     let mut results: Vec<ActionReport> = Vec::with_capacity(report.plan.actions.len());
+    if act && hold.is_none() && report.plan.approved && report.plan.revocation_count() > 0 {
+        // The approval's own record, before the first revocation it lets through.
+        let record = approval_record(declared, &report.plan, guard);
+        report.audit_errors.extend(write(audit, record).await);
+    }
     if act && hold.is_none() {
-        let listed = inventory.as_ref().ok();
-        revoke_all(backend, declared, audit, guard, listed, &capabilities, &mut report, &mut results).await;
+        revoke_all(backend, declared, audit, guard, listed, &run.capabilities, &mut report, &mut results).await;
     } else {
         // Held (over budget, or Observe, or a plan-only run): each revocation reported as such,
         // and recorded when the run was meant to act.
@@ -249,9 +354,9 @@ where
             results.push(r);
         }
     }
-    invite_or_report(backend, &report.plan, act, &mut results).await;
+    invite_or_report(run, &report.plan, act, &mut results, &mut report.audit_errors).await;
     report.results = results;
-    report.requests = backend.requests() - start_requests;
+    report.requests = backend.requests() - run.start_requests;
     report
 }
 
@@ -343,29 +448,70 @@ async fn resolve_interrupted(
         let outcome = match held {
             Some(e) if e.active || !disables => intent.ended(
                 Outcome::Interrupted,
-                Some("the process stopped before the provider answered; still enrolled, planned again".into()),
+                Some("no outcome known (a crash, or a call that failed without saying whether it was carried out); still enrolled, planned again".into()),
             ),
-            _ => intent.ended(
-                Outcome::Revoked,
-                Some("confirmed after a restart: gone when the provider was read again".into()),
-            ),
+            // Gone; but another replica may have revoked it while this one was down: then
+            // its record is the final one and this intent only closes.
+            _ => match audit.settled_elsewhere(intent) {
+                Some(by) => intent.ended(
+                    Outcome::Interrupted,
+                    Some(format!("no outcome known (a crash, or a failed call); gone, revoked by another replica ({by}), whose record is final")),
+                ),
+                None => intent.ended(
+                    Outcome::Revoked,
+                    Some("confirmed when the provider was read again: gone (the call's answer was lost to a crash or a failure)".into()),
+                ),
+            },
         };
         errors.extend(write(audit, outcome).await);
     }
 }
 
-/// The plan's other actions: invitations sent when acting, pending enrolments reported.
-async fn invite_or_report(backend: &dyn MfaBackend, plan: &Plan, act: bool, results: &mut Vec<ActionReport>) {
+/// The plan's other actions: invitations sent when acting, each with its record; pending
+/// enrolments reported.
+async fn invite_or_report<E, G>(
+    run: &Run<'_, '_, E, G>,
+    plan: &Plan,
+    act: bool,
+    results: &mut Vec<ActionReport>,
+    audit_errors: &mut Vec<String>,
+) where
+    E: Borrow<Employee> + Sync,
+    G: Borrow<AccessGrant> + Sync,
+{
     for action in plan.actions.iter().filter(|a| a.action != ActionKind::Revoke) {
         let result = match action.action {
-            ActionKind::Invite if act => match backend.invite(&action.user, &action.kind).await {
-                Ok(()) => ActionResult::Invited,
-                Err(e) => ActionResult::Failed(e.to_string()),
-            },
+            ActionKind::Invite if act => {
+                let (result, outcome, detail) = match run.backend.invite(&action.user, &action.kind).await {
+                    Ok(()) => (ActionResult::Invited, Outcome::Invited, None),
+                    Err(e) => (ActionResult::Failed(e.to_string()), Outcome::Failed, Some(e.to_string())),
+                };
+                let record = audit_record(run.declared, plan, action, Event::Invitation, outcome, detail, run.guard);
+                audit_errors.extend(write(run.audit, record).await);
+                result
+            }
             ActionKind::Invite => ActionResult::Planned,
             _ => ActionResult::Pending,
         };
         results.push(ActionReport { action: action.clone(), result });
+    }
+}
+
+/// The record of an approval letting `plan` through: who approved (`approval`), the plan's
+/// digest, and how many revocations it lets through.
+fn approval_record<E: Borrow<Employee>, G: Borrow<AccessGrant>>(
+    declared: &Declared<E, G>,
+    plan: &Plan,
+    guard: &dyn Guard,
+) -> AuditRecord {
+    let detail = Some(format!("lets {} held revocations through", plan.revocation_count()));
+    AuditRecord {
+        endpoint: declared.provider.spec.block().ok().and_then(|b| b.spec().endpoint()),
+        source_revision: declared.provider.annotations().get(SOURCE_REVISION_ANNOTATION).cloned(),
+        plan_digest: Some(plan.digest.clone()),
+        approval: plan.approval.clone(),
+        trigger: guard.change_observed(),
+        ..AuditRecord::about_provider(&plan.provider, Event::Approval, Outcome::Approved, detail)
     }
 }
 
@@ -444,6 +590,7 @@ fn audit_record<E: Borrow<Employee>, G: Borrow<AccessGrant>>(
         latency_seconds: crate::audit::latency(trigger, time),
         replica: None,
         service_account: None,
+        notification: None,
     }
 }
 

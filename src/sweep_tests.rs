@@ -6,7 +6,7 @@ use crate::crd::{EmployeeState, FactorKind};
 use crate::engine::fixtures::*;
 use crate::providers::Failure;
 use crate::providers::fake::FakeProvider;
-use crate::sweep::{ActionResult, Declared, DeclaredNow, Execution, Guard, sweep, sweep_guarded};
+use crate::sweep::{ActionResult, Declared, DeclaredNow, Execution, Guard, Unguarded, sweep, sweep_guarded};
 
 fn leaver_setup() -> (crate::crd::MfaProvider, Vec<crate::crd::Employee>, Vec<crate::crd::AccessGrant>, FakeProvider) {
     let employees =
@@ -110,6 +110,45 @@ async fn invitations_are_sent_where_the_provider_has_them() {
         sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
     assert_eq!(*fake.invited.lock().unwrap(), vec![("alice".to_string(), FactorKind::new("webauthn"))]);
     assert!(report.results.iter().any(|r| r.result == ActionResult::Invited));
+    // Issue 12.1: the invitation has a record of its own.
+    let invitations: Vec<AuditRecord> = audit.records().into_iter().filter(|r| r.event == Event::Invitation).collect();
+    assert_eq!(invitations.len(), 1, "{invitations:?}");
+    assert_eq!((invitations[0].user.as_str(), invitations[0].kind.as_str()), ("alice", "webauthn"));
+    assert_eq!((invitations[0].outcome, invitations[0].reason.as_str()), (Outcome::Invited, "EnrolmentRequired"));
+}
+
+/// Issue 12.1: a held plan let through by an approval leaves a record of the approval — who,
+/// which plan, how many revocations — before the first revocation it lets through.
+#[tokio::test]
+async fn an_approval_has_its_own_record_before_the_revocations_it_lets_through() {
+    let (mut p, es, gs, fake) = leaver_setup();
+    p.spec.policy.budget.max_revocations = 1;
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    let held = sweep(&fake, &declared, now(), Execution::PlanOnly, &Memory::default()).await;
+    assert!(held.blocked());
+    struct Approving(String);
+    impl Guard for Approving {
+        fn approvals(&self) -> Vec<crate::engine::ApprovalOffer> {
+            let approval = crate::engine::Approval {
+                digest: self.0.clone(),
+                manager: Some("kubectl-create".into()),
+                time: None,
+                object: Some("let-dave-go".into()),
+            };
+            vec![crate::engine::ApprovalOffer { approval, object: Some("let-dave-go".into()) }]
+        }
+    }
+    let audit = Memory::default();
+    let report =
+        sweep_guarded(&fake, &declared, now(), Execution::Apply, &audit, &Approving(held.plan.digest.clone())).await;
+    assert!(report.plan.approved);
+    let records = audit.records();
+    assert_eq!(records[0].event, Event::Approval, "{records:?}");
+    assert_eq!(records[0].outcome, Outcome::Approved);
+    assert_eq!(records[0].plan_digest.as_deref(), Some(held.plan.digest.as_str()));
+    assert_eq!(records[0].approval.as_ref().and_then(|a| a.object.as_deref()), Some("let-dave-go"));
+    assert_eq!(records.iter().filter(|r| r.event == Event::Approval).count(), 1);
+    assert_eq!(fake.revoked_ids(), ["D1", "D2"]);
 }
 
 /// A guard as the operator's: leadership (for a number of calls), a window's ledger, and a
@@ -312,7 +351,7 @@ async fn intents_a_crash_left_open_are_resolved_by_reading_the_provider_again() 
     let outcomes: Vec<(String, Outcome)> = audit.outcomes().iter().map(|r| (r.enrolment.clone(), r.outcome)).collect();
     assert_eq!(outcomes[..2], [("D1".into(), Outcome::Interrupted), ("D0-gone".into(), Outcome::Revoked)]);
     let confirmed = audit.outcomes().into_iter().find(|r| r.enrolment == "D0-gone").expect("confirmed");
-    assert!(confirmed.detail.as_deref().unwrap_or("").contains("confirmed after a restart"));
+    assert!(confirmed.detail.as_deref().unwrap_or("").contains("confirmed when the provider was read again"));
     assert!(confirmed.latency_seconds.is_some_and(|l| l > 60.0), "measured from the intent's trigger");
     // D1 was still enrolled: planned again, revoked, recorded once more with its own intent.
     assert_eq!(fake.revoked_ids(), vec!["D1".to_string(), "D2".to_string()]);
@@ -341,4 +380,120 @@ async fn an_open_intent_whose_enrolment_moved_to_another_name_is_not_called_revo
     sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
     let outcome = audit.outcomes().into_iter().find(|r| r.enrolment == "D9").expect("resolved");
     assert_eq!(outcome.outcome, Outcome::Interrupted);
+}
+
+/// Issue 11: a targeted sweep reads only the users it is for, one request each, and revokes
+/// exactly what a full sweep would for them — with its write-ahead records — leaving the
+/// others untouched even where they have something to revoke.
+#[tokio::test]
+async fn a_targeted_sweep_reads_and_revokes_its_users_alone() {
+    let (p, mut es, gs, fake) = leaver_setup();
+    es.push(employee("erin", &[], EmployeeState::Offboarded));
+    fake.inventory.lock().unwrap().users.push(inventory(&[("erin", &[("E1", "totp", true)])]).users.remove(0));
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    let audit = Memory::default();
+    let full = crate::sweep::FullListing { managed_enrolments: 4, duplicates: Default::default() };
+    let report = crate::sweep::sweep_targeted(&fake, &declared, &["dave".into()], &full, now(), &audit, &Unguarded)
+        .await
+        .expect("decided by the targeted sweep");
+    assert_eq!(report.requests, 1 + 2, "one read for one user, one call per revocation");
+    assert_eq!(fake.revoked_ids(), ["D1", "D2"], "erin is left to her own change");
+    let records = audit.records();
+    assert_eq!(records.iter().filter(|r| r.event == Event::Intent).count(), 2);
+    assert!(audit.outcomes().iter().all(|r| r.outcome == Outcome::Revoked && r.employee.as_deref() == Some("dave")));
+
+    // Alice is entitled: her targeted sweep revokes nothing.
+    let report = crate::sweep::sweep_targeted(&fake, &declared, &["alice".into()], &full, now(), &audit, &Unguarded)
+        .await
+        .expect("decided");
+    assert_eq!(report.plan.revocation_count(), 0);
+}
+
+/// What a targeted sweep cannot decide is left to a full sweep, untouched: Observe mode, a
+/// plan over budget (counted against the full listing's enrolments), intents a crash left open.
+#[tokio::test]
+async fn a_targeted_sweep_leaves_holds_observe_and_open_intents_to_a_full_sweep() {
+    let (mut p, es, gs, fake) = leaver_setup();
+    let audit = Memory::default();
+    let full = crate::sweep::FullListing { managed_enrolments: 3, duplicates: Default::default() };
+    let dave = ["dave".to_string()];
+
+    p.spec.policy.budget.max_percent = Some(50); // 50 % of 3: one revocation, and dave has two
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    assert!(crate::sweep::sweep_targeted(&fake, &declared, &dave, &full, now(), &audit, &Unguarded).await.is_none());
+    p.spec.policy.budget.max_percent = None;
+
+    p.spec.policy.mode = Mode::Observe;
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    assert!(crate::sweep::sweep_targeted(&fake, &declared, &dave, &full, now(), &audit, &Unguarded).await.is_none());
+    p.spec.policy.mode = Mode::Enforce;
+
+    let audit = Memory::after(vec![intent("dave", "D1")]);
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    assert!(crate::sweep::sweep_targeted(&fake, &declared, &dave, &full, now(), &audit, &Unguarded).await.is_none());
+    assert!(fake.revoked_ids().is_empty(), "nothing carried out by a sweep that did not decide");
+}
+
+/// Issue 13 (failover): replica A died between an intent and its call; replica B revoked the
+/// enrolment meanwhile. When A resolves its intent it finds the enrolment gone: with B's log
+/// among its peers it closes the intent as `interrupted` (B's record stays the only final
+/// one); without, it records the revocation as confirmed.
+#[tokio::test]
+async fn an_intent_another_replica_settled_meanwhile_is_not_recorded_revoked_twice() {
+    let (p, es, gs, fake) = leaver_setup();
+    fake.inventory.lock().unwrap().users.iter_mut().for_each(|u| u.enrolments.retain(|e| e.id != "D1"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (own, peer) = (dir.path().join("audit-a.jsonl"), dir.path().join("audit-b.jsonl"));
+    let mut by_b = intent("dave", "D1").ended(Outcome::Revoked, None);
+    by_b.replica = Some("replica-b".into());
+    std::fs::write(&peer, serde_json::to_string(&by_b).expect("json") + "\n").expect("peer log");
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    for (peers, expected) in
+        [(vec![dir.path().join("audit-*.jsonl")], Outcome::Interrupted), (vec![], Outcome::Revoked)]
+    {
+        let _ = std::fs::remove_file(&own);
+        let log = crate::audit::JsonLinesFile::open(&own).expect("open");
+        log.record(&intent("dave", "D1")).await.expect("the intent");
+        drop(log);
+        let mut log = crate::audit::JsonLinesFile::open(&own).expect("open again");
+        if !peers.is_empty() {
+            log = log.with_peers(crate::audit::peers::PeerLogs::new(peers, &own));
+        }
+        sweep(&fake, &declared, now(), Execution::Apply, &log).await;
+        let text = std::fs::read_to_string(&own).expect("log");
+        let d1: Vec<AuditRecord> = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok())
+            .filter(|r| r.enrolment == "D1" && r.event == Event::Outcome)
+            .collect();
+        assert_eq!(d1.len(), 1, "{text}");
+        assert_eq!(d1[0].outcome, expected, "{:?}", d1[0].detail);
+        if expected == Outcome::Interrupted {
+            assert!(d1[0].detail.as_deref().unwrap_or_default().contains("replica-b"), "{:?}", d1[0].detail);
+        }
+    }
+}
+
+/// Found by the reliability suite (issue 13): a revocation whose answer was lost (a body cut
+/// short, a reset) fails, though the provider carried it out. Its intent stays open, and the
+/// next sweep records it revoked once it finds the enrolment gone — never `failed` alone.
+#[tokio::test]
+async fn a_failed_call_that_was_carried_out_still_ends_with_a_final_record() {
+    let (p, es, gs, fake) = leaver_setup();
+    fake.failing_enrolments.lock().unwrap().push("D1".into());
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    let audit = Memory::default();
+    sweep(&fake, &declared, now(), Execution::Apply, &audit).await;
+    assert_eq!(audit.unresolved("acme/corp-pi").len(), 1, "the failed call's intent stays open");
+    // The call had in fact been carried out.
+    fake.failing_enrolments.lock().unwrap().clear();
+    fake.inventory.lock().unwrap().users.iter_mut().for_each(|u| u.enrolments.retain(|e| e.id != "D1"));
+    sweep(&fake, &declared, now(), Execution::Apply, &audit).await;
+    let d1: Vec<(Outcome, Event)> =
+        audit.records().iter().filter(|r| r.enrolment == "D1").map(|r| (r.outcome, r.event)).collect();
+    assert_eq!(
+        d1,
+        [(Outcome::Intended, Event::Intent), (Outcome::Failed, Event::Outcome), (Outcome::Revoked, Event::Outcome)]
+    );
+    assert!(audit.unresolved("acme/corp-pi").is_empty());
 }

@@ -94,6 +94,7 @@ fn record(n: usize) -> AuditRecord {
         latency_seconds: None,
         replica: Some("keyward-0".into()),
         service_account: None,
+        notification: None,
     }
 }
 

@@ -181,7 +181,7 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
     assert_eq!(c["resources"]["requests"], json!({"cpu": "100m", "memory": "128Mi"}));
     assert_eq!(
         c["resources"]["limits"],
-        json!({"memory": "512Mi"}),
+        json!({"memory": "640Mi"}),
         "no CPU limit: throttling would delay revocations"
     );
 
@@ -393,7 +393,8 @@ fn non_default_values_render_a_namespaced_install_with_every_option() {
             "--revocation-sla=4h",
             "--paused",
             "--approval-annotation",
-            "--audit-log=/var/log/keyward/audit.jsonl"
+            "--audit-log=/var/log/keyward/audit.jsonl",
+            "--audit-rotate-size=0"
         ]
     );
     assert_eq!(env(&r, "KEYWARD_LOG").unwrap()["value"], "info,keyward=debug");
@@ -491,6 +492,40 @@ fn an_audit_signing_key_is_mounted_and_its_checkpoint_configmap_granted() {
         assert!(!args(r).iter().any(|a| a.starts_with("--audit-signing-key")));
         assert!(!serde_json::to_string(&r.of_kind("Role")).unwrap().contains("configmaps"), "no grant without a key");
     }
+}
+
+/// Issue 12.4: the audit files on a PersistentVolumeClaim, one directory per replica, and
+/// rotated by size; without a claim an emptyDir as before.
+#[test]
+fn the_audit_files_can_live_on_a_claim_and_rotate_by_size() {
+    let kept = json!({"audit": {"destination": "file", "file": {"rotateSize": "100Mi", "persistence": {"existingClaim": "keyward-audit"}}}});
+    let results = render_all(&[Release::new(kept), Release::new(json!({"audit": {"file": {"rotateSize": "1T"}}}))]);
+    let r = results[0].as_ref().expect("render");
+    assert!(args(r).contains(&"--audit-rotate-size=100Mi".to_string()), "{:?}", args(r));
+    let pod = &r.one("Deployment")["spec"]["template"]["spec"];
+    let volume =
+        pod["volumes"].as_array().expect("volumes").iter().find(|v| v["name"] == "audit").cloned().expect("audit");
+    assert_eq!(volume["persistentVolumeClaim"]["claimName"], "keyward-audit");
+    assert!(volume.get("emptyDir").is_none(), "{volume}");
+    let mount = deployment_container(r)["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["name"] == "audit")
+        .cloned()
+        .expect("mounted");
+    assert_eq!(mount["subPathExpr"], "$(POD_NAME)", "each replica keeps its own chain");
+    let peers = deployment_container(r)["volumeMounts"]
+        .as_array()
+        .expect("mounts")
+        .iter()
+        .find(|m| m["mountPath"] == "/var/log/keyward-peers")
+        .cloned()
+        .expect("the peers' directories");
+    assert_eq!((peers["name"].as_str(), peers["readOnly"].as_bool()), (Some("audit"), Some(true)));
+    assert!(args(r).contains(&"--audit-peer-logs=/var/log/keyward-peers/*/audit.jsonl".to_string()), "{:?}", args(r));
+    let refused = results[1].as_ref().expect_err("a size the operator cannot read is refused by the schema");
+    assert!(refused.contains("rotateSize"), "{refused}");
 }
 
 /// CloudEvents delivery of the audit trail: the operator gets the endpoint and the token
@@ -954,6 +989,10 @@ fn operator_requests(watched: Option<&[&str]>, objects_in: &[&str], lease_ns: &s
         }
         requests.push(ApiRequest::new("create", "events.k8s.io", "events", None, ns));
         requests.push(ApiRequest::new("patch", "events.k8s.io", "events", None, ns));
+        // The claim Lease next to each MfaProvider (one installation acts on it).
+        for verb in ["get", "create", "update"] {
+            requests.push(ApiRequest::new(verb, "coordination.k8s.io", "leases", None, ns));
+        }
     }
     for verb in ["get", "create", "update"] {
         requests.push(ApiRequest::new(verb, "coordination.k8s.io", "leases", None, Some(lease_ns)));
@@ -970,9 +1009,12 @@ fn cluster_wide_rbac_grants_exactly_the_operators_requests() {
     let grants = rbac::grants_of(&objects, NS, "keyward").unwrap();
     let secrets: Vec<_> = grants.iter().filter(|g| g.resource == "secrets").collect();
     assert!(secrets.iter().all(|g| g.scope == Scope::Cluster && ["list", "watch"].contains(&g.verb.as_str())));
+    // In the release namespace, the leader Lease by name; the providers' claims wherever the
+    // providers are.
     let leases: Vec<_> = grants.iter().filter(|g| g.resource == "leases").collect();
-    assert!(leases.iter().all(|g| g.scope == Scope::Namespace(NS.into())), "{leases:?}");
-    assert!(leases.iter().filter(|g| g.verb != "create").all(|g| g.resource_names == ["keyward-leader"]), "{leases:?}");
+    let leader: Vec<_> = leases.iter().filter(|g| g.scope == Scope::Namespace(NS.into())).collect();
+    assert!(leader.iter().filter(|g| g.verb != "create").all(|g| g.resource_names == ["keyward-leader"]), "{leases:?}");
+    assert!(leases.iter().all(|g| ["get", "create", "update"].contains(&g.verb.as_str())), "{leases:?}");
 }
 
 #[test]
@@ -991,7 +1033,7 @@ fn namespaced_rbac_grants_exactly_the_operators_requests_in_those_namespaces() {
         ApiRequest::new("list", "", "secrets", None, None),
         ApiRequest::new("watch", "keyward.dev", "employees", None, None),
         ApiRequest::new("create", "events.k8s.io", "events", None, Some("default")),
-        ApiRequest::new("update", "coordination.k8s.io", "leases", None, Some("acme")),
+        ApiRequest::new("update", "coordination.k8s.io", "leases", None, Some("kube-system")),
     ] {
         let d = rbac::diff(&grants, std::slice::from_ref(&outside));
         assert_eq!(d.missing, std::slice::from_ref(&outside), "{outside} must be denied");
@@ -1021,8 +1063,8 @@ fn the_rbac_comparison_fails_on_a_missing_or_an_extra_permission() {
     assert_eq!(d.unused.len(), 1, "{d}");
     assert_eq!((d.unused[0].verb.as_str(), d.unused[0].resource.as_str()), ("patch", "events"));
 
-    // A Lease outside the release namespace, or a Lease read cluster-wide, is denied.
-    let d = rbac::diff(&grants, &[ApiRequest::new("get", "coordination.k8s.io", "leases", None, Some("acme"))]);
+    // Leases listed cluster-wide are denied (claims are read one by one).
+    let d = rbac::diff(&grants, &[ApiRequest::new("list", "coordination.k8s.io", "leases", None, None)]);
     assert_eq!(d.missing.len(), 1);
 
     // A wildcard rule is refused outright.

@@ -205,6 +205,38 @@ fn the_drift_sweep_revokes_an_enrolment_made_out_of_band() {
     acme.wait_record("the drift record", |r| r["enrolment"] == extra.serial.as_str() && r["reason"] == "NotEntitled");
 }
 
+/// Issue 11: with the resync an hour away, an enrolment made past keyward is still revoked
+/// within seconds: the leader follows privacyIDEA's audit log and sweeps the user it names
+/// with a targeted sweep (one token listing of bob, not the realm's).
+#[test]
+fn an_enrolment_made_past_keyward_is_revoked_in_seconds_through_the_event_log() {
+    let pi = privacyidea();
+    let acme = acme("events", |tree| edit(tree, "10-provider.yaml", "resyncInterval: 10m", "resyncInterval: 1h"));
+    let operator = acme.operator("keyward-events");
+    acme.wait_first_sweep();
+    // The follower's first read of the term is done.
+    std::thread::sleep(Duration::from_secs(6));
+    let sweeps = || {
+        operator
+            .get("/metrics")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("keyward_reconcile_duration_seconds_count"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let before = sweeps();
+    let extra = pi.admin_enrol(&acme.company.realm, "bob", "hotp");
+    let took = eventually(WITHIN, "the out-of-band token revoked", || {
+        !pi.tokens(&acme.company.realm).contains_key(&extra.serial)
+    });
+    eprintln!("out-of-band enrolment -> revocation (event log followed): {took:?}");
+    assert!(!pi.authenticates(&extra));
+    assert!(pi.authenticates(acme.company.token("bob", "totp")), "bob keeps his TOTP");
+    acme.wait_record("the drift record", |r| r["enrolment"] == extra.serial.as_str() && r["reason"] == "NotEntitled");
+    assert!(sweeps() > before, "revoked by a sweep the event brought about");
+}
+
 #[test]
 fn a_bad_manifest_is_rejected_by_kubectl_apply_with_the_schema_error() {
     let c = cluster();
@@ -513,8 +545,12 @@ fn a_bad_commit_applied_in_pieces_is_held_by_the_budget_window() {
     let records: Vec<Value> =
         std::fs::read_to_string(&audit).unwrap().lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
     let records = outcomes_after_their_intents(&records);
-    let approved: Vec<&Value> = records.iter().filter(|r| r["approval"]["digest"] == digest.as_str()).collect();
+    // The revocations the approval let through (the approval's own record aside).
+    let approved: Vec<&Value> =
+        records.iter().filter(|r| r["event"] == "outcome" && r["approval"]["digest"] == digest.as_str()).collect();
     assert_eq!(approved.len(), PEOPLE - made, "{records:?}");
+    let approvals = records.iter().filter(|r| r["event"] == "approval" && r["plan_digest"] == digest.as_str());
+    assert_eq!(approvals.count(), 1, "the approval has one record of its own");
     assert!(approved.iter().all(|r| r["approval"]["manager"] == "kubectl-create" && r["approval"]["time"].is_string()));
     drop(operator);
 }
@@ -549,6 +585,56 @@ fn a_hung_renewal_ends_leadership_before_the_standby_takes_over() {
     proxy.thaw();
     first.kill();
     assert!(pi.authenticates(acme.company.token("bob", "totp")), "bob keeps his TOTP");
+}
+
+/// Two installations (two releases: two leader Leases) watching one MfaProvider: the one that
+/// claimed it first revokes, the other revokes nothing and says who holds it; when the holder
+/// dies without a word, the other takes the claim over once it is stale, and revokes.
+#[test]
+fn two_installations_never_both_act_on_one_provider() {
+    let acme = acme("claim", |_| {});
+    let mut east = acme.operator("keyward-east");
+    acme.wait_first_sweep();
+    let west_audit = acme.audit.with_file_name("west-audit.jsonl");
+    let west = acme.cluster.operator(&acme.ns, "keyward-west", &west_audit);
+    eventually(WITHIN, "each installation has its leader", || east.is_leader() && west.is_leader());
+    let holder = format!("{}/keyward-east", acme.ns);
+    let ready = |field: &str| {
+        acme.kubectl(&[
+            "get",
+            "mfaprovider",
+            "corp-pi",
+            "-o",
+            &format!("jsonpath={{.status.conditions[?(@.type==\"Ready\")].{field}}}"),
+        ])
+    };
+    eventually(WITHIN, "west names the holder", || {
+        ready("reason") == "ClaimedByAnotherInstallation" && ready("message").contains(&holder)
+    });
+
+    let records = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
+    acme.kubectl(&["patch", "employee", "alice", "--type", "merge", "-p", r#"{"spec":{"state":"Suspended"}}"#]);
+    eventually(WITHIN, "alice revoked", || acme.revoked("alice", "totp"));
+    // Both installations saw the change; give the one that must not act time to do so.
+    std::thread::sleep(Duration::from_secs(3));
+    let alice = &acme.company.token("alice", "totp").serial;
+    assert!(records(&acme.audit).contains(alice.as_str()), "the holder revoked alice's token");
+    assert!(!records(&west_audit).contains(alice.as_str()), "west acted: {}", records(&west_audit));
+    for leaver in ["carol", "frank"] {
+        let serial = &acme.company.token(leaver, "totp").serial;
+        assert!(!records(&west_audit).contains(serial.as_str()), "west revoked {leaver}'s token");
+    }
+
+    // The holder dies without releasing anything: west takes over once the claim is stale.
+    east.kill();
+    acme.kubectl(&["patch", "employee", "bob", "--type", "merge", "-p", r#"{"spec":{"state":"Offboarded"}}"#]);
+    eventually(WITHIN, "bob revoked by west", || acme.revoked("bob", "totp"));
+    let bob = &acme.company.token("bob", "totp").serial;
+    eventually(WITHIN, "west's record of bob", || records(&west_audit).contains(bob.as_str()));
+    assert!(!records(&acme.audit).contains(bob.as_str()), "east was dead");
+    assert!(!records(&west_audit).contains(alice.as_str()), "nothing revoked twice");
+    acme.kubectl(&["wait", "--for=condition=Ready", "mfaprovider/corp-pi", "--timeout=60s"]);
+    assert!(privacyidea().authenticates(acme.company.token("breakglass", "totp")));
 }
 
 /// An Employee deleted, re-created under the same name (another person, or the same one
@@ -695,13 +781,18 @@ fn sigterm_during_a_sweep_hands_over_only_after_the_sweep() {
 /// each Employee's status at most twice (before and after the first sweep), and one
 /// offboarding writes no other Employee's status. (Before the fix: 4,485 writes at start, as
 /// every sweep re-reconciled everyone from a cache that had not seen its last write yet.)
+/// The offboarding is a targeted sweep: its privacyIDEA requests are a constant (the user's
+/// token listing and the revocation), where the full sweep before it read the realm's
+/// several pages of tokens.
 #[test]
 fn a_thousand_employees_cost_status_writes_per_change_not_per_person() {
     const PEOPLE: usize = 1000;
+    const HOLDERS: usize = 450; // three pages of the realm's token listing
     let pi = privacyidea();
     let c = cluster();
     let ns = "op-crowd";
     crowd::declare(c, pi, pi.url(), "op-crowd", ns, "c", PEOPLE);
+    pi.users(&["seed", "--realm", "op-crowd", "--prefix", "c", "--count", &HOLDERS.to_string()]);
     let dir = tempfile::tempdir().expect("tempdir");
     let operator = c.operator(ns, "keyward-crowd", &dir.path().join("audit.jsonl"));
     let with_status = || {
@@ -729,7 +820,22 @@ fn a_thousand_employees_cost_status_writes_per_change_not_per_person() {
         status_writes.len()
     );
 
+    let requests = || {
+        operator
+            .get("/metrics")
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("keyward_provider_requests_total{") && l.contains("op-crowd/corp-pi"))
+            .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let full_sweep = requests();
+    assert!(full_sweep >= 4, "the start-up sweeps read the realm (a request) and its token pages: {full_sweep}");
+    assert_eq!(pi.tokens("op-crowd").len(), HOLDERS, "one token per seeded user");
+    let held = || pi.users(&["tokens", "--realm", "op-crowd"]).to_string().contains("\"c00007\"");
+    assert!(held(), "c00007 holds a token before the offboarding");
     let before = sweeps();
+    let requests_before = requests();
     c.kubectl_ok(&[
         "-n",
         ns,
@@ -754,7 +860,11 @@ fn a_thousand_employees_cost_status_writes_per_change_not_per_person() {
         ]);
         matches!(entitled.trim(), "" | "[]")
     });
+    eventually(WITHIN, "c00007's token revoked", || !held());
     std::thread::sleep(Duration::from_secs(3));
+    let offboarding = requests() - requests_before;
+    // The user's token listing and the delete, plus a login when the admin JWT expired.
+    assert!((2..=3).contains(&offboarding), "one offboarding cost {offboarding} privacyIDEA requests");
     let after = crowd::writes(c, ns);
     let change = crowd::status_writes(&after[at_start.len()..], "employees");
     let others: Vec<&String> = change.iter().filter(|n| *n != "c00007").collect();
@@ -948,8 +1058,11 @@ fn an_editor_cannot_approve_an_approver_can_and_exactly_the_held_plan_goes_throu
     assert_eq!(status()["status"]["consumedApproval"].as_str(), Some(digest.as_str()));
     let created = approval("leavers")["metadata"]["creationTimestamp"].as_str().unwrap().to_string();
     acme.wait_record("carol's approved revocation", |r| r["user"] == "carol" && r["outcome"] == "revoked");
-    let approved: Vec<Value> =
-        acme.audit().into_iter().filter(|r| r["approval"]["digest"] == digest.as_str()).collect();
+    let approved: Vec<Value> = acme
+        .audit()
+        .into_iter()
+        .filter(|r| r["event"] == "outcome" && r["approval"]["digest"] == digest.as_str())
+        .collect();
     assert_eq!(approved.len() as u64, blocked, "{approved:?}");
     for record in &approved {
         assert_eq!(record["approval"]["manager"], "kubectl-create", "the approval's creator: {record}");

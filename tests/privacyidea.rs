@@ -575,3 +575,40 @@ fn a_privacyidea_behind_an_internal_ca_is_reached_through_ca_bundle() {
     }
     assert!(pi.authenticates(acme.token("alice", "totp")), "entitled ones kept");
 }
+
+/// Issue 11: the per-user read behind a targeted sweep (`GET /token/?user=&realm=`) sees, for
+/// each user it reads, exactly what the realm-wide listing sees, at one request per user; a
+/// user privacyIDEA no longer finds (ERR904: dave, removed from the user store, whose tokens
+/// remain) is handed back to the realm-wide listing, which finds his orphaned tokens.
+#[test]
+fn a_per_user_read_sees_what_the_realm_listing_sees_for_its_users() {
+    let pi = privacyidea();
+    let realm = "per-user";
+    company(pi, realm);
+    let provider: keyward::crd::MfaProvider = serde_yaml::from_str(&format!(
+        "apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp-pi, namespace: acme}}\n\
+         spec:\n  privacyidea: {{url: \"{}\", realm: {realm}, credentials: {{secretRef: {{name: pi-admin}}}}}}\n",
+        pi.url()
+    ))
+    .expect("MfaProvider");
+    let secret = |_: &str, key: &str| match key {
+        "username" => Some(pi.env["KEYWARD_PI_ADMIN"].clone()),
+        "password" => Some(pi.env["KEYWARD_PI_PASSWORD"].clone()),
+        _ => None,
+    };
+    let backend = keyward::providers::connect(&provider, &secret).expect("client");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let full = backend.inventory(&Default::default()).await.expect("realm listing");
+        let before = backend.requests();
+        let users = ["alice".to_string(), "grace".to_string(), "erin".to_string()];
+        let part = backend.inventory_of(&users).await.expect("per-user read").expect("alice, grace, erin are known");
+        assert_eq!(backend.requests() - before, 3, "one request per user");
+        let mine: Vec<_> = full.users.iter().filter(|u| ["alice", "erin"].contains(&u.name.as_str())).collect();
+        assert_eq!(part.users.iter().collect::<Vec<_>>(), mine, "grace holds nothing and is not listed");
+
+        let gone = backend.inventory_of(&["dave".to_string()]).await.expect("answered");
+        assert!(gone.is_none(), "dave is unknown to the user store: a realm-wide listing decides");
+        assert!(full.users.iter().any(|u| u.name == "dave" && !u.in_directory && !u.enrolments.is_empty()));
+    });
+}

@@ -797,3 +797,36 @@ async fn every_request_the_client_makes_is_declared() {
     }
     assert_eq!(state.lock().expect("state").refused.len(), 6);
 }
+
+/// Issue 11: provider requests per offboarding are a constant, whatever the tenant's size: a
+/// targeted sweep reads the leaver alone (the user by UPN, its methods), where a full `scope:
+/// All` sweep lists every page of users and every user's methods.
+#[tokio::test]
+async fn an_offboarding_reads_one_user_however_large_the_tenant() {
+    for people in [20, 300] {
+        let mut state = acme();
+        for i in 0..people {
+            state.users.push(User {
+                id: format!("x-{i}"),
+                upn: format!("x{i}@acme.example"),
+                mail: String::new(),
+                methods: vec![m(&format!("mx{i}"), "microsoftAuthenticatorAuthenticationMethod", true)],
+            });
+        }
+        state.page_size = 100;
+        let (server, _state) = serve(state, handle).await;
+        let entra = backend(&server.uri(), "ClientSecret", "  scope: All\n");
+        let full = entra.inventory(&UserQuery { declared: vec![], all: true }).await.expect("inventory");
+        let full_requests = entra.requests();
+        assert_eq!(full.users.len(), people + 3);
+        let targeted = entra.inventory_of(&["dave@acme.example".into()]).await.expect("read").expect("per-user read");
+        let per_offboarding = entra.requests() - full_requests;
+        assert_eq!(targeted.users.len(), 1);
+        assert_eq!(targeted.users[0].enrolments.len(), 3);
+        println!(
+            "entra people={people} full_sweep_requests={full_requests} per_offboarding_requests={per_offboarding}"
+        );
+        assert!(per_offboarding <= 3, "the user (and its id lookup) and its methods: {per_offboarding}");
+        assert!(full_requests > people as u64, "a full sweep reads every user's methods");
+    }
+}

@@ -829,3 +829,30 @@ async fn a_service_app_that_requires_dpop_gets_bound_tokens_and_proofs() {
     let token_requests = s.log.iter().filter(|l| *l == "POST /oauth2/v1/token").count();
     assert_eq!(token_requests, 3, "without a proof, without the nonce, then granted: {:?}", s.log);
 }
+
+/// Issue 11: provider requests per offboarding are a constant, whatever the company's size:
+/// a targeted sweep reads the leaver alone (the user, its factors), where a full `scope: All`
+/// sweep lists every page of users and every user's factors (Okta has no bulk factor read).
+#[tokio::test]
+async fn an_offboarding_reads_one_user_however_large_the_org() {
+    for people in [20, 300] {
+        let mut state = acme();
+        for i in 0..people {
+            let (id, login) = (format!("00ux{i}"), format!("x{i}@acme.example"));
+            state.users.push(user(&id, &login, vec![factor(&format!("t{i}"), "token:software:totp", "GOOGLE")]));
+        }
+        state.page_size = 200;
+        let (server, state) = serve(state, handle).await;
+        let okta = backend(&provider(&server.uri(), "  scope: All\n", "ApiToken"));
+        let full = okta.inventory(&UserQuery { declared: vec![], all: true }).await.expect("inventory");
+        let full_requests = okta.requests();
+        assert_eq!(full.users.len(), people + 3);
+        let targeted = okta.inventory_of(&["dave@acme.example".into()]).await.expect("read").expect("per-user read");
+        let per_offboarding = okta.requests() - full_requests;
+        assert_eq!(kinds(&targeted, "dave@acme.example"), ["sms", "totp"]);
+        assert_eq!(targeted.users.len(), 1);
+        println!("okta people={people} full_sweep_requests={full_requests} per_offboarding_requests={per_offboarding}");
+        assert_eq!(per_offboarding, 2, "the user and its factors: {:?}", state.lock().expect("state").log);
+        assert!(full_requests > people as u64, "a full sweep reads every user's factors");
+    }
+}

@@ -6,8 +6,8 @@ use std::io;
 use std::path::PathBuf;
 
 /// The format of a chained line: 2 added write-ahead intents and the fields of
-/// `docs/audit.md`; 1 is still read.
-pub const FORMAT_VERSION: u32 = 2;
+/// `docs/audit.md`; 3 added `notification` records; 1 and 2 are still read.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The chain's state: the next sequence number and the hash of the last line written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -18,10 +18,13 @@ mod resolution;
 mod sink;
 pub mod spool;
 
+pub mod peers;
 pub use chain::{Break, Chain, FORMAT_VERSION, Verified, sha256_hex, verify};
 pub use note::{Checkpoint, Signer, Verifier};
 pub use resolution::Resolution;
-pub use sink::{AuditSink, JsonLinesFile, Memory, Stamp, Stdout, checkpoint_path, open_log, read_checkpoint};
+pub use sink::{
+    AuditSink, JsonLinesFile, Memory, Stamp, Stdout, checkpoint_path, open_log, read_checkpoint, rotated_files,
+};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -41,6 +44,15 @@ pub enum Outcome {
     /// The process stopped between the intent and the provider's answer, and the enrolment
     /// was still there when the provider was read again: planned again from scratch.
     Interrupted,
+    /// Only on a `notification` record: the receiver accepted it (a 2xx answer).
+    Delivered,
+    /// Only on a `notification` record: the receiver refused it for good (it answered 4xx
+    /// to every attempt); it is not sent again.
+    Undeliverable,
+    /// Only on an `invitation` record: the provider sent it.
+    Invited,
+    /// Only on an `approval` record: the approval let the held plan through.
+    Approved,
 }
 
 /// Whether a record announces a provider call or tells how one ended.
@@ -52,6 +64,15 @@ pub enum Event {
     /// How it ended (records written before format 1's intents are outcomes too).
     #[default]
     Outcome,
+    /// An attempt to deliver a notification (format 3): `delivered`, `failed` (tried again
+    /// later) or `undeliverable`. No provider call; `notification` says which and where.
+    Notification,
+    /// An invitation to enrol a required factor, sent through the provider (format 4):
+    /// `invited` or `failed`. Nothing is revoked; no intent precedes it.
+    Invitation,
+    /// A held plan let through by an approval (format 4): `approved`, written once, before
+    /// the first of the plan's revocations; `approval` names who and `plan_digest` the plan.
+    Approval,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -64,9 +85,13 @@ pub struct AuditRecord {
     /// The provider's endpoint the call goes to (its tenant, realm or base URL).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub user: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub enrolment: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub reason: String,
     pub employee: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -98,6 +123,29 @@ pub struct AuditRecord {
     /// The Kubernetes ServiceAccount the operator ran as, when known.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub service_account: Option<String>,
+    /// The notification a `notification` record is about.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub notification: Option<NotificationDelivery>,
+}
+
+/// One attempt to deliver a notification (`crate::notify`) to one of an MfaProvider's
+/// notification targets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationDelivery {
+    /// The notification's id: the same on every attempt (and the CloudEvent's `id`), so a
+    /// receiver that saw it before can drop it.
+    pub id: String,
+    /// The target's `name` in the MfaProvider's `spec.notifications`.
+    pub target: String,
+    /// `slack` or `webhook`.
+    pub sink: String,
+    /// What it tells: `Revoked`, `Failed`, `Blocked`, `SlaBreach`.
+    pub events: Vec<String>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// The receiver's HTTP status, when it answered.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<u16>,
 }
 
 impl AuditRecord {
@@ -116,6 +164,49 @@ impl AuditRecord {
             detail,
             latency_seconds: latency(self.trigger, time),
             ..self.clone()
+        }
+    }
+
+    /// The record of one delivery attempt of a notification about `provider`'s sweep: no
+    /// user, enrolment or reason of its own (the notification's content is with the receiver;
+    /// its revocations have records of their own).
+    pub fn notification(
+        provider: &str,
+        delivery: NotificationDelivery,
+        outcome: Outcome,
+        detail: Option<String>,
+    ) -> AuditRecord {
+        AuditRecord {
+            notification: Some(delivery),
+            ..AuditRecord::about_provider(provider, Event::Notification, outcome, detail)
+        }
+    }
+
+    /// A record about `provider` as a whole (a notification, an approval): no user, enrolment
+    /// or reason of its own.
+    pub fn about_provider(provider: &str, event: Event, outcome: Outcome, detail: Option<String>) -> AuditRecord {
+        AuditRecord {
+            time: Utc::now(),
+            event,
+            provider: provider.to_string(),
+            endpoint: None,
+            user: String::new(),
+            enrolment: String::new(),
+            kind: String::new(),
+            reason: String::new(),
+            employee: None,
+            employee_uid: None,
+            grants: Vec::new(),
+            source_revision: None,
+            outcome,
+            detail,
+            plan_digest: None,
+            approval: None,
+            trigger: None,
+            latency_seconds: None,
+            replica: None,
+            service_account: None,
+            notification: None,
         }
     }
 }

@@ -52,13 +52,21 @@ impl Resolution {
         match record.event {
             Event::Intent => self.pending.push(record.clone()),
             Event::Outcome => {
-                self.pending.retain(|p| p.key() != record.key());
+                // A failed call may still have been carried out (its answer lost or cut short,
+                // a timeout after the provider acted): the intent stays open, and the next
+                // read of the provider settles it as revoked or planned again. Otherwise such
+                // a revocation would end with `failed` as its only record.
+                if record.outcome != Outcome::Failed {
+                    self.pending.retain(|p| p.key() != record.key());
+                }
                 if record.outcome == Outcome::Blocked
                     && let Some(key) = Self::blocked_key(record)
                 {
                     self.blocked.insert(key);
                 }
             }
+            // None of these announces a revocation or settles one.
+            Event::Notification | Event::Invitation | Event::Approval => {}
         }
     }
 

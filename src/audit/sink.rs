@@ -23,6 +23,12 @@ pub trait AuditSink: Send + Sync {
     fn unresolved(&self, _provider: &str) -> Vec<AuditRecord> {
         Vec::new()
     }
+
+    /// Another replica's final record of `intent`'s enrolment, made after the intent (see
+    /// [`super::peers`]): who and when. None when no peer log says so, or none is known.
+    fn settled_elsewhere(&self, _intent: &AuditRecord) -> Option<String> {
+        None
+    }
 }
 
 /// Who writes: stamped on every record the operator writes.
@@ -53,6 +59,9 @@ struct Appender {
     signer: Option<Arc<Signer>>,
     /// Where lines go on to a collector, after they are on disk here.
     spool: Option<SpoolWriter>,
+    /// The file's size, and the size past which it is rotated (none: never).
+    size: u64,
+    max_size: Option<u64>,
 }
 
 impl Appender {
@@ -62,8 +71,28 @@ impl Appender {
         self.file.write_all(&line)?;
         self.file.flush()?;
         self.file.sync_data()?;
+        self.size += line.len() as u64;
         self.forward(&line[..line.len() - 1]);
         self.checkpoint()
+    }
+
+    fn over_size(&self) -> bool {
+        self.max_size.is_some_and(|max| self.size >= max)
+    }
+
+    /// Moves the file aside as `<file>.<seq of the next record>` (sorting in chain order) and
+    /// starts an empty one; the chain goes on in it. The rename and the new file are made
+    /// durable before the next record: a crash in between leaves the records whole in the
+    /// rotated file, and [`scan`] continues the chain from there.
+    fn rotate(&mut self) -> io::Result<PathBuf> {
+        let rotated = rotated_path(&self.path, self.chain.next_seq);
+        std::fs::rename(&self.path, &rotated)?;
+        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            File::open(dir)?.sync_all()?;
+        }
+        self.size = 0;
+        Ok(rotated)
     }
 
     /// Hands a line that is on disk to the delivery spool. A failure there fails nothing: the
@@ -101,6 +130,8 @@ pub struct JsonLinesFile {
     appender: Arc<Mutex<Appender>>,
     resolution: Mutex<Resolution>,
     stamp: Stamp,
+    /// The other replicas' logs, consulted when an open intent is resolved.
+    peers: Option<super::peers::PeerLogs>,
 }
 
 impl JsonLinesFile {
@@ -110,6 +141,7 @@ impl JsonLinesFile {
     pub fn open(path: &Path) -> io::Result<Self> {
         let (resolution, chain) = scan(path)?;
         let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
         Ok(JsonLinesFile {
             path: path.to_path_buf(),
             appender: Arc::new(Mutex::new(Appender {
@@ -118,14 +150,32 @@ impl JsonLinesFile {
                 chain,
                 signer: None,
                 spool: None,
+                size,
+                max_size: None,
             })),
             resolution: Mutex::new(resolution),
             stamp: Stamp::default(),
+            peers: None,
         })
+    }
+
+    /// Consults `peers` before recording an open intent's enrolment as revoked.
+    pub fn with_peers(mut self, peers: super::peers::PeerLogs) -> Self {
+        self.peers = Some(peers);
+        self
     }
 
     pub fn stamped(mut self, stamp: Stamp) -> Self {
         self.stamp = stamp;
+        self
+    }
+
+    /// Rotates the file once it holds `max_size` bytes, at the first moment no intent is
+    /// open (an intent and its outcome stay in one file, so a restart finds every open
+    /// intent in the current file). Rotated files are kept; shipping or pruning them is the
+    /// volume owner's business (`keyward audit verify` takes them in order).
+    pub fn rotating(self, max_size: Option<u64>) -> Self {
+        lock(&self.appender).max_size = max_size.filter(|m| *m > 0);
         self
     }
 
@@ -171,19 +221,81 @@ impl AuditSink for JsonLinesFile {
         tokio::task::spawn_blocking(move || lock(&appender).append(&written))
             .await
             .map_err(|e| io::Error::other(format!("audit writer: {e}")))??;
-        lock(&self.resolution).note(&stamped);
+        let quiet = {
+            let mut resolution = lock(&self.resolution);
+            resolution.note(&stamped);
+            resolution.pending_count() == 0
+        };
+        if quiet && lock(&self.appender).over_size() {
+            let appender = self.appender.clone();
+            match tokio::task::spawn_blocking(move || lock(&appender).rotate()).await {
+                Ok(Ok(rotated)) => tracing::info!(rotated = %rotated.display(), "audit log rotated"),
+                // The record is durable; the file only grows on until a rotation succeeds.
+                Ok(Err(e)) => tracing::error!(path = %self.path.display(), error = %e, "rotate the audit log"),
+                Err(e) => tracing::error!(error = %e, "rotate the audit log"),
+            }
+        }
         Ok(())
     }
 
     fn unresolved(&self, provider: &str) -> Vec<AuditRecord> {
         lock(&self.resolution).unresolved(provider)
     }
+
+    fn settled_elsewhere(&self, intent: &AuditRecord) -> Option<String> {
+        self.peers.as_ref()?.settled(intent)
+    }
+}
+
+/// Where a log rotated before record `next_seq` goes: zero-padded, so that rotated files sort
+/// in chain order.
+pub fn rotated_path(log: &Path, next_seq: u64) -> PathBuf {
+    let mut name = log.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".{next_seq:012}"));
+    log.with_file_name(name)
+}
+
+/// The files rotated out of `log`, oldest first.
+pub fn rotated_files(log: &Path) -> io::Result<Vec<PathBuf>> {
+    let (Some(dir), Some(name)) = (log.parent(), log.file_name().and_then(|n| n.to_str())) else {
+        return Ok(Vec::new());
+    };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    let prefix = format!("{name}.");
+    let mut found: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix(&prefix))
+                    .is_some_and(|rest| rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    found.sort();
+    Ok(found)
 }
 
 /// Reads the whole log once (line by line): the revocations it leaves open, the chain after
 /// its last whole line, and a partial last line cut. Only at open: the operator's process
-/// start and each `keyward apply`.
+/// start and each `keyward apply`. A log with no line yet continues the chain of the newest
+/// file rotated out of it.
 fn scan(path: &Path) -> io::Result<(Resolution, Chain)> {
+    let (resolution, chain) = scan_one(path)?;
+    if chain.next_seq > 0 {
+        return Ok((resolution, chain));
+    }
+    match rotated_files(path)?.last() {
+        Some(newest) => Ok((resolution, Chain::after(&last_lines(newest)?))),
+        None => Ok((resolution, chain)),
+    }
+}
+
+fn scan_one(path: &Path) -> io::Result<(Resolution, Chain)> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Resolution::default(), Chain::default())),
@@ -291,14 +403,24 @@ impl AuditSink for Stdout {
 /// when the file cannot be opened: records must reach somewhere). With a `spool`, the file's
 /// lines are forwarded to it for delivery (a spool that cannot be opened is said loudly too:
 /// the file still records everything).
-pub fn open_log(path: &Path, stamp: Stamp, signer: Option<Arc<Signer>>, spool: Option<Spool>) -> Arc<dyn AuditSink> {
+pub fn open_log(
+    path: &Path,
+    stamp: Stamp,
+    signer: Option<Arc<Signer>>,
+    spool: Option<Spool>,
+    rotate_size: Option<u64>,
+    peers: Vec<PathBuf>,
+) -> Arc<dyn AuditSink> {
     if path.as_os_str() == "-" {
         return Arc::new(Stdout::stamped(stamp));
     }
-    let opened = JsonLinesFile::open(path).and_then(|file| match signer {
-        Some(signer) => file.signed(signer),
-        None => Ok(file),
-    });
+    let opened = JsonLinesFile::open(path)
+        .map(|file| file.rotating(rotate_size))
+        .map(|file| if peers.is_empty() { file } else { file.with_peers(super::peers::PeerLogs::new(peers, path)) })
+        .and_then(|file| match signer {
+            Some(signer) => file.signed(signer),
+            None => Ok(file),
+        });
     if let (Ok(file), Some(spool)) = (&opened, spool) {
         let dir = spool.dir.clone();
         if let Err(e) = file.deliver_to(spool) {

@@ -180,6 +180,16 @@ impl SpoolWriter {
     /// file; the lines of it after the last one spooled (or acknowledged) are spooled again:
     /// a crash between the log's fsync and the spool's append loses no delivery.
     pub fn open(spool: Spool, log_tail: &str) -> io::Result<SpoolWriter> {
+        Self::opened(spool, Some(log_tail))
+    }
+
+    /// Opens a spool that no log feeds (notifications, `crate::notify`): what it holds is all
+    /// there is, and nothing is spooled again.
+    pub fn open_alone(spool: Spool) -> io::Result<SpoolWriter> {
+        Self::opened(spool, None)
+    }
+
+    fn opened(spool: Spool, log_tail: Option<&str>) -> io::Result<SpoolWriter> {
         fs::create_dir_all(&spool.dir).map_err(|e| named(e, "create the spool", &spool.dir))?;
         let ack = spool.acked()?;
         let segments = spool.segments()?;
@@ -197,7 +207,7 @@ impl SpoolWriter {
         let len = file.metadata().map_err(|e| named(e, "stat", &path))?.len();
         spool.backlog.set(spool.count_from(ack.position)?);
         let mut writer = SpoolWriter { spool, segment, file, len, max_segment_bytes: SEGMENT_BYTES };
-        for line in missing_lines(log_tail, last.as_deref()) {
+        for line in log_tail.map(|tail| missing_lines(tail, last.as_deref())).unwrap_or_default() {
             writer.append(line.as_bytes())?;
         }
         Ok(writer)

@@ -25,6 +25,7 @@ fn record(n: usize) -> AuditRecord {
         latency_seconds: None,
         replica: None,
         service_account: None,
+        notification: None,
     }
 }
 
@@ -81,6 +82,50 @@ async fn a_log_opened_again_continues_its_chain() {
     let verified = check(&text, Some((count, &hash))).expect("one chain across three opens");
     assert_eq!(verified.records, 3);
     assert_eq!(count, 3);
+}
+
+/// Issue 12.4: a log past its size is rotated, never between an intent and its outcome; the
+/// rotated files and the current one verify as one chain, in order, against the checkpoint;
+/// and a process that opens a log just rotated (empty) continues the chain of the newest
+/// rotated file.
+#[tokio::test]
+async fn a_rotated_log_continues_its_chain_and_never_splits_an_intent_from_its_outcome() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let size = serde_json::to_vec(&record(0)).expect("json").len() as u64;
+    let log = JsonLinesFile::open(&path).expect("open").rotating(Some(size * 2));
+    let mut intent = record(1);
+    intent.event = Event::Intent;
+    intent.outcome = Outcome::Intended;
+    log.record(&record(0)).await.expect("write");
+    log.record(&intent).await.expect("write");
+    assert!(crate::audit::rotated_files(&path).expect("listed").is_empty(), "an intent is open: no rotation yet");
+    log.record(&intent.ended(Outcome::Revoked, None)).await.expect("write");
+    let rotated = crate::audit::rotated_files(&path).expect("listed");
+    assert_eq!(rotated.len(), 1, "rotated once its intent was closed");
+    assert!(rotated[0].to_string_lossy().ends_with(".000000000003"), "{rotated:?}");
+    for i in 2..6 {
+        log.record(&record(i)).await.expect("write");
+    }
+    drop(log);
+    // A restart right after a rotation: the current file is empty.
+    let rotated = crate::audit::rotated_files(&path).expect("listed");
+    assert!(rotated.len() >= 2, "{rotated:?}");
+    std::fs::write(&path, "").expect("just rotated");
+    let mut files: Vec<std::path::PathBuf> = rotated.clone();
+    let text_of = |files: &[std::path::PathBuf]| -> String {
+        files.iter().map(|f| std::fs::read_to_string(f).expect("read")).collect()
+    };
+    let before = text_of(&files);
+    let reopened = JsonLinesFile::open(&path).expect("open again");
+    reopened.record(&record(9)).await.expect("write after the restart");
+    files.push(path.clone());
+    let all = text_of(&files);
+    assert!(all.starts_with(&before));
+    let checkpoint = read_checkpoint(&std::fs::read_to_string(checkpoint_path(&path)).expect("checkpoint"));
+    let (count, hash) = checkpoint.expect("parsed");
+    let verified = check(&all, Some((count, &hash))).expect("one chain across the rotated files");
+    assert_eq!(verified.records, 8);
 }
 
 /// A crash mid-write leaves a line cut short: it was never synced whole, so it is dropped on
@@ -157,7 +202,97 @@ fn sealed_records_match_the_schema_in_the_docs() {
             validator.iter_errors(&line).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{line}: {errors:?}");
     }
+    // An invitation and an approval (format 4).
+    let mut invitation = record(8);
+    invitation.event = Event::Invitation;
+    invitation.enrolment = String::new();
+    invitation.kind = "webauthn".into();
+    invitation.reason = "EnrolmentRequired".into();
+    invitation.outcome = Outcome::Invited;
+    let approval = AuditRecord {
+        event: Event::Approval,
+        outcome: Outcome::Approved,
+        user: String::new(),
+        enrolment: String::new(),
+        kind: String::new(),
+        reason: String::new(),
+        employee: None,
+        plan_digest: full.plan_digest.clone(),
+        approval: full.approval.clone(),
+        detail: Some("lets 30 held revocations through".into()),
+        ..record(9)
+    };
+    for r in [invitation.clone(), approval.clone()] {
+        let line: serde_json::Value = serde_json::from_slice(&chain.seal(&r).expect("seal")).expect("JSON");
+        let errors: Vec<String> =
+            validator.iter_errors(&line).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{line}: {errors:?}");
+    }
+    let mut unapproved: serde_json::Value =
+        serde_json::from_slice(&chain.seal(&approval).expect("seal")).expect("JSON");
+    unapproved.as_object_mut().expect("object").remove("approval");
+    assert!(!validator.is_valid(&unapproved), "an approval record names the approval");
     let mut wrong: serde_json::Value = serde_json::from_slice(&chain.seal(&record(1)).expect("seal")).expect("JSON");
     wrong["outcome"] = "deleted".into();
     assert!(!validator.is_valid(&wrong), "the schema rejects what keyward never writes");
+
+    // Notification deliveries: every field set, and the fewest.
+    let delivery = |status| NotificationDelivery {
+        id: sha256_hex(b"notification"),
+        target: "security-slack".into(),
+        sink: "slack".into(),
+        events: vec!["Revoked".into(), "SlaBreach".into()],
+        attempt: 2,
+        status,
+    };
+    let mut delivered = AuditRecord::notification("acme/corp-pi", delivery(Some(200)), Outcome::Delivered, None);
+    delivered.replica = Some("keyward-7d9f-abc".into());
+    delivered.service_account = Some("keyward".into());
+    let failed = AuditRecord::notification(
+        "acme/corp-pi",
+        delivery(None),
+        Outcome::Failed,
+        Some("send the notification: connection refused".into()),
+    );
+    for r in [delivered.clone(), failed] {
+        let line: serde_json::Value = serde_json::from_slice(&chain.seal(&r).expect("seal")).expect("JSON");
+        let errors: Vec<String> =
+            validator.iter_errors(&line).map(|e| format!("{e} at {}", e.instance_path())).collect();
+        assert!(errors.is_empty(), "{line}: {errors:?}");
+        assert!(line.get("user").is_none() && line.get("reason").is_none(), "no revocation fields: {line}");
+    }
+    let sealed = |r: &AuditRecord| -> serde_json::Value {
+        serde_json::from_slice(&Chain::default().seal(r).expect("seal")).expect("JSON")
+    };
+    let mut revoked_notification = sealed(&delivered);
+    revoked_notification["outcome"] = "revoked".into();
+    assert!(!validator.is_valid(&revoked_notification), "a notification is not revoked");
+    let mut delivered_revocation = sealed(&record(2));
+    delivered_revocation["outcome"] = "delivered".into();
+    assert!(!validator.is_valid(&delivered_revocation), "a revocation is not delivered");
+    let mut bare = sealed(&delivered);
+    bare.as_object_mut().expect("object").remove("notification");
+    assert!(!validator.is_valid(&bare), "a notification record says which notification");
+}
+
+#[test]
+fn a_notification_record_reads_back_and_settles_no_intent() {
+    let delivery = NotificationDelivery {
+        id: sha256_hex(b"n"),
+        target: "t".into(),
+        sink: "webhook".into(),
+        events: vec!["Failed".into()],
+        attempt: 1,
+        status: Some(503),
+    };
+    let record = AuditRecord::notification("acme/corp-pi", delivery, Outcome::Failed, Some("503".into()));
+    let line = Chain::default().seal(&record).expect("seal");
+    let read: AuditRecord = serde_json::from_slice(&line).expect("reads back");
+    assert_eq!(read, record);
+    assert_eq!(check(&format!("{}\n", String::from_utf8(line).expect("utf-8")), None).expect("verifies").records, 1);
+    let mut intent = self::record(0);
+    intent.event = Event::Intent;
+    intent.outcome = Outcome::Intended;
+    let resolution = Resolution::of([&intent, &read]);
+    assert_eq!(resolution.pending_count(), 1, "the intent stays open");
 }

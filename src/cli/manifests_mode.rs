@@ -165,6 +165,7 @@ fn unreachable_provider(declared: &Declared, error: String, now: chrono::DateTim
         error_category: Some("configuration"),
         deferred: false,
         latencies: Vec::new(),
+        listing_duplicates: Default::default(),
     }
 }
 

@@ -31,6 +31,17 @@ pub struct RunArgs {
     /// log is signed with it, and copied to the ConfigMap `<lease-name>-audit-checkpoint`.
     #[arg(long, env = "KEYWARD_AUDIT_SIGNING_KEY_FILE")]
     pub audit_signing_key: Option<PathBuf>,
+    /// Rotate the audit log file once it holds this many bytes (`100Mi`, `1Gi`, `500M` or a
+    /// plain number): it is renamed `<file>.<next sequence number>` and the chain goes on in a
+    /// new file. `0`: never.
+    #[arg(long, env = "KEYWARD_AUDIT_ROTATE_SIZE", default_value = "0", value_parser = parse_size)]
+    pub audit_rotate_size: u64,
+    /// The other replicas' audit logs (comma-separated; a `*` stands for any run of
+    /// characters within one path component), read when this replica resolves an intent a
+    /// crash left open: an enrolment another replica revoked meanwhile keeps that replica's
+    /// record as its only final one. The chart sets it with `audit.file.persistence`.
+    #[arg(long, env = "KEYWARD_AUDIT_PEER_LOGS", value_delimiter = ',')]
+    pub audit_peer_logs: Vec<PathBuf>,
     /// Deliver every audit record to this URL as a CloudEvent (structured mode), from a spool
     /// beside the audit log (`<audit-log>.spool/`); needs `--audit-log FILE`.
     #[arg(long, env = "KEYWARD_AUDIT_ENDPOINT")]
@@ -38,6 +49,11 @@ pub struct RunArgs {
     /// A file holding a bearer token for `--audit-endpoint`, read before every attempt.
     #[arg(long, env = "KEYWARD_AUDIT_ENDPOINT_TOKEN_FILE", requires = "audit_endpoint")]
     pub audit_endpoint_token_file: Option<std::path::PathBuf>,
+    /// Where notifications (an MfaProvider's `spec.notifications`) wait until their receiver
+    /// accepts them. Default: `<audit-log>.notify/` beside an audit file (on its volume), else
+    /// `keyward-notify-<identity>/` in the temporary directory.
+    #[arg(long, env = "KEYWARD_NOTIFICATION_SPOOL")]
+    pub notification_spool: Option<PathBuf>,
     /// The longest a revocation may take from its trigger; longer ones count in
     /// `keyward_sla_breaches_total`.
     #[arg(long, env = "KEYWARD_REVOCATION_SLA", default_value = "1h", value_parser = humantime::parse_duration)]
@@ -52,6 +68,11 @@ pub struct RunArgs {
     /// RevocationApprovals let RBAC keep approvers apart from editors.
     #[arg(long, env = "KEYWARD_APPROVAL_ANNOTATION")]
     pub approval_annotation: bool,
+    /// How often the leader reads each provider's event log (privacyIDEA's audit log) for
+    /// enrolments made past keyward, which it then sweeps at once; `0s` turns following off
+    /// (the resync still finds them).
+    #[arg(long, env = "KEYWARD_EVENT_POLL_INTERVAL", default_value = "5s", value_parser = humantime::parse_duration)]
+    pub event_poll_interval: Duration,
 }
 
 impl RunArgs {
@@ -75,6 +96,21 @@ impl RunArgs {
             .unwrap_or_else(|| "default".to_string())
     }
 
+    /// The notification spool: `--notification-spool`, else beside the audit file, else in
+    /// the temporary directory (the chart mounts an emptyDir there), under this replica's
+    /// identity: two operators on one machine must not drain one spool twice.
+    pub fn notification_spool(&self) -> PathBuf {
+        if let Some(dir) = &self.notification_spool {
+            return dir.clone();
+        }
+        if self.audit_log.as_os_str() == "-" {
+            return std::env::temp_dir().join(format!("keyward-notify-{}", self.identity()));
+        }
+        let mut name = self.audit_log.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+        name.push(".notify");
+        self.audit_log.with_file_name(name)
+    }
+
     pub fn identity(&self) -> String {
         if let Some(id) = self.identity.clone().filter(|i| !i.is_empty()) {
             return id;
@@ -82,5 +118,37 @@ impl RunArgs {
         let host =
             std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
         format!("{}-{}", if host.is_empty() { "keyward" } else { &host }, std::process::id())
+    }
+}
+
+/// A size in bytes: a plain number, or one with a Kubernetes-style suffix (`Ki`, `Mi`, `Gi`,
+/// `K`, `M`, `G`).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{text:?} is not a size (say 100Mi)"))?;
+    let factor: u64 = match unit {
+        "" => 1,
+        "K" => 1_000,
+        "M" => 1_000_000,
+        "G" => 1_000_000_000,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => return Err(format!("{text:?}: unknown unit {unit:?} (Ki, Mi, Gi, K, M, G)")),
+    };
+    number.checked_mul(factor).ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod size_tests {
+    #[test]
+    fn sizes_read_as_kubernetes_quantities() {
+        assert_eq!(super::parse_size("0"), Ok(0));
+        assert_eq!(super::parse_size("100Mi"), Ok(100 << 20));
+        assert_eq!(super::parse_size("5M"), Ok(5_000_000));
+        assert!(super::parse_size("1Ti").is_err());
+        assert!(super::parse_size("Mi").is_err());
     }
 }

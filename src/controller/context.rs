@@ -40,6 +40,10 @@ pub struct LastSweep {
     pub time: chrono::DateTime<chrono::Utc>,
     /// The [`Context::leadership_epoch`] it was made in.
     pub epoch: u64,
+    /// The last full sweep behind these verdicts (targeted sweeps since updated some of them).
+    pub last_full: Option<super::targets::LastFull>,
+    /// What that full sweep's listing showed, for the targeted sweeps after it.
+    pub listing: crate::sweep::FullListing,
 }
 
 impl LastSweep {
@@ -63,6 +67,29 @@ impl LastSweep {
             revoked,
             time: time.trunc_subsecs(0),
             epoch,
+            last_full: None,
+            listing: Default::default(),
+        }
+    }
+
+    /// This sweep with a targeted sweep's results laid over it: the verdicts of `employees`
+    /// (the Employees the targeted users map to) replaced by `targeted`'s, its settled
+    /// Employees added, its revocations the ones to report. The last full sweep stays.
+    pub fn with_targeted(&self, employees: &HashSet<String>, targeted: LastSweep) -> LastSweep {
+        let mut verdicts = self.verdicts.clone();
+        verdicts.retain(|name, _| !employees.contains(name));
+        verdicts.extend(targeted.verdicts);
+        let mut settled = self.settled.clone();
+        settled.extend(targeted.settled);
+        LastSweep {
+            namespace: self.namespace.clone(),
+            verdicts,
+            settled,
+            revoked: targeted.revoked,
+            time: targeted.time,
+            epoch: self.epoch,
+            last_full: self.last_full.clone(),
+            listing: self.listing.clone(),
         }
     }
 
@@ -113,14 +140,24 @@ pub struct Context {
     /// were ignored, so the first sweep of each provider in a new epoch re-checks the status
     /// of every Employee (see [`LastSweep::concerns`]).
     pub leadership_epoch: std::sync::atomic::AtomicU64,
+    /// Where each provider's event log was read up to, in this leadership term.
+    pub cursors: Mutex<super::events::Cursors>,
+    /// The users whose declared state changed since each provider's last sweep.
+    pub targets: super::targets::Targets,
     /// When a change that concerns a provider was first observed and not yet swept.
     pub changes: Arc<Mutex<HashMap<String, Instant>>>,
     pub employee_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<Employee>>,
+    /// Asks for a provider's reconcile (the event-log follower).
+    pub provider_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<MfaProvider>>,
     /// Revocations made per provider within its budget window, as this process knows them;
     /// merged with the MfaProvider's status, where another replica's revocations show.
     pub ledgers: Mutex<HashMap<String, Vec<RevocationTally>>>,
     /// Consecutive failures per object, for backoff by what failed.
     pub retries: crate::retry::Attempts,
+    /// Which MfaProviders this installation holds, and who holds the others.
+    pub claims: super::claim::Claims,
+    /// Sends each sweep's news to the MfaProvider's notification targets.
+    pub notifier: crate::notify::Notifier,
 }
 
 impl Context {
@@ -151,16 +188,7 @@ impl Context {
     }
 
     fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
-        let secret = self
-            .secrets
-            .state()
-            .into_iter()
-            .find(|s| s.namespace().as_deref() == Some(namespace) && s.name_any() == name)?;
-        if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
-            return Some(v.clone());
-        }
-        let bytes = secret.data.as_ref()?.get(key)?;
-        String::from_utf8(bytes.0.clone()).ok()
+        crate::notify::delivery::SecretSource::value(&self.secrets, namespace, name, key)
     }
 
     fn secret_version(&self, namespace: &str, provider: &MfaProvider) -> String {
@@ -195,6 +223,19 @@ impl Context {
         let backend: Arc<dyn MfaBackend> = Arc::from(providers::connect(provider, &lookup)?);
         locked(&self.backends).insert(key, (fingerprint, backend.clone()));
         Ok(backend)
+    }
+}
+
+/// A key of a Secret the cache holds (the ones labelled `keyward.dev/credentials`).
+impl crate::notify::delivery::SecretSource for Cache<Secret> {
+    fn value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
+        let secret =
+            self.state().into_iter().find(|s| s.namespace().as_deref() == Some(namespace) && s.name_any() == name)?;
+        if let Some(v) = secret.string_data.as_ref().and_then(|d| d.get(key)) {
+            return Some(v.clone());
+        }
+        let bytes = secret.data.as_ref()?.get(key)?;
+        String::from_utf8(bytes.0.clone()).ok()
     }
 }
 

@@ -38,6 +38,13 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .map(|p| provider_key(p))
         .collect();
+    // Another installation holds one of the namespace's providers: it writes what its sweeps
+    // found, and only its sweeps can settle a deletion (the finalizer is one for all).
+    match providers.iter().map(|key| ctx.claims.standing(key)).find(|s| *s != super::claim::Standing::Holds) {
+        Some(super::claim::Standing::HeldElsewhere { .. }) => return Ok(Action::await_change()),
+        Some(_) => return Ok(Action::requeue(Duration::from_secs(1))),
+        None => {}
+    }
     let Standing { verdicts, revoked_at, settled, swept } = standing(&ctx, &employee, &providers);
     let finalizers = employee.finalizers();
     let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);

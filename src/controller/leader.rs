@@ -9,7 +9,7 @@
 //! a renewal that hangs ends leadership on its own, without waiting for the call to fail.
 
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, OwnerReference};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::{ObjectMeta, PostParams};
@@ -83,7 +83,7 @@ impl Leadership {
         *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn set(&self, until: Option<Instant>) {
+    pub(super) fn set(&self, until: Option<Instant>) {
         *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = until;
     }
 }
@@ -94,13 +94,27 @@ pub struct Elector {
     pub identity: String,
     pub duration: Duration,
     pub leadership: Leadership,
+    /// The object whose deletion takes the Lease with it (a provider's claim, see `claim`).
+    owner: Option<OwnerReference>,
     /// The lease record as last seen, and when it was first seen so.
     observed: Mutex<Option<(Record, Instant)>>,
 }
 
 impl Elector {
     pub fn new(api: Api<Lease>, name: String, identity: String, duration: Duration, leadership: Leadership) -> Self {
-        Elector { api, name, identity, duration, leadership, observed: Mutex::new(None) }
+        Elector { api, name, identity, duration, leadership, owner: None, observed: Mutex::new(None) }
+    }
+
+    /// The Lease is created owned by `owner`, and goes when it goes.
+    pub fn owned_by(mut self, owner: OwnerReference) -> Self {
+        self.owner = Some(owner);
+        self
+    }
+
+    /// Who held the Lease when this replica last read it (None: not read, or not held).
+    pub fn seen_holder(&self) -> Option<String> {
+        let observed = self.observed.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        observed.as_ref().and_then(|(record, _)| record.holder.clone()).filter(|h| !h.is_empty())
     }
 
     fn spec(&self, now: Timestamp, transitions: i32, acquired: Option<MicroTime>) -> LeaseSpec {
@@ -139,7 +153,11 @@ impl Elector {
         match (decision, current) {
             (Decision::Create, _) => {
                 let lease = Lease {
-                    metadata: ObjectMeta { name: Some(self.name.clone()), ..Default::default() },
+                    metadata: ObjectMeta {
+                        name: Some(self.name.clone()),
+                        owner_references: self.owner.clone().map(|o| vec![o]),
+                        ..Default::default()
+                    },
                     spec: Some(self.spec(now, 0, None)),
                 };
                 Ok(self.api.create(&PostParams::default(), &lease).await.is_ok())

@@ -4,25 +4,30 @@
 //! and three controllers. The MfaProvider controller sweeps a provider whenever something it
 //! depends on changes (an Employee, an AccessGrant, its Secret, its own spec or approval) and
 //! every `resyncInterval`; the Employee controller owns the finalizer and Employee status; the
-//! AccessGrant controller its status. Only the Lease holder acts.
+//! AccessGrant controller its status. Only the Lease holder acts, and on an MfaProvider only
+//! when its installation holds the provider's claim (`claim`).
 
 pub mod caches;
 pub mod checkpoint;
+pub mod claim;
 pub mod config;
 pub mod context;
 pub mod employee;
 pub mod error;
+pub mod events;
 pub mod grant;
 pub mod leader;
 pub mod provider;
 pub mod status;
+pub mod targets;
 
 use crate::audit::cloudevents::{Delivery, Endpoint};
 use crate::audit::spool::Spool;
 use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, MfaProvider, RevocationApproval};
+use crate::engine::planner::provider_key;
 use caches::{Cache, ChangeFilter};
 use config::RunArgs;
-use context::Context;
+use context::{Context, locked};
 use futures::channel::mpsc::{UnboundedSender, unbounded};
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
@@ -62,7 +67,9 @@ fn open_audit(args: &RunArgs, identity: &str, metrics: &crate::metrics::Metrics)
     };
     let signer = args.audit_signing_key.as_deref().map(read_signer).transpose().map_err(RunError::SigningKey)?;
     let spool = audit_spool(args, metrics)?;
-    Ok((crate::audit::open_log(&args.audit_log, stamp, signer.map(Arc::new), spool.clone()), spool))
+    let rotate = Some(args.audit_rotate_size);
+    let peers = args.audit_peer_logs.clone();
+    Ok((crate::audit::open_log(&args.audit_log, stamp, signer.map(Arc::new), spool.clone(), rotate, peers), spool))
 }
 
 /// The delivery spool beside the audit file, when records go to a collector too.
@@ -89,6 +96,26 @@ fn deliver_audit(
     Some(tokio::spawn(delivery.run(async move {
         let _ = shutdown.changed().await;
     })))
+}
+
+/// The notifier of `spec.notifications`: its spool, the audit trail its deliveries are
+/// recorded in, and the Secret cache its URLs and keys come from.
+fn start_notifier(
+    args: &RunArgs,
+    audit: Arc<dyn crate::audit::AuditSink>,
+    secrets: &Cache<Secret>,
+    metrics: &crate::metrics::Metrics,
+    shutdown: watch::Receiver<bool>,
+) -> crate::notify::Notifier {
+    let settings = crate::notify::Settings {
+        spool: args.notification_spool(),
+        audit,
+        secrets: Arc::new(secrets.clone()),
+        backoff: crate::notify::Settings::backoff(),
+        backlog: metrics.notification_backlog.clone(),
+        failures: metrics.notification_failures.clone(),
+    };
+    crate::notify::Notifier::start(settings, shutdown)
 }
 
 /// The signer key in `path` (`keyward audit keygen`'s first line).
@@ -185,6 +212,8 @@ struct Scope {
     secrets: (Cache<Secret>, Events<Secret>),
     employee_trigger:
         (UnboundedSender<ObjectRef<Employee>>, futures::channel::mpsc::UnboundedReceiver<ObjectRef<Employee>>),
+    provider_trigger:
+        (UnboundedSender<ObjectRef<MfaProvider>>, futures::channel::mpsc::UnboundedReceiver<ObjectRef<MfaProvider>>),
 }
 
 /// Starts the reflectors of every scope. Each change filter is shared by the scopes.
@@ -212,6 +241,7 @@ fn watch_scopes(client: &Client, scopes: &[Option<String>], relisted: &Unbounded
                 approvals: (ac, as_.boxed()),
                 secrets: (sc, ss.boxed()),
                 employee_trigger: unbounded(),
+                provider_trigger: unbounded(),
             }
         })
         .collect()
@@ -220,9 +250,21 @@ fn watch_scopes(client: &Client, scopes: &[Option<String>], relisted: &Unbounded
 /// Provider sweeps call the Employee controller of the right scope back through the sender
 /// returned here.
 fn route_employee_triggers(scopes: &[Scope]) -> UnboundedSender<ObjectRef<Employee>> {
-    let (router_tx, mut router_rx) = unbounded::<ObjectRef<Employee>>();
-    let routes: Vec<(Option<String>, UnboundedSender<ObjectRef<Employee>>)> =
-        scopes.iter().map(|s| (s.namespace.clone(), s.employee_trigger.0.clone())).collect();
+    route(scopes.iter().map(|s| (s.namespace.clone(), s.employee_trigger.0.clone())).collect())
+}
+
+/// The event-log follower asks for provider sweeps through the sender returned here.
+fn route_provider_triggers(scopes: &[Scope]) -> UnboundedSender<ObjectRef<MfaProvider>> {
+    route(scopes.iter().map(|s| (s.namespace.clone(), s.provider_trigger.0.clone())).collect())
+}
+
+/// One sender that passes each reference on to the controller of its namespace's scope.
+fn route<K>(routes: Vec<(Option<String>, UnboundedSender<ObjectRef<K>>)>) -> UnboundedSender<ObjectRef<K>>
+where
+    K: Resource + 'static,
+    K::DynamicType: Send + Sync,
+{
+    let (router_tx, mut router_rx) = unbounded::<ObjectRef<K>>();
     tokio::spawn(async move {
         while let Some(r) = router_rx.next().await {
             if let Some((_, tx)) = routes.iter().find(|(ns, _)| ns.is_none() || *ns == r.namespace) {
@@ -260,13 +302,16 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let metrics = crate::metrics::Metrics::new();
     let (audit, spool) = open_audit(&args, &identity, &metrics)?;
     let changes: Changes = Arc::new(Mutex::new(HashMap::new()));
+    let targets: targets::Targets = Default::default();
+    let secrets = Cache::merge(built.iter().map(|s| s.secrets.0.clone()).collect());
+    let notifier = start_notifier(&args, audit.clone(), &secrets, &metrics, shutdown_rx.clone());
 
     let ctx = Arc::new(Context {
         client: client.clone(),
         providers: Cache::merge(built.iter().map(|s| s.providers.0.clone()).collect()),
         employees: Cache::merge(built.iter().map(|s| s.employees.0.clone()).collect()),
         grants: Cache::merge(built.iter().map(|s| s.grants.0.clone()).collect()),
-        secrets: Cache::merge(built.iter().map(|s| s.secrets.0.clone()).collect()),
+        secrets,
         approvals: Cache::merge(built.iter().map(|s| s.approvals.0.clone()).collect()),
         leader: leader_rx.clone(),
         leadership: leadership.clone(),
@@ -280,9 +325,14 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         sweeps: Mutex::new(Default::default()),
         leadership_epoch: Default::default(),
         changes: changes.clone(),
+        targets: targets.clone(),
+        cursors: Default::default(),
         retries: Default::default(),
         employee_trigger: route_employee_triggers(&built),
+        provider_trigger: route_provider_triggers(&built),
         ledgers: Mutex::new(HashMap::new()),
+        claims: claim::Claims::new(format!("{}/{}", args.lease_namespace(), args.lease_name), args.lease_duration),
+        notifier,
         args: args.clone(),
     });
 
@@ -311,6 +361,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     // Only now: the controllers above have subscribed to the sweep of everything that gaining
     // leadership sends; a Lease won before that would be a sweep nobody hears.
     let election = tokio::spawn(elector.clone().run(leader_tx, shutdown_rx.clone()));
+    if !args.event_poll_interval.is_zero() {
+        // Ends with the process: it only asks for sweeps, which the controllers make.
+        tokio::spawn(events::follow(ctx.clone(), args.event_poll_interval));
+    }
+    tokio::spawn(claim::keep(ctx.clone(), all_tx.clone(), shutdown_rx.clone()));
     let checkpoint_copy = copy_checkpoint(&args, &client, &identity, &ctx, shutdown_rx.clone());
     let delivery = deliver_audit(&args, spool, shutdown_rx.clone());
     let background = Background { elector, election, http, checkpoint_copy, delivery };
@@ -357,22 +412,36 @@ fn sweep_all_on_leadership_and_relist(
     relisted: futures::channel::mpsc::UnboundedReceiver<()>,
 ) -> tokio::sync::broadcast::Sender<()> {
     let (all_tx, _) = tokio::sync::broadcast::channel::<()>(16);
+    let ctx_relist = ctx.clone();
     let on_leadership = all_tx.clone();
     tokio::spawn(async move {
         while leader.changed().await.is_ok() {
             if *leader.borrow() {
                 // Before the sweeps it triggers read it (see `LastSweep::concerns`).
                 ctx.leadership_epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                require_full_everywhere(&ctx, "leadership gained");
+                if !ctx.args.event_poll_interval.is_zero() {
+                    events::start_term(&ctx).await;
+                }
                 let _ = on_leadership.send(());
             }
         }
     });
     let on_relist = all_tx.clone();
     tokio::spawn(relisted.for_each(move |()| {
+        // Events may have been missed while the watch was down: no change list is complete.
+        require_full_everywhere(&ctx_relist, "a watch relisted");
         let _ = on_relist.send(());
         futures::future::ready(())
     }));
     all_tx
+}
+
+/// Every provider's next sweep is a full one.
+fn require_full_everywhere(ctx: &Context, why: &'static str) {
+    for provider in ctx.providers.state() {
+        targets::require_full(&ctx.targets, &provider_key(&provider), why);
+    }
 }
 
 /// Runs the controllers until SIGTERM or Ctrl-C, then stops within [`SHUTDOWN_BOUND`]:
@@ -438,7 +507,7 @@ fn scope_controllers(
         let _ = shutdown_rx.changed().await;
     }
     .shared();
-    let Scope { providers, employees, grants, secrets, approvals, employee_trigger, .. } = scope;
+    let Scope { providers, employees, grants, secrets, approvals, employee_trigger, provider_trigger, .. } = scope;
     let (Some(provider_store), Some(employee_store), Some(grant_store)) =
         (providers.0.store(), employees.0.store(), grants.0.store())
     else {
@@ -461,8 +530,12 @@ fn scope_controllers(
     let maps = ProviderMaps {
         store: provider_store.clone(),
         employees: employee_store.clone(),
+        grants: grant_store.clone(),
         employee_specs: Arc::new(ChangeFilter::new(employee_spec_fingerprint)),
         changes: changes.clone(),
+        targets: ctx.targets.clone(),
+        usernames: Default::default(),
+        grants_seen: Default::default(),
     };
     // A lagged receiver still means "sweep everything"; only a closed channel ends it.
     let reconcile_all = futures::stream::unfold(all_tx.subscribe(), |mut rx| async move {
@@ -478,6 +551,7 @@ fn scope_controllers(
         .watches_stream(grant_stream, maps.clone().of_grant())
         .watches_stream(secrets.1, maps.clone().of_secret())
         .watches_stream(approvals.1, maps.of_approval())
+        .reconcile_on(provider_trigger.1)
         .reconcile_all_on(reconcile_all)
         .graceful_shutdown_on(shutdown_signal.clone())
         .run(provider::reconcile, error_policy, ctx.clone())
@@ -512,6 +586,9 @@ fn controller_config(concurrency: u16) -> ControllerConfig {
     ControllerConfig::default().debounce(Duration::from_millis(100)).concurrency(concurrency)
 }
 
+/// (provider key, user name on that provider).
+type ProviderUser = (String, String);
+
 /// Which MfaProviders a change of an Employee, an AccessGrant or a Secret concerns.
 #[derive(Clone)]
 struct ProviderMaps {
@@ -523,6 +600,15 @@ struct ProviderMaps {
     /// deletion changes concern the providers.
     employee_specs: Arc<ChangeFilter<Employee>>,
     changes: Changes,
+    /// The grant cache, which already reflects the event being mapped.
+    grants: kube::runtime::reflector::Store<AccessGrant>,
+    /// Where the users each change concerns are noted for the providers' targeted sweeps.
+    targets: targets::Targets,
+    /// Each Employee's user name per provider key, as last seen: a changed identity or
+    /// mapping concerns the old user as well as the new one.
+    usernames: Arc<Mutex<HashMap<String, Vec<ProviderUser>>>>,
+    /// Each grant as last seen: a change concerns the people it selected before and after.
+    grants_seen: Arc<Mutex<HashMap<String, Arc<AccessGrant>>>>,
 }
 
 impl ProviderMaps {
@@ -542,32 +628,103 @@ impl ProviderMaps {
             }
             let refs = self.matching(|p| p.namespace() == e.namespace());
             observed(&self.changes, &refs);
+            self.target_employee(&e, gone);
             refs
         }
     }
 
-    /// The provider the grant names.
+    /// Notes the Employee's user on each provider of its namespace (and the user it mapped to
+    /// before, if that differs) for the providers' targeted sweeps.
+    fn target_employee(&self, e: &Employee, gone: bool) {
+        let key = format!("{}/{}", e.namespace().unwrap_or_default(), e.name_any());
+        let now: Vec<(String, String)> = self
+            .store
+            .state()
+            .iter()
+            .filter(|p| p.namespace() == e.namespace())
+            .map(|p| (provider_key(p), crate::engine::identity::username(e, p)))
+            .collect();
+        let before = {
+            let mut known = locked(&self.usernames);
+            if gone { known.remove(&key) } else { known.insert(key, now.clone()) }
+        };
+        for (provider, name) in now.iter().chain(before.iter().flatten()) {
+            targets::add_users(&self.targets, provider, [name.as_str()]);
+        }
+    }
+
+    /// The provider the grant names (and the one it named before).
     fn of_grant(self) -> impl Fn(AccessGrant) -> Vec<ObjectRef<MfaProvider>> {
         move |g| {
-            let refs = self.matching(|p| p.namespace() == g.namespace() && p.name_any() == g.spec.provider);
+            let key = format!("{}/{}", g.namespace().unwrap_or_default(), g.name_any());
+            let gone = self.grants.get(&ObjectRef::from_obj(&g)).is_none();
+            let g = Arc::new(g);
+            let before = {
+                let mut seen = locked(&self.grants_seen);
+                if gone { seen.remove(&key) } else { seen.insert(key, g.clone()) }
+            };
+            let named = |p: &MfaProvider| {
+                p.name_any() == g.spec.provider || before.as_ref().is_some_and(|b| p.name_any() == b.spec.provider)
+            };
+            let refs = self.matching(|p| p.namespace() == g.namespace() && named(p));
             observed(&self.changes, &refs);
+            self.target_grant(&g, before.as_deref());
             refs
         }
     }
 
-    /// The provider an approval names: created, it may let the held plan through.
+    /// Notes the users of the people the grant selects, now or before, on the providers it
+    /// names, for the providers' targeted sweeps.
+    fn target_grant(&self, g: &AccessGrant, before: Option<&AccessGrant>) {
+        let namespace = g.namespace();
+        let people: Vec<Arc<Employee>> = self
+            .employees
+            .state()
+            .into_iter()
+            .filter(|e| e.namespace() == namespace)
+            .filter(|e| selects(g, e) || before.is_some_and(|b| selects(b, e)))
+            .collect();
+        for provider in self.store.state().iter().filter(|p| p.namespace() == namespace) {
+            let name = provider.name_any();
+            if name != g.spec.provider && before.is_none_or(|b| b.spec.provider != name) {
+                continue;
+            }
+            let users: Vec<String> = people.iter().map(|e| crate::engine::identity::username(e, provider)).collect();
+            targets::add_users(&self.targets, &provider_key(provider), users.iter().map(String::as_str));
+        }
+    }
+
+    /// The provider an approval names: created, it may let the held plan through (which only
+    /// a full sweep makes).
     fn of_approval(self) -> impl Fn(RevocationApproval) -> Vec<ObjectRef<MfaProvider>> {
-        move |a| self.matching(|p| p.namespace() == a.namespace() && p.name_any() == a.spec.provider)
+        move |a| {
+            let refs = self.matching(|p| p.namespace() == a.namespace() && p.name_any() == a.spec.provider);
+            self.require_full(&refs, "a RevocationApproval changed");
+            refs
+        }
     }
 
     /// The providers whose credentials the Secret holds.
     fn of_secret(self) -> impl Fn(Secret) -> Vec<ObjectRef<MfaProvider>> {
         move |s| {
-            self.matching(|p| {
+            let refs = self.matching(|p| {
                 p.namespace() == s.namespace() && crate::providers::secret_names(p).contains(&s.name_any())
-            })
+            });
+            self.require_full(&refs, "its credentials Secret changed");
+            refs
         }
     }
+
+    fn require_full(&self, refs: &[ObjectRef<MfaProvider>], why: &'static str) {
+        for r in refs {
+            let key = format!("{}/{}", r.namespace.clone().unwrap_or_default(), r.name);
+            targets::require_full(&self.targets, &key, why);
+        }
+    }
+}
+
+fn selects(grant: &AccessGrant, employee: &Employee) -> bool {
+    crate::engine::entitlement::selects(grant, employee)
 }
 
 fn error_policy<K>(obj: Arc<K>, error: &error::ControllerError, ctx: Arc<Context>) -> Action

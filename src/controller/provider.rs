@@ -1,8 +1,10 @@
 //! The MfaProvider reconciler: one sweep of the provider per change or resync.
 
+use super::claim::Standing;
 use super::context::{Context, LastSweep, locked};
 use super::error::ControllerError;
 use super::status;
+use super::targets;
 use crate::crd::mfa_provider::Mode;
 use crate::crd::{AccessGrant, Employee, MfaProvider};
 use crate::engine::planner::provider_key;
@@ -31,6 +33,12 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     if let Some(action) = nothing_to_decide(&provider, &ctx) {
         return Ok(action);
     }
+    match ctx.claims.standing(&provider_key(&provider)) {
+        Standing::Holds => {}
+        // The claim rounds reconcile every provider when they settle it.
+        Standing::Unsettled => return Ok(Action::requeue(RETRY_UNSYNCED)),
+        Standing::HeldElsewhere { holder } => return claimed_elsewhere(&ctx, &provider, &holder).await,
+    }
     if let Some(why) = suspension(&provider, &ctx) {
         return suspended(&ctx, &provider, why).await;
     }
@@ -47,7 +55,31 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     let window = provider.spec.policy.budget.window();
     let ledger = ctx.ledger(&provider);
     let declared = Declared { provider: &provider, employees: &employees, grants: &grants };
-    let report = sweep_once(&ctx, backend.as_ref(), &declared, budget::used(&ledger, now, window), now).await;
+    let used = budget::used(&ledger, now, window);
+    let pending = pending_changes(&ctx, &declared, now);
+    let previous = locked(&ctx.sweeps).get(&key).cloned();
+    let choice = targets::choose(
+        &pending,
+        previous.as_ref().and_then(|p| p.last_full.as_ref()),
+        &targets::Now {
+            time: now,
+            generation: provider.metadata.generation,
+            epoch: ctx.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst),
+            resync: provider.spec.policy.resync_interval(),
+        },
+    );
+    match (&choice, &previous) {
+        (targets::Choice::Targeted(users), Some(previous)) => {
+            let targeted = Targeted { users, previous, pending: &pending, used, now };
+            if let Some(action) = sweep_targeted(&ctx, backend.as_ref(), &declared, targeted).await? {
+                return Ok(action);
+            }
+            tracing::debug!("the targeted sweep left the decision to a full sweep");
+        }
+        (targets::Choice::Full(why), _) => tracing::debug!(why, "full sweep"),
+        _ => {}
+    }
+    let report = sweep_once(&ctx, backend.as_ref(), &declared, used, now).await;
     // Counted before anything else can fail: the next sweep must see these revocations.
     let made = report.results.iter().filter(|r| r.result == ActionResult::Revoked).count();
     let ledger = budget::tally(&ledger, chrono::Utc::now(), made, window);
@@ -55,10 +87,12 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     record_metrics(&ctx, &key, &report);
     if report.deferred {
         tracing::info!("leadership or cache sync lost during the sweep; the rest is left to the leader");
+        targets::require_full(&ctx.targets, &key, "the last sweep was deferred");
         return Ok(Action::requeue(RETRY_UNSYNCED));
     }
     publish_events(&ctx, &employees, &report).await;
-    remember_sweep(&ctx, &key, &namespace, &employees, &report);
+    ctx.notifier.notify(&provider, &report, ctx.args.revocation_sla).await;
+    remember_sweep(&ctx, &key, &namespace, &employees, &report, provider.metadata.generation);
     write_statuses(&ctx, &declared, &report, ledger, now).await?;
     Ok(Action::requeue(next_sweep(&ctx, &declared, &report, now)))
 }
@@ -84,6 +118,29 @@ fn suspension(provider: &MfaProvider, ctx: &Context) -> Option<String> {
         return Some("the operator runs with --paused (chart value `paused`): no sweep, no revocation".into());
     }
     provider.spec.suspend.then(|| "spec.suspend is true: no sweep, no revocation until it is false".into())
+}
+
+/// Another installation holds the provider: nothing is swept, and its conditions say who
+/// holds it. Only the conditions are written (a merge patch): the rest of the status is the
+/// holder's, and a copy from this cache could be older than the holder's last write. The
+/// holder's next status overwrites them, so they are looked at again every lease duration.
+async fn claimed_elsewhere(ctx: &Context, provider: &MfaProvider, holder: &str) -> Result<Action, ControllerError> {
+    let generation = provider.metadata.generation;
+    let old = provider.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+    let mut conditions = old.clone();
+    let message = super::claim::message(holder, &ctx.claims.installation, &provider.name_any());
+    let readiness = status::Readiness::Stalled { reason: super::claim::CLAIMED_ELSEWHERE, message };
+    status::set_readiness(&mut conditions, readiness, chrono::Utc::now(), generation);
+    if !status::same_conditions(&old, &conditions) {
+        let namespace = provider.namespace().unwrap_or_default();
+        let api: Api<MfaProvider> = Api::namespaced(ctx.client.clone(), &namespace);
+        let patch = json!({ "status": { "conditions": conditions } });
+        let params = PatchParams { field_manager: Some(FIELD_MANAGER.into()), ..Default::default() };
+        api.patch_status(&provider.name_any(), &params, &Patch::Merge(&patch)).await.map_err(|source| {
+            ControllerError::WriteStatus { kind: "MfaProvider", namespace, name: provider.name_any(), source }
+        })?;
+    }
+    Ok(Action::requeue(ctx.args.lease_duration))
 }
 
 /// A suspended provider: not listed, nothing revoked, and its status says so (written only
@@ -154,10 +211,149 @@ async fn sweep_once(
     report
 }
 
+/// The changes a sweep starting now covers: the users watch events named, and those whose
+/// active window opened or closed since the last sweep (a timer, not an event, brings that
+/// sweep about). A grant whose validity began or ended concerns everyone it selects: full.
+fn pending_changes(
+    ctx: &Context,
+    declared: &Declared<'_, Arc<Employee>, Arc<AccessGrant>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> targets::Pending {
+    let provider = declared.provider;
+    let key = provider_key(provider);
+    let mut pending = targets::take(&ctx.targets, &key);
+    let Some(since) = locked(&ctx.sweeps).get(&key).map(|s| s.time - chrono::Duration::seconds(1)) else {
+        return pending;
+    };
+    let passed = |t: &Option<chrono::DateTime<chrono::Utc>>| t.is_some_and(|t| since < t && t <= now);
+    for e in declared.employees.iter().filter(|e| passed(&e.spec.active_from) || passed(&e.spec.active_until)) {
+        pending.add_user(&crate::engine::identity::username(e, provider));
+    }
+    let name = provider.name_any();
+    if declared
+        .grants
+        .iter()
+        .filter(|g| g.spec.provider == name)
+        .any(|g| passed(&g.spec.valid_from) || passed(&g.spec.valid_until))
+    {
+        pending.full.get_or_insert("a grant's validity began or ended");
+    }
+    pending
+}
+
+/// A targeted sweep's inputs beside the declared state.
+struct Targeted<'a> {
+    /// Provider user names to read.
+    users: &'a [String],
+    previous: &'a LastSweep,
+    /// What the sweep covers: put back if it is deferred.
+    pending: &'a targets::Pending,
+    used: usize,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+/// Sweeps the changed users alone, when [`sweep::sweep_targeted`] can decide for them; `None`
+/// when a full sweep must (nothing was done then). A targeted sweep updates the verdicts and
+/// the budget ledger; the provider's status otherwise stays the last full sweep's, and any
+/// failure makes the next sweep a full one, which reports it.
+async fn sweep_targeted(
+    ctx: &Context,
+    backend: &dyn crate::providers::MfaBackend,
+    declared: &Declared<'_, Arc<Employee>, Arc<AccessGrant>>,
+    targeted: Targeted<'_>,
+) -> Result<Option<Action>, ControllerError> {
+    let provider = declared.provider;
+    let key = provider_key(provider);
+    let namespace = provider.namespace().unwrap_or_default();
+    let guard = OperatorGuard {
+        ctx,
+        namespace: namespace.clone(),
+        name: provider.name_any(),
+        revoked_in_window: targeted.used,
+        approvals: Vec::new(),
+    };
+    let requests_before = backend.requests();
+    let report = {
+        let _timer = ctx.metrics.sweep_timer(&key);
+        let listing = &targeted.previous.listing;
+        sweep::sweep_targeted(backend, declared, targeted.users, listing, targeted.now, ctx.audit.as_ref(), &guard)
+            .await
+    };
+    ctx.metrics
+        .provider_requests
+        .get_or_create(&ProviderLabels { provider: key.clone() })
+        .inc_by(backend.requests().saturating_sub(requests_before));
+    let Some(report) = report else { return Ok(None) };
+    let window = provider.spec.policy.budget.window();
+    let made = report.results.iter().filter(|r| r.result == ActionResult::Revoked).count();
+    let ledger = budget::tally(&ctx.ledger(provider), chrono::Utc::now(), made, window);
+    locked(&ctx.ledgers).insert(key.clone(), ledger.clone());
+    record_metrics(ctx, &key, &report);
+    if report.deferred {
+        targets::put_back(&ctx.targets, &key, targeted.pending.clone());
+        return Ok(Some(Action::requeue(RETRY_UNSYNCED)));
+    }
+    publish_events(ctx, declared.employees, &report).await;
+    ctx.notifier.notify(provider, &report, ctx.args.revocation_sla).await;
+    let keys: HashSet<String> = targeted.users.iter().map(|u| crate::engine::identity::user_key(u)).collect();
+    let concerned: Vec<Arc<Employee>> = declared
+        .employees
+        .iter()
+        .filter(|e| keys.contains(&crate::engine::identity::user_key(&crate::engine::identity::username(e, provider))))
+        .cloned()
+        .collect();
+    let this = last_sweep(&namespace, &concerned, &report, targeted.previous.epoch);
+    let names: HashSet<String> = concerned.iter().map(|e| e.name_any()).collect();
+    let merged = Arc::new(targeted.previous.with_targeted(&names, this));
+    locked(&ctx.sweeps).insert(key.clone(), merged.clone());
+    for employee in concerned.iter().filter(|e| merged.concerns(e, Some(targeted.previous))) {
+        let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee.as_ref()));
+    }
+    if made > 0 {
+        // Another replica counts these against the budget from the status.
+        let mut status = provider.status.clone().unwrap_or_default();
+        status.recent_revocations = ledger;
+        write_status(ctx, provider, json!(status)).await?;
+    }
+    if report.failed() {
+        targets::require_full(&ctx.targets, &key, "a targeted revocation failed");
+        return Ok(Some(Action::requeue(RETRY_UNSYNCED)));
+    }
+    let last_full = targeted.previous.last_full.as_ref();
+    let mut next = last_full.map_or(Duration::ZERO, |l| {
+        targets::until_resync(l, chrono::Utc::now(), provider.spec.policy.resync_interval())
+    });
+    let grants_here = declared.grants.iter().filter(|g| g.spec.provider == provider.name_any()).map(AsRef::as_ref);
+    if let Some(edge) =
+        entitlement::next_boundary(declared.employees.iter().map(AsRef::as_ref), grants_here, targeted.now)
+    {
+        next = next.min((edge - chrono::Utc::now()).to_std().unwrap_or(Duration::ZERO) + BOUNDARY_SLACK);
+    }
+    Ok(Some(Action::requeue(next)))
+}
+
 /// Keeps the sweep for the Employee reconcilers and re-queues the Employees it concerns.
-fn remember_sweep(ctx: &Context, key: &str, namespace: &str, employees: &[Arc<Employee>], report: &SweepReport) {
+fn remember_sweep(
+    ctx: &Context,
+    key: &str,
+    namespace: &str,
+    employees: &[Arc<Employee>],
+    report: &SweepReport,
+    generation: Option<i64>,
+) {
     let epoch = ctx.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst);
-    let last = Arc::new(last_sweep(namespace, employees, report, epoch));
+    let mut last = last_sweep(namespace, employees, report, epoch);
+    let clean = report.plan.error.is_none()
+        && report.plan.hold.is_none()
+        && report.plan.conflicts.is_empty()
+        && report.plan.mode == Mode::Enforce
+        && !report.failed();
+    last.last_full = Some(targets::LastFull { time: last.time, generation, epoch, clean, requests: report.requests });
+    last.listing = crate::sweep::FullListing {
+        managed_enrolments: report.plan.managed_enrolments,
+        duplicates: report.listing_duplicates.clone(),
+    };
+    let last = Arc::new(last);
     // Only the Employees whose part of this provider's verdicts changed are reconciled again:
     // re-triggering everyone after every sweep made each sweep cost O(Employees) status reads
     // and, with each of those scanning all verdicts, O(Employees²) in all.
@@ -272,8 +468,8 @@ fn next_sweep(
     next
 }
 
-/// What the operator vouches for during a sweep: leadership and synced caches before every
-/// provider call, the budget window's ledger, and the declared state as the caches hold it
+/// What the operator vouches for during a sweep: leadership, the provider's claim and synced
+/// caches before every provider call, the budget window's ledger, and the declared state as the caches hold it
 /// at the moment of each call.
 struct OperatorGuard<'a> {
     ctx: &'a Context,
@@ -291,7 +487,8 @@ impl Guard for OperatorGuard<'_> {
     }
 
     fn may_act(&self) -> bool {
-        self.ctx.is_leader() && self.ctx.synced().is_ok()
+        let key = format!("{}/{}", self.namespace, self.name);
+        self.ctx.is_leader() && self.ctx.synced().is_ok() && self.ctx.claims.holds(&key)
     }
 
     fn revoked_in_window(&self) -> usize {

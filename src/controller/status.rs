@@ -510,6 +510,7 @@ mod tests {
             error_category: category,
             deferred: false,
             latencies: Vec::new(),
+            listing_duplicates: Default::default(),
         }
     }
 

@@ -6,6 +6,7 @@ use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
 // The provider blocks' specs live in their providers' folders; their paths here stay.
+pub use super::notification::{NotificationEvent, NotificationTarget, SecretKeyRef, SlackTarget, WebhookTarget};
 use crate::providers::block::Block;
 pub use crate::providers::duo::spec::DuoSpec;
 pub use crate::providers::entra::spec::{EntraAuthMethod, EntraCredentials, EntraIdSpec};
@@ -104,6 +105,14 @@ pub struct MfaProviderSpec {
     /// Employee waits meanwhile: its enrolments here are revoked once the provider is resumed.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub suspend: bool,
+
+    /// Where keyward tells people what it did on this provider: revocations, failed
+    /// revocations, plans held for approval and SLA breaches, sent to Slack-compatible or
+    /// CloudEvents webhooks whose URLs come from Secrets. Every delivery is an audit record.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    #[x_kube(validation = Rule::new("self.all(t, self.exists_one(u, u.name == t.name))").message("notification target names must be unique"))]
+    pub notifications: Vec<NotificationTarget>,
 }
 
 /// The provider blocks: each spec field, its variant of [`ProviderBlock`] and its spec type,
@@ -133,6 +142,7 @@ macro_rules! provider_blocks {
                     protected_users: _,
                     policy: _,
                     suspend: _,
+                    notifications: _,
                 } = self;
                 let blocks: Vec<ProviderBlock<'_>> =
                     [$($field.as_ref().map(|spec| ProviderBlock::$variant(spec))),+].into_iter().flatten().collect();

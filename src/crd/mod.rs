@@ -11,6 +11,7 @@ pub mod conditions;
 pub mod employee;
 pub mod factor;
 pub mod mfa_provider;
+pub mod notification;
 pub mod revocation_approval;
 
 pub use access_grant::{AccessGrant, AccessGrantSpec, AccessGrantStatus, EnrolmentPolicy, Subjects};

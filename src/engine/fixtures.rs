@@ -39,6 +39,7 @@ pub fn provider() -> MfaProvider {
             protected_users: vec![],
             policy: Default::default(),
             suspend: false,
+            notifications: vec![],
         },
     )
     .with_meta(meta("corp-pi"))

@@ -13,7 +13,7 @@ pub mod trigger;
 
 pub use inventory::{Capabilities, Enrolment, Inventory, ProviderUser};
 pub use plan::{Action, ActionKind, Approval, ApprovalOffer, EnrolmentDecision, Hold, Plan, Reason, Verdict};
-pub use planner::{PlanInput, plan};
+pub use planner::{PlanInput, Target, plan, plan_targeted};
 
 #[cfg(test)]
 pub(crate) mod fixtures;

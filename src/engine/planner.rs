@@ -74,6 +74,19 @@ impl<'a> DeclaredSide<'a> {
 }
 
 pub fn plan<E: Borrow<Employee>, G: Borrow<AccessGrant>>(input: &PlanInput<E, G>) -> Plan {
+    plan_with(input, None)
+}
+
+/// The plan for the provider users in `target` alone, from a listing of just those users
+/// (read one by one). Everything else is decided as [`plan`] decides it, on the same declared
+/// state: a targeted plan holds exactly the actions and verdicts a full plan at the same
+/// moment holds for those users (a property test keeps it so). Its budget is counted against
+/// the full listing's enrolments, and names the full listing showed twice stay conflicts.
+pub fn plan_targeted<E: Borrow<Employee>, G: Borrow<AccessGrant>>(input: &PlanInput<E, G>, target: &Target) -> Plan {
+    plan_with(input, Some(target))
+}
+
+fn plan_with<E: Borrow<Employee>, G: Borrow<AccessGrant>>(input: &PlanInput<E, G>, target: Option<&Target>) -> Plan {
     let provider = input.provider;
     let key = provider_key(provider);
     let mut plan = empty_plan(&key, provider);
@@ -87,10 +100,29 @@ pub fn plan<E: Borrow<Employee>, G: Borrow<AccessGrant>>(input: &PlanInput<E, G>
     let declared = DeclaredSide::of(input);
     let mut planner =
         Planner { plan: &mut plan, revocation: provider.spec.policy.revocation, capabilities: input.capabilities };
-    plan_listed_users(&mut planner, &declared, provider, inventory);
-    plan_unlisted_claimants(&mut planner, &declared, provider, inventory);
-    finish(&mut plan, &key, provider, &declared, input);
+    plan_listed_users(&mut planner, &declared, provider, inventory, target);
+    plan_unlisted_claimants(&mut planner, &declared, provider, inventory, target);
+    finish(&mut plan, &key, provider, &declared, input, target);
     plan
+}
+
+/// The users a targeted plan is for, and what it keeps from the provider's last full listing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Target {
+    /// Provider user keys ([`identity::user_key`]).
+    pub users: BTreeSet<String>,
+    /// Enrolments the last full listing held under management: the base of `maxPercent`.
+    /// (The targeted listing's own count would make one leaver 100 % of the budget.)
+    pub managed_enrolments: usize,
+    /// User keys the last full listing showed more than one user under: a per-user read may
+    /// return only one of them, and they stay conflicts until a full listing says otherwise.
+    pub duplicates: BTreeSet<String>,
+}
+
+impl Target {
+    fn includes(target: Option<&Target>, user_key: &str) -> bool {
+        target.is_none_or(|t| t.users.contains(user_key))
+    }
 }
 
 fn empty_plan(key: &str, provider: &MfaProvider) -> Plan {
@@ -124,11 +156,22 @@ fn usable_inventory<'a, E, G>(input: &PlanInput<'a, E, G>) -> Result<&'a Invento
 }
 
 /// Users the provider lists: declared, conflicting, protected or undeclared.
-fn plan_listed_users(planner: &mut Planner, declared: &DeclaredSide, provider: &MfaProvider, inventory: &Inventory) {
-    let observed: BTreeMap<String, &ProviderUser> =
-        inventory.users.iter().map(|u| (identity::user_key(&u.name), u)).collect();
+fn plan_listed_users(
+    planner: &mut Planner,
+    declared: &DeclaredSide,
+    provider: &MfaProvider,
+    inventory: &Inventory,
+    target: Option<&Target>,
+) {
+    let observed: BTreeMap<String, &ProviderUser> = inventory
+        .users
+        .iter()
+        .map(|u| (identity::user_key(&u.name), u))
+        .filter(|(key, _)| Target::includes(target, key))
+        .collect();
     // Names the provider listed more than one user under (`observed` keeps only one of them).
-    let duplicates = inventory.duplicate_names();
+    let mut duplicates = inventory.duplicate_names();
+    duplicates.extend(target.iter().flat_map(|t| t.duplicates.iter().cloned()));
     for (user_key, user) in &observed {
         if declared.protected.contains(user_key) {
             continue;
@@ -161,10 +204,17 @@ fn plan_unlisted_claimants(
     declared: &DeclaredSide,
     provider: &MfaProvider,
     inventory: &Inventory,
+    target: Option<&Target>,
 ) {
     let listed: BTreeSet<String> = inventory.users.iter().map(|u| identity::user_key(&u.name)).collect();
     for (user_key, claimed) in &declared.claimants {
-        if listed.contains(user_key) || declared.protected.contains(user_key) {
+        if listed.contains(user_key) || declared.protected.contains(user_key) || !Target::includes(target, user_key) {
+            continue;
+        }
+        if target.is_some_and(|t| t.duplicates.contains(user_key)) {
+            // The full listing showed several users under this name and the per-user read
+            // none: still a conflict, never an unlisted user to invite.
+            plan_conflict_without_user(planner.plan, user_key, claimed);
             continue;
         }
         match claimed.as_slice() {
@@ -179,7 +229,14 @@ fn plan_unlisted_claimants(
 }
 
 /// Sorted actions and their digest; the budget's hold and an approval that lifts it.
-fn finish<E, G>(plan: &mut Plan, key: &str, provider: &MfaProvider, declared: &DeclaredSide, input: &PlanInput<E, G>) {
+fn finish<E, G>(
+    plan: &mut Plan,
+    key: &str,
+    provider: &MfaProvider,
+    declared: &DeclaredSide,
+    input: &PlanInput<E, G>,
+    target: Option<&Target>,
+) {
     plan.actions.sort();
     plan.employees.sort_by(|a, b| a.employee.cmp(&b.employee));
     plan.conflicts.sort_by(|a, b| a.user.cmp(&b.user));
@@ -191,7 +248,7 @@ fn finish<E, G>(plan: &mut Plan, key: &str, provider: &MfaProvider, declared: &D
     plan.hold = budget::hold(
         &provider.spec.policy.budget,
         plan.revocation_count(),
-        plan.managed_enrolments,
+        target.map_or(plan.managed_enrolments, |t| t.managed_enrolments),
         declared_empty,
         input.revoked_in_window,
     );

@@ -233,4 +233,58 @@ proptest! {
         });
         prop_assert_eq!(shared, planned(&p, &es, &gs, &inv));
     }
+
+    /// Issue 11: a targeted sweep plans the users it targets from their own listing, exactly
+    /// as a full sweep at the same moment plans them — the same revocations and verdicts for
+    /// them, never one the full plan would not make, and no hold the full plan would not have
+    /// (a held full plan is what an approval names).
+    #[test]
+    fn a_targeted_plan_agrees_with_the_full_plan_on_its_users(
+        p in providers(),
+        es in employees(),
+        gs in grants(),
+        inv in inventories(),
+        targeted in subsequence(USERS, 0..=USERS.len()),
+        used in 0usize..10,
+    ) {
+        let capabilities = super::fixtures::capabilities();
+        let input = |inventory| super::PlanInput {
+            provider: &p,
+            employees: &es,
+            grants: &gs,
+            inventory: Ok(inventory),
+            capabilities: &capabilities,
+            now: now(),
+            revoked_in_window: used,
+            approvals: &[],
+        };
+        let full = super::plan(&input(&inv));
+        let users: std::collections::BTreeSet<String> = targeted.iter().map(|u| super::identity::user_key(u)).collect();
+        // What a per-user read of those users returns.
+        let listed = Inventory {
+            users: inv.users.iter().filter(|u| users.contains(&super::identity::user_key(&u.name))).cloned().collect(),
+        };
+        let target = super::Target { users: users.clone(), managed_enrolments: full.managed_enrolments, duplicates: inv.duplicate_names() };
+        let part = super::plan_targeted(&input(&listed), &target);
+
+        let mine = |plan: &Plan| -> Vec<super::Action> {
+            plan.actions.iter().filter(|a| users.contains(&super::identity::user_key(&a.user))).cloned().collect()
+        };
+        prop_assert_eq!(&part.actions, &mine(&full), "the targeted plan's actions are the full plan's for its users");
+        prop_assert!(part.actions.iter().all(|a| users.contains(&super::identity::user_key(&a.user))));
+        if full.hold.is_none() {
+            prop_assert_eq!(&part.hold, &None, "held where the full plan is not");
+        }
+        let verdicts = |plan: &Plan| -> Vec<super::plan::EmployeeVerdict> {
+            plan.employees.iter().filter(|v| users.contains(&super::identity::user_key(&v.user))).cloned().collect()
+        };
+        // Held verdicts differ only by the hold itself (planned vs blocked).
+        if part.hold.is_none() && full.hold.is_none() {
+            prop_assert_eq!(verdicts(&part), verdicts(&full));
+        }
+        let conflicts = |plan: &Plan| -> Vec<super::plan::IdentityConflict> {
+            plan.conflicts.iter().filter(|c| users.contains(&super::identity::user_key(&c.user))).cloned().collect()
+        };
+        prop_assert_eq!(conflicts(&part), conflicts(&full));
+    }
 }

@@ -427,9 +427,13 @@ impl FileReader<'_> {
                 return;
             }
         };
-        // A document that is not a mapping (a bare list, a scalar) is not a Kubernetes object.
-        let Value::Mapping(mapping) = value else {
-            return;
+        // A document that is not a mapping (a bare list, a scalar) is not a Kubernetes object:
+        // other tools' YAML, ignored -- unless it is a list of keyward's objects, which kubectl
+        // refuses and which, skipped, would read as people deleted.
+        let mapping = match value {
+            Value::Mapping(mapping) => mapping,
+            Value::Sequence(items) => return self.bare_list(&items, line),
+            _ => return,
         };
         match classify(&mapping) {
             Ok(Kind::Ignored) => {}
@@ -438,7 +442,7 @@ impl FileReader<'_> {
                 if kind == Kind::MfaProvider {
                     self.note_default_mode(&mapping, line);
                 }
-                if self.check_fields(kind, &mapping, line) {
+                if self.check_fields(kind, &mapping, line) && self.check_scalar_types(kind, &mapping, line) {
                     let deserializer = serde_yaml::Deserializer::from_str(document.text);
                     match ObjectSeed(kind).deserialize(deserializer) {
                         Ok(Some(object)) => self.push(object, line),
@@ -453,6 +457,78 @@ impl FileReader<'_> {
                 self.problem(at, format!("{who}: {message}"));
             }
         }
+    }
+
+    /// A document that is a YAML list holding keyward objects (or Secrets).
+    fn bare_list(&mut self, items: &[Value], line: usize) {
+        let ours = items.iter().find_map(|item| match item {
+            Value::Mapping(item) => match classify(item) {
+                Ok(Kind::Ignored | Kind::List) => None,
+                Ok(kind) => Some(label(kind.name(), item, self.default_namespace)),
+                Err(_) => Some(label(kind_of(item), item, self.default_namespace)),
+            },
+            _ => None,
+        });
+        if let Some(who) = ours {
+            self.problem(
+                line,
+                format!(
+                    "{who}: this document is a YAML list of objects, which is not a Kubernetes manifest (kubectl refuses it): separate the objects with `---`, or make it a `kind: List` with `items:`"
+                ),
+            );
+        }
+    }
+
+    /// The API server reads YAML as JSON, where `name: 1234` is a number and `email: true` a
+    /// boolean, and refuses them for string fields; serde_yaml would read both as text. The
+    /// document as written is checked against the kind's schema for that alone (every other
+    /// rule is `validate`'s, on the object as read). `true` if there is no such problem.
+    fn check_scalar_types(&mut self, kind: Kind, mapping: &Mapping, line: usize) -> bool {
+        let who = label(kind.name(), mapping, self.default_namespace);
+        let mut clean = true;
+        if let Some(Value::Mapping(metadata)) = mapping.get("metadata") {
+            for field in ["name", "namespace"] {
+                match metadata.get(field) {
+                    None | Some(Value::String(_) | Value::Null) => {}
+                    Some(other) => {
+                        let at = self.outline.line(line, &[Step::Key("metadata"), Step::Key(field)]);
+                        let shown = serde_json::to_string(other).unwrap_or_default();
+                        self.problem(at, format!("{who}: metadata.{field}: {shown} is not a string (quote it)"));
+                        clean = false;
+                    }
+                }
+            }
+        }
+        // Most documents hold no number or boolean at all: no second schema pass for them.
+        if !holds_number_or_bool(mapping.get("spec").unwrap_or(&Value::Null)) {
+            return clean;
+        }
+        let Ok(raw) = serde_json::to_value(mapping) else { return clean };
+        for violation in super::schema::check(kind.name(), &raw) {
+            // Only a number or a boolean where text is due: a wrong structure (a list for a
+            // string) is serde's to report, as it always was.
+            let value = violation.path.iter().try_fold(&raw, |at, part| match part {
+                super::schema::PathPart::Key(key) => at.get(key),
+                super::schema::PathPart::Index(i) => at.get(i),
+            });
+            let scalar = value.is_some_and(|v| v.is_number() || v.is_boolean());
+            if !scalar || !violation.message.contains("is not of type \"string\"") {
+                continue;
+            }
+            let keys: Vec<&str> = violation
+                .path
+                .iter()
+                .map_while(|part| match part {
+                    super::schema::PathPart::Key(key) => Some(key.as_str()),
+                    super::schema::PathPart::Index(_) => None,
+                })
+                .collect();
+            let steps: Vec<Step<'_>> = keys.iter().map(|key| Step::Key(key)).collect();
+            let at = self.outline.line(line, &steps);
+            self.problem(at, format!("{who}: {}: {} (quote it)", violation.field(), violation.message));
+            clean = false;
+        }
+        clean
     }
 
     /// `kind: List` (kubectl's form) and `kind: EmployeeList` and the like.
@@ -637,6 +713,16 @@ impl FileReader<'_> {
                 self.out.secrets.push(Loaded { object, source });
             }
         }
+    }
+}
+
+fn holds_number_or_bool(value: &Value) -> bool {
+    match value {
+        Value::Number(_) | Value::Bool(_) => true,
+        Value::Sequence(items) => items.iter().any(holds_number_or_bool),
+        Value::Mapping(map) => map.values().any(holds_number_or_bool),
+        Value::Tagged(tagged) => holds_number_or_bool(&tagged.value),
+        Value::Null | Value::String(_) => false,
     }
 }
 

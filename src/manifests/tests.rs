@@ -459,6 +459,58 @@ stringData: {username: admin, password: x}
 }
 
 #[test]
+fn checks_notification_schema_rules_and_secrets() {
+    let dir = tree(&[(
+        "p.yaml",
+        &format!(
+            "{PROVIDER}---
+apiVersion: keyward.dev/v1alpha1
+kind: MfaProvider
+metadata: {{name: notifying, namespace: acme}}
+spec:
+  privacyidea: {{url: https://pi.acme.example, realm: corp, credentials: {{secretRef: {{name: pi-admin}}}}}}
+  notifications:
+  - name: security-slack
+    slack: {{urlSecretRef: {{name: hooks, key: slack}}}}
+    events: [Revoked, Blocked]
+  - name: siem
+    webhook:
+      urlSecretRef: {{name: hooks, key: siem}}
+      hmacSecretRef: {{name: hooks, key: siem-hmac}}
+  - name: both
+    slack: {{urlSecretRef: {{name: hooks, key: slack}}}}
+    webhook: {{urlSecretRef: {{name: hooks, key: siem}}}}
+  - name: siem
+    slack: {{urlSecretRef: {{name: elsewhere, key: slack}}}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: hooks, namespace: acme}}
+stringData: {{slack: https://hooks.slack.com/services/T/B/X, siem: https://siem.acme.example}}
+"
+        ),
+    )]);
+    let (manifests, problems) = load(&[dir.path().to_path_buf()], "acme");
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_problems(
+        &validate(&manifests, now()),
+        &[
+            ("p.yaml", 21, "spec.notifications: notification target names must be unique"),
+            ("p.yaml", 21, "spec.notifications[2]: a notification target needs exactly one of slack or webhook"),
+            ("p.yaml", 21, "spec.notifications[1].webhook.hmacSecretRef: Secret acme/hooks ("),
+            (
+                "p.yaml",
+                21,
+                "spec.notifications[3].slack.urlSecretRef.name: Secret acme/elsewhere not found in these manifests",
+            ),
+        ],
+    );
+    let problems = validate(&manifests, now());
+    assert!(problems[2].message.ends_with("p.yaml:35) has no key `siem-hmac`"), "{}", problems[2]);
+    assert_eq!(problems[3].severity, Severity::Note, "Secrets are usually kept out of Git");
+}
+
+#[test]
 fn checks_employee_schema_rules() {
     let dir = tree(&[
         ("provider.yaml", PROVIDER),
@@ -718,4 +770,67 @@ spec:
             "Employee acme/bob: metadata.name: maps to user `bob` on MfaProvider acme/corp-pi, already claimed by Employee acme/alice",
         )],
     );
+}
+
+/// A document that is a bare YAML list of keyward objects is refused (kubectl refuses it too);
+/// skipped, its Employees would read as deleted. Other tools' lists are still ignored.
+#[test]
+fn a_bare_list_of_objects_is_refused_and_other_lists_ignored() {
+    let dir = tree(&[(
+        "people.yaml",
+        "\
+- apiVersion: keyward.dev/v1alpha1
+  kind: Employee
+  metadata: {name: dave, namespace: acme}
+  spec: {email: dave@acme.example, state: Offboarded}
+---
+- name: install packages
+  apt: {name: nginx}
+",
+    )]);
+    let (manifests, problems) = load(&[dir.path().to_path_buf()], "default");
+    assert_problems(&problems, &[("people.yaml", 1, "Employee acme/dave: this document is a YAML list of objects")]);
+    assert!(problems[0].message.contains("kind: List"), "{}", problems[0].message);
+    assert!(manifests.employees.is_empty());
+}
+
+/// `name: 1234` and `username: 1234` are numbers to the API server, which refuses them for
+/// string fields; serde_yaml would read them as text. A list where text is due stays serde's
+/// error.
+#[test]
+fn numbers_and_booleans_where_text_is_due_are_refused() {
+    let dir = tree(&[(
+        "people.yaml",
+        "\
+apiVersion: keyward.dev/v1alpha1
+kind: Employee
+metadata: {name: 1234, namespace: acme}
+spec: {email: a@acme.example}
+---
+apiVersion: keyward.dev/v1alpha1
+kind: Employee
+metadata: {name: bob, namespace: acme}
+spec:
+  email: bob@acme.example
+  roles: [true]
+  identities: [{provider: pi, username: 1234}]
+---
+apiVersion: keyward.dev/v1alpha1
+kind: Employee
+metadata: {name: carol, namespace: acme}
+spec: {email: [carol@acme.example]}
+",
+    )]);
+    let (manifests, problems) = load(&[dir.path().to_path_buf()], "default");
+    assert_problems(
+        &problems,
+        &[
+            ("people.yaml", 3, "Employee acme/(no name): metadata.name: 1234 is not a string (quote it)"),
+            // In the order of the schema's checks, not of lines (`validate` sorts them).
+            ("people.yaml", 12, "Employee acme/bob: spec.identities[0].username: 1234 is not of type \"string\""),
+            ("people.yaml", 11, "Employee acme/bob: spec.roles[0]: true is not of type \"string\""),
+            ("people.yaml", 17, "Employee acme/carol: spec.email: invalid type: sequence, expected a string"),
+        ],
+    );
+    assert!(manifests.employees.is_empty());
 }

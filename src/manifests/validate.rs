@@ -177,6 +177,14 @@ impl Validation<'_> {
     /// Every rule of the object's own CRD schema (structural and CEL), reported at the field.
     fn schema<T: serde::Serialize>(&mut self, kind: &str, loaded: &Loaded<T>, metadata: &ObjectMeta) {
         let Ok(mut object) = serde_json::to_value(&loaded.object) else { return };
+        let size = object.to_string().len();
+        if size > MAX_OBJECT_BYTES {
+            let message = format!(
+                "{}: the object is {size} bytes as JSON; the API server stores at most {MAX_OBJECT_BYTES} (etcd's limit)",
+                who(kind, metadata)
+            );
+            self.report(&loaded.source, &[], message);
+        }
         // Status is a subresource: `kubectl apply` does not write it, so it is not checked.
         if let Some(map) = object.as_object_mut() {
             map.remove("status");
@@ -185,7 +193,7 @@ impl Validation<'_> {
         for violation in schema::check(kind, &object) {
             let keys = steps(&violation.path, &object);
             let path: Vec<Step<'_>> = keys.iter().map(|(key, nth)| step(key, *nth)).collect();
-            let message = format!("{who}: {}: {}", violation.field(), violation.message);
+            let message = format!("{who}: {}: {}", violation.field(), abbreviated(&violation.message));
             self.report(&loaded.source, &path, message);
         }
     }
@@ -194,6 +202,69 @@ impl Validation<'_> {
         self.schema("MfaProvider", loaded, &loaded.object.metadata);
         if let Ok(block) = loaded.object.spec.block() {
             self.secret_keys(loaded, &block);
+            self.urls(loaded, &block);
+        }
+        let who = who("MfaProvider", &loaded.object.metadata);
+        for (i, user) in loaded.object.spec.protected_users.iter().enumerate() {
+            if let Some(why) = unusable_user_name(user) {
+                let message = format!("{who}: spec.protectedUsers[{i}]: `{}` {why}", user.escape_debug());
+                self.report(&loaded.source, &[Key("spec"), Key("protectedUsers")], message);
+            }
+        }
+    }
+
+    /// A base URL is scheme, host, port and path: a query or fragment would ride along on
+    /// every call (ahead of keyward's own parameters: `?tokenrealm=other` lists another
+    /// realm), and user info would put a password where logs show it, or pass a host off as
+    /// loopback (`http://127.0.0.1@pi.example`).
+    fn urls(&mut self, loaded: &Loaded<MfaProvider>, block: &ProviderBlock<'_>) {
+        let who = who("MfaProvider", &loaded.object.metadata);
+        let block_name = block.name();
+        for (i, url) in block.spec().urls().into_iter().enumerate() {
+            let Err(why) = crate::providers::rest::base_url(url) else { continue };
+            let field = if i == 0 { format!("spec.{block_name}.url") } else { format!("spec.{block_name}") };
+            let message = format!("{who}: {field}: {why}");
+            self.report(&loaded.source, &[Key("spec"), Key(block_name), Value(url, 0)], message);
+        }
+        self.notification_secrets(loaded);
+    }
+
+    /// The Secrets `spec.notifications` names hold the keys named (reported at the list: a
+    /// target's items cannot be told apart by value, its index is in the message).
+    fn notification_secrets(&mut self, loaded: &Loaded<MfaProvider>) {
+        let (provider, source) = (&loaded.object, &loaded.source);
+        let who = who("MfaProvider", &provider.metadata);
+        let namespace = namespace(&provider.metadata);
+        for (i, target) in provider.spec.notifications.iter().enumerate() {
+            let refs = [
+                ("slack.urlSecretRef", target.slack.as_ref().map(|s| &s.url_secret_ref)),
+                ("webhook.urlSecretRef", target.webhook.as_ref().map(|w| &w.url_secret_ref)),
+                ("webhook.hmacSecretRef", target.webhook.as_ref().and_then(|w| w.hmac_secret_ref.as_ref())),
+            ];
+            let at = [Key("spec"), Key("notifications")];
+            for (field, secret) in refs.into_iter().filter_map(|(field, secret)| Some((field, secret?))) {
+                let found = self.manifests.secrets.iter().find(|s| {
+                    self::namespace(&s.object.metadata) == namespace && name(&s.object.metadata) == secret.name
+                });
+                let (message, severity) = match found {
+                    None => (
+                        format!(
+                            "{who}: spec.notifications[{i}].{field}.name: Secret {namespace}/{} not found in these manifests (the operator needs it)",
+                            secret.name
+                        ),
+                        Severity::Note,
+                    ),
+                    Some(s) if !Manifests::secret_has_key(&s.object, &secret.key) => (
+                        format!(
+                            "{who}: spec.notifications[{i}].{field}: Secret {namespace}/{} ({}) has no key `{}`",
+                            secret.name, s.source, secret.key
+                        ),
+                        Severity::Error,
+                    ),
+                    Some(_) => continue,
+                };
+                self.report_as(source, &at, message, severity);
+            }
         }
     }
 
@@ -237,8 +308,16 @@ impl Validation<'_> {
         let (employee, source) = (&loaded.object, &loaded.source);
         let who = who("Employee", &employee.metadata);
         let namespace = namespace(&employee.metadata);
+        if let Some(why) = unusable_user_name(&employee.spec.email) {
+            let message = format!("{who}: spec.email: `{}` {why}", employee.spec.email.escape_debug());
+            self.report(source, &[Key("spec"), Key("email")], message);
+        }
         let identities = &employee.spec.identities;
         for (i, id) in identities.iter().enumerate() {
+            if let Some(why) = unusable_user_name(&id.username) {
+                let message = format!("{who}: spec.identities[{i}].username: `{}` {why}", id.username.escape_debug());
+                self.report(source, &[Key("spec"), Key("identities"), Value(&id.provider, 0)], message);
+            }
             // The first identity naming a provider (a repeat is the schema's rule).
             let first = !identities[..i].iter().any(|other| other.provider == id.provider);
             if first && !id.provider.is_empty() && !self.provider_exists(namespace, &id.provider) {
@@ -394,6 +473,51 @@ fn step(key: &str, nth: Option<usize>) -> Step<'_> {
     }
 }
 
+/// The largest object etcd stores by default (`--max-request-bytes`, 1.5 MiB): a bigger one
+/// passes `kubectl apply --dry-run=server` and fails for real.
+const MAX_OBJECT_BYTES: usize = 1_572_864;
+
+/// A schema message quotes the value it refuses: a 4000-character e-mail or a list of 300
+/// names would drown what is wrong with it (said at the end), so the middle goes.
+fn abbreviated(message: &str) -> String {
+    const KEEP: usize = 100;
+    let chars: Vec<char> = message.chars().collect();
+    if chars.len() <= 3 * KEEP {
+        return message.to_string();
+    }
+    let head: String = chars[..KEEP].iter().collect();
+    let tail: String = chars[chars.len() - KEEP..].iter().collect();
+    format!("{head}… ({} characters) …{tail}", chars.len() - 2 * KEEP)
+}
+
+/// Why a provider user name (an identity, a protected user, an e-mail used as one) cannot be
+/// meant as written, if it cannot: a control character (URL parsers drop tabs and line breaks,
+/// so `bo<TAB>b` would address `bob` in a URL path), a character that changes how the text
+/// is shown without being seen (a right-to-left override makes `alice` of another name), white
+/// space at either end (`breakglass ` protects nobody), or a name that is only dots (`..`
+/// is resolved away in a URL path, leaving the collection).
+fn unusable_user_name(name: &str) -> Option<String> {
+    if let Some(c) = name.chars().find(|c| c.is_control()) {
+        return Some(format!("contains the control character U+{:04X}", u32::from(c)));
+    }
+    if let Some(c) = name.chars().find(|c| is_invisible_format(*c)) {
+        return Some(format!("contains the invisible formatting character U+{:04X}", u32::from(c)));
+    }
+    if name.trim() != name {
+        return Some("begins or ends with white space".to_string());
+    }
+    if name == "." || name == ".." {
+        return Some("cannot be a user name: `.` and `..` cannot be put in a URL path".to_string());
+    }
+    None
+}
+
+/// Bidirectional marks, overrides and isolates, zero-width characters and the BOM: they change
+/// how a name reads, or hide in it.
+fn is_invisible_format(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}' | '\u{061C}')
+}
+
 fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -416,5 +540,33 @@ mod tests {
     fn names_are_checked_as_the_api_server_checks_them() {
         assert!(is_dns_subdomain("pi-admin.v2") && !is_dns_subdomain("Pi") && !is_dns_subdomain("a..b"));
         assert!(is_dns_label("acme") && !is_dns_label("acme.corp") && !is_dns_label("-a") && !is_dns_label(""));
+    }
+
+    #[test]
+    fn long_values_are_cut_in_the_middle() {
+        let message = format!("\"{}\" is longer than 254 characters", "a".repeat(4000));
+        let short = abbreviated(&message);
+        assert!(short.len() < 300 && short.ends_with("is longer than 254 characters"), "{short}");
+        assert_eq!(abbreviated("short"), "short");
+    }
+
+    #[test]
+    fn user_names_that_cannot_be_meant_as_written_are_named() {
+        for good in ["alice", "o'brien", "a&b", "名前", "\u{0430}lice", "d..e", "alice@acme.example"] {
+            assert_eq!(unusable_user_name(good), None, "{good}");
+        }
+        for (bad, why) in [
+            ("bo\tb", "U+0009"),
+            ("bob\n", "U+000A"),
+            ("bob\0", "U+0000"),
+            ("\u{202E}ecila", "U+202E"),
+            ("\u{200F}breakglass", "U+200F"),
+            ("bo\u{200B}b", "U+200B"),
+            ("breakglass ", "white space"),
+            ("..", "URL path"),
+        ] {
+            let found = unusable_user_name(bad).unwrap_or_default();
+            assert!(found.contains(why), "{bad:?}: {found}");
+        }
     }
 }

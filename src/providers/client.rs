@@ -6,7 +6,7 @@
 //! [`Capabilities`] say it cannot do (the planner never plans it; this is the last guard).
 
 use super::error::{Failure, ProviderError};
-use super::{MfaBackend, Revoked, UserQuery};
+use super::{EnrolmentEvents, MfaBackend, Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::RevocationMode;
 use crate::engine::{Capabilities, Enrolment, Inventory};
@@ -21,6 +21,19 @@ pub trait Client: Send + Sync {
 
     /// The enrolments of the users in `query` (see [`MfaBackend::inventory`]).
     async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure>;
+
+    /// The enrolments of just these users (see [`MfaBackend::inventory_of`]); `None` where
+    /// the provider has no per-user read that agrees with its full listing.
+    async fn read_targeted(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
+        let _ = users;
+        Ok(None)
+    }
+
+    /// See [`MfaBackend::enrolment_events`]; `None` where the log is not followed.
+    async fn enrolment_events(&self, after: Option<&str>) -> Result<Option<EnrolmentEvents>, Failure> {
+        let _ = after;
+        Ok(None)
+    }
 
     /// Revokes one enrolment of `user`; `mode` is `Disable` only when the capabilities allow
     /// it. "Not found" is [`Revoked::AlreadyGone`].
@@ -71,6 +84,20 @@ impl<C: Client> MfaBackend for Managed<C> {
             .read(query)
             .await
             .map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    }
+
+    async fn inventory_of(&self, users: &[String]) -> Result<Option<Inventory>, ProviderError> {
+        self.client
+            .read_targeted(users)
+            .await
+            .map_err(|failure| ProviderError::ListEnrolments { provider: self.name.clone(), failure })
+    }
+
+    async fn enrolment_events(&self, after: Option<&str>) -> Result<Option<EnrolmentEvents>, ProviderError> {
+        self.client
+            .enrolment_events(after)
+            .await
+            .map_err(|failure| ProviderError::ReadEvents { provider: self.name.clone(), failure })
     }
 
     async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {

@@ -62,6 +62,8 @@ pub enum ProviderError {
     Check { provider: String, failure: Failure },
     #[error("list enrolments on {provider}: {failure}")]
     ListEnrolments { provider: String, failure: Failure },
+    #[error("read the enrolment events of {provider}: {failure}")]
+    ReadEvents { provider: String, failure: Failure },
     #[error("revoke enrolment {enrolment} of {user} on {provider}: {failure}")]
     RevokeEnrolment { provider: String, user: String, enrolment: String, failure: Failure },
     #[error("invite {user} to enrol {kind} on {provider}: {failure}")]
@@ -100,6 +102,7 @@ impl ProviderError {
             ProviderError::Authenticate { failure, .. }
             | ProviderError::Check { failure, .. }
             | ProviderError::ListEnrolments { failure, .. }
+            | ProviderError::ReadEvents { failure, .. }
             | ProviderError::RevokeEnrolment { failure, .. }
             | ProviderError::Invite { failure, .. } => Some(failure),
             ProviderError::Configure { .. } => None,

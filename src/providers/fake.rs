@@ -2,7 +2,7 @@
 //! records every call, and can be told to fail.
 
 use super::error::{Failure, ProviderError};
-use super::{MfaBackend, Revoked, UserQuery};
+use super::{EnrolmentEvents, MfaBackend, Revoked, UserQuery};
 use crate::crd::FactorKind;
 use crate::crd::mfa_provider::RevocationMode;
 use crate::engine::{Capabilities, Enrolment, Inventory};
@@ -63,6 +63,28 @@ impl MfaBackend for FakeProvider {
             return Err(ProviderError::ListEnrolments { provider: self.name.clone(), failure });
         }
         Ok(self.inventory.lock().map_err(|_| poisoned(&self.name))?.clone())
+    }
+
+    /// One call per user, like the per-user reads it stands for.
+    async fn inventory_of(&self, users: &[String]) -> Result<Option<Inventory>, ProviderError> {
+        self.calls.fetch_add(users.len() as u64, Ordering::Relaxed);
+        if let Some(failure) = self.list_failure.lock().map_err(|_| poisoned(&self.name))?.clone() {
+            return Err(ProviderError::ListEnrolments { provider: self.name.clone(), failure });
+        }
+        let wanted: std::collections::BTreeSet<String> =
+            users.iter().map(|u| crate::engine::identity::user_key(u)).collect();
+        let inventory = self.inventory.lock().map_err(|_| poisoned(&self.name))?;
+        let users = inventory
+            .users
+            .iter()
+            .filter(|u| wanted.contains(&crate::engine::identity::user_key(&u.name)))
+            .cloned()
+            .collect();
+        Ok(Some(Inventory { users }))
+    }
+
+    async fn enrolment_events(&self, _after: Option<&str>) -> Result<Option<EnrolmentEvents>, ProviderError> {
+        Ok(None)
     }
 
     async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {

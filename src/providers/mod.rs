@@ -114,6 +114,20 @@ pub struct UserQuery {
     pub all: bool,
 }
 
+/// What a provider's event log said since a cursor (issue 11: drift found in seconds).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EnrolmentEvents {
+    /// Where the next read goes on from (the provider's own position: an audit entry number,
+    /// a published time).
+    pub cursor: String,
+    /// Users named by enrolment events after the previous cursor (none on the first read,
+    /// which only finds where the log stands).
+    pub users: Vec<String>,
+    /// The log moved further than one read follows: events may have been skipped, so the
+    /// caller sweeps everything.
+    pub overflowed: bool,
+}
+
 #[async_trait]
 pub trait MfaBackend: Send + Sync {
     /// `<namespace>/<name>` of the MfaProvider, for errors and audit.
@@ -128,6 +142,16 @@ pub trait MfaBackend: Send + Sync {
     /// Any failed page fails the whole listing: a partial listing would read as "no
     /// enrolments" for the users on the missing pages.
     async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError>;
+
+    /// Lists the enrolments of just these users, with the provider's per-user reads (a
+    /// targeted sweep). `None` when this provider, or its configuration, has no per-user read
+    /// that sees exactly what its full listing sees for those users (a group filter, a user the
+    /// provider no longer knows by name): the caller then lists everything.
+    async fn inventory_of(&self, users: &[String]) -> Result<Option<Inventory>, ProviderError>;
+
+    /// The users whose enrolments changed after `after` (none: where the log stands now),
+    /// from the provider's event log; `None` when keyward does not follow this provider's log.
+    async fn enrolment_events(&self, after: Option<&str>) -> Result<Option<EnrolmentEvents>, ProviderError>;
 
     /// Revokes one enrolment of `user`. "Not found" is [`Revoked::AlreadyGone`].
     async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError>;

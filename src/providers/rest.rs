@@ -366,12 +366,24 @@ pub fn status_failure(response: &Response, message: String) -> Failure {
 }
 
 /// Appends path segments to a base URL, each percent-encoded: an id or a login is data, not a
-/// path.
+/// path. Encoded here, not by `url`'s segment setter, which drops tabs and line breaks
+/// (`bo<TAB>b` would address the user `bob`). A segment that is only `.` or `..` is resolved
+/// away by every URL parser, here and at the server: `validate` refuses such user names.
 pub fn join(base: &url::Url, segments: &[&str]) -> url::Url {
     let mut url = base.clone();
-    if let Ok(mut path) = url.path_segments_mut() {
-        path.pop_if_empty().extend(segments);
+    let mut path = url.path().trim_end_matches('/').to_string();
+    for segment in segments {
+        path.push('/');
+        for byte in segment.bytes() {
+            // RFC 3986 `pchar`, less `%`: everything else is data to encode.
+            if byte.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&byte) {
+                path.push(char::from(byte));
+            } else {
+                path.push_str(&format!("%{byte:02X}"));
+            }
+        }
     }
+    url.set_path(&path);
     url
 }
 
@@ -380,6 +392,21 @@ pub fn base_url(url: &str) -> Result<url::Url, String> {
     let parsed = url::Url::parse(url.trim_end_matches('/')).map_err(|e| format!("url {url:?}: {e}"))?;
     if parsed.host().is_none() || parsed.cannot_be_a_base() {
         return Err(format!("url {url:?} has no host"));
+    }
+    // A query or fragment would ride along on every call, ahead of keyward's own parameters
+    // (privacyIDEA reads the first `tokenrealm`); user info would show a password wherever the
+    // URL is shown, or pass a host off as loopback (`http://127.0.0.1@pi.example`).
+    if parsed.query().is_some() {
+        return Err(format!("url {url:?} has a query (`?…`): give the base URL only"));
+    }
+    if parsed.fragment().is_some() {
+        return Err(format!("url {url:?} has a fragment (`#…`): give the base URL only"));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(format!(
+            "url {:?} has a user name or password before the host: credentials go in the Secret",
+            parsed.host_str().unwrap_or_default()
+        ));
     }
     Ok(parsed)
 }
@@ -489,12 +516,36 @@ mod tests {
     }
 
     #[test]
+    fn a_base_url_is_scheme_host_port_and_path() {
+        assert!(base_url("https://pi.acme.example/pi/").is_ok());
+        for (url, why) in [
+            ("https://pi.acme.example/?tokenrealm=other", "has a query"),
+            ("https://pi.acme.example/#x", "has a fragment"),
+            ("https://admin:secret@pi.acme.example", "user name or password"),
+            ("http://127.0.0.1@evil.example", "user name or password"),
+        ] {
+            let error = base_url(url).expect_err(url);
+            assert!(error.contains(why), "{url}: {error}");
+            assert!(!error.contains("secret"), "the password is not repeated: {error}");
+        }
+    }
+
+    #[test]
     fn joins_segments_encoded() {
         let base = base_url("https://acme.okta.com/").expect("url");
         assert_eq!(
             join(&base, &["api", "v1", "users", "a b/c@x"]).as_str(),
             "https://acme.okta.com/api/v1/users/a%20b%2Fc@x"
         );
+        // `url`'s own segment setter dropped the tab, and so addressed `bob`.
+        assert_eq!(join(&base, &["users", "bo\tb"]).as_str(), "https://acme.okta.com/users/bo%09b");
+        assert_eq!(join(&base, &["users", "a\r\nb"]).as_str(), "https://acme.okta.com/users/a%0D%0Ab");
+        assert_eq!(
+            join(&base, &["users", "x?y#z%2F..\\名"]).as_str(),
+            "https://acme.okta.com/users/x%3Fy%23z%252F..%5C%E5%90%8D"
+        );
+        let under = base_url("https://pi.acme.example/pi/").expect("url");
+        assert_eq!(join(&under, &["token", ""]).as_str(), "https://pi.acme.example/pi/token/");
     }
 
     /// A fixed header, and a count of 401s it answered (each makes the next attempt fresh).

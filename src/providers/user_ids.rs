@@ -93,6 +93,16 @@ impl UserIds {
         *self.names() = fresh.0;
     }
 
+    /// Updates the cache for `read` alone with what a per-user read of them found: a name no
+    /// user goes by any more is dropped; every other name keeps its entry.
+    pub fn refresh(&self, read: &[String], fresh: Names) {
+        let mut cached = self.names();
+        for name in read {
+            cached.remove(&name.to_lowercase());
+        }
+        cached.extend(fresh.0);
+    }
+
     /// The one user `name` stands for: from the cache, else `fetch`ed from the provider and
     /// cached.
     pub async fn resolve(

@@ -191,8 +191,11 @@ impl Cluster {
 fn chart_rbac(namespace: &str, lease: &str) -> String {
     let out = Command::new(kube::helm_path())
         .arg("template")
-        .arg("keyward")
+        // A release per lease, as two installations are: their Roles must not overwrite each
+        // other's. One ServiceAccount, `keyward`, for the tokens and the audit-log filters.
+        .arg(lease)
         .arg(super::repo().join("charts/keyward"))
+        .args(["--set", "serviceAccount.name=keyward"])
         .args(["--namespace", namespace, "--set", &format!("watch.namespaces={{{namespace}}}")])
         .args(["--set", &format!("leaderElection.leaseName={lease}"), "--set", "crds.install=false"])
         .output()

@@ -341,10 +341,15 @@ pub fn outcomes_after_their_intents(records: &[Value]) -> Vec<Value> {
             announced.push(key(r));
             continue;
         }
-        if ["revoked", "already-gone", "failed"].contains(&r["outcome"].as_str().unwrap_or("")) {
+        let outcome = r["outcome"].as_str().unwrap_or("");
+        // Invitations, approvals and notifications announce no provider call.
+        if r["event"] == "outcome" && ["revoked", "already-gone", "failed"].contains(&outcome) {
             let at = announced.iter().position(|k| *k == key(r));
             assert!(at.is_some(), "an outcome without its intent before it: {r}");
-            announced.remove(at.unwrap_or_default());
+            // A failed call's intent stays open until the next read settles it.
+            if outcome != "failed" {
+                announced.remove(at.unwrap_or_default());
+            }
         }
         outcomes.push(r.clone());
     }

@@ -98,6 +98,11 @@ the rendered RBAC against the requests the operator makes.
 - apiGroups: [events.k8s.io]
   resources: [events]
   verbs: [create, patch]
+- apiGroups: [coordination.k8s.io]
+  # The claim on each MfaProvider (Lease keyward-claim-<provider>), so that one installation
+  # acts on it; named after the providers, so not restricted by name.
+  resources: [leases]
+  verbs: [get, create, update]
 {{- end }}
 
 {{/* The operator's ServiceAccount as an RBAC subject. */}}

@@ -316,6 +316,12 @@ impl Entra {
     }
 
     async fn read_users(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+        self.read_users_refreshing(query, false).await
+    }
+
+    /// [`Self::read_users`]; `targeted`: only the queried users were read, and only their
+    /// cached ids are replaced.
+    async fn read_users_refreshing(&self, query: &UserQuery, targeted: bool) -> Result<Inventory, Failure> {
         let mut found: Vec<(String, String)> = Vec::new(); // (name, id)
         // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
         // deleted (and re-created) since.
@@ -339,7 +345,11 @@ impl Entra {
                 }
             }
         }
-        self.users.replace(fresh);
+        if targeted {
+            self.users.refresh(&query.declared, fresh);
+        } else {
+            self.users.replace(fresh);
+        }
         let mut users = Vec::new();
         for (name, id) in found {
             // A user deleted between the listing and here has no methods left to revoke.
@@ -456,6 +466,17 @@ impl Client for Entra {
 
     async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         self.read_users(query).await
+    }
+
+    /// Each user read by UPN and its authentication methods: what a `scope: Declared` sweep
+    /// reads. With `groupId` the full listing sees the group's transitive members only, which
+    /// a per-user read cannot tell: not targeted.
+    async fn read_targeted(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
+        if self.group_id.is_some() {
+            return Ok(None);
+        }
+        let query = UserQuery { declared: users.to_vec(), all: false };
+        self.read_users_refreshing(&query, true).await.map(Some)
     }
 
     async fn revoke(&self, user: &str, enrolment: &Enrolment, _: RevocationMode) -> Result<Revoked, Failure> {

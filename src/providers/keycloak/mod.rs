@@ -262,6 +262,12 @@ impl Keycloak {
     }
 
     async fn read_users(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+        self.read_users_refreshing(query, false).await
+    }
+
+    /// [`Self::read_users`]; `targeted`: only the queried users were read, and only their
+    /// cached ids are replaced.
+    async fn read_users_refreshing(&self, query: &UserQuery, targeted: bool) -> Result<Inventory, Failure> {
         let mut found: Vec<(String, User)> = Vec::new();
         // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
         // deleted (and re-created) since. Several users under one name are all listed under it.
@@ -282,7 +288,11 @@ impl Keycloak {
                 }
             }
         }
-        self.users.replace(fresh);
+        if targeted {
+            self.users.refresh(&query.declared, fresh);
+        } else {
+            self.users.replace(fresh);
+        }
         let mut users = Vec::new();
         for (name, user) in found {
             let Some(enrolments) = self.credentials(&user).await? else { continue };
@@ -367,6 +377,13 @@ impl Client for Keycloak {
 
     async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         self.read_users(query).await
+    }
+
+    /// Each user found by exact user name and its credentials: what a `scope: Declared`
+    /// sweep reads.
+    async fn read_targeted(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
+        let query = UserQuery { declared: users.to_vec(), all: false };
+        self.read_users_refreshing(&query, true).await.map(Some)
     }
 
     async fn revoke(&self, user: &str, enrolment: &Enrolment, _: RevocationMode) -> Result<Revoked, Failure> {

@@ -479,6 +479,17 @@ impl Client for Okta {
         self.read_users(query).await
     }
 
+    /// Each user read by login (`GET /users/{login}`) and its factors: what a `scope:
+    /// Declared` sweep reads. With `groupId` the full listing sees the group's members only,
+    /// and a per-user read cannot tell membership without a request per group: not targeted.
+    async fn read_targeted(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
+        if self.group_id.is_some() {
+            return Ok(None);
+        }
+        let query = UserQuery { declared: users.to_vec(), all: false };
+        self.read_users(&query).await.map(Some)
+    }
+
     async fn revoke(&self, user: &str, enrolment: &Enrolment, _: RevocationMode) -> Result<Revoked, Failure> {
         self.unenrol(user, enrolment).await
     }

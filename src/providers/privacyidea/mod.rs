@@ -10,7 +10,7 @@ pub use mapping::kind_of;
 use super::client::Client;
 use super::error::{Failure, ProviderError};
 use super::rest::{Backoff, provider_transport, url_field};
-use super::{Revoked, UserQuery};
+use super::{EnrolmentEvents, Revoked, UserQuery};
 use crate::crd::mfa_provider::{PrivacyIdeaSpec, RevocationMode};
 use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
 use async_trait::async_trait;
@@ -26,6 +26,18 @@ use types::{AuditPage, Token, TokenPage};
 const PAGE_SIZE: u32 = 200;
 /// Guard against a server that keeps answering `next`: no realm keyward manages has more.
 const MAX_PAGES: u32 = 10_000;
+/// Audit entries per page of the event log read, and the pages one read follows: a burst of
+/// more changes than this between two reads is swept in full instead.
+const EVENT_PAGE_SIZE: u32 = 100;
+const EVENT_PAGES: u32 = 5;
+/// The audit entries of calls that can give a user an enrolment or make one usable again:
+/// `POST /token/init` (enrolment, self-service or by an admin), `/token/assign`,
+/// `/token/enable`, `/token/unrevoke`... Keyward's own disables and deletes match too and cost
+/// one per-user read each.
+const TOKEN_CHANGES: &str = "POST /token/*";
+
+/// privacyIDEA's error code for "the user can not be found in any resolver in this realm".
+const USER_NOT_FOUND: i64 = 904;
 
 pub struct PrivacyIdea {
     realm: String,
@@ -91,6 +103,72 @@ impl PrivacyIdea {
         let value: TokenPage = self.session.call(Method::GET, &["token", ""], &query, None).await?;
         let next = value.next.filter(|next| *next > u64::from(page)).map(|next| next as u32);
         Ok((value.tokens, next))
+    }
+
+    /// The tokens of one user of the realm (`GET /token/?user=&realm=`), all pages; `None`
+    /// when privacyIDEA no longer finds the user by that name (ERR904): its tokens, if any,
+    /// are orphans that only the realm-wide listing finds (under the name its audit log
+    /// recalls), so the caller lists the realm instead.
+    async fn user_tokens(&self, user: &str) -> Result<Option<Vec<Token>>, Failure> {
+        let mut tokens = Vec::new();
+        let page_size = PAGE_SIZE.to_string();
+        let mut page = 1u32;
+        while page <= MAX_PAGES {
+            let page_number = page.to_string();
+            let query = [
+                ("user", user),
+                ("realm", self.realm.as_str()),
+                ("sortby", "serial"),
+                ("page", page_number.as_str()),
+                ("pagesize", page_size.as_str()),
+            ];
+            let value: TokenPage = match self.session.call(Method::GET, &["token", ""], &query, None).await {
+                Ok(value) => value,
+                Err(Failure::Status { code: Some(USER_NOT_FOUND), .. }) => return Ok(None),
+                Err(failure) => return Err(failure),
+            };
+            tokens.extend(value.tokens);
+            match value.next.filter(|next| *next > u64::from(page)) {
+                Some(next) => page = next as u32,
+                None => return Ok(Some(tokens)),
+            }
+        }
+        Err(Failure::Configuration(format!("the token listing of {user} did not end after {MAX_PAGES} pages")))
+    }
+
+    /// The realm's successful token changes after audit entry `after` (newest first, up to
+    /// [`EVENT_PAGES`] pages), or only the newest entry's number when `after` is `None`.
+    async fn token_changes(&self, after: Option<u64>) -> Result<EnrolmentEvents, Failure> {
+        let mut events = EnrolmentEvents::default();
+        let mut newest = after.unwrap_or(0);
+        let page_size = if after.is_some() { EVENT_PAGE_SIZE } else { 1 }.to_string();
+        for page in 1..=EVENT_PAGES {
+            let page_number = page.to_string();
+            let query = [
+                ("action", TOKEN_CHANGES),
+                ("realm", self.realm.as_str()),
+                ("success", "1"),
+                ("sortorder", "desc"),
+                ("page", page_number.as_str()),
+                ("page_size", page_size.as_str()),
+            ];
+            let found: AuditPage = self.session.call(Method::GET, &["audit", ""], &query, None).await?;
+            newest = newest.max(found.auditdata.iter().map(|e| e.number).max().unwrap_or(0));
+            let Some(after) = after else { break };
+            let fresh: Vec<_> = found.auditdata.iter().filter(|e| e.number > after).collect();
+            events.users.extend(fresh.iter().filter(|e| !e.user.is_empty()).map(|e| e.user.clone()));
+            if fresh.len() < found.auditdata.len() || found.next.is_none() {
+                events.cursor = newest.to_string();
+                events.users.sort();
+                events.users.dedup();
+                return Ok(events);
+            }
+            events.overflowed = page == EVENT_PAGES;
+        }
+        events.cursor = newest.to_string();
+        events.users.sort();
+        events.users.dedup();
+        Ok(events)
     }
 
     /// The user an orphaned token belonged to, from privacyIDEA's own audit log (the token
@@ -161,6 +239,38 @@ impl Client for PrivacyIdea {
             ));
         }
         Ok(Inventory { users: users.into_values().collect() })
+    }
+
+    /// One token listing per user (usually one page): an offboarding costs the same requests
+    /// at 100 users as at 100,000, where the realm-wide listing grows with the realm.
+    async fn read_targeted(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
+        let mut listed = Vec::new();
+        for user in users {
+            let Some(tokens) = self.user_tokens(user).await? else { return Ok(None) };
+            if tokens.is_empty() {
+                continue;
+            }
+            let name =
+                tokens.iter().map(|t| t.username.clone()).find(|n| !n.is_empty()).unwrap_or_else(|| user.clone());
+            let enrolments = tokens
+                .iter()
+                .map(|t| Enrolment::new(t.serial.clone(), kind_of(&t.tokentype), t.active && !t.revoked && !t.locked))
+                .collect();
+            listed.push(ProviderUser { name, in_directory: true, enrolments });
+        }
+        Ok(Some(Inventory { users: listed }))
+    }
+
+    /// privacyIDEA's own audit log, which records every token call with the user and realm
+    /// it concerned: read a few seconds apart, an enrolment made past keyward is swept within
+    /// seconds instead of at the next resync.
+    async fn enrolment_events(&self, after: Option<&str>) -> Result<Option<EnrolmentEvents>, Failure> {
+        let after = match after.map(str::parse::<u64>) {
+            Some(Ok(number)) => Some(number),
+            // A cursor this client did not write: start over from where the log stands.
+            Some(Err(_)) | None => None,
+        };
+        self.token_changes(after).await.map(Some)
     }
 
     async fn revoke(&self, _: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, Failure> {

@@ -69,23 +69,27 @@ impl Session {
     ) -> Result<T, Failure> {
         let mut url = join(&self.base, path);
         if !query.is_empty() {
-            url.query_pairs_mut().extend_pairs(query);
+            url.query_pairs_mut().extend_pairs(query.iter().map(|(k, v)| (*k, quoted(v))));
         }
         let mut call = Call::new(method, url);
         if let Some(form) = form {
-            call.body = Body::Form(form.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+            call.body = Body::Form(form.iter().map(|(k, v)| (k.to_string(), quoted(v))).collect());
         }
         decode(self.rest.send(&call).await?)
     }
 }
 
+/// A parameter value as privacyIDEA must receive it to read it as written: it URL-decodes
+/// every query and form parameter a second time (`check_unquote`, for any client but its own
+/// plugins), so the user `p%2Fq` would be read as `p/q`, another user, and a password holding
+/// `%41` as another password. A `%` sent as `%25` comes out of that second decoding as itself.
+fn quoted(value: &str) -> String {
+    value.replace('%', "%25")
+}
+
 /// `base` with `path` appended; segments are percent-encoded (a serial is data, not a path).
 fn join(base: &url::Url, path: &[&str]) -> url::Url {
-    let mut url = base.clone();
-    if let Ok(mut segments) = url.path_segments_mut() {
-        segments.pop_if_empty().extend(path);
-    }
-    url
+    crate::providers::rest::join(base, path)
 }
 
 impl AdminLogin {
@@ -97,7 +101,7 @@ impl AdminLogin {
             return Ok(jwt.token.clone());
         }
         let form =
-            vec![("username".to_string(), self.username.clone()), ("password".to_string(), self.password.clone())];
+            vec![("username".to_string(), quoted(&self.username)), ("password".to_string(), quoted(&self.password))];
         let call = Call::post(self.url.clone()).form(form);
         let backoff = crate::retry::Exponential { base: Duration::from_millis(200), cap: Duration::from_secs(2) };
         let mut attempt = 0;
@@ -242,6 +246,17 @@ mod tests {
             assert!(!error.to_string().contains("SECRET"), "{status} {body}: {error}");
             assert!(error.to_string().contains("body withheld"), "{error}");
         }
+    }
+
+    #[test]
+    fn a_percent_survives_privacyideas_second_decoding() {
+        // What privacyIDEA's `unquote` makes of what arrives, for text without `%XX` escapes
+        // other than the ones `quoted` writes.
+        let unquote = |s: &str| s.replace("%25", "%");
+        for value in ["p%2Fq", "100%", "%41%42", "a&b", "plain"] {
+            assert_eq!(unquote(&quoted(value)), value);
+        }
+        assert_eq!(quoted("p%2Fq"), "p%252Fq");
     }
 
     #[test]

@@ -65,10 +65,15 @@ fn yes() -> bool {
 pub struct AuditPage {
     #[serde(default)]
     pub auditdata: Vec<AuditEntry>,
+    #[serde(default)]
+    pub next: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct AuditEntry {
+    /// The entry's id, increasing with time.
+    #[serde(default)]
+    pub number: u64,
     #[serde(default)]
     pub user: String,
     #[serde(default)]

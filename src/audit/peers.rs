@@ -1,0 +1,132 @@
+//! The other replicas' audit logs, read (never written) when an intent a crash left open is
+//! resolved.
+//!
+//! Each replica keeps its own chained log. When replica A dies between an intent and its
+//! outcome and replica B, leading meanwhile, revokes the same enrolment, A later finds the
+//! enrolment gone. Without B's log, A would record it `revoked` too: two final records for one
+//! revocation across the logs. With the peers' logs (a shared volume, `--audit-peer-logs`), A
+//! sees B's final record made after its intent and closes its intent as `interrupted`, naming
+//! B's record, which stays the only final one.
+
+use super::{AuditRecord, Event, Outcome};
+use std::path::{Path, PathBuf};
+
+/// Paths of peer logs: each a path whose components may hold one `*` (any run of
+/// characters), e.g. `/var/log/keyward-peers/*/audit.jsonl`.
+#[derive(Clone, Debug, Default)]
+pub struct PeerLogs {
+    patterns: Vec<PathBuf>,
+    /// This replica's own log, never counted as a peer.
+    own: Option<PathBuf>,
+}
+
+impl PeerLogs {
+    pub fn new(patterns: Vec<PathBuf>, own: &Path) -> PeerLogs {
+        PeerLogs { patterns, own: std::fs::canonicalize(own).ok().or_else(|| Some(own.to_path_buf())) }
+    }
+
+    /// The peer log files there are now (rotated ones included: their names continue the
+    /// pattern's file name).
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut found: Vec<PathBuf> = self.patterns.iter().flat_map(|p| expand(p)).collect();
+        found.extend(found.clone().iter().flat_map(|f| super::sink::rotated_files(f).unwrap_or_default()));
+        found.sort();
+        found.dedup();
+        found.retain(|f| std::fs::canonicalize(f).ok().as_ref() != self.own.as_ref());
+        found
+    }
+
+    /// The final record another replica wrote for `intent`'s enrolment after the intent, if
+    /// any: `<replica> at <time>`.
+    pub fn settled(&self, intent: &AuditRecord) -> Option<String> {
+        self.files().iter().find_map(|file| settled_in(file, intent))
+    }
+}
+
+fn settled_in(file: &Path, intent: &AuditRecord) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok()).find_map(|r| {
+        let final_outcome = matches!(r.outcome, Outcome::Revoked | Outcome::AlreadyGone);
+        (r.event == Event::Outcome
+            && final_outcome
+            && r.provider == intent.provider
+            && r.enrolment == intent.enrolment
+            && r.time >= intent.time)
+            .then(|| {
+                let who = r.replica.clone().unwrap_or_else(|| file.display().to_string());
+                format!("{who} at {}", r.time.to_rfc3339())
+            })
+    })
+}
+
+/// The files matching `pattern` (a `*` stands for any run of characters within one path
+/// component).
+fn expand(pattern: &Path) -> Vec<PathBuf> {
+    let mut found = vec![PathBuf::new()];
+    for component in pattern.components() {
+        let part = component.as_os_str().to_string_lossy().to_string();
+        found = match part.split_once('*') {
+            None => found.into_iter().map(|base| base.join(&part)).collect(),
+            Some((prefix, suffix)) => found
+                .into_iter()
+                .flat_map(|base| {
+                    let dir = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base.clone() };
+                    let entries: Vec<PathBuf> = std::fs::read_dir(&dir)
+                        .map(|entries| {
+                            entries
+                                .filter_map(Result::ok)
+                                .filter(|e| {
+                                    let name = e.file_name().to_string_lossy().to_string();
+                                    name.len() >= prefix.len() + suffix.len()
+                                        && name.starts_with(prefix)
+                                        && name.ends_with(suffix)
+                                })
+                                .map(|e| base.join(e.file_name()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    entries
+                })
+                .collect(),
+        };
+    }
+    found.into_iter().filter(|p| p.is_file()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(event: Event, outcome: Outcome, minute: u32, replica: &str) -> AuditRecord {
+        serde_json::from_value(serde_json::json!({
+            "time": format!("2026-11-30T11:{minute:02}:00Z"), "event": event, "provider": "acme/corp-pi",
+            "user": "dave", "enrolment": "TOTP1", "kind": "totp", "reason": "EmployeeOffboarded",
+            "employee": "dave", "grants": [], "source_revision": null, "outcome": outcome, "replica": replica,
+        }))
+        .expect("record")
+    }
+
+    #[test]
+    fn a_final_record_of_a_peer_after_the_intent_settles_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for pod in ["a", "b"] {
+            std::fs::create_dir(dir.path().join(pod)).expect("dir");
+        }
+        let own = dir.path().join("a/audit.jsonl");
+        let peer = dir.path().join("b/audit.jsonl");
+        let line = |r: &AuditRecord| serde_json::to_string(r).expect("json") + "\n";
+        let intent = record(Event::Intent, Outcome::Intended, 10, "a");
+        // Its own log holds a revocation too: never its own peer.
+        std::fs::write(&own, line(&intent) + &line(&record(Event::Outcome, Outcome::Revoked, 12, "a"))).expect("own");
+        std::fs::write(&peer, line(&record(Event::Outcome, Outcome::Revoked, 5, "b"))).expect("peer");
+        let peers = PeerLogs::new(vec![dir.path().join("*/audit.jsonl")], &own);
+        assert_eq!(peers.files(), vec![peer.clone()]);
+        assert_eq!(peers.settled(&intent), None, "the peer's record is older than the intent");
+
+        let mut later = line(&record(Event::Outcome, Outcome::Revoked, 5, "b"));
+        later.push_str(&line(&record(Event::Outcome, Outcome::Interrupted, 11, "b")));
+        later.push_str(&line(&record(Event::Outcome, Outcome::AlreadyGone, 11, "b")));
+        std::fs::write(&peer, later).expect("peer");
+        assert_eq!(peers.settled(&intent).as_deref(), Some("b at 2026-11-30T11:11:00+00:00"));
+    }
+}
