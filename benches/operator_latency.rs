@@ -3,12 +3,13 @@
 //!
 //! Starts privacyIDEA, a real local kube-apiserver and etcd (`scripts/kube.sh up`) and
 //! `keyward run` (as the chart's ServiceAccount). For each company size
-//! (`KEYWARD_BENCH_COMPANY`, default `100,1000` Employees), 20 of the people hold a TOTP token
-//! at privacyIDEA and are offboarded one after the other; the others are declared Employees
-//! without a privacyIDEA user (creating thousands of privacyIDEA users through its API takes
-//! longer than the benchmark). Reports the median, p99 (with 20 samples: the worst) and best
-//! latency, and the privacyIDEA requests per offboarding, counted in privacyIDEA's own request
-//! log (werkzeug logs one line per request). The revocation time is when the operator's audit
+//! (`KEYWARD_BENCH_COMPANY`, default `100,1000` Employees), every person holds a TOTP token at
+//! privacyIDEA (the others than the 20 seeded in bulk: `pi_users.py seed` writes the users
+//! into the realm's SQL user store and enrols a token each), and 20 of them are offboarded one
+//! after the other. Reports the median, p99 (with 20 samples: the worst) and best latency, the
+//! privacyIDEA requests per offboarding and those of the start-up (its full sweeps, which read
+//! the realm's token pages), counted in privacyIDEA's own request log (werkzeug logs one line
+//! per request). The revocation time is when the operator's audit
 //! record appears (written as soon as privacyIDEA confirmed the delete); every token is
 //! checked gone at privacyIDEA at the end. Prints one `key=value` line per size for
 //! scripts/bench.sh.
@@ -44,12 +45,17 @@ fn measure(company: usize) {
     std::fs::write(&file, manifests).expect("write manifests");
     let c = cluster();
     c.kubectl_ok(&["apply", "-f", file.to_str().expect("utf-8")]);
-    crowd::employees(&c.kubeconfig, &ns, "filler", 0..company.saturating_sub(OFFBOARDED));
+    let fillers = company.saturating_sub(OFFBOARDED);
+    crowd::employees(&c.kubeconfig, &ns, "filler", 0..fillers);
+    pi.users(&["seed", "--realm", &realm, "--prefix", "filler", "--count", &fillers.to_string()]);
     let audit = dir.path().join("audit.jsonl");
-    let _operator = c.operator(&ns, &format!("keyward-latency-{company}"), &audit);
+    let at_start = pi_requests(&pi_log);
+    let lease = format!("keyward-latency-{company}");
+    let mut operator = c.operator(&ns, &lease, &audit);
     c.kubectl_ok(&["-n", &ns, "wait", "--for=condition=Ready", "mfaprovider/corp-pi", "--timeout=300s"]);
     // Settled: the first sweep's status writes are done before the clock starts.
     std::thread::sleep(Duration::from_secs(5));
+    let startup_requests = pi_requests(&pi_log) - at_start;
 
     let mut latencies = Vec::new();
     let mut requests = Vec::new();
@@ -83,22 +89,86 @@ fn measure(company: usize) {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let n = latencies.len();
     println!(
-        "latency employees={company} offboardings={n} p50_ms={:.0} p99_ms={:.0} best_ms={:.0} pi_requests_per_offboarding_median={} pi_requests_per_offboarding_max={}",
+        "latency employees={company} offboardings={n} p50_ms={:.0} p99_ms={:.0} best_ms={:.0} pi_requests_per_offboarding_median={} pi_requests_per_offboarding_max={} pi_requests_startup={startup_requests} tokens={company}",
         ms(latencies[n / 2]),
         ms(latencies[(n * 99).div_ceil(100) - 1]),
         ms(latencies[0]),
         requests[n / 2],
         requests[n - 1],
     );
+    if company == out_of_band_size() {
+        out_of_band(pi, c, &ns, &realm, &lease, &audit, &mut operator);
+    }
 }
 
-fn main() {
-    let sizes: Vec<usize> = std::env::var("KEYWARD_BENCH_COMPANY")
+/// The company size at which the out-of-band rows are taken (the first one measured).
+fn out_of_band_size() -> usize {
+    sizes().first().copied().unwrap_or(100)
+}
+
+/// Out-of-band enrolments per measurement, each way.
+const OUT_OF_BAND: usize = 3;
+
+/// Time from an enrolment made past keyward (an admin enrols an HOTP token that no grant
+/// entitles) to its revocation: with privacyIDEA's audit log followed (the default, every
+/// 5 s), and without (`--event-poll-interval 0s`: found by the full resync, here every 30 s
+/// instead of the default 10 minutes).
+fn out_of_band(
+    pi: &PrivacyIdea,
+    c: &support::cluster::Cluster,
+    ns: &str,
+    realm: &str,
+    lease: &str,
+    audit: &std::path::Path,
+    operator: &mut support::cluster::Operator,
+) {
+    let revoked =
+        |serial: &str| std::fs::read_to_string(audit).is_ok_and(|a| a.contains(&format!("\"enrolment\":\"{serial}\"")));
+    let timed = |label: &str| {
+        let mut took = Vec::new();
+        for i in 0..OUT_OF_BAND {
+            let token = pi.admin_enrol(realm, &format!("filler{i:05}"), "hotp");
+            let start = Instant::now();
+            eventually(Duration::from_secs(180), "the out-of-band token revoked", || revoked(&token.serial));
+            took.push(start.elapsed());
+        }
+        took.sort();
+        println!(
+            "outofband following={label} samples={} median_s={:.1} worst_s={:.1}",
+            took.len(),
+            took[took.len() / 2].as_secs_f64(),
+            took[took.len() - 1].as_secs_f64()
+        );
+    };
+    timed("yes");
+    operator.stop();
+    c.kubectl_ok(&[
+        "-n",
+        ns,
+        "patch",
+        "mfaprovider",
+        "corp-pi",
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"policy":{"resyncInterval":"30s"}}}"#,
+    ]);
+    *operator = c.operator_with(ns, lease, audit, None, &["--event-poll-interval", "0s"]);
+    c.kubectl_ok(&["-n", ns, "wait", "--for=condition=Ready", "mfaprovider/corp-pi", "--timeout=300s"]);
+    std::thread::sleep(Duration::from_secs(5));
+    timed("no");
+}
+
+fn sizes() -> Vec<usize> {
+    std::env::var("KEYWARD_BENCH_COMPANY")
         .unwrap_or_else(|_| "100,1000".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
-        .collect();
-    for company in sizes {
+        .collect()
+}
+
+fn main() {
+    for company in sizes() {
         measure(company);
     }
 }

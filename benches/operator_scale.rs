@@ -145,10 +145,13 @@ fn measure(people: usize) {
     eventually(Duration::from_secs(120), "the offboarding's sweep", || sweeps(&operator) > sweeps_before);
     std::thread::sleep(Duration::from_secs(5));
     let after = crowd::writes(c, &ns);
-    let change = &after[at_start.len()..];
+    // The API server rotates its audit log (at 50,000 Employees the start-up alone fills it):
+    // a log shorter than before cannot tell the offboarding's writes.
+    let rotated = after.len() < at_start.len();
+    let change = after.get(at_start.len()..).unwrap_or_default();
     // Before every Employee has its first status, the start-up's own writes would be counted
     // as the offboarding's.
-    let counted = |n: usize| if settled.is_some() { n.to_string() } else { "n/a".to_string() };
+    let counted = |n: usize| if settled.is_some() && !rotated { n.to_string() } else { "n/a".to_string() };
     let (_, peak) = memory(pid).expect("running");
 
     let exit_idle = stop(&mut operator);

@@ -7,6 +7,7 @@
 #   cargo bench --bench plan              planning time and heap, 100,000 Employees x 200 grants
 #   cargo bench --bench operator_scale    `keyward run` on a real local kube-apiserver + etcd:
 #                                         RSS, first sweep, status writes, exit after SIGTERM
+#   cargo bench --bench revocation_rate   1,000 approved revocations at maxRequestsPerSecond 20
 #   cargo bench --bench operator_latency  kubectl patch -> revocation at a real privacyIDEA,
 #                                         and privacyIDEA requests per offboarding
 #
@@ -45,6 +46,10 @@ if [[ -n ${KEYWARD_BENCH_BASELINE:-} ]]; then
     log "cargo bench --bench operator_scale with the baseline $KEYWARD_BENCH_BASELINE"
     KEYWARD_TEST_BIN=$KEYWARD_BENCH_BASELINE cargo bench --bench operator_scale | sed 's/^scale /baseline /' | tee -a "$RAW" >&2
 fi
+log "cargo bench --bench revocation_rate"
+cargo bench --bench revocation_rate | tee -a "$RAW" >&2
+log "cargo test --test providers_okta --test providers_entra -- an_offboarding (request counts on the mocks)"
+cargo test --release --test providers_okta --test providers_entra -- an_offboarding --nocapture 2>&1 | grep -E '^(okta|entra) ' | tee -a "$RAW" >&2
 log "cargo bench --bench operator_latency (company sizes: $KEYWARD_BENCH_COMPANY)"
 cargo bench --bench operator_latency | tee -a "$RAW" >&2
 

@@ -25,6 +25,7 @@ Usage:
     pi_users.py admin-enrol NAME --type totp|hotp [--realm R]
     pi_users.py check NAME --otpkey HEX --type totp|hotp [--serial S]
                       [--counter N] [--realm R]
+    pi_users.py seed --realm R --prefix P --count N [--start I] [--type totp|hotp]
     pi_users.py tokens [--realm R] [--by tokenrealm|realm] [--raw]
     pi_users.py audit [--serial S] [--user U] [--realm R]
     pi_users.py disable SERIAL
@@ -270,6 +271,36 @@ def _enrol(c, jwt, a, as_admin):
             "rollout_state": detail.get("rollout_state")}
 
 
+def cmd_seed(c, a):
+    """Bulk: users PREFIX00000.. (COUNT of them) in the realm's SQLite user store, each
+    with one admin-enrolled token of TYPE, for scale tests and benchmarks.
+
+    Users go straight into the realm's table in one transaction (privacyIDEA reads it
+    on every lookup); tokens are enrolled through the API, a few requests at a time
+    with one admin JWT. Existing users and their tokens are kept. Prints the count.
+    """
+    import concurrent.futures
+    home = env("KEYWARD_PI_HOME")
+    db = os.path.abspath(os.path.join(home, f"users-{a.realm}.sqlite"))
+    if not os.path.exists(db):
+        raise SystemExit(f"realm {a.realm!r} has no user store here (create it with: pi_users.py realm {a.realm})")
+    names = [f"{a.prefix}{i:05d}" for i in range(a.start, a.start + a.count)]
+    with sqlite3.connect(db) as conn:
+        conn.executemany("INSERT OR IGNORE INTO users (username, email, password) VALUES (?, ?, ?)",
+                         [(n, f"{n}@acme.example", f"pw-{n}") for n in names])
+    conn.close()
+    jwt = c.admin_jwt()
+    held = {t.get("username") for t in list_tokens(c, {"tokenrealm": a.realm, "assigned": "True"})}
+
+    def enrol(name):
+        if name not in held:
+            c.call("POST", "/token/init", {"type": a.type, "genkey": 1, "user": name, "realm": a.realm}, jwt=jwt)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(enrol, names))
+    return {"realm": a.realm, "users": len(names), "type": a.type}
+
+
 def cmd_enrol(c, a):
     # As the user, like the self-service portal: log in with the user-store
     # password (default WebUI login mode "userstore"), then /token/init.
@@ -399,6 +430,14 @@ def parse_args(argv):
         if cmd == "enrol":
             sp.add_argument("--password", help="the user's password (default pw-NAME)")
         sp.set_defaults(fn=fn)
+
+    sp = sub.add_parser("seed", help="bulk: COUNT users PREFIXnnnnn with one token each")
+    sp.add_argument("--realm", required=True)
+    sp.add_argument("--prefix", required=True)
+    sp.add_argument("--count", type=int, required=True)
+    sp.add_argument("--start", type=int, default=0)
+    sp.add_argument("--type", default="totp", choices=["totp", "hotp"])
+    sp.set_defaults(fn=cmd_seed)
 
     sp = sub.add_parser("check", help="log in as the user with the token's current OTP")
     sp.add_argument("name")
