@@ -13,7 +13,8 @@ share of them, answers with a fault instead of -- or on top of -- the upstream's
                 closes (a reset mid-body)
     truncated   forwards, then answers with the first half of the JSON body (a consistent
                 Content-Length: the client sees a complete but broken document)
-    short-page  forwards a token listing (GET /token/) and drops the last token of the page
+    short-page  forwards a listing (a GET) and drops the last entry of the page: privacyIDEA's
+                `result.value.tokens`, a top-level JSON array (Okta), Graph's `value` (Entra)
     empty       200 with an empty body (not forwarded)
     unauthorized  401 with privacyIDEA's "JWT expired" error (code 4305; not forwarded)
 
@@ -60,8 +61,7 @@ class State:
             self.requests += 1
             if self.random.random() >= self.rate:
                 return None
-            eligible = [k for k in self.kinds
-                        if k != "short-page" or (method == "GET" and path.startswith("/token/"))]
+            eligible = [k for k in self.kinds if k != "short-page" or method == "GET"]
             kind = self.random.choice(eligible)
             self.faults[kind] += 1
             return kind
@@ -70,6 +70,27 @@ class State:
 def error_body(code, message):
     return json.dumps({"jsonrpc": "2.0", "result": {"status": False,
                        "error": {"code": code, "message": message}}}).encode()
+
+
+def drop_last_entry(data):
+    """The page without its last entry, for the listing shapes keyward reads; other bodies
+    unchanged."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return data
+    if isinstance(doc, list):
+        entries = doc
+    elif isinstance(doc, dict) and isinstance(doc.get("value"), list):
+        entries = doc["value"]
+    else:
+        try:
+            entries = doc["result"]["value"]["tokens"]
+        except (KeyError, TypeError):
+            return data
+    if entries:
+        entries.pop()
+    return json.dumps(doc).encode()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -110,7 +131,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def _forward(self, body):
         up = self.state.upstream
         conn = http.client.HTTPConnection(up.hostname, up.port, timeout=60)
-        headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+        # The Host header goes through: a provider that builds paging links from it (Okta's Link,
+        # Graph's nextLink) then points them back at the proxy.
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "connection"}
         conn.request(self.command, self.path, body=body or None, headers=headers)
         response = conn.getresponse()
         data = response.read()
@@ -163,14 +186,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if kind == "truncated":
             return self._relay(status, headers, data[: len(data) // 2])
         if kind == "short-page":
-            try:
-                doc = json.loads(data)
-                tokens = doc["result"]["value"]["tokens"]
-                if tokens:
-                    tokens.pop()
-                data = json.dumps(doc).encode()
-            except (ValueError, KeyError, TypeError):
-                pass
+            data = drop_last_entry(data)
         return self._relay(status, headers, data)
 
     def _reset(self):

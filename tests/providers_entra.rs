@@ -830,3 +830,43 @@ async fn an_offboarding_reads_one_user_however_large_the_tenant() {
         assert!(full_requests > people as u64, "a full sweep reads every user's methods");
     }
 }
+
+/// The reliability suite's provider faults in front of the Graph fake (issue 13): 30 leavers
+/// with an Authenticator and a mobile phone each beside Acme, ten users a page, while a
+/// third of the requests (the token endpoint's among them) fail; nothing entitled is lost
+/// and every leaver's method goes, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_at_a_third_of_the_requests_revoke_every_leaver_and_nothing_kept() {
+    let mut graph = acme();
+    graph.page_size = 10;
+    let block = format!(
+        "  entraId:\n    tenantId: {TENANT}\n    authorityUrl: URL\n    graphUrl: URL\n    timeout: 2s\n    credentials: {{secretRef: {{name: corp-admin}}}}"
+    );
+    let tree = company(&block, "  clientId: app-id\n  clientSecret: s3cret", "push");
+    for (i, name) in add_leavers(tree.path(), 30).iter().enumerate() {
+        graph.users.push(User {
+            id: format!("l-{i}"),
+            upn: format!("{name}@acme.example"),
+            mail: String::new(),
+            methods: vec![
+                m(&format!("ml{i}"), "microsoftAuthenticatorAuthenticationMethod", false),
+                phone("mobile", false),
+            ],
+        });
+    }
+    let (server, state) = serve(graph, handle).await;
+    retarget(tree.path(), "URL", &server.uri());
+    let holdings = || {
+        let s = state.lock().expect("state");
+        let mut h = Holdings { kept: Vec::new(), left: Vec::new() };
+        for u in &s.users {
+            for method in &u.methods {
+                let entitled = ["alice@acme.example", "bob@acme.example"].contains(&u.upn.as_str())
+                    && method.odata == "microsoftAuthenticatorAuthenticationMethod";
+                (if entitled { &mut h.kept } else { &mut h.left }).push((u.upn.clone(), method.id.clone()));
+            }
+        }
+        h
+    };
+    faults_revoke_every_leaver_and_nothing_kept(tree.path(), &server.uri(), seed(), holdings).await;
+}

@@ -856,3 +856,39 @@ async fn an_offboarding_reads_one_user_however_large_the_org() {
         assert!(full_requests > people as u64, "a full sweep reads every user's factors");
     }
 }
+
+/// The reliability suite's provider faults in front of the Okta fake (issue 13): 30 leavers
+/// with a TOTP and an SMS factor each beside Acme, listed ten users a page, while a third of
+/// the requests fail; nothing entitled is lost and every leaver's factor goes, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faults_at_a_third_of_the_requests_revoke_every_leaver_and_nothing_kept() {
+    let mut okta = acme();
+    okta.page_size = 10;
+    let block = "  okta:\n    url: URL\n    timeout: 2s\n    credentials: {secretRef: {name: corp-admin}}";
+    let tree = company(block, &format!("  apiToken: {TOKEN}"), "totp");
+    for (i, name) in add_leavers(tree.path(), 30).iter().enumerate() {
+        okta.users.push(user(
+            &format!("00uleaver{i}"),
+            &format!("{name}@acme.example"),
+            vec![
+                factor(&format!("tot{i}"), "token:software:totp", "GOOGLE"),
+                factor(&format!("sms{i}"), "sms", "OKTA"),
+            ],
+        ));
+    }
+    let (server, state) = serve(okta, handle).await;
+    retarget(tree.path(), "URL", &server.uri());
+    let holdings = || {
+        let s = state.lock().expect("state");
+        let mut h = Holdings { kept: Vec::new(), left: Vec::new() };
+        for u in &s.users {
+            for f in &u.factors {
+                let entitled = ["alice@acme.example", "bob@acme.example"].contains(&u.login.as_str())
+                    && f.factor_type == "token:software:totp";
+                (if entitled { &mut h.kept } else { &mut h.left }).push((u.login.clone(), f.id.clone()));
+            }
+        }
+        h
+    };
+    faults_revoke_every_leaver_and_nothing_kept(tree.path(), &server.uri(), seed(), holdings).await;
+}

@@ -5,6 +5,9 @@
 #[path = "../support/failing.rs"]
 mod failing;
 pub use failing::failing_server;
+#[path = "../support/fault_proxy.rs"]
+mod fault_proxy;
+pub use fault_proxy::FaultProxy;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -233,4 +236,112 @@ pub async fn outage_revokes_nothing(dir: &Path, url: &str) {
     let (code, audit, stderr) = apply(dir).await;
     assert_ne!(code, 0, "{stderr}");
     assert!(audit.is_empty(), "an outage revokes nothing: {audit:?}");
+}
+
+/// The fault schedule's seed: `KEYWARD_CHAOS_SEED` to replay a failure, else the clock.
+pub fn seed() -> u64 {
+    std::env::var("KEYWARD_CHAOS_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        u64::from(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").subsec_nanos())
+    })
+}
+
+/// Appends `count` people who have left (`leaver00@acme.example`, …, role sre) to the tree
+/// and lifts the revocation budget above them, for the fault scenario; their names, in order.
+pub fn add_leavers(dir: &Path, count: usize) -> Vec<String> {
+    let path = dir.join("acme.yaml");
+    let mut text = std::fs::read_to_string(&path).expect("read").replace("maxRevocations: 10", "maxRevocations: 1000");
+    let names: Vec<String> = (0..count).map(|i| format!("leaver{i:02}")).collect();
+    for name in &names {
+        text.push_str(&format!(
+            "---\napiVersion: keyward.dev/v1alpha1\nkind: Employee\nmetadata: {{name: {name}, namespace: acme}}\nspec: {{email: {name}@acme.example, roles: [sre], state: Offboarded}}\n"
+        ));
+    }
+    std::fs::write(path, text).expect("write tree");
+    names
+}
+
+/// What the fault scenario reads off a provider's fake, as (user, enrolment id): every
+/// enrolment the declared state keeps, and every one it does not (the leavers', the
+/// unentitled).
+pub struct Holdings {
+    pub kept: Vec<(String, String)>,
+    pub left: Vec<(String, String)>,
+}
+
+/// The provider-faults scenario of the reliability suite (issue 13), for a SaaS provider's
+/// fake at `url`: `scripts/fault_proxy.py` in front of it fails 30 % of the requests (5xx, 429
+/// with and without a hint, held requests, resets before and mid-body, truncated JSON, short
+/// pages, empty 200s, 401s) while `keyward apply` runs again and again on one audit log.
+/// After every run no kept enrolment is gone; once faults stop, one more run leaves none of
+/// the leavers' enrolments, every one of them has exactly one final audit record (`revoked`
+/// or `already-gone`: a delete whose answer was broken is confirmed by the next run's
+/// re-read), and `keyward audit verify` passes.
+pub async fn faults_revoke_every_leaver_and_nothing_kept(
+    dir: &Path,
+    url: &str,
+    seed: u64,
+    holdings: impl Fn() -> Holdings,
+) -> String {
+    const RUNS: usize = 8;
+    let before = holdings();
+    assert!(!before.left.is_empty() && !before.kept.is_empty(), "the scenario needs both kinds of enrolment");
+    let proxy = tokio::task::block_in_place(|| FaultProxy::start(url, 0.3, seed));
+    retarget(dir, url, &proxy.url());
+    let audit = dir.join("faults-audit.jsonl");
+    let apply = || {
+        keyward(vec![
+            "apply".into(),
+            "-f".into(),
+            dir.join("acme.yaml").display().to_string(),
+            "--audit-log".into(),
+            audit.display().to_string(),
+        ])
+    };
+    let mut failed_runs = 0;
+    for run in 0..RUNS {
+        let out = apply().await;
+        failed_runs += usize::from(!out.status.success());
+        let now = holdings();
+        let wrong: Vec<&(String, String)> = before.kept.iter().filter(|id| !now.kept.contains(id)).collect();
+        assert!(wrong.is_empty(), "run {run} (seed {seed}) revoked kept enrolments {wrong:?}");
+    }
+    let faults = tokio::task::block_in_place(|| proxy.faults_by_kind());
+    let injected: u64 = faults.iter().map(|(_, n)| n).sum();
+    tokio::task::block_in_place(|| proxy.set_rate(0.0));
+    let last = apply().await;
+    assert!(last.status.success(), "the run after the faults: {}", String::from_utf8_lossy(&last.stderr));
+    let after = holdings();
+    assert!(after.left.is_empty(), "leavers' enrolments left after the faults (seed {seed}): {:?}", after.left);
+    assert_eq!(after.kept.len(), before.kept.len(), "kept enrolments (seed {seed})");
+
+    let verified = keyward(vec!["audit".into(), "verify".into(), audit.display().to_string()]).await;
+    assert!(verified.status.success(), "audit verify: {}", String::from_utf8_lossy(&verified.stderr));
+    let records: Vec<Value> = std::fs::read_to_string(&audit)
+        .expect("audit log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("audit line"))
+        .collect();
+    for (user, id) in &before.left {
+        let finals = records
+            .iter()
+            // Entra ID's enrolment ids name the collection a method is deleted from:
+            // `phoneMethods/<id>`.
+            .filter(|r| {
+                let enrolment = r["enrolment"].as_str().unwrap_or_default();
+                let named = enrolment == id || enrolment.ends_with(&format!("/{id}"));
+                r["event"] == "outcome" && r["user"] == user.as_str() && named
+            })
+            .filter(|r| r["outcome"] == "revoked" || r["outcome"] == "already-gone")
+            .count();
+        assert_eq!(finals, 1, "final audit records of {user}'s {id} (seed {seed})");
+    }
+    let summary = format!(
+        "faults seed={seed} runs={} failed_runs={failed_runs} faults={injected} by_kind={faults:?} revoked={} kept={}",
+        RUNS + 1,
+        before.left.len(),
+        before.kept.len()
+    );
+    eprintln!("{summary}");
+    assert!(injected > 0, "{summary}");
+    summary
 }

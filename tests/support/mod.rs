@@ -5,6 +5,7 @@
 pub mod cluster;
 pub mod crowd;
 pub mod failing;
+pub mod fault_proxy;
 pub mod kube;
 pub mod proxy;
 pub mod tls;
@@ -86,6 +87,7 @@ pub fn start_script_server(
 }
 
 /// A token as its user enrolled it; the test keeps the seed to log in like the user.
+#[derive(Clone)]
 pub struct Token {
     pub serial: String,
     pub kind: String,
