@@ -12,8 +12,10 @@
 //!   MfaProvider `hostile/corp-pi` revokes and what apply then removes at privacyIDEA, and
 //!   `# plan: TEXT` says that a provider's read fails with TEXT (and decides nothing);
 //! - `# apiserver: accept|reject` — what the API server says, when it differs from `expect`
-//!   (what only keyward can know: references between objects, identity conflicts, names
-//!   that cannot be put in a URL).
+//!   (what only keyward can know: references between objects, identity conflicts, duplicate
+//!   keys, which the API server's decoder lets the last one win). Names and URLs that cannot
+//!   be meant as written are refused by the CRDs' own rules, so `kubectl apply` refuses
+//!   them too.
 //!
 //! The files hold placeholders (`__URL__`, `__REALM__`, `__ADMIN__`, `__PASSWORD__`) that the
 //! tests fill in; the copies keep the files' names and lines.

@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 pub struct EmployeeSpec {
     /// Work e-mail address; the default user name on providers (`userMapping: email`).
     #[schemars(regex(pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"), length(max = 254))]
+    #[x_kube(validation = Rule::new(crate::crd::user_name_rule("self")).message(crate::crd::USER_NAME_MESSAGE))]
     pub email: String,
     /// Name shown in reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +80,7 @@ pub struct Identity {
     pub provider: String,
     /// The user name on that provider.
     #[schemars(length(min = 1, max = 320))]
+    #[x_kube(validation = Rule::new(crate::crd::user_name_rule("self")).message(crate::crd::USER_NAME_MESSAGE))]
     pub username: String,
 }
 

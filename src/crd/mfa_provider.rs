@@ -94,6 +94,7 @@ pub struct MfaProviderSpec {
     /// Provider user names that keyward never touches (break-glass accounts).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 256), inner(length(min = 1, max = 320)))]
+    #[x_kube(validation = Rule::new(format!("self.all(u, {})", crate::crd::user_name_rule("u"))).message(crate::crd::USER_NAME_MESSAGE))]
     pub protected_users: Vec<String>,
 
     /// How keyward acts on this provider.

@@ -26,6 +26,29 @@ use kube::CustomResourceExt;
 
 /// API group of every keyward kind.
 pub const GROUP: &str = "keyward.dev";
+
+/// The CEL rule of every provider URL field: https, or plain http to loopback only
+/// (`http://localhost.example` is not loopback), with nothing before the host (a password
+/// where logs show it, or `http://127.0.0.1@elsewhere` passed off as loopback), no query or
+/// fragment (they would ride along on every call), and no white space or control character.
+/// `providers::rest::base_url` refuses the same; here `kubectl apply` refuses it already.
+/// (Backslashes are doubled: the regular expressions sit in CEL string literals.)
+pub const URL_RULE: &str = r"(self.startsWith('https://') || self.matches('^http://(127\\.[0-9]+\\.[0-9]+\\.[0-9]+|localhost|\\[::1\\])(:[0-9]+)?(/.*)?$')) && !self.matches('^[^/]*//[^/?#]*@') && !self.matches('[?#\\s\\p{Cc}]')";
+
+/// The CEL rule of a provider user name (an identity, an e-mail used as one, a protected
+/// user) held by the CEL variable `var`: names that cannot be meant as written — a control
+/// character (URL parsers drop tabs and line breaks: `bo<TAB>b` addresses `bob`), a
+/// bidirectional mark or zero-width character (`alice` shown, another name meant), white
+/// space at either end, or only dots (resolved away in a URL path). `keyward validate` names
+/// the character (`manifests::validate`).
+pub fn user_name_rule(var: &str) -> String {
+    format!(
+        r"!{var}.matches('[\\p{{Cc}}\\x{{200B}}-\\x{{200F}}\\x{{202A}}-\\x{{202E}}\\x{{2060}}-\\x{{2069}}\\x{{FEFF}}\\x{{061C}}]') && !{var}.matches('^[\\s\\p{{Z}}]|[\\s\\p{{Z}}]$') && {var} != '.' && {var} != '..'"
+    )
+}
+
+/// What [`user_name_rule`] says when it refuses.
+pub const USER_NAME_MESSAGE: &str = "a user name must not hold control characters or invisible formatting characters (bidirectional marks, zero-width characters), begin or end with white space, or be `.` or `..`";
 /// Annotation carrying the Git revision the object was applied from; copied into audit records.
 pub const SOURCE_REVISION_ANNOTATION: &str = "keyward.dev/source-revision";
 /// Annotation on an MfaProvider that approves exactly one blocked plan, named by its digest.

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DuoSpec {
     /// The account's API hostname as a URL, e.g. `https://api-1a2b3c4d.duosecurity.com`.
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(crate::crd::URL_RULE).message("url must be https (http only for loopback), with no user name or password, query, fragment or white space"))]
     pub url: String,
     /// Duo group name: under `scope: All`, only its members are managed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

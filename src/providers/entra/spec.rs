@@ -26,11 +26,13 @@ pub struct EntraIdSpec {
     pub credentials: EntraCredentials,
     /// Token authority (default `https://login.microsoftonline.com`; national clouds differ).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("authorityUrl must be https (http only for loopback)"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(crate::crd::URL_RULE).message("authorityUrl must be https (http only for loopback), with no user name or password, query, fragment or white space"))]
     pub authority_url: Option<String>,
     /// Microsoft Graph endpoint (default `https://graph.microsoft.com`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("graphUrl must be https (http only for loopback)"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(crate::crd::URL_RULE).message("graphUrl must be https (http only for loopback), with no user name or password, query, fragment or white space"))]
     pub graph_url: Option<String>,
     /// Per-request timeout, e.g. `10s` (default 10s).
     #[serde(default, skip_serializing_if = "Option::is_none")]

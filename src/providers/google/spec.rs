@@ -29,7 +29,8 @@ pub struct GoogleWorkspaceSpec {
     pub credentials: SecretCredentials,
     /// Directory API endpoint (default `https://admin.googleapis.com`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(crate::crd::URL_RULE).message("url must be https (http only for loopback), with no user name or password, query, fragment or white space"))]
     pub url: Option<String>,
     /// Per-request timeout, e.g. `10s` (default 10s).
     #[serde(default, skip_serializing_if = "Option::is_none")]

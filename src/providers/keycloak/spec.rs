@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 pub struct KeycloakSpec {
     /// Base URL of the server, e.g. `https://sso.acme.example` (add `/auth` for Keycloak
     /// before 17).
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(crate::crd::URL_RULE).message("url must be https (http only for loopback), with no user name or password, query, fragment or white space"))]
     pub url: String,
     /// The realm whose users and credentials keyward manages.
     #[schemars(length(min = 1))]

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct OktaSpec {
     /// The Okta org URL, e.g. `https://acme.okta.com`. Plain `http` only for loopback (tests).
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(crate::crd::URL_RULE).message("url must be https (http only for loopback), with no user name or password, query, fragment or white space"))]
     pub url: String,
     /// Okta group id (`00g…`): under `scope: All`, only its members are managed. Without it,
     /// every user of the org is.

@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 pub struct PrivacyIdeaSpec {
     /// Base URL of the privacyIDEA server, e.g. `https://pi.acme.example`. Plain `http` is
     /// accepted only for loopback addresses (tests).
-    #[x_kube(validation = Rule::new("self.startsWith('https://') || self.startsWith('http://127.') || self.startsWith('http://localhost') || self.startsWith('http://[::1]')").message("url must be https (http only for loopback)"))]
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new(crate::crd::URL_RULE).message("url must be https (http only for loopback), with no user name or password, query, fragment or white space"))]
     pub url: String,
     /// The privacyIDEA realm whose users and tokens keyward manages.
     #[schemars(length(min = 1))]
