@@ -3,7 +3,7 @@
 # kubectl and helm built from published Go modules (no container runtime, no kubelet, no
 # controller-manager: Pods never start, the operator runs as a local process).
 #
-# Usage: scripts/kube.sh install|up|down|env|gomod
+# Usage: scripts/kube.sh install|up|down|apiserver-stop|apiserver-start|env|gomod
 #
 #   install   build once per version into ~/.cache/keyward (tools/versions.env pins them):
 #               kube-$V/bin/{kube-apiserver,kubectl}  from k8s.io/kubernetes   (tools/kube)
@@ -17,6 +17,9 @@
 #             KEYWARD_KUBE_HOME, KEYWARD_KUBE_AUDIT_LOG, KEYWARD_KUBE_BIN (kubectl, helm, etcd,
 #             kube-apiserver), KEYWARD_KUBE_SERVER, KEYWARD_ETCD_URL.
 #   down      stop both and remove $KEYWARD_KUBE_HOME (required).
+#   apiserver-stop, apiserver-start
+#             stop the kube-apiserver of $KEYWARD_KUBE_HOME, or start it again with the flags
+#             and port `up` gave it (etcd keeps running, so every object stays).
 #   env       print KEYWARD_KUBE_BIN=… (the directory of all four binaries; installs first).
 #   gomod     regenerate tools/kube/go.mod and tools/etcd/go.mod from tools/versions.env.
 #
@@ -176,28 +179,30 @@ EOF
     echo $! >"$home/etcd.pid"
     log "starting kube-apiserver v$KUBE_VERSION on 127.0.0.1:$api_port"
     # The flags controller-runtime's envtest passes, plus RBAC, the audit log and token auth.
-    # shellcheck disable=SC2086
-    "$KUBE_BIN/kube-apiserver" \
-        --etcd-servers "http://127.0.0.1:$etcd_port" \
-        --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \
-        --cert-dir "$home/certs" --tls-cert-file "$home/apiserver.crt" --tls-private-key-file "$home/apiserver.key" \
-        --client-ca-file "$home/ca.crt" --token-auth-file "$home/tokens.csv" \
-        --authorization-mode RBAC \
-        --service-account-issuer https://kubernetes.default.svc.cluster.local \
-        --service-account-key-file "$home/sa.pub" --service-account-signing-key-file "$home/sa.key" \
-        --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \
-        --disable-admission-plugins ServiceAccount \
-        --audit-policy-file "$home/audit-policy.yaml" --audit-log-path "$home/audit.log" \
-        --audit-log-format json --audit-log-mode blocking \
-        ${KEYWARD_KUBE_APISERVER_ARGS:-} \
-        >"$home/apiserver.log" 2>&1 &
-    echo $! >"$home/apiserver.pid"
-    local url="https://127.0.0.1:$api_port"
-    if ! wait_ready "$url" "$token" "$home/ca.crt" 120 "$home/etcd.pid" "$home/apiserver.pid"; then
-        tail -n 20 "$home/etcd.log" "$home/apiserver.log" >&2 || true
+    # Kept as a script of its own, so that `apiserver-start` brings it back as it was.
+    cat >"$home/apiserver.sh" <<APISERVER
+exec "$KUBE_BIN/kube-apiserver" \\
+    --etcd-servers "http://127.0.0.1:$etcd_port" \\
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$api_port" \\
+    --cert-dir "$home/certs" --tls-cert-file "$home/apiserver.crt" --tls-private-key-file "$home/apiserver.key" \\
+    --client-ca-file "$home/ca.crt" --token-auth-file "$home/tokens.csv" \\
+    --authorization-mode RBAC \\
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \\
+    --service-account-key-file "$home/sa.pub" --service-account-signing-key-file "$home/sa.key" \\
+    --service-cluster-ip-range 10.0.0.0/24 --allow-privileged=true \\
+    --disable-admission-plugins ServiceAccount \\
+    --audit-policy-file "$home/audit-policy.yaml" --audit-log-path "$home/audit.log" \\
+    --audit-log-format json --audit-log-mode blocking \\
+    ${KEYWARD_KUBE_APISERVER_ARGS:-}
+APISERVER
+    echo "https://127.0.0.1:$api_port" >"$home/apiserver.url"
+    echo "$token" >"$home/admin.token"
+    if ! apiserver_start "$home"; then
+        tail -n 20 "$home/etcd.log" >&2 || true
         KEYWARD_KUBE_HOME=$home down
         die "kube-apiserver did not become ready (logs above)"
     fi
+    local url="https://127.0.0.1:$api_port"
     cat >"$home/kubeconfig" <<EOF
 apiVersion: v1
 kind: Config
@@ -222,6 +227,19 @@ EOF
     echo "KEYWARD_KUBE_BIN=$ALL_BIN"
     echo "KEYWARD_KUBE_SERVER=$url"
     echo "KEYWARD_ETCD_URL=http://127.0.0.1:$etcd_port"
+}
+
+# Starts the apiserver of HOME (as `up` configured it) and waits for /readyz; logs appended.
+apiserver_start() {  # HOME
+    local home=$1
+    [[ -e $home/apiserver.pid ]] && kill -0 "$(cat "$home/apiserver.pid")" 2>/dev/null && return 0
+    bash "$home/apiserver.sh" >>"$home/apiserver.log" 2>&1 &
+    echo $! >"$home/apiserver.pid"
+    if ! wait_ready "$(cat "$home/apiserver.url")" "$(cat "$home/admin.token")" "$home/ca.crt" 120 \
+        "$home/etcd.pid" "$home/apiserver.pid"; then
+        tail -n 20 "$home/apiserver.log" >&2 || true
+        return 1
+    fi
 }
 
 stop_pid() {  # PIDFILE
@@ -281,7 +299,10 @@ case ${1:-} in
     install) install ;;
     up) up ;;
     down) down ;;
+    # A restart of the API server alone (the reliability suite): etcd and its data stay.
+    apiserver-stop) stop_pid "${KEYWARD_KUBE_HOME:?KEYWARD_KUBE_HOME is required}/apiserver.pid" ;;
+    apiserver-start) apiserver_start "${KEYWARD_KUBE_HOME:?KEYWARD_KUBE_HOME is required}" || die "kube-apiserver did not come back" ;;
     env) install; echo "KEYWARD_KUBE_BIN=$ALL_BIN" ;;
     gomod) gomod ;;
-    *) echo "usage: $0 install|up|down|env|gomod" >&2; exit 2 ;;
+    *) echo "usage: $0 install|up|down|apiserver-stop|apiserver-start|env|gomod" >&2; exit 2 ;;
 esac

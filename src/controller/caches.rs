@@ -165,6 +165,46 @@ impl Watched for k8s_openapi::api::core::v1::Secret {
     }
 }
 
+/// How a watch retries after an error: from 250 ms, doubling up to 5 s, jittered by up to a
+/// fifth; back to the start after a success or a quiet minute. kube-runtime's default is
+/// client-go's (800 ms doubling up to 30 s, reset after two quiet minutes), kind to a
+/// struggling API server — but every decision here waits for a relist, and a restart of the
+/// API server (connection errors all through its downtime, then 410 Gone on resuming) left
+/// the backoff at its 30 s cap: revocations waited 46 s (median) behind each restart in
+/// tests/chaos.rs's apiserver-restart scenario. Five kinds retrying every 5 s is no burden.
+struct WatchBackoff {
+    next: std::time::Duration,
+}
+
+impl WatchBackoff {
+    const FIRST: std::time::Duration = std::time::Duration::from_millis(250);
+    const CAP: std::time::Duration = std::time::Duration::from_secs(5);
+
+    fn new() -> kube::runtime::utils::ResetTimerBackoff<WatchBackoff> {
+        kube::runtime::utils::ResetTimerBackoff::new(
+            WatchBackoff { next: Self::FIRST },
+            std::time::Duration::from_secs(60),
+        )
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = std::time::Duration;
+
+    fn next(&mut self) -> Option<std::time::Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(Self::CAP);
+        // Jitter, so that replicas and kinds do not retry in step.
+        Some(delay + delay.mul_f64(rand::random::<f64>() / 5.0))
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
 /// Starts watching `K` through `api` (one namespace, or cluster-wide) and returns the cache
 /// plus the stream of changed objects, which must be polled (the controllers do).
 pub fn watch<K>(
@@ -184,7 +224,7 @@ where
         let filter = filter.clone();
         let relisted = relisted.clone();
         let stream = watch_fn(api, K::selection())
-            .default_backoff()
+            .backoff(WatchBackoff::new())
             .modify(K::slim)
             // After `reflect`, so the store already holds the complete list when the flag drops.
             .reflect(writer)
@@ -225,5 +265,24 @@ where
             })
             .boxed();
         (Cache { stores: vec![reader], relisting: vec![flag], kind }, stream)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WatchBackoff;
+    use kube::runtime::utils::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn watch_retries_double_up_to_five_seconds_and_start_over_after_a_success() {
+        let mut backoff = WatchBackoff { next: WatchBackoff::FIRST };
+        let delays: Vec<Duration> = backoff.by_ref().take(8).collect();
+        let floors = [250, 500, 1000, 2000, 4000, 5000, 5000, 5000].map(Duration::from_millis);
+        for (delay, floor) in delays.iter().zip(floors) {
+            assert!(*delay >= floor && *delay <= floor + floor / 5, "{delay:?} for {floor:?}: {delays:?}");
+        }
+        backoff.reset();
+        assert!(backoff.next().expect("a delay") < Duration::from_millis(301));
     }
 }

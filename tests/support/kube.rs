@@ -118,6 +118,27 @@ impl ControlPlane {
         revision
     }
 
+    /// Stops the kube-apiserver alone: etcd and every object stay (`kube.sh apiserver-stop`).
+    pub fn stop_apiserver(&self) {
+        self.script("apiserver-stop");
+    }
+
+    /// Starts the kube-apiserver again on its port with its flags and waits for /readyz.
+    pub fn start_apiserver(&self) {
+        self.script("apiserver-start");
+    }
+
+    fn script(&self, command: &str) {
+        let out = Command::new("bash")
+            .arg(repo().join("scripts/kube.sh"))
+            .arg(command)
+            .env("KEYWARD_KUBE_HOME", &self.home)
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run scripts/kube.sh");
+        assert!(out.status.success(), "scripts/kube.sh {command} failed");
+    }
+
     /// The apiserver's audit events (parsed), oldest first.
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.audit_log)
