@@ -133,8 +133,10 @@ What the suite leans on elsewhere, and what it does not cover yet:
 - More of the API side is covered by `tests/operator.rs` scenarios (cut watch connections and
   410s, a competing status writer, a hung Lease renewal, SIGTERM mid-sweep, a bad commit
   applied in pieces), not as rows here.
-- Hostile and broken manifests: `tests/hostile/` through `keyward validate`, `plan`, `apply`
-  and `kubectl apply --dry-run=server` (`tests/hostile.rs`).
+- Hostile and broken manifests: the files of `tests/hostile/` through `keyward validate`,
+  `plan`, `apply` and `kubectl apply --dry-run=server`; those keyward accepts also through
+  `kubectl apply` and the operator, which must revoke exactly what each file's header says
+  (`tests/hostile.rs`).
 - The same provider faults in front of the Okta and Entra ID mocks: `tests/providers_okta.rs`
   and `tests/providers_entra.rs` (`faults_at_a_third_of_the_requests_…`: 30 leavers, `keyward
   apply` run again and again under faults, then once more without).
