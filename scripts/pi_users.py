@@ -148,7 +148,14 @@ class Client:
         """The (editable) resolver that stores the users of `realm`."""
         if realm == self.default_realm:
             return self.default_resolver
+        # privacyIDEA caches its configuration and reloads it by a timestamp: with other
+        # admins writing at the same moment (tests creating realms side by side), a realm
+        # just created can be missing from the next read for a short while.
+        deadline = time.monotonic() + 10
         info = self.admin("GET", "/realm/").get(realm)
+        while (not info or not info.get("resolver")) and time.monotonic() < deadline:
+            time.sleep(0.3)
+            info = self.admin("GET", "/realm/").get(realm)
         if not info or not info.get("resolver"):
             raise SystemExit(f"realm {realm!r} does not exist (create it with: "
                              f"pi_users.py realm {realm})")

@@ -507,6 +507,10 @@ fn soak_keeps_memory_and_descriptors_flat() {
     let mut schedule = Schedule(seed | 1);
     let proxy = FaultProxy::start(pi.url().trim_end_matches('/'), 0.3, seed);
     let company = Company::declare(c, pi, "chaos-soak", &proxy.url(), 6);
+    // Hundreds of revocations an hour: the default budget (25 an hour) would hold the plan
+    // for approval after a few minutes, as it should for a real company.
+    let budget = r#"{"spec":{"policy":{"budget":{"maxRevocations":100000}}}}"#;
+    c.kubectl_ok(&["-n", &company.ns, "patch", "mfaprovider", "corp-pi", "--type", "merge", "-p", budget]);
     let log = company.audit("a");
     let operator = c.operator(&company.ns, "keyward-chaos-soak", &log);
     let pid = operator.pid().expect("the operator runs");
