@@ -181,13 +181,16 @@ fn records(paths: &[PathBuf]) -> Vec<Value> {
 }
 
 /// The ground truth once the faults stopped: waits for every leaver's token to go, then
-/// checks the stayers at privacyIDEA (and logs in with one), and the audit logs.
+/// checks the stayers at privacyIDEA (and logs in with one), and the audit logs: the
+/// scenario's row of the table.
 fn settle(
+    scenario: &'static str,
+    faults: u64,
     pi: &PrivacyIdea,
     company: &Company,
     logs: &[PathBuf],
     offboarded: &[(String, Instant)],
-) -> (usize, usize, usize, usize, Vec<Duration>) {
+) -> Outcome {
     let gone = |held: &std::collections::BTreeMap<String, bool>| {
         company.leavers.iter().filter(|t| !held.contains_key(&t.serial)).count()
     };
@@ -229,7 +232,18 @@ fn settle(
             converge.push((written - since_patch).to_std().unwrap_or_default());
         }
     }
-    (made, wrong, missing, doubled, converge)
+    let rounds = company.leavers.len();
+    Outcome {
+        scenario,
+        rounds,
+        faults,
+        expected: rounds,
+        made,
+        wrong,
+        missing_records: missing,
+        doubled_records: doubled,
+        converge,
+    }
 }
 
 /// A privacyIDEA admin whose password is recognisable anywhere it might leak.
@@ -304,26 +318,14 @@ fn provider_faults_revoke_every_leaver_and_no_stayer() {
     std::thread::sleep(Duration::from_secs(5));
     let faults = proxy.faults();
     proxy.set_rate(0.0);
-    let (made, mut wrong, missing_records, doubled_records, converge) =
-        settle(pi, &company, std::slice::from_ref(&log), &offboarded);
+    let mut outcome = settle("provider-faults", faults, pi, &company, std::slice::from_ref(&log), &offboarded);
     // Past the next resync too: a full sweep must keep the returners' tokens as well.
     std::thread::sleep(Duration::from_secs(25));
     let held = company.held(pi);
-    wrong += returned.iter().filter(|t| !held.contains_key(&t.serial)).count();
+    outcome.wrong += returned.iter().filter(|t| !held.contains_key(&t.serial)).count();
     if let Some(returner) = returned.first().filter(|t| held.contains_key(&t.serial)) {
         assert!(pi.authenticates(returner), "a returner's new token logs in");
     }
-    let outcome = Outcome {
-        scenario: "provider-faults",
-        rounds: company.leavers.len(),
-        faults,
-        expected: company.leavers.len(),
-        made,
-        wrong,
-        missing_records,
-        doubled_records,
-        converge,
-    };
     outcome.print(seed);
     assert!(faults > 0, "the proxy injected faults");
     outcome.assert_clean();
@@ -361,20 +363,8 @@ fn crashes_lose_no_revocation_and_no_record() {
         operator = c.operator(&company.ns, lease, &log);
     }
     slow.slow_down(Duration::ZERO);
-    let (made, wrong, missing_records, doubled_records, converge) =
-        settle(pi, &company, std::slice::from_ref(&log), &offboarded);
+    let outcome = settle("crashes", kills, pi, &company, std::slice::from_ref(&log), &offboarded);
     drop(operator);
-    let outcome = Outcome {
-        scenario: "crashes",
-        rounds: company.leavers.len(),
-        faults: kills,
-        expected: company.leavers.len(),
-        made,
-        wrong,
-        missing_records,
-        doubled_records,
-        converge,
-    };
     outcome.print(seed);
     outcome.assert_clean();
 }
@@ -413,19 +403,8 @@ fn failover_never_lets_two_replicas_act() {
             let _ = Command::new("kill").args(["-CONT", &pid.to_string()]).status();
         }
     }
-    let (made, wrong, missing_records, doubled_records, converge) = settle(pi, &company, &logs, &offboarded);
+    let outcome = settle("failover", faults, pi, &company, &logs, &offboarded);
     drop(replicas);
-    let outcome = Outcome {
-        scenario: "failover",
-        rounds: company.leavers.len(),
-        faults,
-        expected: company.leavers.len(),
-        made,
-        wrong,
-        missing_records,
-        doubled_records,
-        converge,
-    };
     outcome.print(seed);
     outcome.assert_clean();
 }
@@ -458,21 +437,9 @@ fn apiserver_restarts_lose_no_revocation_and_make_no_wrong_one() {
         plane.start_apiserver();
         restarts += 1;
     }
-    let (made, wrong, missing_records, doubled_records, converge) =
-        settle(pi, &company, std::slice::from_ref(&log), &offboarded);
+    let outcome = settle("apiserver-restart", restarts, pi, &company, std::slice::from_ref(&log), &offboarded);
     assert!(operator.get("/metrics").is_some(), "the operator outlived the API server's restarts");
     drop(operator);
-    let outcome = Outcome {
-        scenario: "apiserver-restart",
-        rounds: company.leavers.len(),
-        faults: restarts,
-        expected: company.leavers.len(),
-        made,
-        wrong,
-        missing_records,
-        doubled_records,
-        converge,
-    };
     outcome.print(seed);
     outcome.assert_clean();
 }

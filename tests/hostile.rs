@@ -228,7 +228,13 @@ fn accepted_files_revoke_exactly_what_their_header_says() {
     let pi = privacyidea();
     let cases: Vec<Case> = cases().into_iter().filter(|c| c.expect != Expect::Reject).collect();
     assert!(cases.len() >= 20 || std::env::var_os("KEYWARD_HOSTILE_ONLY").is_some(), "{} accepted files", cases.len());
-    // Three at a time: each company is a few seconds of user and token set-up.
+    let failures = each_in_parallel(&cases, |case, i| accepted_case(pi, case, i));
+    assert!(failures.is_empty(), "{} of {} accepted files:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+}
+
+/// Runs `check` on every case, three at a time (each company is a few seconds of user and
+/// token set-up), and returns the panic message of each case that failed.
+fn each_in_parallel(cases: &[Case], check: impl Fn(&Case, usize) + Sync) -> Vec<String> {
     let next = std::sync::atomic::AtomicUsize::new(0);
     let failures = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -237,7 +243,7 @@ fn accepted_files_revoke_exactly_what_their_header_says() {
                 loop {
                     let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let Some(case) = cases.get(i) else { return };
-                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| accepted_case(pi, case, i)));
+                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(case, i)));
                     if let Err(panic) = run {
                         let message = panic
                             .downcast_ref::<String>()
@@ -250,8 +256,7 @@ fn accepted_files_revoke_exactly_what_their_header_says() {
             });
         }
     });
-    let failures = failures.into_inner().expect("failures");
-    assert!(failures.is_empty(), "{} of {} accepted files:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
+    failures.into_inner().expect("failures")
 }
 
 fn accepted_case(pi: &PrivacyIdea, case: &Case, i: usize) {
@@ -325,28 +330,7 @@ fn accepted_case(pi: &PrivacyIdea, case: &Case, i: usize) {
 fn accepted_files_through_the_operator_revoke_exactly_what_their_header_says() {
     let (pi, c) = (privacyidea(), cluster());
     let cases: Vec<Case> = cases().into_iter().filter(|c| c.expect != Expect::Reject).collect();
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let failures = std::sync::Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..3 {
-            scope.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(case) = cases.get(i) else { return };
-                    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| operator_case(pi, c, case, i)));
-                    if let Err(panic) = run {
-                        let message = panic
-                            .downcast_ref::<String>()
-                            .cloned()
-                            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                            .unwrap_or_default();
-                        failures.lock().expect("failures").push(message);
-                    }
-                }
-            });
-        }
-    });
-    let failures = failures.into_inner().expect("failures");
+    let failures = each_in_parallel(&cases, |case, i| operator_case(pi, c, case, i));
     assert!(failures.is_empty(), "{} of {} files:\n{}", failures.len(), cases.len(), failures.join("\n\n"));
 }
 
