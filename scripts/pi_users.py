@@ -144,19 +144,36 @@ class Client:
     def admin(self, method, path, data=None, query=None):
         return self.value(method, path, data, query, jwt=self.admin_jwt())
 
+    def refresh_config(self):
+        """Make privacyIDEA reload its configuration on the next request.
+
+        privacyIDEA caches its configuration and reloads it when the database's config
+        timestamp is newer than the cache's. A reload that was already reading when another
+        admin committed a change (a test creating a realm while other requests run) ends
+        with the old content but a newer time stamp, and that stale copy then stays until
+        the next configuration write. This is such a write: a harmless key of our own.
+        """
+        self.admin("POST", "/system/setConfig", {"keyward.tests.refreshed": repr(time.time())})
+
+    def realm_info(self, realm, wait=10):
+        """GET /realm/ entry of `realm`, refreshing a stale cached configuration for up to
+        `wait` seconds while it is missing; None when it is still missing then."""
+        deadline = time.monotonic() + wait
+        while True:
+            info = self.admin("GET", "/realm/").get(realm)
+            if info and info.get("resolver"):
+                return info
+            if time.monotonic() >= deadline:
+                return None
+            self.refresh_config()
+            time.sleep(0.3)
+
     def resolver_of(self, realm):
         """The (editable) resolver that stores the users of `realm`."""
         if realm == self.default_realm:
             return self.default_resolver
-        # privacyIDEA caches its configuration and reloads it by a timestamp: with other
-        # admins writing at the same moment (tests creating realms side by side), a realm
-        # just created can be missing from the next read for a short while.
-        deadline = time.monotonic() + 10
-        info = self.admin("GET", "/realm/").get(realm)
-        while (not info or not info.get("resolver")) and time.monotonic() < deadline:
-            time.sleep(0.3)
-            info = self.admin("GET", "/realm/").get(realm)
-        if not info or not info.get("resolver"):
+        info = self.realm_info(realm)
+        if not info:
             raise SystemExit(f"realm {realm!r} does not exist (create it with: "
                              f"pi_users.py realm {realm})")
         # Realms made by `realm` have exactly one resolver; prefer ours by name.
@@ -233,6 +250,8 @@ def cmd_realm(c, a):
         "Map": json.dumps(USER_MAP),
     })
     c.admin("POST", f"/realm/{urllib.parse.quote(name)}", {"resolvers": resolver})
+    if not c.realm_info(name):
+        raise SystemExit(f"realm {name!r} was created but privacyIDEA does not list it")
     return {"realm": name, "resolver": resolver, "database": db}
 
 

@@ -120,10 +120,6 @@ impl PrivacyIdea {
     }
 
     pub fn realm(&self, name: &str) {
-        // One at a time: realms created side by side (tests seeding companies in parallel)
-        // were seen missing from privacyIDEA's cached configuration afterwards.
-        static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let _one = CREATING.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.users(&["realm", name]);
     }
 
