@@ -140,6 +140,14 @@ What the suite leans on elsewhere, and what it does not cover yet:
 - The same provider faults in front of the Okta and Entra ID mocks: `tests/providers_okta.rs`
   and `tests/providers_entra.rs` (`faults_at_a_third_of_the_requests_…`: 30 leavers, `keyward
   apply` run again and again under faults, then once more without).
+- Secrets never shown, across the whole test suite: every credential the tests give keyward
+  is a recognisable value (privacyIDEA's admin password, Okta's API token, Entra's client
+  secret and certificate key, Duo's secret key, Google's service-account key, Keycloak's
+  client secrets and admin password, collector and webhook tokens). Each CLI run's output,
+  each operator's log and `/metrics`, the Events and keyward objects (with their status) of
+  its namespace and every audit line are kept under `target/tmp/shown/`, and after the suite
+  `scripts/secrets_shown.py` (run by `scripts/test.sh`) searches them for every value, raw and
+  base64 at any alignment; a find fails the run and names the file and line.
 - The soak (`scripts/chaos.sh --soak`: 30 minutes of changes and faults, RSS and file
   descriptors flat) is below when it has been run.
 

@@ -19,4 +19,9 @@ bash scripts/keycloak.sh install
 cargo fmt --all --check
 # Benchmarks are type-checked here and run with `cargo bench`, not as tests.
 cargo clippy --locked --all-targets -- -D warnings
+# Everything keyward shows during the tests is kept under target/tmp/shown and searched
+# afterwards for the credentials the tests gave it (tests/support/shown.rs).
+target=$(cargo metadata --locked --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+rm -rf "$target/tmp/shown"
 cargo test --locked --lib --bins --tests
+python3 scripts/secrets_shown.py "$target/tmp/shown"

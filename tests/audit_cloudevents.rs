@@ -1,6 +1,9 @@
 //! Delivery of the audit trail to a collector as CloudEvents, against a local HTTP receiver
 //! that can be down (connection refused), failing (503) or up.
 
+#[path = "support/shown.rs"]
+mod shown;
+
 use keyward::audit::cloudevents::{CONTENT_TYPE, Delivery, Endpoint};
 use keyward::audit::spool::Spool;
 use keyward::audit::{AuditRecord, AuditSink, Event, JsonLinesFile, Outcome, sha256_hex};
@@ -141,7 +144,7 @@ async fn records_arrive_in_order_as_structured_cloudevents_with_the_line_hash_as
     let dir = tempfile::tempdir().expect("tempdir");
     let log = dir.path().join("audit.jsonl");
     let token = dir.path().join("token");
-    std::fs::write(&token, "s3cret\n").expect("token");
+    std::fs::write(&token, format!("{}\n", shown::BEARER)).expect("token");
     let (file, spool) = open(&log);
     let state = Arc::new(Mutex::new(Received::default()));
     let addr = free_addr().await;
@@ -157,7 +160,7 @@ async fn records_arrive_in_order_as_structured_cloudevents_with_the_line_hash_as
     let state = state.lock().expect("state");
     for (n, (head, event)) in state.accepted.iter().enumerate() {
         assert!(head.contains(&format!("content-type: {CONTENT_TYPE}")), "{head}");
-        assert!(head.contains("authorization: bearer s3cret"), "{head}");
+        assert!(head.contains(&format!("authorization: bearer {}", shown::BEARER.to_lowercase())), "{head}");
         assert_eq!(event["specversion"], "1.0");
         assert_eq!(event["source"], "keyward/keyward-0");
         let kind = if n % 2 == 0 { "intent" } else { "outcome" };

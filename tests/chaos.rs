@@ -247,7 +247,7 @@ fn settle(
 }
 
 /// A privacyIDEA admin whose password is recognisable anywhere it might leak.
-const SECRET: &str = "kw-SECRET-7f3a9c1e-never-shown";
+const SECRET: &str = "kwCANARY-chaos-admin-password-7f3a";
 
 /// Adds the local privacyIDEA admin `user` with password [`SECRET`] (`pi-manage admin add`).
 fn secret_admin(pi: &PrivacyIdea, user: &str) {

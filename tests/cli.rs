@@ -21,7 +21,7 @@ async fn apply_refuses_now_and_plan_keeps_it() {
         "  keycloak:\n    url: {}\n    realm: corp\n    credentials: {{secretRef: {{name: corp-admin}}}}",
         server.uri()
     );
-    let tree = company(&block, "  clientId: keyward\n  clientSecret: cs", "totp");
+    let tree = company(&block, &format!("  clientId: keyward\n  clientSecret: {}", shown::KEYCLOAK_SECRET), "totp");
     let audit = tree.path().join("audit.jsonl");
     let o = keyward(vec![
         "apply".into(),
@@ -101,7 +101,11 @@ async fn credentials_never_go_to_a_host_off_the_allowlist() {
     let block = |url: &str| {
         format!("  keycloak:\n    url: {url}\n    realm: corp\n    credentials: {{secretRef: {{name: corp-admin}}}}")
     };
-    let tree = company(&block(&attacker.uri()), "  clientId: keyward\n  clientSecret: cs", "totp");
+    let tree = company(
+        &block(&attacker.uri()),
+        &format!("  clientId: keyward\n  clientSecret: {}", shown::KEYCLOAK_SECRET),
+        "totp",
+    );
     for command in ["plan", "apply"] {
         let mut args = vec![
             command.to_string(),
@@ -120,7 +124,11 @@ async fn credentials_never_go_to_a_host_off_the_allowlist() {
         assert_eq!(*stolen.lock().expect("state"), 0, "{command}: nothing reached the other host");
     }
     // The same tree pointed back at the listed host: requests flow (and fail there, 500).
-    let tree = company(&block(&legitimate.uri()), "  clientId: keyward\n  clientSecret: cs", "totp");
+    let tree = company(
+        &block(&legitimate.uri()),
+        &format!("  clientId: keyward\n  clientSecret: {}", shown::KEYCLOAK_SECRET),
+        "totp",
+    );
     let o = keyward(vec![
         "plan".into(),
         "-f".into(),

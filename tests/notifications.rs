@@ -2,6 +2,9 @@
 //! (connection refused), failing (503), refusing one notification for good (404) or up;
 //! across a restart of the notifier; with every delivery attempt in the audit trail.
 
+#[path = "support/shown.rs"]
+mod shown;
+
 use hmac::Mac;
 use keyward::audit::{AuditRecord, Event, Memory, Outcome};
 use keyward::crd::{FactorKind, MfaProvider};
@@ -22,7 +25,8 @@ use tokio::sync::watch;
 const HOUR: Duration = Duration::from_secs(3600);
 /// The part of the webhook URLs that is a credential: it must appear nowhere but in the
 /// request line.
-const URL_TOKEN: &str = "T0KEN-s3cr3t";
+/// The secret part of the Slack and webhook URLs: a canary (tests/support/shown.rs).
+const URL_TOKEN: &str = "kwCANARY-slack-url-token";
 
 /// One request as the receiver saw it: the head, lower-cased, and the exact body.
 #[derive(Clone, Debug)]
@@ -122,7 +126,7 @@ fn secrets(slack: SocketAddr, webhook: SocketAddr) -> Arc<Secrets> {
     Arc::new(Secrets(HashMap::from([
         entry("slack", format!("http://{slack}/services/{URL_TOKEN}")),
         entry("webhook", format!("http://{webhook}/hooks/{URL_TOKEN}\n")),
-        entry("hmac", "k3y".to_string()),
+        entry("hmac", shown::HMAC_KEY.to_string()),
     ])))
 }
 
@@ -291,7 +295,7 @@ async fn slack_and_webhook_targets_get_their_messages_signed_and_each_delivery_i
 
     let event = &accepted(&webhook)[0];
     assert_eq!(event.header("content-type"), Some("application/cloudevents+json"));
-    assert!(verify_signature(b"k3y", event), "HMAC-SHA256 of the exact body: {}", event.head);
+    assert!(verify_signature(shown::HMAC_KEY.as_bytes(), event), "HMAC-SHA256 of the exact body: {}", event.head);
     assert!(!verify_signature(b"another key", event));
     let json = event.json();
     assert_eq!(event.header(ID_HEADER), json["id"].as_str(), "the header carries the CloudEvent id");
@@ -363,7 +367,7 @@ async fn a_receiver_down_then_failing_then_up_gets_every_notification_once_in_or
     let by_id = bodies_by_id(&requests);
     assert_eq!(by_id.len(), 5, "five ids");
     assert!(by_id.values().all(|bodies| bodies.len() == 1), "no id carried two notifications");
-    assert!(requests.iter().all(|r| verify_signature(b"k3y", r)));
+    assert!(requests.iter().all(|r| verify_signature(shown::HMAC_KEY.as_bytes(), r)));
 
     // The trail: each delivered once, after failed attempts that say why and never the URL.
     let delivered: Vec<String> = with_outcome(&audit, Outcome::Delivered)
@@ -380,6 +384,7 @@ async fn a_receiver_down_then_failing_then_up_gets_every_notification_once_in_or
     assert_eq!(first.attempt, 1);
     assert!(failed.iter().any(|r| r.notification.as_ref().is_some_and(|n| n.attempt > 1 && n.id == first.id)));
     let trail = serde_json::to_string(&audit.records()).expect("JSON");
+    shown::record("audit", &trail);
     assert!(!trail.to_lowercase().contains(&URL_TOKEN.to_lowercase()), "a webhook URL is a credential");
 }
 

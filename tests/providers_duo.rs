@@ -22,7 +22,7 @@ use std::time::Instant;
 use wiremock::{Request, ResponseTemplate};
 
 const IKEY: &str = "DIWJ8X6AEYOR5OMC6TQ1";
-const SKEY: &str = "Zh5eGmUq9zpfQnyUIu5OL9iWoMMv5ZNmk3zLJ4Ep";
+const SKEY: &str = shown::DUO_SKEY;
 
 #[derive(Default)]
 struct Duo {

@@ -216,7 +216,7 @@ fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
             assert!(head["x5t"].is_string());
             assert_eq!(claims["aud"], format!("{base}/{TENANT}/oauth2/v2.0/token"));
             assert_eq!((claims["iss"].as_str(), claims["sub"].as_str()), (Some("app-id"), Some("app-id")));
-        } else if f.get("client_secret").map(String::as_str) != Some("s3cret") {
+        } else if f.get("client_secret").map(String::as_str) != Some(shown::ENTRA_SECRET) {
             return json(
                 401,
                 json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided."}),
@@ -374,7 +374,7 @@ fn provider(url: &str, method: &str, extra: &str) -> MfaProvider {
 fn secrets(key: &str) -> Option<String> {
     match key {
         "clientId" => Some("app-id".into()),
-        "clientSecret" => Some("s3cret".into()),
+        "clientSecret" => Some(shown::ENTRA_SECRET.into()),
         "certificate" => Some(CERTIFICATE.into()),
         "privateKey" => Some(RSA_KEY.into()),
         _ => None,
@@ -533,7 +533,7 @@ async fn a_default_method_kept_company_fails_clearly() {
         &keyward::providers::rest::TransportSettings { max_requests_per_second: Some(200), ca_bundle: None },
         keyward::providers::entra::EntraAuth::ClientSecret {
             client_id: "app-id".into(),
-            client_secret: "s3cret".into(),
+            client_secret: shown::ENTRA_SECRET.into(),
         },
         Backoff::quick(),
     )
@@ -570,7 +570,7 @@ async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_phone_only() {
     let block = format!(
         "  entraId:\n    tenantId: {TENANT}\n    authorityUrl: {url}\n    graphUrl: {url}\n    credentials: {{secretRef: {{name: corp-admin}}}}"
     );
-    let tree = company(&block, "  clientId: app-id\n  clientSecret: s3cret", "push");
+    let tree = company(&block, &format!("  clientId: app-id\n  clientSecret: {}", shown::ENTRA_SECRET), "push");
     let (code, plan_before) = plan(tree.path()).await;
     assert_eq!(code, 2, "{plan_before}");
     assert_eq!(
@@ -603,7 +603,7 @@ fn entra_with(url: &str, extra: &str, wait_ms: u64) -> Box<dyn MfaBackend> {
         &keyward::providers::rest::TransportSettings { max_requests_per_second: Some(200), ca_bundle: None },
         keyward::providers::entra::EntraAuth::ClientSecret {
             client_id: "app-id".into(),
-            client_secret: "s3cret".into(),
+            client_secret: shown::ENTRA_SECRET.into(),
         },
         Backoff::quick(),
     )
@@ -842,7 +842,7 @@ async fn faults_at_a_third_of_the_requests_revoke_every_leaver_and_nothing_kept(
     let block = format!(
         "  entraId:\n    tenantId: {TENANT}\n    authorityUrl: URL\n    graphUrl: URL\n    timeout: 2s\n    credentials: {{secretRef: {{name: corp-admin}}}}"
     );
-    let tree = company(&block, "  clientId: app-id\n  clientSecret: s3cret", "push");
+    let tree = company(&block, &format!("  clientId: app-id\n  clientSecret: {}", shown::ENTRA_SECRET), "push");
     for (i, name) in add_leavers(tree.path(), 30).iter().enumerate() {
         graph.users.push(User {
             id: format!("l-{i}"),

@@ -43,9 +43,9 @@ fn secrets(key: &str) -> Option<String> {
     Some(
         match key {
             "clientId" => "keyward",
-            "clientSecret" => "cs",
+            "clientSecret" => keycloak_mock::CLIENT_SECRET,
             "username" => "admin",
-            "password" => "pw",
+            "password" => keycloak_mock::ADMIN_PASSWORD,
             _ => return None,
         }
         .into(),
@@ -192,7 +192,8 @@ async fn apply_reports_a_storage_held_factor_it_cannot_revoke() {
         "  keycloak:\n    url: {}\n    realm: corp\n    credentials: {{secretRef: {{name: corp-admin}}}}",
         server.uri()
     );
-    let tree = company(&block, "  clientId: keyward\n  clientSecret: cs", "totp");
+    let tree =
+        company(&block, &format!("  clientId: keyward\n  clientSecret: {}", keycloak_mock::CLIENT_SECRET), "totp");
     let (code, plan) = plan(tree.path()).await;
     assert_eq!(code, 2, "{plan}");
     let storage: Vec<_> = plan["providers"][0]["actions"]

@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use std::time::Instant;
 use wiremock::{Request, ResponseTemplate};
 
-const TOKEN: &str = "00abcSSWStoken";
+const TOKEN: &str = shown::OKTA_TOKEN;
 
 #[derive(Clone)]
 struct Factor {

@@ -8,6 +8,8 @@ pub use failing::failing_server;
 #[path = "../support/fault_proxy.rs"]
 mod fault_proxy;
 pub use fault_proxy::FaultProxy;
+#[path = "../support/shown.rs"]
+pub mod shown;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -161,11 +163,27 @@ spec: {{email: dave@acme.example, roles: [sre], state: Offboarded}}
     dir
 }
 
-/// Runs the keyward binary off the async runtime (the fake answers on it meanwhile).
+/// Runs the keyward binary off the async runtime (the fake answers on it meanwhile); what it
+/// printed is kept for the secrets scan ([`shown`]).
 pub async fn keyward(args: Vec<String>) -> Output {
-    tokio::task::spawn_blocking(move || Command::new(env!("CARGO_BIN_EXE_keyward")).args(&args).output().expect("run"))
-        .await
-        .expect("join")
+    // The test RSA key signs Entra's and Google's client assertions: a credential of theirs.
+    static KEY_REGISTERED: std::sync::Once = std::sync::Once::new();
+    KEY_REGISTERED.call_once(|| shown::secret(&pem_body(RSA_KEY)));
+    let output = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_keyward")).args(&args).output().expect("run")
+    })
+    .await
+    .expect("join");
+    shown::record(
+        "cli",
+        &format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr)),
+    );
+    output
+}
+
+/// A PEM's base64 lines, without its BEGIN and END lines (those are the same in every key).
+fn pem_body(pem: &str) -> String {
+    pem.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().join("\n")
 }
 
 /// `keyward plan --output json`: exit code and plan.
@@ -196,6 +214,7 @@ pub async fn apply(dir: &Path) -> (i32, Vec<Value>, String) {
         // Outcomes: the write-ahead intents before them are checked in tests/privacyidea.rs.
         .filter(|r| r["event"] != "intent")
         .collect();
+    shown::record_audit(&audit);
     let _ = std::fs::remove_file(&audit);
     (o.status.code().unwrap_or(-1), records, String::from_utf8_lossy(&o.stderr).to_string())
 }

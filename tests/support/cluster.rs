@@ -170,7 +170,14 @@ impl Cluster {
             .stderr(log.reopen().expect("reopen log"))
             .spawn()
             .expect("spawn keyward run");
-        Operator { child: Some(child), port, log }
+        Operator {
+            child: Some(child),
+            port,
+            log,
+            namespace: namespace.to_string(),
+            audit_log: audit_log.to_path_buf(),
+            kubeconfig: self.kubeconfig.clone(),
+        }
     }
 
     /// The API server's address (host:port), for a proxy in front of it.
@@ -218,6 +225,10 @@ pub struct Operator {
     child: Option<Child>,
     pub port: u16,
     log: tempfile::NamedTempFile,
+    namespace: String,
+    audit_log: PathBuf,
+    /// The admin's, to read what the operator wrote into the namespace.
+    kubeconfig: PathBuf,
 }
 
 impl Operator {
@@ -281,9 +292,32 @@ impl Operator {
     }
 }
 
+impl Operator {
+    /// Keeps everything this operator showed for the secrets scan ([`super::shown`]): its
+    /// metrics (while it runs), log and audit lines, and the namespace's Events and keyward
+    /// objects with their status.
+    fn record_shown(&mut self) {
+        use super::shown::{record, record_audit};
+        if self.running() {
+            record("metrics", &self.get("/metrics").unwrap_or_default());
+        }
+        self.stop();
+        record("operator-log", &self.log());
+        record_audit(&self.audit_log);
+        let kinds = "events,employees,accessgrants,mfaproviders,revocationapprovals,leases,configmaps";
+        let objects = Command::new(kube::kubectl_path())
+            .args(["-n", &self.namespace, "get", kinds, "-o", "yaml", "--request-timeout=10s"])
+            .env("KUBECONFIG", &self.kubeconfig)
+            .output();
+        if let Ok(objects) = objects {
+            record("objects", &String::from_utf8_lossy(&objects.stdout));
+        }
+    }
+}
+
 impl Drop for Operator {
     fn drop(&mut self) {
-        self.stop();
+        self.record_shown();
         // A failed test shows what the operator said (its last lines are the useful ones).
         if std::thread::panicking() {
             let log = self.log();

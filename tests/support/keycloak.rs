@@ -42,7 +42,8 @@ pub fn keycloak() -> &'static Keycloak {
             &repo().join("scripts/keycloak.sh"),
             ("up", "down"),
             ("KEYWARD_KC_HOME", &home),
-            &[("KEYWARD_KC_NO_REALM", "1")],
+            // The bootstrap admin keyward may sign in as: a canary (tests/support/shown.rs).
+            &[("KEYWARD_KC_NO_REALM", "1"), ("KEYWARD_KC_PASSWORD", "kwCANARY-keycloak-bootstrap-admin")],
             &["KEYWARD_KC_PORT"],
         );
         eprintln!("[keycloak] up in {:.0?}", started.elapsed());
@@ -207,6 +208,8 @@ impl Keycloak {
         assert!(output.status.success(), "scripts/keycloak.sh realm {name} failed: {text}");
         let value =
             |key: &str| text.lines().find_map(|l| l.strip_prefix(&format!("{key}="))).expect(key).trim().to_string();
+        // Keycloak made it: register it for the secrets scan.
+        crate::support::shown::secret(&value("KEYWARD_KC_CLIENT_SECRET"));
         Realm {
             name: value("KEYWARD_KC_REALM"),
             client_id: value("KEYWARD_KC_CLIENT_ID"),

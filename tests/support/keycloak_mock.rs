@@ -26,6 +26,11 @@ pub struct User {
     pub storage_types: Vec<String>,
 }
 
+/// The client secret and admin password the fake accepts: canaries (they start with
+/// `kwCANARY-`, see tests/support/shown.rs), which nothing keyward shows may contain.
+pub const CLIENT_SECRET: &str = "kwCANARY-keycloak-client-secret";
+pub const ADMIN_PASSWORD: &str = "kwCANARY-keycloak-admin-password";
+
 pub struct Keycloak {
     pub realm: String,
     /// The realm keyward's client authenticates against (the managed realm or `master`).
@@ -53,7 +58,7 @@ impl Default for Keycloak {
         Keycloak {
             realm: "corp".into(),
             client_id: "keyward".into(),
-            client_secret: "cs".into(),
+            client_secret: CLIENT_SECRET.into(),
             users: vec![],
             issued: vec![],
             expired: vec![],
@@ -111,7 +116,7 @@ fn answer(s: &mut Keycloak, r: &Request) -> (u16, ResponseTemplate) {
                 Some("password") => {
                     f.get("client_id").map(String::as_str) == Some("admin-cli")
                         && f.get("username").map(String::as_str) == Some("admin")
-                        && f.get("password").map(String::as_str) == Some("pw")
+                        && f.get("password").map(String::as_str) == Some(ADMIN_PASSWORD)
                 }
                 _ => false,
             };

@@ -8,6 +8,7 @@ pub mod failing;
 pub mod fault_proxy;
 pub mod kube;
 pub mod proxy;
+pub mod shown;
 pub mod tls;
 
 use serde_json::Value;
@@ -38,7 +39,8 @@ pub fn privacyidea() -> &'static PrivacyIdea {
             &repo().join("scripts/privacyidea.sh"),
             ("start", "stop"),
             ("KEYWARD_PI_HOME", &home),
-            &[],
+            // keyward signs in with it: a canary, which nothing it shows may contain.
+            &[("KEYWARD_PI_PASSWORD", shown::PRIVACYIDEA_PASSWORD)],
             &["KEYWARD_PI_PORT"],
         );
         assert!(env.contains_key("KEYWARD_PI_URL"), "no URL from start: {env:?}");
@@ -277,9 +279,14 @@ pub fn append(dir: &Path, file: &str, yaml: &str) {
     std::fs::write(&path, text).expect("write");
 }
 
-/// Runs the keyward binary.
+/// Runs the keyward binary; what it printed is kept for the secrets scan ([`shown`]).
 pub fn keyward(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_keyward")).args(args).output().expect("run keyward")
+    let output = Command::new(env!("CARGO_BIN_EXE_keyward")).args(args).output().expect("run keyward");
+    // `audit keygen` prints the key it made: that is its job.
+    if args.get(..2) != Some(&["audit", "keygen"]) {
+        shown::record("cli", &format!("{}{}", stdout(&output), stderr(&output)));
+    }
+    output
 }
 
 pub fn stdout(o: &Output) -> String {
