@@ -32,7 +32,8 @@
 #   KEYWARD_KC_CACHE     download/unpack cache   (default ~/.cache/keyward)
 #   KEYWARD_KC_HOME      instance directory      (default <repo>/.cache/keycloak)
 #   KEYWARD_KC_PORT      HTTP port               (default: a free port)
-#   KEYWARD_KC_ADMIN / KEYWARD_KC_PASSWORD  bootstrap admin (default admin / keyward-admin)
+#   KEYWARD_KC_ADMIN / KEYWARD_KC_PASSWORD  bootstrap admin (default admin / keyward-admin);
+#                        `realm` signs in with them, so give it what `up` was given
 #   KEYWARD_KC_JAVA_HOME a JDK >= 21             (default: Temurin 25 if installed, else the
 #                                                 first JDK >= 21 under /usr/lib/jvm, else
 #                                                 `java` on PATH if it is >= 21)

@@ -201,6 +201,7 @@ impl Keycloak {
             .arg(repo().join("scripts/keycloak.sh"))
             .args(["realm", name])
             .env("KEYWARD_KC_HOME", &self.home)
+            .env("KEYWARD_KC_PASSWORD", self.admin_password())
             .stderr(Stdio::inherit())
             .output()
             .expect("run scripts/keycloak.sh realm");
