@@ -12,6 +12,8 @@ mod cluster;
 mod helm;
 #[path = "chart/rbac.rs"]
 mod rbac;
+#[path = "support/shown.rs"]
+mod shown;
 #[path = "chart/status.rs"]
 mod status;
 #[path = "chart/typed.rs"]
@@ -1523,7 +1525,7 @@ fn example_people_tree(url: &str) -> tempfile::TempDir {
     assert!(text.contains("url: https://pi.acme.example"));
     std::fs::write(&provider, text.replace("url: https://pi.acme.example", &format!("url: {url}"))).unwrap();
     let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "pi-admin", "namespace": "acme"},
-                        "stringData": {"username": "keyward-admin", "password": "x"}});
+                        "stringData": {"username": "keyward-admin", "password": shown::PRIVACYIDEA_PASSWORD}});
     std::fs::write(dir.path().join("secrets.yaml"), secret.to_string()).unwrap();
     dir
 }
@@ -1540,6 +1542,7 @@ fn the_example_people_tree_validates_with_the_real_binary() {
         .arg(dir.path().join("secrets.yaml"))
         .output()
         .unwrap();
+    shown::record("cli", &format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 MfaProvider(s), 2 Employee(s), 2 AccessGrant(s)"));
     // Without the Secret (which is never committed) the tree validates with a note; `plan`
@@ -1561,6 +1564,8 @@ fn the_pr_check_with_the_real_binary_fails_when_the_provider_is_unreachable() {
     let run = run_ci_script(&[("KEYWARD_SECRETS", "secrets.yaml")], Some(keyward), dir.path());
     assert_eq!(run.code, 1, "{}", run.stderr);
     let comment = std::fs::read_to_string(dir.path().join(".keyward/comment.md")).unwrap();
+    // The job's log and the pull-request comment are public to everyone who can read the PR.
+    shown::record("cli", &format!("{}{comment}", run.stderr));
     assert!(comment.contains("### `acme/corp-pi` — ❌ error"), "{comment}");
     assert!(comment.contains("`keyward plan` failed (exit 1)"), "{comment}");
     let plan: Value =
