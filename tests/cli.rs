@@ -140,3 +140,48 @@ async fn credentials_never_go_to_a_host_off_the_allowlist() {
     assert_eq!(o.status.code(), Some(1));
     assert!(*reached.lock().expect("state") > 0, "the listed host is asked");
 }
+
+/// The suite-wide secrets scan (`scripts/secrets_shown.py`, run by `scripts/test.sh`) finds a
+/// canary and a registered secret as they are and base64-encoded inside a longer value, names
+/// the file and line, passes a clean recording, and refuses a recording that lacks a kind.
+#[test]
+fn the_secrets_scan_finds_planted_leaks_and_refuses_to_pass_on_nothing() {
+    use base64::Engine;
+    let scan = |dir: &std::path::Path| {
+        let o = std::process::Command::new("python3")
+            .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/secrets_shown.py"))
+            .arg(dir)
+            .output()
+            .expect("run secrets_shown.py");
+        (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).expect("write");
+    let generated = "Zq8vN3rT0pLx5WmK2yHc";
+    write("needles.t.1.txt", &format!("{generated}\nshort\n"));
+    for kind in ["cli", "operator-log", "metrics", "objects", "audit"] {
+        write(&format!("{kind}.t.1.0.txt"), "nothing to see\n");
+    }
+    let (code, out) = scan(dir.path());
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("2 secret(s)"), "the canary prefix and the 20-character needle: {out}");
+
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("admin:{}", shown::OKTA_TOKEN));
+    write("objects.t.1.1.txt", &format!("first line\nAuthorization: Basic {basic}\n"));
+    let url_safe = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("x{generated}y"));
+    write("cli.t.1.1.txt", &format!("{url_safe}\n"));
+    write("audit.t.1.1.txt", &format!("{{\"detail\": \"{generated}\"}}\n"));
+    let (code, out) = scan(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("objects.t.1.1.txt:2: a secret (kwCANARY) base64-encoded"), "{out}");
+    assert!(out.contains("cli.t.1.1.txt:1: a secret (Zq8vN3…) base64-encoded"), "{out}");
+    assert!(out.contains("audit.t.1.1.txt:1: a secret (Zq8vN3…) as is"), "{out}");
+    assert!(out.contains("3 find(s)"), "{out}");
+
+    for name in ["objects.t.1.1.txt", "cli.t.1.1.txt", "audit.t.1.1.txt", "metrics.t.1.0.txt"] {
+        std::fs::remove_file(dir.path().join(name)).expect("remove");
+    }
+    let (code, out) = scan(dir.path());
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("nothing recorded of: metrics"), "{out}");
+}
