@@ -290,9 +290,7 @@ impl Operator {
             let _ = child.wait();
         }
     }
-}
 
-impl Operator {
     /// Keeps everything this operator showed for the secrets scan ([`super::shown`]): its
     /// metrics (while it runs), log and audit lines, and the namespace's Events and keyward
     /// objects with their status.

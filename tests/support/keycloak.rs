@@ -42,8 +42,11 @@ pub fn keycloak() -> &'static Keycloak {
             &repo().join("scripts/keycloak.sh"),
             ("up", "down"),
             ("KEYWARD_KC_HOME", &home),
-            // The bootstrap admin keyward may sign in as: a canary (tests/support/shown.rs).
-            &[("KEYWARD_KC_NO_REALM", "1"), ("KEYWARD_KC_PASSWORD", "kwCANARY-keycloak-bootstrap-admin")],
+            // The bootstrap admin keyward may sign in as: a canary.
+            &[
+                ("KEYWARD_KC_NO_REALM", "1"),
+                ("KEYWARD_KC_PASSWORD", crate::support::shown::KEYCLOAK_BOOTSTRAP_PASSWORD),
+            ],
             &["KEYWARD_KC_PORT"],
         );
         eprintln!("[keycloak] up in {:.0?}", started.elapsed());

@@ -30,6 +30,8 @@ pub const ENTRA_SECRET: &str = "kwCANARY-entra-client-secret-Q8";
 pub const DUO_SKEY: &str = "kwCANARY-duo-admin-api-secret-key-0f3a9c";
 /// A Keycloak client secret (the fake of tests/support/keycloak_mock.rs has its own).
 pub const KEYCLOAK_SECRET: &str = "kwCANARY-keycloak-client-secret";
+/// The real Keycloak's bootstrap admin password (the test server is started with it).
+pub const KEYCLOAK_BOOTSTRAP_PASSWORD: &str = "kwCANARY-keycloak-bootstrap-admin";
 /// A bearer token for an audit collector or webhook.
 pub const BEARER: &str = "kwCANARY-collector-bearer-token";
 /// A webhook HMAC key.
