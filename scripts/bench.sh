@@ -39,19 +39,19 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # from the working tree as it is then; the mark says it differed from that commit).
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches || echo "+changes")
 log "cargo bench --bench plan"
-cargo bench --bench plan | tee -a "$RAW" >&2
+cargo bench --locked --bench plan | tee -a "$RAW" >&2
 log "cargo bench --bench operator_scale (people: $KEYWARD_BENCH_PEOPLE)"
-cargo bench --bench operator_scale | tee -a "$RAW" >&2
+cargo bench --locked --bench operator_scale | tee -a "$RAW" >&2
 if [[ -n ${KEYWARD_BENCH_BASELINE:-} ]]; then
     log "cargo bench --bench operator_scale with the baseline $KEYWARD_BENCH_BASELINE"
-    KEYWARD_TEST_BIN=$KEYWARD_BENCH_BASELINE cargo bench --bench operator_scale | sed 's/^scale /baseline /' | tee -a "$RAW" >&2
+    KEYWARD_TEST_BIN=$KEYWARD_BENCH_BASELINE cargo bench --locked --bench operator_scale | sed 's/^scale /baseline /' | tee -a "$RAW" >&2
 fi
 log "cargo bench --bench revocation_rate"
-cargo bench --bench revocation_rate | tee -a "$RAW" >&2
+cargo bench --locked --bench revocation_rate | tee -a "$RAW" >&2
 log "cargo test --test providers_okta --test providers_entra -- an_offboarding (request counts on the mocks)"
-cargo test --release --test providers_okta --test providers_entra -- an_offboarding --nocapture 2>&1 | grep -E '^(okta|entra) ' | tee -a "$RAW" >&2
+cargo test --locked --release --test providers_okta --test providers_entra -- an_offboarding --nocapture 2>&1 | grep -E '^(okta|entra) ' | tee -a "$RAW" >&2
 log "cargo bench --bench operator_latency (company sizes: $KEYWARD_BENCH_COMPANY)"
-cargo bench --bench operator_latency | tee -a "$RAW" >&2
+cargo bench --locked --bench operator_latency | tee -a "$RAW" >&2
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 ram=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)

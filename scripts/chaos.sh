@@ -34,7 +34,7 @@ KEEP='<!-- Everything below is kept by scripts/chaos.sh; the text above is gener
 
 if [[ ${1:-} == --soak ]]; then
     echo "[chaos] the soak: ${KEYWARD_SOAK_MINUTES:-30} minutes" >&2
-    cargo test --test chaos soak -- --ignored --nocapture 2>&1 | tee "$RAW" >&2
+    cargo test --locked --test chaos soak -- --ignored --nocapture 2>&1 | tee "$RAW" >&2
     status=${PIPESTATUS[0]}
     python3 - "$RAW" "$OUT" "$machine" "$started" "$commit" "$KEEP" <<'PY'
 import sys
@@ -72,7 +72,7 @@ PY
 fi
 
 echo "[chaos] cargo test --test chaos (rounds: $KEYWARD_CHAOS_ROUNDS)" >&2
-cargo test --test chaos -- --nocapture --test-threads=1 2>&1 | tee "$RAW" >&2
+cargo test --locked --test chaos -- --nocapture --test-threads=1 2>&1 | tee "$RAW" >&2
 status=${PIPESTATUS[0]}
 python3 - "$RAW" "$OUT" "$machine" "$started" "$commit" "$KEEP" <<'PY'
 import os, sys

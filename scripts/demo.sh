@@ -20,12 +20,16 @@ cargo build --locked --quiet
 KEYWARD=$REPO/target/debug/keyward
 
 say "Building the control plane tools (once; progress below)"
-eval "$(bash scripts/kube.sh env)"
+# An assignment, not `eval "$(…)"`: set -e stops at a failed assignment, but not at a failed
+# command substitution inside eval's arguments (which went on to "unbound variable").
+TOOLS_ENV=$(bash scripts/kube.sh env)
+eval "$TOOLS_ENV"
 export PATH=$KEYWARD_KUBE_BIN:$PATH
 
 say "Starting privacyIDEA 3.14 on loopback (installs into a venv on first use)"
 export KEYWARD_PI_HOME=${KEYWARD_PI_HOME:-$REPO/.cache/demo-privacyidea}
-eval "$(bash scripts/privacyidea.sh start)"
+PI_ENV=$(bash scripts/privacyidea.sh start)
+eval "$PI_ENV"
 export KEYWARD_PI_URL KEYWARD_PI_ADMIN KEYWARD_PI_PASSWORD KEYWARD_PI_REALM KEYWARD_PI_RESOLVER KEYWARD_PI_HOME
 echo "privacyIDEA at $KEYWARD_PI_URL, admin $KEYWARD_PI_ADMIN, realm $KEYWARD_PI_REALM"
 

@@ -29,6 +29,7 @@
 #
 # Environment (all optional):
 #   KEYWARD_KC_VERSION   Keycloak version        (default 26.7.4; Maven Central serves it)
+#   KEYWARD_KC_SHA256    SHA-256 of that version's tar.gz (known for the default version)
 #   KEYWARD_KC_CACHE     download/unpack cache   (default ~/.cache/keyward)
 #   KEYWARD_KC_HOME      instance directory      (default <repo>/.cache/keycloak)
 #   KEYWARD_KC_PORT      HTTP port               (default: a free port)
@@ -50,9 +51,18 @@
 set -euo pipefail
 
 KC_VERSION=${KEYWARD_KC_VERSION:-26.7.4}
+KC_SHA256=${KEYWARD_KC_SHA256:-}
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 CACHE=${KEYWARD_KC_CACHE:-$HOME/.cache/keyward}
 DIST=$CACHE/keycloak-$KC_VERSION
+# Maven resolves a plugin named without a version to the newest release on Central: name it
+# whole, so a new release of the plugin cannot change what a fresh machine runs.
+DEPENDENCY_PLUGIN=org.apache.maven.plugins:maven-dependency-plugin:3.11.0
+# SHA-256 of keycloak-quarkus-dist-26.7.4.tar.gz as Maven Central served it when it was pinned:
+# the download is checked against it, so what a fresh machine unpacks is what was tested. Another
+# KEYWARD_KC_VERSION needs its own KEYWARD_KC_SHA256.
+KC_DEFAULT_VERSION=26.7.4
+KC_DEFAULT_SHA256=04823c336b797a7e18889a44262a7a64e6bf624cbbcc518c85e2622176ff2eee
 KC_HOME=${KEYWARD_KC_HOME:-$REPO_ROOT/.cache/keycloak}
 ADMIN=${KEYWARD_KC_ADMIN:-admin}
 PASSWORD=${KEYWARD_KC_PASSWORD:-keyward-admin}
@@ -102,6 +112,11 @@ cmd_install() {
         return 0
     fi
     command -v mvn >/dev/null || die "mvn not found: Maven fetches the Keycloak distribution"
+    if [[ -z $KC_SHA256 ]]; then
+        [[ $KC_VERSION == "$KC_DEFAULT_VERSION" ]] ||
+            die "KEYWARD_KC_VERSION=$KC_VERSION needs KEYWARD_KC_SHA256 (the tar.gz's SHA-256)"
+        KC_SHA256=$KC_DEFAULT_SHA256
+    fi
     local t0=$SECONDS download=$CACHE/download-$KC_VERSION
     mkdir -p "$download"
     log "fetching org.keycloak:keycloak-quarkus-dist:$KC_VERSION:tar.gz from Maven Central (~170 MB, one-off)"
@@ -109,7 +124,7 @@ cmd_install() {
     # report the download's size every few seconds instead (Maven writes into its local
     # repository first, then copies).
     local repo_dir=${KEYWARD_KC_M2:-$HOME/.m2/repository}/org/keycloak/keycloak-quarkus-dist/$KC_VERSION
-    mvn -B -q -Dstyle.color=never dependency:copy \
+    mvn -B -q -Dstyle.color=never "$DEPENDENCY_PLUGIN:copy" \
         "-Dartifact=org.keycloak:keycloak-quarkus-dist:$KC_VERSION:tar.gz" \
         "-DoutputDirectory=$download" >&2 &
     local mvn_pid=$! size
@@ -121,11 +136,17 @@ cmd_install() {
         if alive "$mvn_pid"; then log "downloading… ${size:-0} MB of ~170 MB after $((SECONDS - t0)) s"; fi
     done
     wait "$mvn_pid" || die "mvn could not fetch keycloak-quarkus-dist $KC_VERSION from Maven Central"
+    local tarball=$download/keycloak-quarkus-dist-$KC_VERSION.tar.gz got
+    got=$(sha256sum "$tarball" | cut -d' ' -f1)
+    if [[ $got != "$KC_SHA256" ]]; then
+        rm -rf "$download"
+        die "keycloak-quarkus-dist-$KC_VERSION.tar.gz has SHA-256 $got, expected $KC_SHA256"
+    fi
     log "unpacking into $DIST"
     local staging=$CACHE/.unpack-$KC_VERSION
     rm -rf "$staging"
     mkdir -p "$staging"
-    tar -xzf "$download/keycloak-quarkus-dist-$KC_VERSION.tar.gz" -C "$staging"
+    tar -xzf "$tarball" -C "$staging"
     rm -rf "$DIST"
     mv "$staging/keycloak-$KC_VERSION" "$DIST"
     rm -rf "$staging" "$download"

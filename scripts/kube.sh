@@ -69,8 +69,10 @@ go_build() {  # DIR OUT PACKAGE [LDFLAGS]
     local start=$SECONDS
     log "building $(basename "$out") ($pkg) ..."
     mkdir -p "$(dirname "$out")"
-    # pipefail carries go's exit status through the progress filter.
-    (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=mod go build -v -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg" 2>&1) \
+    # pipefail carries go's exit status through the progress filter. -mod=readonly: the module
+    # graph is exactly tools/*/go.mod and go.sum; a build that needs anything else fails
+    # instead of resolving it on this machine.
+    (cd "$dir" && CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -v -trimpath -ldflags "-s -w $ldflags" -o "$out.tmp" "$pkg" 2>&1) \
         | progress "$(basename "$out")"
     mv "$out.tmp" "$out"
     log "built $out in $((SECONDS - start)) s"

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
 # Local privacyIDEA 3.14 instance for keyward's integration tests and demos.
 #
-# Usage: scripts/privacyidea.sh install|start|stop|status|env
+# Usage: scripts/privacyidea.sh install|lock|start|stop|status|env
 #
-#   install  create/reuse the venv ${KEYWARD_PI_VENV:-~/.cache/keyward/pi-venv}
-#            with privacyidea==3.14 (no-op when already there)
+#   install  create/reuse the venv ${KEYWARD_PI_VENV:-~/.cache/keyward/pi-venv} with
+#            privacyidea==3.14 and exactly the packages of tools/privacyidea/requirements.lock
+#            (pip --require-hashes, wheels only). The venv records the lock's SHA-256 and is
+#            rebuilt from scratch when the lock changed or its resolvers do not import.
+#   lock     regenerate tools/privacyidea/requirements.lock (pip-compile --generate-hashes,
+#            with the interpreter below, pip-tools itself from tools/privacyidea/pip-tools.lock)
+#            within the versions privacyIDEA 3.14's release pins in its own requirements.txt
+#            (tools/privacyidea/constraints.txt)
 #   start    install, wipe and set up ${KEYWARD_PI_HOME:-<repo>/.cache/privacyidea},
 #            start the server on 127.0.0.1 and print shell-eval-able
 #            KEYWARD_PI_* lines on stdout (also written to $KEYWARD_PI_HOME/env):
@@ -21,7 +27,9 @@
 #   KEYWARD_PI_PASSWORD  local admin password     (default keyward-admin)
 #   KEYWARD_PI_REALM     default realm            (default corp)
 #   KEYWARD_PI_RESOLVER  its internal SQL resolver (default corp-users)
-#   KEYWARD_PI_PYTHON    interpreter for the venv (default python3; needs >= 3.10)
+#   KEYWARD_PI_PYTHON    interpreter for the venv (default python3; the lock is compiled for
+#                        CPython 3.11, another version gets a warning: a dependency it would
+#                        need beyond the lock fails the install, it is never resolved)
 #
 # Only stdout of `start`/`env` is machine-readable; all progress goes to stderr.
 # Users, tokens and extra realms are managed with scripts/pi_users.py.
@@ -44,31 +52,107 @@ MARKER=.keyward-privacyidea-home
 log() { printf '[privacyidea] %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+LOCK_DIR=$REPO_ROOT/tools/privacyidea
+LOCK=$LOCK_DIR/requirements.lock
+# The Python minor version requirements.lock was compiled for (its environment markers).
+LOCK_PYTHON=3.11
+# Written into the venv after a complete install: the lock's SHA-256.
+STAMP=.keyward-lock-sha256
+
+lock_sha() { sha256sum "$LOCK" | cut -d' ' -f1; }
+
+# The venv is usable when it was installed from this very lock and privacyIDEA's user
+# resolvers import: a resolver that fails to import is silently left out of privacyIDEA's
+# resolver types (as with passlib 1.9.5, which broke the SQL and passwd resolvers), and
+# `pi-manage config resolver create_internal` fails much later with a puzzling message.
 venv_ok() {
-    [[ -x $VENV/bin/pi-manage && -x $VENV/bin/python ]] || return 1
-    "$VENV/bin/python" - "$PI_VERSION" <<'PY' 2>/dev/null
-import sys
+    [[ -x $VENV/bin/pi-manage && -x $VENV/bin/python && -f $VENV/$STAMP ]] || return 1
+    [[ $(<"$VENV/$STAMP") == "$(lock_sha)" ]] || return 1
+    venv_imports 2>/dev/null
+}
+
+venv_imports() {
+    "$VENV/bin/python" - "$PI_VERSION" <<'PY'
+import importlib, sys
 from importlib.metadata import version
-sys.exit(0 if version("privacyidea") == sys.argv[1] else 1)
+if version("privacyidea") != sys.argv[1]:
+    sys.exit(f"privacyidea {version('privacyidea')} installed, {sys.argv[1]} expected")
+for module in ("SQLIdResolver", "PasswdIdResolver", "LDAPIdResolver"):
+    try:
+        importlib.import_module("privacyidea.lib.resolvers." + module)
+    except Exception as e:
+        sys.exit(f"privacyIDEA's {module} does not import: {e!r}")
 PY
 }
 
+python_minor() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])'; }
+
 cmd_install() {
+    [[ -f $LOCK ]] || die "no lock file $LOCK"
     if venv_ok; then
-        log "reusing venv $VENV (privacyidea $PI_VERSION)"
+        log "reusing venv $VENV (privacyidea $PI_VERSION, lock $(lock_sha | cut -c1-12))"
         return 0
     fi
-    log "installing privacyidea==$PI_VERSION into $VENV (one-off, a few minutes, ~500 MB)"
-    if [[ ! -x $VENV/bin/python ]]; then
-        mkdir -p "$(dirname "$VENV")"
-        "$SYS_PYTHON" -m venv "$VENV" >&2
+    local minor
+    minor=$(python_minor "$SYS_PYTHON") || die "$SYS_PYTHON does not run (set KEYWARD_PI_PYTHON)"
+    if [[ $minor != "$LOCK_PYTHON" ]]; then
+        log "warning: $SYS_PYTHON is Python $minor; $LOCK is compiled for $LOCK_PYTHON"
     fi
-    # -q keeps pip silent except for warnings and errors; stdout is redirected
-    # because `start` must print nothing but the env lines there.
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
-        "privacyidea==$PI_VERSION" >&2
-    venv_ok || die "privacyidea $PI_VERSION not importable from $VENV after pip install"
+    # From scratch, every time: a venv from an older lock (or a half-finished install) may hold
+    # packages the lock no longer lists, and pip never removes those.
+    if [[ -e $VENV ]]; then
+        [[ -f $VENV/pyvenv.cfg ]] || die "$VENV exists but is not a venv; refusing to delete it"
+        log "rebuilding venv $VENV: it was not installed from the current lock"
+        rm -rf "$VENV"
+    fi
+    log "installing privacyidea==$PI_VERSION into $VENV from $LOCK (one-off, about a minute)"
+    mkdir -p "$(dirname "$VENV")"
+    "$SYS_PYTHON" -m venv "$VENV" >&2
+    # --require-hashes: every package must be in the lock with a matching hash, so nothing is
+    # ever resolved on this machine. --no-deps: the lock already is the whole closure.
+    # --only-binary: an sdist would be built with whatever setuptools is newest on PyPI.
+    # --isolated: the machine's pip configuration and PIP_* variables (extra indexes,
+    # find-links) play no part. -q keeps pip silent but for warnings and errors; stdout is
+    # redirected because `start` must print nothing but the env lines there.
+    "$VENV/bin/python" -m pip --isolated install -q --disable-pip-version-check \
+        --require-hashes --no-deps --only-binary :all: -r "$LOCK" >&2 ||
+        die "pip could not install $LOCK into $VENV"
+    local broken
+    broken=$("$VENV/bin/python" -m pip --isolated check) ||
+        die "the packages of $LOCK do not satisfy each other's requirements: $broken"
+    venv_imports >&2 || die "privacyIDEA $PI_VERSION from $LOCK is not usable in $VENV"
+    lock_sha >"$VENV/$STAMP"
     log "installed privacyidea $PI_VERSION"
+}
+
+# Regenerate the lock: privacyIDEA's own pins from its source distribution as constraints, then
+# pip-compile with the hashes of every file of every pinned release (so that the lock installs
+# on any platform those releases have wheels for).
+cmd_lock() {
+    LOCK_WORK=$(mktemp -d)
+    trap 'rm -rf "$LOCK_WORK"' EXIT
+    local work=$LOCK_WORK
+    log "pip-tools (tools/privacyidea/pip-tools.lock) into $work/tools"
+    "$SYS_PYTHON" -m venv "$work/tools" >&2
+    "$work/tools/bin/python" -m pip --isolated install -q --disable-pip-version-check \
+        --require-hashes --no-deps --only-binary :all: -r "$LOCK_DIR/pip-tools.lock" >&2
+    log "privacyIDEA $PI_VERSION's own requirements.txt from its source distribution"
+    "$work/tools/bin/python" -m pip --isolated download -q --disable-pip-version-check --no-deps --no-binary :all: \
+        -d "$work/sdist" "privacyidea==$PI_VERSION" >&2
+    tar -xzf "$work/sdist/privacyidea-$PI_VERSION.tar.gz" -C "$work" "privacyidea-$PI_VERSION/requirements.txt"
+    {
+        echo "# Taken by \`scripts/privacyidea.sh lock\` from requirements.txt in privacyIDEA $PI_VERSION's source"
+        echo "# distribution on PyPI (privacyidea-$PI_VERSION.tar.gz): the versions that release was tested with."
+        echo "# Extras are dropped: pip does not take them in a constraints file."
+        grep -E '^[A-Za-z]' "$work/privacyidea-$PI_VERSION/requirements.txt" | sed 's/ *\\$//; s/\[[a-z,]*\]//'
+    } >"$LOCK_DIR/constraints.txt"
+    log "compiling $LOCK for Python $(python_minor "$SYS_PYTHON")"
+    (cd "$LOCK_DIR" && PIP_FIND_LINKS= CUSTOM_COMPILE_COMMAND="scripts/privacyidea.sh lock" \
+        "$work/tools/bin/pip-compile" --quiet --allow-unsafe --generate-hashes --strip-extras \
+        --no-emit-find-links --no-emit-index-url --rebuild \
+        --constraint constraints.txt --output-file requirements.lock requirements.in) >&2 ||
+        die "pip-compile failed"
+    log "wrote $LOCK ($(grep -c '^[a-z]' "$LOCK") packages)"
 }
 
 # Make PI_HOME absolute; `resolve_home create` also creates it.
@@ -361,12 +445,13 @@ cmd_start() {
 
 case ${1:-} in
     install) cmd_install ;;
+    lock) cmd_lock ;;
     start) cmd_start ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
     env) cmd_env ;;
     *)
-        echo "usage: $0 install|start|stop|status|env" >&2
+        echo "usage: $0 install|lock|start|stop|status|env" >&2
         exit 2
         ;;
 esac
