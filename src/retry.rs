@@ -89,7 +89,8 @@ impl Trouble {
     pub fn of_category(category: &str) -> Trouble {
         match category {
             "rate_limited" => Trouble::Throttled,
-            "unreachable" | "timeout" | "rejected" | "malformed" | "list" => Trouble::Outage,
+            // A user store behind the provider that could not be read mends like an outage.
+            "unreachable" | "timeout" | "rejected" | "malformed" | "list" | "owners_unknown" => Trouble::Outage,
             _ => Trouble::Rejected,
         }
     }
@@ -101,6 +102,7 @@ impl Trouble {
             Failure::Unreachable { .. } | Failure::Timeout(_) => Trouble::Outage,
             Failure::Status { status, .. } if *status >= 500 => Trouble::Outage,
             Failure::Status { status: 409, .. } => Trouble::Conflict,
+            Failure::OwnersUnknown(_) => Trouble::Outage,
             _ => Trouble::Rejected,
         }
     }

@@ -302,6 +302,50 @@ fn an_unreachable_or_failing_privacyidea_revokes_nothing() {
     assert_eq!(pi.tokens(&acme.realm).len(), 10, "no outage turned into a revocation");
 }
 
+/// Renames the table behind `realm`'s SQL user store (a SQLite file per realm, made by
+/// `pi_users.py realm`), as an outage of that store would look to privacyIDEA: its resolver
+/// can no longer look up anyone. Renaming back ends the outage.
+fn user_store_table(pi: &support::PrivacyIdea, realm: &str, from: &str, to: &str) {
+    let db = std::path::Path::new(&pi.env["KEYWARD_PI_HOME"]).join(format!("users-{realm}.sqlite"));
+    let rename = format!(
+        "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); c.execute('ALTER TABLE {from} RENAME TO {to}'); c.commit()"
+    );
+    let o = std::process::Command::new("python3").arg("-c").arg(rename).arg(&db).output().expect("python3");
+    assert!(o.status.success(), "rename the user table of {}: {}", db.display(), stderr(&o));
+}
+
+/// privacyIDEA answers the token listing of a realm whose user store cannot be read with 200,
+/// each token's owner `**resolver error**` and no realm. Under `scope: All` that used to be one
+/// undeclared user holding every token of the realm: all planned for revocation.
+#[test]
+fn a_user_store_outage_revokes_nothing_and_the_provider_says_why() {
+    let pi = privacyidea();
+    let acme = company(pi, "storeout");
+    let tree = example_tree(pi, &acme.realm);
+    edit(tree.path(), "10-provider.yaml", "scope: Declared", "scope: All");
+    let (code, before) = plan_json(tree.path());
+    assert_eq!(code, 2, "{before}");
+    assert_eq!(revocations(&before), expected_revocations(), "the store answers: the usual plan");
+
+    user_store_table(pi, &acme.realm, "users", "users_away");
+    let listed = pi.users(&["tokens", "--realm", &acme.realm, "--raw"]);
+    assert!(listed.to_string().contains("**resolver error**"), "privacyIDEA names no owner: {listed}");
+    let (code, plan) = plan_json(tree.path());
+    assert_eq!(code, 1, "{plan}");
+    let provider = &plan["providers"][0];
+    assert!(provider["actions"].as_array().unwrap().is_empty(), "{plan}");
+    let error = provider["error"].as_str().unwrap();
+    assert!(error.contains("could not name the owner") && error.contains("storeout-users"), "{error}");
+    let (out, audit) = apply(tree.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(audit.is_empty(), "{audit:?}");
+
+    user_store_table(pi, &acme.realm, "users_away", "users");
+    assert_eq!(pi.tokens(&acme.realm).len(), 10, "no outage turned into a revocation");
+    let (code, after) = plan_json(tree.path());
+    assert_eq!((code, revocations(&after)), (2, expected_revocations()), "back to the usual plan");
+}
+
 #[test]
 fn malformed_manifests_name_file_and_line_and_revoke_nothing() {
     let pi = privacyidea();

@@ -390,7 +390,13 @@ async fn write_statuses(
         // The digest is part of the action: the recorder folds events with equal (reason,
         // action, object) into one series, and each changed plan must stay visible.
         let action = format!("Plan/{}", report.plan.digest);
-        publish_provider_event(ctx, provider, "WouldRevoke", action, summary).await;
+        publish_provider_event(ctx, provider, EventType::Normal, "WouldRevoke", action, summary).await;
+    }
+    if let Some(error) = &report.plan.error {
+        // The category is the action: repeats of one failure fold into one series, and a
+        // different failure shows as its own.
+        let action = format!("Read/{}", report.error_category.unwrap_or("failed"));
+        publish_provider_event(ctx, provider, EventType::Warning, "ReadFailed", action, error.clone()).await;
     }
     write_status(ctx, provider, json!(provider_status)).await?;
     for grant in declared.grants.iter().filter(|g| g.spec.provider == provider.name_any()) {
@@ -430,10 +436,16 @@ async fn consume_approval(
         })
 }
 
-/// A Normal Event on the MfaProvider (`kubectl describe mfaprovider`, `kubectl get events`).
-async fn publish_provider_event(ctx: &Context, provider: &MfaProvider, reason: &str, action: String, note: String) {
-    let event =
-        KubeEvent { type_: EventType::Normal, reason: reason.into(), note: Some(note), action, secondary: None };
+/// An Event on the MfaProvider (`kubectl describe mfaprovider`, `kubectl get events`).
+async fn publish_provider_event(
+    ctx: &Context,
+    provider: &MfaProvider,
+    type_: EventType,
+    reason: &str,
+    action: String,
+    note: String,
+) {
+    let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action, secondary: None };
     if let Err(e) = ctx.recorder.publish(&event, &provider.object_ref(&())).await {
         tracing::warn!(error = %e, provider = %provider.name_any(), "publish event");
     }

@@ -25,6 +25,10 @@ pub enum Failure {
     /// More than one provider user goes by the name keyward addresses: none is acted on.
     #[error("identity conflict: {0}")]
     IdentityConflict(String),
+    /// The listing answered, but the provider could not say whose some enrolments are (a user
+    /// store it could not read): read as "these users have nothing", it would revoke them all.
+    #[error("owners not named: {0}")]
+    OwnersUnknown(String),
 }
 
 impl Failure {
@@ -49,6 +53,7 @@ impl Failure {
             Failure::Malformed(_) => "malformed",
             Failure::Configuration(_) => "configuration",
             Failure::IdentityConflict(_) => "identity_conflict",
+            Failure::OwnersUnknown(_) => "owners_unknown",
         }
     }
 }

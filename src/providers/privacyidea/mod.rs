@@ -188,6 +188,38 @@ impl PrivacyIdea {
     }
 }
 
+/// Whether privacyIDEA listed `token` with an owner it could not name. When a user store
+/// (an LDAP or SQL resolver) cannot be read, the listing still answers 200, but each token of
+/// that store carries the owner `**resolver error**` and no realm (`lib/token/query.py`,
+/// `_build_token_dicts`); filed under that name, every such token would be an undeclared
+/// user's. A token with an owner (user id or name) but no realm cannot be placed either.
+/// A token whose user was removed from the store keeps its realm and an empty name: that one
+/// is an orphan, attributed by [`PrivacyIdea::former_owner`].
+fn owner_unnamed(token: &Token) -> bool {
+    let marker = token.username.len() > 4 && token.username.starts_with("**") && token.username.ends_with("**");
+    let owned = !token.username.is_empty() || !token.user_id.is_empty();
+    marker || (owned && token.user_realm.is_empty())
+}
+
+/// A listing with any token whose owner privacyIDEA could not name is a failed read: nothing
+/// is decided about the realm until the user store answers again.
+fn require_named_owners(tokens: &[Token], listing: &str) -> Result<(), Failure> {
+    let unnamed: Vec<&Token> = tokens.iter().filter(|t| owner_unnamed(t)).collect();
+    let Some(first) = unnamed.first() else { return Ok(()) };
+    let mut resolvers: Vec<&str> = unnamed.iter().map(|t| t.resolver.as_str()).filter(|r| !r.is_empty()).collect();
+    resolvers.sort_unstable();
+    resolvers.dedup();
+    let owner = if first.username.is_empty() { "no name" } else { first.username.as_str() };
+    Err(Failure::OwnersUnknown(format!(
+        "privacyIDEA could not name the owner of {} token(s) in {listing} (first {}: owner {owner:?}, realm {:?}; \
+         resolver(s) {}): a user store is likely unreadable, and nothing is decided until it answers",
+        unnamed.len(),
+        first.serial,
+        first.user_realm,
+        if resolvers.is_empty() { "unknown".to_string() } else { resolvers.join(", ") },
+    )))
+}
+
 /// The stand-in name of a removed user whose name could not be recovered: it maps to no
 /// Employee, so only `scope: All` manages it (as undeclared).
 fn removed_user_name(token: &Token) -> String {
@@ -211,6 +243,7 @@ impl Client for PrivacyIdea {
         // users are declared, where per-user listing would be one request per Employee.
         self.realm_exists().await?;
         let tokens = self.realm_tokens().await?;
+        require_named_owners(&tokens, &format!("the listing of realm {}", self.realm))?;
         let mut users: BTreeMap<String, ProviderUser> = BTreeMap::new();
         for token in tokens {
             // A token also tagged with this realm but owned by a user of another realm is that
@@ -247,6 +280,7 @@ impl Client for PrivacyIdea {
         let mut listed = Vec::new();
         for user in users {
             let Some(tokens) = self.user_tokens(user).await? else { return Ok(None) };
+            require_named_owners(&tokens, &format!("the listing of {user}"))?;
             if tokens.is_empty() {
                 continue;
             }
@@ -305,6 +339,58 @@ mod tests {
     use serde_json::json;
     use wiremock::matchers::{method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn token(serial: &str, username: &str, user_realm: &str, user_id: &str) -> serde_json::Value {
+        json!({"serial": serial, "tokentype": "totp", "active": true, "username": username,
+               "user_realm": user_realm, "user_id": user_id, "resolver": "corp-users"})
+    }
+
+    async fn read_listing(tokens: Vec<serde_json::Value>) -> Result<Inventory, Failure> {
+        let server = MockServer::start().await;
+        let ok = |value: serde_json::Value| {
+            ResponseTemplate::new(200).set_body_json(json!({"result": {"status": true, "value": value}}))
+        };
+        Mock::given(method("POST")).and(path("/auth")).respond_with(ok(json!({"token": "jwt"}))).mount(&server).await;
+        Mock::given(path("/realm/")).respond_with(ok(json!({"corp": {}}))).mount(&server).await;
+        Mock::given(path("/token/"))
+            .respond_with(ok(json!({"tokens": tokens, "count": 2, "current": 1, "next": null})))
+            .mount(&server)
+            .await;
+        Mock::given(path("/audit/"))
+            .respond_with(ok(
+                json!({"auditdata": [{"number": 3, "user": "dave", "realm": "corp", "resolver": "corp-users"}]}),
+            ))
+            .mount(&server)
+            .await;
+        let spec: PrivacyIdeaSpec = serde_json::from_value(
+            json!({"url": server.uri(), "realm": "corp", "credentials": {"secretRef": {"name": "s"}}}),
+        )
+        .expect("spec");
+        let pi = PrivacyIdea::new("acme/pi", &spec, &pace(100), "admin".into(), "pw".into(), Backoff::quick())
+            .expect("client");
+        pi.read(&UserQuery::default()).await
+    }
+
+    /// A user store that cannot be read turns every owner it holds into `**resolver error**`
+    /// with no realm: that listing decides nothing, where it used to file every such token
+    /// under one undeclared user.
+    #[tokio::test]
+    async fn a_listing_with_owners_privacyidea_could_not_name_is_a_failed_read() {
+        for unnamed in [token("T2", "**resolver error**", "", "9"), token("T2", "bob", "", "9")] {
+            let failure = read_listing(vec![token("T1", "alice", "corp", "1"), unnamed.clone()])
+                .await
+                .expect_err("a listing with an unnamed owner must fail");
+            assert_eq!(failure.category(), "owners_unknown", "{unnamed}");
+            assert!(failure.to_string().contains("T2"), "{failure}");
+        }
+        // A removed user's token keeps its realm and loses its name: an orphan, named from
+        // the audit log, not a failed read.
+        let inventory = read_listing(vec![token("T1", "alice", "corp", "1"), token("T3", "", "corp", "4")])
+            .await
+            .expect("an orphan is read");
+        let names: Vec<&str> = inventory.users.iter().map(|u| u.name.as_str()).collect();
+        assert_eq!(names, ["alice", "dave"]);
+    }
 
     /// privacyIDEA goes through the request layer every provider shares, so
     /// `policy.maxRequestsPerSecond` paces it too (it used to be ignored).
