@@ -189,6 +189,44 @@ fn scope_all_revokes_the_undeclared_user_and_never_the_protected_one() {
     assert_eq!(acme.who_logs_in(&ENROLLED), ["alice", "breakglass"], "breakglass is protected");
 }
 
+/// Under a `passwordHistory` policy Keycloak keeps a user's old passwords as credentials of
+/// type `password-history` and lists them with the others. They are not second factors:
+/// deleting them as unentitled ones (as keyward did) lets the user take an old password again.
+#[test]
+fn password_history_is_never_an_enrolment_and_the_policy_still_holds() {
+    let _shared = kc::shared();
+    let acme = acme("pwhistory", "acme", None);
+    let (kc, realm) = (acme.kc, acme.realm.name.as_str());
+    let policy = kc.admin(
+        reqwest::Method::PUT,
+        &format!("/{realm}"),
+        Some(serde_json::json!({"passwordPolicy": "passwordHistory(3)"})),
+    );
+    assert_eq!(policy.status, 204, "set the password policy: {}", policy.body);
+    let id = kc.user_id(realm, "alice").expect("alice");
+    let reset = |password: &str| {
+        let body = serde_json::json!({"type": "password", "value": password, "temporary": false});
+        kc.admin(reqwest::Method::PUT, &format!("/{realm}/users/{id}/reset-password"), Some(body))
+    };
+    for password in ["alice-second-password", "alice-third-password"] {
+        let answer = reset(password);
+        assert_eq!(answer.status, 204, "alice changes her password: {}", answer.body);
+    }
+    let history = || kc.credentials(realm, "alice").iter().filter(|c| c["type"] == "password-history").count();
+    let kept = history();
+    assert!(kept >= 1, "Keycloak lists alice's old passwords: {:?}", kc.credentials(realm, "alice"));
+
+    let (code, plan) = plan_json(acme.tree.path());
+    assert_eq!(code, 2, "{plan}");
+    assert_eq!(revocations(&plan), declared_revocations(), "alice holds nothing to revoke: {plan}");
+    let (out, audit) = apply(acme.tree.path());
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(audit.iter().all(|r| r["user"] != "alice"), "{audit:?}");
+    assert_eq!(history(), kept, "alice's password history is intact");
+    let reuse = reset(&kc::password("alice"));
+    assert_eq!(reuse.status, 400, "the history still refuses her first password: {}", reuse.body);
+}
+
 /// Keycloak going away (connections closed, new ones refused) in the middle of the sweep's
 /// reads, after two users' credentials: nothing is revoked, not even for the users read before
 /// it went, and the error says why. Back, the next apply does the work.

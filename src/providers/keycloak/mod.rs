@@ -80,16 +80,17 @@ fn failure(response: &super::http::Response) -> Failure {
     status_failure(response, message)
 }
 
-/// Every kind [`kind_of`] gives a credential type Keycloak ships. A custom credential type (an
-/// authenticator SPI) keeps its own name.
+/// Every kind [`kind_of`] gives.
 pub const KINDS: &[&str] = &["totp", "hotp", "webauthn", "recovery-codes"];
 
-/// Credential `type` to a kind; `None` for the password and Kerberos (what an LDAP or
-/// Kerberos user storage reports besides), which are not second factors. OTP credentials say
-/// in `credentialData.subType` whether they are TOTP or HOTP.
+/// Credential `type` to a kind, for the second-factor types Keycloak ships; `None` for every
+/// other type. A user's credentials also hold what is not a second factor and must never be
+/// deleted as one: `password`, the old passwords a `passwordHistory` policy keeps
+/// (`password-history`, listed beside the others), `kerberos` (what an LDAP or Kerberos user
+/// storage reports), and the types of custom authenticators, whose purpose keyward cannot know.
+/// OTP credentials say in `credentialData.subType` whether they are TOTP or HOTP.
 pub fn kind_of(credential_type: &str, data: Option<&str>) -> Option<FactorKind> {
     Some(FactorKind::new(match credential_type.to_ascii_lowercase().as_str() {
-        "password" | "kerberos" => return None,
         "otp" => {
             let sub = data
                 .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
@@ -101,7 +102,7 @@ pub fn kind_of(credential_type: &str, data: Option<&str>) -> Option<FactorKind> 
         }
         "webauthn" | "webauthn-passwordless" => "webauthn",
         "recovery-authn-codes" => "recovery-codes",
-        other => other,
+        _ => return None,
     }))
 }
 
@@ -411,6 +412,8 @@ mod tests {
     fn credential_types_map_to_kinds() {
         assert_eq!(kind_of("password", None), None);
         assert_eq!(kind_of("kerberos", None), None, "an LDAP/Kerberos storage's type, not a factor");
+        assert_eq!(kind_of("password-history", None), None, "old passwords a passwordHistory policy keeps");
+        assert_eq!(kind_of("secret", None), None, "a custom authenticator's type: its purpose is unknown");
         assert_eq!(kind_of("otp", Some(r#"{"subType":"totp","digits":6}"#)), Some(FactorKind::new("totp")));
         assert_eq!(kind_of("otp", Some(r#"{"subType":"hotp"}"#)), Some(FactorKind::new("hotp")));
         assert_eq!(kind_of("otp", Some("garbage")), Some(FactorKind::new("totp")));
