@@ -412,6 +412,16 @@ async fn revoke_all<E, G>(
                 }
                 Err(e) => (ActionResult::Failed(e.to_string()), intent.ended(Outcome::Failed, Some(e.to_string()))),
             };
+            // Leadership lapsed during the call (the process paused, a renewal hung): the new
+            // leader may have closed this intent meanwhile, and its record is then the final one.
+            let lapsed = matches!(outcome.outcome, Outcome::Revoked | Outcome::AlreadyGone) && !guard.may_act();
+            let outcome = match lapsed.then(|| audit.settled_elsewhere(&intent)).flatten() {
+                Some(by) => intent.ended(
+                    Outcome::Interrupted,
+                    Some(format!("carried out while leadership lapsed; another replica's record is final ({by})")),
+                ),
+                None => outcome,
+            };
             let latency = outcome.latency_seconds.filter(|_| result == ActionResult::Revoked);
             let audit_error = write(audit, outcome).await;
             (ActionReport { action, result }, audit_error, latency)
@@ -463,6 +473,11 @@ async fn resolve_interrupted(
                 ),
             },
         };
+        // Written by this replica, whichever wrote the intent (a peer that died mid-call).
+        let mut outcome = outcome;
+        if let (Some(writer), Some(detail)) = (outcome.replica.take(), outcome.detail.as_mut()) {
+            detail.push_str(&format!("; the intent is {writer}'s"));
+        }
         errors.extend(write(audit, outcome).await);
     }
 }

@@ -474,6 +474,68 @@ async fn an_intent_another_replica_settled_meanwhile_is_not_recorded_revoked_twi
     }
 }
 
+fn log_records(path: &std::path::Path) -> Vec<AuditRecord> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines().filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok()).collect()
+}
+
+/// Found by the reliability suite: replica a dies after its call reached the provider and
+/// before the outcome was written, and never leads again. The leader, b, closes a's intent
+/// from its sweep's read: one final record, in b's log, naming a's intent; and only once.
+#[tokio::test]
+async fn the_leader_closes_the_intent_a_dead_replica_left_open() {
+    let (p, es, gs, fake) = leaver_setup();
+    fake.inventory.lock().unwrap().users.iter_mut().for_each(|u| u.enrolments.retain(|e| e.id != "D1"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (a, b) = (dir.path().join("audit-a.jsonl"), dir.path().join("audit-b.jsonl"));
+    let mut by_a = intent("dave", "D1");
+    by_a.replica = Some("replica-a".into());
+    std::fs::write(&a, serde_json::to_string(&by_a).expect("json") + "\n").expect("a's log");
+    let stamp = crate::audit::Stamp { replica: Some("replica-b".into()), service_account: None };
+    let log = crate::audit::JsonLinesFile::open(&b)
+        .expect("open")
+        .with_peers(crate::audit::peers::PeerLogs::new(vec![dir.path().join("audit-*.jsonl")], &b))
+        .stamped(stamp);
+    assert_eq!(log.unresolved("acme/corp-pi").len(), 1, "a's open intent is the leader's to close");
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    sweep(&fake, &declared, now(), Execution::Apply, &log).await;
+    let closed: Vec<AuditRecord> = log_records(&b).into_iter().filter(|r| r.enrolment == "D1").collect();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!((closed[0].event, closed[0].outcome), (Event::Outcome, Outcome::Revoked));
+    assert_eq!(closed[0].replica.as_deref(), Some("replica-b"), "written by the leader");
+    assert!(closed[0].detail.as_deref().unwrap_or_default().contains("replica-a"), "{:?}", closed[0].detail);
+    assert!(log.unresolved("acme/corp-pi").is_empty());
+    sweep(&fake, &declared, now(), Execution::Apply, &log).await;
+    assert_eq!(log_records(&b).iter().filter(|r| r.enrolment == "D1").count(), 1, "closed once");
+}
+
+/// The other half: a replica paused mid-call wakes after the new leader closed its intent.
+/// Its own answer then only closes the intent: one final record across the logs.
+#[tokio::test]
+async fn a_call_answered_after_leadership_lapsed_defers_to_the_record_another_replica_made() {
+    let (p, es, gs, fake) = leaver_setup();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (own, peer) = (dir.path().join("audit-a.jsonl"), dir.path().join("audit-b.jsonl"));
+    let mut by_b = intent("dave", "D1").ended(Outcome::Revoked, None);
+    by_b.replica = Some("replica-b".into());
+    // b's record is from a moment after the sweep's intent will be.
+    by_b.time = chrono::Utc::now() + chrono::Duration::minutes(5);
+    std::fs::write(&peer, serde_json::to_string(&by_b).expect("json") + "\n").expect("peer log");
+    let log = crate::audit::JsonLinesFile::open(&own)
+        .expect("open")
+        .with_peers(crate::audit::peers::PeerLogs::new(vec![dir.path().join("audit-*.jsonl")], &own));
+    // Leading for the sweep and the first call's check; lapsed by the time its answer came.
+    let guard = TestGuard { leader_for: 2.into(), ..TestGuard::leader() };
+    let declared = Declared { provider: &p, employees: &es, grants: &gs };
+    sweep_guarded(&fake, &declared, now(), Execution::Apply, &log, &guard).await;
+    let finals: Vec<AuditRecord> =
+        log_records(&own).into_iter().filter(|r| r.event == Event::Outcome && r.enrolment == "D1").collect();
+    assert_eq!(fake.revoked_ids(), vec!["D1".to_string()], "the call was made while leading");
+    assert_eq!(finals.len(), 1, "{finals:?}");
+    assert_eq!(finals[0].outcome, Outcome::Interrupted, "{:?}", finals[0].detail);
+    assert!(finals[0].detail.as_deref().unwrap_or_default().contains("replica-b"));
+}
+
 /// Found by the reliability suite (issue 13): a revocation whose answer was lost (a body cut
 /// short, a reset) fails, though the provider carried it out. Its intent stays open, and the
 /// next sweep records it revoked once it finds the enrolment gone — never `failed` alone.

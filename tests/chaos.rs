@@ -194,8 +194,24 @@ fn settle(
     let gone = |held: &std::collections::BTreeMap<String, bool>| {
         company.leavers.iter().filter(|t| !held.contains_key(&t.serial)).count()
     };
+    // Done when every leaver's token is gone and each has its final record: a replica that
+    // died mid-call leaves its intent open, and the next leader's sweep closes it.
+    let recorded = |held: &std::collections::BTreeMap<String, bool>| {
+        let all = records(logs);
+        company.leavers.iter().filter(|t| !held.contains_key(&t.serial)).all(|t| {
+            all.iter().any(|r| {
+                r["enrolment"] == t.serial.as_str()
+                    && r["event"] == "outcome"
+                    && (r["outcome"] == "revoked" || r["outcome"] == "already-gone")
+            })
+        })
+    };
     let deadline = Instant::now() + CONVERGE;
-    while gone(&company.held(pi)) < company.leavers.len() && Instant::now() < deadline {
+    loop {
+        let held = company.held(pi);
+        if (gone(&held) == company.leavers.len() && recorded(&held)) || Instant::now() >= deadline {
+            break;
+        }
         std::thread::sleep(Duration::from_millis(500));
     }
     let held = company.held(pi);

@@ -36,6 +36,40 @@ impl PeerLogs {
         found
     }
 
+    /// The intents of `provider` that a peer's log leaves open (its writer died or stopped
+    /// between an intent and its outcome) and that no log, this replica's own included, has
+    /// closed since. The leader closes them: a replica that died mid-revocation may never lead
+    /// again, and the call it made may well have reached the provider, so without this the
+    /// revocation could stay without a final record anywhere.
+    pub fn open_intents(&self, provider: &str) -> Vec<AuditRecord> {
+        let peers = self.files();
+        let mut open: Vec<AuditRecord> = peers
+            .iter()
+            .filter_map(|file| std::fs::read_to_string(file).ok())
+            .flat_map(|text| super::Resolution::of_lines(text.lines()).unresolved(provider))
+            .collect();
+        if open.is_empty() {
+            return open;
+        }
+        let mut logs = peers;
+        if let Some(own) = &self.own {
+            logs.extend(super::sink::rotated_files(own).unwrap_or_default());
+            logs.push(own.clone());
+        }
+        let closing: Vec<AuditRecord> = logs
+            .iter()
+            .filter_map(|file| std::fs::read_to_string(file).ok())
+            .flat_map(|text| {
+                text.lines()
+                    .filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok())
+                    .filter(|r| r.event == Event::Outcome && r.outcome != Outcome::Failed)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        open.retain(|intent| !closing.iter().any(|r| r.key() == intent.key() && r.time >= intent.time));
+        open
+    }
+
     /// The final record another replica wrote for `intent`'s enrolment after the intent, if
     /// any: `<replica> at <time>`.
     pub fn settled(&self, intent: &AuditRecord) -> Option<String> {
@@ -128,5 +162,32 @@ mod tests {
         later.push_str(&line(&record(Event::Outcome, Outcome::AlreadyGone, 11, "b")));
         std::fs::write(&peer, later).expect("peer");
         assert_eq!(peers.settled(&intent).as_deref(), Some("b at 2026-11-30T11:11:00+00:00"));
+    }
+
+    #[test]
+    fn a_peer_intent_left_open_is_the_leaders_to_close_until_some_log_closes_it() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        for pod in ["a", "b"] {
+            std::fs::create_dir(dir.path().join(pod)).expect("dir");
+        }
+        let (own, peer) = (dir.path().join("b/audit.jsonl"), dir.path().join("a/audit.jsonl"));
+        let line = |r: &AuditRecord| serde_json::to_string(r).expect("json") + "\n";
+        // a died between its intent and the outcome; an earlier intent of its own it closed.
+        let intent = record(Event::Intent, Outcome::Intended, 10, "a");
+        let closed = line(&record(Event::Intent, Outcome::Intended, 5, "a"))
+            + &line(&record(Event::Outcome, Outcome::Revoked, 6, "a"));
+        std::fs::write(&peer, closed + &line(&intent)).expect("peer");
+        std::fs::write(&own, line(&record(Event::Outcome, Outcome::Revoked, 7, "b"))).expect("own");
+        let peers = PeerLogs::new(vec![dir.path().join("*/audit.jsonl")], &own);
+        let open = peers.open_intents("acme/corp-pi");
+        assert_eq!(open.len(), 1, "{open:?}");
+        assert_eq!(open[0].time, intent.time);
+        assert!(peers.open_intents("acme/other").is_empty(), "another provider's");
+
+        // b, leading, closed it (its own log): no longer open; a failed attempt closes nothing.
+        std::fs::write(&own, line(&record(Event::Outcome, Outcome::Failed, 11, "b"))).expect("own");
+        assert_eq!(peers.open_intents("acme/corp-pi").len(), 1, "a failed call closes nothing");
+        std::fs::write(&own, line(&record(Event::Outcome, Outcome::Revoked, 11, "b"))).expect("own");
+        assert!(peers.open_intents("acme/corp-pi").is_empty());
     }
 }

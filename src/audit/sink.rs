@@ -238,8 +238,18 @@ impl AuditSink for JsonLinesFile {
         Ok(())
     }
 
+    /// This log's open intents, and those the peers' logs leave open that no log has closed:
+    /// the leader closes both.
     fn unresolved(&self, provider: &str) -> Vec<AuditRecord> {
-        lock(&self.resolution).unresolved(provider)
+        let mut open = lock(&self.resolution).unresolved(provider);
+        if let Some(peers) = &self.peers {
+            for intent in peers.open_intents(provider) {
+                if !open.iter().any(|o| o.key() == intent.key()) {
+                    open.push(intent);
+                }
+            }
+        }
+        open
     }
 
     fn settled_elsewhere(&self, intent: &AuditRecord) -> Option<String> {
