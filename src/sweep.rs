@@ -91,7 +91,7 @@ impl SweepReport {
     /// Whether the provider error is one that retrying will not cure: credentials rejected,
     /// permission denied, a configuration that does not match the provider.
     pub fn error_needs_person(&self) -> bool {
-        matches!(self.error_category, Some("unauthorized" | "forbidden" | "configuration"))
+        matches!(self.error_category, Some("unauthorized" | "forbidden" | "configuration" | "redirected"))
     }
 }
 

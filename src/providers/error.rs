@@ -25,6 +25,12 @@ pub enum Failure {
     /// More than one provider user goes by the name keyward addresses: none is acted on.
     #[error("identity conflict: {0}")]
     IdentityConflict(String),
+    /// The provider answered with a redirect, which keyward never follows: the credentials
+    /// go only to the URL the MfaProvider names. `to` is the scheme, host and port it named.
+    #[error(
+        "HTTP {status}: redirected to {to}, and keyward follows no redirect (set the MfaProvider's URL to where the provider is)"
+    )]
+    Redirected { status: u16, to: String },
     /// The listing answered, but the provider could not say whose some enrolments are (a user
     /// store it could not read): read as "these users have nothing", it would revoke them all.
     #[error("owners not named: {0}")]
@@ -54,6 +60,7 @@ impl Failure {
             Failure::Configuration(_) => "configuration",
             Failure::IdentityConflict(_) => "identity_conflict",
             Failure::OwnersUnknown(_) => "owners_unknown",
+            Failure::Redirected { .. } => "redirected",
         }
     }
 }

@@ -28,6 +28,22 @@ impl Response {
     }
 }
 
+/// A redirect as an error: where it pointed, as scheme, host and port only (a `Location`'s
+/// path and query can carry tokens), resolved against the URL asked.
+fn redirected(status: u16, asked: &reqwest::Url, headers: &HeaderMap) -> Failure {
+    let location = headers.get(reqwest::header::LOCATION).and_then(|l| l.to_str().ok());
+    let to = match location.map(|l| asked.join(l)) {
+        Some(Ok(url)) => match (url.host_str(), url.port()) {
+            (Some(host), Some(port)) => format!("{}://{host}:{port}", url.scheme()),
+            (Some(host), None) => format!("{}://{host}", url.scheme()),
+            (None, _) => url.scheme().to_string(),
+        },
+        Some(Err(_)) => "an unreadable Location".to_string(),
+        None => "no Location".to_string(),
+    };
+    Failure::Redirected { status, to }
+}
+
 /// The certificates of a `caBundle`: at least one, every PEM block a certificate.
 fn ca_certificates(ca_bundle: Option<&str>) -> Result<Vec<reqwest::Certificate>, Failure> {
     let Some(pem) = ca_bundle.filter(|p| !p.trim().is_empty()) else { return Ok(Vec::new()) };
@@ -53,7 +69,11 @@ impl HttpClient {
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
             // Not a privacyIDEA plugin name: those are metered by its subscription check.
-            .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")));
+            .user_agent(concat!("keyward/", env!("CARGO_PKG_VERSION")))
+            // Never followed: a redirect would carry the admin's header (privacyIDEA's JWT) or
+            // a 307/308's form body (a password, a client secret) to a host the allowlist was
+            // never asked about, plain http and link-local addresses included.
+            .redirect(reqwest::redirect::Policy::none());
         for certificate in ca_certificates(ca_bundle)? {
             builder = builder.add_root_certificate(certificate);
         }
@@ -65,12 +85,16 @@ impl HttpClient {
         &self.client
     }
 
-    /// Sends one request and reads the whole body. Any HTTP status is a `Response`; only
-    /// transport failures are errors.
+    /// Sends one request and reads the whole body. Any HTTP status is a `Response`, but for a
+    /// redirect, which is an error naming where it pointed; otherwise only transport failures
+    /// are errors.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<Response, Failure> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         let response = request.send().await.map_err(|e| self.transport(e))?;
         let status = response.status().as_u16();
+        if response.status().is_redirection() {
+            return Err(redirected(status, response.url(), response.headers()));
+        }
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| self.transport(e))?.to_vec();
         Ok(Response { status, headers, body })
@@ -94,5 +118,48 @@ impl HttpClient {
             source = cause.source();
         }
         Failure::Unreachable { url, detail }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// A provider that answers with a redirect gets no second request anywhere: not to the
+    /// host it names (which received nothing), not with the header or the form body.
+    #[tokio::test]
+    async fn a_redirect_is_an_error_naming_its_host_and_is_never_followed() {
+        let elsewhere = MockServer::start().await;
+        let provider = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(
+                ResponseTemplate::new(307)
+                    .insert_header("Location", format!("{}/collect?token=kwCANARY-redirect-query", elsewhere.uri())),
+            )
+            .mount(&provider)
+            .await;
+        let http = HttpClient::new(Duration::from_secs(5), None).expect("client");
+        let request = http
+            .client()
+            .post(format!("{}/auth", provider.uri()))
+            .header("PI-Authorization", "kwCANARY-redirect-header")
+            .form(&[("password", "kwCANARY-redirect-body")]);
+        let failure = http.send(request).await.expect_err("a redirect is refused");
+        let host = elsewhere.uri();
+        assert_eq!(failure, Failure::Redirected { status: 307, to: host.clone() });
+        let said = failure.to_string();
+        assert!(said.contains(&host) && !said.contains("kwCANARY"), "{said}");
+        assert!(elsewhere.received_requests().await.unwrap_or_default().is_empty(), "followed to {host}");
+
+        // A relative Location names the provider's own host.
+        let relative = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(302).insert_header("Location", "/login"))
+            .mount(&relative)
+            .await;
+        let failure = http.send(http.client().get(relative.uri())).await.expect_err("refused");
+        assert_eq!(failure, Failure::Redirected { status: 302, to: relative.uri() });
     }
 }
