@@ -86,7 +86,10 @@ pub struct Verified {
 
 /// Checks `files` (in order; a rotated log continues its chain in the next file): every line
 /// a record of this format, sequence numbers without gaps, each `prev` the hash of the line
-/// before it. `expect_at_least`: a checkpoint's count; a log shorter than it was truncated.
+/// before it. `expect_at_least`: a checkpoint's count and head. The log may be longer (the
+/// checkpoint trails it), but the record it counted last must hash to its head: the chain is
+/// unkeyed, so whoever edits a record can recompute every `prev` after it, and only a hash
+/// from outside the log (the checkpoint's) tells. A log shorter than the count was truncated.
 pub fn verify(files: &[(PathBuf, String)], expect_at_least: Option<(u64, &str)>) -> Result<Verified, Break> {
     let mut chain: Option<Chain> = None;
     let mut records = 0;
@@ -107,7 +110,11 @@ pub fn verify(files: &[(PathBuf, String)], expect_at_least: Option<(u64, &str)>)
                 None if sealed.seq == 0 && !sealed.prev.is_empty() => {
                     return Err(at("the first record names a predecessor".into()));
                 }
-                None => {}
+                None => {
+                    if let Some((count, head)) = expect_at_least {
+                        pinned_before(count, head, &sealed).map_err(at)?;
+                    }
+                }
                 Some(expected) => {
                     if sealed.seq != expected.next_seq {
                         return Err(at(format!(
@@ -123,13 +130,24 @@ pub fn verify(files: &[(PathBuf, String)], expect_at_least: Option<(u64, &str)>)
                     }
                 }
             }
-            chain = Some(Chain { next_seq: sealed.seq + 1, prev: sha256_hex(line.as_bytes()) });
+            let hash = sha256_hex(line.as_bytes());
+            if let Some((count, head)) = expect_at_least
+                && sealed.seq + 1 == count
+                && hash != head
+            {
+                return Err(at(format!(
+                    "record {} is not the one the checkpoint saw as its last (of {count}): it or a record before it \
+                     was edited, and the chain after it recomputed",
+                    sealed.seq
+                )));
+            }
+            chain = Some(Chain { next_seq: sealed.seq + 1, prev: hash });
             records += 1;
             last_at = (file.clone(), i + 1);
         }
     }
     let head = chain.unwrap_or_default();
-    if let Some((count, hash)) = expect_at_least {
+    if let Some((count, _)) = expect_at_least {
         let at = |problem: String| Break { file: last_at.0.clone(), line: last_at.1, problem };
         if head.next_seq < count {
             return Err(at(format!(
@@ -137,9 +155,27 @@ pub fn verify(files: &[(PathBuf, String)], expect_at_least: Option<(u64, &str)>)
                 head.next_seq
             )));
         }
-        if head.next_seq == count && head.prev != hash {
-            return Err(at("the last record is not the one the checkpoint saw".into()));
-        }
     }
     Ok(Verified { records, head })
+}
+
+/// The checkpoint's last record against a log whose first record is `first`: when that
+/// record comes before the log, it is the one `first` is chained to; further back, the
+/// checkpoint pins a record that was not given, and holds the log to nothing.
+fn pinned_before(count: u64, head: &str, first: &Sealed) -> Result<(), String> {
+    if count == first.seq && first.prev != head {
+        return Err(format!(
+            "the first record (seq {}) is not chained to the record the checkpoint saw as its last: \
+             the record before it was replaced",
+            first.seq
+        ));
+    }
+    if 0 < count && count < first.seq {
+        return Err(format!(
+            "the log starts at seq {} but the checkpoint saw only {count} record(s): it pins a record not given \
+             (give the files from there, or a newer checkpoint)",
+            first.seq
+        ));
+    }
+    Ok(())
 }

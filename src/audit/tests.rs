@@ -69,6 +69,52 @@ fn an_untouched_log_verifies_and_every_tampering_is_caught_at_its_line() {
     assert_eq!(check(&format!("{text}not json\n"), None).expect_err("garbage").line, 6);
 }
 
+/// Re-chains `lines` from index `from` on: every later `prev` recomputed, as whoever can
+/// write the volume can do (the chain is unkeyed SHA-256).
+fn rechain(lines: &mut [String], from: usize) {
+    for i in from..lines.len() {
+        let mut value: serde_json::Value = serde_json::from_str(&lines[i]).expect("JSON");
+        value["prev"] = if i == 0 { "".into() } else { sha256_hex(lines[i - 1].as_bytes()).into() };
+        lines[i] = serde_json::to_string(&value).expect("JSON");
+    }
+}
+
+fn joined(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Issue 25.1: a checkpoint trails the log (the ConfigMap copy by up to 100 records or an
+/// hour), so the log is usually longer than its count; the record it counted last must still
+/// hash to its head, or an edited record with every later `prev` recomputed would pass.
+#[test]
+fn a_trailing_checkpoint_pins_the_record_it_counted_last() {
+    let text = log(8);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at_five = check(&joined(&lines[..5]), None).expect("a prefix").head;
+    let trailing = Some((5, at_five.prev.as_str()));
+    assert_eq!(check(&text, trailing).expect("intact and longer").records, 8);
+
+    // A revocation record edited, and the chain recomputed after it: a valid chain by itself.
+    lines[2] = lines[2].replacen("\"outcome\":\"revoked\"", "\"outcome\":\"failed\"", 1);
+    rechain(&mut lines, 3);
+    let forged = joined(&lines);
+    assert!(check(&forged, None).is_ok(), "the unkeyed chain alone cannot tell");
+    let error = check(&forged, trailing).expect_err("the checkpoint's record no longer hashes to its head");
+    assert_eq!((error.file.as_path(), error.line), (std::path::Path::new("audit.jsonl"), 5), "{error}");
+    assert!(error.problem.contains("record 4 is not the one the checkpoint saw"), "{error}");
+
+    // The checkpoint counts exactly the records before the first one given: the first
+    // record's `prev` is what it pins.
+    let rest = joined(&text.lines().skip(5).map(str::to_string).collect::<Vec<_>>());
+    assert!(check(&rest, trailing).is_ok());
+    let mut replaced: Vec<String> = rest.lines().map(str::to_string).collect();
+    let mut first: serde_json::Value = serde_json::from_str(&replaced[0]).expect("JSON");
+    first["prev"] = sha256_hex(b"another record 4").into();
+    replaced[0] = serde_json::to_string(&first).expect("JSON");
+    let error = check(&joined(&replaced), trailing).expect_err("chained to another record");
+    assert_eq!(error.line, 1, "{error}");
+}
+
 #[tokio::test]
 async fn a_log_opened_again_continues_its_chain() {
     let dir = tempfile::tempdir().expect("tempdir");
