@@ -19,11 +19,12 @@ mod sink;
 pub mod spool;
 
 pub mod peers;
-pub use chain::{Break, Chain, FORMAT_VERSION, Verified, sha256_hex, verify};
+pub use chain::{Break, Chain, Expected, FORMAT_VERSION, Held, Start, Verified, checkpoint_age, sha256_hex, verify};
 pub use note::{Checkpoint, Signer, Verifier};
 pub use resolution::Resolution;
 pub use sink::{
-    AuditSink, JsonLinesFile, Memory, Stamp, Stdout, checkpoint_path, open_log, read_checkpoint, rotated_files,
+    AuditSink, JsonLinesFile, Memory, Stamp, Stdout, anchor_files, anchor_path, checkpoint_path, open_log,
+    read_checkpoint, rotated_files,
 };
 
 use chrono::{DateTime, Utc};
