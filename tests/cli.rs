@@ -267,7 +267,7 @@ async fn audit_verify_starts_a_pruned_log_only_at_a_signed_rotation_anchor() {
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("anchored by the signed checkpoint") && out.contains(".anchor-0000"), "{out}");
 
-    let (code, out) = run(kept.iter().cloned().collect()).await;
+    let (code, out) = run(kept.to_vec()).await;
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("whose signature was not checked") && out.contains("anchors nothing"), "{out}");
 

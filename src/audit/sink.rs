@@ -197,7 +197,8 @@ impl JsonLinesFile {
     /// Rotates the file once it holds `max_size` bytes, at the first moment no intent is
     /// open (an intent and its outcome stay in one file, so a restart finds every open
     /// intent in the current file). Rotated files are kept; shipping or pruning them is the
-    /// volume owner's business (`keyward audit verify` takes them in order).
+    /// volume owner's business (`keyward audit verify` takes them in order, and the files
+    /// left after a pruning verify from the anchor each rotation writes).
     pub fn rotating(self, max_size: Option<u64>) -> Self {
         lock(&self.appender).max_size = max_size.filter(|m| *m > 0);
         self
