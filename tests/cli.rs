@@ -185,3 +185,125 @@ fn the_secrets_scan_finds_planted_leaks_and_refuses_to_pass_on_nothing() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("nothing recorded of: metrics"), "{out}");
 }
+
+/// Writes `records` approval records to the log at `path` (rotated past `rotate` bytes),
+/// with checkpoints signed by a fresh key; the verifier key.
+async fn signed_log(path: &std::path::Path, records: usize, rotate: Option<u64>) -> (String, Vec<String>) {
+    use keyward::audit::{AuditRecord, AuditSink, Event, JsonLinesFile, Outcome, Signer};
+    let (signer, verifier) = Signer::generate("acme-audit").expect("keys");
+    let signer = std::sync::Arc::new(Signer::parse(&signer).expect("signer"));
+    let log = JsonLinesFile::open(path).expect("open").rotating(rotate).signed(signer).expect("signed");
+    let mut checkpoints = Vec::new();
+    for i in 0..records {
+        let record =
+            AuditRecord::about_provider("acme/corp-pi", Event::Approval, Outcome::Approved, Some(format!("{i}")));
+        log.record(&record).await.expect("write");
+        checkpoints.push(log.checkpoint_note().expect("checkpoint"));
+    }
+    (verifier, checkpoints)
+}
+
+/// `keyward audit verify …`: exit code and what it printed.
+async fn audit_verify(args: &[&str]) -> (Option<i32>, String) {
+    let mut all = vec!["audit".to_string(), "verify".to_string()];
+    all.extend(args.iter().map(|a| a.to_string()));
+    let o = keyward(all).await;
+    (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+}
+
+/// Issue 25.1: the checkpoint an auditor holds (the ConfigMap copy) trails the log; a record
+/// edited before it, with every later `prev` recomputed, fails at the record it counted last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_holds_a_longer_log_to_the_record_its_checkpoint_counted_last() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let (verifier, checkpoints) = signed_log(&path, 6, None).await;
+    let copy = dir.path().join("configmap-copy");
+    std::fs::write(&copy, &checkpoints[2]).expect("the copy after three records");
+    let args = [path.to_str().expect("utf-8"), "--checkpoint", copy.to_str().expect("utf-8"), "--key", &verifier];
+    let (code, out) = audit_verify(&args).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("ok: 6 record(s), chain and sequence intact, not shorter than"), "{out}");
+    assert!(out.contains("its last record (seq 2) as it saw it, checkpoint signature valid"), "{out}");
+    assert!(out.contains("start: seq 0, the start of the chain") && out.contains("checkpoint: written "), "{out}");
+
+    let mut lines: Vec<String> = std::fs::read_to_string(&path).expect("log").lines().map(str::to_string).collect();
+    lines[1] = lines[1].replacen("\"detail\":\"1\"", "\"detail\":\"forged\"", 1);
+    for i in 2..lines.len() {
+        let mut line: serde_json::Value = serde_json::from_str(&lines[i]).expect("JSON");
+        line["prev"] = keyward::audit::sha256_hex(lines[i - 1].as_bytes()).into();
+        lines[i] = line.to_string();
+    }
+    std::fs::write(&path, lines.iter().map(|l| format!("{l}\n")).collect::<String>()).expect("forge");
+    let (code, out) = audit_verify(&args).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("audit.jsonl:3: record 2 is not the one the checkpoint saw"), "{out}");
+}
+
+/// Issue 25.2: rotated files pruned by retention verify from the signed anchor the rotation
+/// wrote; without it, or with the first lines cut, they do not. `--max-age` fails on a
+/// checkpoint without a time (the format before issue 25).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_verify_starts_a_pruned_log_only_at_a_signed_rotation_anchor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let size = 200;
+    let (verifier, _) = signed_log(&path, 8, Some(size)).await;
+    let rotated = keyward::audit::rotated_files(&path).expect("listed");
+    assert!(rotated.len() >= 2, "{rotated:?}");
+    std::fs::remove_file(&rotated[0]).expect("retention prunes the oldest file");
+    let kept: Vec<String> =
+        rotated[1..].iter().chain([&path]).map(|p| p.to_str().expect("utf-8").to_string()).collect();
+    let with = |extra: &[&str]| -> Vec<String> {
+        kept.iter()
+            .cloned()
+            .chain(["--key".into(), verifier.clone()])
+            .chain(extra.iter().map(|s| s.to_string()))
+            .collect()
+    };
+    let run =
+        |args: Vec<String>| async move { audit_verify(&args.iter().map(String::as_str).collect::<Vec<_>>()).await };
+    let (code, out) = run(with(&["--max-age", "1h"])).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("anchored by the signed checkpoint") && out.contains(".anchor-0000"), "{out}");
+
+    let (code, out) = run(kept.to_vec()).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("whose signature was not checked") && out.contains("anchors nothing"), "{out}");
+
+    for anchor in keyward::audit::anchor_files(&path).expect("listed") {
+        std::fs::remove_file(anchor).expect("remove the anchor");
+    }
+    let (code, out) = run(with(&[])).await;
+    assert_eq!(code, Some(1), "{out}");
+    let first = rotated[1].file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(out.contains(&format!("{first}:1: the log starts at seq ")), "{out}");
+
+    // Today's format: a checkpoint without a time has no age to hold to --max-age.
+    let (signer, verifier) = keyward::audit::Signer::generate("old").expect("keys");
+    let old = dir.path().join("old.jsonl");
+    let record = keyward::audit::AuditRecord::about_provider(
+        "acme/corp-pi",
+        keyward::audit::Event::Approval,
+        keyward::audit::Outcome::Approved,
+        None,
+    );
+    let line = keyward::audit::Chain::default().seal(&record).expect("seal");
+    std::fs::write(&old, [&line[..], b"\n"].concat()).expect("log");
+    let checkpoint = keyward::audit::Checkpoint {
+        origin: "keyward.dev/audit".into(),
+        count: 1,
+        head: keyward::audit::sha256_hex(&line),
+        time: None,
+        start: None,
+    };
+    let note = keyward::audit::Signer::parse(&signer).expect("signer").sign(&checkpoint);
+    std::fs::write(keyward::audit::checkpoint_path(&old), note).expect("checkpoint");
+    let old_args = [old.to_str().expect("utf-8"), "--key", &verifier];
+    let (code, out) = audit_verify(&old_args).await;
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("checkpoint: without a time"), "{out}");
+    let (code, out) = audit_verify(&[old_args.as_slice(), &["--max-age", "24h"]].concat()).await;
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("checkpoint without a time") && out.contains("--max-age 1day"), "{out}");
+}

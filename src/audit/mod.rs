@@ -3,7 +3,9 @@
 //!
 //! Lines are hash-chained ([`Chain`]): each carries a format version, a sequence number and the
 //! SHA-256 of the previous line's exact bytes, so that an edited, removed or reordered line
-//! breaks the chain at that point; `keyward audit verify` ([`verify`]) finds the first break.
+//! breaks the chain at that point; `keyward audit verify` ([`verify`]) finds the first break,
+//! holds the log to a checkpoint (count, head, time; signed with a key) and to where it starts:
+//! seq 0, or an anchor a rotation wrote.
 //! A file the writer opens again continues its chain from the last line, and knows the intents
 //! a crash left without an outcome ([`Resolution`]); the next sweep of their provider resolves
 //! them by reading the provider again. The record schema is in `docs/audit.md`.
@@ -19,11 +21,12 @@ mod sink;
 pub mod spool;
 
 pub mod peers;
-pub use chain::{Break, Chain, FORMAT_VERSION, Verified, sha256_hex, verify};
+pub use chain::{Break, Chain, Expected, FORMAT_VERSION, Held, Start, Verified, checkpoint_age, sha256_hex, verify};
 pub use note::{Checkpoint, Signer, Verifier};
 pub use resolution::Resolution;
 pub use sink::{
-    AuditSink, JsonLinesFile, Memory, Stamp, Stdout, checkpoint_path, open_log, read_checkpoint, rotated_files,
+    AuditSink, JsonLinesFile, Memory, Stamp, Stdout, anchor_files, anchor_path, checkpoint_path, open_log,
+    read_checkpoint, rotated_files,
 };
 
 use chrono::{DateTime, Utc};

@@ -10,6 +10,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, SecondsFormat, Utc};
 use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use sha2::Digest;
 
@@ -19,35 +20,79 @@ const SIGNATURE_PREFIX: &str = "\u{2014} ";
 /// The origin line of keyward's checkpoints (one log per origin).
 pub const ORIGIN: &str = "keyward.dev/audit";
 
-/// What a checkpoint says of a log: how many records, and the hash of the last line.
+/// What a checkpoint says of a log: how many records, and the hash of the last line; since
+/// issue 25, when, and for the checkpoint written at a rotation, that a file starts there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     pub origin: String,
     pub count: u64,
     /// Lower-case hex SHA-256 of the last line (empty for an empty log).
     pub head: String,
+    /// When it was written (the extension line `time <RFC 3339>`); none in the checkpoints of
+    /// older keywards. Signed with the rest, so an old checkpoint cannot pass for a new one.
+    pub time: Option<DateTime<Utc>>,
+    /// Set (the extension line `start <seq>`, equal to `count`) on the checkpoint written when
+    /// the log was rotated: a file starts at record `count`, chained to `head`, and the files
+    /// before it may be pruned. Only such a checkpoint anchors a log that does not start at
+    /// seq 0; the one written after every record does not, so holding on to those does not let
+    /// anyone cut the log's front at any record they like.
+    pub start: Option<u64>,
 }
 
 impl Checkpoint {
-    /// The note's body: three lines, each ending in a newline.
+    /// The note's body: the three lines of a tlog checkpoint, then the extension lines, each
+    /// ending in a newline.
     pub fn body(&self) -> String {
         let head = hex::decode(&self.head).unwrap_or_default();
-        format!("{}\n{}\n{}\n", self.origin, self.count, STANDARD.encode(head))
+        let mut body = format!("{}\n{}\n{}\n", self.origin, self.count, STANDARD.encode(head));
+        if let Some(time) = self.time {
+            body.push_str(&format!("time {}\n", time.to_rfc3339_opts(SecondsFormat::Secs, true)));
+        }
+        if let Some(start) = self.start {
+            body.push_str(&format!("start {start}\n"));
+        }
+        body
     }
 
-    /// Reads a body (and ignores signatures and extension lines), or keyward's older
-    /// two-line form (count, hex head).
+    /// Reads a body (and ignores signatures and unknown extension lines), or keyward's older
+    /// two-line form (count, hex head). A `time` or `start` line that does not read is no
+    /// checkpoint: it would be signed as written, so it is not one keyward wrote.
     pub fn parse(text: &str) -> Option<Checkpoint> {
         let body = text.split("\n\n").next().unwrap_or(text);
         let lines: Vec<&str> = body.lines().collect();
         if let [count, head] = lines.as_slice()
             && let Ok(count) = count.trim().parse()
         {
-            return Some(Checkpoint { origin: ORIGIN.into(), count, head: head.trim().to_string() });
+            return Some(Checkpoint {
+                origin: ORIGIN.into(),
+                count,
+                head: head.trim().to_string(),
+                time: None,
+                start: None,
+            });
         }
-        let [origin, count, head, ..] = lines.as_slice() else { return None };
+        let [origin, count, head, extensions @ ..] = lines.as_slice() else { return None };
         let head = STANDARD.decode(head.trim()).ok()?;
-        Some(Checkpoint { origin: origin.to_string(), count: count.trim().parse().ok()?, head: hex::encode(head) })
+        let mut checkpoint = Checkpoint {
+            origin: origin.to_string(),
+            count: count.trim().parse().ok()?,
+            head: hex::encode(head),
+            time: None,
+            start: None,
+        };
+        for line in extensions {
+            if let Some(time) = line.strip_prefix("time ") {
+                checkpoint.time = Some(DateTime::parse_from_rfc3339(time.trim()).ok()?.to_utc());
+            } else if let Some(start) = line.strip_prefix("start ") {
+                checkpoint.start = Some(start.trim().parse().ok()?);
+            }
+        }
+        Some(checkpoint)
+    }
+
+    /// How long before `now` it was written; none for a checkpoint without a time.
+    pub fn age(&self, now: DateTime<Utc>) -> Option<chrono::Duration> {
+        self.time.map(|time| now - time)
     }
 }
 
@@ -175,7 +220,8 @@ mod tests {
         let (signer, verifier) = Signer::generate("acme-audit").expect("keys");
         let (signer, verifier) =
             (Signer::parse(&signer).expect("signer"), Verifier::parse(&verifier).expect("verifier"));
-        let checkpoint = Checkpoint { origin: ORIGIN.into(), count: 12, head: "ab".repeat(32) };
+        let checkpoint =
+            Checkpoint { origin: ORIGIN.into(), count: 12, head: "ab".repeat(32), time: None, start: None };
         let note = signer.sign(&checkpoint);
         assert!(note.starts_with("keyward.dev/audit\n12\n"), "{note}");
         assert!(note.contains("\n\n\u{2014} acme-audit "), "{note}");
@@ -190,7 +236,41 @@ mod tests {
     }
 
     fn checkpoint_unsigned() -> String {
-        Checkpoint { origin: ORIGIN.into(), count: 1, head: String::new() }.body()
+        Checkpoint { origin: ORIGIN.into(), count: 1, head: String::new(), time: None, start: None }.body()
+    }
+
+    /// Issue 25.2: the time and the start of a file are extension lines of the signed body:
+    /// an older checkpoint cannot be passed off as newer, nor one written after any record as
+    /// the start of a file; today's checkpoints without them still read.
+    #[test]
+    fn time_and_start_are_signed_extension_lines_and_older_checkpoints_still_read() {
+        let (signer, verifier) = Signer::generate("acme-audit").expect("keys");
+        let (signer, verifier) =
+            (Signer::parse(&signer).expect("signer"), Verifier::parse(&verifier).expect("verifier"));
+        let time = DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z").expect("time").to_utc();
+        let anchor = Checkpoint {
+            origin: ORIGIN.into(),
+            count: 3000,
+            head: "cd".repeat(32),
+            time: Some(time),
+            start: Some(3000),
+        };
+        let note = signer.sign(&anchor);
+        assert!(note.contains("\ntime 2026-11-30T12:00:00Z\nstart 3000\n\n"), "{note}");
+        assert_eq!(verifier.open(&note), Ok(anchor.clone()));
+        assert_eq!(anchor.age(time + chrono::Duration::hours(5)), Some(chrono::Duration::hours(5)));
+
+        let older = note.replacen("time 2026-11-30T12:00:00Z", "time 2026-12-30T12:00:00Z", 1);
+        assert!(verifier.open(&older).expect_err("time altered").contains("altered"));
+        let no_start = note.replacen("start 3000\n", "", 1);
+        assert!(verifier.open(&no_start).expect_err("start removed").contains("altered"));
+        assert_eq!(Checkpoint::parse("keyward.dev/audit\n3\nAAAA\ntime yesterday\n"), None);
+
+        // Written by today's format: three lines, no time, no start.
+        let today = Checkpoint::parse("keyward.dev/audit\n12\nq83vEjRWeJCrze8SNFZ4kKvN7xI0VniQq83vEjRWeJA=\n")
+            .expect("today's checkpoint");
+        assert_eq!((today.count, today.time, today.start), (12, None, None));
+        assert_eq!(today.age(time), None);
     }
 
     #[test]

@@ -84,7 +84,15 @@ impl Appender {
     /// starts an empty one; the chain goes on in it. The rename and the new file are made
     /// durable before the next record: a crash in between leaves the records whole in the
     /// rotated file, and [`scan`] continues the chain from there.
+    ///
+    /// First, the anchor of the new file: a checkpoint marked as the start of a file
+    /// (`<file>.anchor-<seq>`), signed when a key is configured. Retention may prune the
+    /// rotated files; the files left verify from it, and without the key nobody can make one
+    /// for a record where no file started. Written before the rename: a crash in between
+    /// leaves an anchor of a start that did not happen, which anchors no file.
     fn rotate(&mut self) -> io::Result<PathBuf> {
+        let anchor = Checkpoint { start: Some(self.chain.next_seq), ..self.checkpoint_now() };
+        write_whole(&anchor_path(&self.path, self.chain.next_seq), &self.note(&anchor))?;
         let rotated = rotated_path(&self.path, self.chain.next_seq);
         std::fs::rename(&self.path, &rotated)?;
         self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
@@ -106,20 +114,36 @@ impl Appender {
         }
     }
 
-    /// Writes `<log>.checkpoint`: the count and head, signed when a key is configured.
+    /// Writes `<log>.checkpoint`: the count, head and time, signed when a key is configured.
     fn checkpoint(&self) -> io::Result<()> {
-        let checkpoint =
-            Checkpoint { origin: ORIGIN.into(), count: self.chain.next_seq, head: self.chain.prev.clone() };
-        let text = match &self.signer {
-            Some(signer) => signer.sign(&checkpoint),
-            None => checkpoint.body(),
-        };
-        let path = checkpoint_path(&self.path);
-        // Written whole, then renamed: a crash leaves the old checkpoint or the new one.
-        let partial = path.with_extension("checkpoint.partial");
-        std::fs::write(&partial, text)?;
-        std::fs::rename(&partial, &path)
+        write_whole(&checkpoint_path(&self.path), &self.note(&self.checkpoint_now()))
     }
+
+    fn checkpoint_now(&self) -> Checkpoint {
+        Checkpoint {
+            origin: ORIGIN.into(),
+            count: self.chain.next_seq,
+            head: self.chain.prev.clone(),
+            time: Some(chrono::Utc::now()),
+            start: None,
+        }
+    }
+
+    fn note(&self, checkpoint: &Checkpoint) -> String {
+        match &self.signer {
+            Some(signer) => signer.sign(checkpoint),
+            None => checkpoint.body(),
+        }
+    }
+}
+
+/// Writes `text` whole, then renames it into place: a crash leaves the old file or the new
+/// one.
+fn write_whole(path: &Path, text: &str) -> io::Result<()> {
+    let mut partial = path.as_os_str().to_os_string();
+    partial.push(".partial");
+    std::fs::write(&partial, text)?;
+    std::fs::rename(&partial, path)
 }
 
 /// Appends chained JSON lines to a file, each flushed and synced to disk: a record must
@@ -173,7 +197,8 @@ impl JsonLinesFile {
     /// Rotates the file once it holds `max_size` bytes, at the first moment no intent is
     /// open (an intent and its outcome stay in one file, so a restart finds every open
     /// intent in the current file). Rotated files are kept; shipping or pruning them is the
-    /// volume owner's business (`keyward audit verify` takes them in order).
+    /// volume owner's business (`keyward audit verify` takes them in order, and the files
+    /// left after a pruning verify from the anchor each rotation writes).
     pub fn rotating(self, max_size: Option<u64>) -> Self {
         lock(&self.appender).max_size = max_size.filter(|m| *m > 0);
         self
@@ -360,6 +385,45 @@ fn last_lines(path: &Path) -> io::Result<String> {
         &tail[..]
     };
     Ok(String::from_utf8_lossy(whole).into_owned())
+}
+
+/// Where the anchor of the file that starts at record `seq` goes (see `Appender::rotate`).
+/// Not a rotated file's name (`rotated_files` takes twelve digits only), and not matched by
+/// a retention rule that prunes `<log>.0*`.
+pub fn anchor_path(log: &Path, seq: u64) -> PathBuf {
+    let mut name = log.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".anchor-{seq:012}"));
+    log.with_file_name(name)
+}
+
+/// The anchors beside the log that `first` (the current file or one rotated out of it)
+/// belongs to, oldest first: the starting points a log whose older files were pruned can
+/// verify from.
+pub fn anchor_files(first: &Path) -> io::Result<Vec<PathBuf>> {
+    let Some(name) = first.file_name().and_then(|n| n.to_str()) else { return Ok(Vec::new()) };
+    // `audit.jsonl.000000003000` belongs to `audit.jsonl`.
+    let log = match name.rsplit_once('.') {
+        Some((log, seq)) if seq.len() == 12 && seq.bytes().all(|b| b.is_ascii_digit()) => log,
+        _ => name,
+    };
+    let dir = first.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let prefix = format!("{log}.anchor-");
+    let mut found: Vec<PathBuf> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix(&prefix))
+                    .is_some_and(|rest| rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_digit()))
+            })
+            .collect(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e),
+    };
+    found.sort();
+    Ok(found)
 }
 
 /// The checkpoint kept beside a log file.

@@ -35,7 +35,18 @@ fn log(n: usize) -> String {
 }
 
 fn check(text: &str, checkpoint: Option<(u64, &str)>) -> Result<Verified, Break> {
-    verify(&[(PathBuf::from("audit.jsonl"), text.to_string())], checkpoint)
+    let held = checkpoint.map(|(count, head)| held(count, head, None, false));
+    verify(&[(PathBuf::from("audit.jsonl"), text.to_string())], &Expected { checkpoint: held, anchors: Vec::new() })
+}
+
+/// A checkpoint of `count` records and `head`, marked as the start of a file at `start`.
+fn held(count: u64, head: &str, start: Option<u64>, signed: bool) -> Held {
+    let checkpoint = Checkpoint { origin: "keyward.dev/audit".into(), count, head: head.into(), time: None, start };
+    Held { checkpoint, file: PathBuf::from(format!("audit.jsonl.anchor-{count:012}")), signed }
+}
+
+fn hash_of(line: &str) -> String {
+    sha256_hex(line.as_bytes())
 }
 
 #[test]
@@ -67,6 +78,52 @@ fn an_untouched_log_verifies_and_every_tampering_is_caught_at_its_line() {
     assert!(check(&text, Some((5, &head.head.prev))).is_ok());
 
     assert_eq!(check(&format!("{text}not json\n"), None).expect_err("garbage").line, 6);
+}
+
+/// Re-chains `lines` from index `from` on: every later `prev` recomputed, as whoever can
+/// write the volume can do (the chain is unkeyed SHA-256).
+fn rechain(lines: &mut [String], from: usize) {
+    for i in from..lines.len() {
+        let mut value: serde_json::Value = serde_json::from_str(&lines[i]).expect("JSON");
+        value["prev"] = if i == 0 { "".into() } else { sha256_hex(lines[i - 1].as_bytes()).into() };
+        lines[i] = serde_json::to_string(&value).expect("JSON");
+    }
+}
+
+fn joined(lines: &[String]) -> String {
+    lines.iter().map(|l| format!("{l}\n")).collect()
+}
+
+/// Issue 25.1: a checkpoint trails the log (the ConfigMap copy by up to 100 records or an
+/// hour), so the log is usually longer than its count; the record it counted last must still
+/// hash to its head, or an edited record with every later `prev` recomputed would pass.
+#[test]
+fn a_trailing_checkpoint_pins_the_record_it_counted_last() {
+    let text = log(8);
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let at_five = check(&joined(&lines[..5]), None).expect("a prefix").head;
+    let trailing = Some((5, at_five.prev.as_str()));
+    assert_eq!(check(&text, trailing).expect("intact and longer").records, 8);
+
+    // A revocation record edited, and the chain recomputed after it: a valid chain by itself.
+    lines[2] = lines[2].replacen("\"outcome\":\"revoked\"", "\"outcome\":\"failed\"", 1);
+    rechain(&mut lines, 3);
+    let forged = joined(&lines);
+    assert!(check(&forged, None).is_ok(), "the unkeyed chain alone cannot tell");
+    let error = check(&forged, trailing).expect_err("the checkpoint's record no longer hashes to its head");
+    assert_eq!((error.file.as_path(), error.line), (std::path::Path::new("audit.jsonl"), 5), "{error}");
+    assert!(error.problem.contains("record 4 is not the one the checkpoint saw"), "{error}");
+
+    // A log that starts right after the checkpoint's last record (pruned at a rotation
+    // there): the first record's `prev` is what the checkpoint pins.
+    let rest =
+        vec![(PathBuf::from("audit.jsonl"), joined(&text.lines().skip(5).map(str::to_string).collect::<Vec<_>>()))];
+    let anchors = vec![held(5, &at_five.prev, Some(5), true)];
+    let held_to = |head: &str| Expected { checkpoint: Some(held(5, head, None, true)), anchors: anchors.clone() };
+    assert!(verify(&rest, &held_to(&at_five.prev)).is_ok());
+    let error = verify(&rest, &held_to(&sha256_hex(b"another record 4"))).expect_err("it saw another record 4");
+    assert_eq!(error.line, 1, "{error}");
+    assert!(error.problem.contains("not chained to the record the checkpoint saw"), "{error}");
 }
 
 #[tokio::test]
@@ -295,4 +352,111 @@ fn a_notification_record_reads_back_and_settles_no_intent() {
     intent.outcome = Outcome::Intended;
     let resolution = Resolution::of([&intent, &read]);
     assert_eq!(resolution.pending_count(), 1, "the intent stays open");
+}
+
+/// Issue 25.2: a log verifies from seq 0, or from the start an anchor (a checkpoint written at
+/// a rotation) names by seq and by the `prev` of its first record. Removing the oldest files,
+/// or the first lines of a file, no longer verifies; nor does an anchor of another record,
+/// nor a checkpoint that was not written at a rotation.
+#[test]
+fn a_log_starts_at_seq_0_or_where_a_rotation_anchor_says() {
+    let text = log(8);
+    let lines: Vec<String> = text.lines().map(str::to_string).collect();
+    let from = |i: usize| joined(&lines[i..]);
+    let anchored = |text: &str, anchors: Vec<Held>| {
+        verify(&[(PathBuf::from("audit.jsonl"), text.to_string())], &Expected { checkpoint: None, anchors })
+    };
+    assert_eq!(check(&text, None).expect("from seq 0").start, Start::Genesis);
+
+    let error = check(&from(3), None).expect_err("the first three records cut away");
+    assert_eq!(error.line, 1, "{error}");
+    assert!(error.problem.contains("starts at seq 3 and no anchor names that start"), "{error}");
+
+    let anchor = held(3, &hash_of(&lines[2]), Some(3), true);
+    let verified = anchored(&from(3), vec![anchor.clone()]).expect("pruned at the rotation");
+    assert_eq!((verified.records, verified.first_seq), (5, 3));
+    assert_eq!(verified.start, Start::Anchor(anchor.clone()));
+    assert!(verified.start.label().contains("seq 3, anchored by the signed checkpoint"), "{}", verified.start.label());
+    let unsigned = anchored(&from(3), vec![held(3, &hash_of(&lines[2]), Some(3), false)]).expect("not checked");
+    assert!(unsigned.start.label().contains("anchors nothing against whoever can write the volume"));
+
+    // The first line of the remaining file cut too: the anchor names seq 3, not 4.
+    assert!(anchored(&from(4), vec![anchor.clone()]).is_err(), "cut past the anchor");
+    // An anchor of the same seq in another chain (or of a replaced record 2).
+    let elsewhere = held(3, &sha256_hex(b"another record 2"), Some(3), true);
+    let error = anchored(&from(3), vec![elsewhere]).expect_err("another record before it");
+    assert!(error.problem.contains("not chained to the record its anchor names"), "{error}");
+    // The checkpoint written after record 4 (kept by whoever watched the volume) is signed
+    // and true, but marks no start of a file: it anchors nothing.
+    let ordinary = held(5, &hash_of(&lines[4]), None, true);
+    assert!(anchored(&from(5), vec![ordinary]).is_err(), "only a rotation's checkpoint anchors");
+}
+
+/// Issue 25.2: the rotation writes the anchor the files left after pruning verify from,
+/// signed; without it (or with the rotated file's first lines cut) they do not verify.
+#[tokio::test]
+async fn a_rotation_leaves_a_signed_anchor_that_the_files_after_it_verify_from() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("audit.jsonl");
+    let (signer, verifier) = Signer::generate("acme-audit").expect("keys");
+    let (signer, verifier) = (Signer::parse(&signer).expect("signer"), Verifier::parse(&verifier).expect("verifier"));
+    let size = serde_json::to_vec(&record(0)).expect("json").len() as u64;
+    let log = JsonLinesFile::open(&path)
+        .expect("open")
+        .rotating(Some(size * 2))
+        .signed(std::sync::Arc::new(signer))
+        .expect("signed");
+    for i in 0..7 {
+        log.record(&record(i)).await.expect("write");
+    }
+    let rotated = rotated_files(&path).expect("listed");
+    assert!(rotated.len() >= 2, "{rotated:?}");
+    let anchors: Vec<Held> = anchor_files(&path)
+        .expect("listed")
+        .into_iter()
+        .map(|file| {
+            let note = std::fs::read_to_string(&file).expect("anchor");
+            Held { checkpoint: verifier.open(&note).expect("signed"), file, signed: true }
+        })
+        .collect();
+    assert_eq!(anchors.len(), rotated.len(), "one anchor per rotation: {anchors:?}");
+    assert!(anchors.iter().all(|a| a.checkpoint.start == Some(a.checkpoint.count) && a.checkpoint.time.is_some()));
+    let note = std::fs::read_to_string(checkpoint_path(&path)).expect("checkpoint");
+    let newest = Held { checkpoint: verifier.open(&note).expect("signed"), file: checkpoint_path(&path), signed: true };
+    assert!(newest.checkpoint.time.is_some() && newest.checkpoint.start.is_none(), "{note}");
+
+    // Retention pruned the oldest rotated file.
+    let kept: Vec<(PathBuf, String)> =
+        rotated[1..].iter().chain([&path]).map(|f| (f.clone(), std::fs::read_to_string(f).expect("read"))).collect();
+    let expected = Expected { checkpoint: Some(newest.clone()), anchors: anchors.clone() };
+    let verified = verify(&kept, &expected).expect("verifies from the rotation's anchor");
+    assert!(matches!(&verified.start, Start::Anchor(a) if a.signed && a.checkpoint.count == verified.first_seq));
+    assert_eq!(verified.head.next_seq, 7);
+
+    let unanchored = Expected { checkpoint: Some(newest), anchors: Vec::new() };
+    let error = verify(&kept, &unanchored).expect_err("no anchor");
+    assert_eq!((error.file.clone(), error.line), (rotated[1].clone(), 1), "{error}");
+    let mut cut = kept.clone();
+    cut[0].1 = cut[0].1.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    assert!(verify(&cut, &expected).is_err(), "the first line of the first file kept cut away");
+}
+
+/// Issue 25.2: `--max-age`: a checkpoint older than it, or without a time (today's format),
+/// fails; its age is told either way.
+#[test]
+fn the_newest_checkpoint_is_told_its_age_and_held_to_max_age() {
+    let time = chrono::DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z").expect("time").to_utc();
+    let mut newest = held(5, &"ab".repeat(32), None, true);
+    newest.checkpoint.time = Some(time);
+    let now = time + chrono::Duration::hours(30);
+    let day = Some(chrono::Duration::hours(24));
+    assert_eq!(checkpoint_age(Some(&newest), now, None), Ok("written 2026-11-30T12:00:00Z (1day 6h ago)".into()));
+    let error = checkpoint_age(Some(&newest), now, day).expect_err("older than a day");
+    assert!(error.contains("(1day 6h ago); --max-age 1day asks for a newer one"), "{error}");
+    assert!(checkpoint_age(Some(&newest), time + chrono::Duration::hours(2), day).is_ok());
+
+    let today = held(5, &"ab".repeat(32), None, true);
+    assert!(checkpoint_age(Some(&today), now, None).expect("told").starts_with("without a time"));
+    assert!(checkpoint_age(Some(&today), now, day).is_err(), "no time, no age: --max-age fails");
+    assert!(checkpoint_age(None, now, day).is_err());
 }

@@ -1,5 +1,6 @@
 //! Command-line interface: argument types and one function per subcommand.
 
+mod audit;
 mod crds;
 pub mod import;
 mod manifests_mode;
@@ -43,18 +44,28 @@ pub struct ManifestArgs {
 #[derive(Subcommand, Debug)]
 pub enum AuditCommand {
     /// Checks the hash chain and sequence of audit logs (files in order; a rotated log goes
-    /// on in the next), and that the log is not shorter than its checkpoint. Exit 1 names the
-    /// first line that is not as written.
+    /// on in the next); that the log starts at seq 0, or where an anchor written at a rotation
+    /// says (the files before it pruned); and that it is not shorter than its checkpoint and
+    /// holds the record the checkpoint counted last. Exit 1 names the first line that is not
+    /// as written.
     Verify {
         #[arg(required = true)]
         files: Vec<PathBuf>,
         /// The checkpoint to hold the log to (default: `<last file>.checkpoint`, if present).
         #[arg(long)]
         checkpoint: Option<PathBuf>,
-        /// A verifier key (text, or a file holding it): the checkpoint must carry a valid
-        /// signature by it.
+        /// A verifier key (text, or a file holding it): the checkpoint and the anchor must
+        /// carry a valid signature by it.
         #[arg(long)]
         key: Option<String>,
+        /// An anchor to start from, besides the `<log>.anchor-<seq>` files next to the first
+        /// file (repeatable).
+        #[arg(long = "anchor")]
+        anchors: Vec<PathBuf>,
+        /// Fail when the checkpoint was written longer ago than this (`24h`, `90m`), or
+        /// carries no time.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        max_age: Option<std::time::Duration>,
     },
     /// Makes an Ed25519 key pair for signing checkpoints: the signer key (for the operator's
     /// Secret, `--audit-signing-key`) on the first line, the verifier key (for auditors,
@@ -173,8 +184,14 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Import { manifests, email_domain, out } => {
             manifests_mode::import(&manifests, email_domain.as_deref(), out.as_deref()).await
         }
-        Command::Audit { command: AuditCommand::Verify { files, checkpoint, key } } => {
-            audit_verify(&files, checkpoint.as_deref(), key.as_deref())
+        Command::Audit { command: AuditCommand::Verify { files, checkpoint, key, anchors, max_age } } => {
+            audit::verify(&audit::VerifyArgs {
+                files: &files,
+                checkpoint: checkpoint.as_deref(),
+                key: key.as_deref(),
+                anchors: &anchors,
+                max_age,
+            })
         }
         Command::Audit { command: AuditCommand::Keygen { name } } => match crate::audit::Signer::generate(&name) {
             Ok((signer, verifier)) => {
@@ -196,62 +213,4 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
         },
     }
-}
-
-fn audit_verify(files: &[PathBuf], checkpoint: Option<&std::path::Path>, key: Option<&str>) -> ExitCode {
-    let mut texts = Vec::new();
-    for file in files {
-        match std::fs::read_to_string(file) {
-            Ok(text) => texts.push((file.clone(), text)),
-            Err(e) => {
-                eprintln!("error: cannot read {}: {e}", file.display());
-                return ExitCode::FAILURE;
-            }
-        }
-    }
-    let checkpoint_file = checkpoint
-        .map(std::path::Path::to_path_buf)
-        .or_else(|| files.last().map(|f| crate::audit::checkpoint_path(f)).filter(|p| p.exists()));
-    let expected = match (&checkpoint_file, key) {
-        (Some(path), key) => match read_checkpoint(path, key) {
-            Ok(expected) => Some(expected),
-            Err(e) => {
-                eprintln!("error: {}: {e}", path.display());
-                return ExitCode::FAILURE;
-            }
-        },
-        (None, Some(_)) => {
-            eprintln!("error: --key given but there is no checkpoint to check (--checkpoint FILE)");
-            return ExitCode::FAILURE;
-        }
-        (None, None) => None,
-    };
-    let signed = if key.is_some() { ", checkpoint signature valid" } else { "" };
-    match crate::audit::verify(&texts, expected.as_ref().map(|(n, h)| (*n, h.as_str()))) {
-        Ok(verified) => {
-            let against = checkpoint_file
-                .map(|p| format!(", not shorter than {}", p.display()))
-                .unwrap_or_else(|| ", no checkpoint: a log cut short at its end cannot be told".into());
-            println!("ok: {} record(s), chain and sequence intact{against}{signed}", verified.records);
-            ExitCode::SUCCESS
-        }
-        Err(broken) => {
-            eprintln!("{broken}");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-/// The count and head a checkpoint file holds; with a verifier key, only from a note whose
-/// signature by that key is valid.
-fn read_checkpoint(path: &std::path::Path, key: Option<&str>) -> Result<(u64, String), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
-    let checkpoint = match key {
-        Some(key) => {
-            let key = std::fs::read_to_string(key).unwrap_or_else(|_| key.to_string());
-            crate::audit::Verifier::parse(&key)?.open(&text)?
-        }
-        None => crate::audit::Checkpoint::parse(&text).ok_or("not a checkpoint")?,
-    };
-    Ok((checkpoint.count, checkpoint.head))
 }

@@ -167,6 +167,7 @@ async fn review(args: &ReviewArgs) -> Result<ExitCode, Error> {
     let formats = formats(args)?;
     let logs = read_logs(&args.audit_logs)?;
     let checkpoint = checkpoint(args);
+    let anchors = anchors(args);
     let manifests = load(&args.manifests)?;
     let providers: Vec<MfaProvider> = manifests.providers.iter().map(|l| l.object.clone()).collect();
     let employees: Vec<Employee> = manifests.employees.iter().map(|l| l.object.clone()).collect();
@@ -185,6 +186,7 @@ async fn review(args: &ReviewArgs) -> Result<ExitCode, Error> {
         live_read_at: now,
         logs: &logs,
         checkpoint: checkpoint.as_ref(),
+        anchors: &anchors,
         deadlines: &deadlines,
         providers: live,
         declared_source_revisions: super::declared_source_revisions(&providers, &employees, &grants),
@@ -224,8 +226,22 @@ fn checkpoint(args: &ReviewArgs) -> Option<Checkpoint> {
         .checkpoint
         .clone()
         .or_else(|| args.audit_logs.last().map(|f| crate::audit::checkpoint_path(f)).filter(|p| p.exists()))?;
-    let expected = std::fs::read_to_string(&file).ok().and_then(|t| crate::audit::read_checkpoint(&t));
+    let expected = std::fs::read_to_string(&file).ok().and_then(|t| crate::audit::Checkpoint::parse(&t));
     Some(Checkpoint { file, expected })
+}
+
+/// The anchors `keyward apply` and the operator write beside the first log at its
+/// rotations, read as they are (the report checks no signature). One that cannot be read
+/// anchors nothing; the chain check then says where the log starts unanchored.
+fn anchors(args: &ReviewArgs) -> Vec<crate::audit::Held> {
+    let files = args.audit_logs.first().and_then(|first| crate::audit::anchor_files(first).ok()).unwrap_or_default();
+    files
+        .into_iter()
+        .filter_map(|file| {
+            let checkpoint = crate::audit::Checkpoint::parse(&std::fs::read_to_string(&file).ok()?)?;
+            Some(crate::audit::Held { checkpoint, file, signed: false })
+        })
+        .collect()
 }
 
 /// The manifests, as `keyward plan` takes them: an error in them stops the report before a

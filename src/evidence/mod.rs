@@ -174,6 +174,8 @@ pub struct Inputs<'a> {
     /// The audit logs, path and text, in order.
     pub logs: &'a [(PathBuf, String)],
     pub checkpoint: Option<&'a Checkpoint>,
+    /// The anchors a log whose older files were pruned starts from (see `crate::audit::verify`).
+    pub anchors: &'a [crate::audit::Held],
     pub deadlines: &'a Deadlines,
     pub providers: Vec<LiveProvider>,
     pub declared_source_revisions: Vec<String>,
@@ -232,7 +234,7 @@ pub fn compose(inputs: Inputs) -> Report {
                 lines: text.lines().count(),
             })
             .collect(),
-        chain: ChainCheck::of(inputs.logs, inputs.checkpoint),
+        chain: ChainCheck::of(inputs.logs, inputs.checkpoint, inputs.anchors, inputs.generated_at),
         source_revisions,
         declared_source_revisions: inputs.declared_source_revisions,
         rows,

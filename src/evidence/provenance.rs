@@ -35,6 +35,10 @@ pub struct ChainCheck {
     pub records: u64,
     /// The checkpoint the logs were held to, if any.
     pub checkpoint: Option<String>,
+    /// Where the logs start and what says so (seq 0, or an anchor written at a rotation).
+    pub start: Option<String>,
+    /// When the checkpoint was written, and how long before the report.
+    pub checkpoint_age: Option<String>,
     /// The first line that is not as written, `file:line: problem`.
     pub problem: Option<String>,
 }
@@ -42,40 +46,66 @@ pub struct ChainCheck {
 /// A checkpoint file and what it holds (`None`: it could not be read as one).
 pub struct Checkpoint {
     pub file: PathBuf,
-    pub expected: Option<(u64, String)>,
+    pub expected: Option<crate::audit::Checkpoint>,
 }
 
 impl ChainCheck {
-    pub fn of(logs: &[(PathBuf, String)], checkpoint: Option<&Checkpoint>) -> ChainCheck {
+    /// The logs held to `checkpoint` and started from seq 0 or one of `anchors`, as
+    /// `keyward audit verify` does without a key (the report checks no signature: its
+    /// label says so); the checkpoint's age at `now`.
+    pub fn of(
+        logs: &[(PathBuf, String)],
+        checkpoint: Option<&Checkpoint>,
+        anchors: &[crate::audit::Held],
+        now: DateTime<Utc>,
+    ) -> ChainCheck {
         let file = checkpoint.map(|c| c.file.display().to_string());
+        let failed = |problem: String| ChainCheck {
+            verified: false,
+            records: 0,
+            checkpoint: file.clone(),
+            start: None,
+            checkpoint_age: None,
+            problem: Some(problem),
+        };
         if let Some(Checkpoint { file, expected: None }) = checkpoint {
-            return ChainCheck {
-                verified: false,
-                records: 0,
-                checkpoint: Some(file.display().to_string()),
-                problem: Some(format!("{} is not a checkpoint", file.display())),
-            };
+            return failed(format!("{} is not a checkpoint", file.display()));
         }
-        let expected = checkpoint.and_then(|c| c.expected.as_ref()).map(|(n, hash)| (*n, hash.as_str()));
-        match crate::audit::verify(logs, expected) {
-            Ok(verified) => ChainCheck { verified: true, records: verified.records, checkpoint: file, problem: None },
-            Err(broken) => {
-                ChainCheck { verified: false, records: 0, checkpoint: file, problem: Some(broken.to_string()) }
-            }
+        let held = checkpoint.and_then(|c| {
+            let checkpoint = c.expected.clone()?;
+            Some(crate::audit::Held { checkpoint, file: c.file.clone(), signed: false })
+        });
+        let expected = crate::audit::Expected { checkpoint: held, anchors: anchors.to_vec() };
+        match crate::audit::verify(logs, &expected) {
+            Ok(verified) => ChainCheck {
+                verified: true,
+                records: verified.records,
+                checkpoint: file.clone(),
+                start: Some(verified.start.label()),
+                checkpoint_age: expected
+                    .checkpoint
+                    .as_ref()
+                    .map(|held| crate::audit::checkpoint_age(Some(held), now, None).unwrap_or_else(|e| e)),
+                problem: None,
+            },
+            Err(broken) => failed(broken.to_string()),
         }
     }
 
     fn label(&self) -> String {
+        let start = self.start.as_deref().map(|s| format!("; starts at {s}")).unwrap_or_default();
         match (&self.problem, &self.checkpoint) {
             (Some(problem), _) => format!("FAILED: {problem}"),
-            (None, Some(checkpoint)) => {
-                format!(
-                    "verified: {} record(s), chain and sequence intact, not shorter than {checkpoint}",
-                    self.records
-                )
-            }
+            (None, Some(checkpoint)) => format!(
+                "verified: {} record(s), chain and sequence intact, not shorter than {checkpoint} and its last \
+                 record as it saw it (its signature is not checked here: `keyward audit verify --key` does){start}; \
+                 checkpoint {}",
+                self.records,
+                self.checkpoint_age.as_deref().unwrap_or("of unknown age")
+            ),
             (None, None) => format!(
-                "verified: {} record(s), chain and sequence intact; no checkpoint, so a log cut short at its end cannot be told",
+                "verified: {} record(s), chain and sequence intact{start}; no checkpoint, so a log cut short at its \
+                 end, or rewritten with its chain recomputed, cannot be told",
                 self.records
             ),
         }
@@ -176,26 +206,39 @@ mod tests {
         let text: String =
             (0..3).map(|_| String::from_utf8(chain.seal(&record).expect("seal")).expect("utf-8") + "\n").collect();
         let log = |text: &str| vec![(PathBuf::from("audit.jsonl"), text.to_string())];
-        let intact = ChainCheck::of(&log(&text), None);
+        let now = DateTime::parse_from_rfc3339("2026-11-30T15:00:00Z").expect("time").to_utc();
+        let intact = ChainCheck::of(&log(&text), None, &[], now);
         assert!(intact.verified && intact.records == 3, "{intact:?}");
         assert!(intact.label().contains("no checkpoint"), "{}", intact.label());
 
-        let held =
-            Checkpoint { file: PathBuf::from("audit.jsonl.checkpoint"), expected: Some((3, chain.prev.clone())) };
-        assert!(ChainCheck::of(&log(&text), Some(&held)).label().contains("not shorter than audit.jsonl.checkpoint"));
+        let held = Checkpoint {
+            file: PathBuf::from("audit.jsonl.checkpoint"),
+            expected: crate::audit::Checkpoint::parse(&format!(
+                "keyward.dev/audit\n3\n{}\ntime 2026-11-30T12:00:00Z\n",
+                base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    hex::decode(&chain.prev).expect("hex")
+                )
+            )),
+        };
+        assert!(
+            ChainCheck::of(&log(&text), Some(&held), &[], now)
+                .label()
+                .contains("not shorter than audit.jsonl.checkpoint")
+        );
 
         let edited = text.replacen("dave", "mallory", 1);
-        let broken = ChainCheck::of(&log(&edited), None);
+        let broken = ChainCheck::of(&log(&edited), None, &[], now);
         assert!(!broken.verified);
         assert!(broken.label().starts_with("FAILED: audit.jsonl:2: "), "{}", broken.label());
 
         let cut: String = text.lines().take(2).map(|l| format!("{l}\n")).collect();
-        let truncated = ChainCheck::of(&log(&cut), Some(&held));
+        let truncated = ChainCheck::of(&log(&cut), Some(&held), &[], now);
         assert!(truncated.problem.as_deref().is_some_and(|p| p.contains("truncated")), "{truncated:?}");
 
         let garbage = Checkpoint { file: PathBuf::from("x.checkpoint"), expected: None };
         assert_eq!(
-            ChainCheck::of(&log(&text), Some(&garbage)).problem.as_deref(),
+            ChainCheck::of(&log(&text), Some(&garbage), &[], now).problem.as_deref(),
             Some("x.checkpoint is not a checkpoint")
         );
     }

@@ -55,6 +55,7 @@ fn report(log: &str) -> Report {
         live_read_at: now(),
         logs: &logs,
         checkpoint: None,
+        anchors: &[],
         deadlines: &Deadlines::of(&employees, &grants),
         providers: vec![live, failed],
         declared_source_revisions: Vec::new(),
