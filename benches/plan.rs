@@ -112,6 +112,7 @@ fn company(size: usize) -> (MfaProvider, Vec<Employee>, Vec<AccessGrant>, Invent
     let inventory = Inventory {
         users: (0..size)
             .map(|i| ProviderUser {
+                aliases: Vec::new(),
                 name: format!("e{i}"),
                 in_directory: true,
                 enrolments: vec![
@@ -187,6 +188,7 @@ fn large_company(people: usize, grants: usize) -> (MfaProvider, Vec<Employee>, V
     let inventory = Inventory {
         users: (0..people)
             .map(|i| ProviderUser {
+                aliases: Vec::new(),
                 name: format!("e{i}"),
                 in_directory: true,
                 enrolments: vec![

@@ -361,6 +361,29 @@ async fn two_users_with_one_name_are_a_conflict_never_a_guess() {
     assert!(!s.log.iter().any(|l| l.starts_with("DELETE")), "{:?}", s.log);
 }
 
+/// An Employee mapped through an alias past the fourth: the user is that Employee's (its
+/// device kept), not an undeclared user losing every device under `scope: All`.
+#[tokio::test]
+async fn a_user_is_known_by_every_alias_in_the_aliases_map() {
+    let mut state = acme();
+    let mut eighth = user("DUEIGHT", "erin.b@acme.example", json!([push_phone("DPE")]), json!([]), json!([]));
+    let aliases: serde_json::Map<String, Value> = contract::ALIAS_KEYS
+        .iter()
+        .enumerate()
+        .map(|(i, key)| (key.to_string(), json!(format!("erin-{}@acme.example", i + 1))))
+        .collect();
+    eighth["aliases"] = Value::Object(aliases);
+    eighth["alias1"] = json!("erin-1@acme.example");
+    state.users.push(eighth);
+    let (server, _state) = serve(state, handle).await;
+    let duo = backend(&server.uri(), "", SKEY);
+    let declared = vec!["erin-8@acme.example".to_string()];
+    let inventory = duo.inventory(&UserQuery { declared, all: true }).await.expect("inventory");
+    let erin = inventory.users.iter().find(|u| u.enrolments.iter().any(|e| e.id == "phone:DPE")).expect("listed");
+    assert_eq!(erin.name, "erin-8@acme.example", "the alias the Employee maps to");
+    assert!(erin.aliases.iter().any(|a| a == "erin.b@acme.example") && erin.aliases.contains(&"DUEIGHT".to_string()));
+}
+
 #[tokio::test]
 async fn invitation_sends_the_enrolment_email_to_new_users_only() {
     let (server, state) = serve(acme(), handle).await;

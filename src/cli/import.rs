@@ -137,7 +137,7 @@ mod tests {
     fn user(name: &str, in_directory: bool, kinds: &[&str]) -> ProviderUser {
         let enrolments =
             kinds.iter().map(|k| Enrolment::new(format!("{name}-{k}"), FactorKind::new(k), true)).collect();
-        ProviderUser { name: name.into(), in_directory, enrolments }
+        ProviderUser { name: name.into(), in_directory, enrolments, aliases: Vec::new() }
     }
 
     #[test]

@@ -100,6 +100,7 @@ pub fn inventory(users: &[(&str, &[Listed])]) -> Inventory {
         users: users
             .iter()
             .map(|(name, enrolments)| ProviderUser {
+                aliases: Vec::new(),
                 name: name.to_string(),
                 in_directory: true,
                 enrolments: enrolments

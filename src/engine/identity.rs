@@ -18,10 +18,12 @@ pub fn username(employee: &Employee, provider: &MfaProvider) -> String {
     }
 }
 
-/// Users are matched case-insensitively: e-mail addresses are, and no provider keyward
-/// supports lets two users differ only by case.
+/// Users are matched case-insensitively (e-mail addresses are, and no provider keyward
+/// supports lets two users differ only by case) and in Unicode NFC: `José` typed with a
+/// combining accent in YAML and stored precomposed by the provider is one user. The one
+/// normalisation for every comparison of user names: Employees, protected users, listings.
 pub fn user_key(name: &str) -> String {
-    name.to_lowercase()
+    icu_normalizer::ComposingNormalizerBorrowed::new_nfc().normalize(name).to_lowercase()
 }
 
 /// Employees indexed by the provider user they map to. A key with more than one Employee is

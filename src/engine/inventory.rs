@@ -68,6 +68,26 @@ pub struct ProviderUser {
     /// remain (a leaver's orphaned tokens).
     pub in_directory: bool,
     pub enrolments: Vec<Enrolment>,
+    /// Every other name the provider knows the user by (login, e-mail, aliases, UPN, id): a
+    /// protected user is protected under any of them, whichever name `name` is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+}
+
+impl ProviderUser {
+    /// `names` but `name` and the empty ones, as [`ProviderUser::aliases`].
+    pub fn aliases_of(name: &str, names: &[&str]) -> Vec<String> {
+        let mut aliases: Vec<String> =
+            names.iter().filter(|n| !n.is_empty() && **n != name).map(|n| n.to_string()).collect();
+        aliases.sort();
+        aliases.dedup();
+        aliases
+    }
+
+    /// `name` and every alias.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        std::iter::once(self.name.as_str()).chain(self.aliases.iter().map(String::as_str))
+    }
 }
 
 /// Everything one bulk listing returned for the provider's realm.
@@ -106,7 +126,12 @@ mod tests {
 
     #[test]
     fn names_listed_twice_are_duplicates() {
-        let user = |name: &str| ProviderUser { name: name.into(), in_directory: true, enrolments: Vec::new() };
+        let user = |name: &str| ProviderUser {
+            name: name.into(),
+            in_directory: true,
+            enrolments: Vec::new(),
+            aliases: Vec::new(),
+        };
         let inventory = Inventory { users: vec![user("a@x"), user("b@x"), user("A@x"), user("a@x")] };
         assert_eq!(inventory.duplicate_names().into_iter().collect::<Vec<_>>(), ["a@x"]);
         assert!(Inventory { users: vec![user("a"), user("b")] }.duplicate_names().is_empty());

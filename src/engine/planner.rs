@@ -173,7 +173,10 @@ fn plan_listed_users(
     let mut duplicates = inventory.duplicate_names();
     duplicates.extend(target.iter().flat_map(|t| t.duplicates.iter().cloned()));
     for (user_key, user) in &observed {
-        if declared.protected.contains(user_key) {
+        // Protected under any of its names: the name keyward picked depends on which one an
+        // Employee maps to, and an Employee sharing the break-glass account's e-mail must not
+        // turn its protection off.
+        if user.names().any(|n| declared.protected.contains(&identity::user_key(n))) {
             continue;
         }
         if duplicates.contains(user_key) {

@@ -91,6 +91,7 @@ fn inventories() -> impl Strategy<Value = Inventory> {
                     .into_iter()
                     .zip(enrolments)
                     .map(|(user, list)| ProviderUser {
+                        aliases: Vec::new(),
                         name: user.to_string(),
                         in_directory: true,
                         enrolments: list

@@ -140,6 +140,37 @@ fn protected_users_are_never_revoked() {
     assert_eq!(plan.managed_users, 0);
 }
 
+/// The provider lists the break-glass account under the name an Employee maps to (its
+/// e-mail, since an Employee declares that address), while `protectedUsers` names its login.
+/// Protection holds under any of the user's names; it used to hold only for the name picked.
+#[test]
+fn protected_users_are_protected_under_any_of_their_names() {
+    let mut intruder = employee("intruder", &[], EmployeeState::Offboarded);
+    intruder.spec.email = "breakglass@acme.example".into();
+    let mut p = provider();
+    p.spec.user_mapping = crate::crd::mfa_provider::UserMapping::Email;
+    p.spec.scope = Scope::All;
+    p.spec.protected_users = vec!["breakglass".into(), "José".into()];
+    let mut inv = inventory(&[
+        ("breakglass@acme.example", &[("X", "totp", true)]),
+        // The same name, typed with a combining accent: one user after NFC.
+        ("jose\u{301}@acme.example", &[("J", "totp", true)]),
+        ("mallory@acme.example", &[("M", "totp", true)]),
+    ]);
+    inv.users[0].aliases = vec!["breakglass".into(), "00u1".into()];
+    inv.users[1].aliases = vec!["Jose\u{301}".into()];
+    let plan = planned(&p, &[intruder], &[], &inv);
+    let revoked: Vec<&str> = plan.revocations().map(|a| a.enrolment.as_str()).collect();
+    assert_eq!(revoked, ["M"], "{:?}", plan.actions);
+}
+
+#[test]
+fn user_names_compare_in_one_normal_form() {
+    use crate::engine::identity::user_key;
+    assert_eq!(user_key("Jos\u{e9}@Acme.Example"), user_key("jose\u{301}@acme.example"));
+    assert_ne!(user_key("jose@acme.example"), user_key("jos\u{e9}@acme.example"));
+}
+
 #[test]
 fn two_employees_on_one_user_are_a_conflict_and_that_user_is_left_alone() {
     let mut a = employee("alice", &[], EmployeeState::Offboarded);
@@ -446,8 +477,18 @@ fn an_enrolment_with_several_kinds_is_kept_when_any_is_entitled() {
     let phone = |id: &str| Enrolment::new(id, FactorKind::new("push"), true).providing(vec![FactorKind::new("sms")]);
     let inv = Inventory {
         users: vec![
-            ProviderUser { name: "alice".into(), in_directory: true, enrolments: vec![phone("DPA")] },
-            ProviderUser { name: "dave".into(), in_directory: true, enrolments: vec![phone("DPD")] },
+            ProviderUser {
+                name: "alice".into(),
+                in_directory: true,
+                enrolments: vec![phone("DPA")],
+                aliases: Vec::new(),
+            },
+            ProviderUser {
+                name: "dave".into(),
+                in_directory: true,
+                enrolments: vec![phone("DPD")],
+                aliases: Vec::new(),
+            },
         ],
     };
     let p = planned(&provider(), &employees, &grants, &inv);
@@ -476,8 +517,18 @@ fn a_removal_that_would_cascade_to_an_entitled_enrolment_is_withheld() {
     };
     let inv = Inventory {
         users: vec![
-            ProviderUser { name: "alice".into(), in_directory: true, enrolments: verify("PA", "TA") },
-            ProviderUser { name: "dave".into(), in_directory: true, enrolments: verify("PD", "TD") },
+            ProviderUser {
+                name: "alice".into(),
+                in_directory: true,
+                enrolments: verify("PA", "TA"),
+                aliases: Vec::new(),
+            },
+            ProviderUser {
+                name: "dave".into(),
+                in_directory: true,
+                enrolments: verify("PD", "TD"),
+                aliases: Vec::new(),
+            },
         ],
     };
     let p = planned(&provider(), &employees, &grants, &inv);

@@ -14,6 +14,11 @@ pub const SOURCE: &str = "duo_client_python 5.6.1 duo_client/admin.py @ 6e207eb9
 /// plus "pending deletion", which Duo's documentation lists for users awaiting deletion.
 pub const USER_STATUSES: &[&str] = &["active", "bypass", "disabled", "locked out", "pending deletion"];
 
+/// Duo's Admin API documentation, "Retrieve Users" response format: `aliases` is a map of the
+/// user's username aliases, `alias1` … `alias8` (up to eight); the flat `alias1` … `alias4`
+/// fields are the older form, still sent beside it. (Documentation.)
+pub const ALIAS_KEYS: &[&str] = &["alias1", "alias2", "alias3", "alias4", "alias5", "alias6", "alias7", "alias8"];
+
 /// Hardware token types: `TOKEN_HOTP_6`, `TOKEN_HOTP_8`, `TOKEN_YUBIKEY`, and `t6` of
 /// `add_token` for TOTP (documentation also lists `t8` and `d1`).
 pub const TOKEN_TYPES: &[&str] = &["h6", "h8", "yk", "t6", "t8", "d1"];

@@ -93,6 +93,10 @@ struct User {
     alias3: Option<String>,
     #[serde(default)]
     alias4: Option<String>,
+    /// Every alias (`alias1` … `alias8`): the four fields above are the older form and stop at
+    /// four, so an Employee mapped through `alias5` or later would be read as undeclared.
+    #[serde(default)]
+    aliases: std::collections::BTreeMap<String, Option<String>>,
     #[serde(default)]
     phones: Vec<Phone>,
     #[serde(default)]
@@ -314,7 +318,9 @@ impl Duo {
             }
             let aliases: Vec<String> = [&user.email, &user.alias1, &user.alias2, &user.alias3, &user.alias4]
                 .into_iter()
+                .chain(user.aliases.values())
                 .flatten()
+                .filter(|a| !a.is_empty())
                 .cloned()
                 .collect();
             let mut names = vec![user.username.as_str()];
@@ -353,7 +359,10 @@ impl Duo {
                     active,
                 ));
             }
-            users.push(ProviderUser { name, in_directory: true, enrolments });
+            let mut known = names.clone();
+            known.push(&user.user_id);
+            let aliases = ProviderUser::aliases_of(&name, &known);
+            users.push(ProviderUser { name, in_directory: true, enrolments, aliases });
         }
         self.users.replace(fresh);
         Ok(Inventory { users })

@@ -322,7 +322,7 @@ impl Entra {
     /// [`Self::read_users`]; `targeted`: only the queried users were read, and only their
     /// cached ids are replaced.
     async fn read_users_refreshing(&self, query: &UserQuery, targeted: bool) -> Result<Inventory, Failure> {
-        let mut found: Vec<(String, String)> = Vec::new(); // (name, id)
+        let mut found: Vec<(String, String, Vec<String>)> = Vec::new(); // (name, id, every name)
         // Every listing starts from nothing: ids cached by an earlier sweep may belong to users
         // deleted (and re-created) since.
         let mut fresh = Names::default();
@@ -333,15 +333,16 @@ impl Entra {
                 let mail = user.mail.unwrap_or_default();
                 let name = declared_name(&declared, &[&upn, &mail]);
                 fresh.add(&[&name, &upn, &mail], &user.id);
+                let known = vec![upn, mail, user.id.clone()];
                 // Two users under one name are both listed under it: the planner sees the
                 // conflict instead of one of them.
-                found.push((name, user.id));
+                found.push((name, user.id, known));
             }
         } else {
             for upn in &query.declared {
                 for id in self.fetch(upn).await? {
                     fresh.add(&[upn], &id);
-                    found.push((upn.clone(), id));
+                    found.push((upn.clone(), id.clone(), vec![upn.clone(), id]));
                 }
             }
         }
@@ -351,10 +352,12 @@ impl Entra {
             self.users.replace(fresh);
         }
         let mut users = Vec::new();
-        for (name, id) in found {
+        for (name, id, known) in found {
             // A user deleted between the listing and here has no methods left to revoke.
             let Some(methods) = self.methods(&id).await? else { continue };
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
             users.push(ProviderUser {
+                aliases: ProviderUser::aliases_of(&name, &known),
                 name,
                 in_directory: true,
                 enrolments: methods.into_iter().map(|m| m.enrolment).collect(),

@@ -309,7 +309,10 @@ impl Client for Google {
                 if !user.id.is_empty() {
                     fresh.add(&names, &user.id);
                 }
+                let mut known = names.clone();
+                known.push(&user.id);
                 ProviderUser {
+                    aliases: ProviderUser::aliases_of(&name, &known),
                     name,
                     in_directory: true,
                     // A suspended user cannot sign in; its 2SV stays until turned off.

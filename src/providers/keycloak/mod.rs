@@ -297,7 +297,9 @@ impl Keycloak {
         let mut users = Vec::new();
         for (name, user) in found {
             let Some(enrolments) = self.credentials(&user).await? else { continue };
-            users.push(ProviderUser { name, in_directory: true, enrolments });
+            let email = user.email.as_deref().unwrap_or_default();
+            let aliases = ProviderUser::aliases_of(&name, &[&user.username, email, &user.id]);
+            users.push(ProviderUser { name, in_directory: true, enrolments, aliases });
         }
         Ok(Inventory { users })
     }

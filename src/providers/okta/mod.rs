@@ -286,10 +286,12 @@ impl Okta {
     /// The enrolments of one user. `links_known`: `user` came from a single-user read, which
     /// carries the full `_links` (a listing carries only `self`).
     async fn user_enrolments(&self, name: String, user: User, links_known: bool) -> Result<ProviderUser, Failure> {
+        let email = user.profile.email.as_deref().unwrap_or_default();
+        let aliases = ProviderUser::aliases_of(&name, &[&user.profile.login, email, &user.id]);
         if user_deprovisioned(&user.status) == Some(true) {
             // A deactivated user can neither sign in nor have factors unenrolled (reference
             // §2 pitfall 3); Okta answers 404 to its factor listing.
-            return Ok(ProviderUser { name, in_directory: false, enrolments: Vec::new() });
+            return Ok(ProviderUser { name, in_directory: false, enrolments: Vec::new(), aliases });
         }
         let factors = self.factors(&user.id).await?;
         let mut enrolments: Vec<Enrolment> = factors
@@ -317,7 +319,7 @@ impl Okta {
                 enrolments.push(Enrolment::new(RESET_FACTORS, FactorKind::new(UNLISTED_KIND), true));
             }
         }
-        Ok(ProviderUser { name, in_directory: true, enrolments })
+        Ok(ProviderUser { name, in_directory: true, enrolments, aliases })
     }
 
     async fn read_users(&self, query: &UserQuery) -> Result<Inventory, Failure> {

@@ -263,6 +263,7 @@ impl Client for PrivacyIdea {
                 name,
                 in_directory,
                 enrolments: Vec::new(),
+                aliases: Vec::new(),
             });
             user.in_directory &= in_directory;
             user.enrolments.push(Enrolment::new(
@@ -290,7 +291,7 @@ impl Client for PrivacyIdea {
                 .iter()
                 .map(|t| Enrolment::new(t.serial.clone(), kind_of(&t.tokentype), t.active && !t.revoked && !t.locked))
                 .collect();
-            listed.push(ProviderUser { name, in_directory: true, enrolments });
+            listed.push(ProviderUser { name, in_directory: true, enrolments, aliases: Vec::new() });
         }
         Ok(Some(Inventory { users: listed }))
     }
