@@ -1441,6 +1441,7 @@ fn run_ci_script(envs: &[(&str, &str)], keyward: Option<&std::path::Path>, workd
         .env("GH", format!("bash {}", fake_gh.display()))
         .env("FAKE_DIR", &fake)
         .env("GITHUB_SHA", "0123abc")
+        .env("KEYWARD_ALLOWED_HOSTS", "pi.acme.example,127.0.0.1")
         .env_remove("PR_NUMBER")
         .env_remove("GITHUB_REPOSITORY")
         .envs(envs.iter().copied())
@@ -1489,6 +1490,18 @@ fn the_pr_check_posts_the_plan_and_fails_only_when_invalid_broken_or_blocked() {
             assert!(run.keyward.contains("plan -f people --output json"), "{case}: {}", run.keyward);
         }
     }
+}
+
+/// Without an allowlist the PR check does not run at all: a pull request could point a
+/// provider at its own host, and `plan` would sign in there with the admin Secret.
+#[test]
+fn the_pr_check_refuses_to_run_without_a_host_allowlist() {
+    let dir = tempfile::tempdir().unwrap();
+    let envs = [("FAKE_VALIDATE", "ok"), ("FAKE_CODE", "0"), ("FAKE_BLOCKED", "false"), ("KEYWARD_ALLOWED_HOSTS", "")];
+    let run = run_ci_script(&envs, None, dir.path());
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stderr.contains("KEYWARD_ALLOWED_HOSTS is not set"), "{}", run.stderr);
+    assert!(run.keyward.is_empty(), "keyward ran: {}", run.keyward);
 }
 
 #[test]

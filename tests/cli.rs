@@ -307,3 +307,38 @@ async fn audit_verify_starts_a_pruned_log_only_at_a_signed_rotation_anchor() {
     assert_eq!(code, Some(1), "{out}");
     assert!(out.contains("checkpoint without a time") && out.contains("--max-age 1day"), "{out}");
 }
+
+/// Without a host allowlist, `plan` warns; under `CI=true` (where the manifests are often a
+/// pull request's) it refuses before any provider is contacted. With one, it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plan_without_a_host_allowlist_warns_and_refuses_in_ci() {
+    let (server, requests) = serve(0u32, count).await;
+    let block = format!(
+        "  keycloak:\n    url: {}\n    realm: corp\n    credentials: {{secretRef: {{name: corp-admin}}}}",
+        server.uri()
+    );
+    let tree = company(&block, &format!("  clientId: keyward\n  clientSecret: {}", shown::KEYCLOAK_SECRET), "totp");
+    let plan = |ci: Option<&str>, hosts: Option<&str>| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_keyward"));
+        command.args(["plan", "-f"]).arg(tree.path()).env_remove("CI").env_remove("KEYWARD_ALLOWED_HOSTS");
+        if let Some(ci) = ci {
+            command.env("CI", ci);
+        }
+        if let Some(hosts) = hosts {
+            command.env("KEYWARD_ALLOWED_HOSTS", hosts);
+        }
+        let o = command.output().expect("run keyward plan");
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).to_string())
+    };
+    let (code, stderr) = plan(Some("true"), None);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("refusing to send provider credentials"), "{stderr}");
+    assert_eq!(*requests.lock().expect("requests"), 0, "a provider was contacted");
+
+    let (_, stderr) = plan(None, None);
+    assert!(stderr.contains("warning: no provider host allowlist"), "{stderr}");
+    assert!(*requests.lock().expect("requests") > 0, "without CI, plan still runs");
+
+    let (_, stderr) = plan(Some("true"), Some("127.0.0.1"));
+    assert!(!stderr.contains("no provider host allowlist"), "{stderr}");
+}

@@ -76,6 +76,18 @@ pub enum AuditCommand {
     },
 }
 
+impl Command {
+    /// Whether the command signs in to providers with the credentials of the manifests.
+    fn signs_in_to_providers(&self) -> bool {
+        matches!(self, Command::Plan { .. } | Command::Apply { .. } | Command::Check { .. } | Command::Import { .. })
+    }
+}
+
+/// `CI=true` (or `1`): GitHub Actions, GitLab CI and most runners set it.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+}
+
 fn parse_time(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s).map(|t| t.to_utc()).map_err(|e| format!("{s:?} is not RFC 3339: {e}"))
 }
@@ -172,6 +184,19 @@ pub async fn run(cli: Cli) -> ExitCode {
     } else if matches!(cli.command, Command::Run { .. }) {
         tracing::warn!(
             "no provider host allowlist (--allow-host, chart value providerHosts): credentials go to any URL an MfaProvider names"
+        );
+    } else if cli.command.signs_in_to_providers() {
+        // In CI the manifests are often a pull request's: whoever opened it chooses the URLs.
+        if in_ci() {
+            eprintln!(
+                "error: no provider host allowlist (--allow-host or KEYWARD_ALLOWED_HOSTS) and CI is set: \
+                 refusing to send provider credentials to whatever host the manifests name"
+            );
+            return ExitCode::FAILURE;
+        }
+        eprintln!(
+            "warning: no provider host allowlist (--allow-host or KEYWARD_ALLOWED_HOSTS): provider credentials go to \
+             any URL an MfaProvider in these manifests names"
         );
     }
     match cli.command {

@@ -18,7 +18,18 @@
 #                    when both are set, the comment is posted with `gh` (GH_TOKEN must allow
 #                    writing PR comments); otherwise it is only written to OUT_DIR
 #   GH               the gh command (default `gh`)
+#   KEYWARD_ALLOWED_HOSTS
+#                    required: the provider hosts the credentials may go to (`acme.okta.com`,
+#                    `pi.acme.example:443`). A pull request can point an MfaProvider at a host
+#                    of its own, and `plan` would sign in there with the admin Secret.
 set -euo pipefail
+
+if [[ -z ${KEYWARD_ALLOWED_HOSTS:-} ]]; then
+    echo "keyward: KEYWARD_ALLOWED_HOSTS is not set; refusing to plan: a pull request could point a" >&2
+    echo "provider at a host of its own and receive the credentials. Set it to your providers' hosts" >&2
+    echo "(a repository variable), and give CI read-only credentials where the provider has them." >&2
+    exit 1
+fi
 
 read -r -a KEYWARD_CMD <<< "${KEYWARD:-keyward}"
 read -r -a GH_CMD <<< "${GH:-gh}"
