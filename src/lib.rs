@@ -12,6 +12,7 @@ pub mod http;
 pub mod manifests;
 pub mod metrics;
 pub mod notify;
+pub mod outbound;
 pub mod plugin;
 pub mod providers;
 pub mod report;

@@ -468,6 +468,42 @@ async fn a_notification_refused_for_good_is_given_up_and_the_next_goes_through()
     assert_eq!(accepted(&state)[0].json()["data"]["revoked"][0]["user"], "ben");
 }
 
+/// A tenant's webhook Secret pointing at the node's metadata service (or any link-local
+/// address, or plain http off loopback): nothing is posted, the refusal is recorded once,
+/// and the notification given up; the next target still gets its message.
+#[tokio::test]
+async fn a_webhook_at_a_link_local_or_plain_http_address_is_refused_and_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let addr = free_addr().await;
+    let state = Arc::new(Mutex::new(Receiver::default()));
+    let _server = receive(addr, state.clone()).await;
+    for (url, why) in [
+        (format!("http://169.254.169.254/latest/meta-data/{URL_TOKEN}"), "only https"),
+        (format!("https://169.254.169.254/latest/meta-data/{URL_TOKEN}"), "link-local"),
+        (format!("https://[fe80::1]/{URL_TOKEN}"), "link-local"),
+    ] {
+        let audit = Arc::new(Memory::default());
+        let (_stop, shutdown) = watch::channel(false);
+        let entry = |key: &str, value: String| (("acme".to_string(), "hooks".to_string(), key.to_string()), value);
+        let secrets = Arc::new(Secrets(HashMap::from([
+            entry("slack", format!("http://{addr}/services/{URL_TOKEN}")),
+            entry("webhook", url.clone()),
+            entry("hmac", shown::HMAC_KEY.to_string()),
+        ])));
+        let notifier = notifier(dir.path().join(why.replace(' ', "-")).as_path(), &audit, secrets, shutdown);
+        let provider = provider(serde_json::json!([webhook_target(), slack_target()]));
+        notifier.notify(&provider, &revoked("ann"), HOUR).await;
+        eventually("both targets settled", || deliveries(&audit).len() >= 2).await;
+        let records = deliveries(&audit);
+        let refused: Vec<&AuditRecord> = records.iter().filter(|r| r.outcome == Outcome::Undeliverable).collect();
+        assert_eq!(refused.len(), 1, "{url}: {records:#?}");
+        let detail = refused[0].detail.clone().unwrap_or_default();
+        assert!(detail.contains("refused target") && detail.contains(why), "{url}: {detail}");
+        assert!(!detail.contains(URL_TOKEN), "the URL's path is never said: {detail}");
+        assert_eq!(with_outcome(&audit, Outcome::Delivered).len(), 1, "{url}: the Slack target still gets it");
+    }
+}
+
 #[test]
 fn the_example_validates_and_configures_both_kinds_of_target() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/notifications.yaml");

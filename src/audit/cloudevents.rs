@@ -78,7 +78,8 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(spool: Spool, endpoint: Endpoint) -> Delivery {
-        let client = reqwest::Client::builder().timeout(REQUEST_TIMEOUT).build().unwrap_or_default();
+        // No redirects and no link-local address: a collector's URL goes where it was checked.
+        let client = crate::outbound::client(REQUEST_TIMEOUT);
         let backoff = Exponential { base: Duration::from_secs(1), cap: Duration::from_secs(300) };
         Delivery { spool, endpoint, client, backoff }
     }

@@ -20,6 +20,11 @@ pub struct Cli {
     /// before a request is made. Unset: any host an MfaProvider names.
     #[arg(long = "allow-host", global = true, env = "KEYWARD_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allow_hosts: Vec<String>,
+    /// Hosts notifications (Slack, webhooks) may be posted to; repeatable or comma-separated.
+    /// Unset: the provider host allowlist applies to them too (any host when that is unset).
+    /// Either way only https is posted to (plain http on loopback), never a link-local address.
+    #[arg(long = "notification-host", global = true, env = "KEYWARD_NOTIFICATION_HOSTS", value_delimiter = ',')]
+    pub notification_hosts: Vec<String>,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -174,6 +179,14 @@ pub enum Command {
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
+    if !cli.notification_hosts.is_empty() {
+        let installed = crate::providers::allowlist::HostAllowlist::only(&cli.notification_hosts)
+            .and_then(crate::outbound::install_notification_hosts);
+        if let Err(e) = installed {
+            eprintln!("error: --notification-host: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
     if !cli.allow_hosts.is_empty() {
         let installed = crate::providers::allowlist::HostAllowlist::only(&cli.allow_hosts)
             .and_then(crate::providers::allowlist::install);

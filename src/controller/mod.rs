@@ -53,6 +53,8 @@ pub enum RunError {
     SigningKey(String),
     #[error("--audit-endpoint needs --audit-log FILE: the delivery spool is kept beside that file")]
     EndpointWithoutFile,
+    #[error("--audit-endpoint: {0}")]
+    Endpoint(String),
 }
 
 /// The audit trail of this replica: its records name it and its ServiceAccount (the chart
@@ -79,6 +81,12 @@ fn audit_spool(args: &RunArgs, metrics: &crate::metrics::Metrics) -> Result<Opti
     }
     if args.audit_log.as_os_str() == "-" {
         return Err(RunError::EndpointWithoutFile);
+    }
+    if let Some(endpoint) = &args.audit_endpoint {
+        // The installer chose it, so no host list applies; the scheme and address rules do.
+        let url = url::Url::parse(endpoint).map_err(|e| RunError::Endpoint(format!("not a URL: {e}")))?;
+        crate::outbound::check_with(&url, &crate::providers::allowlist::HostAllowlist::any())
+            .map_err(RunError::Endpoint)?;
     }
     let (backlog, failures) = (metrics.audit_delivery_backlog.clone(), metrics.audit_delivery_failures.clone());
     Ok(Some(Spool::beside(&args.audit_log, backlog, failures)))

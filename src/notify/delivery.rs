@@ -70,6 +70,9 @@ pub enum AttemptError {
     ParseUrl { namespace: String, secret: SecretKeyRef },
     #[error("sign the notification: {0}")]
     Sign(String),
+    /// A target keyward never posts to (see [`crate::outbound`]).
+    #[error("refused target: {0}")]
+    Forbidden(String),
     /// The error without its URL (see [`reqwest::Error::without_url`]), and its causes.
     #[error("send the notification: {0}")]
     Send(String),
@@ -80,7 +83,8 @@ pub enum AttemptError {
 impl AttemptError {
     /// A refusal that trying again soon will not change.
     pub fn is_refusal(&self) -> bool {
-        matches!(self, AttemptError::Refused(status)
+        matches!(self, AttemptError::Forbidden(_))
+            || matches!(self, AttemptError::Refused(status)
             if status.is_client_error() && *status != reqwest::StatusCode::REQUEST_TIMEOUT && *status != reqwest::StatusCode::TOO_MANY_REQUESTS)
     }
 
@@ -105,11 +109,7 @@ pub struct Delivery {
 /// The client notifications are sent with: a timeout, and no redirects (a POST whose URL is
 /// a credential goes where the Secret says, nowhere else).
 pub fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(REQUEST_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap_or_default()
+    crate::outbound::client(REQUEST_TIMEOUT)
 }
 
 impl Delivery {
@@ -172,7 +172,8 @@ impl Delivery {
                 Err(e) => {
                     self.spool.failures.inc();
                     refusals = if e.is_refusal() { refusals + 1 } else { 0 };
-                    if refusals >= REFUSALS_BEFORE_GIVING_UP {
+                    // A target keyward never posts to stays so: given up at once.
+                    if refusals >= REFUSALS_BEFORE_GIVING_UP || matches!(e, AttemptError::Forbidden(_)) {
                         (Outcome::Undeliverable, e.status(), Some(format!("{e}; given up after {attempt} attempts")))
                     } else {
                         (Outcome::Failed, e.status(), Some(e.to_string()))
@@ -233,6 +234,7 @@ impl Delivery {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| AttemptError::ParseUrl { namespace: envelope.namespace.clone(), secret: url_ref.clone() })?;
+        crate::outbound::check(&url).map_err(AttemptError::Forbidden)?;
         let mut request = self
             .client
             .post(url)
