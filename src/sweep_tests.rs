@@ -446,7 +446,7 @@ async fn an_intent_another_replica_settled_meanwhile_is_not_recorded_revoked_twi
     let (own, peer) = (dir.path().join("audit-a.jsonl"), dir.path().join("audit-b.jsonl"));
     let mut by_b = intent("dave", "D1").ended(Outcome::Revoked, None);
     by_b.replica = Some("replica-b".into());
-    std::fs::write(&peer, serde_json::to_string(&by_b).expect("json") + "\n").expect("peer log");
+    std::fs::write(&peer, chained(&[by_b])).expect("peer log");
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
     for (peers, expected) in
         [(vec![dir.path().join("audit-*.jsonl")], Outcome::Interrupted), (vec![], Outcome::Revoked)]
@@ -474,6 +474,12 @@ async fn an_intent_another_replica_settled_meanwhile_is_not_recorded_revoked_twi
     }
 }
 
+/// `records` as a writer chains them: a peer's log counts only when it verifies.
+fn chained(records: &[AuditRecord]) -> String {
+    let mut chain = crate::audit::Chain::default();
+    records.iter().map(|r| String::from_utf8(chain.seal(r).expect("seal")).expect("utf-8") + "\n").collect()
+}
+
 fn log_records(path: &std::path::Path) -> Vec<AuditRecord> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
     text.lines().filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok()).collect()
@@ -490,7 +496,7 @@ async fn the_leader_closes_the_intent_a_dead_replica_left_open() {
     let (a, b) = (dir.path().join("audit-a.jsonl"), dir.path().join("audit-b.jsonl"));
     let mut by_a = intent("dave", "D1");
     by_a.replica = Some("replica-a".into());
-    std::fs::write(&a, serde_json::to_string(&by_a).expect("json") + "\n").expect("a's log");
+    std::fs::write(&a, chained(&[by_a])).expect("a's log");
     let stamp = crate::audit::Stamp { replica: Some("replica-b".into()), service_account: None };
     let log = crate::audit::JsonLinesFile::open(&b)
         .expect("open")
@@ -520,7 +526,7 @@ async fn a_call_answered_after_leadership_lapsed_defers_to_the_record_another_re
     by_b.replica = Some("replica-b".into());
     // b's record is from a moment after the sweep's intent will be.
     by_b.time = chrono::Utc::now() + chrono::Duration::minutes(5);
-    std::fs::write(&peer, serde_json::to_string(&by_b).expect("json") + "\n").expect("peer log");
+    std::fs::write(&peer, chained(&[by_b])).expect("peer log");
     let log = crate::audit::JsonLinesFile::open(&own)
         .expect("open")
         .with_peers(crate::audit::peers::PeerLogs::new(vec![dir.path().join("audit-*.jsonl")], &own));
