@@ -63,6 +63,10 @@ pub struct Metrics {
     pub notification_backlog: Family<TargetLabels, Gauge>,
     /// Failed attempts to spool or deliver a notification.
     pub notification_failures: Family<TargetLabels, Counter>,
+    /// 1 while another installation holds the provider's claim Lease: this one acts on it no
+    /// more. Anyone who may create Leases in the namespace can take the claim first, so it is
+    /// alerted on, not only shown in status.
+    pub claimed_elsewhere: Family<ProviderLabels, Gauge>,
     pub leader: Gauge,
 }
 
@@ -96,6 +100,7 @@ impl Metrics {
         let audit_delivery_failures = Counter::default();
         let notification_backlog = Family::<TargetLabels, Gauge>::default();
         let notification_failures = Family::<TargetLabels, Counter>::default();
+        let claimed_elsewhere = Family::<ProviderLabels, Gauge>::default();
         let leader = Gauge::default();
         registry.register("revocations", "Revocations by provider, reason and outcome", revocations.clone());
         registry.register("blocked_plans", "Sweeps whose revocations waited for approval", blocked_plans.clone());
@@ -142,6 +147,11 @@ impl Metrics {
             "Failed attempts to spool or deliver a notification",
             notification_failures.clone(),
         );
+        registry.register(
+            "claimed_elsewhere",
+            "1 while another installation holds the provider's claim Lease (this one does not act on it)",
+            claimed_elsewhere.clone(),
+        );
         registry.register("leader", "1 while this replica holds the leader Lease", leader.clone());
         Metrics {
             registry,
@@ -158,6 +168,7 @@ impl Metrics {
             audit_delivery_failures,
             notification_backlog,
             notification_failures,
+            claimed_elsewhere,
             leader,
         }
     }

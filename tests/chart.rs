@@ -584,7 +584,8 @@ fn the_prometheus_rule_alerts_on_metrics_the_operator_exports() {
             "KeywardRevocationsFailing",
             "KeywardRevocationSlaBreached",
             "KeywardAuditWriteFailing",
-            "KeywardProviderErrors"
+            "KeywardProviderErrors",
+            "KeywardProviderClaimedElsewhere"
         ]
     );
     // The families the operator registers (src/metrics.rs: `registry.register("name", …)`).

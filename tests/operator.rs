@@ -611,6 +611,16 @@ fn two_installations_never_both_act_on_one_provider() {
     eventually(WITHIN, "west names the holder", || {
         ready("reason") == "ClaimedByAnotherInstallation" && ready("message").contains(&holder)
     });
+    // And says so where an alert can see it (the chart's KeywardProviderClaimedElsewhere).
+    let claimed = |operator: &Operator| {
+        operator
+            .get("/metrics")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.starts_with("keyward_claimed_elsewhere{") && l.contains("corp-pi") && l.ends_with(" 1"))
+    };
+    eventually(WITHIN, "west's metrics say the provider is claimed elsewhere", || claimed(&west));
+    assert!(!claimed(&east), "east holds the claim");
 
     let records = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
     acme.kubectl(&["patch", "employee", "alice", "--type", "merge", "-p", r#"{"spec":{"state":"Suspended"}}"#]);

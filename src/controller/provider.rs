@@ -33,7 +33,12 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     if let Some(action) = nothing_to_decide(&provider, &ctx) {
         return Ok(action);
     }
-    match ctx.claims.standing(&provider_key(&provider)) {
+    let standing = ctx.claims.standing(&provider_key(&provider));
+    if !matches!(standing, Standing::Unsettled) {
+        let claimed = i64::from(matches!(standing, Standing::HeldElsewhere { .. }));
+        ctx.metrics.claimed_elsewhere.get_or_create(&ProviderLabels { provider: provider_key(&provider) }).set(claimed);
+    }
+    match standing {
         Standing::Holds => {}
         // The claim rounds reconcile every provider when they settle it.
         Standing::Unsettled => return Ok(Action::requeue(RETRY_UNSYNCED)),
