@@ -707,6 +707,32 @@ async fn the_mobile_phone_goes_after_the_alternate_one() {
     assert!(error.to_string().contains("alternate mobile"), "{error}");
 }
 
+/// Each phone provides the kinds Graph documents for its `phoneType` (issue 24.4): the mobile
+/// phone SMS and voice calls, so a voice grant keeps it; the alternate mobile and office
+/// phones voice calls only, so an SMS grant does not keep them.
+#[tokio::test]
+async fn phones_provide_what_graph_documents_for_their_phone_type() {
+    let mut state = acme();
+    state.users[1].methods.extend([phone("alternateMobile", false), phone("office", false)]);
+    let (server, _state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "");
+    let inventory = entra
+        .inventory(&UserQuery { declared: vec!["bob@acme.example".into()], all: false })
+        .await
+        .expect("inventory");
+    for (phone_type, uses) in graph::PHONE_TYPE_USES {
+        let id = graph::PHONE_IDS.iter().find(|(t, _)| t == phone_type).map(|(_, id)| *id).expect("id");
+        let listed = inventory.users[0]
+            .enrolments
+            .iter()
+            .find(|e| e.id == format!("phoneMethods/{id}"))
+            .unwrap_or_else(|| panic!("{phone_type} phone not listed"));
+        let mut kinds: Vec<&str> = listed.kinds().map(FactorKind::as_str).collect();
+        kinds.sort_unstable();
+        assert_eq!(kinds, *uses, "{phone_type}");
+    }
+}
+
 /// A 404 to a delete is "already gone" only when the method is no longer listed: a path Graph
 /// does not serve must not be recorded as a revocation.
 #[tokio::test]

@@ -87,6 +87,14 @@ pub const REF_SEGMENT: &str = "$ref";
 /// [`CSDL`] `EnumType authenticationPhoneType`.
 pub const PHONE_TYPES: &[&str] = &["mobile", "alternateMobile", "office", "unknownFutureValue"];
 
+/// What each phone can be used for, [`DOCS`] `resources/phoneauthenticationmethod.md`
+/// ("authenticationPhoneType values"; https://learn.microsoft.com/graph/api/resources/phoneauthenticationmethod?view=graph-rest-1.0,
+/// last modified 2025-10-16): "mobile: A primary mobile phone, usable for SMS and voice calls",
+/// "alternateMobile: An alternate or backup mobile phone, usable only for voice calls",
+/// "office: An office phone or landline, usable only for voice calls". As keyward kinds.
+pub const PHONE_TYPE_USES: &[(&str, &[&str])] =
+    &[("mobile", &["sms", "voice"]), ("alternateMobile", &["voice"]), ("office", &["voice"])];
+
 /// Properties of the method types the client reads: `id` (`entity`), `@odata.type` (the
 /// OData type annotation of every member of the `methods` collection) and [`CSDL`]
 /// `phoneAuthenticationMethod/phoneType`.
@@ -265,8 +273,13 @@ mod tests {
 
     #[test]
     fn the_phone_types_and_user_fields_the_client_reads_are_declared() {
-        use keyward::providers::entra::mapping::{PRIMARY_PHONE_TYPE, VOICE_PHONE_TYPE};
-        assert!(PHONE_TYPES.contains(&PRIMARY_PHONE_TYPE) && PHONE_TYPES.contains(&VOICE_PHONE_TYPE));
+        use keyward::providers::entra::mapping::{PRIMARY_PHONE_TYPE, VOICE_ONLY_PHONE_TYPES};
+        assert!(PHONE_TYPES.contains(&PRIMARY_PHONE_TYPE));
+        for phone_type in VOICE_ONLY_PHONE_TYPES {
+            assert!(PHONE_TYPES.contains(phone_type), "{phone_type} is not an authenticationPhoneType");
+            let uses = PHONE_TYPE_USES.iter().find(|(t, _)| t == phone_type).map(|(_, u)| *u);
+            assert_eq!(uses, Some(&["voice"][..]), "{phone_type} is not documented voice-only");
+        }
         for field in keyward::providers::entra::USER_FIELDS {
             assert!(USER_PROPERTIES.contains(field), "user property {field} is not in {CSDL}");
         }
