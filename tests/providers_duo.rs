@@ -500,7 +500,8 @@ async fn bypass_status_and_bypass_codes_are_enrolments_and_are_revoked() {
 async fn a_group_in_bypass_is_held_by_each_member_and_its_revocation_fails_loudly() {
     let mut state = acme();
     for i in [0, 2] {
-        state.users[i]["groups"] = json!([group("DGSTAFF", "Staff", "Active"), group("DGCON", "Contractors", "Bypass")]);
+        state.users[i]["groups"] =
+            json!([group("DGSTAFF", "Staff", "Active"), group("DGCON", "Contractors", "Bypass")]);
     }
     state.users[2]["status"] = json!("bypass");
     let (server, state) = serve(state, handle).await;
@@ -525,7 +526,10 @@ async fn a_group_in_bypass_is_held_by_each_member_and_its_revocation_fails_loudl
     let through_group = Enrolment::new("group-bypass:DGCON", FactorKind::new("bypass"), true);
     let error = duo.revoke("alice@acme.example", &through_group, RevocationMode::Delete).await.expect_err("loud");
     let text = error.to_string();
-    assert!(text.contains("\"Contractors\"") && text.contains("is in bypass") && text.contains("change the group in Duo"), "{text}");
+    assert!(
+        text.contains("\"Contractors\"") && text.contains("is in bypass") && text.contains("change the group in Duo"),
+        "{text}"
+    );
     assert!(text.contains("alice@acme.example"), "names the user: {text}");
     // Dave's own bypass status ends; the group's does not, and is not touched.
     let own = Enrolment::new("status:bypass", FactorKind::new("bypass"), true);
@@ -540,7 +544,10 @@ async fn a_group_in_bypass_is_held_by_each_member_and_its_revocation_fails_loudl
     for i in [0, 2] {
         state.lock().expect("state").users[i]["groups"][1]["status"] = json!("Active");
     }
-    assert_eq!(duo.revoke("alice@acme.example", &through_group, RevocationMode::Delete).await, Ok(Revoked::AlreadyGone));
+    assert_eq!(
+        duo.revoke("alice@acme.example", &through_group, RevocationMode::Delete).await,
+        Ok(Revoked::AlreadyGone)
+    );
     let inventory = duo.inventory(&UserQuery::default()).await.expect("inventory");
     assert!(inventory.users.iter().all(|u| u.enrolments.iter().all(|e| e.kind.as_str() != "bypass")));
 }

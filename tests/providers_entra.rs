@@ -828,10 +828,8 @@ async fn phones_provide_what_graph_documents_for_their_phone_type() {
     state.users[1].methods.extend([phone("alternateMobile", false), phone("office", false)]);
     let (server, _state) = serve(state, handle).await;
     let entra = backend(&server.uri(), "ClientSecret", "");
-    let inventory = entra
-        .inventory(&UserQuery { declared: vec!["bob@acme.example".into()], all: false })
-        .await
-        .expect("inventory");
+    let inventory =
+        entra.inventory(&UserQuery { declared: vec!["bob@acme.example".into()], all: false }).await.expect("inventory");
     for (phone_type, uses) in graph::PHONE_TYPE_USES {
         let id = graph::PHONE_IDS.iter().find(|(t, _)| t == phone_type).map(|(_, id)| *id).expect("id");
         let listed = inventory.users[0]

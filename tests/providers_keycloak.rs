@@ -175,8 +175,7 @@ async fn a_404_for_a_storage_held_credential_still_listed_is_not_a_revocation() 
     state.users.push(ldap);
     let (server, state) = serve(state, handle).await;
     let kc = backend(&server.uri(), "ClientCredentials", "");
-    let inventory =
-        kc.inventory(&UserQuery { declared: vec!["lena".into()], all: false }).await.expect("inventory");
+    let inventory = kc.inventory(&UserQuery { declared: vec!["lena".into()], all: false }).await.expect("inventory");
     let ids: Vec<&str> = inventory.users[0].enrolments.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids, ["ol", "sl"], "the storage's credential is listed");
 

@@ -773,10 +773,7 @@ async fn a_user_named_me_is_searched_for_never_the_token_s_admin() {
     state.lock().expect("state").users.push(user("00ume", "me", vec![factor("totMe", "token:software:totp", "OKTA")]));
     let inventory = okta.inventory(&declared).await.expect("inventory");
     assert_eq!(kinds(&inventory, "me"), ["totp"]);
-    assert_eq!(
-        okta.revoke("me", &enrolment("totMe", "totp"), RevocationMode::Delete).await,
-        Ok(Revoked::Done)
-    );
+    assert_eq!(okta.revoke("me", &enrolment("totMe", "totp"), RevocationMode::Delete).await, Ok(Revoked::Done));
     let s = state.lock().expect("state");
     assert!(s.users[4].factors.is_empty() && s.users[3].factors.len() == 1, "the admin keeps its push");
 }

@@ -103,7 +103,8 @@ pub fn method(odata_type: &str, phone_type: Option<&str>) -> Option<(FactorKind,
     match row.removal {
         Removal::NotManaged => None,
         removal if row.odata_type == "phoneAuthenticationMethod" => {
-            let voice_only = phone_type.is_some_and(|t| VOICE_ONLY_PHONE_TYPES.iter().any(|v| t.eq_ignore_ascii_case(v)));
+            let voice_only =
+                phone_type.is_some_and(|t| VOICE_ONLY_PHONE_TYPES.iter().any(|v| t.eq_ignore_ascii_case(v)));
             Some((FactorKind::new(if voice_only { "voice" } else { "sms" }), Some(removal)))
         }
         removal => Some((FactorKind::new(row.kind), Some(removal))),

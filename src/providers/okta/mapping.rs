@@ -118,7 +118,9 @@ mod tests {
     /// takes: otherwise the push is revoked and takes the entitled factor with it.
     #[test]
     fn every_factor_reported_as_totp_is_counted_in_the_cascade() {
-        for (factor_type, provider) in [("token:software:totp", "OKTA"), ("token:software:totp", "GOOGLE"), ("token:hotp", "CUSTOM")] {
+        for (factor_type, provider) in
+            [("token:software:totp", "OKTA"), ("token:software:totp", "GOOGLE"), ("token:hotp", "CUSTOM")]
+        {
             assert_eq!(kind_of(factor_type, provider).as_str(), "totp");
             assert!(taken_by_cascade(factor_type, provider), "{factor_type} from {provider}");
         }
