@@ -213,7 +213,16 @@ fn user(id: &str, name: &str, phones: Value, tokens: Value, webauthn: Value) -> 
         assert!(contract::TOKEN_TYPES.contains(&kind), "Duo has no token type {kind}");
     }
     json!({"user_id": id, "username": name, "email": name, "status": "active", "is_enrolled": true,
-           "phones": phones, "tokens": tokens, "webauthncredentials": webauthn, "u2ftokens": [], "groups": [{"name": "Staff"}]})
+           "phones": phones, "tokens": tokens, "webauthncredentials": webauthn, "u2ftokens": [],
+           "groups": [group("DGSTAFF", "Staff", "Active")]})
+}
+
+/// A group as a user's `groups` embed it: the documented fields, a documented status (shown
+/// capitalized, as Duo's documentation shows it).
+fn group(id: &str, name: &str, status: &str) -> Value {
+    assert!(contract::GROUP_STATUSES.contains(&status.to_lowercase().as_str()), "Duo has no group status {status}");
+    let values = [json!(id), json!(name), json!(""), json!(status)];
+    Value::Object(contract::GROUP_FIELDS.iter().map(|f| f.to_string()).zip(values).collect())
 }
 
 fn push_phone(id: &str) -> Value {
@@ -483,6 +492,66 @@ async fn bypass_status_and_bypass_codes_are_enrolments_and_are_revoked() {
     assert_eq!(state.lock().expect("state").users[2]["status"], "disabled");
 }
 
+/// Issue 24.7: a group in `bypass` lets every member through without a device. Each member
+/// holds it as a `bypass` enrolment of its own (distinct from the user's own bypass status),
+/// which keyward cannot revoke: the revocation fails naming the group, until an admin changes
+/// the group, and then it is gone.
+#[tokio::test]
+async fn a_group_in_bypass_is_held_by_each_member_and_its_revocation_fails_loudly() {
+    let mut state = acme();
+    for i in [0, 2] {
+        state.users[i]["groups"] =
+            json!([group("DGSTAFF", "Staff", "Active"), group("DGCON", "Contractors", "Bypass")]);
+    }
+    state.users[2]["status"] = json!("bypass");
+    let (server, state) = serve(state, handle).await;
+    let duo = backend(&server.uri(), "", SKEY);
+    let inventory = duo.inventory(&UserQuery::default()).await.expect("inventory");
+    let bypasses = |name: &str| {
+        let user = inventory.users.iter().find(|u| u.name == name).expect("user");
+        let mut ids: Vec<(String, String)> = user
+            .enrolments
+            .iter()
+            .filter(|e| e.kind.as_str() == "bypass")
+            .map(|e| (e.id.clone(), e.kind.to_string()))
+            .collect();
+        ids.sort();
+        ids
+    };
+    let held = |id: &str| (id.to_string(), "bypass".to_string());
+    assert_eq!(bypasses("alice@acme.example"), [held("group-bypass:DGCON")]);
+    assert_eq!(bypasses("bob@acme.example"), []);
+    assert_eq!(bypasses("dave@acme.example"), [held("group-bypass:DGCON"), held("status:bypass")], "two, kept apart");
+
+    let through_group = Enrolment::new("group-bypass:DGCON", FactorKind::new("bypass"), true);
+    let error = duo.revoke("alice@acme.example", &through_group, RevocationMode::Delete).await.expect_err("loud");
+    let text = error.to_string();
+    assert!(
+        text.contains("\"Contractors\"") && text.contains("is in bypass") && text.contains("change the group in Duo"),
+        "{text}"
+    );
+    assert!(text.contains("alice@acme.example"), "names the user: {text}");
+    // Dave's own bypass status ends; the group's does not, and is not touched.
+    let own = Enrolment::new("status:bypass", FactorKind::new("bypass"), true);
+    assert_eq!(duo.revoke("dave@acme.example", &own, RevocationMode::Delete).await, Ok(Revoked::Done));
+    assert!(duo.revoke("dave@acme.example", &through_group, RevocationMode::Delete).await.is_err());
+    {
+        let s = state.lock().expect("state");
+        assert_eq!(s.users[2]["status"], "active");
+        assert!(!s.log.iter().any(|l| l.contains("groups")), "keyward never changes a group: {:?}", s.log);
+    }
+    // An admin takes the group out of bypass: nothing is held any more.
+    for i in [0, 2] {
+        state.lock().expect("state").users[i]["groups"][1]["status"] = json!("Active");
+    }
+    assert_eq!(
+        duo.revoke("alice@acme.example", &through_group, RevocationMode::Delete).await,
+        Ok(Revoked::AlreadyGone)
+    );
+    let inventory = duo.inventory(&UserQuery::default()).await.expect("inventory");
+    assert!(inventory.users.iter().all(|u| u.enrolments.iter().all(|e| e.kind.as_str() != "bypass")));
+}
+
 /// A failed bypass-code listing fails the whole read: an error is never "no codes".
 #[tokio::test]
 async fn a_failed_bypass_code_listing_is_no_inventory() {
@@ -506,6 +575,12 @@ fn contract_every_user_status_and_token_type_is_handled() {
         assert_ne!(user_status(status), UserStatus::Unknown, "{status} ({})", contract::SOURCE);
     }
     assert_eq!(user_status("bypass"), UserStatus::Bypass);
+    for status in contract::GROUP_STATUSES {
+        let capitalized = format!("{}{}", status[..1].to_uppercase(), &status[1..]);
+        for shown in [status.to_string(), capitalized] {
+            assert_eq!(keyward::providers::duo::group_in_bypass(&shown), *status == "bypass", "{shown}");
+        }
+    }
     for token in contract::TOKEN_TYPES {
         let kind = token_kind(token);
         assert!(KINDS.contains(&kind.as_str()), "{token} gives {kind}, not in KINDS");

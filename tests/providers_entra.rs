@@ -68,6 +68,11 @@ struct Graph {
     lost_deletes: Vec<String>,
     /// Requests refused because the recorded facts do not declare them.
     refused: Vec<String>,
+    /// Secondary SMTP addresses (`smtp:` proxy addresses) by user id; each user's primary
+    /// one is `SMTP:` its mail.
+    aliases: Vec<(String, String)>,
+    /// Answer every `$filter` with Graph's refusal (an unsupported query, a tenant quirk).
+    refuse_filters: bool,
 }
 
 fn graph_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
@@ -248,6 +253,32 @@ fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
     let select: Vec<String> = query(r, "$select").map(|v| v.split(',').map(String::from).collect()).unwrap_or_default();
     let find = |s: &Graph, key: &str| s.users.iter().position(|u| u.id == key || u.upn.eq_ignore_ascii_case(key));
     match (r.method.as_str(), p) {
+        ("GET", ["users"]) if query(r, "$filter").is_some() => {
+            let filter = query(r, "$filter").unwrap_or_default();
+            let address = graph::address_filter(&filter).filter(|_| !s.refuse_filters);
+            let Some(address) = address else {
+                s.refused.push(format!("{} {}", r.method, r.url));
+                return graph_error(
+                    400,
+                    "Request_UnsupportedQuery",
+                    "Unsupported or invalid query filter clause specified for property 'mail' of resource 'User'.",
+                );
+            };
+            // Directory string comparisons ignore case.
+            let smtp = format!("{}{address}", graph::SECONDARY_SMTP_PREFIX).to_lowercase();
+            let items = s
+                .users
+                .iter()
+                .filter(|u| {
+                    let mail = if u.mail.is_empty() { &u.upn } else { &u.mail };
+                    let mut proxies = vec![format!("{}{mail}", graph::PRIMARY_SMTP_PREFIX)];
+                    proxies.extend(s.aliases.iter().filter(|(id, _)| *id == u.id).map(|(_, a)| a.clone()));
+                    mail.eq_ignore_ascii_case(&address) || proxies.iter().any(|p| p.to_lowercase() == smtp)
+                })
+                .map(|u| user_json(u, &select, false))
+                .collect();
+            page(items, skip, size, next_link(&base, r, skip + size))
+        }
         ("GET", ["users"]) => {
             if let Some((_, left)) = s.fail_users_at.as_mut().filter(|(at, left)| *at == skip && *left > 0) {
                 *left -= 1;
@@ -705,6 +736,111 @@ async fn the_mobile_phone_goes_after_the_alternate_one() {
     let entra = entra_with(&server.uri(), "", 300);
     let error = entra.revoke("bob@acme.example", &mobile, del).await.expect_err("alternate stays");
     assert!(error.to_string().contains("alternate mobile"), "{error}");
+}
+
+fn erin() -> User {
+    User {
+        id: "e-5".into(),
+        upn: "erin.x@acme.onmicrosoft.example".into(),
+        mail: "erin@acme.example".into(),
+        methods: vec![m("fe", "fido2AuthenticationMethod", false)],
+    }
+}
+
+/// Issue 24.6: `GET /users/{upn}` takes an id or a UPN only. With `userMapping: email`, a
+/// person whose mail (or SMTP alias) is not the UPN was "not found", and the sweep read clean.
+/// The lookup falls back to Graph's mail / proxy address filter, quotes included.
+#[tokio::test]
+async fn a_user_whose_mail_is_not_the_upn_is_found_by_mail_or_smtp_alias() {
+    let mut state = acme();
+    state.users.push(erin());
+    state.users.push(User {
+        id: "o-6".into(),
+        upn: "obrien@acme.onmicrosoft.example".into(),
+        mail: "o'brien@acme.example".into(),
+        methods: vec![m("fo", "fido2AuthenticationMethod", false)],
+    });
+    state.aliases.push(("e-5".into(), "smtp:e.x@acme.example".into()));
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "");
+    for name in ["erin@acme.example", "E.X@acme.example", "o'brien@acme.example"] {
+        let inventory =
+            entra.inventory(&UserQuery { declared: vec![name.into()], all: false }).await.expect("inventory");
+        assert_eq!(names(&inventory), [name], "found by address");
+        let ids: Vec<&str> = inventory.users[0].enrolments.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(ids.len(), 1, "{ids:?}");
+    }
+    let erin = entra
+        .inventory(&UserQuery { declared: vec!["erin@acme.example".into()], all: false })
+        .await
+        .expect("inventory");
+    assert!(erin.users[0].aliases.contains(&"erin.x@acme.onmicrosoft.example".to_string()), "the UPN is a name too");
+    let key = Enrolment::new("fido2Methods/fe", FactorKind::new("webauthn"), true);
+    assert_eq!(entra.revoke("erin@acme.example", &key, RevocationMode::Delete).await, Ok(Revoked::Done));
+    let nobody = UserQuery { declared: vec!["nobody@acme.example".into()], all: false };
+    assert!(entra.inventory(&nobody).await.expect("no such user is no error").users.is_empty());
+    let s = state.lock().expect("state");
+    assert!(s.users[3].methods.is_empty(), "erin's key went");
+    assert_eq!(s.refused, Vec::<String>::new(), "every lookup was a declared, default query");
+}
+
+/// A lookup by address that Graph refuses fails the read: "not found" only when Graph said so.
+#[tokio::test]
+async fn a_failed_lookup_by_mail_fails_the_read_never_reads_clean() {
+    let mut state = acme();
+    state.users.push(erin());
+    state.refuse_filters = true;
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "");
+    let query = UserQuery { declared: vec!["erin@acme.example".into()], all: false };
+    let error = entra.inventory(&query).await.expect_err("the lookup failed");
+    assert!(error.to_string().contains("Request_UnsupportedQuery"), "{error}");
+    let key = Enrolment::new("fido2Methods/fe", FactorKind::new("webauthn"), true);
+    let error = entra.revoke("erin@acme.example", &key, RevocationMode::Delete).await.expect_err("not gone");
+    assert!(error.to_string().contains("400"), "{error}");
+    assert!(!state.lock().expect("state").log.iter().any(|l| l.starts_with("DELETE")));
+}
+
+/// Two users answering one address (one's mail, another's SMTP alias): both are listed under
+/// it, so the planner sees an identity conflict, and a revocation by that name is refused.
+#[tokio::test]
+async fn two_users_under_one_address_are_an_identity_conflict() {
+    let mut state = acme();
+    state.users.push(erin());
+    state.aliases.push(("a-1".into(), "smtp:erin@acme.example".into()));
+    let (server, state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "");
+    let query = UserQuery { declared: vec!["erin@acme.example".into()], all: false };
+    let inventory = entra.inventory(&query).await.expect("inventory");
+    assert_eq!(inventory.duplicate_names().into_iter().collect::<Vec<_>>(), ["erin@acme.example"]);
+    let key = Enrolment::new("fido2Methods/fe", FactorKind::new("webauthn"), true);
+    let error = entra.revoke("erin@acme.example", &key, RevocationMode::Delete).await.expect_err("conflict");
+    assert_eq!(error.category(), "identity_conflict", "{error}");
+    assert!(!state.lock().expect("state").log.iter().any(|l| l.starts_with("DELETE")));
+}
+
+/// Each phone provides the kinds Graph documents for its `phoneType` (issue 24.4): the mobile
+/// phone SMS and voice calls, so a voice grant keeps it; the alternate mobile and office
+/// phones voice calls only, so an SMS grant does not keep them.
+#[tokio::test]
+async fn phones_provide_what_graph_documents_for_their_phone_type() {
+    let mut state = acme();
+    state.users[1].methods.extend([phone("alternateMobile", false), phone("office", false)]);
+    let (server, _state) = serve(state, handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "");
+    let inventory =
+        entra.inventory(&UserQuery { declared: vec!["bob@acme.example".into()], all: false }).await.expect("inventory");
+    for (phone_type, uses) in graph::PHONE_TYPE_USES {
+        let id = graph::PHONE_IDS.iter().find(|(t, _)| t == phone_type).map(|(_, id)| *id).expect("id");
+        let listed = inventory.users[0]
+            .enrolments
+            .iter()
+            .find(|e| e.id == format!("phoneMethods/{id}"))
+            .unwrap_or_else(|| panic!("{phone_type} phone not listed"));
+        let mut kinds: Vec<&str> = listed.kinds().map(FactorKind::as_str).collect();
+        kinds.sort_unstable();
+        assert_eq!(kinds, *uses, "{phone_type}");
+    }
 }
 
 /// A 404 to a delete is "already gone" only when the method is no longer listed: a path Graph

@@ -162,6 +162,41 @@ async fn a_factor_held_in_user_storage_is_listed_and_never_silently_dropped() {
     assert!(error.to_string().contains("HTTP 500"), "{error}");
 }
 
+/// Issue 24.8: `/credentials` of a user from a user storage lists a credential the storage
+/// holds; its delete answers 404 `Credential not found` while it stays, usable. That 404 is
+/// no revocation: the revocation fails, naming the storage. A credential deleted once (404
+/// the second time, no longer listed) and a user that is gone stay "already gone".
+#[tokio::test]
+async fn a_404_for_a_storage_held_credential_still_listed_is_not_a_revocation() {
+    let mut state = acme();
+    let mut ldap = user("u-lena", "lena", &[("ol", "otp")]);
+    ldap.federation_link = Some("ldap-corp".into());
+    ldap.storage_credentials = vec![("sl".into(), "otp".into())];
+    state.users.push(ldap);
+    let (server, state) = serve(state, handle).await;
+    let kc = backend(&server.uri(), "ClientCredentials", "");
+    let inventory = kc.inventory(&UserQuery { declared: vec!["lena".into()], all: false }).await.expect("inventory");
+    let ids: Vec<&str> = inventory.users[0].enrolments.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ids, ["ol", "sl"], "the storage's credential is listed");
+
+    let held = Enrolment::new("sl", FactorKind::new("totp"), true);
+    let error = kc.revoke("lena", &held, RevocationMode::Delete).await.expect_err("still usable");
+    let text = error.to_string();
+    assert!(text.contains("still lists it") && text.contains("ldap-corp"), "{text}");
+    assert_eq!(error.category(), "configuration");
+
+    use keyward::providers::Revoked;
+    let local = Enrolment::new("ol", FactorKind::new("totp"), true);
+    assert_eq!(kc.revoke("lena", &local, RevocationMode::Delete).await, Ok(Revoked::Done));
+    assert_eq!(kc.revoke("lena", &local, RevocationMode::Delete).await, Ok(Revoked::AlreadyGone), "no longer listed");
+    // A local user's second 404 is gone as before; so is a user deleted since.
+    let bob_key = Enrolment::new("wb", FactorKind::new("webauthn"), true);
+    assert_eq!(kc.revoke("bob", &bob_key, RevocationMode::Delete).await, Ok(Revoked::Done));
+    assert_eq!(kc.revoke("bob", &bob_key, RevocationMode::Delete).await, Ok(Revoked::AlreadyGone));
+    state.lock().expect("state").users.retain(|u| u.username != "lena");
+    assert_eq!(kc.revoke("lena", &held, RevocationMode::Delete).await, Ok(Revoked::AlreadyGone), "the user is gone");
+}
+
 /// `scope: All` finds a user storage's factor too: the realm listing must carry
 /// `federationLink`, which the brief representation may not.
 #[tokio::test]

@@ -76,6 +76,8 @@ struct Okta {
     dpop_required: bool,
     dpop_nonce: String,
     bound: std::collections::HashMap<String, (String, String)>,
+    /// The id of the admin who granted the API token: what `GET /users/me` answers.
+    token_owner: Option<String>,
 }
 
 /// Checks a DPoP proof (RFC 9449 §4.3) as a server does: its signature under its own JWK, its
@@ -235,10 +237,16 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
     // `getUser`'s `{id}`: "An ID, login, or login shortname (as long as the shortname is
     // unambiguous)"; "Logins with a `/` character can only be fetched by `id`". Not an e-mail.
     let find = |s: &Okta, key: &str| {
+        // "you can substitute `me` for the `id` to fetch the current user linked to an API
+        // token": never a user named `me`.
+        if key == contract::CURRENT_USER_ID {
+            let owner = s.token_owner.as_deref().filter(|_| !s.oauth)?;
+            return s.users.iter().position(|u| u.id == owner);
+        }
         if let Some(i) = s.users.iter().position(|u| u.id == key) {
             return Some(i);
         }
-        if key.contains('/') {
+        if key.contains(contract::FETCHED_BY_ID_ONLY) {
             return None;
         }
         let short = |u: &User| u.login.split('@').next().unwrap_or_default().to_lowercase();
@@ -735,6 +743,58 @@ async fn users_named_by_email_or_a_login_with_a_slash_are_found() {
     assert!(err.to_string().contains("identity conflict"), "{err}");
 }
 
+/// Issue 24.5: `GET /users/me` is the admin who granted the API token. An Employee named (or
+/// mapped to) `me` is searched for by login and e-mail instead: keyward neither lists nor
+/// revokes its own admin's factors on that person's behalf, and a user whose login is `me`
+/// is found.
+#[tokio::test]
+async fn a_user_named_me_is_searched_for_never_the_token_s_admin() {
+    let mut state = acme();
+    state.users.push(user("00uadmin", "admin@acme.example", vec![factor("admpush", "push", "OKTA")]));
+    state.token_owner = Some("00uadmin".into());
+    let (server, state) = serve(state, handle).await;
+    let okta = backend(&provider(&server.uri(), "", "ApiToken"));
+    let declared = UserQuery { declared: vec!["me".into()], all: false };
+    let inventory = okta.inventory(&declared).await.expect("inventory");
+    assert!(inventory.users.is_empty(), "no user goes by `me`: {:?}", inventory.users);
+    assert_eq!(
+        okta.revoke("me", &enrolment("admpush", "push"), RevocationMode::Delete).await,
+        Ok(Revoked::AlreadyGone),
+        "no such user: nothing of the admin's is touched"
+    );
+    {
+        let s = state.lock().expect("state");
+        assert!(!s.log.iter().any(|l| l.starts_with("GET /api/v1/users/me")), "{:?}", s.log);
+        assert!(!s.log.iter().any(|l| l.contains("/users/00uadmin/")), "{:?}", s.log);
+        assert_eq!(s.users[3].factors.len(), 1);
+    }
+
+    // A login pattern that allows `me`: that user is found, by search.
+    state.lock().expect("state").users.push(user("00ume", "me", vec![factor("totMe", "token:software:totp", "OKTA")]));
+    let inventory = okta.inventory(&declared).await.expect("inventory");
+    assert_eq!(kinds(&inventory, "me"), ["totp"]);
+    assert_eq!(okta.revoke("me", &enrolment("totMe", "totp"), RevocationMode::Delete).await, Ok(Revoked::Done));
+    let s = state.lock().expect("state");
+    assert!(s.users[4].factors.is_empty() && s.users[3].factors.len() == 1, "the admin keeps its push");
+}
+
+/// Issue 24.5: Custom TOTP (`token:hotp`) is reported as `totp`, so it is counted among what
+/// unenrolling push takes along: a push whose removal might take an entitled Custom TOTP is
+/// withheld rather than revoked.
+#[tokio::test]
+async fn push_counts_custom_totp_among_what_its_cascade_takes() {
+    let mut state = acme();
+    state.users[0].factors = vec![factor("push1", "push", "OKTA"), factor("ctotp", "token:hotp", "CUSTOM")];
+    let (server, _state) = serve(state, handle).await;
+    let okta = backend(&provider(&server.uri(), "", "ApiToken"));
+    let inventory = okta
+        .inventory(&UserQuery { declared: vec!["alice@acme.example".into()], all: false })
+        .await
+        .expect("inventory");
+    let push = inventory.users[0].enrolments.iter().find(|e| e.id == "push1").expect("push");
+    assert_eq!(push.cascades, ["ctotp"]);
+}
+
 /// Defect: with `privateKeyJwt` and `groupId`, the token lacked `okta.groups.read`, which the
 /// specification requires of `listGroupUsers`: every sweep failed with 403.
 #[tokio::test]
@@ -784,7 +844,8 @@ fn contract_cascade_and_recovery_phones_follow_the_specification() {
             let spec = contract::CASCADED_FACTOR_TYPES
                 .iter()
                 .any(|(t, p)| t == factor_type && p.is_none_or(|p| p == *provider));
-            assert_eq!(taken_by_cascade(factor_type, provider), spec, "{factor_type} from {provider}");
+            let beyond = contract::CASCADE_COUNTED_BEYOND_WORDING.contains(&(*factor_type, *provider));
+            assert_eq!(taken_by_cascade(factor_type, provider), spec || beyond, "{factor_type} from {provider}");
             let recovery = contract::RECOVERY_FACTOR_TYPES.contains(factor_type);
             assert_eq!(has_recovery_phone(kind_of(factor_type, provider).as_str()), recovery, "{factor_type}");
         }

@@ -14,6 +14,13 @@ pub const SOURCE: &str = "duo_client_python 5.6.1 duo_client/admin.py @ 6e207eb9
 /// plus "pending deletion", which Duo's documentation lists for users awaiting deletion.
 pub const USER_STATUSES: &[&str] = &["active", "bypass", "disabled", "locked out", "pending deletion"];
 
+/// `create_group`'s docstring: "status - Group authentication status <str:
+/// 'active'/'disabled'/'bypass'>". A user's `groups` are group objects (documentation,
+/// "Retrieve Users": "groups: List of groups to which this user belongs"; "Retrieve Groups":
+/// `group_id`, `name`, `desc`, `status`, with the status shown capitalized, e.g. `"Active"`).
+pub const GROUP_STATUSES: &[&str] = &["active", "disabled", "bypass"];
+pub const GROUP_FIELDS: &[&str] = &["group_id", "name", "desc", "status"];
+
 /// Duo's Admin API documentation, "Retrieve Users" response format: `aliases` is a map of the
 /// user's username aliases, `alias1` … `alias8` (up to eight); the flat `alias1` … `alias4`
 /// fields are the older form, still sent beside it. (Documentation.)

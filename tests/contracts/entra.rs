@@ -87,6 +87,14 @@ pub const REF_SEGMENT: &str = "$ref";
 /// [`CSDL`] `EnumType authenticationPhoneType`.
 pub const PHONE_TYPES: &[&str] = &["mobile", "alternateMobile", "office", "unknownFutureValue"];
 
+/// What each phone can be used for, [`DOCS`] `resources/phoneauthenticationmethod.md`
+/// ("authenticationPhoneType values"; https://learn.microsoft.com/graph/api/resources/phoneauthenticationmethod?view=graph-rest-1.0,
+/// last modified 2025-10-16): "mobile: A primary mobile phone, usable for SMS and voice calls",
+/// "alternateMobile: An alternate or backup mobile phone, usable only for voice calls",
+/// "office: An office phone or landline, usable only for voice calls". As keyward kinds.
+pub const PHONE_TYPE_USES: &[(&str, &[&str])] =
+    &[("mobile", &["sms", "voice"]), ("alternateMobile", &["voice"]), ("office", &["voice"])];
+
 /// Properties of the method types the client reads: `id` (`entity`), `@odata.type` (the
 /// OData type annotation of every member of the `methods` collection) and [`CSDL`]
 /// `phoneAuthenticationMethod/phoneType`.
@@ -102,6 +110,44 @@ pub const PHONE_IDS: &[(&str, &str)] = &[
 
 /// [`CSDL`] `EntityType user` properties the client may select (`id` from `entity`).
 pub const USER_PROPERTIES: &[&str] = &["id", "userPrincipalName", "mail", "accountEnabled", "otherMails"];
+
+/// How a user is looked up by an address that is not its UPN (`GET /users/{id |
+/// userPrincipalName}` takes nothing else: [`DOCS`] `api/user-get.md`): `GET /users` with
+/// `$filter=mail eq '…' or proxyAddresses/any(p:p eq 'smtp:…')`.
+/// - [`DOCS`] `resources/user.md`: `mail` "Supports `$filter` (`eq`, `ne`, `not`, `ge`, `le`,
+///   `in`, `startsWith`, `endsWith`, and `eq` on `null` values)"; `proxyAddresses` ("For
+///   example: ['SMTP: bob@contoso.com', 'smtp: bob@sales.contoso.com'] … The proxy address
+///   prefixed with SMTP (capitalized) is the primary proxy address, while those addresses
+///   prefixed with smtp are the secondary proxy addresses") "Supports `$filter` (`eq`, `not`,
+///   `ge`, `le`, `startsWith`, `endsWith`, `/$count eq 0`, `/$count ne 0`)".
+/// - [`DOCS`] `concepts/filter-query-parameter.md`, "Syntax for using the filter OData query
+///   parameter": `eq` on a single primitive (`~/users?$filter=userType eq 'Member'`) and on a
+///   collection of primitives (`~/groups?$filter=groupTypes/any(c:c eq 'Unified')`) are not
+///   marked "only supported with advanced query capabilities": no `ConsistencyLevel:
+///   eventual`, no `$count`.
+/// - [`DOCS`] `concepts/query-parameters.md`, "Escaping single quotes": a single quote in a
+///   string literal is doubled (`'let''s meet for lunch?'`).
+pub const ADDRESS_FILTER_PROPERTIES: &[&str] = &["mail", "proxyAddresses"];
+pub const SECONDARY_SMTP_PREFIX: &str = "smtp:";
+pub const PRIMARY_SMTP_PREFIX: &str = "SMTP:";
+
+/// The address in the one `$filter` the fake Graph answers: `mail eq 'A' or
+/// proxyAddresses/any(p:p eq 'smtp:A')` with `A` quoted as OData wants it.
+pub fn address_filter(filter: &str) -> Option<String> {
+    let literal = |s: &str| -> Option<String> {
+        let inner = s.strip_prefix('\'')?.strip_suffix('\'')?;
+        // A lone quote inside would have ended the literal.
+        if inner.replace("''", "").contains('\'') {
+            return None;
+        }
+        Some(inner.replace("''", "'"))
+    };
+    let (mail, proxy) = filter.split_once(" or ")?;
+    let by_mail = literal(mail.strip_prefix(&format!("{} eq ", ADDRESS_FILTER_PROPERTIES[0]))?)?;
+    let lambda = proxy.strip_prefix(&format!("{}/any(p:p eq ", ADDRESS_FILTER_PROPERTIES[1]))?.strip_suffix(')')?;
+    let by_proxy = literal(lambda)?;
+    (by_proxy.strip_prefix(SECONDARY_SMTP_PREFIX)? == by_mail).then_some(by_mail)
+}
 
 /// [`CSDL`] `EntityType group`: `members` and `transitiveMembers`, both
 /// `Collection(graph.directoryObject)` with `microsoft.graph.user` among the
@@ -265,12 +311,29 @@ mod tests {
 
     #[test]
     fn the_phone_types_and_user_fields_the_client_reads_are_declared() {
-        use keyward::providers::entra::mapping::{PRIMARY_PHONE_TYPE, VOICE_PHONE_TYPE};
-        assert!(PHONE_TYPES.contains(&PRIMARY_PHONE_TYPE) && PHONE_TYPES.contains(&VOICE_PHONE_TYPE));
+        use keyward::providers::entra::mapping::{PRIMARY_PHONE_TYPE, VOICE_ONLY_PHONE_TYPES};
+        assert!(PHONE_TYPES.contains(&PRIMARY_PHONE_TYPE));
+        for phone_type in VOICE_ONLY_PHONE_TYPES {
+            assert!(PHONE_TYPES.contains(phone_type), "{phone_type} is not an authenticationPhoneType");
+            let uses = PHONE_TYPE_USES.iter().find(|(t, _)| t == phone_type).map(|(_, u)| *u);
+            assert_eq!(uses, Some(&["voice"][..]), "{phone_type} is not documented voice-only");
+        }
         for field in keyward::providers::entra::USER_FIELDS {
             assert!(USER_PROPERTIES.contains(field), "user property {field} is not in {CSDL}");
         }
         let top: u32 = keyward::providers::entra::PAGE_SIZE.parse().expect("number");
         assert!((1..=MAX_PAGE_SIZE).contains(&top));
+    }
+
+    /// The client's lookup by address is the documented filter, its literal quoted.
+    #[test]
+    fn the_address_filter_is_the_documented_one() {
+        use keyward::providers::entra::mail_filter;
+        for address in ["alice@acme.example", "o'brien@acme.example", "it's''two@acme.example"] {
+            assert_eq!(address_filter(&mail_filter(address)).as_deref(), Some(address), "{}", mail_filter(address));
+        }
+        assert_eq!(mail_filter("o'brien@x"), "mail eq 'o''brien@x' or proxyAddresses/any(p:p eq 'smtp:o''brien@x')");
+        // An unquoted quote would end the literal: refused, as Graph refuses it.
+        assert_eq!(address_filter("mail eq 'o'brien@x' or proxyAddresses/any(p:p eq 'smtp:o'brien@x')"), None);
     }
 }

@@ -83,6 +83,14 @@ pub const REALM_NOT_FOUND: &str = "Realm not found.";
 pub const DELETED: u16 = 204;
 pub const NOT_FOUND: u16 = 404;
 
+/// `UserResource.removeCredential` looks the id up among the user's *stored* credentials
+/// (`user.credentialManager().getStoredCredentialById`) and answers 404 `Credential not found`
+/// when it is not there. For a user from a user storage (`federationLink`), `/credentials` may
+/// list a credential the storage provides: its delete is that 404 while the credential stays,
+/// and is still usable. Read from the source only: no user storage runs here (as
+/// `STORAGE_CREDENTIAL_TYPES`).
+pub const STORAGE_HELD_DELETE: u16 = NOT_FOUND;
+
 /// `PUT …/users/{id}` merges: fields absent from the body are kept; `requiredActions`, when
 /// given, replaces the list (actions not in it are removed). 204.
 pub const UPDATED: u16 = 204;

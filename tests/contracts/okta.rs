@@ -63,6 +63,12 @@ pub const CASCADING_FACTOR_TYPES: &[&str] = &["push", "signed_nonce"];
 pub const CASCADED_FACTOR_TYPES: &[(&str, Option<&str>)] =
     &[("token:software:totp", None), ("signed_nonce", None), ("push", Some("OKTA"))];
 
+/// Counted by keyward as taken by that cascade although the wording does not name it: Custom
+/// TOTP (`token:hotp`, provider `CUSTOM`; `UserFactorTokenHOTP.factorProfileId`: "an existing
+/// Custom TOTP factor profile"). Counting a factor that stays only withholds a push; missing
+/// one that goes would take an entitled factor. The fake's cascade follows the wording only.
+pub const CASCADE_COUNTED_BEYOND_WORDING: &[(&str, &str)] = &[("token:hotp", "CUSTOM")];
+
 /// `unenrollFactor`'s `removeRecoveryEnrollment`: "removes the phone number as both a recovery
 /// method and a factor. This parameter is only used for the `sms` and `call` factors."
 pub const RECOVERY_FACTOR_TYPES: &[&str] = &["sms", "call"];
@@ -70,6 +76,15 @@ pub const RECOVERY_FACTOR_TYPES: &[&str] = &["sms", "call"];
 /// `components.parameters.pathId`: "An ID, login, or login shortname … of an existing Okta
 /// user"; `getUser`: "Logins with a `/` character can only be fetched by `id`".
 pub const GET_USER_BY: &[&str] = &["id", "login", "login shortname"];
+
+/// Okta's Users API reference, `okta/okta-developer-docs`
+/// `packages/@okta/vuepress-site/docs/reference/api/users/index.md` @ `00e4af9f`, "Get User":
+/// "you can substitute `me` for the `id` to fetch the current user linked to an API token or
+/// session cookie"; with an API token, "Details of the Admin user who granted the API token
+/// is returned". So `GET /users/me` is never a user named `me`.
+pub const CURRENT_USER_ID: &str = "me";
+/// The same page: "Logins with a `/` or `?` character can only be fetched by `id`".
+pub const FETCHED_BY_ID_ONLY: &[char] = &['/', '?'];
 
 /// An operation keyward calls: method, path template, the query parameters the specification
 /// declares for it, and the OAuth 2.0 scope its `security` requires of a service app.

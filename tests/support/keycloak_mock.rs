@@ -24,6 +24,9 @@ pub struct User {
     /// Set for a user from a user storage, with the credential types that storage provides.
     pub federation_link: Option<String>,
     pub storage_types: Vec<String>,
+    /// (id, type) of credentials the user storage holds that `/credentials` lists but the
+    /// delete does not find among Keycloak's stored ones (contract::STORAGE_HELD_DELETE).
+    pub storage_credentials: Vec<(String, String)>,
 }
 
 /// The client secret and admin password the fake accepts: canaries (they start with
@@ -183,8 +186,13 @@ fn answer(s: &mut Keycloak, r: &Request) -> (u16, ResponseTemplate) {
         }
         ("GET", ["users", id, "credentials"]) => match find(s, id) {
             Some(i) => {
-                let list =
-                    s.users[i].credentials.iter().map(|(id, kind)| contract::credential(id, kind, 1_700_000_000_000));
+                let user = &s.users[i];
+                let held = user.storage_credentials.iter().filter(|_| user.federation_link.is_some());
+                let list = user
+                    .credentials
+                    .iter()
+                    .chain(held)
+                    .map(|(id, kind)| contract::credential(id, kind, 1_700_000_000_000));
                 (200, json(200, Value::Array(list.collect())))
             }
             None => (404, error(404, contract::USER_NOT_FOUND)),
@@ -220,5 +228,6 @@ pub fn user(id: &str, username: &str, credentials: &[(&str, &str)]) -> User {
         first_name: username.into(),
         federation_link: None,
         storage_types: vec![],
+        storage_credentials: vec![],
     }
 }

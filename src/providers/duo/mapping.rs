@@ -7,7 +7,9 @@ pub const KINDS: &[&str] =
     &["push", "sms", "voice", "hotp", "totp", "yubikey", "duo-token", "webauthn", "u2f", BYPASS, BYPASS_CODE];
 
 /// A user in `bypass` status passes Duo with no device at all: held like an enrolment (one per
-/// user), revoked by setting the user back to `active`, kept only when a grant names it.
+/// user), revoked by setting the user back to `active`, kept only when a grant names it. A
+/// member of a group in `bypass` status passes Duo the same way: one enrolment of this kind per
+/// such group, which keyward cannot revoke (the status is the whole group's).
 pub const BYPASS: &str = "bypass";
 /// A bypass code: a one-time (or few-times) second factor an admin handed out.
 pub const BYPASS_CODE: &str = "bypass-code";
@@ -36,6 +38,13 @@ pub fn user_status(status: &str) -> UserStatus {
         _ => UserStatus::Unknown,
     }
 }
+/// Whether a group's `status` lets every member pass Duo without a second factor. Duo's
+/// client documents a group's status as `active`, `disabled` or `bypass`; its documentation
+/// shows it capitalized (`"Bypass"`), so case is ignored.
+pub fn group_in_bypass(status: &str) -> bool {
+    status.eq_ignore_ascii_case("bypass")
+}
+
 /// Prefixes of the kinds named after a provider type keyward does not know yet.
 pub const KIND_PREFIXES: &[&str] = &["token-"];
 

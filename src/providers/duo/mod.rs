@@ -8,7 +8,8 @@ mod signing;
 pub mod spec;
 
 pub use mapping::{
-    BYPASS, BYPASS_CODE, KIND_PREFIXES, KINDS, UserStatus, phone_also, phone_kind, token_kind, user_status,
+    BYPASS, BYPASS_CODE, KIND_PREFIXES, KINDS, UserStatus, group_in_bypass, phone_also, phone_kind, token_kind,
+    user_status,
 };
 pub use signing::{Signer, canonical_json, canonical_params};
 
@@ -52,7 +53,7 @@ pub struct Duo {
 /// Whether removing the enrolment `id` goes through its user's path (phones, tokens), so that a
 /// stale user id would read as "already gone".
 fn user_bound(id: &str) -> bool {
-    id.starts_with(PHONE) || id.starts_with(TOKEN) || id == BYPASS_STATUS
+    id.starts_with(PHONE) || id.starts_with(TOKEN) || id == BYPASS_STATUS || id.starts_with(GROUP_BYPASS)
 }
 
 /// `{"stat": "OK", "response": …, "metadata": {…}}`
@@ -152,7 +153,21 @@ struct CodeOwner {
 #[derive(Debug, Deserialize)]
 struct Group {
     #[serde(default)]
+    group_id: String,
+    #[serde(default)]
     name: String,
+    /// `active`, `disabled` or `bypass`: in `bypass`, every member passes Duo without a
+    /// second factor, whatever its own status and devices.
+    #[serde(default)]
+    status: String,
+}
+
+impl Group {
+    /// The id of the enrolment a member holds through this group's `bypass` status.
+    fn bypass_enrolment_id(&self) -> String {
+        let key = if self.group_id.is_empty() { &self.name } else { &self.group_id };
+        format!("{GROUP_BYPASS}{key}")
+    }
 }
 
 /// Duo sends no rate-limit headers: a bare 429 (code 42901) is backed off 1 s doubling to
@@ -186,6 +201,9 @@ const U2F: &str = "u2f:";
 const CODE: &str = "bypass-code:";
 /// The id of the `bypass` status enrolment (one per user).
 const BYPASS_STATUS: &str = "status:bypass";
+/// The prefix of a group's `bypass` status held by a member (`group-bypass:<group_id>`):
+/// distinct from the user's own status, which keyward can end; a group's it cannot.
+const GROUP_BYPASS: &str = "group-bypass:";
 
 impl Duo {
     pub fn new(
@@ -334,6 +352,11 @@ impl Duo {
             if status == UserStatus::Bypass {
                 enrolments.push(Enrolment::new(BYPASS_STATUS, FactorKind::new(BYPASS), true));
             }
+            // A group in bypass lets its members through without a device: held by each
+            // member, as its own enrolment (the user's own status may be `active`).
+            for group in user.groups.iter().filter(|g| group_in_bypass(&g.status)) {
+                enrolments.push(Enrolment::new(group.bypass_enrolment_id(), FactorKind::new(BYPASS), active));
+            }
             for code in codes.remove(&user.user_id).unwrap_or_default() {
                 enrolments.push(Enrolment::new(format!("{CODE}{code}"), FactorKind::new(BYPASS_CODE), active));
             }
@@ -403,6 +426,9 @@ impl Duo {
             if id == BYPASS_STATUS {
                 return self.end_bypass(&user_id).await;
             }
+            if id.starts_with(GROUP_BYPASS) {
+                return self.group_bypass(user, &user_id, id).await;
+            }
             if let Some(phone) = id.strip_prefix(PHONE) {
                 // Disassociates the phone from this user only: it may be shared with others.
                 self.admin(&["users", &user_id, "phones", phone])
@@ -421,23 +447,28 @@ impl Duo {
         }
     }
 
-    /// Sets a user in `bypass` back to `active`, so that Duo asks for a device again. The
-    /// status is read first: a user an admin disabled since the sweep read it must not be
-    /// re-enabled by keyward.
-    async fn end_bypass(&self, user_id: &str) -> Result<Revoked, Failure> {
-        let url = self.admin(&["users", user_id]);
-        let response = self.rest.send(&Call::get(url.clone())).await?;
+    /// The user `user_id` as Duo has it now (`GET /admin/v1/users/{id}`); `None` on 404.
+    async fn current_user(&self, user_id: &str) -> Result<Option<User>, Failure> {
+        let response = self.rest.send(&Call::get(self.admin(&["users", user_id]))).await?;
         if response.status == 404 {
-            return Ok(Revoked::AlreadyGone);
+            return Ok(None);
         }
         if !(200..300).contains(&response.status) {
             return Err(failure(&response));
         }
         let envelope: Envelope<User> = decode(&response, &format!("user {user_id}"))?;
-        let current = envelope.response.map(|u| user_status(&u.status));
+        Ok(envelope.response)
+    }
+
+    /// Sets a user in `bypass` back to `active`, so that Duo asks for a device again. The
+    /// status is read first: a user an admin disabled since the sweep read it must not be
+    /// re-enabled by keyward.
+    async fn end_bypass(&self, user_id: &str) -> Result<Revoked, Failure> {
+        let current = self.current_user(user_id).await?.map(|u| user_status(&u.status));
         if current != Some(UserStatus::Bypass) {
             return Ok(Revoked::AlreadyGone);
         }
+        let url = self.admin(&["users", user_id]);
         let mut call = Call::post(url);
         call.body = super::rest::Body::Json(canonical_json(&json!({"status": "active"})).into_bytes());
         let response = self.rest.send(&call).await?;
@@ -446,6 +477,26 @@ impl Duo {
             200..=299 => Ok(Revoked::Done),
             _ => Err(failure(&response)),
         }
+    }
+
+    /// A member's bypass through a group (`id`): keyward cannot end it. Setting the group
+    /// `active` would change every member's sign-in, and taking the user out of the group may
+    /// be undone by a directory sync or drop its other policies: that is an admin's decision.
+    /// The revocation fails, naming the group, on every sweep until the group is no longer in
+    /// bypass (or the user no longer in it), which the user as Duo has it now tells.
+    async fn group_bypass(&self, user: &str, user_id: &str, id: &str) -> Result<Revoked, Failure> {
+        let Some(current) = self.current_user(user_id).await? else {
+            return Ok(Revoked::AlreadyGone);
+        };
+        let Some(group) = current.groups.iter().find(|g| g.bypass_enrolment_id() == id && group_in_bypass(&g.status))
+        else {
+            return Ok(Revoked::AlreadyGone);
+        };
+        Err(Failure::Configuration(format!(
+            "group {:?} ({}) is in bypass: {user} and every other member pass Duo without a second factor; \
+             keyward cannot revoke that for one member: change the group in Duo (its status, or the user's membership)",
+            group.name, group.group_id
+        )))
     }
 
     async fn enrol(&self, user: &str) -> Result<(), Failure> {

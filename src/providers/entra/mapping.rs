@@ -61,8 +61,11 @@ pub const METHODS: &[MethodType] = &[
     row("qrCodePinAuthenticationMethod", "qr-code-pin", Removal::Singleton("qrCodePinMethod")),
 ];
 
-/// A `phoneType` whose phone is a landline (`office`): reported as `voice`.
-pub const VOICE_PHONE_TYPE: &str = "office";
+/// The `phoneType`s whose phone takes voice calls only (Graph v1.0 `authenticationPhoneType`:
+/// "alternateMobile: usable only for voice calls", "office: usable only for voice calls"):
+/// reported as `voice`. Any other phone (`mobile`, or a type Graph adds later) is reported as
+/// `sms` that also provides `voice`, so a grant for either keeps it.
+pub const VOICE_ONLY_PHONE_TYPES: &[&str] = &["alternateMobile", "office"];
 /// The `phoneType` Graph refuses to delete while the user's other phones remain.
 pub const PRIMARY_PHONE_TYPE: &str = "mobile";
 
@@ -100,8 +103,9 @@ pub fn method(odata_type: &str, phone_type: Option<&str>) -> Option<(FactorKind,
     match row.removal {
         Removal::NotManaged => None,
         removal if row.odata_type == "phoneAuthenticationMethod" => {
-            let voice = phone_type.is_some_and(|t| t.eq_ignore_ascii_case(VOICE_PHONE_TYPE));
-            Some((FactorKind::new(if voice { "voice" } else { "sms" }), Some(removal)))
+            let voice_only =
+                phone_type.is_some_and(|t| VOICE_ONLY_PHONE_TYPES.iter().any(|v| t.eq_ignore_ascii_case(v)));
+            Some((FactorKind::new(if voice_only { "voice" } else { "sms" }), Some(removal)))
         }
         removal => Some((FactorKind::new(row.kind), Some(removal))),
     }
@@ -109,10 +113,12 @@ pub fn method(odata_type: &str, phone_type: Option<&str>) -> Option<(FactorKind,
 
 /// Other kinds one method provides: Microsoft Authenticator approves sign-ins by push and also
 /// shows TOTP codes, so a TOTP grant keeps it (it is not listed a second time as a software
-/// OATH method).
+/// OATH method). An `sms` method is a phone that is not voice-only (the `mobile` one): Graph
+/// documents it "usable for SMS and voice calls", so a voice grant keeps it too.
 pub fn also(kind: &FactorKind) -> Vec<FactorKind> {
     match kind.as_str() {
         "push" => vec![FactorKind::new("totp")],
+        "sms" => vec![FactorKind::new("voice")],
         _ => Vec::new(),
     }
 }
@@ -138,7 +144,7 @@ mod tests {
         assert_eq!(m("phoneAuthenticationMethod", Some("mobile")), Some(("sms".into(), collection("phoneMethods"))));
         assert_eq!(
             m("phoneAuthenticationMethod", Some("alternateMobile")),
-            Some(("sms".into(), collection("phoneMethods")))
+            Some(("voice".into(), collection("phoneMethods")))
         );
         assert_eq!(m("phoneAuthenticationMethod", Some("office")), Some(("voice".into(), collection("phoneMethods"))));
         assert_eq!(
@@ -154,11 +160,30 @@ mod tests {
         assert_eq!(m("futureThingAuthenticationMethod", None), Some(("futurething".into(), None)));
     }
 
+    /// Graph v1.0 `authenticationPhoneType`: the mobile phone takes SMS and voice calls, the
+    /// alternate mobile and office phones voice calls only. A voice grant keeps the mobile
+    /// phone; an SMS grant does not keep a voice-only one.
+    #[test]
+    fn phones_provide_what_their_phone_type_is_usable_for() {
+        let kinds = |phone_type: &str| {
+            let (kind, _) = method("#microsoft.graph.phoneAuthenticationMethod", Some(phone_type)).expect("phone");
+            let mut kinds: Vec<String> =
+                std::iter::once(kind.to_string()).chain(also(&kind).iter().map(|k| k.to_string())).collect();
+            kinds.sort();
+            kinds
+        };
+        assert_eq!(kinds("mobile"), ["sms", "voice"]);
+        assert_eq!(kinds("alternateMobile"), ["voice"]);
+        assert_eq!(kinds("office"), ["voice"]);
+        // A phone type Graph adds later may take SMS: it is kept under either grant.
+        assert_eq!(kinds("unknownFutureValue"), ["sms", "voice"]);
+    }
+
     #[test]
     fn kinds_are_exactly_what_the_table_reports() {
         let mut reported: Vec<&str> =
             METHODS.iter().filter(|m| m.removal != Removal::NotManaged).map(|m| m.kind).collect();
-        reported.push("voice"); // an office phone
+        reported.push("voice"); // an alternate mobile or office phone
         reported.sort_unstable();
         reported.dedup();
         let mut kinds = KINDS.to_vec();

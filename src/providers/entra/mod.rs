@@ -51,6 +51,7 @@ pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 pub const DEFAULT_GRAPH: &str = "https://graph.microsoft.com";
 
 pub struct Entra {
+    name: String,
     graph: url::Url,
     group_id: Option<String>,
     rest: Rest,
@@ -146,6 +147,13 @@ fn failure(response: &super::http::Response) -> Failure {
     status_failure(response, message)
 }
 
+/// The `$filter` of the user whose `mail` is `address` or one of whose `proxyAddresses` is
+/// `smtp:address`, a string literal quoted as OData wants it: a single quote doubled.
+pub fn mail_filter(address: &str) -> String {
+    let quoted = address.replace('\'', "''");
+    format!("mail eq '{quoted}' or proxyAddresses/any(p:p eq 'smtp:{quoted}')")
+}
+
 /// Graph's refusal to delete the default method while others remain (reference §4 pitfall 1).
 fn refuses_default(failure: &Failure) -> bool {
     matches!(failure, Failure::Status { status: 400, message, .. } if message.to_lowercase().contains("default"))
@@ -193,6 +201,7 @@ impl Entra {
         let mut rest = Rest::new(transport, Box::new(TokenSource::new(token_url, grant)), throttle_429);
         rest.backoff = backoff;
         Ok(Entra {
+            name: name.to_string(),
             graph: join(&graph_root, &["v1.0"]),
             group_id: spec.group_id.clone().filter(|g| !g.is_empty()),
             rest,
@@ -241,19 +250,40 @@ impl Entra {
         Ok((page.value, next))
     }
 
-    /// The ids of the user `upn` names, asked of Graph (not the cache). `GET /users/{upn}`
-    /// matches one user at most.
-    async fn fetch(&self, upn: &str) -> Result<Vec<String>, Failure> {
-        let mut url = self.api(&["users", upn]);
+    /// The users `name` names, asked of Graph (not the cache). `GET /users/{name}` takes an
+    /// object id or a UPN and matches one user at most. A name that is an address may instead
+    /// be a user's `mail` or one of its SMTP `proxyAddresses` (the default `userMapping:
+    /// email`, where mail and UPN differ): on a 404 it is looked up with [`mail_filter`].
+    /// Empty only when Graph answered both that no user goes by it; a failure of either is
+    /// the lookup's failure, never "no such user".
+    async fn fetch(&self, name: &str) -> Result<Vec<User>, Failure> {
+        let mut url = self.api(&["users", name]);
         url.query_pairs_mut().append_pair("$select", &USER_FIELDS.join(","));
-        let user: Option<User> = self.get(url, &format!("user {upn}")).await?;
-        Ok(user.map(|u| u.id).into_iter().collect())
+        if let Some(user) = self.get::<User>(url, &format!("user {name}")).await? {
+            return Ok(vec![user]);
+        }
+        if !name.contains('@') {
+            return Ok(Vec::new());
+        }
+        let mut url = self.api(&["users"]);
+        // `eq` on `mail` and `any(p:p eq …)` on `proxyAddresses` are default queries: no
+        // `ConsistencyLevel: eventual` and no `$count` (tests/contracts/entra.rs).
+        url.query_pairs_mut().append_pair("$filter", &mail_filter(name)).append_pair("$select", &USER_FIELDS.join(","));
+        let what = format!("lookup of user {name} by mail and SMTP address");
+        // A 404 here is a failure (`page`): the collection itself is always there.
+        let mut users = paging::all(url, MAX_PAGES, &what, |u| self.page::<User>(u, &what)).await?;
+        let mut seen = std::collections::HashSet::new();
+        users.retain(|u| seen.insert(u.id.clone()));
+        if users.is_empty() {
+            tracing::info!(provider = %self.name, user = name, "no Entra ID user has this UPN, mail or SMTP address");
+        }
+        Ok(users)
     }
 
-    /// The one user `upn` names: cached, else asked of Graph. Several users under one name
-    /// (a listing's UPN and another user's mail) are an identity conflict.
-    async fn lookup(&self, upn: &str) -> Result<Option<String>, Failure> {
-        self.users.resolve(upn, async || self.fetch(upn).await).await
+    /// The one user `name` names: cached, else asked of Graph. Several users under one name
+    /// (one's mail another's SMTP alias) are an identity conflict.
+    async fn lookup(&self, name: &str) -> Result<Option<String>, Failure> {
+        self.users.resolve(name, async || Ok(self.fetch(name).await?.into_iter().map(|u| u.id).collect())).await
     }
 
     /// The user's methods (password excluded); `None` when Graph has no such user.
@@ -339,10 +369,13 @@ impl Entra {
                 found.push((name, user.id, known));
             }
         } else {
-            for upn in &query.declared {
-                for id in self.fetch(upn).await? {
-                    fresh.add(&[upn], &id);
-                    found.push((upn.clone(), id.clone(), vec![upn.clone(), id]));
+            for name in &query.declared {
+                // Several users found under one name are each listed under it: the planner
+                // sees the identity conflict and leaves them alone.
+                for user in self.fetch(name).await? {
+                    fresh.add(&[name], &user.id);
+                    let known = [Some(name.clone()), user.upn, user.mail, Some(user.id.clone())];
+                    found.push((name.clone(), user.id, known.into_iter().flatten().collect()));
                 }
             }
         }

@@ -325,11 +325,36 @@ impl Keycloak {
         let response =
             self.rest.send(&Call::delete(self.api(&["users", user_id, "credentials", &enrolment.id]))).await?;
         match response.status {
-            // "Credential not found" (current versions); very old ones answered 204.
-            404 => Ok(Revoked::AlreadyGone),
+            // "User not found" or "Credential not found" (current versions; very old ones
+            // answered 204).
+            404 => self.confirm_gone(user_id, enrolment).await,
             200..=299 => Ok(Revoked::Done),
             _ => Err(failure(&response)),
         }
+    }
+
+    /// After a 404 to deleting `enrolment`: gone, unless the user comes from a user storage
+    /// (`federationLink`) and `/credentials` still lists it. For such a user the listing may
+    /// show a credential its storage holds, which the delete does not find among Keycloak's
+    /// own (`removeCredential` looks the id up with `getStoredCredentialById`): it stays
+    /// usable, and calling it revoked would hide a leaver's factor. A missing user is gone
+    /// (`remove_fresh` then asks for the name's id again).
+    async fn confirm_gone(&self, user_id: &str, enrolment: &Enrolment) -> Result<Revoked, Failure> {
+        let Some(user) = self.get_json::<User>(self.api(&["users", user_id]), &format!("user {user_id}")).await? else {
+            return Ok(Revoked::AlreadyGone);
+        };
+        let Some(link) = user.federation_link else { return Ok(Revoked::AlreadyGone) };
+        let url = self.api(&["users", user_id, "credentials"]);
+        let listed: Option<Vec<Credential>> = self.get_json(url, &format!("credentials of user {user_id}")).await?;
+        if listed.is_some_and(|list| list.iter().any(|c| c.id == enrolment.id)) {
+            return Err(Failure::Configuration(format!(
+                "Keycloak answered 404 (Credential not found) to deleting credential {} of user {} and still lists it: \
+                 it is held in the user's user storage (federationLink {link}), where it stays usable; \
+                 keyward cannot revoke it: remove it in that user store",
+                enrolment.id, user.username
+            )));
+        }
+        Ok(Revoked::AlreadyGone)
     }
 
     async fn require(&self, user: &str, action: &str) -> Result<(), Failure> {

@@ -92,10 +92,13 @@ pub fn cascades(kind: &str) -> bool {
 /// (`unenrollFactor`): "Okta also unenrolls any other `totp`, `signed_nonce`, or Okta Verify
 /// `push` factors associated with the user" — `totp` of any provider, Google Authenticator's
 /// included: the wording does not limit it to Okta Verify, and counting a factor that stays is
-/// safe (the push waits), while missing one that goes is not.
+/// safe (the push waits), while missing one that goes is not. For the same reason Custom TOTP
+/// (`token:hotp`, a TOTP in all but its type name, reported as `totp`) is counted: whether the
+/// cascade takes it is not written down, and a push revoked on the guess that it does not
+/// could take an entitled factor.
 pub fn taken_by_cascade(factor_type: &str, provider: &str) -> bool {
     match factor_type {
-        "token:software:totp" | "signed_nonce" => true,
+        "token:software:totp" | "token:hotp" | "signed_nonce" => true,
         "push" => provider.eq_ignore_ascii_case("OKTA"),
         _ => false,
     }
@@ -110,6 +113,19 @@ pub fn has_recovery_phone(kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every factor a `totp` grant keeps is counted among what a push or FastPass unenrolment
+    /// takes: otherwise the push is revoked and takes the entitled factor with it.
+    #[test]
+    fn every_factor_reported_as_totp_is_counted_in_the_cascade() {
+        for (factor_type, provider) in
+            [("token:software:totp", "OKTA"), ("token:software:totp", "GOOGLE"), ("token:hotp", "CUSTOM")]
+        {
+            assert_eq!(kind_of(factor_type, provider).as_str(), "totp");
+            assert!(taken_by_cascade(factor_type, provider), "{factor_type} from {provider}");
+        }
+        assert!(!taken_by_cascade("sms", "OKTA") && !taken_by_cascade("webauthn", "FIDO"));
+    }
 
     #[test]
     fn factor_types_map_to_kinds() {

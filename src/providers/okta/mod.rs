@@ -196,11 +196,11 @@ impl Okta {
     /// The user `name` addresses (a login, an e-mail or an id): `None` when Okta has none.
     ///
     /// `GET /users/{id}` takes "an ID, login, or login shortname", but not an e-mail that
-    /// differs from the login, nor a login with a `/` ("can only be fetched by id"): those are
-    /// searched for by login or primary e-mail. Several users matching is an identity conflict,
-    /// never a guess.
+    /// differs from the login, nor a name [`fetchable_by_path`] refuses: those are searched for
+    /// by login or primary e-mail. Several users matching is an identity conflict, never a
+    /// guess.
     async fn get_user(&self, name: &str) -> Result<Option<User>, Failure> {
-        if !name.contains('/')
+        if fetchable_by_path(name)
             && let Some(user) = self.fetch_user(name).await?
         {
             self.remember(&[name, &user.profile.login], &user);
@@ -437,6 +437,24 @@ pub fn scopes(spec: &OktaSpec) -> Vec<&'static str> {
     }
     scopes
 }
+
+/// Whether `GET /users/{name}` fetches the user `name` names. Not for:
+/// - `me`: Okta substitutes "the current user linked to an API token" — keyward's own admin.
+///   An Employee named (or mapped to) `me` would otherwise read, and revoke, the admin's
+///   factors. It is searched for instead of refused: a user whose login or e-mail is `me` (a
+///   custom login pattern) is found, and anyone else is no such user, which is the truth.
+/// - a login with `/` or `?`: "can only be fetched by id" (Okta's Users API reference);
+/// - `.`, `..` and the empty name: a URL resolves them to another path.
+fn fetchable_by_path(name: &str) -> bool {
+    !(name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '?'])
+        || name.eq_ignore_ascii_case(CURRENT_USER))
+}
+
+/// The `{id}` Okta reads as "the user linked to the API token or session".
+const CURRENT_USER: &str = "me";
 
 /// A `search` expression for the user whose login or primary e-mail is `name`. String values
 /// are quoted; `"` and `\` inside them escaped.
