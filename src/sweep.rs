@@ -191,8 +191,15 @@ where
 {
     let start_requests = backend.requests();
     let key = engine::planner::provider_key(declared.provider);
-    // Intents a crash left open are resolved by this read: their users are read too.
-    let interrupted = if execution == Execution::Apply { audit.unresolved(&key) } else { Vec::new() };
+    // Intents a crash left open are resolved by this read: their users are read too. A full
+    // sweep also closes those a dead peer left (a targeted one never waits on peer logs).
+    let interrupted = if execution == Execution::Apply {
+        let mut open = audit.unresolved(&key);
+        open.extend(audit.abandoned(&key));
+        open
+    } else {
+        Vec::new()
+    };
     let mut query = user_query(declared);
     query.declared.extend(interrupted.iter().map(|i| i.user.clone()));
     query.declared.sort();

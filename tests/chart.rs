@@ -37,6 +37,7 @@ fn everything_on() -> Value {
         "imagePullSecrets": [{"name": "acme-registry"}],
         "watch": {"namespaces": ["acme", "acme-contractors"]},
         "providerHosts": ["acme.okta.com", "*.duosecurity.com"],
+        "notificationHosts": ["hooks.slack.com"],
         "paused": true,
         "approvals": {"annotation": true},
         "leaderElection": {"leaseName": "keyward-acme", "leaseDuration": "30s"},
@@ -177,6 +178,7 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
     assert_eq!(env(&r, "KEYWARD_LOG_FORMAT").unwrap()["value"], "json");
     assert_eq!(env(&r, "KEYWARD_LOG").unwrap()["value"], "info");
     assert_eq!(env(&r, "KEYWARD_ALLOWED_HOSTS"), None, "no providerHosts: no allowlist");
+    assert_eq!(env(&r, "KEYWARD_NOTIFICATION_HOSTS"), None, "no notificationHosts: the provider list applies");
     assert_eq!(c["ports"], json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}]));
     assert_eq!(c["livenessProbe"]["httpGet"], json!({"path": "/healthz", "port": "http"}));
     assert_eq!(c["readinessProbe"]["httpGet"], json!({"path": "/readyz", "port": "http"}));
@@ -403,6 +405,7 @@ fn non_default_values_render_a_namespaced_install_with_every_option() {
     assert_eq!(env(&r, "KEYWARD_LOG_FORMAT").unwrap()["value"], "text");
     assert_eq!(env(&r, "TZ").unwrap()["value"], "UTC");
     assert_eq!(env(&r, "KEYWARD_ALLOWED_HOSTS").unwrap()["value"], "acme.okta.com,*.duosecurity.com");
+    assert_eq!(env(&r, "KEYWARD_NOTIFICATION_HOSTS").unwrap()["value"], "hooks.slack.com");
     let audit_mount = c["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "audit").cloned().unwrap();
     assert_eq!(audit_mount["mountPath"], "/var/log/keyward");
     let audit_volume = pod["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "audit").cloned().unwrap();

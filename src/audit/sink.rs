@@ -24,6 +24,13 @@ pub trait AuditSink: Send + Sync {
         Vec::new()
     }
 
+    /// Intents another replica's log leaves open (it died between an intent and its outcome,
+    /// its call maybe carried out) that no log has closed since: the leader's to close, since
+    /// that replica may never lead again. None when no peer log is known.
+    fn abandoned(&self, _provider: &str) -> Vec<AuditRecord> {
+        Vec::new()
+    }
+
     /// Another replica's final record of `intent`'s enrolment, made after the intent (see
     /// [`super::peers`]): who and when. None when no peer log says so, or none is known.
     fn settled_elsewhere(&self, _intent: &AuditRecord) -> Option<String> {
@@ -263,18 +270,16 @@ impl AuditSink for JsonLinesFile {
         Ok(())
     }
 
-    /// This log's open intents, and those the peers' logs leave open that no log has closed:
-    /// the leader closes both.
     fn unresolved(&self, provider: &str) -> Vec<AuditRecord> {
-        let mut open = lock(&self.resolution).unresolved(provider);
-        if let Some(peers) = &self.peers {
-            for intent in peers.open_intents(provider) {
-                if !open.iter().any(|o| o.key() == intent.key()) {
-                    open.push(intent);
-                }
-            }
-        }
-        open
+        lock(&self.resolution).unresolved(provider)
+    }
+
+    /// The intents the peers' logs leave open that no log has closed (reading and verifying
+    /// every peer log: asked by full sweeps only).
+    fn abandoned(&self, provider: &str) -> Vec<AuditRecord> {
+        let own = lock(&self.resolution).unresolved(provider);
+        let Some(peers) = &self.peers else { return Vec::new() };
+        peers.open_intents(provider).into_iter().filter(|i| !own.iter().any(|o| o.key() == i.key())).collect()
     }
 
     fn settled_elsewhere(&self, intent: &AuditRecord) -> Option<String> {
@@ -295,8 +300,13 @@ pub fn rotated_files(log: &Path) -> io::Result<Vec<PathBuf>> {
     let (Some(dir), Some(name)) = (log.parent(), log.file_name().and_then(|n| n.to_str())) else {
         return Ok(Vec::new());
     };
+    numbered_files(dir, &format!("{name}."))
+}
+
+/// The files of `dir` named `<prefix><12 digits>` (a rotated log, an anchor), in name order,
+/// which is sequence order since the digits are zero-padded.
+fn numbered_files(dir: &Path, prefix: &str) -> io::Result<Vec<PathBuf>> {
     let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    let prefix = format!("{name}.");
     let mut found: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(entries) => entries
             .filter_map(Result::ok)
@@ -304,7 +314,7 @@ pub fn rotated_files(log: &Path) -> io::Result<Vec<PathBuf>> {
             .filter(|p| {
                 p.file_name()
                     .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_prefix(&prefix))
+                    .and_then(|n| n.strip_prefix(prefix))
                     .is_some_and(|rest| rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_digit()))
             })
             .collect(),
@@ -406,24 +416,7 @@ pub fn anchor_files(first: &Path) -> io::Result<Vec<PathBuf>> {
         Some((log, seq)) if seq.len() == 12 && seq.bytes().all(|b| b.is_ascii_digit()) => log,
         _ => name,
     };
-    let dir = first.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let prefix = format!("{log}.anchor-");
-    let mut found: Vec<PathBuf> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .filter(|p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .and_then(|n| n.strip_prefix(&prefix))
-                    .is_some_and(|rest| rest.len() == 12 && rest.bytes().all(|b| b.is_ascii_digit()))
-            })
-            .collect(),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e),
-    };
-    found.sort();
-    Ok(found)
+    numbered_files(first.parent().unwrap_or(Path::new("")), &format!("{log}.anchor-"))
 }
 
 /// The checkpoint kept beside a log file.
