@@ -111,6 +111,7 @@ say "The chart's ServiceAccount and RBAC (helm template), and a token for it (To
 # local process with exactly the identity and permissions the chart gives it in a cluster.
 kubectl create namespace keyward-system --dry-run=client -o yaml | kubectl apply -f -
 helm template keyward charts/keyward --namespace keyward-system --set 'watch.namespaces={acme}' \
+    --set 'providerHosts={127.0.0.1}' \
     --show-only templates/serviceaccount.yaml --show-only templates/rbac.yaml | kubectl apply -f -
 SA_KUBECONFIG=$KEYWARD_KUBE_HOME/keyward-sa.kubeconfig
 cp "$KUBECONFIG" "$SA_KUBECONFIG"

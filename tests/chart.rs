@@ -41,7 +41,8 @@ fn everything_on() -> Value {
         "paused": true,
         "approvals": {"annotation": true},
         "leaderElection": {"leaseName": "keyward-acme", "leaseDuration": "30s"},
-        "audit": {"destination": "file", "file": {"path": "/var/log/keyward/audit.jsonl", "sizeLimit": "2Gi"}},
+        "audit": {"destination": "file", "file": {"path": "/var/log/keyward/audit.jsonl", "sizeLimit": "2Gi",
+                                                   "signingKey": {"generate": false}}},
         "logging": {"level": "info,keyward=debug", "format": "text"},
         "metrics": {"port": 9090},
         "service": {"port": 9090, "annotations": {"acme.example/team": "security"}},
@@ -127,8 +128,10 @@ fn lint_reports_a_broken_template() {
     assert!(errors.iter().any(|m| m.text.contains("service.yaml")), "lint missed the broken template: {errors:?}");
 }
 
+/// Secure defaults (issue 25): the release namespace alone, a NetworkPolicy, an allowlist of
+/// provider hosts; cluster-wide RBAC only when asked for.
 #[test]
-fn default_values_render_the_operator_with_cluster_wide_rbac() {
+fn default_values_render_a_namespaced_operator_behind_a_network_policy() {
     let r = render(&Release::new(json!({})));
     assert_eq!(
         kinds(&r),
@@ -136,20 +139,31 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
             "ClusterRole",
             "ClusterRole",
             "ClusterRole",
-            "ClusterRole",
-            "ClusterRoleBinding",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "Deployment",
+            "NetworkPolicy",
             "PodDisruptionBudget",
             "Role",
+            "Role",
+            "RoleBinding",
             "RoleBinding",
             "Service",
             "ServiceAccount"
-        ]
+        ],
+        "no ClusterRole of the operator's own: the three are the people's aggregated roles"
     );
+    for role in r.of_kind("Role") {
+        assert_eq!(role["metadata"]["namespace"], NS, "every grant in the release namespace: {role}");
+    }
+    let secrets_anywhere = r.of_kind("ClusterRole").into_iter().filter(|role| {
+        role["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"].is_null()
+            && role["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"].is_null()
+            && role["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"].is_null()
+    });
+    assert_eq!(secrets_anywhere.count(), 0, "no cluster-wide role is bound to the operator");
     let deployment = r.one("Deployment");
     assert_eq!(deployment["metadata"]["namespace"], NS);
     assert_eq!(deployment["spec"]["replicas"], 2);
@@ -160,6 +174,7 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
         args(&r),
         [
             "run",
+            "--namespaces=keyward-system",
             "--listen=0.0.0.0:8080",
             "--lease-name=keyward-leader",
             "--lease-namespace=keyward-system",
@@ -167,7 +182,7 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
             "--revocation-sla=1h",
             "--audit-log=-"
         ],
-        "no --namespaces: cluster-wide"
+        "the release namespace alone"
     );
     assert_eq!(env(&r, "POD_NAME").unwrap()["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
     assert_eq!(env(&r, "POD_NAMESPACE").unwrap()["valueFrom"]["fieldRef"]["fieldPath"], "metadata.namespace");
@@ -177,7 +192,16 @@ fn default_values_render_the_operator_with_cluster_wide_rbac() {
     );
     assert_eq!(env(&r, "KEYWARD_LOG_FORMAT").unwrap()["value"], "json");
     assert_eq!(env(&r, "KEYWARD_LOG").unwrap()["value"], "info");
-    assert_eq!(env(&r, "KEYWARD_ALLOWED_HOSTS"), None, "no providerHosts: no allowlist");
+    assert_eq!(env(&r, "KEYWARD_ALLOWED_HOSTS").unwrap()["value"], helm::PROVIDER_HOST);
+    let policy = r.one("NetworkPolicy");
+    let to_api_server = &policy["spec"]["egress"][0];
+    assert_eq!(
+        to_api_server["to"],
+        json!([{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}},
+               {"ipBlock": {"cidr": "::/0", "except": ["fe80::/10"]}}]),
+        "without apiServer.cidrs: never link-local (cloud metadata)"
+    );
+    assert_eq!(to_api_server["ports"], json!([{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]));
     assert_eq!(env(&r, "KEYWARD_NOTIFICATION_HOSTS"), None, "no notificationHosts: the provider list applies");
     assert_eq!(c["ports"], json!([{"name": "http", "containerPort": 8080, "protocol": "TCP"}]));
     assert_eq!(c["livenessProbe"]["httpGet"], json!({"path": "/healthz", "port": "http"}));
@@ -256,7 +280,7 @@ fn aggregated_roles_keep_approvers_apart_from_editors() {
         "approve changes nothing else: {approve}"
     );
     let without = render(&Release::new(json!({"rbac": {"aggregateClusterRoles": false}})));
-    assert_eq!(without.of_kind("ClusterRole").len(), 1, "only the operator's own");
+    assert_eq!(without.of_kind("ClusterRole").len(), 0, "none: the operator's own RBAC is namespaced by default");
 }
 
 #[test]
@@ -468,9 +492,10 @@ fn an_audit_signing_key_is_mounted_and_its_checkpoint_configmap_granted() {
     let signed = json!({"audit": {"destination": "file", "file": {"signingKey": {"secretName": "audit-key"}}}});
     let results = render_all(&[
         Release::new(signed),
-        Release::new(json!({"audit": {"destination": "file"}})),
+        Release::new(json!({"audit": {"destination": "file", "file": {"signingKey": {"generate": false}}}})),
         Release::new(json!({"audit": {"file": {"signingKey": {"secretName": "audit-key"}}}})),
     ]);
+    assert!(results[0].as_ref().expect("render").of_kind("Secret").is_empty(), "the given Secret, none generated");
     let r = results[0].as_ref().expect("render");
     assert!(args(r).contains(&"--audit-signing-key=/etc/keyward/audit-signing/signer".to_string()), "{:?}", args(r));
     let pod = &r.one("Deployment")["spec"]["template"]["spec"];
@@ -497,6 +522,35 @@ fn an_audit_signing_key_is_mounted_and_its_checkpoint_configmap_granted() {
         assert!(!args(r).iter().any(|a| a.starts_with("--audit-signing-key")));
         assert!(!serde_json::to_string(&r.of_kind("Role")).unwrap().contains("configmaps"), "no grant without a key");
     }
+}
+
+/// Issue 25.8: checkpoints are signed by default. Without a Secret of the user's, the chart
+/// generates an Ed25519 key (Helm's `genPrivateKey`), keeps it on uninstall, and the key it
+/// generates is one keyward signs with; NOTES says where the verifier key is published.
+#[test]
+fn a_file_audit_log_is_signed_with_a_generated_key_by_default() {
+    let r = render(&Release::new(json!({"audit": {"destination": "file"}})));
+    let secret = r.one("Secret");
+    assert_eq!(secret["metadata"]["name"], "keyward-audit-signing");
+    assert_eq!(secret["metadata"]["annotations"]["helm.sh/resource-policy"], "keep", "outlives helm uninstall");
+    let pem = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        secret["data"]["signer"].as_str().expect("signer key"),
+    )
+    .expect("base64");
+    let signer = keyward::audit::Signer::parse(&String::from_utf8(pem).expect("PEM")).expect("keyward signs with it");
+    assert!(signer.verifier().starts_with("keyward-audit+"), "{}", signer.verifier());
+    assert!(args(&r).contains(&"--audit-signing-key=/etc/keyward/audit-signing/signer".to_string()), "{:?}", args(&r));
+    let pod = &r.one("Deployment")["spec"]["template"]["spec"];
+    let volume = pod["volumes"].as_array().expect("volumes").iter().find(|v| v["name"] == "audit-signing").cloned();
+    assert_eq!(volume.expect("the key's volume")["secret"]["secretName"], "keyward-audit-signing");
+    assert!(
+        r.notes().contains("get configmap keyward-leader-audit-checkpoint -o jsonpath='{.data.verifier}"),
+        "{}",
+        r.notes()
+    );
+    let again = render(&Release::new(json!({"audit": {"destination": "file"}})));
+    assert_ne!(again.one("Secret")["data"], secret["data"], "each render without a cluster generates its own key");
 }
 
 /// Issue 12.4: the audit files on a PersistentVolumeClaim, one directory per replica, and
@@ -636,7 +690,6 @@ fn the_schema_rejects_bad_values_with_the_offending_path() {
         (json!({"metrics": {"port": 80}}), "/metrics/port"),
         (json!({"service": {"port": 70000}}), "/service/port"),
         (json!({"serviceMonitor": {"interval": "often"}}), "/serviceMonitor/interval"),
-        (json!({"networkPolicy": {"enabled": true}}), "/networkPolicy/apiServer/cidrs"),
         (
             json!({"networkPolicy": {"providers": [{"cidr": "pi.acme.example", "ports": [443]}]}}),
             "/networkPolicy/providers/0/cidr",
@@ -855,7 +908,7 @@ fn every_rendered_object_passes_its_kubernetes_schema() {
 
 #[test]
 fn the_schema_check_catches_unknown_and_mistyped_fields() {
-    let r = render(&Release::new(json!({})));
+    let r = render(&Release::new(json!({"watch": {"clusterWide": true}})));
     let mut deployment = r.one("Deployment");
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbes"] = json!({"periodSeconds": 5});
     let e = typed::check(&deployment).expect_err("unknown field");
@@ -1006,9 +1059,59 @@ fn operator_requests(watched: Option<&[&str]>, objects_in: &[&str], lease_ns: &s
     requests
 }
 
+/// The default install watches its own namespace: the operator's requests there are granted,
+/// and nothing elsewhere — not kube-system's Secrets, not kube-node-lease's Leases.
+#[test]
+fn by_default_the_operator_is_granted_its_requests_in_the_release_namespace_only() {
+    let r = render(&Release::new(json!({})));
+    let objects = r.objects();
+    let requests = operator_requests(Some(&[NS]), &[NS], NS);
+    rbac::assert_grants_exactly(&objects, NS, "keyward", &requests);
+    let grants = rbac::grants_of(&objects, NS, "keyward").unwrap();
+    for (verb, resource, namespace) in [
+        ("list", "secrets", "kube-system"),
+        ("watch", "secrets", "acme"),
+        ("update", "leases", "kube-node-lease"),
+        ("create", "leases", "kube-system"),
+        ("get", "leases", "kube-system"),
+    ] {
+        let group = if resource == "leases" { "coordination.k8s.io" } else { "" };
+        let outside = ApiRequest::new(verb, group, resource, None, Some(namespace));
+        assert!(!rbac::diff(&grants, std::slice::from_ref(&outside)).is_empty(), "{verb} {resource} in {namespace}");
+    }
+    assert!(r.notes().contains("It watches the namespaces: keyward-system"), "{}", r.notes());
+    assert!(!r.notes().contains("WARNING"), "{}", r.notes());
+}
+
+/// Cluster-wide RBAC is a choice made out loud: `watch.clusterWide`, never with a list, and
+/// NOTES says what it grants.
+#[test]
+fn cluster_wide_watching_is_explicit_and_warned_about() {
+    let r = render(&Release::new(json!({"watch": {"clusterWide": true}})));
+    assert!(r.notes().contains("WARNING: watch.clusterWide is on"), "{}", r.notes());
+    assert!(!args(&r).iter().any(|a| a.starts_with("--namespaces")), "{:?}", args(&r));
+    let both = helm::render_chart(
+        &helm::chart_dir(),
+        &Release::new(json!({"watch": {"clusterWide": true, "namespaces": ["acme"]}})),
+    )
+    .expect_err("a list and cluster-wide at once");
+    assert!(both.contains("/watch/namespaces"), "{both}");
+}
+
+/// No allowlist is a choice made out loud too: the chart refuses to render without
+/// `providerHosts` unless `allowAnyProviderHost` is set, and NOTES warns when it is.
+#[test]
+fn provider_hosts_are_required_unless_any_host_is_allowed_out_loud() {
+    let refused = helm::render_chart(&helm::chart_dir(), &Release::exactly(json!({}))).expect_err("no providerHosts");
+    assert!(refused.contains("providerHosts is empty") && refused.contains("allowAnyProviderHost"), "{refused}");
+    let r = render(&Release::exactly(json!({"allowAnyProviderHost": true})));
+    assert_eq!(env(&r, "KEYWARD_ALLOWED_HOSTS"), None, "no allowlist");
+    assert!(r.notes().contains("WARNING: allowAnyProviderHost is on"), "{}", r.notes());
+}
+
 #[test]
 fn cluster_wide_rbac_grants_exactly_the_operators_requests() {
-    let r = render(&Release::new(json!({})));
+    let r = render(&Release::new(json!({"watch": {"clusterWide": true}})));
     let objects = r.objects();
     let requests = operator_requests(None, &["acme", "beta"], NS);
     rbac::assert_grants_exactly(&objects, NS, "keyward", &requests);
@@ -1048,7 +1151,7 @@ fn namespaced_rbac_grants_exactly_the_operators_requests_in_those_namespaces() {
 
 #[test]
 fn the_rbac_comparison_fails_on_a_missing_or_an_extra_permission() {
-    let r = render(&Release::new(json!({})));
+    let r = render(&Release::new(json!({"watch": {"clusterWide": true}})));
     let grants = rbac::grants_of(&r.objects(), NS, "keyward").unwrap();
     let exact = operator_requests(None, &["acme"], NS);
     assert!(rbac::diff(&grants, &exact).is_empty());

@@ -15,6 +15,8 @@ use ring::signature::{ED25519, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
 use sha2::Digest;
 
 const ALGORITHM_ED25519: u8 = 0x01;
+/// The key name of signatures made with a PEM key, which carries no name of its own.
+pub const PEM_KEY_NAME: &str = "keyward-audit";
 const SIGNATURE_PREFIX: &str = "\u{2014} ";
 
 /// The origin line of keyward's checkpoints (one log per origin).
@@ -138,7 +140,13 @@ impl Signer {
         Ok((format!("PRIVATE+KEY+{name}+{hash}+{}", encode(&seed)), format!("{name}+{hash}+{}", encode(&public))))
     }
 
+    /// A signer key in the note form, or an Ed25519 key as PKCS#8 PEM (`-----BEGIN PRIVATE
+    /// KEY-----`, what `openssl genpkey -algorithm ed25519` and the chart's generated key
+    /// hold), which signs under the name [`PEM_KEY_NAME`].
     pub fn parse(text: &str) -> Result<Signer, String> {
+        if text.trim_start().starts_with("-----BEGIN") {
+            return Self::parse_pem(text);
+        }
         let fields: Vec<&str> = text.trim().splitn(5, '+').collect();
         let ["PRIVATE", "KEY", name, hash, key] = fields.as_slice() else {
             return Err("not a signer key (PRIVATE+KEY+<name>+<hash>+<base64>)".into());
@@ -153,6 +161,27 @@ impl Signer {
             return Err("signer key: its hash does not match its name and key".into());
         }
         Ok(Signer { name: name.to_string(), pair })
+    }
+
+    fn parse_pem(text: &str) -> Result<Signer, String> {
+        let blocks = crate::providers::jwt::pem_blocks(text).map_err(|e| format!("signer key: {e}"))?;
+        let [(label, der)] = blocks.as_slice() else {
+            return Err(format!("signer key: expected one PEM block, found {}", blocks.len()));
+        };
+        if label != "PRIVATE KEY" {
+            return Err(format!("signer key: a PEM {label:?} block is not a PKCS#8 private key"));
+        }
+        let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der)
+            .map_err(|e| format!("signer key: not an Ed25519 PKCS#8 key ({e})"))?;
+        Ok(Signer { name: PEM_KEY_NAME.to_string(), pair })
+    }
+
+    /// The verifier key of this signer, in the note form `<name>+<hash>+<base64>`: what
+    /// auditors give `keyward audit verify --key`.
+    pub fn verifier(&self) -> String {
+        let public = self.pair.public_key().as_ref();
+        let encoded = STANDARD.encode([&[ALGORITHM_ED25519][..], public].concat());
+        format!("{}+{}+{encoded}", self.name, hex::encode(key_hash(&self.name, public)))
     }
 
     /// The signed note of `checkpoint`.
@@ -280,5 +309,31 @@ mod tests {
         assert!(Verifier::parse(&verifier.replacen("k+", "j+", 1)).is_err(), "renamed");
         assert!(Signer::generate("two words").is_err());
         assert!(Signer::parse(&verifier).is_err(), "a verifier key does not sign");
+        let signer = Signer::parse(&signer).expect("signer");
+        assert_eq!(signer.verifier(), verifier, "a signer names its own verifier key");
+    }
+
+    /// The chart generates the checkpoint key with Helm's `genPrivateKey "ed25519"`: PKCS#8
+    /// PEM, which has no key name. It signs under `keyward-audit`, and its verifier checks it.
+    #[test]
+    fn a_pkcs8_pem_ed25519_key_signs_under_its_fixed_name() {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("pkcs8");
+        let pem =
+            format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", STANDARD.encode(pkcs8.as_ref()));
+        let signer = Signer::parse(&pem).expect("a PEM Ed25519 key");
+        let verifier = Verifier::parse(&signer.verifier()).expect("its verifier");
+        assert!(signer.verifier().starts_with("keyward-audit+"), "{}", signer.verifier());
+        let checkpoint = Checkpoint { origin: ORIGIN.into(), count: 1, head: "ab".repeat(32), time: None, start: None };
+        assert_eq!(verifier.open(&signer.sign(&checkpoint)), Ok(checkpoint));
+
+        let other = Ed25519KeyPair::generate_pkcs8(&rng).expect("pkcs8");
+        let other = Signer::parse(&pem.replace(&STANDARD.encode(pkcs8.as_ref()), &STANDARD.encode(other.as_ref())))
+            .expect("another key");
+        assert_ne!(other.verifier(), signer.verifier(), "same name, another key");
+        let p256 = "-----BEGIN EC PRIVATE KEY-----\nAAAA\n-----END EC PRIVATE KEY-----\n";
+        assert!(Signer::parse(p256).expect_err("not PKCS#8").contains("not a PKCS#8"));
+        let rsa = format!("-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n", STANDARD.encode([0u8; 40]));
+        assert!(Signer::parse(&rsa).expect_err("not Ed25519").contains("not an Ed25519"));
     }
 }

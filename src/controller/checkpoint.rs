@@ -4,7 +4,9 @@
 //! matches the last copy. Each replica writes its own log (only while it leads), so each has
 //! its own key in the ConfigMap, named by its identity and owned by its own field manager
 //! (`kubectl get configmap … -o jsonpath='{.data.<pod>}'` gives `keyward audit verify
-//! --checkpoint` its file).
+//! --checkpoint` its file). Beside them, `verifier` holds the verifier key of the signing
+//! key, so that auditors can take it from where the operator publishes it (`--key`); a
+//! verifier that changes between two copies is itself evidence of a key swap.
 
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::Api;
@@ -20,6 +22,9 @@ const LOOK_EVERY: Duration = Duration::from_secs(60);
 const COPY_AT_LEAST_EVERY: Duration = Duration::from_secs(3600);
 /// A copy whenever this many records were added since the last.
 const COPY_EVERY_RECORDS: u64 = 100;
+
+/// The ConfigMap key of the verifier key.
+pub const VERIFIER_KEY: &str = "verifier";
 
 /// The ConfigMap that holds the copy, for a Lease named `lease`.
 pub fn config_map_name(lease: &str) -> String {
@@ -41,6 +46,7 @@ pub async fn copy_until_shutdown(
     api: Api<ConfigMap>,
     name: String,
     identity: String,
+    verifier: String,
     log: PathBuf,
     leader: watch::Receiver<bool>,
     mut shutdown: watch::Receiver<bool>,
@@ -58,7 +64,7 @@ pub async fn copy_until_shutdown(
             let copy =
                 if stopping { wrote_since } else { *leader.borrow() && due(at.count, copied.map(|(n, _)| n), since) };
             if copy {
-                match write(&api, &name, &identity, &note).await {
+                match write(&api, &name, &identity, &verifier, &note).await {
                     Ok(()) => copied = Some((at.count, tokio::time::Instant::now())),
                     Err(e) => tracing::warn!(error = %e, configmap = %name, "copy the audit checkpoint"),
                 }
@@ -77,16 +83,28 @@ pub async fn copy_until_shutdown(
 /// The ConfigMap key (and field manager suffix) of a replica: its identity, with what a key
 /// may not hold replaced.
 pub fn key_of(identity: &str) -> String {
-    identity.chars().map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '_' }).take(100).collect()
+    let key: String = identity
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "-._".contains(c) { c } else { '_' })
+        .take(100)
+        .collect();
+    // A replica named `verifier` must not overwrite the verifier key.
+    if key == VERIFIER_KEY { format!("{key}_") } else { key }
 }
 
-async fn write(api: &Api<ConfigMap>, name: &str, identity: &str, note: &str) -> Result<(), kube::Error> {
+async fn write(
+    api: &Api<ConfigMap>,
+    name: &str,
+    identity: &str,
+    verifier: &str,
+    note: &str,
+) -> Result<(), kube::Error> {
     let key = key_of(identity);
     let body = serde_json::json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {"name": name, "labels": {"app.kubernetes.io/managed-by": "keyward"}},
-        "data": {key.clone(): note},
+        "data": {key.clone(): note, VERIFIER_KEY: verifier},
     });
     // A field manager of its own: another replica's apply leaves this key alone.
     let manager = format!("{}-{key}", super::provider::FIELD_MANAGER);
@@ -111,5 +129,6 @@ mod tests {
     fn each_replica_has_a_key_of_its_own() {
         assert_eq!(key_of("keyward-7d9f6c-abcde"), "keyward-7d9f6c-abcde");
         assert_eq!(key_of("host:name/x"), "host_name_x");
+        assert_eq!(key_of("verifier"), "verifier_", "never the verifier key's own");
     }
 }

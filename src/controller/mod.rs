@@ -390,11 +390,15 @@ fn copy_checkpoint(
     ctx: &Context,
     shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    (args.audit_signing_key.is_some() && args.audit_log.as_os_str() != "-").then(|| {
+    // The key was read (and refused if unreadable) when the audit log was opened.
+    let verifier = args.audit_signing_key.as_deref().and_then(|path| read_signer(path).ok())?.verifier();
+    tracing::info!(verifier = %verifier, "audit checkpoints are signed; auditors check them with this verifier key");
+    (args.audit_log.as_os_str() != "-").then(|| {
         tokio::spawn(checkpoint::copy_until_shutdown(
             Api::namespaced(client.clone(), &args.lease_namespace()),
             checkpoint::config_map_name(&args.lease_name),
             identity.to_string(),
+            verifier,
             args.audit_log.clone(),
             ctx.leader.clone(),
             shutdown,

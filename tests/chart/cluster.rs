@@ -227,7 +227,8 @@ fn rendered_manifests_apply_with_kubectl() {
     for created in [
         "customresourcedefinition.apiextensions.k8s.io/employees.keyward.dev created",
         "deployment.apps/keyward created",
-        "clusterrole.rbac.authorization.k8s.io/keyward created",
+        "role.rbac.authorization.k8s.io/keyward created",
+        "networkpolicy.networking.k8s.io/keyward created",
         "poddisruptionbudget.policy/keyward created",
         "service/keyward-metrics created",
     ] {
@@ -252,7 +253,7 @@ fn rendered_manifests_apply_with_kubectl() {
             .collect()
     };
     let before = versions();
-    assert_eq!(before.len(), 15, "{before:?}");
+    assert_eq!(before.len(), 16, "{before:?}");
     cluster.ok(&["apply", "-f", "-"], Some(&defaults));
     assert_eq!(versions(), before, "applying the same manifests again changed objects");
     // Server-side apply takes the same objects over. Its only conflicts are with the atomic
@@ -426,8 +427,21 @@ fn helm_install_upgrade_rollback_and_uninstall_keep_the_crds_and_the_people() {
     };
     let acme_roles = || cluster.items(&["roles", "-n", "acme", "-l", "app.kubernetes.io/instance=keyward"]).len();
 
-    // 1: cluster-wide.
-    let installed = release("install", json!({}));
+    let hosts = json!([helm::PROVIDER_HOST]);
+    let signing_key = || {
+        cluster.ok(
+            &["get", "secret", "keyward-audit-signing", "-n", "keyward-system", "-o", "jsonpath={.data.signer}"],
+            None,
+        )
+    };
+
+    // 1: cluster-wide, audit to a file signed with the key the chart generates.
+    let installed = release(
+        "install",
+        json!({"providerHosts": hosts, "watch": {"clusterWide": true}, "audit": {"destination": "file"}}),
+    );
+    let key = signing_key();
+    assert!(!key.is_empty(), "a signing key was generated");
     assert!(installed.contains("STATUS: deployed"), "{installed}");
     assert!(installed.contains("kubectl -n keyward-system rollout status deployment/keyward"), "NOTES: {installed}");
     assert_eq!(replicas(), "2");
@@ -439,8 +453,13 @@ fn helm_install_upgrade_rollback_and_uninstall_keep_the_crds_and_the_people() {
     cluster.ok(&["apply", "-R", "-f", people_tree().to_str().unwrap()], None);
 
     // 2: namespaced, three replicas: the ClusterRole goes, a Role in acme comes.
-    release("upgrade", json!({"watch": {"namespaces": ["acme"]}, "replicaCount": 3}));
+    release(
+        "upgrade",
+        json!({"providerHosts": hosts, "watch": {"namespaces": ["acme"]}, "replicaCount": 3,
+               "audit": {"destination": "file"}}),
+    );
     assert_eq!(replicas(), "3");
+    assert_eq!(signing_key(), key, "an upgrade keeps the generated key: old checkpoints stay verifiable");
     assert_eq!((cluster_roles(), acme_roles()), (0, 1));
 
     // 3: back to revision 1.
@@ -473,6 +492,7 @@ fn helm_install_upgrade_rollback_and_uninstall_keep_the_crds_and_the_people() {
     assert_eq!(cluster.items(&["secrets", "-n", "keyward-system", "-l", "owner=helm"]), Vec::<Value>::new());
     assert_eq!(cluster.items(&["crd", "-l", "app.kubernetes.io/part-of=keyward"]).len(), 4);
     assert_eq!(cluster.items(&["employees", "-n", "acme"]).len(), 2, "the people survive the uninstall");
+    assert_eq!(signing_key(), key, "so does the signing key: a reinstall signs on with it");
 }
 
 // ---------------------------------------------------------------------------------------
@@ -694,7 +714,7 @@ fn the_operator_as_deployed_cluster_wide_makes_no_request_the_chart_denies() {
     // Cluster-wide, keyward would act on every other test's objects: a control plane of its own.
     let cluster = Cluster::start("operator");
     cluster.apply_crds();
-    let release = Release::new(json!({}));
+    let release = Release::new(json!({"watch": {"clusterWide": true}}));
     the_operator_as_deployed_runs_with_the_charts_rbac(&cluster, release, "acme");
 }
 
@@ -725,6 +745,8 @@ fn helm_install_takes_set_numbers_as_quantities() {
         "crds.install=false", // the shared control plane's CRDs come from crds/
         "--set",
         &watch,
+        "--set",
+        "providerHosts={pi.acme.example}",
         "--set",
         "resources.limits.cpu=1",
         "--set",
@@ -768,7 +790,8 @@ fn keyward_installs_as_a_subchart_with_global_values() {
     let parent = umbrella_chart(dir.path());
     let values = json!({
         "global": {"imagePullSecrets": [{"name": "corp-registry"}], "imageRegistry": "registry.acme.example"},
-        "keyward": {"enabled": true, "crds": {"install": false}, "watch": {"namespaces": [watched]}}
+        "keyward": {"enabled": true, "crds": {"install": false}, "watch": {"namespaces": [watched]},
+                    "providerHosts": [helm::PROVIDER_HOST]}
     });
     let file = helm::values_file(&values);
     let parent_path = parent.display().to_string();

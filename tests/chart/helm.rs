@@ -71,8 +71,25 @@ pub struct Release {
     pub namespace: String,
 }
 
+/// The provider host the releases of [`Release::new`] allow when their values name none: the
+/// chart refuses to install without `providerHosts` (or `allowAnyProviderHost`).
+pub const PROVIDER_HOST: &str = "pi.acme.example";
+
 impl Release {
-    pub fn new(values: Value) -> Self {
+    /// A release with `values`, plus `providerHosts: [pi.acme.example]` when they neither name
+    /// provider hosts nor allow any host: tests about something else need not repeat it.
+    pub fn new(mut values: Value) -> Self {
+        if let Some(map) = values.as_object_mut()
+            && !map.contains_key("providerHosts")
+            && !map.contains_key("allowAnyProviderHost")
+        {
+            map.insert("providerHosts".into(), serde_json::json!([PROVIDER_HOST]));
+        }
+        Release::exactly(values)
+    }
+
+    /// A release with exactly `values` (the chart's defaults for everything else).
+    pub fn exactly(values: Value) -> Self {
         Release { values, name: "keyward".into(), namespace: "keyward-system".into() }
     }
 

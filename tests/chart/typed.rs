@@ -119,6 +119,7 @@ pub fn check(obj: &Value) -> Result<(), String> {
     match (api_version, kind) {
         ("v1", "ServiceAccount") => roundtrip::<core::v1::ServiceAccount>(obj),
         ("v1", "Service") => roundtrip::<core::v1::Service>(obj),
+        ("v1", "Secret") => roundtrip::<core::v1::Secret>(obj),
         ("apps/v1", "Deployment") => roundtrip::<apps::v1::Deployment>(obj),
         ("policy/v1", "PodDisruptionBudget") => roundtrip::<policy::v1::PodDisruptionBudget>(obj),
         ("networking.k8s.io/v1", "NetworkPolicy") => roundtrip::<networking::v1::NetworkPolicy>(obj),

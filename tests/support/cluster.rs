@@ -202,7 +202,7 @@ fn chart_rbac(namespace: &str, lease: &str) -> String {
         // other's. One ServiceAccount, `keyward`, for the tokens and the audit-log filters.
         .arg(lease)
         .arg(super::repo().join("charts/keyward"))
-        .args(["--set", "serviceAccount.name=keyward"])
+        .args(["--set", "serviceAccount.name=keyward", "--set", "providerHosts={127.0.0.1}"])
         .args(["--namespace", namespace, "--set", &format!("watch.namespaces={{{namespace}}}")])
         .args(["--set", &format!("leaderElection.leaseName={lease}"), "--set", "crds.install=false"])
         .output()

@@ -111,3 +111,39 @@ the rendered RBAC against the requests the operator makes.
   name: {{ include "keyward.serviceAccountName" . }}
   namespace: {{ .Release.Namespace }}
 {{- end }}
+
+{{/*
+The namespaces keyward watches, as a JSON list: `watch.namespaces`, else the release namespace
+alone; empty with `watch.clusterWide` (every namespace).
+*/}}
+{{- define "keyward.watchedNamespaces" -}}
+{{- if .Values.watch.clusterWide -}}
+[]
+{{- else if .Values.watch.namespaces -}}
+{{ toJson .Values.watch.namespaces }}
+{{- else -}}
+{{ list .Release.Namespace | toJson }}
+{{- end -}}
+{{- end }}
+
+{{/* Values that are valid one by one but not together, or not safe to leave out. */}}
+{{- define "keyward.checks" -}}
+{{- if and (not .Values.providerHosts) (not .Values.allowAnyProviderHost) }}
+{{- fail "providerHosts is empty: name the hosts keyward may send provider credentials to (e.g. --set 'providerHosts={acme.okta.com,pi.acme.example}'), or set allowAnyProviderHost=true to let every MfaProvider name any host" }}
+{{- end }}
+{{- end }}
+
+{{/*
+The Secret holding the audit checkpoints' signing key: `audit.file.signingKey.secretName`, else
+the one the chart generates (`audit.file.signingKey.generate`); empty when checkpoints are not
+signed (audit records on stdout, or generation turned off).
+*/}}
+{{- define "keyward.signingKeySecret" -}}
+{{- $key := .Values.audit.file.signingKey -}}
+{{- if ne .Values.audit.destination "file" -}}
+{{- else if $key.secretName -}}
+{{ $key.secretName }}
+{{- else if $key.generate -}}
+{{ include "keyward.fullname" . }}-audit-signing
+{{- end -}}
+{{- end }}
