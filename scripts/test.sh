@@ -11,6 +11,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # privacyIDEA (a Python venv), the control plane tools (kube-apiserver, etcd, kubectl, helm
 # built from Go modules into ~/.cache/keyward; the first build takes many minutes), and Lua
 # for the Argo CD health check tests.
+# cargo-deny (scripts/deny.sh) builds beside them: a cold build is minutes of its own.
+bash scripts/deny.sh install > /tmp/keyward-deny-install.log 2>&1 &
+deny_install=$!
 bash scripts/privacyidea.sh install
 bash scripts/kube.sh install
 bash scripts/helm.sh install
@@ -19,6 +22,10 @@ bash scripts/keycloak.sh install
 cargo fmt --all --check
 # Benchmarks are type-checked here and run with `cargo bench`, not as tests.
 cargo clippy --locked --all-targets -- -D warnings
+# Licenses, bans and sources of the dependency graph (deny.toml); advisories need GitHub and
+# run in the release workflow.
+wait "$deny_install" || { cat /tmp/keyward-deny-install.log >&2; exit 1; }
+bash scripts/deny.sh check
 # Everything keyward shows during the tests is kept under target/tmp/shown and searched
 # afterwards for the credentials the tests gave it (tests/support/shown.rs).
 target=$(cargo metadata --locked --format-version 1 --no-deps | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')

@@ -4,6 +4,7 @@
 
 pub mod audit;
 pub mod cli;
+pub mod conformance;
 pub mod controller;
 pub mod crd;
 pub mod engine;

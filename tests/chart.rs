@@ -61,6 +61,7 @@ fn everything_on() -> Value {
         },
         "crds": {"install": false},
         "rbac": {"aggregateClusterRoles": false},
+        "admissionPolicies": {"enabled": false},
         "serviceAccount": {"name": "keyward-operator", "annotations": {"iam.example/role": "keyward"}},
         "serviceAccountToken": {"expirationSeconds": 7200},
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}},
@@ -151,10 +152,19 @@ fn default_values_render_a_namespaced_operator_behind_a_network_policy() {
             "RoleBinding",
             "RoleBinding",
             "Service",
-            "ServiceAccount"
+            "ServiceAccount",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicy",
+            "ValidatingAdmissionPolicyBinding",
+            "ValidatingAdmissionPolicyBinding"
         ],
         "no ClusterRole of the operator's own: the three are the people's aggregated roles"
     );
+    for binding in r.of_kind("ValidatingAdmissionPolicyBinding") {
+        let scoped = &binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"][0];
+        assert_eq!(scoped["values"], json!([NS]), "the policies bind where this release watches: {binding}");
+        assert_eq!(binding["spec"]["validationActions"], json!(["Deny"]));
+    }
     for role in r.of_kind("Role") {
         assert_eq!(role["metadata"]["namespace"], NS, "every grant in the release namespace: {role}");
     }
@@ -273,12 +283,14 @@ fn aggregated_roles_keep_approvers_apart_from_editors() {
     assert!(grants(&edit).iter().all(|(resource, _)| !resource.starts_with("revocationapprovals")), "{edit}");
     assert!(has(&approve, "revocationapprovals", "create"));
     assert!(
-        grants(&approve)
-            .iter()
-            .all(|(resource, verb)| resource == "revocationapprovals"
-                || ["get", "list", "watch"].contains(&verb.as_str())),
+        grants(&approve).iter().all(|(resource, verb)| resource == "revocationapprovals"
+            || ["get", "list", "watch"].contains(&verb.as_str())
+            || (resource == "mfaproviders" && verb == "approve")),
         "approve changes nothing else: {approve}"
     );
+    // The verb the admission policy asks for before the settings that stop revocations change:
+    // approvers have it, editors do not.
+    assert!(has(&approve, "mfaproviders", "approve") && !has(&edit, "mfaproviders", "approve"));
     let without = render(&Release::new(json!({"rbac": {"aggregateClusterRoles": false}})));
     assert_eq!(without.of_kind("ClusterRole").len(), 0, "none: the operator's own RBAC is namespaced by default");
 }

@@ -285,3 +285,41 @@ fn the_install_check_finds_each_kind_of_unlocked_install() {
         assert_eq!(unlocked_installs("example.sh", line), Vec::<String>::new(), "refused: {line}");
     }
 }
+
+/// Issue 25.12: cargo-deny checks the dependency graph on every test run (licenses, bans,
+/// sources; advisories in the release workflow). The repository passes; a crate under a
+/// license deny.toml does not allow, or depending on a crate it bans, fails.
+#[test]
+fn cargo_deny_passes_the_tree_and_refuses_a_license_or_crate_it_does_not_allow() {
+    let script = repo().join("scripts/deny.sh");
+    let bin = Command::new("bash").arg(&script).arg("bin").output().expect("run scripts/deny.sh bin");
+    assert!(bin.status.success(), "{}", String::from_utf8_lossy(&bin.stderr));
+    let bin = PathBuf::from(String::from_utf8_lossy(&bin.stdout).trim());
+    let check = Command::new("bash").arg(&script).arg("check").output().expect("run scripts/deny.sh check");
+    let said = format!("{}{}", String::from_utf8_lossy(&check.stdout), String::from_utf8_lossy(&check.stderr));
+    assert!(check.status.success() && said.contains("bans ok, licenses ok, sources ok"), "{said}");
+
+    // A crate of its own under the GPL, with keyward's deny.toml: refused, naming the license.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("src")).expect("src");
+    std::fs::write(dir.path().join("src/lib.rs"), "").expect("lib.rs");
+    std::fs::copy(repo().join("deny.toml"), dir.path().join("deny.toml")).expect("deny.toml");
+    let manifest = "[package]\nname = \"probe\"\nversion = \"0.1.0\"\nedition = \"2024\"\nlicense = \"GPL-3.0-only\"\n";
+    std::fs::write(dir.path().join("Cargo.toml"), manifest).expect("Cargo.toml");
+    let lock = Command::new("cargo")
+        .args(["generate-lockfile", "--offline", "--manifest-path"])
+        .arg(dir.path().join("Cargo.toml"))
+        .output()
+        .expect("cargo generate-lockfile");
+    assert!(lock.status.success(), "{}", String::from_utf8_lossy(&lock.stderr));
+    let refused = Command::new(&bin)
+        .arg("--manifest-path")
+        .arg(dir.path().join("Cargo.toml"))
+        .args(["--locked", "check", "licenses"])
+        .current_dir(dir.path())
+        .output()
+        .expect("run cargo-deny");
+    let said = format!("{}{}", String::from_utf8_lossy(&refused.stdout), String::from_utf8_lossy(&refused.stderr));
+    assert!(!refused.status.success(), "a GPL crate passed: {said}");
+    assert!(said.contains("GPL-3.0-only") && said.contains("rejected"), "{said}");
+}

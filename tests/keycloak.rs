@@ -27,7 +27,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use support::{actions, apply, edit, plan_json, stderr, stdout};
+use support::{actions, apply, edit, keyward, plan_json, stderr, stdout};
 
 /// People of the test company and their second factor: all enrol TOTP but grace, who is to
 /// be asked to.
@@ -694,4 +694,49 @@ fn the_operator_revokes_on_keycloak_and_the_totp_login_stops_working() {
     assert!(!acme.logs_in("alice"), "alice's TOTP login stopped working");
     let records = std::fs::read_to_string(&audit).unwrap_or_default();
     assert!(records.lines().any(|l| l.contains("\"user\":\"alice\"") && l.contains("EmployeeOffboarded")), "{records}");
+}
+
+/// The disposable user a `keyward conformance` run named in its first line.
+fn conformance_user(out: &str) -> String {
+    out.lines()
+        .next()
+        .and_then(|l| l.rsplit_once(" with the disposable user "))
+        .map(|(_, user)| user.trim().to_string())
+        .unwrap_or_else(|| panic!("no test user named: {out}"))
+}
+
+/// Issue 24: `keyward conformance` against the real Keycloak. Without the confirmation it
+/// refuses and writes nothing; with it, a user of its own is created with a TOTP credential
+/// (Keycloak's admin API stores such a credential only at creation), read through the
+/// operator's listing and per-user read, revoked, read again and deleted — every request shown,
+/// the client secret never; nobody else's credentials change.
+#[test]
+fn conformance_proves_keycloak_on_a_user_of_its_own_and_leaves_nothing_behind() {
+    let acme = acme("conformance", "acme", None);
+    let tree = acme.tree.path().to_str().expect("utf-8");
+    let args = ["conformance", "-f", tree, "--provider", "corp-kc", "--user-prefix", "kw-conformance"];
+    let refused = keyward(&args);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert!(stderr(&refused).contains("--i-understand-this-writes"), "{}", stderr(&refused));
+    let others =
+        |kc: &Keycloak| -> Vec<Vec<String>> { ENROLLED.iter().map(|u| kc.otp_ids(&acme.realm.name, u)).collect() };
+    let before = others(&acme.kc);
+
+    let mut confirmed = args.to_vec();
+    confirmed.push("--i-understand-this-writes");
+    let out = keyward(&confirmed);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    assert!(text.contains("verdict: PASS"), "{text}");
+    for step in
+        ["enrol a second factor: totp", "read it as a targeted sweep does: listed", "read again: the factor is gone"]
+    {
+        assert!(text.contains(step), "{step:?} missing from {text}");
+    }
+    assert!(text.contains("/credentials/") && text.contains("→ 204"), "the revocation's request is shown: {text}");
+    assert!(!text.contains(&acme.realm.client_secret), "the client secret is never shown");
+    let user = conformance_user(&text);
+    assert!(user.starts_with("kw-conformance-"), "{user}");
+    assert_eq!(acme.kc.user_id(&acme.realm.name, &user), None, "the test user is deleted");
+    assert_eq!(others(&acme.kc), before, "nobody else's credentials changed");
 }

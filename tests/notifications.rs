@@ -523,3 +523,36 @@ fn the_example_validates_and_configures_both_kinds_of_target() {
         provider.spec.notifications.iter().filter_map(keyward::notify::message::Sink::of).map(|s| s.name()).collect();
     assert_eq!(sinks, ["slack", "webhook"]);
 }
+
+/// Issue 25.7: a change to a setting that can stop revocations is told to every target that
+/// wants `SettingsChanged` (all of them by default), field by field, and audited as delivered.
+#[tokio::test]
+async fn a_change_to_what_can_stop_revocations_is_told_to_every_target() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (slack_addr, webhook_addr) = (free_addr().await, free_addr().await);
+    let (slack, webhook) = (Arc::new(Mutex::new(Receiver::default())), Arc::new(Mutex::new(Receiver::default())));
+    let _servers = (receive(slack_addr, slack.clone()).await, receive(webhook_addr, webhook.clone()).await);
+    let audit = Arc::new(Memory::default());
+    let (_stop, shutdown) = watch::channel(false);
+    let notifier = notifier(dir.path(), &audit, secrets(slack_addr, webhook_addr), shutdown);
+    let corp_pi = provider(serde_json::json!([slack_target(), webhook_target()]));
+    let lines = vec!["spec.suspend: false → true".to_string(), "spec.protectedUsers: added erin".to_string()];
+    notifier.notify_settings(&corp_pi, &lines).await;
+    eventually("a message at each receiver", || accepted(&slack).len() == 1 && accepted(&webhook).len() == 1).await;
+    let text = accepted(&slack)[0].json()["text"].as_str().expect("text").to_string();
+    assert!(
+        text.contains("Settings that can stop revocations changed:\n• spec.suspend: false → true\n• spec.protectedUsers: added erin"),
+        "{text}"
+    );
+    let json = accepted(&webhook)[0].json();
+    assert_eq!(json["data"]["settingsChanged"], serde_json::json!(lines));
+    assert_eq!(json["data"]["events"], serde_json::json!(["SettingsChanged"]));
+    eventually("two delivery records", || with_outcome(&audit, Outcome::Delivered).len() == 2).await;
+
+    // A target that asked only for revocations is not told.
+    let mut only_revoked = webhook_target();
+    only_revoked["events"] = serde_json::json!(["Revoked"]);
+    notifier.notify_settings(&provider(serde_json::json!([only_revoked])), &lines).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(accepted(&webhook).len(), 1);
+}

@@ -1185,8 +1185,25 @@ fn a_suspended_provider_and_a_paused_operator_revoke_nothing_until_resumed() {
     std::thread::sleep(Duration::from_secs(3));
     assert!(pi.authenticates(acme.company.token("carol", "totp")), "suspended: carol is not revoked");
 
+    let recorded = || acme.kubectl(&["get", "mfaprovider", "corp-pi", "-o", "jsonpath={.status.guardedSettings}"]);
+    eventually(WITHIN, "the settings recorded at first sight", || recorded().contains(r#""suspend":true"#));
+    assert!(acme.audit().iter().all(|r| r["event"] != "settings-changed"), "first sight: nothing changed yet");
+
     acme.kubectl(&["patch", "mfaprovider", "corp-pi", "--type", "merge", "-p", r#"{"spec":{"suspend":false}}"#]);
     acme.wait_first_sweep();
+    // Issue 25.7: resuming (as suspending) is on record before keyward acts on it.
+    acme.wait_record("the change on record", |r| {
+        r["event"] == "settings-changed" && r["outcome"] == "changed" && r["detail"] == "spec.suspend: true → false"
+    });
+    assert!(recorded().contains(r#""suspend":false"#), "{}", recorded());
+    let events = acme.kubectl(&["get", "events", "--field-selector", "reason=GuardedSettingsChanged", "-o", "json"]);
+    assert!(events.contains("changed: spec.suspend: true → false"), "{events}");
+    assert_eq!(
+        acme.audit().iter().filter(|r| r["event"] == "settings-changed").count(),
+        1,
+        "one change, one record: {:?}",
+        acme.audit()
+    );
     operator.stop();
 
     operator = c.operator_with(&acme.ns, "keyward-suspend", &acme.audit, None, &["--paused"]);

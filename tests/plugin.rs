@@ -156,6 +156,11 @@ fn status_shows_the_held_plan_and_approve_lets_exactly_it_through() {
     assert_eq!(approval["spec"]["provider"], "corp-pi");
     assert_eq!(approval["spec"]["reason"], "leavers of the example");
     assert_eq!(approval["metadata"]["managedFields"][0]["manager"], "kubectl-keyward");
+    // Who approved, as the API server authenticated them (the chart's admission policy
+    // accepts nothing else).
+    let me = acme.kubectl(&["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"]);
+    assert!(!me.is_empty());
+    assert_eq!(approval["metadata"]["annotations"]["keyward.dev/approved-by"], me.as_str());
     let name = approval["metadata"]["name"].as_str().unwrap().to_string();
     assert!(stdout(&approved).contains(&format!("revocationapproval.keyward.dev/{name} created")));
 

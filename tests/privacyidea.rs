@@ -656,3 +656,50 @@ fn a_per_user_read_sees_what_the_realm_listing_sees_for_its_users() {
         assert!(full.users.iter().any(|u| u.name == "dave" && !u.in_directory && !u.enrolments.is_empty()));
     });
 }
+
+/// Issue 24: `keyward conformance` against the real privacyIDEA: a user of its own in the
+/// realm's resolver, a TOTP token enrolled by the admin, read through the realm listing and the
+/// per-user read, deleted, read again, and the user deleted — every request shown (the
+/// admin's password never); the realm's other tokens are untouched.
+#[test]
+fn conformance_proves_privacyidea_on_a_user_of_its_own_and_leaves_nothing_behind() {
+    let pi = privacyidea();
+    let acme = company(pi, "conformance");
+    let tree = example_tree(pi, &acme.realm);
+    let tree_path = tree.path().to_str().expect("utf-8");
+    let before = pi.tokens(&acme.realm);
+    let args = ["conformance", "-f", tree_path, "--provider", "acme/corp-pi", "--user-prefix", "kw-conformance"];
+    let refused = keyward(&args);
+    assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+    assert_eq!(pi.tokens(&acme.realm), before, "refused: nothing written");
+
+    let mut confirmed = args.to_vec();
+    confirmed.push("--i-understand-this-writes");
+    let out = keyward(&confirmed);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", stderr(&out));
+    for step in [
+        "create the test user kw-conformance-",
+        "enrol a second factor: totp",
+        "read it as a sweep does: listed TOTP",
+        "read it as a targeted sweep does: listed TOTP",
+        "read again: the factor is gone",
+        "delete the test user",
+        "verdict: PASS",
+    ] {
+        assert!(text.contains(step), "{step:?} missing from {text}");
+    }
+    assert!(text.contains("POST http://") && text.contains("/token/init → 200"), "{text}");
+    assert!(!text.contains(pi.env["KEYWARD_PI_PASSWORD"].as_str()), "the admin's password is never shown: {text}");
+    assert_eq!(pi.tokens(&acme.realm), before, "the realm's tokens are as they were");
+    // The user is gone from the resolver: adding it again creates it.
+    let user = text
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit_once(" with the disposable user "))
+        .map(|(_, u)| u.trim().to_string())
+        .expect("the test user's name");
+    let again = pi.users(&["user", "add", &user, "--realm", &acme.realm]);
+    assert_eq!(again["created"], true, "the test user was deleted: {again}");
+    pi.delete_user(&acme.realm, &user);
+}

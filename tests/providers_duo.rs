@@ -36,6 +36,8 @@ struct Duo {
     codes: Vec<(String, String)>,
     /// The bypass-code listing answers 500.
     codes_broken: bool,
+    /// Phones made with `add_phone`, associated with a user or not.
+    phones: Vec<Value>,
 }
 
 /// RFC 3986 as Python's `quote(s, '~')`, written here independently of keyward's signer.
@@ -195,6 +197,56 @@ fn handle(s: &mut Duo, r: &Request) -> ResponseTemplate {
                 if let Some(list) = user["webauthncredentials"].as_array_mut() {
                     list.retain(|d| d["webauthnkey"] != *key);
                 }
+            }
+            json(200, json!({"stat": "OK", "response": ""}))
+        }
+        ("POST", ["admin", "v1", "users"]) => {
+            let body: Value = serde_json::from_slice(&r.body).expect("json body");
+            let name = body["username"].as_str().unwrap_or_default().to_string();
+            if s.users.iter().any(|u| u["username"] == name.as_str()) {
+                return fail(400, 40003, "Duplicate resource: username");
+            }
+            let id = format!("DUTEST{}", s.users.len());
+            let mut created = user(&id, &name, json!([]), json!([]), json!([]));
+            created["email"] = body["email"].clone();
+            created["is_enrolled"] = json!(false);
+            created["groups"] = json!([]);
+            s.users.push(created.clone());
+            json(200, json!({"stat": "OK", "response": created}))
+        }
+        ("POST", ["admin", "v1", "phones"]) => {
+            let body: Value = serde_json::from_slice(&r.body).expect("json body");
+            let phone = json!({"phone_id": format!("DPTEST{}", s.phones.len()), "number": body["number"],
+                "type": body["type"], "platform": body["platform"], "activated": false,
+                "capabilities": contract::NEW_MOBILE_CAPABILITIES, "users": []});
+            s.phones.push(phone.clone());
+            json(200, json!({"stat": "OK", "response": phone}))
+        }
+        ("POST", ["admin", "v1", "users", uid, "phones"]) => {
+            let body: Value = serde_json::from_slice(&r.body).expect("json body");
+            let Some(phone) = s.phones.iter().find(|p| p["phone_id"] == body["phone_id"]).cloned() else {
+                return fail(404, 40401, "Resource not found");
+            };
+            let Some(user) = s.users.iter_mut().find(|u| u["user_id"] == *uid) else {
+                return fail(404, 40401, "Resource not found");
+            };
+            user["phones"].as_array_mut().expect("phones").push(phone);
+            json(200, json!({"stat": "OK", "response": ""}))
+        }
+        ("DELETE", ["admin", "v1", "phones", id]) => {
+            s.phones.retain(|p| p["phone_id"] != *id);
+            for user in &mut s.users {
+                if let Some(list) = user["phones"].as_array_mut() {
+                    list.retain(|p| p["phone_id"] != *id);
+                }
+            }
+            json(200, json!({"stat": "OK", "response": ""}))
+        }
+        ("DELETE", ["admin", "v1", "users", uid]) => {
+            let before = s.users.len();
+            s.users.retain(|u| u["user_id"] != *uid);
+            if s.users.len() == before {
+                return fail(404, 40401, "Resource not found");
             }
             json(200, json!({"stat": "OK", "response": ""}))
         }
@@ -585,4 +637,25 @@ fn contract_every_user_status_and_token_type_is_handled() {
         let kind = token_kind(token);
         assert!(KINDS.contains(&kind.as_str()), "{token} gives {kind}, not in KINDS");
     }
+}
+
+/// `keyward conformance` on the Duo fake: a user of its own (`add_user`), a mobile phone made
+/// and associated with it, listed as Duo describes the phone, revoked (taken from the user),
+/// gone from the next listing, and the phone and user deleted; nobody else touched, and no
+/// request shows the secret key or its signature.
+#[tokio::test]
+async fn conformance_proves_the_client_on_a_user_of_its_own() {
+    let (server, state) = serve(acme(), handle).await;
+    let duo = backend(&server.uri(), "", SKEY);
+    let before = state.lock().expect("state").users.clone();
+    let report = keyward::conformance::run(duo.as_ref(), "kw-conformance-1f2e3d@acme.example").await;
+    let text = report.render("acme/corp");
+    assert!(report.passed(), "{text}");
+    assert!(text.contains("enrol a second factor: sms"), "a phone without Duo Mobile is an SMS device: {text}");
+    assert!(text.contains("no per-user read for this provider"), "{text}");
+    assert!(text.contains("POST http://") && text.contains("/admin/v1/phones → 200"), "{text}");
+    assert!(!text.contains(SKEY) && !text.contains("Basic "), "{text}");
+    let s = state.lock().expect("state");
+    assert_eq!(s.users, before, "the test user is gone and nobody else was touched");
+    assert!(s.phones.is_empty(), "the test phone is deleted too");
 }

@@ -164,6 +164,8 @@ fn contract_refusal(r: &Request, path: &[&str]) -> Option<ResponseTemplate> {
     if r.method.as_str() == "DELETE" {
         return match path {
             ["users", _, "authentication", rest @ ..] if graph::deleted_type(rest).is_some() => None,
+            // `user-delete.md` (keyward conformance's clean-up).
+            ["users", _] => None,
             _ => Some(graph_error(
                 400,
                 "BadRequest",
@@ -315,6 +317,47 @@ fn handle(s: &mut Graph, r: &Request) -> ResponseTemplate {
             };
             let items: Vec<Value> = std::iter::once(&password).chain(&s.users[i].methods).map(method_json).collect();
             page(items, skip, size, next_link(&base, r, skip + size))
+        }
+        ("POST", ["users"]) => {
+            let body: Value = serde_json::from_slice(&r.body).expect("json body");
+            if let Some(missing) = graph::NEW_USER_REQUIRED.iter().find(|p| body.get(**p).is_none()) {
+                return graph_error(
+                    400,
+                    "Request_BadRequest",
+                    &format!("A value is required for property '{missing}'."),
+                );
+            }
+            let upn = body["userPrincipalName"].as_str().unwrap_or_default().to_string();
+            if s.users.iter().any(|u| u.upn.eq_ignore_ascii_case(&upn)) {
+                return graph_error(
+                    400,
+                    "Request_BadRequest",
+                    "Another object with the same value for property userPrincipalName already exists.",
+                );
+            }
+            let id = format!("test-{}", s.users.len());
+            s.users.push(User { id: id.clone(), upn: upn.clone(), mail: String::new(), methods: Vec::new() });
+            json(201, json!({"id": id, "userPrincipalName": upn}))
+        }
+        ("POST", ["users", key, "authentication", "phoneMethods"]) => {
+            let Some(i) = find(s, key) else { return graph_error(404, "Request_ResourceNotFound", "no user") };
+            let body: Value = serde_json::from_slice(&r.body).expect("json body");
+            let phone_type = body["phoneType"].as_str().unwrap_or_default();
+            let Some(&(phone_type, id)) = graph::PHONE_IDS.iter().find(|(t, _)| *t == phone_type) else {
+                return graph_error(400, "badRequest", "Invalid phoneType");
+            };
+            s.users[i].methods.push(Method {
+                id: id.into(),
+                odata: "phoneAuthenticationMethod".into(),
+                default: false,
+                phone_type: Some(phone_type),
+            });
+            json(201, json!({"id": id, "phoneNumber": body["phoneNumber"], "phoneType": phone_type}))
+        }
+        ("DELETE", ["users", key]) => {
+            let Some(i) = find(s, key) else { return graph_error(404, "Request_ResourceNotFound", "no user") };
+            s.users.remove(i);
+            ResponseTemplate::new(204)
         }
         ("DELETE", ["users", key, "authentication", rest @ ..]) => {
             let Some(i) = find(s, key) else { return graph_error(404, "Request_ResourceNotFound", "no user") };
@@ -1005,4 +1048,29 @@ async fn faults_at_a_third_of_the_requests_revoke_every_leaver_and_nothing_kept(
         h
     };
     faults_revoke_every_leaver_and_nothing_kept(tree.path(), &server.uri(), seed(), holdings).await;
+}
+
+/// `keyward conformance` on the Graph fake: a disabled user of its own (`POST /users` with the
+/// documented required properties), a mobile phone method, listed as SMS that also takes
+/// voice calls, revoked, gone, and the user deleted; nobody else touched, no secret shown.
+/// The permissions it needs beyond the operator's are the recorded ones.
+#[tokio::test]
+async fn conformance_proves_the_client_on_a_user_of_its_own() {
+    let (server, state) = serve(acme(), handle).await;
+    let entra = backend(&server.uri(), "ClientSecret", "");
+    let before: Vec<(String, usize)> =
+        state.lock().expect("state").users.iter().map(|u| (u.upn.clone(), u.methods.len())).collect();
+    let report = keyward::conformance::run(entra.as_ref(), "kw-conformance-1f2e3d@acme.example").await;
+    let text = report.render("acme/corp");
+    assert!(report.passed(), "{text}");
+    assert!(
+        text.contains("enrol a second factor: sms") && text.contains("/authentication/phoneMethods → 201"),
+        "{text}"
+    );
+    assert!(!text.contains(shown::ENTRA_SECRET), "{text}");
+    let s = state.lock().expect("state");
+    let after: Vec<(String, usize)> = s.users.iter().map(|u| (u.upn.clone(), u.methods.len())).collect();
+    assert_eq!(after, before, "the test user is gone and nobody else was touched");
+    assert!(s.refused.is_empty(), "only declared requests: {:?}", s.refused);
+    assert_eq!(graph::DELETE_USER_PERMISSION, "User.ReadWrite.All", "{}", graph::DOCS);
 }

@@ -378,3 +378,17 @@ async fn every_request_the_client_makes_is_declared() {
     }
     assert_eq!(state.lock().expect("state").refused.len(), 4);
 }
+
+/// `keyward conformance` on Google Workspace: the Directory API cannot turn 2-Step
+/// Verification on for a user, so there is nothing to prove end to end; the run says so at
+/// once and makes no request at all, never a write.
+#[tokio::test]
+async fn conformance_says_it_cannot_enrol_and_writes_nothing() {
+    let (server, state) = serve(acme(), handle).await;
+    let google = backend(&server.uri(), "");
+    let report = keyward::conformance::run(google.as_ref(), "kw-conformance-1f2e3d@acme.example").await;
+    let text = report.render("acme/corp");
+    assert!(!report.passed());
+    assert!(text.contains("FAIL 1. admin writes") && text.contains("turn 2-Step Verification on themselves"), "{text}");
+    assert!(state.lock().expect("state").log.is_empty(), "no request: {:?}", state.lock().expect("state").log);
+}

@@ -20,6 +20,9 @@ use std::time::Instant;
 use wiremock::{Request, ResponseTemplate};
 
 const TOKEN: &str = shown::OKTA_TOKEN;
+/// The shared secret the fake hands out for a TOTP enrolment (RFC 6238's test key).
+const TOTP_SECRET: &[u8] = b"12345678901234567890";
+const TOTP_SECRET_BASE32: &str = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ";
 
 #[derive(Clone)]
 struct Factor {
@@ -275,18 +278,28 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
                 .collect();
             json(200, Value::Array(found))
         }
+        // listGroupUsers pages like listUsers, `limit` defaulting to 1000 (tests/contracts/okta.rs):
+        // a group larger than a page is listed only by following `Link: rel="next"`.
         ("GET", ["api", "v1", "groups", group, "users"]) => {
-            let members: Vec<Value> = s
-                .users
+            let after: usize = query(r, "after").and_then(|a| a.parse().ok()).unwrap_or(0);
+            let size = if s.page_size == 0 { contract::GROUP_USERS_DEFAULT_LIMIT } else { s.page_size };
+            let members: Vec<&User> = s.users.iter().filter(|u| u.groups.iter().any(|g| g == group)).collect();
+            let page: Vec<Value> = members
                 .iter()
-                .filter(|u| u.groups.iter().any(|g| g == group))
+                .skip(after)
+                .take(size)
                 .map(|u| {
                     let mut v = user_json(u, &base);
                     v["_links"] = json!({"self": v["_links"]["self"]});
                     v
                 })
                 .collect();
-            json(200, Value::Array(members))
+            let path = format!("{base}/api/v1/groups/{group}/users");
+            let mut link = format!("<{path}?limit={size}&after={after}>; rel=\"self\"");
+            if after + size < members.len() {
+                link = format!("{link}, <{path}?limit={size}&after={}>; rel=\"next\"", after + size);
+            }
+            json(200, Value::Array(page)).insert_header("Link", link.as_str())
         }
         ("GET", ["api", "v1", "users"]) => {
             let after: usize = query(r, "after").and_then(|a| a.parse().ok()).unwrap_or(0);
@@ -361,6 +374,72 @@ fn handle(s: &mut Okta, r: &Request) -> ResponseTemplate {
             s.users[i].factors.clear();
             json(200, json!({}))
         }
+        ("POST", ["api", "v1", "users"]) => {
+            let body: Value = serde_json::from_slice(&r.body).expect("createUser body");
+            let login = body["profile"]["login"].as_str().unwrap_or_default().to_string();
+            if login.is_empty() || body["profile"]["email"].as_str().is_none() {
+                return okta_error(400, "E0000001", "Api validation failed: login, email");
+            }
+            if s.users.iter().any(|u| u.login.eq_ignore_ascii_case(&login)) {
+                return okta_error(
+                    400,
+                    "E0000001",
+                    "Api validation failed: login: An object with this field already exists",
+                );
+            }
+            let active = query(r, "activate").as_deref() != Some("false")
+                && body["credentials"]["password"]["value"].is_string();
+            let id = format!("00u{}", s.users.len() + 100);
+            let mut created = user(&id, &login, Vec::new());
+            created.status = if active { "ACTIVE".into() } else { "STAGED".into() };
+            let json_user = user_json(&created, &base);
+            s.users.push(created);
+            json(200, json_user)
+        }
+        ("POST", ["api", "v1", "users", key, "factors"])
+            if serde_json::from_slice::<Value>(&r.body).is_ok_and(|b| b["factorType"] == "token:software:totp") =>
+        {
+            let Some(i) = find(s, key) else { return okta_error(404, "E0000007", "Not found") };
+            assert_eq!(query(r, "activate").as_deref(), Some("false"), "activated with a passcode afterwards");
+            let fid = format!("uft{}", s.users[i].factors.len() + 100);
+            let mut f = factor(&fid, "token:software:totp", "GOOGLE");
+            f.status = "PENDING_ACTIVATION".into();
+            s.users[i].factors.push(f);
+            json(
+                200,
+                json!({"id": fid, "factorType": "token:software:totp", "provider": "GOOGLE",
+                "status": "PENDING_ACTIVATION",
+                "_embedded": {"activation": totp_activation()}}),
+            )
+        }
+        ("POST", ["api", "v1", "users", key, "factors", fid, "lifecycle", "activate"]) => {
+            let Some(i) = find(s, key) else { return okta_error(404, "E0000007", "Not found") };
+            let body: Value = serde_json::from_slice(&r.body).expect("activate body");
+            let Some(f) = s.users[i].factors.iter_mut().find(|f| f.id == *fid) else {
+                return okta_error(404, "E0000007", "Not found: Resource not found: x (UserFactor)");
+            };
+            let expected = keyward::providers::totp::code(TOTP_SECRET, now(), 30, 6);
+            if body["passCode"].as_str() != Some(expected.as_str()) {
+                return okta_error(403, "E0000068", "Invalid Passcode/Answer");
+            }
+            f.status = "ACTIVE".into();
+            json(200, json!({"id": fid, "factorType": f.factor_type, "provider": f.provider, "status": "ACTIVE"}))
+        }
+        ("POST", ["api", "v1", "users", key, "lifecycle", "deactivate"]) => {
+            let Some(i) = find(s, key) else { return okta_error(404, "E0000007", "Not found") };
+            s.users[i].status = "DEPROVISIONED".into();
+            json(200, json!({}))
+        }
+        ("DELETE", ["api", "v1", "users", key]) => {
+            let Some(i) = find(s, key) else { return okta_error(404, "E0000007", "Not found") };
+            // Deleting a user that is not deactivated deactivates it; only then is it deleted.
+            if s.users[i].status != "DEPROVISIONED" {
+                s.users[i].status = "DEPROVISIONED".into();
+            } else {
+                s.users.remove(i);
+            }
+            ResponseTemplate::new(204)
+        }
         ("POST", ["api", "v1", "users", key, "factors"]) => {
             let body: Value = serde_json::from_slice(&r.body).expect("enrol body");
             assert_eq!(body["factorType"], "email");
@@ -406,6 +485,46 @@ fn login_or_email_search(search: &str) -> Option<String> {
     };
     let name = value(login, "profile.login")?;
     (value(email, "profile.email")? == name).then_some(name)
+}
+
+/// `_embedded.activation` of a TOTP enrolment, with exactly the specification's fields.
+fn totp_activation() -> Value {
+    let activation = json!({"sharedSecret": TOTP_SECRET_BASE32, "encoding": "base32", "keyLength": 6, "timeStep": 30});
+    let fields: Vec<&str> = activation.as_object().expect("object").keys().map(String::as_str).collect();
+    let mut expected = contract::TOTP_ACTIVATION_FIELDS.to_vec();
+    expected.sort_unstable();
+    assert_eq!(fields, expected, "{}", contract::SOURCE);
+    activation
+}
+
+/// `keyward conformance` on the Okta fake: a user of its own is created (active, with a
+/// password, no e-mail), a TOTP factor enrolled and activated with a passcode from its shared
+/// secret, listed, revoked, listed again and the user deleted (deactivated first); every
+/// other user and factor is untouched, and every request is shown without a credential.
+#[tokio::test]
+async fn conformance_proves_the_client_on_a_user_of_its_own() {
+    let (server, state) = serve(acme(), handle).await;
+    let okta = backend(&provider(&server.uri(), "", "ApiToken"));
+    let before: Vec<(String, usize)> =
+        state.lock().expect("state").users.iter().map(|u| (u.login.clone(), u.factors.len())).collect();
+    let report = keyward::conformance::run(okta.as_ref(), "kw-conformance-1f2e3d@acme.example").await;
+    let text = report.render("acme/corp");
+    assert!(report.passed(), "{text}");
+    for step in [
+        "create the test user",
+        "enrol a second factor: totp",
+        "read it as a sweep does: listed uft",
+        "read it as a targeted sweep does: listed uft",
+        "read again: the factor is gone",
+        "delete the test user",
+    ] {
+        assert!(text.contains(step), "{step:?} missing from {text}");
+    }
+    assert!(text.contains("/lifecycle/activate → 200") && text.contains("/lifecycle/deactivate → 200"), "{text}");
+    assert!(!text.contains(TOKEN) && !text.contains(TOTP_SECRET_BASE32), "no credential or secret shown: {text}");
+    let after: Vec<(String, usize)> =
+        state.lock().expect("state").users.iter().map(|u| (u.login.clone(), u.factors.len())).collect();
+    assert_eq!(after, before, "the test user is gone and nobody else was touched");
 }
 
 fn acme() -> Okta {
@@ -803,6 +922,8 @@ async fn private_key_jwt_asks_for_the_scopes_of_every_operation_it_calls() {
     state.oauth = true;
     state.users[0].groups = vec!["00gsre".into()];
     state.users[1].groups = vec!["00gsre".into()];
+    // One member per page: the second is found only by following the group listing's Link.
+    state.page_size = 1;
     let (server, state) = serve(state, handle).await;
     let okta = backend(&provider(&server.uri(), "    groupId: 00gsre\n  scope: All\n", "PrivateKeyJwt"));
     let inventory = okta.inventory(&UserQuery { declared: vec![], all: true }).await.expect("inventory");

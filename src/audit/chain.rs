@@ -8,8 +8,9 @@ use std::io;
 use std::path::PathBuf;
 
 /// The format of a chained line: 2 added write-ahead intents and the fields of
-/// `docs/audit.md`; 3 added `notification` records; 1 and 2 are still read.
-pub const FORMAT_VERSION: u32 = 4;
+/// `docs/audit.md`; 3 added `notification` records; 4 invitations and approvals; 5
+/// `settings-changed` records. Older formats are still read.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The chain's state: the next sequence number and the hash of the last line written.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

@@ -56,6 +56,8 @@ pub enum Outcome {
     Invited,
     /// Only on an `approval` record: the approval let the held plan through.
     Approved,
+    /// Only on a `settings-changed` record.
+    Changed,
 }
 
 /// Whether a record announces a provider call or tells how one ended.
@@ -76,6 +78,9 @@ pub enum Event {
     /// A held plan let through by an approval (format 4): `approved`, written once, before
     /// the first of the plan's revocations; `approval` names who and `plan_digest` the plan.
     Approval,
+    /// A change to a setting that can stop revocations (format 5): `changed`, written before
+    /// keyward acts on the new settings; `detail` says what changed, field by field.
+    SettingsChanged,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

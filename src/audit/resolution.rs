@@ -66,7 +66,7 @@ impl Resolution {
                 }
             }
             // None of these announces a revocation or settles one.
-            Event::Notification | Event::Invitation | Event::Approval => {}
+            Event::Notification | Event::Invitation | Event::Approval | Event::SettingsChanged => {}
         }
     }
 

@@ -285,6 +285,20 @@ fn sealed_records_match_the_schema_in_the_docs() {
             validator.iter_errors(&line).map(|e| format!("{e} at {}", e.instance_path())).collect();
         assert!(errors.is_empty(), "{line}: {errors:?}");
     }
+    // A change to the settings that can stop revocations (format 5).
+    let changed = AuditRecord::about_provider(
+        "acme/corp-pi",
+        Event::SettingsChanged,
+        Outcome::Changed,
+        Some("spec.suspend: false → true".into()),
+    );
+    let line: serde_json::Value = serde_json::from_slice(&chain.seal(&changed).expect("seal")).expect("JSON");
+    assert_eq!((line["v"].as_u64(), line["event"].as_str()), (Some(5), Some("settings-changed")), "{line}");
+    let errors: Vec<String> = validator.iter_errors(&line).map(|e| format!("{e} at {}", e.instance_path())).collect();
+    assert!(errors.is_empty(), "{line}: {errors:?}");
+    let mut undetailed = line.clone();
+    undetailed.as_object_mut().expect("object").remove("detail");
+    assert!(!validator.is_valid(&undetailed), "a settings change says what changed");
     let mut unapproved: serde_json::Value =
         serde_json::from_slice(&chain.seal(&approval).expect("seal")).expect("JSON");
     unapproved.as_object_mut().expect("object").remove("approval");

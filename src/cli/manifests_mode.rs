@@ -97,6 +97,59 @@ pub async fn check(args: &ManifestArgs) -> ExitCode {
     }
 }
 
+/// `keyward conformance`: one provider proven on its tenant (see [`crate::conformance`]).
+pub async fn conformance(args: &ManifestArgs, wanted: &str, prefix: &str, confirmed: bool) -> ExitCode {
+    if !confirmed {
+        eprintln!(
+            "error: conformance creates a user on the provider, enrols and revokes a factor and deletes the user: \
+             run it again with --i-understand-this-writes"
+        );
+        return ExitCode::from(2);
+    }
+    if prefix.trim().is_empty() || prefix.contains(char::is_whitespace) {
+        eprintln!("error: --user-prefix {prefix:?}: give the start of a user name, without spaces");
+        return ExitCode::from(2);
+    }
+    let manifests = match load(args, Fatal::Errors) {
+        Ok(m) => m,
+        Err(code) => return code,
+    };
+    let matching: Vec<_> = manifests
+        .providers
+        .iter()
+        .filter(|l| {
+            let key = crate::engine::planner::provider_key(&l.object);
+            key == wanted || l.object.name_any() == wanted
+        })
+        .collect();
+    let [loaded] = matching.as_slice() else {
+        let known: Vec<String> =
+            manifests.providers.iter().map(|l| crate::engine::planner::provider_key(&l.object)).collect();
+        eprintln!(
+            "error: --provider {wanted}: {} MfaProviders match in these manifests (there are: {})",
+            matching.len(),
+            known.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let provider = &loaded.object;
+    let key = crate::engine::planner::provider_key(provider);
+    let namespace = provider.namespace().unwrap_or_default();
+    let lookup = |secret: &str, key: &str| manifests.secret_value(&namespace, secret, key);
+    let backend = match providers::connect(provider, &lookup) {
+        Ok(backend) => backend,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let suffix = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
+    let user = crate::conformance::test_user_name(prefix.trim(), &suffix);
+    let report = crate::conformance::run(backend.as_ref(), &user).await;
+    print!("{}", report.render(&key));
+    if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
 async fn sweep_all(
     manifests: &Manifests,
     args: &ManifestArgs,

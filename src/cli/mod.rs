@@ -84,7 +84,14 @@ pub enum AuditCommand {
 impl Command {
     /// Whether the command signs in to providers with the credentials of the manifests.
     fn signs_in_to_providers(&self) -> bool {
-        matches!(self, Command::Plan { .. } | Command::Apply { .. } | Command::Check { .. } | Command::Import { .. })
+        matches!(
+            self,
+            Command::Plan { .. }
+                | Command::Apply { .. }
+                | Command::Check { .. }
+                | Command::Import { .. }
+                | Command::Conformance { .. }
+        )
     }
 }
 
@@ -127,6 +134,26 @@ pub enum Command {
     Check {
         #[command(flatten)]
         manifests: ManifestArgs,
+    },
+    /// Prove one MfaProvider on its live tenant before Enforce: create a disposable user
+    /// (`--user-prefix` and a random suffix), enrol a second factor through the admin API, read
+    /// it as a sweep and a targeted sweep do, revoke it, read again, delete the user. Every
+    /// request is printed (never a credential). Writes to the provider: refuses without
+    /// `--i-understand-this-writes`. Exit 0: every step passed; 1: one failed; 2: refused.
+    Conformance {
+        #[command(flatten)]
+        manifests: ManifestArgs,
+        /// The MfaProvider, `<namespace>/<name>` or its name when only one has it.
+        #[arg(long)]
+        provider: String,
+        /// Start of the disposable user's name (`kw-conformance`, or an address such as
+        /// `kw-conformance@acme.example` for providers that name users by e-mail).
+        #[arg(long)]
+        user_prefix: String,
+        /// Confirms that a user is created and deleted, and a factor enrolled and revoked, on
+        /// the provider.
+        #[arg(long)]
+        i_understand_this_writes: bool,
     },
     /// Offline schema and reference checks; every problem with its file and line. Errors and
     /// warnings fail it; notes (a Secret not in the tree, `policy.mode` left to its default)
@@ -218,6 +245,9 @@ pub async fn run(cli: Cli) -> ExitCode {
             manifests_mode::apply(&manifests, output, &audit_log, audit_signing_key.as_deref()).await
         }
         Command::Check { manifests } => manifests_mode::check(&manifests).await,
+        Command::Conformance { manifests, provider, user_prefix, i_understand_this_writes } => {
+            manifests_mode::conformance(&manifests, &provider, &user_prefix, i_understand_this_writes).await
+        }
         Command::Validate { manifests, strict } => manifests_mode::validate(&manifests, strict),
         Command::Import { manifests, email_domain, out } => {
             manifests_mode::import(&manifests, email_domain.as_deref(), out.as_deref()).await

@@ -152,6 +152,10 @@ pub struct Context {
     /// Revocations made per provider within its budget window, as this process knows them;
     /// merged with the MfaProvider's status, where another replica's revocations show.
     pub ledgers: Mutex<HashMap<String, Vec<RevocationTally>>>,
+    /// Per MfaProvider, the guarded settings this process last recorded (audit record and
+    /// status), until the provider cache shows the status it wrote: a reconcile in between
+    /// records nothing twice.
+    pub recorded_settings: Mutex<HashMap<String, String>>,
     /// Consecutive failures per object, for backoff by what failed.
     pub retries: crate::retry::Attempts,
     /// Which MfaProviders this installation holds, and who holds the others.

@@ -10,6 +10,10 @@ pub enum ControllerError {
     AddFinalizer { namespace: String, name: String, source: kube::Error },
     #[error("remove finalizer from Employee {namespace}/{name}: {source}")]
     RemoveFinalizer { namespace: String, name: String, source: kube::Error },
+    /// The audit record of a change to a guarded setting could not be written: keyward acts on
+    /// the new settings only once the change is on record.
+    #[error("record the settings change of MfaProvider {provider} in the audit log: {source}")]
+    RecordSettings { provider: String, source: std::io::Error },
 }
 
 impl ControllerError {
@@ -19,6 +23,7 @@ impl ControllerError {
             ControllerError::WriteStatus { source, .. }
             | ControllerError::AddFinalizer { source, .. }
             | ControllerError::RemoveFinalizer { source, .. } => crate::retry::Trouble::of_kube(source),
+            ControllerError::RecordSettings { .. } => crate::retry::Trouble::Outage,
         }
     }
 
@@ -27,6 +32,7 @@ impl ControllerError {
             ControllerError::WriteStatus { .. } => "write_status",
             ControllerError::AddFinalizer { .. } => "add_finalizer",
             ControllerError::RemoveFinalizer { .. } => "remove_finalizer",
+            ControllerError::RecordSettings { .. } => "record_settings",
         }
     }
 }

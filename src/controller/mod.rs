@@ -18,6 +18,7 @@ pub mod events;
 pub mod grant;
 pub mod leader;
 pub mod provider;
+pub mod settings;
 pub mod status;
 pub mod targets;
 
@@ -339,6 +340,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
         employee_trigger: route_employee_triggers(&built),
         provider_trigger: route_provider_triggers(&built),
         ledgers: Mutex::new(HashMap::new()),
+        recorded_settings: Mutex::new(HashMap::new()),
         claims: claim::Claims::new(format!("{}/{}", args.lease_namespace(), args.lease_name), args.lease_duration),
         notifier,
         args: args.clone(),

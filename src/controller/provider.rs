@@ -44,6 +44,9 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         Standing::Unsettled => return Ok(Action::requeue(RETRY_UNSYNCED)),
         Standing::HeldElsewhere { holder } => return claimed_elsewhere(&ctx, &provider, &holder).await,
     }
+    // On record before acting on it: a suspension, a protected user, Observe or a new budget
+    // is an audit record and a notification first.
+    super::settings::record_changes(&ctx, &provider).await?;
     if let Some(why) = suspension(&provider, &ctx) {
         return suspended(&ctx, &provider, why).await;
     }
@@ -442,7 +445,7 @@ async fn consume_approval(
 }
 
 /// An Event on the MfaProvider (`kubectl describe mfaprovider`, `kubectl get events`).
-async fn publish_provider_event(
+pub(super) async fn publish_provider_event(
     ctx: &Context,
     provider: &MfaProvider,
     type_: EventType,
@@ -671,6 +674,11 @@ pub async fn write_status(
 ) -> Result<(), ControllerError> {
     let namespace = provider.namespace().unwrap_or_default();
     let api: Api<MfaProvider> = Api::namespaced(ctx.client.clone(), &namespace);
+    let mut status = status;
+    // Another field manager's (controller/settings.rs): this apply neither owns nor removes it.
+    if let Some(fields) = status.as_object_mut() {
+        fields.remove("guardedSettings");
+    }
     let patch = json!({ "apiVersion": "keyward.dev/v1alpha1", "kind": "MfaProvider", "metadata": { "name": provider.name_any() }, "status": status });
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let name = provider.name_any();

@@ -409,6 +409,11 @@ pub struct MfaProviderStatus {
     /// Revocations made within the current budget window, by sweep: what the budget counts.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub recent_revocations: Vec<RevocationTally>,
+    /// The settings that can stop revocations (suspend, protectedUsers, policy.mode,
+    /// policy.budget) as keyward last recorded them, JSON: a change to any of them is an audit
+    /// record and a notification before keyward acts on it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guarded_settings: Option<String>,
 }
 
 /// A revocation of the plan, not carried out (Observe mode, or waiting for approval).

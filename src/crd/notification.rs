@@ -75,6 +75,9 @@ pub enum NotificationEvent {
     Blocked,
     /// Revocations that took longer than the revocation SLA.
     SlaBreach,
+    /// A setting that can stop revocations changed: `spec.suspend`, `spec.protectedUsers`,
+    /// `spec.policy.mode` or `spec.policy.budget`.
+    SettingsChanged,
 }
 
 impl NotificationEvent {
@@ -85,6 +88,7 @@ impl NotificationEvent {
             NotificationEvent::Failed => "Failed",
             NotificationEvent::Blocked => "Blocked",
             NotificationEvent::SlaBreach => "SlaBreach",
+            NotificationEvent::SettingsChanged => "SettingsChanged",
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod budget;
 pub mod entitlement;
+pub mod guarded;
 pub mod identity;
 pub mod inventory;
 pub mod plan;

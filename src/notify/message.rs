@@ -46,6 +46,9 @@ pub struct Content {
     pub blocked: Option<BlockedPlan>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sla_breaches: Vec<SlaBreach>,
+    /// What changed among the settings that can stop revocations, a line per field.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub settings_changed: Vec<String>,
 }
 
 /// How many of each: the lists stop at [`MAX_LISTED`].
@@ -166,6 +169,7 @@ pub fn build(
         failed: Vec::new(),
         blocked: None,
         sla_breaches: Vec::new(),
+        settings_changed: Vec::new(),
     };
     let mut keys = Vec::new();
     let revocations = report.results.iter().filter(|r| r.action.action == crate::engine::ActionKind::Revoke);
@@ -210,6 +214,33 @@ pub fn build(
         return None;
     }
     Some(Notification { id: id(&content), content, keys })
+}
+
+/// The notification of a change to the settings that can stop revocations (`lines`, as
+/// [`crate::engine::guarded::changes`] says it), when `target` wants it. Told once: the change
+/// is recorded before keyward acts on it, and not seen again.
+pub fn settings_changed(
+    target: &NotificationTarget,
+    provider: &str,
+    lines: &[String],
+    time: DateTime<Utc>,
+) -> Option<Notification> {
+    if lines.is_empty() || !target.wants(NotificationEvent::SettingsChanged) {
+        return None;
+    }
+    let content = Content {
+        provider: provider.to_string(),
+        target: target.name.clone(),
+        time,
+        events: vec![NotificationEvent::SettingsChanged],
+        counts: Counts::default(),
+        revoked: Vec::new(),
+        failed: Vec::new(),
+        blocked: None,
+        sla_breaches: Vec::new(),
+        settings_changed: lines.to_vec(),
+    };
+    Some(Notification { id: id(&content), content, keys: Vec::new() })
 }
 
 /// The held plan, when the sweep held one, the target wants it and was not told yet.
@@ -277,6 +308,10 @@ pub fn slack_body(content: &Content) -> Vec<u8> {
 fn slack_text(c: &Content) -> String {
     let mut lines = vec![format!("*keyward* on `{}`:", escape(&c.provider))];
     let more = |listed: usize, count: usize| (count > listed).then(|| format!("• … and {} more", count - listed));
+    if !c.settings_changed.is_empty() {
+        lines.push("Settings that can stop revocations changed:".to_string());
+        lines.extend(c.settings_changed.iter().map(|l| format!("• {}", escape(l))));
+    }
     if c.counts.revoked > 0 {
         lines.push(format!("Revoked {}:", plural(c.counts.revoked, "enrolment")));
         lines.extend(c.revoked.iter().map(slack_line));

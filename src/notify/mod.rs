@@ -117,43 +117,65 @@ impl Notifier {
     /// sweep).
     pub async fn notify(&self, provider: &MfaProvider, report: &SweepReport, sla: Duration) {
         let time = chrono::Utc::now();
+        let key = report.plan.provider.clone();
         for target in &provider.spec.notifications {
-            if let Err(e) = self.notify_target(provider, target, report, sla, time).await {
-                let labels = TargetLabels { provider: report.plan.provider.clone(), target: target.name.clone() };
-                self.settings.failures.get_or_create(&labels).inc();
-                tracing::error!(error = %e, "notify a target");
-            }
+            let build = |told: &dyn Fn(&str) -> bool| message::build(target, report, sla, time, told);
+            self.notify_or_count(provider, &key, target, build).await;
+        }
+    }
+
+    /// Spools, for each target that wants it, that the settings that can stop revocations
+    /// changed (`lines`, field by field).
+    pub async fn notify_settings(&self, provider: &MfaProvider, lines: &[String]) {
+        let time = chrono::Utc::now();
+        let key = crate::engine::planner::provider_key(provider);
+        for target in &provider.spec.notifications {
+            let build = |_: &dyn Fn(&str) -> bool| message::settings_changed(target, &key, lines, time);
+            self.notify_or_count(provider, &key, target, build).await;
+        }
+    }
+
+    async fn notify_or_count(
+        &self,
+        provider: &MfaProvider,
+        key: &str,
+        target: &NotificationTarget,
+        build: impl FnOnce(&dyn Fn(&str) -> bool) -> Option<message::Notification>,
+    ) {
+        if let Err(e) = self.notify_target(provider, key, target, build).await {
+            let labels = TargetLabels { provider: key.to_string(), target: target.name.clone() };
+            self.settings.failures.get_or_create(&labels).inc();
+            tracing::error!(error = %e, "notify a target");
         }
     }
 
     async fn notify_target(
         &self,
         provider: &MfaProvider,
+        key: &str,
         target: &NotificationTarget,
-        report: &SweepReport,
-        sla: Duration,
-        time: chrono::DateTime<chrono::Utc>,
+        build: impl FnOnce(&dyn Fn(&str) -> bool) -> Option<message::Notification>,
     ) -> Result<(), NotifyError> {
         let Some(sink) = Sink::of(target) else { return Ok(()) };
         let namespace = provider.namespace().unwrap_or_default();
         let dir = self.settings.spool.join(&namespace).join(provider.name_any()).join(&target.name);
-        let labels = TargetLabels { provider: report.plan.provider.clone(), target: target.name.clone() };
+        let labels = TargetLabels { provider: key.to_string(), target: target.name.clone() };
         let queue = self.queue(&dir, labels)?;
         let built = {
             let queue = lock(&queue);
-            message::build(target, report, sla, time, &|key| queue.told.contains(key))
+            build(&|told_key| queue.told.contains(told_key))
         };
         let Some(notification) = built else { return Ok(()) };
         let envelope = Envelope {
             id: notification.id.clone(),
-            provider: report.plan.provider.clone(),
+            provider: key.to_string(),
             namespace,
             target: target.name.clone(),
             events: notification.content.events.clone(),
             body: String::from_utf8_lossy(&message::body(&notification, &sink)).into_owned(),
             sink,
         };
-        let (provider_key, target_name) = (report.plan.provider.clone(), target.name.clone());
+        let (provider_key, target_name) = (key.to_string(), target.name.clone());
         let spool_error =
             |source| NotifyError::Spool { provider: provider_key.clone(), target: target_name.clone(), source };
         let line = serde_json::to_vec(&envelope).map_err(|e| spool_error(io::Error::other(e)))?;

@@ -117,6 +117,24 @@ impl Cluster {
         Ok(Planned { provider, report })
     }
 
+    /// The user name the API server authenticates this client as (a SelfSubjectReview): what
+    /// the chart's admission policy requires in `keyward.dev/approved-by`.
+    pub async fn who_am_i(&self) -> Result<String, PluginError> {
+        use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+        let api: Api<SelfSubjectReview> = Api::all(self.client.clone());
+        let review = api.create(&PostParams::default(), &SelfSubjectReview::default()).await.map_err(self.failed(
+            "create",
+            "selfsubjectreviews",
+            None,
+        ))?;
+        review
+            .status
+            .and_then(|s| s.user_info)
+            .and_then(|u| u.username)
+            .filter(|name| !name.is_empty())
+            .ok_or_else(|| PluginError::Api("error: the API server did not say who you are (SelfSubjectReview)".into()))
+    }
+
     pub async fn create_approval(&self, approval: &RevocationApproval) -> Result<RevocationApproval, PluginError> {
         let params = PostParams { field_manager: Some(FIELD_MANAGER.into()), ..PostParams::default() };
         let name = approval.metadata.name.as_deref();

@@ -128,7 +128,11 @@ async fn approve(cluster: &cluster::Cluster, name: &str, yes: bool, reason: &str
     let provider = cluster.provider(name).await?;
     let key = crate::engine::planner::provider_key(&provider);
     let digest = view::held_digest(&provider).ok_or_else(|| PluginError::NothingHeld { provider: key.clone() })?;
-    let approval = view::approval(&provider, digest, reason);
+    let mut approval = view::approval(&provider, digest, reason);
+    // Who approves, as the API server knows them: the chart's admission policy accepts the
+    // approval only under that name, and the audit records carry it.
+    let me = cluster.who_am_i().await?;
+    approval.metadata.annotations = Some([(crate::crd::APPROVED_BY_ANNOTATION.to_string(), me)].into_iter().collect());
     print!("{}", view::held_plan(&provider, digest));
     if !yes {
         use std::io::Write;

@@ -47,6 +47,26 @@ pub trait Client: Send + Sync {
 
     /// HTTP requests made so far.
     fn requests(&self) -> u64;
+
+    /// The writes `keyward conformance` makes on a live tenant; `None` where the provider's
+    /// admin API cannot make them.
+    fn test_users(&self) -> Option<&dyn TestUsers> {
+        None
+    }
+}
+
+/// A disposable user and one second factor on it, made through the provider's admin API, for
+/// `keyward conformance` to read, revoke and read again through the operator's own code paths.
+/// Each call touches the user named and nothing else.
+#[async_trait]
+pub trait TestUsers: Send + Sync {
+    /// Creates the user `name`, under which keyward's reads will list it. A user of that name
+    /// that already exists is an error, never reused.
+    async fn create_user(&self, name: &str) -> Result<(), Failure>;
+    /// Enrols one second factor for `name` through the admin API; the kind keyward lists it as.
+    async fn enrol(&self, name: &str) -> Result<FactorKind, Failure>;
+    /// Deletes the user `name` and whatever it still holds.
+    async fn delete_user(&self, name: &str) -> Result<(), Failure>;
 }
 
 /// A [`Client`] as keyward uses it.
@@ -120,5 +140,9 @@ impl<C: Client> MfaBackend for Managed<C> {
 
     fn requests(&self) -> u64 {
         self.client.requests()
+    }
+
+    fn test_users(&self) -> Option<&dyn TestUsers> {
+        self.client.test_users()
     }
 }

@@ -55,6 +55,45 @@ fn ca_certificates(ca_bundle: Option<&str>) -> Result<Vec<reqwest::Certificate>,
     Ok(certificates)
 }
 
+/// The requests a task made, as `keyward conformance` prints them: method, URL without its
+/// query (which may carry names) and the answer's status — never a header or a body, where
+/// credentials travel. Only a task inside [`journal::recording`] is recorded.
+pub mod journal {
+    use std::cell::RefCell;
+
+    tokio::task_local! {
+        static JOURNAL: RefCell<Vec<String>>;
+    }
+
+    /// Runs `work`, returning what it returned and the requests it made, in order.
+    pub async fn recording<F: std::future::Future>(work: F) -> (F::Output, Vec<String>) {
+        JOURNAL
+            .scope(RefCell::new(Vec::new()), async {
+                let out = work.await;
+                (out, JOURNAL.with(|j| j.take()))
+            })
+            .await
+    }
+
+    /// `METHOD scheme://host/path` of a request about to be sent, when it is being recorded.
+    pub(super) fn note_of(request: &reqwest::RequestBuilder) -> Option<String> {
+        JOURNAL.try_with(|_| ()).ok()?;
+        let built = request.try_clone()?.build().ok()?;
+        let mut url = built.url().clone();
+        url.set_query(None);
+        url.set_fragment(None);
+        let _ = url.set_password(None);
+        let _ = url.set_username("");
+        Some(format!("{} {url}", built.method()))
+    }
+
+    pub(super) fn record(noted: Option<String>, answer: &str) {
+        if let Some(line) = noted {
+            let _ = JOURNAL.try_with(|j| j.borrow_mut().push(format!("{line} → {answer}")));
+        }
+    }
+}
+
 pub struct HttpClient {
     client: reqwest::Client,
     timeout: Duration,
@@ -90,8 +129,17 @@ impl HttpClient {
     /// are errors.
     pub async fn send(&self, request: reqwest::RequestBuilder) -> Result<Response, Failure> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let response = request.send().await.map_err(|e| self.transport(e))?;
+        let noted = journal::note_of(&request);
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(e) => {
+                let failure = self.transport(e);
+                journal::record(noted, &failure.to_string());
+                return Err(failure);
+            }
+        };
         let status = response.status().as_u16();
+        journal::record(noted, &status.to_string());
         if response.status().is_redirection() {
             return Err(redirected(status, response.url(), response.headers()));
         }

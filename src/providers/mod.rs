@@ -22,6 +22,7 @@ pub mod okta;
 pub mod paging;
 pub mod privacyidea;
 pub mod rest;
+pub mod totp;
 pub mod user_ids;
 
 pub use error::{Failure, ProviderError};
@@ -162,4 +163,10 @@ pub trait MfaBackend: Send + Sync {
 
     /// HTTP requests made so far (metrics, benchmarks).
     fn requests(&self) -> u64;
+
+    /// The admin writes of `keyward conformance` (a disposable user and a factor on it);
+    /// `None` where the provider cannot make them.
+    fn test_users(&self) -> Option<&dyn client::TestUsers> {
+        None
+    }
 }

@@ -253,7 +253,7 @@ fn rendered_manifests_apply_with_kubectl() {
             .collect()
     };
     let before = versions();
-    assert_eq!(before.len(), 16, "{before:?}");
+    assert_eq!(before.len(), 20, "{before:?}");
     cluster.ok(&["apply", "-f", "-"], Some(&defaults));
     assert_eq!(versions(), before, "applying the same manifests again changed objects");
     // Server-side apply takes the same objects over. Its only conflicts are with the atomic
@@ -984,4 +984,164 @@ fn the_argocd_example_converges_from_an_empty_cluster_and_a_prune_spares_the_crd
         let options = crd["metadata"]["annotations"]["argocd.argoproj.io/sync-options"].as_str().unwrap_or_default();
         assert!(options.split(',').any(|o| o == "Delete=false"), "{options}");
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The chart's admission policies, on the real API server (issue 25.6 and 25.7)
+
+/// The chart's roles for people and its admission policies applied for a release watching
+/// `ns`; `editor` bound to keyward-edit there, `approver` to keyward-edit and keyward-approve.
+fn people_with_policies(cluster: &Cluster, release: &Release, ns: &str, editor: &str, approver: &str) {
+    let rendered = helm::render(release);
+    let kinds = ["ClusterRole", "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"];
+    let objects: Vec<Value> =
+        rendered.objects().into_iter().filter(|o| kinds.contains(&o["kind"].as_str().unwrap_or(""))).collect();
+    assert_eq!(objects.iter().filter(|o| o["kind"] == "ValidatingAdmissionPolicy").count(), 2, "{objects:?}");
+    cluster.ok(&["apply", "-f", "-"], Some(&stream(&objects)));
+    let prefix = &release.name;
+    for (user, roles) in [(editor, vec!["edit"]), (approver, vec!["edit", "approve"])] {
+        for role in roles.into_iter().chain(["view"]) {
+            let binding = format!("{user}-{role}");
+            let clusterrole = format!("--clusterrole={prefix}-keyward-{role}");
+            cluster.ok(&["-n", ns, "create", "rolebinding", &binding, &clusterrole, "--user", user], None);
+        }
+    }
+}
+
+/// `kubectl --as USER ARGS` (stdin optional): the API server's answer, as text, and whether
+/// it succeeded.
+fn as_user(cluster: &Cluster, user: &str, args: &[&str], stdin: Option<&str>) -> (bool, String) {
+    let mut all = vec!["--as", user];
+    all.extend_from_slice(args);
+    let out = cluster.kubectl(&all, stdin);
+    (out.status.success(), text(&out))
+}
+
+/// A freshly created policy is enforced once the API server has loaded it: retried until the
+/// first refusal that names the policy, for up to 30 s.
+fn until_refused(cluster: &Cluster, user: &str, args: &[&str], stdin: Option<&str>) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (ok, out) = as_user(cluster, user, args, stdin);
+        if !ok && out.contains("ValidatingAdmissionPolicy") {
+            return out;
+        }
+        assert!(!ok || Instant::now() < deadline, "never refused: kubectl --as {user} {args:?}: {out}");
+        assert!(ok || out.contains("ValidatingAdmissionPolicy"), "refused, but not by a policy: {out}");
+        // Allowed before the policy was loaded: undo and ask again.
+        std::thread::sleep(Duration::from_millis(300));
+        cluster.ok(&["-n", "admission-people", "replace", "--force", "-f", "-"], Some(PROVIDER));
+    }
+}
+
+const PROVIDER: &str = r#"{"apiVersion": "keyward.dev/v1alpha1", "kind": "MfaProvider",
+ "metadata": {"name": "pi", "namespace": "admission-people"},
+ "spec": {"privacyidea": {"url": "https://pi.acme.example", "realm": "acme",
+                          "credentials": {"secretRef": {"name": "pi-admin"}}},
+          "protectedUsers": ["breakglass"], "policy": {"budget": {"maxRevocations": 25}}}}"#;
+
+/// Editors change what is declared; the settings that can stop revocations take `approve`.
+/// With `kubectl --as`, against the chart's ValidatingAdmissionPolicy: an editor may create a
+/// provider and change its other fields, but not suspend it, protect users, switch it to
+/// Observe, change its budget or delete it; an approver may do each.
+#[test]
+fn editors_cannot_change_what_stops_revocations_approvers_can() {
+    let cluster = Cluster::shared();
+    let ns = "admission-people";
+    cluster.namespaces(&[ns]);
+    let release = Release::new(json!({"watch": {"namespaces": [ns]}})).named("admission", "admission-system");
+    people_with_policies(cluster, &release, ns, "erin-editor", "alice-approver");
+    let (created, out) = as_user(cluster, "erin-editor", &["apply", "-f", "-"], Some(PROVIDER));
+    assert!(created, "an editor may create a provider: {out}");
+
+    let patch = |user: &str, spec: Value| {
+        let body = json!({"spec": spec}).to_string();
+        as_user(cluster, user, &["-n", ns, "patch", "mfaprovider", "pi", "--type=merge", "-p", &body], None)
+    };
+    let refused = until_refused(
+        cluster,
+        "erin-editor",
+        &["-n", ns, "patch", "mfaprovider", "pi", "--type=merge", "-p", r#"{"spec":{"suspend":true}}"#],
+        None,
+    );
+    assert!(
+        refused.contains("erin-editor may not change spec.suspend of MfaProvider admission-people/pi"),
+        "{refused}"
+    );
+    for (spec, field) in [
+        (json!({"protectedUsers": ["breakglass", "erin"]}), "spec.protectedUsers"),
+        (json!({"policy": {"mode": "Observe"}}), "spec.policy.mode"),
+        (json!({"policy": {"budget": {"maxRevocations": 0}}}), "spec.policy.budget"),
+    ] {
+        let (ok, out) = patch("erin-editor", spec.clone());
+        assert!(!ok && out.contains(&format!("may not change {field}")), "{spec}: {out}");
+    }
+    let (ok, out) = patch("erin-editor", json!({"policy": {"resyncInterval": "5m"}}));
+    assert!(ok, "other fields stay an editor's: {out}");
+    let (ok, out) = as_user(cluster, "erin-editor", &["-n", ns, "delete", "mfaprovider", "pi"], None);
+    assert!(!ok && out.contains("the provider itself (deleted)"), "{out}");
+
+    for spec in [
+        json!({"suspend": true}),
+        json!({"protectedUsers": ["breakglass", "alice"]}),
+        json!({"policy": {"mode": "Observe"}}),
+    ] {
+        let (ok, out) = patch("alice-approver", spec.clone());
+        assert!(ok, "an approver may: {spec}: {out}");
+    }
+    let (ok, out) = as_user(cluster, "alice-approver", &["-n", ns, "delete", "mfaprovider", "pi"], None);
+    assert!(ok, "{out}");
+}
+
+/// Who approved is who the API server authenticated: a RevocationApproval must carry
+/// `keyward.dev/approved-by` equal to its creator's user name (not another's, not none), and
+/// the annotation cannot be changed afterwards, not even by a cluster admin.
+#[test]
+fn an_approval_names_the_user_who_created_it_and_no_one_else() {
+    let cluster = Cluster::shared();
+    let ns = "approver-people";
+    cluster.namespaces(&[ns]);
+    let release = Release::new(json!({"watch": {"namespaces": [ns]}})).named("approver", "approver-system");
+    people_with_policies(cluster, &release, ns, "erin-editor", "alice-approver");
+    let approval = |name: &str, approved_by: Option<&str>| {
+        let mut object = json!({"apiVersion": "keyward.dev/v1alpha1", "kind": "RevocationApproval",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"provider": "pi", "digest": "0123456789abcdef", "reason": "CHG-1"}});
+        if let Some(who) = approved_by {
+            object["metadata"]["annotations"] = json!({"keyward.dev/approved-by": who});
+        }
+        object.to_string()
+    };
+    // Until the policy is loaded a forged approval could get through: wait for the refusal.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let forged = loop {
+        let (ok, out) =
+            as_user(cluster, "alice-approver", &["create", "-f", "-"], Some(&approval("forged", Some("bob"))));
+        if !ok {
+            break out;
+        }
+        assert!(Instant::now() < deadline, "a forged approver was accepted: {out}");
+        cluster.ok(&["-n", ns, "delete", "revocationapproval", "forged"], None);
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert!(
+        forged.contains("keyward.dev/approved-by: alice-approver") && forged.contains("found bob"),
+        "the refusal says what to write: {forged}"
+    );
+    let (ok, out) = as_user(cluster, "alice-approver", &["create", "-f", "-"], Some(&approval("unnamed", None)));
+    assert!(!ok && out.contains("found none"), "{out}");
+    let (ok, out) =
+        as_user(cluster, "alice-approver", &["create", "-f", "-"], Some(&approval("named", Some("alice-approver"))));
+    assert!(ok, "{out}");
+    let (ok, out) =
+        as_user(cluster, "erin-editor", &["create", "-f", "-"], Some(&approval("erin", Some("erin-editor"))));
+    assert!(!ok && out.contains("forbidden"), "editors are kept out by RBAC before any policy: {out}");
+    // Rewriting who approved, as the admin: refused.
+    let rewrite = cluster.kubectl(
+        &["-n", ns, "annotate", "--overwrite", "revocationapproval", "named", "keyward.dev/approved-by=bob"],
+        None,
+    );
+    assert!(!rewrite.status.success() && text(&rewrite).contains("cannot be changed"), "{}", text(&rewrite));
+    let stored = cluster.get(&["-n", ns, "revocationapproval", "named"]);
+    assert_eq!(stored["metadata"]["annotations"]["keyward.dev/approved-by"], "alice-approver");
 }

@@ -4,7 +4,7 @@
 //! wrong type. This is the strict decoding `kubectl apply --validate=strict` does.
 #![allow(dead_code)]
 
-use k8s_openapi::api::{apps, core, networking, policy, rbac};
+use k8s_openapi::api::{admissionregistration, apps, core, networking, policy, rbac};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use serde::de::DeserializeOwned;
@@ -120,6 +120,12 @@ pub fn check(obj: &Value) -> Result<(), String> {
         ("v1", "ServiceAccount") => roundtrip::<core::v1::ServiceAccount>(obj),
         ("v1", "Service") => roundtrip::<core::v1::Service>(obj),
         ("v1", "Secret") => roundtrip::<core::v1::Secret>(obj),
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicy") => {
+            roundtrip::<admissionregistration::v1::ValidatingAdmissionPolicy>(obj)
+        }
+        ("admissionregistration.k8s.io/v1", "ValidatingAdmissionPolicyBinding") => {
+            roundtrip::<admissionregistration::v1::ValidatingAdmissionPolicyBinding>(obj)
+        }
         ("apps/v1", "Deployment") => roundtrip::<apps::v1::Deployment>(obj),
         ("policy/v1", "PodDisruptionBudget") => roundtrip::<policy::v1::PodDisruptionBudget>(obj),
         ("networking.k8s.io/v1", "NetworkPolicy") => roundtrip::<networking::v1::NetworkPolicy>(obj),

@@ -97,7 +97,32 @@ pub const OPERATIONS: &[Operation] = &[
         path: "/admin/v1/users/enroll",
         params: &["username", "email", "valid_secs"],
     },
+    // `keyward conformance` only: a disposable user with a phone.
+    Operation {
+        client_method: "add_user",
+        method: "POST",
+        path: "/admin/v1/users",
+        params: &["username", "realname", "status", "notes", "email", "firstname", "lastname", "alias1", "alias2"],
+    },
+    Operation {
+        client_method: "add_phone",
+        method: "POST",
+        path: "/admin/v1/phones",
+        params: &["number", "extension", "name", "type", "platform", "predelay", "postdelay"],
+    },
+    Operation {
+        client_method: "add_user_phone",
+        method: "POST",
+        path: "/admin/v1/users/{user_id}/phones",
+        params: &["phone_id"],
+    },
+    Operation { client_method: "delete_phone", method: "DELETE", path: "/admin/v1/phones/{phone_id}", params: &[] },
+    Operation { client_method: "delete_user", method: "DELETE", path: "/admin/v1/users/{user_id}", params: &[] },
 ];
+
+/// `add_phone` of a mobile number: a phone not yet activated (no Duo Mobile on it), whose
+/// capabilities are those of the number alone (Duo's "Create Phone" response).
+pub const NEW_MOBILE_CAPABILITIES: &[&str] = &["sms", "phone"];
 
 /// A bypass code as `GET /admin/v1/bypass_codes` lists it (documentation: "Retrieve Bypass
 /// Codes"): its id, and the user it belongs to under `user`.

@@ -217,7 +217,29 @@ pub const ENDPOINTS: &[Endpoint] = &[
         permission: "UserAuthenticationMethod.Read.All",
         source: "api/authentication-list-methods.md @073a3963b21637213e5f1e568a46929928f02ddf",
     },
+    // `keyward conformance` only: a disposable user and a phone method on it.
+    Endpoint {
+        method: "POST",
+        path: &["users"],
+        query: &[],
+        permission: "User.ReadWrite.All",
+        source: "api/user-post-users.md",
+    },
+    Endpoint {
+        method: "POST",
+        path: &["users", "{}", "authentication", "phoneMethods"],
+        query: &[],
+        permission: "UserAuthenticationMethod.ReadWrite.All",
+        source: "api/authentication-post-phonemethods.md",
+    },
 ];
+
+/// [`DOCS`] `api/user-post-users.md`: the properties a new user requires.
+pub const NEW_USER_REQUIRED: &[&str] =
+    &["accountEnabled", "displayName", "mailNickname", "userPrincipalName", "passwordProfile"];
+/// [`DOCS`] `api/user-delete.md`: `DELETE /users/{id}`, 204, permission `User.ReadWrite.All`
+/// (the user goes to the deleted items for 30 days).
+pub const DELETE_USER_PERMISSION: &str = "User.ReadWrite.All";
 
 /// The permission of every delete path ([`DOCS`] `api/*-delete.md`): `UserAuthenticationMethod.
 /// ReadWrite.All` covers them all (per-method permissions such as

@@ -97,6 +97,12 @@ pub struct Operation {
 }
 
 /// `paths.*` for the operations keyward uses (`security`: `apiToken` or `oauth2` with the scope).
+/// `listGroupUsers` (`/api/v1/groups/{groupId}/users`) answers at most 1000 members per page
+/// when no `limit` is given, and pages with `Link: rel="next"` like `listUsers` (the
+/// specification's `QueryLimit` parameter; seen by users of Okta's SDK:
+/// okta/okta-sdk-python#73, "get_group_users returns only 1000 elements").
+pub const GROUP_USERS_DEFAULT_LIMIT: usize = 1000;
+
 pub const OPERATIONS: &[Operation] = &[
     Operation {
         id: "listUsers",
@@ -147,7 +153,41 @@ pub const OPERATIONS: &[Operation] = &[
         query: &["updatePhone", "templateId", "tokenLifetimeSeconds", "activate"],
         scope: "okta.users.manage",
     },
+    // `keyward conformance` only: a disposable user and a TOTP factor on it.
+    Operation {
+        id: "createUser",
+        method: "POST",
+        path: "/api/v1/users",
+        query: &["activate", "provider", "nextLogin"],
+        scope: "okta.users.manage",
+    },
+    Operation {
+        id: "activateFactor",
+        method: "POST",
+        path: "/api/v1/users/{userId}/factors/{factorId}/lifecycle/activate",
+        query: &[],
+        scope: "okta.users.manage",
+    },
+    Operation {
+        id: "deactivateUser",
+        method: "POST",
+        path: "/api/v1/users/{id}/lifecycle/deactivate",
+        query: &["sendEmail"],
+        scope: "okta.users.manage",
+    },
+    Operation {
+        id: "deleteUser",
+        method: "DELETE",
+        path: "/api/v1/users/{id}",
+        query: &["sendEmail"],
+        scope: "okta.users.manage",
+    },
 ];
+
+/// `enrollFactor` of `token:software:totp` with `activate=false`: the factor is
+/// `PENDING_ACTIVATION` and `_embedded.activation` carries `sharedSecret` (Base32), `keyLength`
+/// and `timeStep`; `activateFactor` takes `passCode` (`UserFactorActivateRequest`).
+pub const TOTP_ACTIVATION_FIELDS: &[&str] = &["sharedSecret", "encoding", "keyLength", "timeStep"];
 
 /// The operation a request is, by method and path (`{…}` matches one segment).
 pub fn operation(method: &str, segments: &[&str]) -> Option<&'static Operation> {

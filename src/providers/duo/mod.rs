@@ -48,6 +48,9 @@ pub struct Duo {
     user_listing: paging::Resumable<u64, User>,
     /// The bypass-code listing, likewise.
     code_listing: paging::Resumable<u64, BypassCode>,
+    /// `keyward conformance`: the phone made for each test user, deleted with the user (a
+    /// revocation only takes the phone from its user; the phone object stays in Duo).
+    test_phones: std::sync::Mutex<HashMap<String, String>>,
 }
 
 /// Whether removing the enrolment `id` goes through its user's path (phones, tokens), so that a
@@ -227,6 +230,7 @@ impl Duo {
             users: UserIds::default(),
             user_listing: paging::Resumable::default(),
             code_listing: paging::Resumable::default(),
+            test_phones: Default::default(),
         })
     }
 
@@ -521,6 +525,70 @@ impl Duo {
     }
 }
 
+impl Duo {
+    /// A signed POST with a JSON body, exactly as signed (compact, sorted keys).
+    fn post(&self, segments: &[&str], body: &serde_json::Value) -> Call {
+        let mut call = Call::post(self.admin(segments));
+        call.body = super::rest::Body::Json(canonical_json(body).into_bytes());
+        call
+    }
+}
+
+#[async_trait]
+impl crate::providers::client::TestUsers for Duo {
+    /// `add_user`; a user of that name is refused first (Duo would answer 400 "duplicate").
+    async fn create_user(&self, name: &str) -> Result<(), Failure> {
+        if self.user_id(name).await?.is_some() {
+            return Err(Failure::Configuration(format!("a Duo user {name} already exists")));
+        }
+        let mut body = json!({"username": name, "realname": "keyward conformance"});
+        if name.contains('@') {
+            body["email"] = json!(name);
+        }
+        let created = self.call::<serde_json::Value>(&self.post(&["users"], &body), "the new user").await;
+        // The lookup above remembered that no user goes by the name.
+        self.users.forget(name);
+        created.map(|_| ())
+    }
+
+    /// A mobile phone (`add_phone`, a number from the 555-01xx range kept for fiction),
+    /// associated with the user (`add_user_phone`); it is listed as Duo describes it.
+    async fn enrol(&self, name: &str) -> Result<FactorKind, Failure> {
+        let user_id = self.user_id(name).await?.ok_or_else(|| Failure::Status {
+            status: 404,
+            code: None,
+            message: format!("no Duo user {name}"),
+        })?;
+        let number = format!("+1555010{:04}", rand::random::<u16>() % 10_000);
+        let body = json!({"number": number, "type": "mobile", "platform": "generic smartphone"});
+        let (phone, _): (Phone, _) = self.call(&self.post(&["phones"], &body), "the new phone").await?;
+        lock(&self.test_phones).insert(name.to_string(), phone.phone_id.clone());
+        let link = json!({"phone_id": phone.phone_id});
+        self.call::<serde_json::Value>(&self.post(&["users", &user_id, "phones"], &link), "the phone's user").await?;
+        Ok(mapping::phone_kind(&phone.kind, phone.activated, &phone.capabilities))
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<(), Failure> {
+        let phone = lock(&self.test_phones).remove(name);
+        if let Some(phone_id) = phone {
+            let call = Call::delete(self.admin(&["phones", &phone_id]));
+            self.call::<serde_json::Value>(&call, "the test phone").await?;
+        }
+        let user_id = self.user_id(name).await?.ok_or_else(|| Failure::Status {
+            status: 404,
+            code: None,
+            message: format!("no Duo user {name}"),
+        })?;
+        self.call::<serde_json::Value>(&Call::delete(self.admin(&["users", &user_id])), "the test user").await?;
+        self.users.forget(name);
+        Ok(())
+    }
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 #[async_trait]
 impl Client for Duo {
     fn capabilities(&self) -> Capabilities {
@@ -548,5 +616,9 @@ impl Client for Duo {
 
     fn requests(&self) -> u64 {
         self.rest.requests()
+    }
+
+    fn test_users(&self) -> Option<&dyn crate::providers::client::TestUsers> {
+        Some(self)
     }
 }

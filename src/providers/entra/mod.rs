@@ -24,6 +24,7 @@ use super::rest::{
 };
 use super::user_ids::{Names, UserIds};
 use super::{Revoked, UserQuery};
+use crate::crd::FactorKind;
 use crate::crd::mfa_provider::{EntraIdSpec, RevocationMode};
 use crate::engine::{Capabilities, Enrolment, Inventory, ProviderUser};
 use async_trait::async_trait;
@@ -485,6 +486,57 @@ impl Entra {
     }
 }
 
+impl Entra {
+    fn created(&self, response: &super::http::Response) -> Result<(), Failure> {
+        if (200..300).contains(&response.status) { Ok(()) } else { Err(failure(response)) }
+    }
+
+    async fn test_user_id(&self, name: &str) -> Result<String, Failure> {
+        self.lookup(name).await?.ok_or_else(|| Failure::Status {
+            status: 404,
+            code: None,
+            message: format!("no Entra ID user {name}"),
+        })
+    }
+}
+
+#[async_trait]
+impl crate::providers::client::TestUsers for Entra {
+    /// `POST /users`: a disabled account (nobody signs in with it) named by its UPN.
+    async fn create_user(&self, name: &str) -> Result<(), Failure> {
+        let nickname: String =
+            name.split('@').next().unwrap_or(name).chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        let body = serde_json::json!({
+            "accountEnabled": false,
+            "displayName": "keyward conformance",
+            "mailNickname": nickname,
+            "userPrincipalName": name,
+            "passwordProfile": {"forceChangePasswordNextSignIn": true, "password": format!("Kw-{:032x}!Aa1", rand::random::<u128>())},
+        });
+        let response = self.rest.send(&Call::post(self.api(&["users"])).json(&body)).await?;
+        self.created(&response)
+    }
+
+    /// A mobile phone method (`POST /users/{id}/authentication/phoneMethods`), a number from
+    /// the 555-01xx range kept for fiction; listed as SMS that also takes voice calls.
+    async fn enrol(&self, name: &str) -> Result<FactorKind, Failure> {
+        let id = self.test_user_id(name).await?;
+        let number = format!("+1 555010{:04}", rand::random::<u16>() % 10_000);
+        let body = serde_json::json!({"phoneNumber": number, "phoneType": mapping::PRIMARY_PHONE_TYPE});
+        let url = self.api(&["users", &id, "authentication", "phoneMethods"]);
+        let response = self.rest.send(&Call::post(url).json(&body)).await?;
+        self.created(&response)?;
+        Ok(FactorKind::new("sms"))
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<(), Failure> {
+        let id = self.test_user_id(name).await?;
+        let response = self.rest.send(&Call::delete(self.api(&["users", &id]))).await?;
+        self.users.forget(name);
+        self.created(&response)
+    }
+}
+
 #[async_trait]
 impl Client for Entra {
     fn capabilities(&self) -> Capabilities {
@@ -521,5 +573,9 @@ impl Client for Entra {
 
     fn requests(&self) -> u64 {
         self.rest.requests()
+    }
+
+    fn test_users(&self) -> Option<&dyn crate::providers::client::TestUsers> {
+        Some(self)
     }
 }

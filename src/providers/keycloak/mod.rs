@@ -389,6 +389,66 @@ impl Keycloak {
     }
 }
 
+impl Keycloak {
+    /// Creates `name` from `representation`; an existing user of that name is an error (409).
+    async fn post_user(&self, name: &str, representation: serde_json::Value) -> Result<(), Failure> {
+        let response = self.rest.send(&Call::post(self.api(&["users"])).json(&representation)).await?;
+        match response.status {
+            201 | 204 => Ok(()),
+            409 => Err(Failure::Configuration(format!("a Keycloak user {name} already exists"))),
+            _ => Err(failure(&response)),
+        }
+    }
+
+    /// The id of the one user named `name`, asked of Keycloak (never the cache: the test user
+    /// is created and re-created under one name).
+    async fn fresh_id(&self, name: &str) -> Result<String, Failure> {
+        let ids: Vec<String> = self.fetch(name).await?.into_iter().map(|u| u.id).collect();
+        match ids.as_slice() {
+            [id] => Ok(id.clone()),
+            [] => Err(Failure::Status { status: 404, code: None, message: format!("no Keycloak user {name}") }),
+            _ => Err(Failure::IdentityConflict(format!("{} Keycloak users go by {name}", ids.len()))),
+        }
+    }
+}
+
+#[async_trait]
+impl crate::providers::client::TestUsers for Keycloak {
+    async fn create_user(&self, name: &str) -> Result<(), Failure> {
+        self.post_user(name, serde_json::json!({"username": name, "enabled": true})).await
+    }
+
+    /// Keycloak's admin API stores a credential given as data (an OTP secret) only when it
+    /// creates the user (`createCredentials`); `PUT` takes passwords alone. So the disposable
+    /// user is made again, under the same name, with a TOTP credential.
+    async fn enrol(&self, name: &str) -> Result<FactorKind, Failure> {
+        let id = self.fresh_id(name).await?;
+        let response = self.rest.send(&Call::delete(self.api(&["users", &id]))).await?;
+        if !(200..300).contains(&response.status) {
+            return Err(failure(&response));
+        }
+        self.users.forget(name);
+        let secret = format!("{:032x}", rand::random::<u128>());
+        let credential = serde_json::json!({
+            "type": "otp",
+            "userLabel": "keyward conformance",
+            "secretData": serde_json::json!({"value": secret}).to_string(),
+            "credentialData": serde_json::json!(
+                {"subType": "totp", "digits": 6, "counter": 0, "period": 30, "algorithm": "HmacSHA1"}).to_string(),
+        });
+        self.post_user(name, serde_json::json!({"username": name, "enabled": true, "credentials": [credential]}))
+            .await?;
+        Ok(FactorKind::new("totp"))
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<(), Failure> {
+        let id = self.fresh_id(name).await?;
+        let response = self.rest.send(&Call::delete(self.api(&["users", &id]))).await?;
+        self.users.forget(name);
+        if (200..300).contains(&response.status) { Ok(()) } else { Err(failure(&response)) }
+    }
+}
+
 #[async_trait]
 impl Client for Keycloak {
     fn capabilities(&self) -> Capabilities {
@@ -428,6 +488,10 @@ impl Client for Keycloak {
 
     fn requests(&self) -> u64 {
         self.rest.requests()
+    }
+
+    fn test_users(&self) -> Option<&dyn crate::providers::client::TestUsers> {
+        Some(self)
     }
 }
 

@@ -428,6 +428,70 @@ impl Okta {
     }
 }
 
+#[async_trait]
+impl crate::providers::client::TestUsers for Okta {
+    /// `createUser` with a password and `activate=true`: an active user, no activation e-mail.
+    async fn create_user(&self, name: &str) -> Result<(), Failure> {
+        let password = format!("Kw-{:032x}!Aa1", rand::random::<u128>());
+        let body = json!({
+            "profile": {"login": name, "email": name, "firstName": "keyward", "lastName": "conformance"},
+            "credentials": {"password": {"value": password}},
+        });
+        let mut url = self.api(&["users"]);
+        url.query_pairs_mut().append_pair("activate", "true");
+        let response = self.rest.send(&Call::post(url).json(&body)).await?;
+        if ok(&response) { Ok(()) } else { Err(failure(&response)) }
+    }
+
+    /// A TOTP factor (`token:software:totp`, Google Authenticator), enrolled pending
+    /// activation and activated with a passcode computed from the shared secret Okta returns.
+    async fn enrol(&self, name: &str) -> Result<FactorKind, Failure> {
+        let known = self.known(name).await?.ok_or_else(|| Failure::Status {
+            status: 404,
+            code: None,
+            message: format!("no Okta user {name}"),
+        })?;
+        let body = json!({"factorType": "token:software:totp", "provider": "GOOGLE"});
+        let mut url = self.api(&["users", &known.id, "factors"]);
+        url.query_pairs_mut().append_pair("activate", "false");
+        let response = self.rest.send(&Call::post(url).json(&body)).await?;
+        if !ok(&response) {
+            return Err(failure(&response));
+        }
+        let enrolled: serde_json::Value = decode(&response, "the TOTP enrolment")?;
+        let activation = &enrolled["_embedded"]["activation"];
+        let (Some(id), Some(secret)) = (enrolled["id"].as_str(), activation["sharedSecret"].as_str()) else {
+            return Err(Failure::Malformed("the TOTP enrolment has no id or sharedSecret".into()));
+        };
+        let key = super::totp::base32_decode(secret)
+            .ok_or_else(|| Failure::Malformed("the TOTP sharedSecret is not Base32".into()))?;
+        let step = activation["timeStep"].as_u64().unwrap_or(30);
+        let digits = activation["keyLength"].as_u64().unwrap_or(6) as u32;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs();
+        let pass_code = super::totp::code(&key, now, step, digits);
+        let url = self.api(&["users", &known.id, "factors", id, "lifecycle", "activate"]);
+        let response = self.rest.send(&Call::post(url).json(&json!({"passCode": pass_code}))).await?;
+        if ok(&response) { Ok(kind_of("token:software:totp", "GOOGLE")) } else { Err(failure(&response)) }
+    }
+
+    /// `deactivateUser`, then `deleteUser`: Okta deletes only deactivated users.
+    async fn delete_user(&self, name: &str) -> Result<(), Failure> {
+        let Some(user) = self.get_user(name).await? else {
+            return Err(Failure::Status { status: 404, code: None, message: format!("no Okta user {name}") });
+        };
+        let response = self
+            .rest
+            .send(&Call::post(self.api(&["users", &user.id, "lifecycle", "deactivate"])).json(&json!({})))
+            .await?;
+        if !ok(&response) {
+            return Err(failure(&response));
+        }
+        let response = self.rest.send(&Call::delete(self.api(&["users", &user.id]))).await?;
+        self.users.forget(name);
+        if ok(&response) { Ok(()) } else { Err(failure(&response)) }
+    }
+}
+
 /// The OAuth 2.0 scopes a service app needs, per Okta's specification (`security` of each
 /// operation used): users read and manage, and groups read when the users come from a group.
 pub fn scopes(spec: &OktaSpec) -> Vec<&'static str> {
@@ -521,5 +585,9 @@ impl Client for Okta {
 
     fn requests(&self) -> u64 {
         self.rest.requests()
+    }
+
+    fn test_users(&self) -> Option<&dyn crate::providers::client::TestUsers> {
+        Some(self)
     }
 }

@@ -195,6 +195,51 @@ impl PrivacyIdea {
 /// user's. A token with an owner (user id or name) but no realm cannot be placed either.
 /// A token whose user was removed from the store keeps its realm and an empty name: that one
 /// is an orphan, attributed by [`PrivacyIdea::former_owner`].
+impl PrivacyIdea {
+    /// The resolver that stores this realm's users (the realm's first; its users must be
+    /// editable for a test user to be created there).
+    async fn realm_resolver(&self) -> Result<String, Failure> {
+        let realms: serde_json::Map<String, serde_json::Value> =
+            self.session.call(Method::GET, &["realm", ""], &[], None).await?;
+        let resolvers = realms.get(&self.realm).and_then(|r| r.get("resolver")).and_then(|r| r.as_array());
+        resolvers
+            .and_then(|list| list.iter().find_map(|r| r.get("name").and_then(|n| n.as_str())))
+            .map(str::to_string)
+            .ok_or_else(|| Failure::Configuration(format!("realm {:?} has no resolver", self.realm)))
+    }
+}
+
+#[async_trait]
+impl crate::providers::client::TestUsers for PrivacyIdea {
+    async fn create_user(&self, name: &str) -> Result<(), Failure> {
+        let resolver = self.realm_resolver().await?;
+        // POST /user/ of an existing name is an unhandled database error (500): ask first.
+        let query = [("realm", self.realm.as_str()), ("resolver", resolver.as_str()), ("username", name)];
+        let found: Vec<serde_json::Value> = self.session.call(Method::GET, &["user", ""], &query, None).await?;
+        if found.iter().any(|u| u.get("username").and_then(|n| n.as_str()) == Some(name)) {
+            return Err(Failure::Configuration(format!("a user {name} already exists in resolver {resolver}")));
+        }
+        let password = format!("kw-{:032x}", rand::random::<u128>());
+        let form = [("user", name), ("resolver", resolver.as_str()), ("password", password.as_str())];
+        self.session.call::<serde_json::Value>(Method::POST, &["user", ""], &[], Some(&form)).await.map(|_| ())
+    }
+
+    async fn enrol(&self, name: &str) -> Result<crate::crd::FactorKind, Failure> {
+        let form = [("type", "totp"), ("genkey", "1"), ("user", name), ("realm", self.realm.as_str())];
+        self.session.call::<serde_json::Value>(Method::POST, &["token", "init"], &[], Some(&form)).await?;
+        Ok(kind_of("totp"))
+    }
+
+    async fn delete_user(&self, name: &str) -> Result<(), Failure> {
+        // Its tokens first: deleting only the user would leave them behind, orphaned.
+        for token in self.user_tokens(name).await?.unwrap_or_default() {
+            self.session.call::<serde_json::Value>(Method::DELETE, &["token", &token.serial], &[], None).await?;
+        }
+        let resolver = self.realm_resolver().await?;
+        self.session.call::<serde_json::Value>(Method::DELETE, &["user", &resolver, name], &[], None).await.map(|_| ())
+    }
+}
+
 fn owner_unnamed(token: &Token) -> bool {
     let marker = token.username.len() > 4 && token.username.starts_with("**") && token.username.ends_with("**");
     let owned = !token.username.is_empty() || !token.user_id.is_empty();
@@ -324,6 +369,10 @@ impl Client for PrivacyIdea {
 
     fn requests(&self) -> u64 {
         self.session.requests()
+    }
+
+    fn test_users(&self) -> Option<&dyn crate::providers::client::TestUsers> {
+        Some(self)
     }
 }
 
