@@ -10,7 +10,7 @@
 //! notification allowlist (`--notification-host`), or of the provider allowlist when no
 //! notification list is set.
 
-use crate::providers::allowlist::HostAllowlist;
+pub use crate::providers::allowlist::HostAllowlist;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -24,7 +24,7 @@ pub fn install_notification_hosts(list: HostAllowlist) -> Result<(), String> {
 
 /// The hosts notifications may go to: the notification list, else the provider list (any host
 /// when neither is set).
-fn allowed_hosts() -> HostAllowlist {
+pub fn allowed_hosts() -> HostAllowlist {
     NOTIFICATION_HOSTS.get().cloned().unwrap_or_else(crate::providers::allowlist::current)
 }
 

@@ -383,6 +383,41 @@ async fn write_statuses(
     let mut provider_status =
         status::provider_status(report, provider.metadata.generation, now, provider.status.as_ref());
     provider_status.recent_revocations = ledger;
+    // Targets keyward would refuse to post to show here, not only as `undeliverable` records.
+    let refused = crate::notify::targets::refused(provider, &ctx.secrets, &crate::outbound::allowed_hosts());
+    let condition = if refused.is_empty() {
+        crate::crd::conditions::Condition::new(
+            "NotificationTargetsRefused",
+            false,
+            "AllAccepted",
+            "",
+            now,
+            provider.metadata.generation,
+        )
+    } else {
+        let message = refused.join("; ");
+        publish_provider_event(
+            ctx,
+            provider,
+            EventType::Warning,
+            "NotificationTargetRefused",
+            "Notify".into(),
+            message.clone(),
+        )
+        .await;
+        crate::crd::conditions::Condition::new(
+            "NotificationTargetsRefused",
+            true,
+            "TargetRefused",
+            message,
+            now,
+            provider.metadata.generation,
+        )
+    };
+    if !provider.spec.notifications.is_empty() || provider_status.conditions.iter().any(|c| c.type_ == condition.type_)
+    {
+        crate::crd::conditions::upsert(&mut provider_status.conditions, condition);
+    }
     let carried_out = report.results.iter().any(|r| {
         r.action.action == ActionKind::Revoke
             && matches!(r.result, ActionResult::Revoked | ActionResult::AlreadyGone | ActionResult::Failed(_))

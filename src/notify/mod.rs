@@ -11,6 +11,7 @@
 
 pub mod delivery;
 pub mod message;
+pub mod targets;
 
 use crate::audit::AuditSink;
 use crate::audit::spool::{Spool, SpoolWriter};
