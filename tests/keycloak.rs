@@ -720,7 +720,7 @@ fn conformance_proves_keycloak_on_a_user_of_its_own_and_leaves_nothing_behind() 
     assert!(stderr(&refused).contains("--i-understand-this-writes"), "{}", stderr(&refused));
     let others =
         |kc: &Keycloak| -> Vec<Vec<String>> { ENROLLED.iter().map(|u| kc.otp_ids(&acme.realm.name, u)).collect() };
-    let before = others(&acme.kc);
+    let before = others(acme.kc);
 
     let mut confirmed = args.to_vec();
     confirmed.push("--i-understand-this-writes");
@@ -738,5 +738,5 @@ fn conformance_proves_keycloak_on_a_user_of_its_own_and_leaves_nothing_behind() 
     let user = conformance_user(&text);
     assert!(user.starts_with("kw-conformance-"), "{user}");
     assert_eq!(acme.kc.user_id(&acme.realm.name, &user), None, "the test user is deleted");
-    assert_eq!(others(&acme.kc), before, "nobody else's credentials changed");
+    assert_eq!(others(acme.kc), before, "nobody else's credentials changed");
 }

@@ -68,7 +68,7 @@ mod tests {
             entry("plain", "http://siem.acme.example/hook"),
             entry("elsewhere", "https://collector.attacker.example/hook"),
         ]));
-        let hosts = HostAllowlist::only(&["hooks.slack.com".into(), "siem.acme.example".into()]).expect("list");
+        let hosts = HostAllowlist::only(&["hooks.slack.com", "siem.acme.example"]).expect("list");
         let refused = refused(&provider, &secrets, &hosts);
         assert_eq!(refused.len(), 3, "{refused:?}");
         assert!(refused[0].starts_with("metadata: 169.254.169.254: a link-local"), "{refused:?}");
