@@ -130,7 +130,8 @@ install() {
 NODE_KUBE_TOOLS=(kubelet kube-proxy kube-scheduler kube-controller-manager)
 CONTAINERD_BIN=$CACHE/containerd-$CONTAINERD_VERSION/bin
 CONTAINERD_TOOLS=(containerd ctr containerd-shim-runc-v2)
-RUNC_BIN=$CACHE/runc-$RUNC_VERSION/bin
+# With seccomp (libseccomp, cgo): Pods ask for the RuntimeDefault profile, keyward's chart too.
+RUNC_BIN=$CACHE/runc-$RUNC_VERSION-seccomp/bin
 # CNI plugins are not commands: they stay in a directory of their own, which containerd's
 # configuration names, and out of the bin directory on the tests' PATH.
 CNI_BIN=$CACHE/cni-plugins-$CNI_PLUGINS_VERSION/bin
@@ -141,8 +142,9 @@ PAUSE_TAG=3.10.1
 PAUSE_DIR=$CACHE/pause-$PAUSE_TAG-k$KUBE_VERSION
 PAUSE_IMAGE=keyward.local/pause:$PAUSE_TAG
 # Debian packages the node needs: iptables (kube-proxy, the CNI portmap plugin, the egress
-# chain), libc6-dev (libc.a for the static pause and runc), gcc (runc's cgo, pause).
-NODE_DEBS=(iptables libc6-dev gcc)
+# chain), libc6-dev (libc.a for the static pause), gcc (runc's cgo, pause), libseccomp-dev and
+# pkg-config (runc's seccomp).
+NODE_DEBS=(iptables libc6-dev gcc libseccomp-dev pkg-config)
 
 install_debs() {
     local missing=() pkg
@@ -192,8 +194,8 @@ install_node() {
             "github.com/containerd/containerd/v2/cmd/$tool" \
             "-X github.com/containerd/containerd/v2/version.Version=v$CONTAINERD_VERSION"
     done
-    # runc's nsenter is C (cgo, the system gcc); without the seccomp tag no libseccomp is needed.
-    [[ -x $RUNC_BIN/runc ]] || GO_CGO=1 GO_TAGS=urfave_cli_no_docs go_build "$REPO_ROOT/tools/runc" "$RUNC_BIN/runc" \
+    # runc's nsenter is C (cgo, the system gcc), and so is libseccomp (linked dynamically).
+    [[ -x $RUNC_BIN/runc ]] || GO_CGO=1 GO_TAGS="seccomp urfave_cli_no_docs" go_build "$REPO_ROOT/tools/runc" "$RUNC_BIN/runc" \
         github.com/opencontainers/runc "-X main.version=$RUNC_VERSION"
     for plugin in "${CNI_PLUGINS[@]}"; do
         [[ -x $CNI_BIN/${plugin#*/} ]] && continue
@@ -505,6 +507,7 @@ healthzBindAddress: 127.0.0.1:10256
 metricsBindAddress: 127.0.0.1:10249
 nodePortAddresses: ["$NODE_IP/32"]
 iptables: {masqueradeAll: false, localhostNodePorts: false}
+oomScoreAdj: 0
 # Leave the (machine-wide) conntrack table size and timeouts alone.
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 EOF
@@ -528,6 +531,9 @@ state = "$NODE_RUN/containerd"
     config_path = "$NODE_RUN/certs.d"
 [plugins.'io.containerd.cri.v1.runtime']
   netns_mounts_under_state_dir = true
+  # This machine: root without CAP_SYS_RESOURCE may not lower an oom_score_adj, and the
+  # kubelet asks -998 for every sandbox; clamp to containerd's own (0).
+  restrict_oom_score_adj = true
   [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ["$CNI_BIN"]
     conf_dir = "$n/cni/net.d"
@@ -561,6 +567,8 @@ failCgroupV1: false
 cgroupDriver: cgroupfs
 cgroupRoot: /$NODE_CGROUP
 failSwapOn: false
+# No CAP_SYS_RESOURCE here: a negative oom_score_adj cannot be set.
+oomScoreAdj: 0
 # No DNS servers of the host in Pods (they could not be reached anyway).
 resolvConf: ""
 # A shared test machine: evict nothing for the disk or memory other work uses.
@@ -587,7 +595,9 @@ node_cgroups() {
 
 start_node_process() {  # HOME NAME COMMAND...
     local home=$1 name=$2; shift 2
-    in_node env PATH="$CONTAINERD_BIN:$RUNC_BIN:$PATH" "$@" >"$home/node/$name.log" 2>&1 &
+    # nsenter and env exec: the pid is the component's own (a backgrounded function would
+    # leave a subshell in between).
+    nsenter --net="/run/netns/$NODE_NETNS" env PATH="$CONTAINERD_BIN:$RUNC_BIN:$PATH" "$@" >"$home/node/$name.log" 2>&1 &
     echo $! >"$home/node/$name.pid"
 }
 
@@ -646,7 +656,7 @@ node_down() {  # HOME
     for name in kubelet kube-proxy kube-scheduler kube-controller-manager containerd; do
         stop_pid "$n/$name.pid"
     done
-    node_kill_leftovers
+    node_kill_leftovers "$n"
     node_unmount "$n" "$NODE_RUN"
     node_remove_cgroups
     ip netns del "$NODE_NETNS" 2>/dev/null || true
@@ -656,10 +666,10 @@ node_down() {  # HOME
     rm -rf "$NODE_RUN"
 }
 
-# Shims and containers that outlived containerd: every process in the node's cgroups, and
-# every shim started for this containerd (its address is in the shim's command line).
-node_kill_leftovers() {
-    local pids=() pid procs i
+# Whatever outlived its pid file: every process in the node's cgroups (containers), every
+# process started with this node's containerd address (shims) or its configuration files.
+node_kill_leftovers() {  # NODE_DIR
+    local n=$1 pids=() pid procs i
     for i in 1 2 3; do
         pids=()
         for procs in /sys/fs/cgroup/*/"$NODE_CGROUP"; do
@@ -667,7 +677,7 @@ node_kill_leftovers() {
             while read -r pid; do pids+=("$pid"); done < <(find "$procs" -name cgroup.procs -exec cat {} + 2>/dev/null)
         done
         for pid in /proc/[0-9]*; do
-            grep -qsF "$NODE_RUN/containerd.sock" "$pid/cmdline" && pids+=("${pid#/proc/}")
+            if grep -qsF -e "$NODE_RUN/containerd.sock" -e "$n/" "$pid/cmdline"; then pids+=("${pid#/proc/}"); fi
         done
         [[ ${#pids[@]} -eq 0 ]] && return 0
         log "killing ${#pids[@]} leftover node processes (try $i)"
@@ -692,14 +702,14 @@ node_remove_cgroups() {
     for root in /sys/fs/cgroup/*/"$NODE_CGROUP"; do
         [[ -d $root ]] || continue
         find "$root" -depth -type d -exec rmdir {} + 2>/dev/null || true
-        [[ -d $root ]] && log "could not remove cgroup $root"
+        if [[ -d $root ]]; then log "could not remove cgroup $root"; fi
     done
 }
 
 node_remove_fixed_paths() {  # NODE_DIR
     local n=$1 link dir
     for link in /var/log/containers/*.log; do
-        [[ -L $link && $(readlink "$link") == "$n"/* ]] && rm -f "$link"
+        if [[ -L $link && $(readlink "$link") == "$n"/* ]]; then rm -f "$link"; fi
     done
     rm -f /var/lib/cni/results/keyward-pods-* 2>/dev/null || true
     if [[ -f $n/created-dirs ]]; then
