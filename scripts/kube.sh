@@ -264,6 +264,7 @@ up() {  # [--node]
         # From here on a failed up leaves nothing behind: down undoes whatever was done.
         # shellcheck disable=SC2064 # $home is expanded now, on purpose
         trap "KEYWARD_KUBE_HOME='$home' down" EXIT
+        node_record_machine "$home/node"
         node_network "$home"
         api_addr=$HOST_IP service_cidr=$SERVICE_CIDR
         extra_san=",IP:$HOST_IP,IP:$KUBERNETES_SERVICE_IP,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc.cluster.local"
@@ -400,8 +401,8 @@ NODE_CGROUP=keyward-node
 # restored by down.
 KUBELET_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
     kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
-# Paths the kubelet and libcni write to whatever their configuration says.
-NODE_FIXED_DIRS=(/var/log/containers /var/lib/cni)
+# Paths the kubelet, libcni and `ip netns` write to whatever their configuration says.
+NODE_FIXED_DIRS=(/var/log/containers /var/lib/cni /run/netns)
 
 in_node() { nsenter --net="/run/netns/$NODE_NETNS" "$@"; }
 
@@ -544,6 +545,7 @@ state = "$NODE_RUN/containerd"
       [plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
         BinaryName = "$RUNC_BIN/runc"
         SystemdCgroup = false
+        Root = "$NODE_RUN/runc"
 EOF
 }
 
@@ -615,13 +617,22 @@ node_ready() {  # KUBECONFIG
         -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null) == True ]]
 }
 
-node_up() {  # HOME
-    local home=$1 n=$1/node start=$SECONDS sysctl dir
-    node_cgroups
+# What down restores: the kernel settings the kubelet changes, the fixed paths that did not
+# exist, and whether /run/netns was a mount point (`ip netns add` makes it one).
+node_record_machine() {  # NODE_DIR
+    local n=$1 sysctl dir
     for sysctl in "${KUBELET_SYSCTLS[@]}"; do
         echo "$sysctl=$(sysctl -n "$sysctl")" >>"$n/sysctls.saved"
     done
-    for dir in "${NODE_FIXED_DIRS[@]}"; do [[ -e $dir ]] || echo "$dir" >>"$n/created-dirs"; done
+    for dir in "${NODE_FIXED_DIRS[@]}"; do
+        if [[ ! -e $dir ]]; then echo "$dir" >>"$n/created-dirs"; fi
+    done
+    if ! mountpoint -q /run/netns 2>/dev/null; then touch "$n/netns-mount-created"; fi
+}
+
+node_up() {  # HOME
+    local home=$1 n=$1/node start=$SECONDS
+    node_cgroups
     log "starting containerd v$CONTAINERD_VERSION, kubelet, kube-proxy, scheduler, controller-manager in netns $NODE_NETNS"
     start_node_process "$home" containerd "$CONTAINERD_BIN/containerd" --config "$n/containerd.toml"
     wait_for 30 containerd "$CONTAINERD_BIN/ctr" --address "$NODE_RUN/containerd.sock" version || return 1
@@ -642,7 +653,21 @@ node_up() {  # HOME
         for f in "$n"/*.log; do log "--- $f"; tail -n 15 "$f" >&2; done
         return 1
     fi
+    node_egress_first || return 1
     log "node $NODE_NAME Ready in $((SECONDS - start)) s"
+}
+
+# kube-proxy puts its FORWARD jumps in front of the egress chain on its first sync (they accept
+# only marked and established traffic, which a Pod's new connection out is not); the chain goes
+# back to the front once they are there, and kube-proxy does not reorder rules that exist.
+node_egress_first() {
+    wait_for 30 "kube-proxy's FORWARD rules" sh -c "nsenter --net=/run/netns/$NODE_NETNS iptables -w -S FORWARD | grep -q KUBE-FORWARD" || return 1
+    in_node iptables -w -I FORWARD 1 -j "$EGRESS_CHAIN"
+    local rules old
+    rules=$(in_node iptables -w -S FORWARD | grep '^-A ')
+    # The older copy, by its position (a rule spec would delete the first, the new one).
+    old=$(grep -n -- "^-A FORWARD -j $EGRESS_CHAIN\$" <<<"$rules" | sed -n '2s/:.*//p')
+    [[ -n $old ]] && in_node iptables -w -D FORWARD "$old"
 }
 
 # Stops what node_up started and undoes what it changed; every step tolerates a half-started up.
@@ -711,9 +736,14 @@ node_remove_fixed_paths() {  # NODE_DIR
     for link in /var/log/containers/*.log; do
         if [[ -L $link && $(readlink "$link") == "$n"/* ]]; then rm -f "$link"; fi
     done
-    rm -f /var/lib/cni/results/keyward-pods-* 2>/dev/null || true
+    rm -f /var/lib/cni/results/keyward-pods-* /var/lib/cni/results/cni-loopback-* 2>/dev/null || true
+    # Only when no other network namespace is left in it.
+    if [[ -f $n/netns-mount-created ]] && [[ -z $(ls -A /run/netns 2>/dev/null) ]]; then
+        umount /run/netns 2>/dev/null || true
+    fi
     if [[ -f $n/created-dirs ]]; then
-        while read -r dir; do rm -rf "$dir"; done <"$n/created-dirs"
+        # Emptied directories only: whatever someone else put there meanwhile stays.
+        while read -r dir; do find "$dir" -depth -type d -empty -delete 2>/dev/null || true; done <"$n/created-dirs"
     fi
 }
 
