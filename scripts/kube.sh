@@ -1,27 +1,84 @@
 #!/usr/bin/env bash
-# A real, local Kubernetes control plane for keyward's tests and demo: kube-apiserver, etcd,
-# kubectl and helm built from published Go modules (no container runtime, no kubelet, no
-# controller-manager: Pods never start, the operator runs as a local process).
+# A real, local Kubernetes cluster for keyward's tests and demo, built from published Go
+# modules: kube-apiserver, etcd, kubectl and helm (`up`: a control plane, no node; the operator
+# runs as a local process), and with `up --node` a real node where Pods start: containerd, runc,
+# the CNI plugins, kubelet, kube-proxy, kube-scheduler and kube-controller-manager.
 #
-# Usage: scripts/kube.sh install|up|down|apiserver-stop|apiserver-start|env|gomod
+# Usage: scripts/kube.sh install|up [--node]|down|apiserver-stop|apiserver-start|env|gomod
 #
-#   install   build once per version into ~/.cache/keyward (tools/versions.env pins them):
-#               kube-$V/bin/{kube-apiserver,kubectl}  from k8s.io/kubernetes   (tools/kube)
-#               etcd-$V/bin/etcd                      from go.etcd.io/etcd/server/v3 (tools/etcd)
-#               helm-$V/bin/helm                      from helm.sh/helm/v4 (go install)
-#             A no-op when all four exist. Progress goes to stderr.
+#   install   build once per version into ~/.cache/keyward (tools/versions.env pins them; every
+#             module comes from the Go module proxy with -mod=readonly):
+#               kube-$V/bin/{kube-apiserver,kubectl,kubelet,kube-proxy,kube-scheduler,
+#                 kube-controller-manager}        from k8s.io/kubernetes (tools/kube)
+#               etcd-$V/bin/etcd                    from go.etcd.io/etcd/server/v3 (tools/etcd)
+#               helm-$V/bin/helm                    from helm.sh/helm/v4 (go install)
+#               containerd-$V/bin/{containerd,ctr,containerd-shim-runc-v2}  (tools/containerd)
+#               runc-$V-seccomp/bin/runc            cgo, libseccomp (tools/runc)
+#               cni-plugins-$V/bin/{bridge,host-local,loopback,portmap}     (tools/cni)
+#               crictl-$V/bin/crictl                (tools/crictl)
+#               pause-3.10.1-k$V/pause.tar          Kubernetes' build/pause/linux/pause.c, gcc
+#                                                   -static, an OCI archive (scripts/oci_image.py)
+#             and the Debian packages the node needs (iptables, gcc, libc6-dev, libseccomp-dev,
+#             pkg-config) with apt-get. A no-op when everything exists. Progress goes to stderr.
+#             Measured on this project's machine (2 shared cores): the node's binaries took
+#             591 s with kube-apiserver's packages already in GOCACHE and the module cache warm
+#             for k8s.io/kubernetes (kubelet 136 s, kube-proxy 12 s, scheduler 11 s,
+#             controller-manager 112 s, containerd 177 s, ctr 12 s, shim 4 s, runc 28 s, CNI
+#             plugins 11 s, crictl 73 s; module downloads included).
 #   up        start etcd and kube-apiserver on free loopback ports in $KEYWARD_KUBE_HOME (default:
 #             a new temporary directory), RBAC on, service-account signing keys, the apiserver's
 #             own audit log (every request at Metadata level, $HOME/audit.log); wait for /readyz.
 #             Prints KEY=VALUE lines on stdout: KUBECONFIG (admin, system:masters),
 #             KEYWARD_KUBE_HOME, KEYWARD_KUBE_AUDIT_LOG, KEYWARD_KUBE_BIN (kubectl, helm, etcd,
-#             kube-apiserver), KEYWARD_KUBE_SERVER, KEYWARD_ETCD_URL.
-#   down      stop both and remove $KEYWARD_KUBE_HOME (required).
+#             kube-apiserver, and the node's commands: ctr, crictl, runc, containerd, kubelet,
+#             kube-proxy, kube-scheduler, kube-controller-manager), KEYWARD_KUBE_SERVER,
+#             KEYWARD_ETCD_URL.
+#   up --node the same, plus a node named keyward-node that is Ready (and the ServiceAccount
+#             default/default exists) when up returns; about 10 s here (3 s of it the node).
+#             Also prints KEYWARD_NODE_IP (the host's address as Pods reach it: test servers
+#             listen there), KEYWARD_NODE_NAME and KEYWARD_CONTAINERD_ADDRESS (the socket for
+#             `ctr --address "$KEYWARD_CONTAINERD_ADDRESS" -n k8s.io images import IMAGE.tar`).
+#             Network, all inside the machine, all in 198.18.0.0/15 (RFC 2544):
+#               host  kw-host 198.18.0.1: kube-apiserver binds here (not 127.0.0.1), and Pods
+#                     reach the host here;
+#               node  netns keyward-node, kw-node 198.18.0.2 (the node IP): containerd, kubelet,
+#                     kube-proxy (iptables mode), scheduler, controller-manager run in it; its only
+#                     routes are its link and 198.18.0.0/15 via the host: no default route;
+#               Pods  198.19.0.0/24 on bridge kwpods0 in the node netns (CNI bridge, host-local,
+#                     ipMasq false, routes only to 198.18.0.0/15); the host routes them via the
+#                     node; Services 198.18.16.0/24, `kubernetes` = 198.18.16.1:443.
+#             In the node netns, chain KEYWARD-EGRESS, first in FORWARD, drops forwarding from
+#             the Pod range to anything outside 198.18.0.0/15. Images: Pods use images imported
+#             with ctr (imagePullPolicy Never or IfNotPresent); containerd's only registry host
+#             for every registry is http://127.0.0.1:9 (closed), so an image that is not there is
+#             ErrImageNeverPull or a pull error naming 127.0.0.1:9, never a download. The sandbox
+#             image is keyward.local/pause:3.10.1, imported by up.
+#             Fixed names (netns keyward-node, links kw-host/kw-node, /run/keyward-node for the
+#             runtime's sockets, cgroup /keyward-node in every v1 hierarchy): one --node cluster
+#             per machine at a time; up refuses to start a second one.
+#             Settings that exist only because of this machine (root in a Firecracker VM,
+#             cgroup v1, no systemd, no CAP_SYS_RESOURCE, shared with other work):
+#               kubelet failCgroupV1: false, cgroupDriver: cgroupfs, cgroupRoot /keyward-node,
+#               failSwapOn: false, oomScoreAdj: 0; kube-proxy oomScoreAdj: 0; containerd
+#               restrict_oom_score_adj (a negative oom_score_adj cannot be set without
+#               CAP_SYS_RESOURCE; the kubelet asks -998 for sandboxes); evictionHard at 1 %,
+#               image GC at 100 % (never evict for the disk other work fills); kube-proxy leaves
+#               the machine-wide conntrack sizes alone. The kubelet sets vm.overcommit_memory,
+#               vm.panic_on_oom, kernel.panic, kernel.panic_on_oops and kernel.keys.root_max*
+#               (protectKernelDefaults: false): up saves them, down restores them.
+#   down      stop everything of $KEYWARD_KUBE_HOME (required) and remove it. With a node: every
+#             Pod stopped through the CRI, the components, shims and containers (whatever is
+#             left in the node's cgroups or names its configuration), mounts under the home and
+#             /run/keyward-node, the node's cgroups, the netns (its iptables go with it), the
+#             veth, the kernel settings, /var/lib/cni, /var/log/containers and /run/netns when
+#             up made them. Safe after a half-started or killed up. About 10-20 s with a node.
 #   apiserver-stop, apiserver-start
 #             stop the kube-apiserver of $KEYWARD_KUBE_HOME, or start it again with the flags
 #             and port `up` gave it (etcd keeps running, so every object stays).
-#   env       print KEYWARD_KUBE_BIN=… (the directory of all four binaries; installs first).
-#   gomod     regenerate tools/kube/go.mod and tools/etcd/go.mod from tools/versions.env.
+#   env       print KEYWARD_KUBE_BIN=… (the directory of every command above; installs first).
+#             The CNI plugins are not commands: they stay in cni-plugins-$V/bin.
+#   gomod     regenerate tools/kube/go.mod and tools/etcd/go.mod from tools/versions.env, and
+#             move tools/{containerd,runc,cni,crictl} to the versions it names.
 #
 # Environment (all optional):
 #   KEYWARD_KUBE_HOME            state directory for up/down
@@ -777,7 +834,8 @@ gomod() {
     mod=$(cd "$REPO_ROOT" && go mod download -json "k8s.io/kubernetes@v$KUBE_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])')
     local staging="v0.${KUBE_VERSION#*.}"
     {
-        echo "// Builds kube-apiserver and kubectl of one pinned Kubernetes release for keyward's tests"
+        echo "// Builds kube-apiserver, kubectl and the node's kubelet, kube-proxy, kube-scheduler and"
+        echo "// kube-controller-manager of one pinned Kubernetes release for keyward's tests"
         echo "// (scripts/kube.sh install). Generated by \`scripts/kube.sh gomod\` from the release's own"
         echo "// go.mod: a dependent module does not inherit its replace lines, and the v0.0.0 it requires"
         echo "// of every staging module is not served, so each is replaced with the release's v0.X.Y."
@@ -788,8 +846,7 @@ gomod() {
         echo "require k8s.io/kubernetes v$KUBE_VERSION"
         echo
         echo "tool ("
-        echo "	k8s.io/kubernetes/cmd/kube-apiserver"
-        echo "	k8s.io/kubernetes/cmd/kubectl"
+        printf '\tk8s.io/kubernetes/cmd/%s\n' kube-apiserver kube-controller-manager kube-proxy kube-scheduler kubectl kubelet
         echo ")"
         echo
         echo "replace ("
@@ -799,7 +856,18 @@ gomod() {
     (cd "$REPO_ROOT/tools/kube" && go mod tidy)
     sed -i "s|^require go.etcd.io/etcd/server/v3 .*|require go.etcd.io/etcd/server/v3 v$ETCD_VERSION|" "$REPO_ROOT/tools/etcd/go.mod"
     (cd "$REPO_ROOT/tools/etcd" && go mod tidy)
-    log "regenerated tools/kube/go.mod and tools/etcd/go.mod"
+    # The node's modules: one requirement each, moved with go get.
+    local dir module
+    for dir in containerd runc cni crictl; do
+        case $dir in
+            containerd) module=github.com/containerd/containerd/v2@v$CONTAINERD_VERSION ;;
+            runc) module=github.com/opencontainers/runc@v$RUNC_VERSION ;;
+            cni) module=github.com/containernetworking/plugins@v$CNI_PLUGINS_VERSION ;;
+            crictl) module=sigs.k8s.io/cri-tools@v$CRICTL_VERSION ;;
+        esac
+        (cd "$REPO_ROOT/tools/$dir" && go get "$module" && go mod tidy)
+    done
+    log "regenerated tools/kube/go.mod and tools/etcd/go.mod; tools/{containerd,runc,cni,crictl} at tools/versions.env"
 }
 
 case ${1:-} in
