@@ -77,7 +77,8 @@ impl Node {
     }
 
     fn apply(&self, manifest: &Value) {
-        let path = self.cluster.home.join(format!("manifest-{}.json", manifest["metadata"]["name"].as_str().unwrap_or("x")));
+        let path =
+            self.cluster.home.join(format!("manifest-{}.json", manifest["metadata"]["name"].as_str().unwrap_or("x")));
         std::fs::write(&path, manifest.to_string()).expect("write manifest");
         self.kubectl_ok(&["apply", "-f", &path.display().to_string()]);
     }
@@ -120,7 +121,10 @@ fn import_probe_image(node: &Node) -> &'static str {
     std::fs::create_dir_all(&dir).expect("probe dir");
     let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node/probe.c");
     let binary = dir.join("probe");
-    run_ok("gcc", &["-static", "-Os", "-Wall", "-Werror", "-o", &binary.display().to_string(), &source.display().to_string()]);
+    run_ok(
+        "gcc",
+        &["-static", "-Os", "-Wall", "-Werror", "-o", &binary.display().to_string(), &source.display().to_string()],
+    );
     let tar = dir.join("probe.tar");
     run_ok(
         "python3",
@@ -194,12 +198,15 @@ fn a_missing_image_is_an_error_not_a_pull(node: &Node) {
     node.apply(&pod("never-pulled", "keyward.local/not-imported:1", "Never", &[]));
     node.apply(&pod("pull-refused", "keyward.local/not-imported:1", "IfNotPresent", &[]));
     let waiting = |name: &str| node.pod(name)["status"]["containerStatuses"][0]["state"]["waiting"].clone();
-    eventually(Duration::from_secs(60), "ErrImageNeverPull", || waiting("never-pulled")["reason"] == "ErrImageNeverPull");
+    eventually(Duration::from_secs(60), "ErrImageNeverPull", || {
+        waiting("never-pulled")["reason"] == "ErrImageNeverPull"
+    });
     eventually(Duration::from_secs(60), "a failed pull", || {
         matches!(waiting("pull-refused")["reason"].as_str(), Some("ErrImagePull" | "ImagePullBackOff"))
     });
     // The only registry host containerd knows is a closed loopback port.
-    let events = node.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=pull-refused", "-o", "json"]);
+    let events =
+        node.kubectl_ok(&["get", "events", "--field-selector", "involvedObject.name=pull-refused", "-o", "json"]);
     assert!(events.contains("127.0.0.1:9"), "the pull did not go to the closed loopback port: {events}");
     assert_eq!(node.images(), before, "an image appeared in containerd");
     node.kubectl_ok(&["delete", "pod", "never-pulled", "pull-refused", "--wait=false"]);
@@ -211,7 +218,11 @@ fn the_node_firewall_keeps_pods_inside(_node: &Node) {
     let rules = run_ok("ip", &["netns", "exec", NETNS, "iptables-save"]);
     let lines: Vec<&str> = rules.lines().collect();
     let forward: Vec<&&str> = lines.iter().filter(|l| l.starts_with("-A FORWARD ")).collect();
-    assert_eq!(forward.first().map(|l| **l), Some("-A FORWARD -j KEYWARD-EGRESS"), "FORWARD does not start with the egress chain:\n{rules}");
+    assert_eq!(
+        forward.first().map(|l| **l),
+        Some("-A FORWARD -j KEYWARD-EGRESS"),
+        "FORWARD does not start with the egress chain:\n{rules}"
+    );
     let egress: Vec<&str> = lines.iter().copied().filter(|l| l.starts_with("-A KEYWARD-EGRESS ")).collect();
     assert_eq!(
         egress,
@@ -284,8 +295,27 @@ fn node_traces(home: &Path) -> BTreeSet<String> {
     traces
 }
 
+/// An `up --node` that fails half-way (here: the apiserver refuses a flag, after the node's
+/// network namespace, links and firewall exist) exits non-zero and leaves nothing behind.
+fn a_failed_up_leaves_nothing() {
+    let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kube-node-failed-{}", std::process::id()));
+    let out = Command::new("bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/kube.sh"))
+        .args(["up", "--node"])
+        .env("KEYWARD_KUBE_HOME", &home)
+        .env("KEYWARD_KUBE_APISERVER_ARGS", "--no-such-flag")
+        .output()
+        .expect("run scripts/kube.sh up --node");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "up --node with a bad apiserver flag succeeded:\n{stderr}");
+    assert!(stderr.contains("starting kube-apiserver"), "up failed before the node's network existed:\n{stderr}");
+    let left = node_traces(&home);
+    assert!(left.is_empty(), "a failed up left these behind:\n{}", left.into_iter().collect::<Vec<_>>().join("\n"));
+}
+
 #[test]
 fn a_real_node_runs_pods_inside_the_machine_and_down_leaves_nothing() {
+    a_failed_up_leaves_nothing();
     let cluster = ControlPlane::start_with_node("node");
     let node = Node { bin: kube::bin_dir().to_path_buf(), cluster };
     let home = node.cluster.home.clone();
@@ -299,7 +329,9 @@ fn a_real_node_runs_pods_inside_the_machine_and_down_leaves_nothing() {
 
     // Pods still on the node when it goes down: their mounts, netns and cgroups too.
     node.apply(&pod("left-running", "keyward.local/pause:3.10.1", "Never", &[]));
-    eventually(Duration::from_secs(60), "a Pod left running", || node.pod("left-running")["status"]["phase"] == "Running");
+    eventually(Duration::from_secs(60), "a Pod left running", || {
+        node.pod("left-running")["status"]["phase"] == "Running"
+    });
     node.cluster.down();
     let left = node_traces(&home);
     assert!(left.is_empty(), "down left these behind:\n{}", left.into_iter().collect::<Vec<_>>().join("\n"));
