@@ -313,7 +313,8 @@ up() {  # [--node]
     [[ -e $home/apiserver.pid ]] && die "$home already has a control plane (scripts/kube.sh down first)"
     local start=$SECONDS
     # Without --node: loopback only, as envtest. With it: the addresses of node_network.
-    local api_addr=127.0.0.1 service_cidr=10.0.0.0/24 extra_san="" node_flags=""
+    local api_addr=127.0.0.1 service_cidr=10.0.0.0/24 extra_san=""
+    local authz_flags="--authorization-mode RBAC" admission_flags="--disable-admission-plugins ServiceAccount"
     if [[ $with_node == 1 ]]; then
         command -v iptables >/dev/null || die "iptables not found (scripts/kube.sh install installs it)"
         node_preflight
@@ -328,14 +329,15 @@ up() {  # [--node]
         # Node authorizes the kubelet (system:node:NAME); the ServiceAccount admission plugin is
         # back, as Pods need their token; the apiserver reaches kubelets with a client
         # certificate (logs, exec).
-        node_flags="--authorization-mode Node,RBAC --kubelet-client-certificate $home/kubelet-client.crt"
-        node_flags+=" --kubelet-client-key $home/kubelet-client.key --kubelet-preferred-address-types InternalIP"
+        authz_flags="--authorization-mode Node,RBAC --kubelet-client-certificate $home/kubelet-client.crt"
+        authz_flags+=" --kubelet-client-key $home/kubelet-client.key --kubelet-preferred-address-types InternalIP"
+        admission_flags=""
     fi
     local etcd_port peer_port api_port token
     etcd_port=$(free_port); peer_port=$(free_port); api_port=$(free_port)
     token=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')
     make_certs "$home" "$extra_san"
-    [[ $with_node == 1 ]] && node_certs "$home"
+    if [[ $with_node == 1 ]]; then node_certs "$home"; fi
     printf '%s,keyward-admin,keyward-admin,"system:masters"\n' "$token" >"$home/tokens.csv"
     cat >"$home/audit-policy.yaml" <<'EOF'
 apiVersion: audit.k8s.io/v1
@@ -361,11 +363,11 @@ exec "$KUBE_BIN/kube-apiserver" \\
     --bind-address $api_addr --advertise-address $api_addr --secure-port "$api_port" \\
     --cert-dir "$home/certs" --tls-cert-file "$home/apiserver.crt" --tls-private-key-file "$home/apiserver.key" \\
     --client-ca-file "$home/ca.crt" --token-auth-file "$home/tokens.csv" \\
-    $(if [[ $with_node == 1 ]]; then echo "$node_flags"; else echo "--authorization-mode RBAC"; fi) \\
+    $authz_flags \\
     --service-account-issuer https://kubernetes.default.svc.cluster.local \\
     --service-account-key-file "$home/sa.pub" --service-account-signing-key-file "$home/sa.key" \\
     --service-cluster-ip-range $service_cidr --allow-privileged=true \\
-    $([[ $with_node == 1 ]] || echo "--disable-admission-plugins ServiceAccount") \\
+    $admission_flags \\
     --audit-policy-file "$home/audit-policy.yaml" --audit-log-path "$home/audit.log" \\
     --audit-log-format json --audit-log-mode blocking \\
     ${KEYWARD_KUBE_APISERVER_ARGS:-}
@@ -373,7 +375,7 @@ APISERVER
     echo "https://$api_addr:$api_port" >"$home/apiserver.url"
     echo "$token" >"$home/admin.token"
     # The node's components get their tokens before the apiserver reads tokens.csv.
-    [[ $with_node == 1 ]] && node_configs "$home" "https://$api_addr:$api_port"
+    if [[ $with_node == 1 ]]; then node_configs "$home" "https://$api_addr:$api_port"; fi
     if ! apiserver_start "$home"; then
         tail -n 20 "$home/etcd.log" >&2 || true
         KEYWARD_KUBE_HOME=$home down
@@ -458,8 +460,9 @@ NODE_CGROUP=keyward-node
 # restored by down.
 KUBELET_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
     kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
-# Paths the kubelet, libcni and `ip netns` write to whatever their configuration says.
-NODE_FIXED_DIRS=(/var/log/containers /var/lib/cni /run/netns)
+# Paths the kubelet (device-plugins), libcni (its cache) and `ip netns` write to whatever their
+# configuration says; down removes those that up found missing.
+NODE_FIXED_DIRS=(/var/lib/kubelet /var/log/containers /var/lib/cni /run/netns)
 
 in_node() { nsenter --net="/run/netns/$NODE_NETNS" "$@"; }
 
@@ -701,7 +704,7 @@ node_up() {  # HOME
     start_node_process "$home" kube-scheduler "$KUBE_BIN/kube-scheduler" \
         --kubeconfig "$n/kube-scheduler.kubeconfig" --bind-address 127.0.0.1 --leader-elect=false
     start_node_process "$home" kubelet "$KUBE_BIN/kubelet" --config "$n/kubelet.yaml" \
-        --kubeconfig "$n/kubelet.kubeconfig" --root-dir "$n/kubelet" \
+        --kubeconfig "$n/kubelet.kubeconfig" --root-dir "$n/kubelet" --cert-dir "$n/kubelet/pki" \
         --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
     start_node_process "$home" kube-proxy "$KUBE_BIN/kube-proxy" --config "$n/kube-proxy.yaml"
     if ! wait_for 90 "node $NODE_NAME Ready" node_ready "$home/kubeconfig" \
@@ -799,8 +802,10 @@ node_remove_fixed_paths() {  # NODE_DIR
         umount /run/netns 2>/dev/null || true
     fi
     if [[ -f $n/created-dirs ]]; then
-        # Emptied directories only: whatever someone else put there meanwhile stays.
-        while read -r dir; do find "$dir" -depth -type d -empty -delete 2>/dev/null || true; done <"$n/created-dirs"
+        # /run/netns only when empty: another network namespace there is someone else's.
+        while read -r dir; do
+            if [[ $dir == /run/netns ]]; then rmdir "$dir" 2>/dev/null || true; else rm -rf "$dir"; fi
+        done <"$n/created-dirs"
     fi
 }
 
