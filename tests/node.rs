@@ -99,6 +99,23 @@ impl Node {
     }
 }
 
+impl Drop for Node {
+    /// A failing step shows the end of each component's log before `down` removes them.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for name in ["containerd", "kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager"] {
+            let log = std::fs::read_to_string(self.cluster.home.join(format!("node/{name}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("--- {name} (last {} lines)", tail.len());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
 /// A Pod running `image` with `imagePullPolicy` and `args`, never restarted.
 fn pod(name: &str, image: &str, pull: &str, args: &[String]) -> Value {
     serde_json::json!({
