@@ -71,7 +71,7 @@
 #             left in the node's cgroups or names its configuration), mounts under the home and
 #             /run/keyward-node, the node's cgroups, the netns (its iptables go with it), the
 #             veth, the kernel settings, /var/lib/cni, /var/log/containers and /run/netns when
-#             up made them. Safe after a half-started or killed up. About 10-20 s with a node.
+#             up made them. Safe after a half-started or killed up. About 9 s with a node.
 #   apiserver-stop, apiserver-start
 #             stop the kube-apiserver of $KEYWARD_KUBE_HOME, or start it again with the flags
 #             and port `up` gave it (etcd keeps running, so every object stays).
@@ -730,18 +730,22 @@ node_egress_first() {
     [[ -n $old ]] && in_node iptables -w -D FORWARD "$old"
 }
 
-# Stops what node_up started and undoes what it changed; every step tolerates a half-started up.
-node_down() {  # HOME
-    local home=$1 n=$1/node name
-    if [[ -S $NODE_RUN/containerd.sock && -f $n/kubelet.pid ]]; then
-        stop_pid "$n/kubelet.pid"
+# Stops what node_up started; every step tolerates a half-started up.
+node_stop() {  # HOME
+    local home=$1 n=$1/node
+    # The kubelet first, or it would start the Pods again; containerd last.
+    stop_pid "$n/kubelet.pid" "$n/kube-proxy.pid" "$n/kube-scheduler.pid" "$n/kube-controller-manager.pid"
+    if [[ -S $NODE_RUN/containerd.sock && -f $n/containerd.pid ]]; then
         # Stopping every Pod through the CRI releases its address, netns and mounts.
         timeout 60 "$CRICTL_BIN/crictl" --runtime-endpoint "unix://$NODE_RUN/containerd.sock" rmp -fa >/dev/null 2>&1 || true
     fi
-    for name in kubelet kube-proxy kube-scheduler kube-controller-manager containerd; do
-        stop_pid "$n/$name.pid"
-    done
+    stop_pid "$n/containerd.pid"
     node_kill_leftovers "$n"
+}
+
+# Undoes what up --node changed on the machine, once nothing of the node runs.
+node_cleanup() {  # HOME
+    local n=$1/node
     node_unmount "$n" "$NODE_RUN"
     node_remove_cgroups
     ip netns del "$NODE_NETNS" 2>/dev/null || true
@@ -761,9 +765,10 @@ node_kill_leftovers() {  # NODE_DIR
             [[ -d $procs ]] || continue
             while read -r pid; do pids+=("$pid"); done < <(find "$procs" -name cgroup.procs -exec cat {} + 2>/dev/null)
         done
-        for pid in /proc/[0-9]*; do
-            if grep -qsF -e "$NODE_RUN/containerd.sock" -e "$n/" "$pid/cmdline"; then pids+=("${pid#/proc/}"); fi
-        done
+        # One grep over every command line; "[/]" keeps grep from matching its own.
+        while read -r pid; do
+            pid=${pid#/proc/}; pids+=("${pid%/cmdline}")
+        done < <(grep -lsa -e "${NODE_RUN}[/]containerd.sock" -e "${n}[/]" /proc/[0-9]*/cmdline || true)
         [[ ${#pids[@]} -eq 0 ]] && return 0
         log "killing ${#pids[@]} leftover node processes (try $i)"
         kill -9 "${pids[@]}" 2>/dev/null || true
@@ -809,27 +814,36 @@ node_remove_fixed_paths() {  # NODE_DIR
     fi
 }
 
-stop_pid() {  # PIDFILE
-    local pidfile=$1 pid i
-    [[ -f $pidfile ]] || return 0
-    pid=$(cat "$pidfile")
-    kill "$pid" 2>/dev/null || true
+# Stops the processes of the pid files together (SIGTERM, up to 10 s, then SIGKILL).
+stop_pid() {  # PIDFILE...
+    local pidfile pids=() pid i alive
+    for pidfile in "$@"; do
+        if [[ -f $pidfile ]]; then pids+=("$(cat "$pidfile")"); fi
+    done
+    [[ ${#pids[@]} -eq 0 ]] && return 0
+    kill "${pids[@]}" 2>/dev/null || true
     for ((i = 0; i < 100; i++)); do
-        kill -0 "$pid" 2>/dev/null || break
+        alive=0
+        for pid in "${pids[@]}"; do
+            if kill -0 "$pid" 2>/dev/null; then alive=1; fi
+        done
+        (( alive )) || break
         sleep 0.1
     done
-    kill -9 "$pid" 2>/dev/null || true
-    rm -f "$pidfile"
+    kill -9 "${pids[@]}" 2>/dev/null || true
+    rm -f "$@"
 }
 
 down() {
     local home=${KEYWARD_KUBE_HOME:-}
     [[ -n $home ]] || die "down needs KEYWARD_KUBE_HOME (printed by up)"
     [[ -d $home ]] || return 0
-    # The node first: its components talk to the apiserver until they stop.
-    if [[ -d $home/node ]]; then node_down "$home"; fi
+    # The node first: its components talk to the apiserver until they stop. Its network last:
+    # the apiserver listens there, and talks to itself there while it shuts down.
+    if [[ -d $home/node ]]; then node_stop "$home"; fi
     stop_pid "$home/apiserver.pid"
     stop_pid "$home/etcd.pid"
+    if [[ -d $home/node ]]; then node_cleanup "$home"; fi
     rm -rf "$home"
     log "stopped and removed $home"
 }
