@@ -116,7 +116,9 @@ impl Drop for Node {
     }
 }
 
-/// A Pod running `image` with `imagePullPolicy` and `args`, never restarted.
+/// A Pod running `image` with `imagePullPolicy` and `args`, never restarted, under the
+/// restricted Pod Security Standard as keyward's chart runs: not root, read-only root file
+/// system, no capabilities, the runtime's default seccomp profile (runc built with seccomp).
 fn pod(name: &str, image: &str, pull: &str, args: &[String]) -> Value {
     serde_json::json!({
         "apiVersion": "v1",
@@ -125,7 +127,15 @@ fn pod(name: &str, image: &str, pull: &str, args: &[String]) -> Value {
         "spec": {
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 1,
-            "containers": [{"name": "main", "image": image, "imagePullPolicy": pull, "args": args}]
+            "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "seccompProfile": {"type": "RuntimeDefault"}},
+            "containers": [{
+                "name": "main", "image": image, "imagePullPolicy": pull, "args": args,
+                "securityContext": {
+                    "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true,
+                    "capabilities": {"drop": ["ALL"]}
+                }
+            }]
         }
     })
 }
