@@ -20,11 +20,12 @@
 #                                                   -static, an OCI archive (scripts/oci_image.py)
 #             and the Debian packages the node needs (iptables, gcc, libc6-dev, libseccomp-dev,
 #             pkg-config) with apt-get. A no-op when everything exists. Progress goes to stderr.
-#             Measured on this project's machine (2 shared cores): the node's binaries took
-#             591 s with kube-apiserver's packages already in GOCACHE and the module cache warm
-#             for k8s.io/kubernetes (kubelet 136 s, kube-proxy 12 s, scheduler 11 s,
-#             controller-manager 112 s, containerd 177 s, ctr 12 s, shim 4 s, runc 28 s, CNI
-#             plugins 11 s, crictl 73 s; module downloads included).
+#             Measured on this project's machine (2 cores shared with other builds, load ~7):
+#             a cold install (empty GOCACHE, module cache warm) took 1579 s, of which the node's
+#             binaries 468 s: kubelet 132 s, kube-proxy 12 s, scheduler 7 s, controller-manager
+#             44 s (after kube-apiserver, which took 739 s under that load and 264 s idle),
+#             containerd 102 s, ctr 8 s, shim 3 s, runc 35 s, CNI plugins 15 s, crictl 108 s.
+#             The first build here, with the node's modules still to download, took 591 s.
 #   up        start etcd and kube-apiserver on free loopback ports in $KEYWARD_KUBE_HOME (default:
 #             a new temporary directory), RBAC on, service-account signing keys, the apiserver's
 #             own audit log (every request at Metadata level, $HOME/audit.log); wait for /readyz.
