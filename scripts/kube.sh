@@ -461,9 +461,10 @@ NODE_CGROUP=keyward-node
 # restored by down.
 KUBELET_SYSCTLS=(vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
     kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
-# Paths the kubelet (device-plugins), libcni (its cache) and `ip netns` write to whatever their
-# configuration says; down removes those that up found missing.
-NODE_FIXED_DIRS=(/var/lib/kubelet /var/log/containers /var/lib/cni /run/netns)
+# Paths the kubelet (device-plugins), libcni (its cache), `ip netns` and containerd's shim (its
+# defaults for fifos, sockets and runc state, at times, whatever socket_dir and Root say) write
+# to whatever their configuration says; down removes those that up found missing.
+NODE_FIXED_DIRS=(/var/lib/kubelet /var/log/containers /var/lib/cni /run/netns /run/containerd)
 
 in_node() { nsenter --net="/run/netns/$NODE_NETNS" "$@"; }
 
