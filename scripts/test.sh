@@ -3,14 +3,17 @@
 # every test — unit, property, the end-to-end tests against a real privacyIDEA (which the
 # tests start themselves, scripts/privacyidea.sh), the operator and the Helm chart against a
 # real kube-apiserver and etcd with the real kubectl and helm (scripts/kube.sh; each test binary
-# starts its own control plane), and the provider mocks.
+# starts its own control plane), a real node where Pods start (tests/node.rs: `kube.sh up
+# --node`, containerd, runc, CNI, kubelet, kube-proxy; as root, one node per machine at a time),
+# and the provider mocks.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 # Installs first, so that no test spends its time in pip or in the Go build:
-# privacyIDEA (a Python venv), the control plane tools (kube-apiserver, etcd, kubectl, helm
-# built from Go modules into ~/.cache/keyward; the first build takes many minutes), and Lua
-# for the Argo CD health check tests.
+# privacyIDEA (a Python venv), the control plane and node tools (kube-apiserver, etcd, kubectl,
+# helm, kubelet, kube-proxy, scheduler, controller-manager, containerd, runc, CNI plugins,
+# crictl built from Go modules into ~/.cache/keyward, and the Debian packages the node needs;
+# the first build takes many minutes), and Lua for the Argo CD health check tests.
 # cargo-deny (scripts/deny.sh) builds beside them: a cold build is minutes of its own.
 bash scripts/deny.sh install > /tmp/keyward-deny-install.log 2>&1 &
 deny_install=$!

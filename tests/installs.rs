@@ -323,3 +323,48 @@ fn cargo_deny_passes_the_tree_and_refuses_a_license_or_crate_it_does_not_allow()
     assert!(!refused.status.success(), "a GPL crate passed: {said}");
     assert!(said.contains("GPL-3.0-only") && said.contains("rejected"), "{said}");
 }
+
+/// `NAME=VALUE` lines of tools/versions.env.
+fn pinned_versions() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(repo().join("tools/versions.env")).expect("read tools/versions.env");
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn every_go_module_under_tools_builds_the_version_tools_versions_env_names() {
+    let versions = pinned_versions();
+    // (wrapper module, the module it builds, its variable in tools/versions.env)
+    let wrappers = [
+        ("kube", "k8s.io/kubernetes", "KUBE_VERSION"),
+        ("etcd", "go.etcd.io/etcd/server/v3", "ETCD_VERSION"),
+        ("containerd", "github.com/containerd/containerd/v2", "CONTAINERD_VERSION"),
+        ("runc", "github.com/opencontainers/runc", "RUNC_VERSION"),
+        ("cni", "github.com/containernetworking/plugins", "CNI_PLUGINS_VERSION"),
+        ("crictl", "sigs.k8s.io/cri-tools", "CRICTL_VERSION"),
+    ];
+    for (dir, module, variable) in wrappers {
+        let version = versions.get(variable).unwrap_or_else(|| panic!("tools/versions.env has no {variable}"));
+        let go_mod = std::fs::read_to_string(repo().join(format!("tools/{dir}/go.mod"))).expect("read go.mod");
+        let wanted = format!("v{version}");
+        let required = go_mod
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>().windows(2).any(|w| w == [module, wanted.as_str()]));
+        assert!(required, "tools/{dir}/go.mod does not require {module} v{version}");
+        // The sums are there, so -mod=readonly builds resolve nothing on the machine.
+        let go_sum = std::fs::read_to_string(repo().join(format!("tools/{dir}/go.sum"))).expect("read go.sum");
+        assert!(go_sum.contains(&format!("{module} v{version} h1:")), "tools/{dir}/go.sum lacks {module} v{version}");
+    }
+    // The node's Kubernetes commands come from the same module and replace block as the
+    // apiserver's: tools/kube names them all as tools.
+    let kube = std::fs::read_to_string(repo().join("tools/kube/go.mod")).expect("read tools/kube/go.mod");
+    for command in ["kube-apiserver", "kubectl", "kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager"] {
+        assert!(
+            kube.contains(&format!("\tk8s.io/kubernetes/cmd/{command}\n")),
+            "tools/kube/go.mod has no tool {command}"
+        );
+    }
+}

@@ -48,18 +48,33 @@ pub struct ControlPlane {
     pub audit_log: PathBuf,
     pub server: String,
     pub etcd_url: String,
+    /// Every `KEY=VALUE` line `up` printed (with `--node`: `KEYWARD_NODE_IP`,
+    /// `KEYWARD_NODE_NAME`, `KEYWARD_CONTAINERD_ADDRESS` too).
+    pub env: BTreeMap<String, String>,
 }
 
 impl ControlPlane {
     /// Starts kube-apiserver and etcd under `target/tmp/kube-<name>` (removed first if a
     /// crashed run left it). `apiserver_args` are extra kube-apiserver flags.
     pub fn start(name: &str, apiserver_args: &str) -> ControlPlane {
+        Self::start_with(name, apiserver_args, &[])
+    }
+
+    /// The control plane and a real node (`scripts/kube.sh up --node`): containerd, kubelet,
+    /// kube-proxy, scheduler and controller-manager; returns once the node is Ready. One such
+    /// cluster per machine at a time.
+    pub fn start_with_node(name: &str) -> ControlPlane {
+        Self::start_with(name, "", &["--node"])
+    }
+
+    fn start_with(name: &str, apiserver_args: &str, up_args: &[&str]) -> ControlPlane {
         let home = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("kube-{name}-{}", std::process::id()));
         let script = repo().join("scripts/kube.sh");
         bin_dir(); // the build's progress shows before the start
         let out = Command::new("bash")
             .arg(&script)
             .arg("up")
+            .args(up_args)
             .env("KEYWARD_KUBE_HOME", &home)
             .env("KEYWARD_KUBE_APISERVER_ARGS", apiserver_args)
             .stderr(Stdio::inherit())
@@ -96,6 +111,7 @@ impl ControlPlane {
             audit_log: PathBuf::from(&env["KEYWARD_KUBE_AUDIT_LOG"]),
             server: env["KEYWARD_KUBE_SERVER"].clone(),
             etcd_url: env["KEYWARD_ETCD_URL"].clone(),
+            env,
         }
     }
 
@@ -126,6 +142,11 @@ impl ControlPlane {
     /// Starts the kube-apiserver again on its port with its flags and waits for /readyz.
     pub fn start_apiserver(&self) {
         self.script("apiserver-start");
+    }
+
+    /// Stops everything `up` started and removes its home (`kube.sh down`), now.
+    pub fn down(&self) {
+        self.script("down");
     }
 
     fn script(&self, command: &str) {
