@@ -4,7 +4,7 @@
 # pins, the release binaries, assembled reproducibly by tools/image/oci.py. The release
 # workflow publishes what this script builds; the tests import what it builds into a node.
 #
-# Usage: scripts/image.sh build|load|lock [OPTIONS]
+# Usage: scripts/image.sh build|load|fetch|lock [OPTIONS]
 #
 #   build [--tag NAME:TAG] [--target TRIPLE] [--binaries DIR] [--out DIR] [--source URL]
 #             `cargo build --release --locked` of keyward and kubectl-keyward (unless --binaries
@@ -24,6 +24,10 @@
 #             `scripts/kube.sh up --node` started: `ctr -n k8s.io images import` with the ctr of
 #             $KEYWARD_KUBE_BIN at $KEYWARD_CONTAINERD_ADDRESS (both required), then check that
 #             containerd knows the image by its name.
+#   fetch [ARCH]
+#             download and check the locked packages of ARCH (default: the machine's) into the
+#             cache, as build would: CI's install step, so that a package Debian replaced is
+#             reported before any test runs.
 #   lock      take the current version of each base package for amd64 and arm64 from Debian and
 #             rewrite tools/image/base.lock (review the diff and commit it). Needed when a
 #             Debian point release has replaced a locked version, which `build` then reports.
@@ -163,20 +167,41 @@ fetch_deb() {
     echo "$cached"
 }
 
-# Unpack every locked package of ARCH into DIR/<package>, with its control fields beside it.
-unpack_base() {
-    local arch=$1 dir=$2 count=0
+# Every locked package of ARCH, fetched and checked: "PACKAGE PATH" lines on stdout.
+locked_debs() {
+    local arch=$1 count=0
     local lock_arch pkg version sha size deb
     [[ -f $LOCK ]] || die "no $LOCK: run scripts/image.sh lock"
+    mkdir -p "$CACHE"
+    exec 9> "$CACHE/.lock"
+    # One apt at a time on the cache's lists (parallel builds, e.g. the tests).
+    flock 9
     while read -r lock_arch pkg version sha size; do
         [[ $lock_arch == "$arch" ]] || continue
         deb=$(fetch_deb "$arch" "$pkg" "$version" "$sha")
         [[ $(stat -c %s "$deb") == "$size" ]] || die "$pkg: size differs from the lock"
-        dpkg-deb -x "$deb" "$dir/$pkg"
-        dpkg-deb -f "$deb" > "$dir/$pkg.control"
+        echo "$pkg $deb"
         count=$((count + 1))
     done < <(grep -v '^#' "$LOCK")
+    flock -u 9
     [[ $count -eq ${#PACKAGES[@]} ]] || die "$LOCK names $count packages for $arch, expected ${#PACKAGES[@]} (${PACKAGES[*]}): run scripts/image.sh lock"
+}
+
+# Unpack every locked package of ARCH into DIR/<package>, with its control fields beside it.
+unpack_base() {
+    local arch=$1 dir=$2 pkg deb listing
+    listing=$(locked_debs "$arch")
+    while read -r pkg deb; do
+        dpkg-deb -x "$deb" "$dir/$pkg"
+        dpkg-deb -f "$deb" > "$dir/$pkg.control"
+    done <<< "$listing"
+}
+
+cmd_fetch() {
+    check_debian
+    local arch=${1:-$(dpkg --print-architecture)}
+    locked_debs "$arch" > /dev/null
+    log "the locked packages for $arch are in $CACHE/debs"
 }
 
 cargo_version() {
@@ -234,12 +259,7 @@ cmd_build() {
     mkdir -p "$out"
     out=$(cd "$out" && pwd -P)
     WORK=$(mktemp -d "$out/.work.XXXXXX")
-    # One apt at a time on the cache's lists (parallel builds, e.g. the tests).
-    mkdir -p "$CACHE"
-    exec 9> "$CACHE/.lock"
-    flock 9
     unpack_base "$arch" "$WORK"
-    flock -u 9
     local result
     result=$(python3 "$REPO_ROOT/tools/image/oci.py" assemble --packages "$WORK" --binaries "$binaries" \
         --out "$out" --tag "$tag" --arch "$arch" --version "$version" --revision "$revision" \
@@ -284,6 +304,7 @@ EOF
 case ${1:-} in
     build) shift; cmd_build "$@" ;;
     load) shift; cmd_load "$@" ;;
+    fetch) shift; cmd_fetch "$@" ;;
     lock) shift; cmd_lock "$@" ;;
-    *) die "usage: scripts/image.sh build|load|lock (see the comment at the top)" ;;
+    *) die "usage: scripts/image.sh build|load|fetch|lock (see the comment at the top)" ;;
 esac

@@ -10,11 +10,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # Installs first, so that no test spends its time in pip or in the Go build:
 # privacyIDEA (a Python venv), the control plane tools (kube-apiserver, etcd, kubectl, helm
 # built from Go modules into ~/.cache/keyward; the first build takes many minutes), and Lua
-# for the Argo CD health check tests.
+# for the Argo CD health check tests; the Debian packages of keyward's image
+# (tools/image/base.lock, checked by hash: a version Debian replaced stops CI here, saying how
+# to refresh the lock). tests/image.rs builds the image from the test run's own binaries.
 bash scripts/privacyidea.sh install
 bash scripts/kube.sh install
 bash scripts/helm.sh install
 bash scripts/keycloak.sh install
+bash scripts/image.sh fetch
 
 cargo fmt --all --check
 # Benchmarks are type-checked here and run with `cargo bench`, not as tests.

@@ -82,7 +82,8 @@ fn read_tar(reader: impl Read) -> Vec<(String, Entry)> {
     let mut entries = Vec::new();
     for entry in archive.entries().expect("tar entries") {
         let mut entry = entry.expect("tar entry");
-        let path = entry.path().expect("path").to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_string();
+        let path =
+            entry.path().expect("path").to_string_lossy().trim_start_matches("./").trim_end_matches('/').to_string();
         let header = entry.header().clone();
         let link = entry.link_name().expect("link name").map(|l| l.to_string_lossy().to_string());
         let mut data = Vec::new();
@@ -482,41 +483,38 @@ fn the_release_workflow_publishes_what_scripts_image_sh_builds() {
     }
 }
 
+/// The `[[bin]]` names in Cargo.toml, read line by line (no TOML parser in the tree).
+fn declared_binaries() -> BTreeSet<String> {
+    let text = std::fs::read_to_string(repo().join("Cargo.toml")).expect("Cargo.toml");
+    let mut bins = BTreeSet::new();
+    let mut in_bin = false;
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_bin = line == "[[bin]]";
+        } else if in_bin && let Some(value) = line.strip_prefix("name = ") {
+            bins.insert(value.trim_matches('"').to_string());
+        }
+    }
+    bins
+}
+
 #[test]
 fn the_image_ships_every_binary_cargo_toml_declares() {
     // Cargo.toml's [[bin]] targets are the programs the image must hold: a new binary fails
     // here until scripts/image.sh builds and ships it.
-    let manifest: toml_bins::Manifest = toml_bins::read(&repo().join("Cargo.toml"));
-    let declared: BTreeSet<String> = manifest.bins.into_iter().collect();
+    let declared = declared_binaries();
+    assert!(declared.contains("keyward") && declared.contains("kubectl-keyward"), "{declared:?}");
     let root = rootfs(&read_layout(&image().tar));
-    let shipped: BTreeSet<String> =
-        root.keys().filter_map(|p| p.strip_prefix("usr/local/bin/")).filter(|p| !p.is_empty()).map(String::from).collect();
+    let shipped: BTreeSet<String> = root
+        .keys()
+        .filter_map(|p| p.strip_prefix("usr/local/bin/"))
+        .filter(|p| !p.is_empty())
+        .map(String::from)
+        .collect();
     assert_eq!(shipped, declared);
     let script = std::fs::read_to_string(repo().join("scripts/image.sh")).expect("scripts/image.sh");
     for bin in &declared {
         assert!(script.contains(&format!("--bin {bin}")), "scripts/image.sh does not build {bin}");
-    }
-}
-
-/// The `[[bin]]` names of a Cargo.toml, read line by line (no TOML parser in the tree).
-mod toml_bins {
-    pub struct Manifest {
-        pub bins: Vec<String>,
-    }
-
-    pub fn read(path: &std::path::Path) -> Manifest {
-        let text = std::fs::read_to_string(path).expect("Cargo.toml");
-        let mut bins = Vec::new();
-        let mut in_bin = false;
-        for line in text.lines().map(str::trim) {
-            if line.starts_with('[') {
-                in_bin = line == "[[bin]]";
-            } else if in_bin && let Some(value) = line.strip_prefix("name = ") {
-                bins.push(value.trim_matches('"').to_string());
-            }
-        }
-        assert!(!bins.is_empty(), "no [[bin]] in {}", path.display());
-        Manifest { bins }
     }
 }
 
@@ -544,7 +542,10 @@ fn a_lock_entry_debian_no_longer_serves_fails_the_build_and_says_how_to_refresh(
         .collect();
     assert_ne!(stale, lock);
     std::fs::write(dir.path().join("tools/image/base.lock"), stale).expect("write the stale lock");
-    for args in [&["init", "-q"][..], &["-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "t"]] {
+    for args in [
+        &["init", "-q"][..],
+        &["-c", "user.email=t@example.invalid", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "t"],
+    ] {
         assert!(Command::new("git").arg("-C").arg(dir.path()).args(args).status().expect("git").success());
     }
     let output = Command::new("bash")
@@ -559,7 +560,8 @@ fn a_lock_entry_debian_no_longer_serves_fails_the_build_and_says_how_to_refresh(
     assert!(!output.status.success(), "a build from a stale lock succeeded");
     assert!(output.stdout.is_empty(), "{}", String::from_utf8_lossy(&output.stdout));
     assert!(
-        stderr.contains("Debian no longer serves libc6 2.36-9+deb12u0keyward for amd64") && stderr.contains("scripts/image.sh lock"),
+        stderr.contains("Debian no longer serves libc6 2.36-9+deb12u0keyward for amd64")
+            && stderr.contains("scripts/image.sh lock"),
         "{stderr}"
     );
 }

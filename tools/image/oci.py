@@ -180,11 +180,20 @@ def base_layer(packages, epoch):
     return layer, names
 
 
-def binaries_layer(binaries, epoch):
+# ELF e_machine of each image architecture: a binary built for another one is refused.
+ELF_MACHINE = {"amd64": 0x3E, "arm64": 0xB7}
+
+
+def binaries_layer(binaries, epoch, arch):
     layer = Layer(epoch)
     for name in ("keyward", "kubectl-keyward"):
-        with open(os.path.join(binaries, name), "rb") as f:
-            layer.file(f"usr/local/bin/{name}", f.read(), 0o755)
+        path = os.path.join(binaries, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        machine = int.from_bytes(data[18:20], "little") if data[:4] == b"\x7fELF" else None
+        if machine != ELF_MACHINE[arch]:
+            sys.exit(f"oci.py: {path} is not an ELF executable for {arch}")
+        layer.file(f"usr/local/bin/{name}", data, 0o755)
     return layer
 
 
@@ -219,7 +228,7 @@ def assemble(args):
 
     base, packages = base_layer(args.packages, args.epoch)
     base_desc, base_diff = base.write(blobs)
-    bin_desc, bin_diff = binaries_layer(args.binaries, args.epoch).write(blobs)
+    bin_desc, bin_diff = binaries_layer(args.binaries, args.epoch, args.arch).write(blobs)
 
     labels = {
         "org.opencontainers.image.title": "keyward",
