@@ -238,7 +238,7 @@ cmd_build() {
             export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=${CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER:-aarch64-linux-gnu-gcc}
             export CC_aarch64_unknown_linux_gnu=${CC_aarch64_unknown_linux_gnu:-aarch64-linux-gnu-gcc}
         fi
-        log "cargo build --release --locked ${cross[*]} (keyward, kubectl-keyward) ..."
+        log "cargo build --release --locked${cross[*]:+ ${cross[*]}} --bin keyward --bin kubectl-keyward ..."
         (cd "$REPO_ROOT" && cargo build --release --locked "${cross[@]}" --bin keyward --bin kubectl-keyward >&2)
         local target_dir
         target_dir=$(cd "$REPO_ROOT" && cargo metadata --locked --format-version 1 --no-deps \
