@@ -6,11 +6,14 @@
 #
 # Usage: scripts/image.sh build|load|fetch|lock [OPTIONS]
 #
-#   build [--tag NAME:TAG] [--target TRIPLE] [--binaries DIR] [--out DIR] [--source URL]
+#   build [--tag NAME:TAG] [--target TRIPLE] [--binaries DIR [--strip-debug]] [--out DIR]
+#         [--source URL]
 #             `cargo build --release --locked` of keyward and kubectl-keyward (unless --binaries
 #             names a directory that holds both), the locked Debian packages (apt-get download,
 #             each checked against the lock's SHA-256, cached by hash), unpacked with
 #             dpkg-deb -x; then an OCI image layout tarball under --out (default target/image).
+#             --strip-debug: ship copies without debug information (objcopy; for a debug
+#             build's 380 MB binaries, as the tests and local nodes use).
 #             --tag: default keyward.local/keyward:<Cargo.toml version>. --target: a Rust target
 #             triple (x86_64-unknown-linux-gnu or aarch64-unknown-linux-gnu; default the host's);
 #             cross-compiling to aarch64 needs Debian's gcc-aarch64-linux-gnu.
@@ -210,9 +213,10 @@ cargo_version() {
 }
 
 cmd_build() {
-    local tag="" target="" binaries="" out=$REPO_ROOT/target/image source=https://github.com/keyward/keyward
+    local tag="" target="" binaries="" strip=false out=$REPO_ROOT/target/image source=https://github.com/keyward/keyward
     while [[ $# -gt 0 ]]; do
         case $1 in
+            --strip-debug) strip=true; shift ;;
             --tag) tag=$2; shift 2 ;;
             --target) target=$2; shift 2 ;;
             --binaries) binaries=$2; shift 2 ;;
@@ -259,9 +263,17 @@ cmd_build() {
     mkdir -p "$out"
     out=$(cd "$out" && pwd -P)
     WORK=$(mktemp -d "$out/.work.XXXXXX")
-    unpack_base "$arch" "$WORK"
+    if $strip; then
+        mkdir "$WORK/bin"
+        for bin in keyward kubectl-keyward; do
+            objcopy --strip-debug "$binaries/$bin" "$WORK/bin/$bin"
+        done
+        binaries=$WORK/bin
+    fi
+    mkdir "$WORK/packages"
+    unpack_base "$arch" "$WORK/packages"
     local result
-    result=$(python3 "$REPO_ROOT/tools/image/oci.py" assemble --packages "$WORK" --binaries "$binaries" \
+    result=$(python3 "$REPO_ROOT/tools/image/oci.py" assemble --packages "$WORK/packages" --binaries "$binaries" \
         --out "$out" --tag "$tag" --arch "$arch" --version "$version" --revision "$revision" \
         --epoch "$epoch" --source "$source" --description "$(cargo_version description)")
     local digest tar

@@ -22,23 +22,19 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The `keyward` and `kubectl-keyward` cargo built for this test run, without their debug
-/// information (`objcopy --strip-debug`, binutils: cargo's linker comes with it): 85 MB rather
-/// than 380 MB each, which keeps three image builds and their checks to seconds. What the
-/// image needs from its base does not change: the dynamic section stays as it is.
-fn binaries() -> &'static Path {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("image-binaries");
-        std::fs::create_dir_all(&dir).expect("mkdir");
-        for (name, built) in
-            [("keyward", env!("CARGO_BIN_EXE_keyward")), ("kubectl-keyward", env!("CARGO_BIN_EXE_kubectl-keyward"))]
-        {
-            let status = Command::new("objcopy").arg("--strip-debug").arg(built).arg(dir.join(name)).status();
-            assert!(status.expect("objcopy (binutils)").success(), "objcopy --strip-debug {built}");
-        }
-        dir
-    })
+/// The directory of the `keyward` and `kubectl-keyward` cargo built for this test run.
+fn binaries() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_keyward")).parent().expect("binary directory").to_path_buf()
+}
+
+/// A binary as the image ships it from this test run: `objcopy --strip-debug` (binutils,
+/// which cargo's linker comes with), as `--strip-debug` asks of the script.
+fn stripped(name: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary directory");
+    let out = dir.path().join(name);
+    let status = Command::new("objcopy").arg("--strip-debug").arg(binaries().join(name)).arg(&out).status();
+    assert!(status.expect("objcopy (binutils)").success(), "objcopy --strip-debug {name}");
+    std::fs::read(out).expect("the stripped binary")
 }
 
 /// A program on the test's PATH, for commands run with a cleared environment.
@@ -58,7 +54,10 @@ struct Built {
 
 fn build(out: &Path, tag: Option<&str>) -> Built {
     let mut command = Command::new("bash");
-    command.arg(repo().join("scripts/image.sh")).arg("build").arg("--binaries").arg(binaries()).arg("--out").arg(out);
+    // A debug build's binaries are 380 MB each, almost all debug information; without it,
+    // 85 MB, and three builds and their checks take seconds. The dynamic section stays.
+    command.arg(repo().join("scripts/image.sh")).arg("build").arg("--binaries").arg(binaries()).arg("--strip-debug");
+    command.arg("--out").arg(out);
     if let Some(tag) = tag {
         command.args(["--tag", tag]);
     }
@@ -376,8 +375,7 @@ fn the_rootfs_holds_keyward_and_every_library_it_needs_and_no_shell() {
     for name in ["keyward", "kubectl-keyward"] {
         let entry = &root[&format!("usr/local/bin/{name}")];
         assert_eq!(entry.mode, 0o755, "{name}");
-        let built = std::fs::read(binaries().join(name)).expect("the built binary");
-        assert!(entry.data == built, "usr/local/bin/{name} is not the binary given to the build");
+        assert!(entry.data == stripped(name), "usr/local/bin/{name} is not the binary given to the build");
     }
     // The dynamic loader and every library keyward needs, and every library those need.
     let keyward = &root["usr/local/bin/keyward"].data;
@@ -471,7 +469,9 @@ fn keyward_runs_from_the_images_root_filesystem_as_the_non_root_user() {
     // And without the base, the same binary cannot start: the run above proves the base.
     let bare = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).expect("temporary directory");
     std::fs::create_dir_all(bare.path().join("usr/local/bin")).expect("mkdir");
-    std::fs::copy(binaries().join("keyward"), bare.path().join("usr/local/bin/keyward")).expect("copy keyward");
+    std::fs::write(bare.path().join("usr/local/bin/keyward"), stripped("keyward")).expect("write keyward");
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    std::fs::set_permissions(bare.path().join("usr/local/bin/keyward"), mode).expect("chmod");
     let status = Command::new("chroot").arg(bare.path()).arg("/usr/local/bin/keyward").arg("--version").output();
     assert!(!status.expect("chroot").status.success(), "keyward started without a C runtime");
 }
