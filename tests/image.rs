@@ -292,13 +292,17 @@ fn dynamic_needs(elf: &[u8]) -> (Option<String>, Vec<String>) {
 }
 
 fn git(args: &[&str]) -> String {
-    let output = Command::new("git").arg("-C").arg(repo()).args(args).env("TZ", "UTC").output().expect("git");
+    let output = Command::new("git").arg("-C").arg(repo()).args(args).output().expect("git");
     assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).trim().to_string()
 }
 
-fn commit_epoch() -> u64 {
-    git(&["log", "-1", "--format=%ct", "HEAD"]).parse().expect("commit time")
+/// The image's time: the commit's, unless SOURCE_DATE_EPOCH says otherwise (as the script).
+fn image_epoch() -> i64 {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(epoch) => epoch.parse().expect("SOURCE_DATE_EPOCH is a number of seconds"),
+        Err(_) => git(&["log", "-1", "--format=%ct", "HEAD"]).parse().expect("commit time"),
+    }
 }
 
 #[test]
@@ -352,7 +356,8 @@ fn the_layout_is_valid_and_its_config_runs_keyward_as_the_charts_user() {
 
     // Labels: what Cargo.toml and git say, the time of the commit — never the time of the build.
     let head = git(&["rev-parse", "HEAD"]);
-    let created = git(&["log", "-1", "--format=%cd", "--date=format-local:%Y-%m-%dT%H:%M:%SZ", "HEAD"]);
+    let created =
+        chrono::DateTime::from_timestamp(image_epoch(), 0).expect("a time").format("%Y-%m-%dT%H:%M:%SZ").to_string();
     let labels = &config["config"]["Labels"];
     assert_eq!(labels["org.opencontainers.image.title"], "keyward");
     assert_eq!(labels["org.opencontainers.image.description"], env!("CARGO_PKG_DESCRIPTION"));
@@ -370,7 +375,7 @@ fn the_layout_is_valid_and_its_config_runs_keyward_as_the_charts_user() {
 fn the_rootfs_holds_keyward_and_every_library_it_needs_and_no_shell() {
     let layout = layout();
     let root = rootfs(layout);
-    let epoch = commit_epoch();
+    let epoch = u64::try_from(image_epoch()).expect("a time after 1970");
 
     for name in ["keyward", "kubectl-keyward"] {
         let entry = &root[&format!("usr/local/bin/{name}")];
