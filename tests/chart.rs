@@ -1747,6 +1747,46 @@ fn the_example_values_are_accepted_by_the_chart() {
 // ---------------------------------------------------------------------------------------
 // Release engineering: the workflows
 
+/// Issue 25.11: the release publishes only what passed — every test (`scripts/test.sh`) and
+/// the advisories check run first, read-only — and no job that can write packages, sign or
+/// attest uses a build cache another run could have written.
+#[test]
+fn the_release_runs_the_tests_first_and_its_publishing_job_uses_no_cache() {
+    let text = std::fs::read_to_string(repo().join(".github/workflows/release.yaml")).expect("release.yaml");
+    let workflow: Value = serde_yaml::from_str(&text).expect("YAML");
+    let jobs = workflow["jobs"].as_object().expect("jobs");
+    let runs = |job: &Value, what: &str| {
+        job["steps"].as_array().into_iter().flatten().any(|s| s["run"].as_str().is_some_and(|r| r.contains(what)))
+    };
+    let writes = |job: &Value| {
+        job["permissions"].as_object().into_iter().flatten().any(|(scope, level)| {
+            level == "write" && ["contents", "packages", "id-token", "attestations"].contains(&scope.as_str())
+        })
+    };
+    let test = jobs.get("test").expect("a test job");
+    assert!(runs(test, "scripts/test.sh") && !writes(test), "{test}");
+    let advisories = jobs.get("advisories").expect("an advisories job");
+    assert!(runs(advisories, "scripts/deny.sh advisories") && !writes(advisories), "{advisories}");
+    let publishing: Vec<(&String, &Value)> = jobs.iter().filter(|(_, job)| writes(job)).collect();
+    assert!(!publishing.is_empty());
+    for (name, job) in publishing {
+        let needs: Vec<&str> = match &job["needs"] {
+            Value::String(one) => vec![one.as_str()],
+            Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
+            _ => vec![],
+        };
+        assert!(needs.contains(&"test") && needs.contains(&"advisories"), "{name} publishes before the tests: {needs:?}");
+        for step in job["steps"].as_array().into_iter().flatten() {
+            let uses = step["uses"].as_str().unwrap_or_default();
+            assert!(!uses.starts_with("actions/cache"), "{name}: {uses}");
+            let with = step["with"].as_object().cloned().unwrap_or_default();
+            assert!(!with.keys().any(|k| k.contains("cache")), "{name}: {uses} with a cache: {with:?}");
+            let run = step["run"].as_str().unwrap_or_default();
+            assert!(!run.contains("--cache-from") && !run.contains("--cache-to"), "{name}: {run}");
+        }
+    }
+}
+
 /// `scripts/helm.sh actionlint FILE…` (the pinned actionlint, built by `scripts/helm.sh
 /// install` or on first use): its exit status and output.
 fn actionlint(files: &[std::path::PathBuf]) -> (bool, String) {
