@@ -1775,7 +1775,10 @@ fn the_release_runs_the_tests_first_and_its_publishing_job_uses_no_cache() {
             Value::Array(many) => many.iter().filter_map(Value::as_str).collect(),
             _ => vec![],
         };
-        assert!(needs.contains(&"test") && needs.contains(&"advisories"), "{name} publishes before the tests: {needs:?}");
+        assert!(
+            needs.contains(&"test") && needs.contains(&"advisories"),
+            "{name} publishes before the tests: {needs:?}"
+        );
         for step in job["steps"].as_array().into_iter().flatten() {
             let uses = step["uses"].as_str().unwrap_or_default();
             assert!(!uses.starts_with("actions/cache"), "{name}: {uses}");
