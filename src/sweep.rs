@@ -410,6 +410,17 @@ async fn revoke_all<E, G>(
                 let why = format!("not revoked: its write-ahead audit record could not be written ({error})");
                 return (ActionReport { action, result: ActionResult::Failed(why) }, Some(error), None);
             }
+            // Asked again once the intent is on disk: the write syncs, and a process paused
+            // before or during it (SIGSTOP, a frozen node) may wake after another replica took
+            // over and is revoking the same enrolment. Not made, then: the intent is closed
+            // here and the leader plans the enrolment again.
+            if !guard.may_act() {
+                let outcome = intent.ended(
+                    Outcome::Interrupted,
+                    Some("leadership lapsed before the call: not made; the leader plans it again".into()),
+                );
+                return (ActionReport { action, result: ActionResult::Deferred }, write(audit, outcome).await, None);
+            }
             let enrolment =
                 Enrolment::new(action.enrolment.clone(), action.kind.clone(), true).providing(action.also.clone());
             let (result, outcome) = match backend.revoke(&action.user, &enrolment, revocation).await {

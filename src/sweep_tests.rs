@@ -211,13 +211,35 @@ async fn a_guard_that_says_no_defers_everything() {
 
 #[tokio::test]
 async fn leadership_is_asked_again_before_every_provider_call() {
-    // Yes before acting and for the first call, then lost: the second call is not made.
-    let guard = TestGuard { leader_for: 2.into(), ..TestGuard::leader() };
+    // Yes before acting and for the first call (before and after its intent), then lost: the
+    // second call is not made.
+    let guard = TestGuard { leader_for: 3.into(), ..TestGuard::leader() };
     let (report, fake, audit) = guarded(&guard).await;
     assert_eq!(fake.revoked_ids().len(), 1, "one call made while leading");
     assert!(report.deferred);
     assert_eq!(report.results.iter().filter(|r| r.result == ActionResult::Deferred).count(), 1);
     assert_eq!(audit.outcomes().len(), 1, "only the revocation made is recorded");
+}
+
+/// A replica paused while it wrote the intent (the write syncs to disk) wakes without the
+/// Lease: it makes no call and closes its own intent, which the new leader then does not have
+/// to adopt; the enrolment is the leader's to revoke, with the one final record.
+#[tokio::test]
+async fn leadership_lost_while_the_intent_was_written_makes_no_call() {
+    let guard = TestGuard { leader_for: 2.into(), ..TestGuard::leader() };
+    let (report, fake, audit) = guarded(&guard).await;
+    assert!(fake.revoked_ids().is_empty(), "no provider call: {:?}", fake.revoked_ids());
+    assert!(report.deferred);
+    let records = audit.records();
+    let intents: Vec<_> = records.iter().filter(|r| r.event == Event::Intent).collect();
+    assert_eq!(intents.len(), 1, "{records:?}");
+    let closed: Vec<_> = records.iter().filter(|r| r.event == Event::Outcome).collect();
+    assert_eq!(closed.len(), 1, "{records:?}");
+    assert_eq!(
+        (closed[0].enrolment.as_str(), closed[0].outcome),
+        (intents[0].enrolment.as_str(), Outcome::Interrupted)
+    );
+    assert!(closed[0].detail.as_deref().is_some_and(|d| d.contains("leadership lapsed before the call")));
 }
 
 #[tokio::test]
@@ -520,7 +542,13 @@ async fn the_leader_closes_the_intent_a_dead_replica_left_open() {
 /// Its own answer then only closes the intent: one final record across the logs.
 #[tokio::test]
 async fn a_call_answered_after_leadership_lapsed_defers_to_the_record_another_replica_made() {
-    let (p, es, gs, fake) = leaver_setup();
+    // One enrolment to revoke, so that the guard's answers follow one call's checks (with two,
+    // their intents' writes interleave).
+    let (p, es, gs, _) = leaver_setup();
+    let fake = FakeProvider::new(
+        "acme/corp-pi",
+        inventory(&[("alice", &[("A1", "totp", true)]), ("dave", &[("D1", "totp", true)])]),
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let (own, peer) = (dir.path().join("audit-a.jsonl"), dir.path().join("audit-b.jsonl"));
     let mut by_b = intent("dave", "D1").ended(Outcome::Revoked, None);
@@ -531,8 +559,9 @@ async fn a_call_answered_after_leadership_lapsed_defers_to_the_record_another_re
     let log = crate::audit::JsonLinesFile::open(&own)
         .expect("open")
         .with_peers(crate::audit::peers::PeerLogs::new(vec![dir.path().join("audit-*.jsonl")], &own));
-    // Leading for the sweep and the first call's check; lapsed by the time its answer came.
-    let guard = TestGuard { leader_for: 2.into(), ..TestGuard::leader() };
+    // Leading for the sweep and the first call's checks (before and after its intent); lapsed
+    // by the time its answer came.
+    let guard = TestGuard { leader_for: 3.into(), ..TestGuard::leader() };
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
     sweep_guarded(&fake, &declared, now(), Execution::Apply, &log, &guard).await;
     let finals: Vec<AuditRecord> =
