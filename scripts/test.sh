@@ -13,7 +13,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # privacyIDEA (a Python venv), the control plane and node tools (kube-apiserver, etcd, kubectl,
 # helm, kubelet, kube-proxy, scheduler, controller-manager, containerd, runc, CNI plugins,
 # crictl built from Go modules into ~/.cache/keyward, and the Debian packages the node needs;
-# the first build takes many minutes), and Lua for the Argo CD health check tests.
+# the first build takes many minutes), and Lua for the Argo CD health check tests; the Debian
+# packages of keyward's image (tools/image/base.lock, checked by hash: a version Debian
+# replaced stops CI here, saying how to refresh the lock). tests/image.rs builds the image from
+# the test run's own binaries.
 # cargo-deny (scripts/deny.sh) builds beside them: a cold build is minutes of its own.
 bash scripts/deny.sh install > /tmp/keyward-deny-install.log 2>&1 &
 deny_install=$!
@@ -21,6 +24,7 @@ bash scripts/privacyidea.sh install
 bash scripts/kube.sh install
 bash scripts/helm.sh install
 bash scripts/keycloak.sh install
+bash scripts/image.sh fetch
 
 cargo fmt --all --check
 # Benchmarks are type-checked here and run with `cargo bench`, not as tests.

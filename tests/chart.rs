@@ -1,6 +1,6 @@
 //! The Helm chart (charts/keyward), rendered and linted by the real `helm` binary and
 //! installed on a real kube-apiserver and etcd, and the GitOps pieces around it
-//! (deploy/argocd, examples/gitops, the Dockerfile).
+//! (deploy/argocd, examples/gitops, the release workflow; the image is tests/image.rs).
 //!
 //! helm, kubectl, kube-apiserver and etcd are the pinned versions `scripts/kube.sh install`
 //! builds (tools/versions.env; `support/kube.rs` finds them); the Argo CD health check runs
@@ -1745,84 +1745,6 @@ fn the_example_values_are_accepted_by_the_chart() {
 }
 
 // ---------------------------------------------------------------------------------------
-// Packaging
-
-#[test]
-fn dockerfile_runs_the_binary_as_the_charts_non_root_user() {
-    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
-    let user = dockerfile.lines().rev().find_map(|l| l.strip_prefix("USER ")).expect("USER").trim().to_string();
-    let r = render(&Release::new(json!({})));
-    let uid = r.one("Deployment")["spec"]["template"]["spec"]["securityContext"]["runAsUser"].to_string();
-    assert_eq!(user, format!("{uid}:{uid}"), "the image's USER is the chart's runAsUser/runAsGroup");
-    assert!(dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/keyward\"]"), "the chart passes `run` as args");
-    let ignore = std::fs::read_to_string(repo().join(".dockerignore")).unwrap();
-    for path in ["target", ".git", ".cache"] {
-        assert!(ignore.lines().any(|l| l.trim_start_matches('/') == path), ".dockerignore misses {path}");
-    }
-}
-
-#[test]
-fn dockerfile_pins_its_bases_by_digest_builds_dependencies_first_and_uses_glibc() {
-    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
-    // Instructions, with comments dropped and continuation lines joined.
-    let mut instructions: Vec<String> = Vec::new();
-    let mut continued = false;
-    for line in dockerfile.lines().filter(|l| !l.trim_start().starts_with('#')) {
-        let (text, more) = match line.trim_end().strip_suffix('\\') {
-            Some(t) => (t, true),
-            None => (line.trim_end(), false),
-        };
-        match instructions.last_mut() {
-            Some(last) if continued => last.push_str(text),
-            _ if !text.trim().is_empty() => instructions.push(text.trim().to_string()),
-            _ => {}
-        }
-        continued = more;
-    }
-    let args: std::collections::BTreeMap<String, String> = instructions
-        .iter()
-        .filter_map(|i| i.strip_prefix("ARG "))
-        .filter_map(|a| a.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    let froms: Vec<String> = instructions
-        .iter()
-        .filter_map(|i| i.strip_prefix("FROM "))
-        .map(|f| {
-            let image = f.split_whitespace().find(|w| !w.starts_with("--")).unwrap();
-            match image.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
-                Some(arg) => args.get(arg).unwrap_or_else(|| panic!("ARG {arg} has no default")).clone(),
-                None => image.to_string(),
-            }
-        })
-        .collect();
-    assert_eq!(froms.len(), 2, "{froms:?}");
-    for image in &froms {
-        let digest = image.split_once("@sha256:").map(|(_, d)| d).unwrap_or_default();
-        assert!(digest.len() == 64 && digest.chars().all(|c| c.is_ascii_hexdigit()), "{image} is not pinned by digest");
-    }
-    // glibc, the allocator docs/performance.md measured: no musl target, a glibc runtime.
-    assert!(!instructions.iter().any(|i| i.contains("musl")), "the image must not link musl");
-    assert!(froms[1].contains("distroless/cc-"), "{}: a runtime with glibc", froms[1]);
-    // Dependencies are built before the sources are copied in.
-    let position = |needle: &str| {
-        instructions
-            .iter()
-            .position(|i| i.contains(needle))
-            .unwrap_or_else(|| panic!("no {needle:?} in the Dockerfile"))
-    };
-    let manifests = position("COPY Cargo.toml Cargo.lock");
-    let dependencies = position("cargo build");
-    let sources = position("COPY src");
-    assert!(manifests < dependencies && dependencies < sources, "{instructions:#?}");
-    assert!(instructions[sources..].iter().any(|i| i.contains("cargo build")), "keyward is built after COPY src");
-    let labels: String = instructions.iter().filter(|i| i.starts_with("LABEL ")).cloned().collect();
-    for label in ["source", "version", "revision", "licenses", "created", "title"] {
-        assert!(labels.contains(&format!("org.opencontainers.image.{label}=")), "OCI label {label} missing");
-    }
-}
-
-// ---------------------------------------------------------------------------------------
 // Release engineering: the workflows
 
 /// `scripts/helm.sh actionlint FILE…` (the pinned actionlint, built by `scripts/helm.sh
@@ -1891,9 +1813,7 @@ fn the_release_workflow_pins_actions_by_commit_and_signs_what_it_publishes() {
     assert_eq!(job["permissions"]["id-token"], "write", "keyless signing needs the OIDC token");
     let steps = job["steps"].as_array().unwrap();
     let step = |uses: &str| steps.iter().find(|s| s["uses"].as_str().is_some_and(|u| u.starts_with(uses))).cloned();
-    let build = step("docker/build-push-action@").expect("buildx build");
-    assert_eq!(build["with"]["platforms"], "linux/amd64,linux/arm64");
-    assert_eq!(build["with"]["push"], true);
+    // The image itself: scripts/image.sh, checked in tests/image.rs.
     assert!(step("anchore/sbom-action@").is_some(), "SBOM");
     let scripts: String = steps.iter().filter_map(|s| s["run"].as_str()).collect();
     for command in [
