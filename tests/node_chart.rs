@@ -32,6 +32,8 @@ const LEASE: &str = "keyward-leader";
 const PODS: &str = "app.kubernetes.io/instance=keyward";
 const IMAGE_REPOSITORY: &str = "keyward.local/keyward";
 const IMAGE_TAG: &str = "node-chart";
+/// The same binaries under a second tag, for `helm upgrade`.
+const UPGRADE_TAG: &str = "node-chart-2";
 const CLAIM: &str = "keyward-audit";
 /// The chart's default `leaderElection.leaseDuration`.
 const LEASE_DURATION: Duration = Duration::from_secs(15);
@@ -94,7 +96,13 @@ impl Node {
         let list: Value =
             serde_json::from_str(&self.kubectl_ok(&["get", "pods", "-n", RELEASE_NS, "-l", PODS, "-o", "json"]))
                 .expect("pod list JSON");
-        list["items"].as_array().cloned().unwrap_or_default().into_iter().filter(|p| p["metadata"]["deletionTimestamp"].is_null()).collect()
+        list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect()
     }
 
     fn lease_holder(&self) -> String {
@@ -162,13 +170,13 @@ fn wait_for_the_machines_node_to_be_free() {
 
 /// `scripts/image.sh build` from this run's binaries, then `scripts/image.sh load` into the
 /// node's containerd.
-fn build_and_load_the_image(node: &Node) {
+fn build_and_load_the_image(node: &Node, tag: &str) {
     let binaries = Path::new(env!("CARGO_BIN_EXE_keyward")).parent().expect("binary directory");
-    let out_dir = node.cluster.home.join("image");
+    let out_dir = node.cluster.home.join(format!("image-{tag}"));
     let started = Instant::now();
     let out = Command::new("bash")
         .arg(repo().join("scripts/image.sh"))
-        .args(["build", "--strip-debug", "--tag", &format!("{IMAGE_REPOSITORY}:{IMAGE_TAG}")])
+        .args(["build", "--strip-debug", "--tag", &format!("{IMAGE_REPOSITORY}:{tag}")])
         .arg("--binaries")
         .arg(binaries)
         .arg("--out")
@@ -176,7 +184,7 @@ fn build_and_load_the_image(node: &Node) {
         .output()
         .expect("run scripts/image.sh build");
     assert!(out.status.success(), "scripts/image.sh build: {}", text(&out));
-    eprintln!("node_chart: image build from target/debug took {:?}", started.elapsed());
+    eprintln!("node_chart: image build ({tag}) from target/debug took {:?}", started.elapsed());
     let stdout = String::from_utf8_lossy(&out.stdout);
     let tar = stdout.lines().find_map(|l| l.strip_prefix("KEYWARD_IMAGE_TAR=")).expect("KEYWARD_IMAGE_TAR");
     let started = Instant::now();
@@ -269,7 +277,12 @@ fn company_tree(pi: &PrivacyIdea, company: &Company, front: &TlsFront) -> tempfi
     let url = format!("https://{}", front.addr);
     edit(tree.path(), "10-provider.yaml", &format!("url: {}", pi.url()), &format!("url: {url}"));
     let bundle: String = front.ca_pem.lines().map(|l| format!("    {l}\n")).collect();
-    edit(tree.path(), "10-provider.yaml", "  userMapping: name", &format!("  caBundle: |\n{bundle}  userMapping: name"));
+    edit(
+        tree.path(),
+        "10-provider.yaml",
+        "  userMapping: name",
+        &format!("  caBundle: |\n{bundle}  userMapping: name"),
+    );
     tree
 }
 
@@ -319,7 +332,21 @@ fn the_standby_takes_over_when_the_leader_is_deleted(node: &Node, pi: &PrivacyId
     });
     eprintln!("node_chart: leader Pod deleted -> {} holds the Lease: {took:?}", standby[0]);
     assert!(took <= LEASE_DURATION, "failover took {took:?}, longer than the Lease duration");
-    node.kubectl_ok(&["patch", "employee", "bob", "-n", COMPANY_NS, "--type", "merge", "-p", r#"{"spec":{"state":"Offboarded"}}"#]);
+    let gone = eventually(Duration::from_secs(60), "the deleted leader's Pod gone", || {
+        !node.kubectl(&["get", "pod", &leader, "-n", RELEASE_NS]).status.success()
+    });
+    eprintln!("node_chart: SIGTERM -> the old leader's Pod gone: {:?} after the takeover", gone);
+    node.kubectl_ok(&[
+        "patch",
+        "employee",
+        "bob",
+        "-n",
+        COMPANY_NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"state":"Offboarded"}}"#,
+    ]);
     let took = eventually(WITHIN, "bob revoked by the new leader", || {
         revoked(pi, company, "bob", "totp") && revoked(pi, company, "bob", "hotp")
     });
@@ -329,6 +356,40 @@ fn the_standby_takes_over_when_the_leader_is_deleted(node: &Node, pi: &PrivacyId
         let pods = node.pods();
         pods.len() == 2 && pods.iter().all(ready_unrestarted)
     });
+}
+
+/// `helm upgrade` to the same binaries under another tag rolls the Deployment (a new Pod
+/// Ready before an old one goes); no enrolment is revoked again (checked with the audit files).
+fn helm_upgrade_rolls_the_pods(node: &Node, provider_host: &str) {
+    build_and_load_the_image(node, UPGRADE_TAG);
+    let values_file = node.cluster.home.join("values-upgrade.json");
+    std::fs::write(&values_file, values(provider_host, UPGRADE_TAG).to_string()).expect("write values");
+    let chart = repo().join("charts/keyward");
+    let out = node.helm(&[
+        "upgrade",
+        RELEASE,
+        &chart.display().to_string(),
+        "-n",
+        RELEASE_NS,
+        "-f",
+        &values_file.display().to_string(),
+    ]);
+    assert!(out.status.success(), "helm upgrade: {}", text(&out));
+    let image = format!("{IMAGE_REPOSITORY}:{UPGRADE_TAG}");
+    let mut unheld = 0;
+    let took = eventually(Duration::from_secs(240), "two Ready replicas of the new image, the old ones gone", || {
+        if node.lease_holder().is_empty() {
+            unheld += 1;
+        }
+        let all = node.kubectl_ok(&["get", "pods", "-n", RELEASE_NS, "-l", PODS, "-o", "name"]);
+        let pods = node.pods();
+        all.lines().count() == 2
+            && pods.len() == 2
+            && pods.iter().all(|p| ready_unrestarted(p) && p["spec"]["containers"][0]["image"] == image.as_str())
+    });
+    eprintln!("node_chart: helm upgrade -> rolled to {UPGRADE_TAG}: {took:?}");
+    // A leaving leader releases the Lease: a poll or two may see it between holders.
+    eprintln!("node_chart: polls that saw the Lease without a holder during the roll: {unheld}");
 }
 
 /// Every replica's audit files on the volume: each verifies (`keyward audit verify`), and
@@ -360,10 +421,11 @@ fn the_audit_files_hold_one_outcome_per_revocation(node: &Node, company: &Compan
         }
         counted
     };
-    let expected: Vec<&str> = [("alice", "totp"), ("alice", "hotp"), ("bob", "totp"), ("bob", "hotp"), ("carol", "totp"), ("frank", "totp")]
-        .iter()
-        .map(|(user, kind)| company.token(user, kind).serial.as_str())
-        .collect();
+    let expected: Vec<&str> =
+        [("alice", "totp"), ("alice", "hotp"), ("bob", "totp"), ("bob", "hotp"), ("carol", "totp"), ("frank", "totp")]
+            .iter()
+            .map(|(user, kind)| company.token(user, kind).serial.as_str())
+            .collect();
     // A record is on disk a moment after privacyIDEA answered.
     eventually(WITHIN, "an outcome record for every revocation", || {
         let counted = outcomes();
@@ -374,15 +436,31 @@ fn the_audit_files_hold_one_outcome_per_revocation(node: &Node, company: &Compan
     assert!(twice.is_empty(), "enrolments with more than one final outcome across the replicas: {twice:?}");
     let files = files();
     assert!(files.len() >= 3, "a directory per replica (two, and the deleted leader's replacement): {files:?}");
+    let mut failed = Vec::new();
     for file in &files {
         let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
             .args(["audit", "verify"])
             .arg(file)
             .output()
             .expect("run keyward audit verify");
-        assert!(out.status.success(), "keyward audit verify {}: {}", file.display(), text(&out));
+        if !out.status.success() {
+            let checkpoint = format!("{}.checkpoint", file.display());
+            failed.push(format!(
+                "keyward audit verify {}: {}\n  log ({} bytes), first line: {}\n  {checkpoint}: {:?}",
+                file.display(),
+                text(&out),
+                std::fs::metadata(file).map(|m| m.len()).unwrap_or_default(),
+                std::fs::read_to_string(file).unwrap_or_default().lines().next().unwrap_or_default(),
+                std::fs::read_to_string(&checkpoint).unwrap_or_default(),
+            ));
+        }
     }
-    eprintln!("node_chart: {} audit files verified, {} revoked enrolments, one outcome each", files.len(), counted.len());
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    eprintln!(
+        "node_chart: {} audit files verified, {} revoked enrolments, one outcome each",
+        files.len(),
+        counted.len()
+    );
 }
 
 /// `helm uninstall`: the Pods go; the CRDs and every Employee stay.
@@ -398,7 +476,10 @@ fn helm_uninstall_keeps_the_crds_and_the_employees(node: &Node) {
     }
     let employees = node.kubectl_ok(&["get", "employees", "-n", COMPANY_NS, "-o", "name"]);
     for name in ["alice", "bob", "carol", "grace"] {
-        assert!(employees.contains(&format!("employee.keyward.dev/{name}")), "{name} gone after uninstall: {employees}");
+        assert!(
+            employees.contains(&format!("employee.keyward.dev/{name}")),
+            "{name} gone after uninstall: {employees}"
+        );
     }
 }
 
@@ -414,18 +495,20 @@ fn the_chart_on_a_real_node_revokes_fails_over_and_uninstalls() {
     let node = Node { bin: kube::bin_dir().to_path_buf(), cluster, audit_dir };
 
     // privacyIDEA listens on loopback; Pods reach it through a TLS front at the host's address.
-    let upstream: SocketAddr = pi.url().trim_start_matches("http://").trim_end_matches('/').parse().expect("privacyIDEA address");
+    let upstream: SocketAddr =
+        pi.url().trim_start_matches("http://").trim_end_matches('/').parse().expect("privacyIDEA address");
     let node_ip: IpAddr = node.env("KEYWARD_NODE_IP").parse().expect("KEYWARD_NODE_IP");
     let front = TlsFront::start_at(upstream, node_ip);
     let tree = company_tree(pi, &company, &front);
 
-    build_and_load_the_image(&node);
+    build_and_load_the_image(&node, IMAGE_TAG);
     node.kubectl_ok(&["create", "namespace", RELEASE_NS]);
     node.kubectl_ok(&["apply", "-f", &tree.path().join("00-namespace.yaml").display().to_string()]);
     audit_volume(&node);
     helm_install_starts_two_ready_replicas(&node, &front.addr.to_string());
     a_kubectl_patch_is_revoked_by_the_pods(&node, pi, &company, tree.path());
     the_standby_takes_over_when_the_leader_is_deleted(&node, pi, &company);
+    helm_upgrade_rolls_the_pods(&node, &front.addr.to_string());
     the_audit_files_hold_one_outcome_per_revocation(&node, &company);
     helm_uninstall_keeps_the_crds_and_the_employees(&node);
 }
