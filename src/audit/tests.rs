@@ -482,7 +482,7 @@ fn the_checkpoint_of_an_empty_log_reads_back_signed_and_unsigned() {
     let (signer, verifier) = Signer::generate("keyward-audit").expect("key pair");
     let (signer, verifier) = (Signer::parse(&signer).expect("signer"), Verifier::parse(&verifier).expect("verifier"));
     let empty = Checkpoint {
-        origin: ORIGIN.into(),
+        origin: note::ORIGIN.into(),
         count: 0,
         head: String::new(),
         time: Some(chrono::Utc::now()),
