@@ -60,7 +60,9 @@ impl Checkpoint {
     /// two-line form (count, hex head). A `time` or `start` line that does not read is no
     /// checkpoint: it would be signed as written, so it is not one keyward wrote.
     pub fn parse(text: &str) -> Option<Checkpoint> {
-        let body = text.split("\n\n").next().unwrap_or(text);
+        // The signatures follow the last blank line; the body itself has one when the chain
+        // is empty (its head is the empty string), as every standby's checkpoint is.
+        let body = text.rsplit_once(&format!("\n\n{SIGNATURE_PREFIX}")).map_or(text, |(body, _)| body);
         let lines: Vec<&str> = body.lines().collect();
         if let [count, head] = lines.as_slice()
             && let Ok(count) = count.trim().parse()
@@ -222,8 +224,8 @@ impl Verifier {
     /// The checkpoint of `note` when a signature by this key over its body is valid.
     pub fn open(&self, note: &str) -> Result<Checkpoint, String> {
         let (body, signatures) = note
-            .split_once("\n\n")
-            .map(|(body, rest)| (format!("{body}\n"), rest))
+            .rsplit_once(&format!("\n\n{SIGNATURE_PREFIX}"))
+            .map(|(body, rest)| (format!("{body}\n"), format!("{SIGNATURE_PREFIX}{rest}")))
             .ok_or("the checkpoint is not signed (no signature lines)")?;
         let by_key = signatures
             .lines()

@@ -474,3 +474,23 @@ fn the_newest_checkpoint_is_told_its_age_and_held_to_max_age() {
     assert!(checkpoint_age(Some(&today), now, day).is_err(), "no time, no age: --max-age fails");
     assert!(checkpoint_age(None, now, day).is_err());
 }
+
+/// A replica that never wrote a record (every standby) checkpoints an empty head: its note has
+/// a blank line inside its body, and still reads back, signed or not.
+#[test]
+fn the_checkpoint_of_an_empty_log_reads_back_signed_and_unsigned() {
+    let (signer, verifier) = Signer::generate("keyward-audit").expect("key pair");
+    let (signer, verifier) = (Signer::parse(&signer).expect("signer"), Verifier::parse(&verifier).expect("verifier"));
+    let empty = Checkpoint {
+        origin: note::ORIGIN.into(),
+        count: 0,
+        head: String::new(),
+        time: Some(chrono::Utc::now()),
+        start: None,
+    };
+    let note = signer.sign(&empty);
+    let opened = verifier.open(&note).expect("the signed empty checkpoint opens");
+    assert_eq!((opened.count, opened.head.as_str()), (0, ""));
+    let parsed = Checkpoint::parse(&note).expect("the empty checkpoint parses without a key");
+    assert_eq!((parsed.count, parsed.time.is_some()), (0, true));
+}

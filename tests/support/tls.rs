@@ -18,6 +18,12 @@ impl TlsFront {
     }
 
     pub fn start(upstream: SocketAddr) -> TlsFront {
+        Self::start_at(upstream, std::net::IpAddr::from([127, 0, 0, 1]))
+    }
+
+    /// The same, listening on `ip` (a Pod reaches the host at `KEYWARD_NODE_IP`): the
+    /// certificate names that address too, so `https://IP:PORT` verifies against the CA.
+    pub fn start_at(upstream: SocketAddr, ip: std::net::IpAddr) -> TlsFront {
         let ca_key = rcgen::KeyPair::generate().expect("CA key");
         let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
         ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -25,7 +31,11 @@ impl TlsFront {
         ca.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
         let ca_cert = ca.self_signed(&ca_key).expect("CA certificate");
         let leaf_key = rcgen::KeyPair::generate().expect("server key");
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+        let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        if !ip.is_loopback() {
+            names.push(ip.to_string());
+        }
+        let leaf = rcgen::CertificateParams::new(names)
             .expect("server params")
             .signed_by(&leaf_key, &ca_cert, &ca_key)
             .expect("server certificate");
@@ -39,7 +49,7 @@ impl TlsFront {
             )
             .expect("server config");
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let listener = std::net::TcpListener::bind((ip, 0)).expect("bind");
         let addr = listener.local_addr().expect("address");
         listener.set_nonblocking(true).expect("nonblocking");
         let runtime = std::thread::spawn(move || {

@@ -1,0 +1,519 @@
+//! The chart as users run it (issue 26): keyward's image, built from this test run's binaries,
+//! imported into a real node (`scripts/kube.sh up --node`), installed with `helm install`; two
+//! replicas start, pass their probes and elect a leader; a company applied with kubectl is
+//! enforced against a real privacyIDEA reached over TLS at the host's address, through the
+//! Pods' network; the leader is deleted and the standby takes over; the audit files on a
+//! PersistentVolume hold one outcome per revoked enrolment and verify; `helm uninstall` keeps
+//! the CRDs and the Employees.
+//!
+//! One node per machine at a time, so one test walks it all in order; each step is a function
+//! of its own and names itself when it fails, and a failure prints the Pods, their logs and the
+//! node's component logs before the node is torn down.
+
+mod support;
+
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+use support::cluster::eventually;
+use support::kube::{self, ControlPlane};
+use support::tls::TlsFront;
+use support::*;
+
+const NETNS: &str = "keyward-node";
+const RELEASE: &str = "keyward";
+const RELEASE_NS: &str = "keyward-system";
+const COMPANY_NS: &str = "acme-node";
+/// `<fullname>-leader`; the full name is the release name, which already says keyward.
+const LEASE: &str = "keyward-leader";
+const PODS: &str = "app.kubernetes.io/instance=keyward";
+const IMAGE_REPOSITORY: &str = "keyward.local/keyward";
+const IMAGE_TAG: &str = "node-chart";
+/// The same binaries under a second tag, for `helm upgrade`.
+const UPGRADE_TAG: &str = "node-chart-2";
+const CLAIM: &str = "keyward-audit";
+/// The chart's default `leaderElection.leaseDuration`.
+const LEASE_DURATION: Duration = Duration::from_secs(15);
+/// Within which a change must reach privacyIDEA (generous: the machine is shared).
+const WITHIN: Duration = Duration::from_secs(45);
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+struct Node {
+    cluster: ControlPlane,
+    bin: PathBuf,
+    /// The hostPath directory behind the audit PersistentVolume.
+    audit_dir: PathBuf,
+}
+
+impl Node {
+    fn env(&self, key: &str) -> &str {
+        self.cluster.env.get(key).unwrap_or_else(|| panic!("up --node printed no {key}"))
+    }
+
+    fn kubectl(&self, args: &[&str]) -> Output {
+        Command::new(self.bin.join("kubectl"))
+            .arg("--kubeconfig")
+            .arg(&self.cluster.kubeconfig)
+            .args(args)
+            .output()
+            .expect("run kubectl")
+    }
+
+    fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn apply(&self, manifest: &Value) {
+        let name = manifest["metadata"]["name"].as_str().unwrap_or("x");
+        let path = self.cluster.home.join(format!("manifest-{}-{name}.json", manifest["kind"].as_str().unwrap_or("x")));
+        std::fs::write(&path, manifest.to_string()).expect("write manifest");
+        self.kubectl_ok(&["apply", "-f", &path.display().to_string()]);
+    }
+
+    fn helm(&self, args: &[&str]) -> Output {
+        let state = self.cluster.home.join("helm");
+        Command::new(self.bin.join("helm"))
+            .arg("--kubeconfig")
+            .arg(&self.cluster.kubeconfig)
+            .args(args)
+            .env("HELM_CONFIG_HOME", state.join("config"))
+            .env("HELM_CACHE_HOME", state.join("cache"))
+            .env("HELM_DATA_HOME", state.join("data"))
+            .output()
+            .expect("run helm")
+    }
+
+    /// The release's Pods that are not being deleted.
+    fn pods(&self) -> Vec<Value> {
+        let list: Value =
+            serde_json::from_str(&self.kubectl_ok(&["get", "pods", "-n", RELEASE_NS, "-l", PODS, "-o", "json"]))
+                .expect("pod list JSON");
+        list["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
+            .collect()
+    }
+
+    fn lease_holder(&self) -> String {
+        let out = self.kubectl(&["get", "lease", LEASE, "-n", RELEASE_NS, "-o", "jsonpath={.spec.holderIdentity}"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+fn pod_name(pod: &Value) -> String {
+    pod["metadata"]["name"].as_str().unwrap_or_default().to_string()
+}
+
+/// Running, its container ready (the readiness probe passed) and never restarted.
+fn ready_unrestarted(pod: &Value) -> bool {
+    let statuses = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
+    pod["status"]["phase"] == "Running"
+        && !statuses.is_empty()
+        && statuses.iter().all(|s| s["ready"] == true && s["restartCount"] == 0)
+}
+
+impl Drop for Node {
+    /// A failing step shows the release's Pods, their logs and events, and the end of each
+    /// node component's log before `down` removes them.
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let show = |title: &str, args: &[&str]| {
+            let out = self.kubectl(args);
+            eprintln!("--- {title}\n{}", text(&out));
+        };
+        show("pods", &["get", "pods", "-A", "-o", "wide"]);
+        show("describe pods", &["describe", "pods", "-n", RELEASE_NS]);
+        show("lease", &["get", "lease", "-n", RELEASE_NS, "-o", "yaml"]);
+        show("storage", &["get", "pv,pvc", "-A"]);
+        show("providers", &["get", "mfaproviders", "-n", COMPANY_NS, "-o", "yaml"]);
+        show("events", &["get", "events", "-A", "--sort-by=.lastTimestamp"]);
+        let names = self.kubectl(&["get", "pods", "-n", RELEASE_NS, "-o", "name"]);
+        for pod in String::from_utf8_lossy(&names.stdout).lines() {
+            show(&format!("logs {pod}"), &["logs", "-n", RELEASE_NS, pod, "--all-containers", "--tail=80"]);
+            show(&format!("previous logs {pod}"), &["logs", "-n", RELEASE_NS, pod, "--previous", "--tail=40"]);
+        }
+        for name in ["containerd", "kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager"] {
+            let log = std::fs::read_to_string(self.cluster.home.join(format!("node/{name}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("--- {name} (last {} lines)", tail.len());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// One node per machine: another test's node (tests/node.rs, someone else's run) goes first.
+fn wait_for_the_machines_node_to_be_free() {
+    let busy = || {
+        let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
+        String::from_utf8_lossy(&out.stdout).lines().any(|l| l.split_whitespace().next() == Some(NETNS))
+    };
+    if busy() {
+        eprintln!("node_chart: another node cluster is up (netns {NETNS}); waiting for it to go");
+    }
+    eventually(Duration::from_secs(1200), "the other node cluster to go down", || !busy());
+}
+
+/// `scripts/image.sh build` from this run's binaries, then `scripts/image.sh load` into the
+/// node's containerd.
+fn build_and_load_the_image(node: &Node, tag: &str) {
+    let binaries = Path::new(env!("CARGO_BIN_EXE_keyward")).parent().expect("binary directory");
+    let out_dir = node.cluster.home.join(format!("image-{tag}"));
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/image.sh"))
+        .args(["build", "--strip-debug", "--tag", &format!("{IMAGE_REPOSITORY}:{tag}")])
+        .arg("--binaries")
+        .arg(binaries)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .expect("run scripts/image.sh build");
+    assert!(out.status.success(), "scripts/image.sh build: {}", text(&out));
+    eprintln!("node_chart: image build ({tag}) from target/debug took {:?}", started.elapsed());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tar = stdout.lines().find_map(|l| l.strip_prefix("KEYWARD_IMAGE_TAR=")).expect("KEYWARD_IMAGE_TAR");
+    let started = Instant::now();
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/image.sh"))
+        .args(["load", tar])
+        .env("KEYWARD_KUBE_BIN", &node.bin)
+        .env("KEYWARD_CONTAINERD_ADDRESS", node.env("KEYWARD_CONTAINERD_ADDRESS"))
+        .output()
+        .expect("run scripts/image.sh load");
+    assert!(out.status.success(), "scripts/image.sh load: {}", text(&out));
+    eprintln!("node_chart: image load took {:?}", started.elapsed());
+}
+
+/// A hostPath PersistentVolume on the node and its claim in the release namespace: every
+/// replica writes a directory of its own on it (ReadWriteOnce is enough on a single node).
+fn audit_volume(node: &Node) {
+    std::fs::create_dir_all(&node.audit_dir).expect("audit directory");
+    // The kubelet makes each Pod's subPath directory with this mode, as root: the operator
+    // (uid 65532) must be able to write in it.
+    let status = Command::new("chmod").arg("0777").arg(&node.audit_dir).status().expect("chmod");
+    assert!(status.success());
+    node.apply(&json!({
+        "apiVersion": "v1", "kind": "PersistentVolume",
+        "metadata": {"name": CLAIM},
+        "spec": {
+            "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
+            "persistentVolumeReclaimPolicy": "Retain", "storageClassName": CLAIM,
+            "hostPath": {"path": node.audit_dir.display().to_string(), "type": "Directory"}
+        }
+    }));
+    node.apply(&json!({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": CLAIM, "namespace": RELEASE_NS},
+        "spec": {
+            "accessModes": ["ReadWriteOnce"], "storageClassName": CLAIM, "volumeName": CLAIM,
+            "resources": {"requests": {"storage": "1Gi"}}
+        }
+    }));
+    eventually(Duration::from_secs(60), "the audit claim to be Bound", || {
+        let out = node.kubectl(&["get", "pvc", CLAIM, "-n", RELEASE_NS, "-o", "jsonpath={.status.phase}"]);
+        String::from_utf8_lossy(&out.stdout) == "Bound"
+    });
+}
+
+fn values(provider_host: &str, tag: &str) -> Value {
+    json!({
+        "image": {"repository": IMAGE_REPOSITORY, "tag": tag, "pullPolicy": "Never"},
+        "providerHosts": [provider_host],
+        "watch": {"namespaces": [COMPANY_NS]},
+        "audit": {"destination": "file", "file": {"persistence": {"existingClaim": CLAIM}}}
+    })
+}
+
+/// `helm install` with the chart's defaults and what this node needs; two replicas Running
+/// and Ready, never restarted; one of them holds the Lease and logged its start.
+fn helm_install_starts_two_ready_replicas(node: &Node, provider_host: &str) -> Vec<String> {
+    let values_file = node.cluster.home.join("values.json");
+    std::fs::write(&values_file, values(provider_host, IMAGE_TAG).to_string()).expect("write values");
+    let chart = repo().join("charts/keyward");
+    let started = Instant::now();
+    let out = node.helm(&[
+        "install",
+        RELEASE,
+        &chart.display().to_string(),
+        "-n",
+        RELEASE_NS,
+        "-f",
+        &values_file.display().to_string(),
+    ]);
+    assert!(out.status.success(), "helm install: {}", text(&out));
+    let took = eventually(Duration::from_secs(180), "two replicas Running and Ready", || {
+        let pods = node.pods();
+        pods.len() == 2 && pods.iter().all(ready_unrestarted)
+    });
+    eprintln!("node_chart: helm install -> 2 replicas Ready: {took:?} (helm itself {:?})", started.elapsed() - took);
+    let pods: Vec<String> = node.pods().iter().map(pod_name).collect();
+    eventually(Duration::from_secs(60), "a replica to hold the Lease", || pods.contains(&node.lease_holder()));
+    let leader = node.lease_holder();
+    let logs = node.kubectl_ok(&["logs", "-n", RELEASE_NS, &leader]);
+    assert!(logs.contains("starting keyward operator"), "the leader {leader} logged no start line:\n{logs}");
+    assert!(logs.contains(&leader), "the leader's start line names another identity:\n{logs}");
+    pods
+}
+
+/// `examples/acme` in its own namespace and realm, its MfaProvider pointed at privacyIDEA
+/// behind the TLS front at the host's address, trusting the front's CA through `caBundle`.
+fn company_tree(pi: &PrivacyIdea, company: &Company, front: &TlsFront) -> tempfile::TempDir {
+    let tree = operator_tree(pi, &company.realm, COMPANY_NS);
+    let url = format!("https://{}", front.addr);
+    edit(tree.path(), "10-provider.yaml", &format!("url: {}", pi.url()), &format!("url: {url}"));
+    let bundle: String = front.ca_pem.lines().map(|l| format!("    {l}\n")).collect();
+    edit(
+        tree.path(),
+        "10-provider.yaml",
+        "  userMapping: name",
+        &format!("  caBundle: |\n{bundle}  userMapping: name"),
+    );
+    tree
+}
+
+fn revoked(pi: &PrivacyIdea, company: &Company, user: &str, kind: &str) -> bool {
+    !pi.tokens(&company.realm).contains_key(&company.token(user, kind).serial)
+}
+
+/// The company applied with kubectl; the first sweep revokes the example's leavers, then an
+/// offboarding by `kubectl patch` is revoked at privacyIDEA: a login with the token fails.
+fn a_kubectl_patch_is_revoked_by_the_pods(node: &Node, pi: &PrivacyIdea, company: &Company, tree: &Path) {
+    node.kubectl_ok(&["apply", "-f", &tree.display().to_string()]);
+    node.kubectl_ok(&["wait", "-n", COMPANY_NS, "--for=condition=Ready", "mfaprovider/corp-pi", "--timeout=90s"]);
+    let took = eventually(WITHIN, "the first sweep", || {
+        revoked(pi, company, "carol", "totp") && revoked(pi, company, "frank", "totp")
+    });
+    eprintln!("node_chart: company applied -> first sweep's revocations: {took:?}");
+    assert!(pi.authenticates(company.token("alice", "totp")), "alice is entitled");
+    node.kubectl_ok(&[
+        "patch",
+        "employee",
+        "alice",
+        "-n",
+        COMPANY_NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"state":"Offboarded"}}"#,
+    ]);
+    let took = eventually(WITHIN, "alice revoked", || {
+        revoked(pi, company, "alice", "totp") && revoked(pi, company, "alice", "hotp")
+    });
+    eprintln!("node_chart: kubectl patch -> revocation at privacyIDEA (from a Pod): {took:?}");
+    assert!(!pi.authenticates(company.token("alice", "totp")), "alice still logs in with her TOTP");
+    assert!(!pi.authenticates(company.token("alice", "hotp")), "alice still logs in with her HOTP");
+    assert!(pi.authenticates(company.token("bob", "totp")), "bob keeps his TOTP");
+}
+
+/// The leader's Pod is deleted: the standby holds the Lease within the Lease duration, the
+/// Deployment replaces the Pod, and the next offboarding is revoked by the new leader.
+fn the_standby_takes_over_when_the_leader_is_deleted(node: &Node, pi: &PrivacyIdea, company: &Company) {
+    let leader = node.lease_holder();
+    let standby: Vec<String> = node.pods().iter().map(pod_name).filter(|p| *p != leader).collect();
+    assert_eq!(standby.len(), 1, "one standby beside {leader}: {standby:?}");
+    node.kubectl_ok(&["delete", "pod", &leader, "-n", RELEASE_NS, "--wait=false"]);
+    // The standby polls the Lease; the Deployment's replacement Pod tries as it starts: either
+    // may win once the leaving leader released it. What counts is that a live replica holds it.
+    let mut holder = String::new();
+    let took = eventually(LEASE_DURATION + Duration::from_secs(5), "another replica to hold the Lease", || {
+        holder = node.lease_holder();
+        !holder.is_empty() && holder != leader && node.pods().iter().any(|p| pod_name(p) == holder)
+    });
+    let who = if holder == standby[0] { "the standby" } else { "the replacement Pod" };
+    eprintln!("node_chart: leader Pod deleted -> {who} {holder} holds the Lease: {took:?}");
+    assert!(took <= LEASE_DURATION, "failover took {took:?}, longer than the Lease duration");
+    let gone = eventually(Duration::from_secs(60), "the deleted leader's Pod gone", || {
+        !node.kubectl(&["get", "pod", &leader, "-n", RELEASE_NS]).status.success()
+    });
+    eprintln!("node_chart: SIGTERM -> the old leader's Pod gone: {:?} after the takeover", gone);
+    node.kubectl_ok(&[
+        "patch",
+        "employee",
+        "bob",
+        "-n",
+        COMPANY_NS,
+        "--type",
+        "merge",
+        "-p",
+        r#"{"spec":{"state":"Offboarded"}}"#,
+    ]);
+    let took = eventually(WITHIN, "bob revoked by the new leader", || {
+        revoked(pi, company, "bob", "totp") && revoked(pi, company, "bob", "hotp")
+    });
+    eprintln!("node_chart: kubectl patch -> revocation after the failover: {took:?}");
+    assert!(!pi.authenticates(company.token("bob", "totp")), "bob still logs in");
+    eventually(Duration::from_secs(120), "the replacement replica Ready", || {
+        let pods = node.pods();
+        pods.len() == 2 && pods.iter().all(ready_unrestarted)
+    });
+}
+
+/// `helm upgrade` to the same binaries under another tag rolls the Deployment (a new Pod
+/// Ready before an old one goes); no enrolment is revoked again (checked with the audit files).
+fn helm_upgrade_rolls_the_pods(node: &Node, provider_host: &str) {
+    build_and_load_the_image(node, UPGRADE_TAG);
+    let values_file = node.cluster.home.join("values-upgrade.json");
+    std::fs::write(&values_file, values(provider_host, UPGRADE_TAG).to_string()).expect("write values");
+    let chart = repo().join("charts/keyward");
+    let out = node.helm(&[
+        "upgrade",
+        RELEASE,
+        &chart.display().to_string(),
+        "-n",
+        RELEASE_NS,
+        "-f",
+        &values_file.display().to_string(),
+    ]);
+    assert!(out.status.success(), "helm upgrade: {}", text(&out));
+    let image = format!("{IMAGE_REPOSITORY}:{UPGRADE_TAG}");
+    let mut unheld = 0;
+    let took = eventually(Duration::from_secs(240), "two Ready replicas of the new image, the old ones gone", || {
+        if node.lease_holder().is_empty() {
+            unheld += 1;
+        }
+        let all = node.kubectl_ok(&["get", "pods", "-n", RELEASE_NS, "-l", PODS, "-o", "name"]);
+        let pods = node.pods();
+        all.lines().count() == 2
+            && pods.len() == 2
+            && pods.iter().all(|p| ready_unrestarted(p) && p["spec"]["containers"][0]["image"] == image.as_str())
+    });
+    eprintln!("node_chart: helm upgrade -> rolled to {UPGRADE_TAG}: {took:?}");
+    // A leaving leader releases the Lease: a poll or two may see it between holders.
+    eprintln!("node_chart: polls that saw the Lease without a holder during the roll: {unheld}");
+}
+
+/// Every replica's audit files on the volume: each verifies (`keyward audit verify`), and
+/// across all of them each revoked enrolment has exactly one final outcome.
+fn the_audit_files_hold_one_outcome_per_revocation(node: &Node, company: &Company) {
+    let files = || -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&node.audit_dir)
+            .expect("audit directory")
+            .flatten()
+            .map(|d| d.path().join("audit.jsonl"))
+            .filter(|f| f.exists())
+            .collect();
+        files.sort();
+        files
+    };
+    let outcomes = || -> BTreeMap<String, usize> {
+        let mut counted = BTreeMap::new();
+        for file in files() {
+            let records: Vec<Value> = std::fs::read_to_string(&file)
+                .unwrap_or_default()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: not JSON: {e}: {l}", file.display())))
+                .collect();
+            for r in outcomes_after_their_intents(&records) {
+                if r["event"] == "outcome" && matches!(r["outcome"].as_str(), Some("revoked" | "already-gone")) {
+                    *counted.entry(r["enrolment"].as_str().unwrap_or_default().to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+        counted
+    };
+    let expected: Vec<&str> =
+        [("alice", "totp"), ("alice", "hotp"), ("bob", "totp"), ("bob", "hotp"), ("carol", "totp"), ("frank", "totp")]
+            .iter()
+            .map(|(user, kind)| company.token(user, kind).serial.as_str())
+            .collect();
+    // A record is on disk a moment after privacyIDEA answered.
+    eventually(WITHIN, "an outcome record for every revocation", || {
+        let counted = outcomes();
+        expected.iter().all(|serial| counted.contains_key(*serial))
+    });
+    let counted = outcomes();
+    let twice: Vec<_> = counted.iter().filter(|(_, n)| **n != 1).collect();
+    assert!(twice.is_empty(), "enrolments with more than one final outcome across the replicas: {twice:?}");
+    let files = files();
+    assert!(files.len() >= 3, "a directory per replica (two, and the deleted leader's replacement): {files:?}");
+    let mut failed = Vec::new();
+    for file in &files {
+        let out = Command::new(env!("CARGO_BIN_EXE_keyward"))
+            .args(["audit", "verify"])
+            .arg(file)
+            .output()
+            .expect("run keyward audit verify");
+        if !out.status.success() {
+            let checkpoint = format!("{}.checkpoint", file.display());
+            failed.push(format!(
+                "keyward audit verify {}: {}\n  log ({} bytes), first line: {}\n  {checkpoint}: {:?}",
+                file.display(),
+                text(&out),
+                std::fs::metadata(file).map(|m| m.len()).unwrap_or_default(),
+                std::fs::read_to_string(file).unwrap_or_default().lines().next().unwrap_or_default(),
+                std::fs::read_to_string(&checkpoint).unwrap_or_default(),
+            ));
+        }
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    eprintln!(
+        "node_chart: {} audit files verified, {} revoked enrolments, one outcome each",
+        files.len(),
+        counted.len()
+    );
+}
+
+/// `helm uninstall`: the Pods go; the CRDs and every Employee stay.
+fn helm_uninstall_keeps_the_crds_and_the_employees(node: &Node) {
+    let out = node.helm(&["uninstall", RELEASE, "-n", RELEASE_NS]);
+    assert!(out.status.success(), "helm uninstall: {}", text(&out));
+    let took = eventually(Duration::from_secs(90), "the release's Pods gone", || {
+        node.kubectl_ok(&["get", "pods", "-n", RELEASE_NS, "-l", PODS, "-o", "name"]).trim().is_empty()
+    });
+    eprintln!("node_chart: helm uninstall -> Pods gone: {took:?}");
+    for crd in ["employees.keyward.dev", "accessgrants.keyward.dev", "mfaproviders.keyward.dev"] {
+        node.kubectl_ok(&["get", "crd", crd]);
+    }
+    let employees = node.kubectl_ok(&["get", "employees", "-n", COMPANY_NS, "-o", "name"]);
+    for name in ["alice", "bob", "carol", "grace"] {
+        assert!(
+            employees.contains(&format!("employee.keyward.dev/{name}")),
+            "{name} gone after uninstall: {employees}"
+        );
+    }
+}
+
+#[test]
+fn the_chart_on_a_real_node_revokes_fails_over_and_uninstalls() {
+    let pi = privacyidea();
+    let company = company(pi, "node-chart");
+    wait_for_the_machines_node_to_be_free();
+    let started = Instant::now();
+    let cluster = ControlPlane::start_with_node("chart");
+    eprintln!("node_chart: scripts/kube.sh up --node took {:?}", started.elapsed());
+    let audit_dir = cluster.home.join("audit-pv");
+    let node = Node { bin: kube::bin_dir().to_path_buf(), cluster, audit_dir };
+
+    // privacyIDEA listens on loopback; Pods reach it through a TLS front at the host's address.
+    let upstream: SocketAddr =
+        pi.url().trim_start_matches("http://").trim_end_matches('/').parse().expect("privacyIDEA address");
+    let node_ip: IpAddr = node.env("KEYWARD_NODE_IP").parse().expect("KEYWARD_NODE_IP");
+    let front = TlsFront::start_at(upstream, node_ip);
+    let tree = company_tree(pi, &company, &front);
+
+    build_and_load_the_image(&node, IMAGE_TAG);
+    node.kubectl_ok(&["create", "namespace", RELEASE_NS]);
+    node.kubectl_ok(&["apply", "-f", &tree.path().join("00-namespace.yaml").display().to_string()]);
+    audit_volume(&node);
+    helm_install_starts_two_ready_replicas(&node, &front.addr.to_string());
+    a_kubectl_patch_is_revoked_by_the_pods(&node, pi, &company, tree.path());
+    the_standby_takes_over_when_the_leader_is_deleted(&node, pi, &company);
+    helm_upgrade_rolls_the_pods(&node, &front.addr.to_string());
+    the_audit_files_hold_one_outcome_per_revocation(&node, &company);
+    helm_uninstall_keeps_the_crds_and_the_employees(&node);
+}
