@@ -105,14 +105,7 @@ impl Drop for Node {
         if !std::thread::panicking() {
             return;
         }
-        for name in ["containerd", "kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager"] {
-            let log = std::fs::read_to_string(self.cluster.home.join(format!("node/{name}.log"))).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!("--- {name} (last {} lines)", tail.len());
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-        }
+        self.cluster.print_node_logs();
     }
 }
 

@@ -105,6 +105,12 @@ impl Node {
             .collect()
     }
 
+    /// `kubectl patch` of an Employee to Offboarded, as a user offboards someone.
+    fn offboard(&self, employee: &str) {
+        let patch = r#"{"spec":{"state":"Offboarded"}}"#;
+        self.kubectl_ok(&["patch", "employee", employee, "-n", COMPANY_NS, "--type", "merge", "-p", patch]);
+    }
+
     fn lease_holder(&self) -> String {
         let out = self.kubectl(&["get", "lease", LEASE, "-n", RELEASE_NS, "-o", "jsonpath={.spec.holderIdentity}"]);
         String::from_utf8_lossy(&out.stdout).into_owned()
@@ -145,14 +151,7 @@ impl Drop for Node {
             show(&format!("logs {pod}"), &["logs", "-n", RELEASE_NS, pod, "--all-containers", "--tail=80"]);
             show(&format!("previous logs {pod}"), &["logs", "-n", RELEASE_NS, pod, "--previous", "--tail=40"]);
         }
-        for name in ["containerd", "kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager"] {
-            let log = std::fs::read_to_string(self.cluster.home.join(format!("node/{name}.log"))).unwrap_or_default();
-            let tail: Vec<&str> = log.lines().rev().take(30).collect();
-            eprintln!("--- {name} (last {} lines)", tail.len());
-            for line in tail.iter().rev() {
-                eprintln!("{line}");
-            }
-        }
+        self.cluster.print_node_logs();
     }
 }
 
@@ -300,17 +299,7 @@ fn a_kubectl_patch_is_revoked_by_the_pods(node: &Node, pi: &PrivacyIdea, company
     });
     eprintln!("node_chart: company applied -> first sweep's revocations: {took:?}");
     assert!(pi.authenticates(company.token("alice", "totp")), "alice is entitled");
-    node.kubectl_ok(&[
-        "patch",
-        "employee",
-        "alice",
-        "-n",
-        COMPANY_NS,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"state":"Offboarded"}}"#,
-    ]);
+    node.offboard("alice");
     let took = eventually(WITHIN, "alice revoked", || {
         revoked(pi, company, "alice", "totp") && revoked(pi, company, "alice", "hotp")
     });
@@ -341,17 +330,7 @@ fn the_standby_takes_over_when_the_leader_is_deleted(node: &Node, pi: &PrivacyId
         !node.kubectl(&["get", "pod", &leader, "-n", RELEASE_NS]).status.success()
     });
     eprintln!("node_chart: SIGTERM -> the old leader's Pod gone: {:?} after the takeover", gone);
-    node.kubectl_ok(&[
-        "patch",
-        "employee",
-        "bob",
-        "-n",
-        COMPANY_NS,
-        "--type",
-        "merge",
-        "-p",
-        r#"{"spec":{"state":"Offboarded"}}"#,
-    ]);
+    node.offboard("bob");
     let took = eventually(WITHIN, "bob revoked by the new leader", || {
         revoked(pi, company, "bob", "totp") && revoked(pi, company, "bob", "hotp")
     });

@@ -30,10 +30,10 @@ pub async fn record_changes(ctx: &Context, provider: &MfaProvider) -> Result<(),
         locked(&ctx.recorded_settings).remove(&key);
         return Ok(());
     }
-    if locked(&ctx.recorded_settings).get(&key) == Some(&now_text) {
-        return Ok(()); // recorded; the cache has not caught up with the status write yet
-    }
-    let recorded = stored.as_deref().and_then(GuardedSettings::from_status);
+    // Recorded by this process already (the cache has not caught up with the status write, or
+    // that write failed): only the status is written again, never a second record.
+    let recorded_here = locked(&ctx.recorded_settings).get(&key) == Some(&now_text);
+    let recorded = stored.as_deref().and_then(GuardedSettings::from_status).filter(|_| !recorded_here);
     if let Some(recorded) = recorded {
         let lines = changes(&recorded, &now);
         if !lines.is_empty() {
@@ -59,6 +59,12 @@ pub async fn record_changes(ctx: &Context, provider: &MfaProvider) -> Result<(),
             ctx.notifier.notify_settings(provider, &lines).await;
         }
     }
+    locked(&ctx.recorded_settings).insert(key, now_text.clone());
+    write_recorded(ctx, provider, &now_text).await
+}
+
+/// `status.guardedSettings`, under its own field manager.
+async fn write_recorded(ctx: &Context, provider: &MfaProvider, now_text: &str) -> Result<(), ControllerError> {
     let api: Api<MfaProvider> = Api::namespaced(ctx.client.clone(), &provider.namespace().unwrap_or_default());
     let patch = serde_json::json!({
         "apiVersion": "keyward.dev/v1alpha1", "kind": "MfaProvider",
@@ -76,7 +82,5 @@ pub async fn record_changes(ctx: &Context, provider: &MfaProvider) -> Result<(),
         namespace: provider.namespace().unwrap_or_default(),
         name: provider.name_any(),
         source,
-    })?;
-    locked(&ctx.recorded_settings).insert(key, now_text);
-    Ok(())
+    })
 }

@@ -160,6 +160,19 @@ impl ControlPlane {
         assert!(out.status.success(), "scripts/kube.sh {command} failed");
     }
 
+    /// Prints the end of each node component's log (`up --node`), for a failing test to show
+    /// before `down` removes them.
+    pub fn print_node_logs(&self) {
+        for name in ["containerd", "kubelet", "kube-proxy", "kube-scheduler", "kube-controller-manager"] {
+            let log = std::fs::read_to_string(self.home.join(format!("node/{name}.log"))).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("--- {name} (last {} lines)", tail.len());
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+        }
+    }
+
     /// The apiserver's audit events (parsed), oldest first.
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(&self.audit_log)
