@@ -2,7 +2,11 @@
 # keyward's benchmark table (issue 11): runs the benchmarks, prints one table and writes it,
 # with the machine and the date, to docs/performance.md. Every figure comes from this run.
 #
-# Usage: scripts/bench.sh
+# Usage: scripts/bench.sh [BENCH...]
+#
+#   With no BENCH, all of them. Named ones only (plan, operator_scale, revocation_rate, mocks,
+#   operator_latency, pod_scale): their rows replace the table's, the others are kept and the
+#   header says which rows came from which run.
 #
 #   cargo bench --bench plan              planning time and heap, 100,000 Employees x 200 grants
 #   cargo bench --bench operator_scale    `keyward run` on a real local kube-apiserver + etcd:
@@ -10,11 +14,15 @@
 #   cargo bench --bench revocation_rate   1,000 approved revocations at maxRequestsPerSecond 20
 #   cargo bench --bench operator_latency  kubectl patch -> revocation at a real privacyIDEA,
 #                                         and privacyIDEA requests per offboarding
+#   cargo bench --bench pod_scale         the chart on a real node (kube.sh up --node, as
+#                                         root): each replica's cgroup memory peak under the
+#                                         chart's limits, restarts, OOM kills
 #
 # Environment (all optional):
 #   KEYWARD_BENCH_PEOPLE    Employees per operator_scale run   (default 1000,10000; add 50000
 #                           for the large row: about 10 more minutes)
 #   KEYWARD_BENCH_COMPANY   Employees per latency run           (default 100,1000)
+#   KEYWARD_BENCH_POD_PEOPLE  Employees per in-Pod run          (default 1000,10000)
 #   KEYWARD_BENCH_BASELINE  another keyward binary (say, the previous release) measured by
 #                           operator_scale too, as a "before" column
 #   KEYWARD_BENCH_OUT       where the table goes                (default docs/performance.md)
@@ -28,6 +36,7 @@ REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 OUT=${KEYWARD_BENCH_OUT:-$REPO_ROOT/docs/performance.md}
 export KEYWARD_BENCH_PEOPLE=${KEYWARD_BENCH_PEOPLE:-1000,10000}
 export KEYWARD_BENCH_COMPANY=${KEYWARD_BENCH_COMPANY:-100,1000}
+export KEYWARD_BENCH_POD_PEOPLE=${KEYWARD_BENCH_POD_PEOPLE:-1000,10000}
 RAW=$(mktemp)
 trap 'rm -f "$RAW"' EXIT
 
@@ -38,24 +47,40 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # The commit measured: the one checked out when the run starts (each `cargo bench` builds
 # from the working tree as it is then; the mark says it differed from that commit).
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches || echo "+changes")
-log "cargo bench --bench plan"
-cargo bench --locked --bench plan | tee -a "$RAW" >&2
-log "cargo bench --bench operator_scale (people: $KEYWARD_BENCH_PEOPLE)"
-cargo bench --locked --bench operator_scale | tee -a "$RAW" >&2
-if [[ -n ${KEYWARD_BENCH_BASELINE:-} ]]; then
-    log "cargo bench --bench operator_scale with the baseline $KEYWARD_BENCH_BASELINE"
-    KEYWARD_TEST_BIN=$KEYWARD_BENCH_BASELINE cargo bench --locked --bench operator_scale | sed 's/^scale /baseline /' | tee -a "$RAW" >&2
+ONLY=$(IFS=,; echo "$*")
+wanted() { [[ -z $ONLY || ,$ONLY, == *,$1,* ]]; }
+if wanted plan; then
+    log "cargo bench --bench plan"
+    cargo bench --locked --bench plan | tee -a "$RAW" >&2
 fi
-log "cargo bench --bench revocation_rate"
-cargo bench --locked --bench revocation_rate | tee -a "$RAW" >&2
-log "cargo test --test providers_okta --test providers_entra -- an_offboarding (request counts on the mocks)"
-cargo test --locked --release --test providers_okta --test providers_entra -- an_offboarding --nocapture 2>&1 | grep -E '^(okta|entra) ' | tee -a "$RAW" >&2
-log "cargo bench --bench operator_latency (company sizes: $KEYWARD_BENCH_COMPANY)"
-cargo bench --locked --bench operator_latency | tee -a "$RAW" >&2
+if wanted operator_scale; then
+    log "cargo bench --bench operator_scale (people: $KEYWARD_BENCH_PEOPLE)"
+    cargo bench --locked --bench operator_scale | tee -a "$RAW" >&2
+    if [[ -n ${KEYWARD_BENCH_BASELINE:-} ]]; then
+        log "cargo bench --bench operator_scale with the baseline $KEYWARD_BENCH_BASELINE"
+        KEYWARD_TEST_BIN=$KEYWARD_BENCH_BASELINE cargo bench --locked --bench operator_scale | sed 's/^scale /baseline /' | tee -a "$RAW" >&2
+    fi
+fi
+if wanted revocation_rate; then
+    log "cargo bench --bench revocation_rate"
+    cargo bench --locked --bench revocation_rate | tee -a "$RAW" >&2
+fi
+if wanted mocks; then
+    log "cargo test --test providers_okta --test providers_entra -- an_offboarding (request counts on the mocks)"
+    cargo test --locked --release --test providers_okta --test providers_entra -- an_offboarding --nocapture 2>&1 | grep -E '^(okta|entra) ' | tee -a "$RAW" >&2
+fi
+if wanted operator_latency; then
+    log "cargo bench --bench operator_latency (company sizes: $KEYWARD_BENCH_COMPANY)"
+    cargo bench --locked --bench operator_latency | tee -a "$RAW" >&2
+fi
+if wanted pod_scale; then
+    log "cargo bench --bench pod_scale (people: $KEYWARD_BENCH_POD_PEOPLE)"
+    cargo bench --locked --bench pod_scale | tee -a "$RAW" >&2
+fi
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 ram=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
 machine="$(nproc) CPUs (${cpu:-unknown model}), $ram RAM, $(uname -sr)"
 
-python3 "$REPO_ROOT/scripts/bench_table.py" "$RAW" "$OUT" "$machine" "$started" "$commit" "${KEYWARD_BENCH_BASELINE:-}"
+python3 "$REPO_ROOT/scripts/bench_table.py" "$RAW" "$OUT" "$machine" "$started" "$commit" "${KEYWARD_BENCH_BASELINE:-}" "$ONLY"
 log "wrote $OUT"

@@ -1,16 +1,20 @@
 #!/usr/bin/env python3
 """The table of scripts/bench.sh from the benchmarks' `key=value` lines, into docs/performance.md.
 
-Usage: bench_table.py RAW OUT MACHINE STARTED COMMIT [BASELINE]
+Usage: bench_table.py RAW OUT MACHINE STARTED COMMIT [BASELINE [ONLY]]
+
+ONLY (comma-separated benchmark names) marks a partial run: rows it did not measure keep their
+values from OUT's previous table, and the header says which rows the partial run replaced.
 """
 import sys
 
 raw, out, machine, started, commit = sys.argv[1:6]
 baseline = sys.argv[6] if len(sys.argv) > 6 else ""
+only = [b for b in (sys.argv[7] if len(sys.argv) > 7 else "").split(",") if b]
 runs = {}
 for line in open(raw):
     words = line.split()
-    if not words or words[0] not in ("plan", "scale", "baseline", "latency", "rate", "outofband", "okta", "entra"):
+    if not words or words[0] not in ("plan", "scale", "baseline", "latency", "rate", "outofband", "okta", "entra", "pod"):
         continue
     fields = dict(w.split("=", 1) for w in words[1:] if "=" in w)
     if words[0] in ("scale", "baseline"):
@@ -23,6 +27,8 @@ for line in open(raw):
         key = ("outofband", fields["following"])
     elif words[0] in ("okta", "entra"):
         key = (words[0], int(fields["people"]))
+    elif words[0] == "pod":
+        key = ("pod", int(fields["people"]), fields["role"])
     else:
         key = ("plan", int(fields["people"]))
     runs[key] = fields
@@ -91,6 +97,46 @@ for provider in ("okta", "entra"):
         rows.append((f"{name} (mock) requests per offboarding / per full `scope: All` sweep, {n:,} users", "constant / per user",
                      f'{get(provider, n, "per_offboarding_requests")} / {get(provider, n, "full_sweep_requests")}', ""))
 
+def pod(size, role, field, unit=""):
+    value = runs.get(("pod", size, role), {}).get(field)
+    return NOT if value is None else value if value == "n/a" else f"{value}{unit}"
+
+pod_sizes = sorted({k[1] for k in runs if k[0] == "pod"}) or [1000, 10000]
+for n in pod_sizes:
+    label = f"{n:,}"
+    limit = pod(n, "leader", "limit_mib", " MiB")
+    rows.append((f"In a Pod under the chart's limits: cgroup memory peak, leader / standby, {label} Employees",
+                 f"< the limit ({limit})" if limit != NOT else "< the chart's limit",
+                 f'{pod(n, "leader", "peak_mib", " MiB")} / {pod(n, "standby", "peak_mib", " MiB")}', ""))
+    rows.append((f"… of which resident (RSS) / page cache at the end, leader, {label} Employees", "",
+                 f'{pod(n, "leader", "rss_mib", " MiB")} / {pod(n, "leader", "cache_mib", " MiB")}', ""))
+    rows.append((f"… restarts / OOM kills / times the limit was hit, both replicas, {label} Employees", "0 / 0 / 0",
+                 " / ".join(
+                     NOT if any(pod(n, r, f) == NOT for r in ("leader", "standby"))
+                     else str(sum(int(pod(n, r, f)) for r in ("leader", "standby")))
+                     for f in ("restarts", "oomkilled", "limit_hits")), ""))
+    rows.append((f"… helm install → both Ready / every Employee has its status, {label} Employees", "",
+                 f'{pod(n, "leader", "ready_s", " s")} / {pod(n, "leader", "settled_s", " s")}', ""))
+
+# A partial run keeps what it did not measure from the previous table.
+previous_rows = {}
+try:
+    for line in open(out):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| ") and len(cells) >= 3 and cells[0] != "Measure":
+            previous_rows[cells[0]] = cells
+except FileNotFoundError:
+    pass
+if only:
+    kept_rows = []
+    for measure, goal, value, before in rows:
+        if NOT in value and measure in previous_rows:
+            cells = previous_rows[measure]
+            kept_rows.append((measure, cells[1], cells[2], cells[3] if len(cells) > 3 else ""))
+        else:
+            kept_rows.append((measure, goal, value, before))
+    rows = kept_rows
+
 with_baseline = any(k[0] == "baseline" for k in runs)
 head = "| Measure | Goal | This build |" + (" Baseline |" if with_baseline else "")
 rule = "|---|---|---|" + ("---|" if with_baseline else "")
@@ -103,11 +149,22 @@ for measure, goal, value, before in rows:
 table = "\n".join(lines)
 print(table)
 
+run = f"""Measured by `scripts/bench.sh` in one run, started {started}, on {machine}; keyward at
+{commit}{f", baseline binary `{baseline}`" if baseline else ""}. Release build (`cargo bench`).
+Every figure below comes from that run; "not measured" means the run did not include it."""
+if only:
+    try:
+        text = open(out).read()
+        intro = text[text.index("\n\n") + 2:text.index("\n\n| Measure")]
+    except (FileNotFoundError, ValueError):
+        intro = ""
+    run = (intro + "\n" if intro else "") + (
+        f"The rows of `{', '.join(only)}` come from `scripts/bench.sh {' '.join(only)}`, started {started}, "
+        f"at {commit} on the same machine; the others are from the run above.")
+
 notes = f"""# Performance
 
-Measured by `scripts/bench.sh` in one run, started {started}, on {machine}; keyward at
-{commit}{f", baseline binary `{baseline}`" if baseline else ""}. Release build (`cargo bench`).
-Every figure below comes from that run; "not measured" means the run did not include it.
+{run}
 
 {table}
 
@@ -137,6 +194,13 @@ How each figure is taken (see the benchmarks' module docs):
   an approval of its digest, then carried out by `keyward::sweep` with
   `maxRequestsPerSecond: 20`. The achieved rate is the deletes' (first to last); the busiest
   second is a sliding one-second window over every request's arrival at the mock.
+- **In-Pod rows** (`benches/pod_scale.rs`): a real node (`scripts/kube.sh up --node`),
+  keyward's image from the release build, the chart installed with its defaults (two
+  replicas, its requests and memory limit) over a namespace of N Employees made beforehand
+  (as `kubectl apply` makes them), one privacyIDEA MfaProvider reached over TLS and one grant.
+  Read from each replica's container cgroup (v1) once every Employee has its status and 30 s
+  more: the high-water mark (`memory.max_usage_in_bytes`, what the limit is enforced against;
+  page cache counts), resident and cache figures from `memory.stat`, and `memory.failcnt`.
 - **Latency rows** (`benches/operator_latency.rs`): every Employee of the company holds a
   TOTP token at a real privacyIDEA (all but 20 seeded in bulk); 20 of them are offboarded one
   after another with `kubectl patch`. p99 of 20 samples is the worst one. Requests are counted

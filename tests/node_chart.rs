@@ -2,9 +2,11 @@
 //! imported into a real node (`scripts/kube.sh up --node`), installed with `helm install`; two
 //! replicas start, pass their probes and elect a leader; a company applied with kubectl is
 //! enforced against a real privacyIDEA reached over TLS at the host's address, through the
-//! Pods' network; the leader is deleted and the standby takes over; the audit files on a
-//! PersistentVolume hold one outcome per revoked enrolment and verify; `helm uninstall` keeps
-//! the CRDs and the Employees.
+//! Pods' network; the leader's Pod is deleted (SIGTERM from the kubelet: it releases the Lease
+//! and exits within its grace period) and another replica takes over; the leader's container
+//! is killed with SIGKILL through the runtime and the Lease still passes on within its
+//! duration; `helm upgrade` rolls the Pods; the audit files on a PersistentVolume hold one
+//! outcome per revoked enrolment and verify; `helm uninstall` keeps the CRDs and the Employees.
 //!
 //! One node per machine at a time, so one test walks it all in order; each step is a function
 //! of its own and names itself when it fails, and a failure prints the Pods, their logs and the
@@ -16,195 +18,47 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use support::cluster::eventually;
-use support::kube::{self, ControlPlane};
+use support::node::*;
 use support::tls::TlsFront;
 use support::*;
 
-const NETNS: &str = "keyward-node";
-const RELEASE: &str = "keyward";
-const RELEASE_NS: &str = "keyward-system";
 const COMPANY_NS: &str = "acme-node";
-/// `<fullname>-leader`; the full name is the release name, which already says keyward.
-const LEASE: &str = "keyward-leader";
-const PODS: &str = "app.kubernetes.io/instance=keyward";
-const IMAGE_REPOSITORY: &str = "keyward.local/keyward";
 const IMAGE_TAG: &str = "node-chart";
 /// The same binaries under a second tag, for `helm upgrade`.
 const UPGRADE_TAG: &str = "node-chart-2";
 const CLAIM: &str = "keyward-audit";
 /// The chart's default `leaderElection.leaseDuration`.
 const LEASE_DURATION: Duration = Duration::from_secs(15);
+/// The chart's `terminationGracePeriodSeconds`.
+const GRACE: Duration = Duration::from_secs(30);
 /// Within which a change must reach privacyIDEA (generous: the machine is shared).
 const WITHIN: Duration = Duration::from_secs(45);
 
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+/// The hostPath directory behind the audit PersistentVolume.
+fn audit_dir(node: &Node) -> PathBuf {
+    node.cluster.home.join("audit-pv")
 }
 
-struct Node {
-    cluster: ControlPlane,
-    bin: PathBuf,
-    /// The hostPath directory behind the audit PersistentVolume.
-    audit_dir: PathBuf,
+/// `kubectl patch` of an Employee to Offboarded, as a user offboards someone.
+fn offboard(node: &Node, employee: &str) {
+    let patch = r#"{"spec":{"state":"Offboarded"}}"#;
+    node.kubectl_ok(&["patch", "employee", employee, "-n", COMPANY_NS, "--type", "merge", "-p", patch]);
 }
 
-impl Node {
-    fn env(&self, key: &str) -> &str {
-        self.cluster.env.get(key).unwrap_or_else(|| panic!("up --node printed no {key}"))
-    }
-
-    fn kubectl(&self, args: &[&str]) -> Output {
-        Command::new(self.bin.join("kubectl"))
-            .arg("--kubeconfig")
-            .arg(&self.cluster.kubeconfig)
-            .args(args)
-            .output()
-            .expect("run kubectl")
-    }
-
-    fn kubectl_ok(&self, args: &[&str]) -> String {
-        let out = self.kubectl(args);
-        assert!(out.status.success(), "kubectl {args:?}: {}", text(&out));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn apply(&self, manifest: &Value) {
-        let name = manifest["metadata"]["name"].as_str().unwrap_or("x");
-        let path = self.cluster.home.join(format!("manifest-{}-{name}.json", manifest["kind"].as_str().unwrap_or("x")));
-        std::fs::write(&path, manifest.to_string()).expect("write manifest");
-        self.kubectl_ok(&["apply", "-f", &path.display().to_string()]);
-    }
-
-    fn helm(&self, args: &[&str]) -> Output {
-        let state = self.cluster.home.join("helm");
-        Command::new(self.bin.join("helm"))
-            .arg("--kubeconfig")
-            .arg(&self.cluster.kubeconfig)
-            .args(args)
-            .env("HELM_CONFIG_HOME", state.join("config"))
-            .env("HELM_CACHE_HOME", state.join("cache"))
-            .env("HELM_DATA_HOME", state.join("data"))
-            .output()
-            .expect("run helm")
-    }
-
-    /// The release's Pods that are not being deleted.
-    fn pods(&self) -> Vec<Value> {
-        let list: Value =
-            serde_json::from_str(&self.kubectl_ok(&["get", "pods", "-n", RELEASE_NS, "-l", PODS, "-o", "json"]))
-                .expect("pod list JSON");
-        list["items"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .collect()
-    }
-
-    /// `kubectl patch` of an Employee to Offboarded, as a user offboards someone.
-    fn offboard(&self, employee: &str) {
-        let patch = r#"{"spec":{"state":"Offboarded"}}"#;
-        self.kubectl_ok(&["patch", "employee", employee, "-n", COMPANY_NS, "--type", "merge", "-p", patch]);
-    }
-
-    fn lease_holder(&self) -> String {
-        let out = self.kubectl(&["get", "lease", LEASE, "-n", RELEASE_NS, "-o", "jsonpath={.spec.holderIdentity}"]);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-}
-
-fn pod_name(pod: &Value) -> String {
-    pod["metadata"]["name"].as_str().unwrap_or_default().to_string()
-}
-
-/// Running, its container ready (the readiness probe passed) and never restarted.
-fn ready_unrestarted(pod: &Value) -> bool {
-    let statuses = pod["status"]["containerStatuses"].as_array().cloned().unwrap_or_default();
-    pod["status"]["phase"] == "Running"
-        && !statuses.is_empty()
-        && statuses.iter().all(|s| s["ready"] == true && s["restartCount"] == 0)
-}
-
-impl Drop for Node {
-    /// A failing step shows the release's Pods, their logs and events, and the end of each
-    /// node component's log before `down` removes them.
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            return;
-        }
-        let show = |title: &str, args: &[&str]| {
-            let out = self.kubectl(args);
-            eprintln!("--- {title}\n{}", text(&out));
-        };
-        show("pods", &["get", "pods", "-A", "-o", "wide"]);
-        show("describe pods", &["describe", "pods", "-n", RELEASE_NS]);
-        show("lease", &["get", "lease", "-n", RELEASE_NS, "-o", "yaml"]);
-        show("storage", &["get", "pv,pvc", "-A"]);
-        show("providers", &["get", "mfaproviders", "-n", COMPANY_NS, "-o", "yaml"]);
-        show("events", &["get", "events", "-A", "--sort-by=.lastTimestamp"]);
-        let names = self.kubectl(&["get", "pods", "-n", RELEASE_NS, "-o", "name"]);
-        for pod in String::from_utf8_lossy(&names.stdout).lines() {
-            show(&format!("logs {pod}"), &["logs", "-n", RELEASE_NS, pod, "--all-containers", "--tail=80"]);
-            show(&format!("previous logs {pod}"), &["logs", "-n", RELEASE_NS, pod, "--previous", "--tail=40"]);
-        }
-        self.cluster.print_node_logs();
-    }
-}
-
-/// One node per machine: another test's node (tests/node.rs, someone else's run) goes first.
-fn wait_for_the_machines_node_to_be_free() {
-    let busy = || {
-        let out = Command::new("ip").args(["netns", "list"]).output().expect("ip netns list");
-        String::from_utf8_lossy(&out.stdout).lines().any(|l| l.split_whitespace().next() == Some(NETNS))
-    };
-    if busy() {
-        eprintln!("node_chart: another node cluster is up (netns {NETNS}); waiting for it to go");
-    }
-    eventually(Duration::from_secs(1200), "the other node cluster to go down", || !busy());
-}
-
-/// `scripts/image.sh build` from this run's binaries, then `scripts/image.sh load` into the
-/// node's containerd.
 fn build_and_load_the_image(node: &Node, tag: &str) {
-    let binaries = Path::new(env!("CARGO_BIN_EXE_keyward")).parent().expect("binary directory");
-    let out_dir = node.cluster.home.join(format!("image-{tag}"));
-    let started = Instant::now();
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/image.sh"))
-        .args(["build", "--strip-debug", "--tag", &format!("{IMAGE_REPOSITORY}:{tag}")])
-        .arg("--binaries")
-        .arg(binaries)
-        .arg("--out")
-        .arg(&out_dir)
-        .output()
-        .expect("run scripts/image.sh build");
-    assert!(out.status.success(), "scripts/image.sh build: {}", text(&out));
-    eprintln!("node_chart: image build ({tag}) from target/debug took {:?}", started.elapsed());
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let tar = stdout.lines().find_map(|l| l.strip_prefix("KEYWARD_IMAGE_TAR=")).expect("KEYWARD_IMAGE_TAR");
-    let started = Instant::now();
-    let out = Command::new("bash")
-        .arg(repo().join("scripts/image.sh"))
-        .args(["load", tar])
-        .env("KEYWARD_KUBE_BIN", &node.bin)
-        .env("KEYWARD_CONTAINERD_ADDRESS", node.env("KEYWARD_CONTAINERD_ADDRESS"))
-        .output()
-        .expect("run scripts/image.sh load");
-    assert!(out.status.success(), "scripts/image.sh load: {}", text(&out));
-    eprintln!("node_chart: image load took {:?}", started.elapsed());
+    node.build_and_load_the_image(Path::new(env!("CARGO_BIN_EXE_keyward")), tag);
 }
 
 /// A hostPath PersistentVolume on the node and its claim in the release namespace: every
 /// replica writes a directory of its own on it (ReadWriteOnce is enough on a single node).
 fn audit_volume(node: &Node) {
-    std::fs::create_dir_all(&node.audit_dir).expect("audit directory");
+    std::fs::create_dir_all(&audit_dir(node)).expect("audit directory");
     // The kubelet makes each Pod's subPath directory with this mode, as root: the operator
     // (uid 65532) must be able to write in it.
-    let status = Command::new("chmod").arg("0777").arg(&node.audit_dir).status().expect("chmod");
+    let status = Command::new("chmod").arg("0777").arg(&audit_dir(node)).status().expect("chmod");
     assert!(status.success());
     node.apply(&json!({
         "apiVersion": "v1", "kind": "PersistentVolume",
@@ -212,7 +66,7 @@ fn audit_volume(node: &Node) {
         "spec": {
             "capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"],
             "persistentVolumeReclaimPolicy": "Retain", "storageClassName": CLAIM,
-            "hostPath": {"path": node.audit_dir.display().to_string(), "type": "Directory"}
+            "hostPath": {"path": audit_dir(node).display().to_string(), "type": "Directory"}
         }
     }));
     node.apply(&json!({
@@ -241,19 +95,8 @@ fn values(provider_host: &str, tag: &str) -> Value {
 /// `helm install` with the chart's defaults and what this node needs; two replicas Running
 /// and Ready, never restarted; one of them holds the Lease and logged its start.
 fn helm_install_starts_two_ready_replicas(node: &Node, provider_host: &str) -> Vec<String> {
-    let values_file = node.cluster.home.join("values.json");
-    std::fs::write(&values_file, values(provider_host, IMAGE_TAG).to_string()).expect("write values");
-    let chart = repo().join("charts/keyward");
     let started = Instant::now();
-    let out = node.helm(&[
-        "install",
-        RELEASE,
-        &chart.display().to_string(),
-        "-n",
-        RELEASE_NS,
-        "-f",
-        &values_file.display().to_string(),
-    ]);
+    let out = node.helm_chart("install", &values(provider_host, IMAGE_TAG));
     assert!(out.status.success(), "helm install: {}", text(&out));
     let took = eventually(Duration::from_secs(180), "two replicas Running and Ready", || {
         let pods = node.pods();
@@ -299,7 +142,7 @@ fn a_kubectl_patch_is_revoked_by_the_pods(node: &Node, pi: &PrivacyIdea, company
     });
     eprintln!("node_chart: company applied -> first sweep's revocations: {took:?}");
     assert!(pi.authenticates(company.token("alice", "totp")), "alice is entitled");
-    node.offboard("alice");
+    offboard(node, "alice");
     let took = eventually(WITHIN, "alice revoked", || {
         revoked(pi, company, "alice", "totp") && revoked(pi, company, "alice", "hotp")
     });
@@ -309,12 +152,30 @@ fn a_kubectl_patch_is_revoked_by_the_pods(node: &Node, pi: &PrivacyIdea, company
     assert!(pi.authenticates(company.token("bob", "totp")), "bob keeps his TOTP");
 }
 
-/// The leader's Pod is deleted: the standby holds the Lease within the Lease duration, the
-/// Deployment replaces the Pod, and the next offboarding is revoked by the new leader.
+/// The leader's Pod is deleted: the kubelet sends SIGTERM, the leader finishes its sweep,
+/// releases the Lease and exits within the Pod's grace period (its log, followed through the
+/// shutdown, says so in that order); a live replica holds the Lease within the Lease duration,
+/// the Deployment replaces the Pod, and the next offboarding is revoked by the new leader.
 fn the_standby_takes_over_when_the_leader_is_deleted(node: &Node, pi: &PrivacyIdea, company: &Company) {
     let leader = node.lease_holder();
     let standby: Vec<String> = node.pods().iter().map(pod_name).filter(|p| *p != leader).collect();
     assert_eq!(standby.len(), 1, "one standby beside {leader}: {standby:?}");
+    // `kubectl logs -f` ends when the container has exited: its end is the process's exit.
+    let follow = Command::new(node.bin.join("kubectl"))
+        .arg("--kubeconfig")
+        .arg(&node.cluster.kubeconfig)
+        .args(["logs", "-f", "--since=1s", "-n", RELEASE_NS, &leader])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("kubectl logs -f");
+    // Give the stream a moment to attach before the signal.
+    std::thread::sleep(Duration::from_secs(1));
+    let deleted = Instant::now();
+    let ended = std::thread::spawn(move || {
+        let out = follow.wait_with_output().expect("kubectl logs -f output");
+        (deleted.elapsed(), String::from_utf8_lossy(&out.stdout).into_owned())
+    });
     node.kubectl_ok(&["delete", "pod", &leader, "-n", RELEASE_NS, "--wait=false"]);
     // The standby polls the Lease; the Deployment's replacement Pod tries as it starts: either
     // may win once the leaving leader released it. What counts is that a live replica holds it.
@@ -326,11 +187,20 @@ fn the_standby_takes_over_when_the_leader_is_deleted(node: &Node, pi: &PrivacyId
     let who = if holder == standby[0] { "the standby" } else { "the replacement Pod" };
     eprintln!("node_chart: leader Pod deleted -> {who} {holder} holds the Lease: {took:?}");
     assert!(took <= LEASE_DURATION, "failover took {took:?}, longer than the Lease duration");
+    eventually(GRACE + Duration::from_secs(15), "the deleted leader's container to exit", || ended.is_finished());
+    let (exited, log) = ended.join().expect("the log follower");
+    eprintln!("node_chart: SIGTERM from the kubelet -> the leader's process exited: {exited:?} (grace {GRACE:?})");
+    assert!(exited < GRACE, "the leader took {exited:?} to exit, beyond its grace period");
+    let at = |line: &str| log.find(line).unwrap_or_else(|| panic!("the leaving leader never logged {line:?}:\n{log}"));
+    assert!(
+        at("shutting down") < at("released the leader Lease"),
+        "the leader released the Lease before it began to shut down:\n{log}"
+    );
     let gone = eventually(Duration::from_secs(60), "the deleted leader's Pod gone", || {
         !node.kubectl(&["get", "pod", &leader, "-n", RELEASE_NS]).status.success()
     });
-    eprintln!("node_chart: SIGTERM -> the old leader's Pod gone: {:?} after the takeover", gone);
-    node.offboard("bob");
+    eprintln!("node_chart: the old leader's Pod object gone: {gone:?} later");
+    offboard(node, "bob");
     let took = eventually(WITHIN, "bob revoked by the new leader", || {
         revoked(pi, company, "bob", "totp") && revoked(pi, company, "bob", "hotp")
     });
@@ -342,22 +212,83 @@ fn the_standby_takes_over_when_the_leader_is_deleted(node: &Node, pi: &PrivacyId
     });
 }
 
+/// The container of `pod`, as the runtime names it, and how often the kubelet restarted it.
+fn container_of(node: &Node, pod: &str) -> (String, u64) {
+    let pod = node.pods().into_iter().find(|p| pod_name(p) == pod).unwrap_or_else(|| panic!("no Pod {pod}"));
+    let status = &pod["status"]["containerStatuses"][0];
+    let id = status["containerID"].as_str().unwrap_or_default();
+    let id = id.strip_prefix("containerd://").unwrap_or_else(|| panic!("container id {id:?}"));
+    (id.to_string(), status["restartCount"].as_u64().unwrap_or_default())
+}
+
+/// The leader's process is killed with SIGKILL through the runtime (`ctr tasks kill`): no
+/// shutdown, no release. The kubelet restarts the container; a live replica holds the Lease
+/// (renews it) within the Lease duration of the kill, and the next offboarding is revoked.
+/// Returns grace's new token, revoked here, for the audit check.
+fn the_lease_passes_on_when_the_leaders_container_is_killed(node: &Node, pi: &PrivacyIdea, company: &Company) -> Token {
+    let token = pi.enrol(&company.realm, "grace", "totp");
+    let leader = node.lease_holder();
+    let (container, restarts) = container_of(node, &leader);
+    let renewed = || -> Option<(String, String)> {
+        let out = node.kubectl(&[
+            "get",
+            "lease",
+            LEASE,
+            "-n",
+            RELEASE_NS,
+            "-o",
+            "jsonpath={.spec.holderIdentity} {.spec.renewTime}",
+        ]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (holder, at) = text.split_once(' ')?;
+        Some((holder.to_string(), at.to_string()))
+    };
+    let before = renewed().map(|(_, at)| at).unwrap_or_default();
+    let killed = Instant::now();
+    let out = Command::new(node.bin.join("ctr"))
+        .args(["--address", node.env("KEYWARD_CONTAINERD_ADDRESS"), "-n", "k8s.io"])
+        .args(["tasks", "kill", "--signal", "SIGKILL", &container])
+        .output()
+        .expect("run ctr tasks kill");
+    assert!(out.status.success(), "ctr tasks kill --signal SIGKILL {container}: {}", text(&out));
+    // Lease times are RFC 3339 with microseconds, all written by this machine's clock: a later
+    // renewal sorts after the last one before the kill.
+    let mut holder = String::new();
+    let took = eventually(LEASE_DURATION + Duration::from_secs(10), "a live replica to renew the Lease", || {
+        let Some((h, at)) = renewed() else { return false };
+        holder = h;
+        at > before
+            && !holder.is_empty()
+            && node.pods().iter().any(|p| pod_name(p) == holder && p["status"]["containerStatuses"][0]["ready"] == true)
+    });
+    let who = if holder == leader { "the killed leader's restarted container" } else { "the standby" };
+    eprintln!("node_chart: leader SIGKILLed -> {who} ({holder}) renews the Lease: {took:?}");
+    assert!(took <= LEASE_DURATION + Duration::from_secs(5), "the Lease was held by no live replica for {took:?}");
+    eventually(Duration::from_secs(60), "the kubelet to restart the killed container", || {
+        let pod = node.pods().into_iter().find(|p| pod_name(p) == leader);
+        let status = pod.as_ref().map(|p| p["status"]["containerStatuses"][0].clone()).unwrap_or_default();
+        status["restartCount"].as_u64() == Some(restarts + 1) && status["lastState"]["terminated"]["exitCode"] == 137
+    });
+    offboard(node, "grace");
+    let took = eventually(WITHIN, "grace revoked", || !pi.tokens(&company.realm).contains_key(&token.serial));
+    eprintln!("node_chart: kubectl patch -> revocation after the SIGKILL: {took:?}");
+    assert!(!pi.authenticates(&token), "grace still logs in");
+    eventually(Duration::from_secs(120), "both replicas Ready again", || {
+        let pods = node.pods();
+        pods.len() == 2
+            && pods
+                .iter()
+                .all(|p| p["status"]["phase"] == "Running" && p["status"]["containerStatuses"][0]["ready"] == true)
+    });
+    eprintln!("node_chart: kill to both Ready again: {:?}", killed.elapsed());
+    token
+}
+
 /// `helm upgrade` to the same binaries under another tag rolls the Deployment (a new Pod
 /// Ready before an old one goes); no enrolment is revoked again (checked with the audit files).
 fn helm_upgrade_rolls_the_pods(node: &Node, provider_host: &str) {
     build_and_load_the_image(node, UPGRADE_TAG);
-    let values_file = node.cluster.home.join("values-upgrade.json");
-    std::fs::write(&values_file, values(provider_host, UPGRADE_TAG).to_string()).expect("write values");
-    let chart = repo().join("charts/keyward");
-    let out = node.helm(&[
-        "upgrade",
-        RELEASE,
-        &chart.display().to_string(),
-        "-n",
-        RELEASE_NS,
-        "-f",
-        &values_file.display().to_string(),
-    ]);
+    let out = node.helm_chart("upgrade", &values(provider_host, UPGRADE_TAG));
     assert!(out.status.success(), "helm upgrade: {}", text(&out));
     let image = format!("{IMAGE_REPOSITORY}:{UPGRADE_TAG}");
     let mut unheld = 0;
@@ -378,9 +309,9 @@ fn helm_upgrade_rolls_the_pods(node: &Node, provider_host: &str) {
 
 /// Every replica's audit files on the volume: each verifies (`keyward audit verify`), and
 /// across all of them each revoked enrolment has exactly one final outcome.
-fn the_audit_files_hold_one_outcome_per_revocation(node: &Node, company: &Company) {
+fn the_audit_files_hold_one_outcome_per_revocation(node: &Node, company: &Company, also: &[&Token]) {
     let files = || -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&node.audit_dir)
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&audit_dir(node))
             .expect("audit directory")
             .flatten()
             .map(|d| d.path().join("audit.jsonl"))
@@ -409,6 +340,7 @@ fn the_audit_files_hold_one_outcome_per_revocation(node: &Node, company: &Compan
         [("alice", "totp"), ("alice", "hotp"), ("bob", "totp"), ("bob", "hotp"), ("carol", "totp"), ("frank", "totp")]
             .iter()
             .map(|(user, kind)| company.token(user, kind).serial.as_str())
+            .chain(also.iter().map(|t| t.serial.as_str()))
             .collect();
     // A record is on disk a moment after privacyIDEA answered.
     eventually(WITHIN, "an outcome record for every revocation", || {
@@ -471,12 +403,7 @@ fn helm_uninstall_keeps_the_crds_and_the_employees(node: &Node) {
 fn the_chart_on_a_real_node_revokes_fails_over_and_uninstalls() {
     let pi = privacyidea();
     let company = company(pi, "node-chart");
-    wait_for_the_machines_node_to_be_free();
-    let started = Instant::now();
-    let cluster = ControlPlane::start_with_node("chart");
-    eprintln!("node_chart: scripts/kube.sh up --node took {:?}", started.elapsed());
-    let audit_dir = cluster.home.join("audit-pv");
-    let node = Node { bin: kube::bin_dir().to_path_buf(), cluster, audit_dir };
+    let node = Node::start("chart", &[COMPANY_NS]);
 
     // privacyIDEA listens on loopback; Pods reach it through a TLS front at the host's address.
     let upstream: SocketAddr =
@@ -492,7 +419,8 @@ fn the_chart_on_a_real_node_revokes_fails_over_and_uninstalls() {
     helm_install_starts_two_ready_replicas(&node, &front.addr.to_string());
     a_kubectl_patch_is_revoked_by_the_pods(&node, pi, &company, tree.path());
     the_standby_takes_over_when_the_leader_is_deleted(&node, pi, &company);
+    let graces = the_lease_passes_on_when_the_leaders_container_is_killed(&node, pi, &company);
     helm_upgrade_rolls_the_pods(&node, &front.addr.to_string());
-    the_audit_files_hold_one_outcome_per_revocation(&node, &company);
+    the_audit_files_hold_one_outcome_per_revocation(&node, &company, &[&graces]);
     helm_uninstall_keeps_the_crds_and_the_employees(&node);
 }

@@ -187,6 +187,7 @@ impl Elector {
     /// hand over while it does.
     pub async fn release(&self) {
         self.leadership.set(None);
+        // Some(answered): we held it and asked to give it up; None: not ours to give.
         let release = async {
             if let Ok(Some(mut lease)) = self.api.get_opt(&self.name).await
                 && let Some(spec) = lease.spec.as_mut()
@@ -194,12 +195,22 @@ impl Elector {
             {
                 spec.holder_identity = None;
                 spec.lease_duration_seconds = Some(1);
-                let _ = self.api.replace(&self.name, &PostParams::default(), &lease).await;
+                return Some(self.api.replace(&self.name, &PostParams::default(), &lease).await.is_ok());
             }
+            None
         };
         // A hung API server must not keep the process from exiting: the Lease then simply
-        // expires.
-        let _ = tokio::time::timeout(self.duration / 3, release).await;
+        // expires. The line tells whoever reads a shutdown whether a standby could take over
+        // at once or had to wait the Lease out.
+        match tokio::time::timeout(self.duration / 3, release).await {
+            Ok(Some(true)) => {
+                tracing::info!(lease = %self.name, identity = %self.identity, "released the leader Lease")
+            }
+            Ok(None) => {}
+            Ok(Some(false)) | Err(_) => {
+                tracing::warn!(lease = %self.name, "could not release the leader Lease; a standby takes over when it expires")
+            }
+        }
     }
 
     /// Campaigns until `shutdown` fires, publishing leadership on `leader` (for logs, metrics

@@ -7,6 +7,7 @@ pub mod crowd;
 pub mod failing;
 pub mod fault_proxy;
 pub mod kube;
+pub mod node;
 pub mod proxy;
 pub mod shown;
 pub mod tls;
