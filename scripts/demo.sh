@@ -30,7 +30,7 @@ say "Building the cluster's binaries (once; progress below)"
 # command substitution inside eval's arguments (which went on to "unbound variable").
 TOOLS_ENV=$(bash scripts/kube.sh env)
 eval "$TOOLS_ENV"
-export PATH=$KEYWARD_KUBE_BIN:$PATH
+export KEYWARD_KUBE_BIN PATH=$KEYWARD_KUBE_BIN:$PATH
 
 say "Starting privacyIDEA 3.14 on loopback (installs into a venv on first use)"
 export KEYWARD_PI_HOME=${KEYWARD_PI_HOME:-$REPO/.cache/demo-privacyidea}
@@ -100,11 +100,10 @@ done
 python3 - "$TREE/10-provider.yaml" "$PKI/ca.pem" <<'PY'
 import sys
 path, ca = sys.argv[1], open(sys.argv[2]).read()
-bundle = "".join(f"      {line}\n" for line in ca.splitlines())
+bundle = "".join(f"    {line}\n" for line in ca.splitlines())
 text = open(path).read()
-anchor = "    url: "
-line_end = text.index("\n", text.index(anchor)) + 1
-open(path, "w").write(text[:line_end] + "    caBundle: |\n" + bundle + text[line_end:])
+anchor = text.index("\n  userMapping: ") + 1
+open(path, "w").write(text[:anchor] + "  caBundle: |\n" + bundle + text[anchor:])
 PY
 
 users() { python3 scripts/pi_users.py "$@"; }
@@ -211,12 +210,12 @@ say "The CLI on the same tree: keyward validate -f examples/acme"
 "$KEYWARD" validate -f "$TREE"
 
 say "keyward plan -f examples/acme"
-set +e; "$KEYWARD" plan -f "$TREE"; code=$?; set -e
+set +e; "$KEYWARD" plan --allow-host "$FRONT" -f "$TREE"; code=$?; set -e
 echo "(exit code $code: 2 = changes pending)"
 
 say "keyward apply -f examples/acme"
 CLI_AUDIT=$TREE/cli-audit.jsonl
-"$KEYWARD" apply -f "$TREE" --audit-log "$CLI_AUDIT"
+"$KEYWARD" apply --allow-host "$FRONT" -f "$TREE" --audit-log "$CLI_AUDIT"
 
 say "Audit records ($CLI_AUDIT)"
 cat "$CLI_AUDIT"
@@ -225,7 +224,7 @@ say "After keyward apply: bob's out-of-band HOTP is refused, everyone else still
 for id in $ALL; do check "${id%-*}" "${id##*-}"; done
 
 say "keyward plan again: nothing left to revoke (grace still has to enrol)"
-set +e; "$KEYWARD" plan -f "$TREE"; code=$?; set -e
+set +e; "$KEYWARD" plan --allow-host "$FRONT" -f "$TREE"; code=$?; set -e
 echo "(exit code $code: 0 = nothing to do)"
 [[ $code == 0 ]]
 echo "demo finished in $((SECONDS - STARTED)) s"
