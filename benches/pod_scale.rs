@@ -66,9 +66,10 @@ fn declare(node: &Node, pi: &PrivacyIdea, front: &TlsFront, namespace: &str, peo
             "metadata": {"name": "corp-pi", "namespace": namespace},
             "spec": {
                 "privacyidea": {
-                    "url": format!("https://{}", front.addr), "realm": realm, "caBundle": front.ca_pem,
+                    "url": format!("https://{}", front.addr), "realm": realm,
                     "credentials": {"secretRef": {"name": "pi-admin"}}
                 },
+                "caBundle": front.ca_pem,
                 "userMapping": "name"
             }
         }),

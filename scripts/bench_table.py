@@ -101,7 +101,7 @@ def pod(size, role, field, unit=""):
     value = runs.get(("pod", size, role), {}).get(field)
     return NOT if value is None else value if value == "n/a" else f"{value}{unit}"
 
-pod_sizes = sorted({k[1] for k in runs if k[0] == "pod"}) or [1000, 10000]
+pod_sizes = sorted({k[1] for k in runs if k[0] == "pod"} | {1000, 10000})
 for n in pod_sizes:
     label = f"{n:,}"
     limit = pod(n, "leader", "limit_mib", " MiB")
@@ -121,21 +121,27 @@ for n in pod_sizes:
 # A partial run keeps what it did not measure from the previous table.
 previous_rows = {}
 try:
+    in_table = False
+    # The generated table only: the one headed "Measure", not the hand-written ones below it.
     for line in open(out):
+        if line.startswith("| Measure |"):
+            in_table = True
+            continue
+        if in_table and not line.startswith("|"):
+            break
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if line.startswith("| ") and len(cells) >= 3 and cells[0] != "Measure":
+        if in_table and not line.startswith("|---") and len(cells) >= 3:
             previous_rows[cells[0]] = cells
 except FileNotFoundError:
     pass
 if only:
-    kept_rows = []
-    for measure, goal, value, before in rows:
-        if NOT in value and measure in previous_rows:
-            cells = previous_rows[measure]
-            kept_rows.append((measure, cells[1], cells[2], cells[3] if len(cells) > 3 else ""))
-        else:
-            kept_rows.append((measure, goal, value, before))
-    rows = kept_rows
+    # The previous table's rows in their order, each replaced where this run measured it;
+    # rows this run measured that the table did not have yet come last.
+    measured = {row[0]: row for row in rows if NOT not in row[2]}
+    merged = []
+    for measure, cells in previous_rows.items():
+        merged.append(measured.pop(measure, (measure, cells[1], cells[2], cells[3] if len(cells) > 3 else "")))
+    rows = merged + [row for row in rows if row[0] in measured]
 
 with_baseline = any(k[0] == "baseline" for k in runs)
 head = "| Measure | Goal | This build |" + (" Baseline |" if with_baseline else "")

@@ -307,8 +307,11 @@ EOF
     )
     log "ctr -n k8s.io images import $tar ($image)"
     "$ctr" --address "$KEYWARD_CONTAINERD_ADDRESS" -n k8s.io images import "$tar" >&2
-    "$ctr" --address "$KEYWARD_CONTAINERD_ADDRESS" -n k8s.io images ls -q | grep -qxF "$image" \
-        || die "containerd does not list $image after the import"
+    # The whole list first: `ctr … | grep -q` under pipefail fails whenever grep stops reading
+    # before ctr has written everything (SIGPIPE), although the image is there.
+    local listed
+    listed=$("$ctr" --address "$KEYWARD_CONTAINERD_ADDRESS" -n k8s.io images ls -q)
+    grep -qxF "$image" <<< "$listed" || die "containerd does not list $image after the import"
     [[ -z ${built:-} ]] || printf '%s\n' "$built"
     echo "KEYWARD_IMAGE_LOADED=$image"
 }
