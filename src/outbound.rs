@@ -14,6 +14,7 @@ pub use crate::providers::allowlist::HostAllowlist;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use thiserror::Error;
 
 static NOTIFICATION_HOSTS: OnceLock<HostAllowlist> = OnceLock::new();
 
@@ -103,15 +104,39 @@ impl reqwest::dns::Resolve for PublicResolver {
     }
 }
 
+/// A client that could not be built, said with its causes: reqwest's own message is only
+/// "builder error".
+#[derive(Debug, Error)]
+#[error("{}", with_causes(.0))]
+pub struct ClientError(#[from] reqwest::Error);
+
+fn with_causes(error: &reqwest::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// The client every notification and audit event is posted with: a timeout, no redirects (the
-/// URL goes where it was checked, nowhere else), and the resolver above.
-pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
+/// URL goes where it was checked, nowhere else), and the resolver above. A client that cannot
+/// be built is an error for the caller to stop on: any other client would post without these
+/// rules.
+pub fn client(timeout: Duration) -> Result<reqwest::Client, ClientError> {
+    with_rules(reqwest::Client::builder(), timeout)
+}
+
+/// `builder` with the rules of [`client`], built.
+fn with_rules(builder: reqwest::ClientBuilder, timeout: Duration) -> Result<reqwest::Client, ClientError> {
+    let client = builder
         .timeout(timeout)
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(Arc::new(PublicResolver))
-        .build()
-        .unwrap_or_default()
+        .build()?;
+    Ok(client)
 }
 
 #[cfg(test)]
@@ -144,6 +169,19 @@ mod tests {
         assert!(check_with(&url("https://hooks.slack.com/services/x"), &list).is_ok());
         let said = check_with(&url("https://collector.evil.example/x"), &list).expect_err("off the list");
         assert!(said.contains("collector.evil.example") && said.contains("allowlist"), "{said}");
+    }
+
+    #[test]
+    fn a_client_that_cannot_be_built_is_an_error_not_a_client_without_the_rules() {
+        assert!(client(Duration::from_secs(10)).is_ok());
+        // No TLS version is both at least 1.3 and at most 1.2: the build fails.
+        let impossible = reqwest::Client::builder()
+            .min_tls_version(reqwest::tls::Version::TLS_1_3)
+            .max_tls_version(reqwest::tls::Version::TLS_1_2);
+        let error = with_rules(impossible, Duration::from_secs(10)).expect_err("an unbuildable client is an error");
+        // The cause is said, not only reqwest's "builder error".
+        let said = error.to_string();
+        assert!(said.starts_with("builder error: ") && said.contains("tls"), "{said}");
     }
 
     #[tokio::test]

@@ -4,7 +4,7 @@
 #[path = "support/shown.rs"]
 mod shown;
 
-use keyward::audit::cloudevents::{CONTENT_TYPE, Delivery, Endpoint};
+use keyward::audit::cloudevents::{CONTENT_TYPE, CollectorDelivery, Endpoint};
 use keyward::audit::spool::Spool;
 use keyward::audit::{AuditRecord, AuditSink, Event, JsonLinesFile, Outcome, sha256_hex};
 use keyward::retry::Exponential;
@@ -112,7 +112,7 @@ fn open(log: &Path) -> (JsonLinesFile, Spool) {
 /// Delivery of `spool` to `addr`, quick to retry, until the returned sender is dropped.
 fn deliver(spool: &Spool, addr: SocketAddr, token: Option<&Path>) -> tokio::sync::oneshot::Sender<()> {
     let endpoint = Endpoint { url: format!("http://{addr}/events"), token_file: token.map(Path::to_path_buf) };
-    let mut delivery = Delivery::new(spool.clone(), endpoint);
+    let mut delivery = CollectorDelivery::new(spool.clone(), endpoint).expect("build the delivery");
     delivery.backoff = Exponential { base: Duration::from_millis(20), cap: Duration::from_millis(100) };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(delivery.run(async move {

@@ -208,7 +208,7 @@ fn notifier(spool: &Path, audit: &Arc<Memory>, secrets: Arc<Secrets>, shutdown: 
         backlog: Default::default(),
         failures: Default::default(),
     };
-    Notifier::start(settings, shutdown)
+    Notifier::start(settings, shutdown).expect("start the notifier")
 }
 
 async fn eventually(what: &str, done: impl Fn() -> bool) {

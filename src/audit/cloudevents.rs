@@ -7,7 +7,7 @@
 //! and the revocations never wait for the collector.
 
 use super::sha256_hex;
-use super::spool::{Ack, Spool};
+use super::spool::{Deliver, Spool};
 use crate::retry::Exponential;
 use std::future::Future;
 use std::path::PathBuf;
@@ -20,12 +20,10 @@ pub const CONTENT_TYPE: &str = "application/cloudevents+json";
 /// How long a collector may take to answer one event.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// How often an idle delivery looks at the spool without being woken (a spool a previous
-/// process left, a wake-up lost).
-const POLL: Duration = Duration::from_secs(5);
-
 #[derive(Debug, Error)]
 pub enum DeliveryError {
+    #[error("build the HTTP client for audit delivery to {url}: {source}")]
+    Client { url: String, source: crate::outbound::ClientError },
     #[error("audit line is not a JSON record: {0}")]
     Record(#[source] serde_json::Error),
     #[error("read the collector's bearer token from {path}: {source}")]
@@ -67,69 +65,30 @@ pub struct Endpoint {
     pub token_file: Option<PathBuf>,
 }
 
-/// Drains a spool to an endpoint until shut down.
-pub struct Delivery {
+/// Delivers a spool's records to the collector at an endpoint.
+pub struct CollectorDelivery {
     spool: Spool,
     endpoint: Endpoint,
     client: reqwest::Client,
-    /// Between failed attempts at one record.
+    /// Between failed attempts at one record, and at reading the spool.
     pub backoff: Exponential,
 }
 
-impl Delivery {
-    pub fn new(spool: Spool, endpoint: Endpoint) -> Delivery {
+impl CollectorDelivery {
+    /// Fails when the HTTP client cannot be built: a client without the timeout and the
+    /// redirect rules must never stand in for it.
+    pub fn new(spool: Spool, endpoint: Endpoint) -> Result<CollectorDelivery, DeliveryError> {
         // No redirects and no link-local address: a collector's URL goes where it was checked.
-        let client = crate::outbound::client(REQUEST_TIMEOUT);
+        let client = crate::outbound::client(REQUEST_TIMEOUT)
+            .map_err(|source| DeliveryError::Client { url: endpoint.url.clone(), source })?;
         let backoff = Exponential { base: Duration::from_secs(1), cap: Duration::from_secs(300) };
-        Delivery { spool, endpoint, client, backoff }
+        Ok(CollectorDelivery { spool, endpoint, client, backoff })
     }
 
     /// Delivers every spooled record in order, the ones a previous process left first, until
     /// `shutdown`. A POST in flight then is abandoned and sent again by the next process.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        tokio::select! {
-            () = &mut shutdown => {}
-            () = self.drain_forever() => {}
-        }
-    }
-
-    async fn drain_forever(&self) {
-        let mut attempt = 0;
-        loop {
-            match self.drain().await {
-                Ok(()) => {
-                    attempt = 0;
-                    let _ = tokio::time::timeout(POLL, self.spool.wake.notified()).await;
-                }
-                Err(e) => {
-                    self.spool.failures.inc();
-                    tracing::warn!(error = %e, backlog = self.spool.backlog.get(), "audit delivery: reading the spool failed");
-                    tokio::time::sleep(self.backoff.delay(attempt)).await;
-                    attempt = attempt.saturating_add(1);
-                }
-            }
-        }
-    }
-
-    /// Sends the records from the acknowledged position to the end of the spool.
-    async fn drain(&self) -> std::io::Result<()> {
-        let mut ack = self.spool.acked()?;
-        while let Some((line, after)) = self.spool.next_line(ack.position)? {
-            match cloud_event(&line) {
-                Ok(event) => self.send_until_accepted(&event).await,
-                // Not a record (a spool edited by hand): it cannot be delivered, and waiting
-                // would stop every record behind it. The audit file keeps it.
-                Err(e) => {
-                    self.spool.failures.inc();
-                    tracing::error!(error = %e, "audit delivery: skipped a spool line that is not a record");
-                }
-            }
-            ack = Ack { position: after, hash: sha256_hex(&line) };
-            self.spool.acknowledge(&ack)?;
-            self.spool.backlog.dec();
-        }
-        Ok(())
+        self.spool.drain_until(&self, self.backoff, shutdown).await;
     }
 
     /// Retries `event` with backoff until the collector accepts it.
@@ -164,6 +123,23 @@ impl Delivery {
     }
 }
 
+impl Deliver for CollectorDelivery {
+    const NAME: &'static str = "audit delivery";
+
+    /// Sends the record until the collector accepts it.
+    async fn deliver(&self, line: &[u8]) {
+        match cloud_event(line) {
+            Ok(event) => self.send_until_accepted(&event).await,
+            // Not a record (a spool edited by hand): it cannot be delivered, and waiting
+            // would stop every record behind it. The audit file keeps it.
+            Err(e) => {
+                self.spool.failures.inc();
+                tracing::error!(error = %e, "audit delivery: skipped a spool line that is not a record");
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -188,5 +164,22 @@ mod tests {
         assert_eq!(event["source"], "keyward/acme/corp-pi");
         assert_eq!(event["type"], "dev.keyward.audit.outcome");
         assert!(cloud_event(b"not json").is_err());
+    }
+
+    #[test]
+    fn a_client_that_cannot_be_built_is_said_with_the_collector_it_was_for() {
+        let source = reqwest::Client::builder()
+            .min_tls_version(reqwest::tls::Version::TLS_1_3)
+            .max_tls_version(reqwest::tls::Version::TLS_1_2)
+            .build()
+            .expect_err("no TLS version left");
+        let source = crate::outbound::ClientError::from(source);
+        let said = DeliveryError::Client { url: "https://collector.example/events".into(), source }.to_string();
+        assert!(
+            said.starts_with(
+                "build the HTTP client for audit delivery to https://collector.example/events: builder error: "
+            ),
+            "{said}"
+        );
     }
 }

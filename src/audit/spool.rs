@@ -1,25 +1,46 @@
 //! The delivery spool: a directory beside the audit file (`<log>.spool/`) holding the sealed
 //! lines still to be delivered to a collector, and how far the collector acknowledged them.
 //!
-//! The file sink appends each line here after the log's own fsync ([`SpoolWriter`]); the
-//! delivery task reads them in order and records each acknowledgement ([`SpoolReader`]). Lines
-//! go to numbered segments (`00000000000000000007.jsonl`), a new one past
-//! [`SEGMENT_BYTES`]; the writer only ever appends to the newest, so a
-//! segment with a newer one beside it is final and is deleted once acknowledged to its end.
+//! The file sink appends each line here after the log's own fsync ([`SpoolWriter`]); a
+//! delivery task drains them in order ([`Spool::drain_until`], with a [`Deliver`] saying what
+//! is done with each line) and records each acknowledgement. Notifications use the same
+//! mechanism, one spool per target. Lines go to numbered segments
+//! (`00000000000000000007.jsonl`), a new one past [`SEGMENT_BYTES`]; the writer only ever
+//! appends to the newest, so a segment with a newer one beside it is final and is deleted once
+//! acknowledged to its end.
 //! `acked` holds the acknowledged position (segment, byte offset) and the hash of the line
 //! there, written whole and renamed: a restart resends nothing the collector acknowledged.
 
 use super::sha256_hex;
+use crate::retry::Exponential;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use std::fs::{self, File, OpenOptions};
+use std::future::Future;
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::Notify;
 
 /// A segment grows to about this size before the next one starts.
 pub const SEGMENT_BYTES: u64 = 1024 * 1024;
+
+/// How often an idle drain looks at the spool without being woken (a spool a previous
+/// process left, a wake-up lost).
+pub const POLL: Duration = Duration::from_secs(5);
+
+/// What a delivery does with each spooled line; [`Spool::drain_until`] hands the lines out.
+pub trait Deliver {
+    /// Names the delivery in the drain's log messages ("audit delivery").
+    const NAME: &'static str;
+
+    /// Takes one line (without its newline) as far as it will go: delivered, or given up on.
+    /// The line is acknowledged when this returns, so it must not return while the line may
+    /// still need sending; a line that can never be delivered is given up here, or it would
+    /// hold back every line behind it.
+    fn deliver(&self, line: &[u8]) -> impl Future<Output = ()> + Send;
+}
 
 /// The spool of one audit file, shared by its writer and its delivery task.
 #[derive(Clone, Debug)]
@@ -147,6 +168,59 @@ impl Spool {
             }
             at = Position { segment: newer, offset: 0 };
         }
+    }
+
+    /// Hands every spooled line to `delivery` in order, the ones a previous process left
+    /// first, until `shutdown`. A line is acknowledged only after `deliver` returned: a line in
+    /// hand at shutdown is abandoned, and the next process hands it out again. A spool that
+    /// cannot be read is counted as a failure and tried again after `backoff`.
+    pub async fn drain_until<D: Deliver>(
+        &self,
+        delivery: &D,
+        backoff: Exponential,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        tokio::select! {
+            () = &mut shutdown => {}
+            () = self.drain_forever(delivery, backoff) => {}
+        }
+    }
+
+    async fn drain_forever<D: Deliver>(&self, delivery: &D, backoff: Exponential) {
+        let mut attempt = 0;
+        loop {
+            match self.drain(delivery).await {
+                Ok(()) => {
+                    attempt = 0;
+                    let _ = tokio::time::timeout(POLL, self.wake.notified()).await;
+                }
+                Err(e) => {
+                    self.failures.inc();
+                    tracing::warn!(
+                        error = %e,
+                        spool = %self.dir.display(),
+                        backlog = self.backlog.get(),
+                        "{}: reading the spool failed",
+                        D::NAME
+                    );
+                    tokio::time::sleep(backoff.delay(attempt)).await;
+                    attempt = attempt.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    /// Hands out the lines from the acknowledged position to the end of the spool.
+    async fn drain<D: Deliver>(&self, delivery: &D) -> io::Result<()> {
+        let mut ack = self.acked()?;
+        while let Some((line, after)) = self.next_line(ack.position)? {
+            delivery.deliver(&line).await;
+            ack = Ack { position: after, hash: sha256_hex(&line) };
+            self.acknowledge(&ack)?;
+            self.backlog.dec();
+        }
+        Ok(())
     }
 
     /// How many whole lines wait from `at` on (read once, at open, for the backlog gauge).
@@ -345,6 +419,161 @@ mod tests {
         OpenOptions::new().append(true).open(&path).and_then(|mut f| f.write_all(b"tw")).expect("cut line");
         let reopened = SpoolWriter::open(spool(dir.path()), "one\ntwo\nthree\n").expect("reopen");
         assert_eq!(drain(reopened.spool()), vec!["one", "two", "three"]);
+    }
+
+    /// Records each line handed out, with the hash acknowledged when it was handed out, and
+    /// never returns from `stall_on`.
+    struct Recorder {
+        spool: Spool,
+        seen: std::sync::Mutex<Vec<(String, String)>>,
+        stall_on: Option<&'static str>,
+    }
+
+    impl Recorder {
+        fn new(spool: &Spool, stall_on: Option<&'static str>) -> Arc<Recorder> {
+            Arc::new(Recorder { spool: spool.clone(), seen: Default::default(), stall_on })
+        }
+
+        fn lines(&self) -> Vec<String> {
+            self.seen.lock().expect("seen").iter().map(|(line, _)| line.clone()).collect()
+        }
+    }
+
+    impl Deliver for Recorder {
+        const NAME: &'static str = "test delivery";
+
+        async fn deliver(&self, line: &[u8]) {
+            let line = String::from_utf8(line.to_vec()).expect("utf-8");
+            let acked = self.spool.acked().expect("acked").hash;
+            self.seen.lock().expect("seen").push((line.clone(), acked));
+            if self.stall_on == Some(line.as_str()) {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    const QUICK: Exponential = Exponential { base: Duration::from_millis(10), cap: Duration::from_millis(50) };
+
+    /// Drains `spool` into `recorder` on a task until the returned sender is used or dropped.
+    fn start(
+        spool: &Spool,
+        recorder: &Arc<Recorder>,
+    ) -> (tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (spool, recorder) = (spool.clone(), recorder.clone());
+        let task = tokio::spawn(async move {
+            spool
+                .drain_until(&*recorder, QUICK, async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        (stop, task)
+    }
+
+    /// Waits up to `limit` for `done`.
+    async fn within(limit: Duration, what: &str, done: impl Fn() -> bool) {
+        let start = std::time::Instant::now();
+        while !done() {
+            assert!(start.elapsed() < limit, "timed out waiting for {what}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    async fn stopped(stop: tokio::sync::oneshot::Sender<()>, task: tokio::task::JoinHandle<()>) {
+        let _ = stop.send(());
+        tokio::time::timeout(Duration::from_secs(2), task)
+            .await
+            .expect("the drain stops at shutdown")
+            .expect("the drain did not panic");
+    }
+
+    #[tokio::test]
+    async fn the_drain_hands_out_lines_in_order_and_acknowledges_each_only_after_its_delivery() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut writer = SpoolWriter::open_alone(spool(dir.path())).expect("open");
+        writer.max_segment_bytes = 20;
+        let lines: Vec<String> = (0..5).map(|i| format!("line {i} ......")).collect();
+        for line in &lines {
+            writer.append(line.as_bytes()).expect("append");
+        }
+        let spool = writer.spool().clone();
+        let recorder = Recorder::new(&spool, None);
+        let (stop, task) = start(&spool, &recorder);
+        within(Duration::from_secs(2), "five lines", || recorder.lines().len() >= 5).await;
+        within(Duration::from_secs(2), "the last acknowledgement", || spool.backlog.get() == 0).await;
+        stopped(stop, task).await;
+
+        let seen = recorder.seen.lock().expect("seen").clone();
+        let acked_before: Vec<String> = std::iter::once(String::new())
+            .chain(lines.iter().map(|l| sha256_hex(l.as_bytes())))
+            .take(lines.len())
+            .collect();
+        assert_eq!(seen, lines.iter().cloned().zip(acked_before).collect::<Vec<_>>());
+        assert_eq!(spool.acked().expect("acked").hash, sha256_hex(lines[4].as_bytes()));
+        assert_eq!(spool.failures.get(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_line_in_hand_at_shutdown_is_handed_out_again_by_the_next_drain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut writer = SpoolWriter::open_alone(spool(dir.path())).expect("open");
+        for line in ["a0", "a1", "a2"] {
+            writer.append(line.as_bytes()).expect("append");
+        }
+        let first = Recorder::new(writer.spool(), Some("a1"));
+        let (stop, task) = start(writer.spool(), &first);
+        within(Duration::from_secs(2), "a1 in hand", || first.lines().len() >= 2).await;
+        // The delivery of a1 never returns: shutdown abandons it.
+        stopped(stop, task).await;
+        assert_eq!(first.lines(), vec!["a0", "a1"]);
+        assert_eq!(writer.spool().acked().expect("acked").hash, sha256_hex(b"a0"));
+        drop(writer);
+
+        let reopened = SpoolWriter::open_alone(spool(dir.path())).expect("reopen");
+        assert_eq!(reopened.spool().backlog.get(), 2);
+        let next = Recorder::new(reopened.spool(), None);
+        let (stop, task) = start(reopened.spool(), &next);
+        within(Duration::from_secs(2), "the rest", || next.lines().len() >= 2).await;
+        within(Duration::from_secs(2), "the last acknowledgement", || reopened.spool().backlog.get() == 0).await;
+        stopped(stop, task).await;
+        assert_eq!(next.lines(), vec!["a1", "a2"]);
+    }
+
+    #[tokio::test]
+    async fn an_idle_drain_is_woken_by_an_append_and_stops_at_shutdown() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut writer = SpoolWriter::open_alone(spool(dir.path())).expect("open");
+        let recorder = Recorder::new(writer.spool(), None);
+        let (stop, task) = start(writer.spool(), &recorder);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        writer.append(b"woken").expect("append");
+        // Well before the poll: the append's wake-up, not the poll, brought it.
+        within(POLL / 2, "the appended line", || recorder.lines() == ["woken"]).await;
+        stopped(stop, task).await;
+        writer.append(b"after").expect("append");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(recorder.lines(), vec!["woken"]);
+        assert_eq!(writer.spool().backlog.get(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_spool_that_cannot_be_read_counts_failures_and_is_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut writer = SpoolWriter::open_alone(spool(dir.path())).expect("open");
+        writer.append(b"held").expect("append");
+        let acked = writer.spool().dir.join("acked");
+        fs::write(&acked, "not a position\n").expect("spoil acked");
+        let recorder = Recorder::new(writer.spool(), None);
+        let (stop, task) = start(writer.spool(), &recorder);
+        within(Duration::from_secs(2), "failed reads", || writer.spool().failures.get() >= 2).await;
+        assert!(recorder.lines().is_empty());
+        assert_eq!(writer.spool().backlog.get(), 1);
+
+        fs::remove_file(&acked).expect("mend acked");
+        within(Duration::from_secs(2), "the held line", || recorder.lines() == ["held"]).await;
+        within(Duration::from_secs(2), "its acknowledgement", || writer.spool().backlog.get() == 0).await;
+        stopped(stop, task).await;
     }
 
     #[test]

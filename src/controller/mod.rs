@@ -22,7 +22,7 @@ pub mod settings;
 pub mod status;
 pub mod targets;
 
-use crate::audit::cloudevents::{Delivery, Endpoint};
+use crate::audit::cloudevents::{CollectorDelivery, DeliveryError, Endpoint};
 use crate::audit::spool::Spool;
 use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, MfaProvider, RevocationApproval};
 use crate::engine::planner::provider_key;
@@ -56,6 +56,10 @@ pub enum RunError {
     EndpointWithoutFile,
     #[error("--audit-endpoint: {0}")]
     Endpoint(String),
+    #[error("start the audit delivery: {0}")]
+    AuditDelivery(#[source] DeliveryError),
+    #[error("start the notifications: {0}")]
+    Notifier(#[source] crate::notify::NotifyError),
 }
 
 /// The audit trail of this replica: its records name it and its ServiceAccount (the chart
@@ -93,16 +97,21 @@ fn audit_spool(args: &RunArgs, metrics: &crate::metrics::Metrics) -> Result<Opti
     Ok(Some(Spool::beside(&args.audit_log, backlog, failures)))
 }
 
+/// The delivery of the spool to `--audit-endpoint`, when there is one; built before anything
+/// starts, so that a delivery that cannot be built stops the start.
+fn audit_delivery(args: &RunArgs, spool: Option<Spool>) -> Result<Option<CollectorDelivery>, RunError> {
+    let (Some(url), Some(spool)) = (args.audit_endpoint.clone(), spool) else { return Ok(None) };
+    let endpoint = Endpoint { url, token_file: args.audit_endpoint_token_file.clone() };
+    CollectorDelivery::new(spool, endpoint).map(Some).map_err(RunError::AuditDelivery)
+}
+
 /// Delivers the spool to `--audit-endpoint` until shutdown. On every replica: only the leader
 /// writes records, and a former leader still sends what it spooled.
 fn deliver_audit(
-    args: &RunArgs,
-    spool: Option<Spool>,
+    delivery: Option<CollectorDelivery>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Option<tokio::task::JoinHandle<()>> {
-    let endpoint = Endpoint { url: args.audit_endpoint.clone()?, token_file: args.audit_endpoint_token_file.clone() };
-    let delivery = Delivery::new(spool?, endpoint);
-    Some(tokio::spawn(delivery.run(async move {
+    Some(tokio::spawn(delivery?.run(async move {
         let _ = shutdown.changed().await;
     })))
 }
@@ -115,7 +124,7 @@ fn start_notifier(
     secrets: &Cache<Secret>,
     metrics: &crate::metrics::Metrics,
     shutdown: watch::Receiver<bool>,
-) -> crate::notify::Notifier {
+) -> Result<crate::notify::Notifier, RunError> {
     let settings = crate::notify::Settings {
         spool: args.notification_spool(),
         audit,
@@ -124,7 +133,7 @@ fn start_notifier(
         backlog: metrics.notification_backlog.clone(),
         failures: metrics.notification_failures.clone(),
     };
-    crate::notify::Notifier::start(settings, shutdown)
+    crate::notify::Notifier::start(settings, shutdown).map_err(RunError::Notifier)
 }
 
 /// The signer key in `path` (`keyward audit keygen`'s first line).
@@ -310,10 +319,11 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let metrics = crate::metrics::Metrics::new();
     let (audit, spool) = open_audit(&args, &identity, &metrics)?;
+    let audit_delivery = audit_delivery(&args, spool)?;
     let changes: Changes = Arc::new(Mutex::new(HashMap::new()));
     let targets: targets::Targets = Default::default();
     let secrets = Cache::merge(built.iter().map(|s| s.secrets.0.clone()).collect());
-    let notifier = start_notifier(&args, audit.clone(), &secrets, &metrics, shutdown_rx.clone());
+    let notifier = start_notifier(&args, audit.clone(), &secrets, &metrics, shutdown_rx.clone())?;
 
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -377,7 +387,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
     }
     tokio::spawn(claim::keep(ctx.clone(), all_tx.clone(), shutdown_rx.clone()));
     let checkpoint_copy = copy_checkpoint(&args, &client, &identity, &ctx, shutdown_rx.clone());
-    let delivery = deliver_audit(&args, spool, shutdown_rx.clone());
+    let delivery = deliver_audit(audit_delivery, shutdown_rx.clone());
     let background = Background { elector, election, http, checkpoint_copy, delivery };
     shut_down_on_signal(controllers, shutdown_tx, ctx, background).await;
     Ok(())

@@ -10,8 +10,8 @@
 //! applies at once) and never written anywhere: a Slack webhook URL is its own credential.
 
 use super::message::{SIGNATURE_HEADER, Sink, signature};
-use crate::audit::spool::{Ack, Spool};
-use crate::audit::{AuditRecord, AuditSink, NotificationDelivery, Outcome, sha256_hex};
+use crate::audit::spool::{Deliver, Spool};
+use crate::audit::{AuditRecord, AuditSink, NotificationDelivery, Outcome};
 use crate::crd::mfa_provider::{NotificationEvent, SecretKeyRef};
 use crate::retry::Exponential;
 use serde::{Deserialize, Serialize};
@@ -22,9 +22,6 @@ use thiserror::Error;
 
 /// How long a receiver may take to answer one notification.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// How often an idle delivery looks at its spool without being woken.
-const POLL: Duration = Duration::from_secs(5);
 
 /// Refusals in a row (4xx other than 408 and 429) after which a notification is given up:
 /// a webhook that was deleted or a payload the receiver will never take must not hold back
@@ -96,74 +93,50 @@ impl AttemptError {
     }
 }
 
-/// Drains one target's spool until shut down.
-pub struct Delivery {
+/// Delivers one notification target's spool.
+pub struct TargetDelivery {
     pub spool: Spool,
     pub client: reqwest::Client,
     pub secrets: Arc<dyn SecretSource>,
     pub audit: Arc<dyn AuditSink>,
-    /// Between failed attempts at one notification.
+    /// Between failed attempts at one notification, and at reading the spool.
     pub backoff: Exponential,
 }
 
 /// The client notifications are sent with: a timeout, and no redirects (a POST whose URL is
-/// a credential goes where the Secret says, nowhere else).
-pub fn client() -> reqwest::Client {
+/// a credential goes where the Secret says, nowhere else). An error when it cannot be built:
+/// a client without those rules must never stand in for it.
+pub fn client() -> Result<reqwest::Client, crate::outbound::ClientError> {
     crate::outbound::client(REQUEST_TIMEOUT)
 }
 
-impl Delivery {
+impl Deliver for TargetDelivery {
+    const NAME: &'static str = "notification delivery";
+
+    /// Tries the notification until it is accepted or given up.
+    async fn deliver(&self, line: &[u8]) {
+        match serde_json::from_slice::<Envelope>(line) {
+            Ok(envelope) => self.deliver_envelope(&envelope).await,
+            // Not a notification (a spool edited by hand): waiting would stop every one
+            // behind it.
+            Err(e) => {
+                self.spool.failures.inc();
+                tracing::error!(error = %e, spool = %self.spool.dir.display(), "notification delivery: skipped a spool line that is not a notification");
+            }
+        }
+    }
+}
+
+impl TargetDelivery {
     /// Delivers every spooled notification in order, those a previous process left first,
     /// until `shutdown`. A POST in flight then is abandoned and sent again by the next process.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        tokio::select! {
-            () = &mut shutdown => {}
-            () = self.drain_forever() => {}
-        }
-    }
-
-    async fn drain_forever(&self) {
-        let mut attempt = 0;
-        loop {
-            match self.drain().await {
-                Ok(()) => {
-                    attempt = 0;
-                    let _ = tokio::time::timeout(POLL, self.spool.wake.notified()).await;
-                }
-                Err(e) => {
-                    self.spool.failures.inc();
-                    tracing::warn!(error = %e, spool = %self.spool.dir.display(), "notification delivery: reading the spool failed");
-                    tokio::time::sleep(self.backoff.delay(attempt)).await;
-                    attempt = attempt.saturating_add(1);
-                }
-            }
-        }
-    }
-
-    /// Sends the notifications from the acknowledged position to the end of the spool.
-    async fn drain(&self) -> std::io::Result<()> {
-        let mut ack = self.spool.acked()?;
-        while let Some((line, after)) = self.spool.next_line(ack.position)? {
-            match serde_json::from_slice::<Envelope>(&line) {
-                Ok(envelope) => self.deliver(&envelope).await,
-                // Not a notification (a spool edited by hand): waiting would stop every one
-                // behind it.
-                Err(e) => {
-                    self.spool.failures.inc();
-                    tracing::error!(error = %e, spool = %self.spool.dir.display(), "notification delivery: skipped a spool line that is not a notification");
-                }
-            }
-            ack = Ack { position: after, hash: sha256_hex(&line) };
-            self.spool.acknowledge(&ack)?;
-            self.spool.backlog.dec();
-        }
-        Ok(())
+        self.spool.drain_until(&self, self.backoff, shutdown).await;
     }
 
     /// Tries `envelope` until the receiver accepts it, or refuses it
     /// [`REFUSALS_BEFORE_GIVING_UP`] times in a row; each attempt is recorded.
-    async fn deliver(&self, envelope: &Envelope) {
+    async fn deliver_envelope(&self, envelope: &Envelope) {
         let mut refusals = 0;
         let mut attempt: u32 = 1;
         loop {

@@ -20,7 +20,7 @@ use crate::crd::mfa_provider::NotificationTarget;
 use crate::metrics::TargetLabels;
 use crate::retry::Exponential;
 use crate::sweep::SweepReport;
-use delivery::{Delivery, Envelope, SecretSource};
+use delivery::{Envelope, SecretSource, TargetDelivery};
 use kube::ResourceExt;
 use message::Sink;
 use prometheus_client::metrics::counter::Counter;
@@ -40,6 +40,8 @@ const TOLD_KEPT: usize = 1024;
 
 #[derive(Debug, Error)]
 pub enum NotifyError {
+    #[error("build the HTTP client for notifications: {0}")]
+    Client(#[source] crate::outbound::ClientError),
     #[error("open the notification spool {}: {source}", dir.display())]
     OpenSpool { dir: PathBuf, source: io::Error },
     #[error("spool a notification for {provider} target {target}: {source}")]
@@ -96,11 +98,12 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl Notifier {
     /// A notifier whose deliveries stop when `shutdown` turns true. The notifications a
-    /// previous process left undelivered are sent from now on.
-    pub fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Notifier {
+    /// previous process left undelivered are sent from now on. Fails only when the HTTP client
+    /// cannot be built.
+    pub fn start(settings: Settings, shutdown: watch::Receiver<bool>) -> Result<Notifier, NotifyError> {
         let notifier = Notifier {
             settings,
-            client: delivery::client(),
+            client: delivery::client().map_err(NotifyError::Client)?,
             queues: Mutex::new(HashMap::new()),
             tasks: Mutex::new(Vec::new()),
             shutdown,
@@ -110,7 +113,7 @@ impl Notifier {
                 tracing::error!(error = %e, "notifications left by a previous process are not delivered");
             }
         }
-        notifier
+        Ok(notifier)
     }
 
     /// Spools what `report` tells each of the provider's targets; returns once each
@@ -214,7 +217,7 @@ impl Notifier {
         };
         let writer = SpoolWriter::open_alone(spool.clone()).map_err(opened)?;
         let told = Told::open(dir.join("told")).map_err(opened)?;
-        let delivery = Delivery {
+        let delivery = TargetDelivery {
             spool,
             client: self.client.clone(),
             secrets: self.settings.secrets.clone(),
