@@ -55,10 +55,10 @@ fn build_and_load_the_image(node: &Node, tag: &str) {
 /// A hostPath PersistentVolume on the node and its claim in the release namespace: every
 /// replica writes a directory of its own on it (ReadWriteOnce is enough on a single node).
 fn audit_volume(node: &Node) {
-    std::fs::create_dir_all(&audit_dir(node)).expect("audit directory");
+    std::fs::create_dir_all(audit_dir(node)).expect("audit directory");
     // The kubelet makes each Pod's subPath directory with this mode, as root: the operator
     // (uid 65532) must be able to write in it.
-    let status = Command::new("chmod").arg("0777").arg(&audit_dir(node)).status().expect("chmod");
+    let status = Command::new("chmod").arg("0777").arg(audit_dir(node)).status().expect("chmod");
     assert!(status.success());
     node.apply(&json!({
         "apiVersion": "v1", "kind": "PersistentVolume",
@@ -311,7 +311,7 @@ fn helm_upgrade_rolls_the_pods(node: &Node, provider_host: &str) {
 /// across all of them each revoked enrolment has exactly one final outcome.
 fn the_audit_files_hold_one_outcome_per_revocation(node: &Node, company: &Company, also: &[&Token]) {
     let files = || -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(&audit_dir(node))
+        let mut files: Vec<PathBuf> = std::fs::read_dir(audit_dir(node))
             .expect("audit directory")
             .flatten()
             .map(|d| d.path().join("audit.jsonl"))
