@@ -1,11 +1,11 @@
 //! `keyward plan | apply | validate -f PATH…`: the engine on a GitOps checkout.
 
 use super::ManifestArgs;
+use super::plan_render::{self, Format};
 use crate::audit::{AuditSink, JsonLinesFile, Memory};
 use crate::crd::{AccessGrant, Employee};
 use crate::manifests::{self, Manifests, Severity};
 use crate::providers;
-use crate::report::{self, Format};
 use crate::sweep::{self, Declared, Execution, SweepReport};
 use kube::ResourceExt;
 use std::path::Path;
@@ -228,7 +228,7 @@ pub async fn plan(args: &ManifestArgs, output: Format) -> ExitCode {
         Err(code) => return code,
     };
     let reports = sweep_all(&manifests, args, Execution::PlanOnly, &Memory::default()).await;
-    print!("{}", report::render(&reports, output, false));
+    print!("{}", plan_render::render(&reports, output, false));
     if reports.iter().any(SweepReport::failed) {
         ExitCode::FAILURE
     } else if reports.iter().any(|r| r.plan.has_changes()) {
@@ -274,7 +274,7 @@ pub async fn apply(args: &ManifestArgs, output: Format, audit_log: &Path, signin
         }
     };
     let reports = sweep_all(&manifests, args, Execution::Apply, &audit).await;
-    print!("{}", report::render(&reports, output, true));
+    print!("{}", plan_render::render(&reports, output, true));
     eprintln!("audit records appended to {}", audit.path().display());
     if reports.iter().any(SweepReport::failed) {
         ExitCode::FAILURE

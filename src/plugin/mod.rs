@@ -6,7 +6,7 @@
 mod cluster;
 pub mod view;
 
-use crate::report::Format;
+use crate::cli::plan_render::{self, Format};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -106,7 +106,7 @@ async fn execute(plugin: Plugin) -> Result<ExitCode, PluginError> {
         }
         PluginCommand::Plan { provider, output } => {
             let planned = cluster.plan(&provider).await?;
-            print!("{}", crate::report::render(std::slice::from_ref(&planned.report), output, false));
+            print!("{}", plan_render::render(std::slice::from_ref(&planned.report), output, false));
             if let Some(note) = view::plan_note(&planned.provider) {
                 eprintln!("{note}");
             }
