@@ -159,18 +159,17 @@ async fn main() {
 
     let (provider, employees, grants) = declared(&server.uri(), leavers, rps);
     let secret = |_: &str, key: &str| Some(if key == "username" { "admin" } else { "pw" }.to_string());
-    let backend = keyward::providers::connect(&provider, &secret).expect("client");
+    let connected = keyward::providers::connect(&provider, &secret).expect("client");
     let declared = Declared { provider: &provider, employees: &employees, grants: &grants };
     let now = chrono::Utc::now();
     let audit = Memory::default();
     // The plan as a person reviews it (`keyward plan`): held by the default budget.
-    let held = sweep(backend.as_ref(), &declared, now, Execution::PlanOnly, &audit).await;
+    let held = sweep(&connected, &declared, now, Execution::PlanOnly, &audit).await;
     assert!(held.plan.hold.is_some(), "1,000 revocations are over the default budget");
     assert_eq!(held.plan.revocation_count(), leavers);
 
     let started = Instant::now();
-    let report =
-        sweep_guarded(backend.as_ref(), &declared, now, Execution::Apply, &audit, &Approved(held.plan.digest)).await;
+    let report = sweep_guarded(&connected, &declared, now, Execution::Apply, &audit, &Approved(held.plan.digest)).await;
     let took = started.elapsed();
     assert!(report.plan.approved, "the approval of its digest lets the plan through");
     assert!(

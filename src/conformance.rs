@@ -10,7 +10,7 @@ use crate::crd::mfa_provider::RevocationMode;
 use crate::engine::identity::user_key;
 use crate::engine::{Enrolment, Inventory};
 use crate::providers::http::journal;
-use crate::providers::{MfaBackend, Revoked, UserQuery};
+use crate::providers::{Provider, Revoked, TestUsers, UserQuery};
 
 /// One step and how it went.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,11 +68,11 @@ pub fn test_user_name(prefix: &str, suffix: &str) -> String {
     }
 }
 
-/// Runs the steps against `backend` for the user `name`. The user is deleted at the end
+/// Runs the steps against `provider` for the user `name`. The user is deleted at the end
 /// whenever it was created, whatever failed in between.
-pub async fn run(backend: &dyn MfaBackend, name: &str) -> Report {
+pub async fn run(provider: &Provider, name: &str) -> Report {
     let mut report = Report { user: name.to_string(), steps: Vec::new() };
-    let Some(writes) = backend.test_users() else {
+    let Some(writes) = provider.test_users() else {
         report.steps.push(Step {
             what: "admin writes".into(),
             result: Err("this provider's admin API cannot give a user a second factor (Google Workspace: users \
@@ -84,7 +84,7 @@ pub async fn run(backend: &dyn MfaBackend, name: &str) -> Report {
         });
         return report;
     };
-    let (checked, requests) = journal::recording(backend.check()).await;
+    let (checked, requests) = journal::recording(provider.check()).await;
     let ok = checked.is_ok();
     report.steps.push(Step {
         what: "sign in with the MfaProvider's credentials".into(),
@@ -104,7 +104,7 @@ pub async fn run(backend: &dyn MfaBackend, name: &str) -> Report {
     if !created_ok {
         return report;
     }
-    proven(backend, writes, name, &mut report).await;
+    proven(provider, writes, name, &mut report).await;
     let (deleted, requests) = journal::recording(writes.delete_user(name)).await;
     report.steps.push(Step {
         what: format!("delete the test user {name}"),
@@ -115,12 +115,7 @@ pub async fn run(backend: &dyn MfaBackend, name: &str) -> Report {
 }
 
 /// Enrol, list, revoke, list again; stops at the first step that fails.
-async fn proven(
-    backend: &dyn MfaBackend,
-    writes: &dyn crate::providers::client::TestUsers,
-    name: &str,
-    report: &mut Report,
-) {
+async fn proven(provider: &Provider, writes: &dyn TestUsers, name: &str, report: &mut Report) {
     let (enrolled, requests) = journal::recording(writes.enrol(name)).await;
     let kind = match enrolled {
         Ok(kind) => {
@@ -133,7 +128,7 @@ async fn proven(
         }
     };
     let query = UserQuery { declared: vec![name.to_string()], all: false };
-    let (listed, requests) = journal::recording(backend.inventory(&query)).await;
+    let (listed, requests) = journal::recording(provider.inventory(&query)).await;
     let found = listed.map_err(|e| e.to_string()).and_then(|inventory| enrolment_of(&inventory, name, &kind));
     let enrolment = match found {
         Ok(enrolment) => {
@@ -146,7 +141,7 @@ async fn proven(
             return;
         }
     };
-    let (targeted, requests) = journal::recording(backend.inventory_of(&[name.to_string()])).await;
+    let (targeted, requests) = journal::recording(provider.inventory_of(&[name.to_string()])).await;
     let result = match targeted {
         Ok(None) => Ok("no per-user read for this provider: full listings only".to_string()),
         Ok(Some(inventory)) => enrolment_of(&inventory, name, &kind).and_then(|e| {
@@ -163,7 +158,7 @@ async fn proven(
     if !targeted_ok {
         return;
     }
-    let (revoked, requests) = journal::recording(backend.revoke(name, &enrolment, RevocationMode::Delete)).await;
+    let (revoked, requests) = journal::recording(provider.revoke(name, &enrolment, RevocationMode::Delete)).await;
     let result = match revoked {
         Ok(Revoked::Done) => Ok("revoked".to_string()),
         // Just listed, so "not found" means the revocation addressed something else.
@@ -175,7 +170,7 @@ async fn proven(
     if !revoked_ok {
         return;
     }
-    let (again, requests) = journal::recording(backend.inventory(&query)).await;
+    let (again, requests) = journal::recording(provider.inventory(&query)).await;
     let result = match again {
         Err(e) => Err(e.to_string()),
         Ok(inventory) => {

@@ -16,7 +16,6 @@ pub mod notify;
 pub mod outbound;
 pub mod plugin;
 pub mod providers;
-pub mod report;
 pub mod retry;
 pub mod sweep;
 pub mod telemetry;

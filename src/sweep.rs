@@ -3,9 +3,9 @@
 
 use crate::audit::{AuditRecord, AuditSink, Event, Outcome};
 use crate::crd::mfa_provider::{Mode, Scope};
-use crate::crd::{AccessGrant, Employee, MfaProvider, SOURCE_REVISION_ANNOTATION};
+use crate::crd::{AccessGrant, Employee, MfaProvider, ProviderKey, SOURCE_REVISION_ANNOTATION};
 use crate::engine::{self, Action, ActionKind, Capabilities, Enrolment, Inventory, Plan, PlanInput, identity};
-use crate::providers::{MfaBackend, ProviderError, UserQuery};
+use crate::providers::{Provider, ProviderError, UserQuery};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use kube::ResourceExt;
@@ -162,7 +162,7 @@ pub struct Unguarded;
 impl Guard for Unguarded {}
 
 pub async fn sweep<E, G>(
-    backend: &dyn MfaBackend,
+    provider: &Provider,
     declared: &Declared<'_, E, G>,
     now: DateTime<Utc>,
     execution: Execution,
@@ -172,13 +172,13 @@ where
     E: Borrow<Employee> + Sync,
     G: Borrow<AccessGrant> + Sync,
 {
-    sweep_guarded(backend, declared, now, execution, audit, &Unguarded).await
+    sweep_guarded(provider, declared, now, execution, audit, &Unguarded).await
 }
 
 /// [`sweep`] under a [`Guard`]. When the guard says no before anything is carried out,
 /// nothing is carried out or recorded and the report says `deferred`.
 pub async fn sweep_guarded<E, G>(
-    backend: &dyn MfaBackend,
+    provider: &Provider,
     declared: &Declared<'_, E, G>,
     now: DateTime<Utc>,
     execution: Execution,
@@ -189,13 +189,13 @@ where
     E: Borrow<Employee> + Sync,
     G: Borrow<AccessGrant> + Sync,
 {
-    let start_requests = backend.requests();
-    let key = engine::planner::provider_key(declared.provider);
+    let start_requests = provider.requests();
+    let key = ProviderKey::of(declared.provider);
     // Intents a crash left open are resolved by this read: their users are read too. A full
     // sweep also closes those a dead peer left (a targeted one never waits on peer logs).
     let interrupted = if execution == Execution::Apply {
-        let mut open = audit.unresolved(&key);
-        open.extend(audit.abandoned(&key));
+        let mut open = audit.unresolved(key.as_str());
+        open.extend(audit.abandoned(key.as_str()));
         open
     } else {
         Vec::new()
@@ -204,10 +204,10 @@ where
     query.declared.extend(interrupted.iter().map(|i| i.user.clone()));
     query.declared.sort();
     query.declared.dedup();
-    let inventory = backend.inventory(&query).await;
+    let inventory = provider.inventory(&query).await;
     let error_category = inventory.as_ref().err().map(ProviderError::category);
     let inventory = inventory.map_err(|e| e.to_string());
-    let capabilities = backend.capabilities();
+    let capabilities = provider.capabilities();
     let plan = engine::plan(&PlanInput {
         provider: declared.provider,
         employees: declared.employees,
@@ -218,7 +218,7 @@ where
         revoked_in_window: guard.revoked_in_window(),
         approvals: &guard.approvals(),
     });
-    let run = Run { backend, declared, audit, guard, execution, capabilities, start_requests };
+    let run = Run { provider, declared, audit, guard, execution, capabilities, start_requests };
     carry_out(&run, inventory.ok().as_ref(), plan, error_category, &interrupted).await
 }
 
@@ -239,7 +239,7 @@ pub struct FullListing {
 /// has an identity conflict or an error — everything a full sweep reports in the provider's
 /// status and an approval names. Nothing is carried out or recorded then.
 pub async fn sweep_targeted<E, G>(
-    backend: &dyn MfaBackend,
+    provider: &Provider,
     declared: &Declared<'_, E, G>,
     users: &[String],
     last_full: &FullListing,
@@ -251,12 +251,12 @@ where
     E: Borrow<Employee> + Sync,
     G: Borrow<AccessGrant> + Sync,
 {
-    let key = engine::planner::provider_key(declared.provider);
-    if declared.provider.spec.policy.mode != Mode::Enforce || !audit.unresolved(&key).is_empty() {
+    let key = ProviderKey::of(declared.provider);
+    if declared.provider.spec.policy.mode != Mode::Enforce || !audit.unresolved(key.as_str()).is_empty() {
         return None;
     }
-    let start_requests = backend.requests();
-    let inventory = match backend.inventory_of(users).await {
+    let start_requests = provider.requests();
+    let inventory = match provider.inventory_of(users).await {
         Ok(Some(inventory)) => inventory,
         Ok(None) => return None,
         Err(e) => {
@@ -264,7 +264,7 @@ where
             return None;
         }
     };
-    let capabilities = backend.capabilities();
+    let capabilities = provider.capabilities();
     let target = engine::Target {
         users: users.iter().map(|u| identity::user_key(u)).collect(),
         managed_enrolments: last_full.managed_enrolments,
@@ -286,13 +286,13 @@ where
     if plan.hold.is_some() || plan.error.is_some() || !plan.conflicts.is_empty() {
         return None;
     }
-    let run = Run { backend, declared, audit, guard, execution: Execution::Apply, capabilities, start_requests };
+    let run = Run { provider, declared, audit, guard, execution: Execution::Apply, capabilities, start_requests };
     Some(carry_out(&run, Some(&inventory), plan, None, &[]).await)
 }
 
 /// One sweep's parts, from its listing to its report.
 struct Run<'r, 'd, E, G> {
-    backend: &'r dyn MfaBackend,
+    provider: &'r Provider,
     declared: &'r Declared<'d, E, G>,
     audit: &'r dyn AuditSink,
     guard: &'r dyn Guard,
@@ -314,7 +314,7 @@ where
     E: Borrow<Employee> + Sync,
     G: Borrow<AccessGrant> + Sync,
 {
-    let Run { backend, declared, audit, guard, execution, .. } = *run;
+    let Run { provider, declared, audit, guard, execution, .. } = *run;
     let mut report = SweepReport {
         plan,
         results: Vec::new(),
@@ -327,7 +327,7 @@ where
     };
     if execution == Execution::Apply && !guard.may_act() {
         report.deferred = true;
-        report.requests = backend.requests() - run.start_requests;
+        report.requests = provider.requests() - run.start_requests;
         return report;
     }
     if let Some(listed) = listed {
@@ -343,7 +343,7 @@ where
         report.audit_errors.extend(write(audit, record).await);
     }
     if act && hold.is_none() {
-        revoke_all(backend, declared, audit, guard, listed, &run.capabilities, &mut report, &mut results).await;
+        revoke_all(provider, declared, audit, guard, listed, &run.capabilities, &mut report, &mut results).await;
     } else {
         // Held (over budget, or Observe, or a plan-only run): each revocation reported as such,
         // and recorded when the run was meant to act.
@@ -363,7 +363,7 @@ where
     }
     invite_or_report(run, &report.plan, act, &mut results, &mut report.audit_errors).await;
     report.results = results;
-    report.requests = backend.requests() - run.start_requests;
+    report.requests = provider.requests() - run.start_requests;
     report
 }
 
@@ -373,7 +373,7 @@ where
 /// any point leaves either no call, or an intent that the next sweep resolves.
 #[allow(clippy::too_many_arguments)]
 async fn revoke_all<E, G>(
-    backend: &dyn MfaBackend,
+    provider: &Provider,
     declared: &Declared<'_, E, G>,
     audit: &dyn AuditSink,
     guard: &dyn Guard,
@@ -423,7 +423,7 @@ async fn revoke_all<E, G>(
             }
             let enrolment =
                 Enrolment::new(action.enrolment.clone(), action.kind.clone(), true).providing(action.also.clone());
-            let (result, outcome) = match backend.revoke(&action.user, &enrolment, revocation).await {
+            let (result, outcome) = match provider.revoke(&action.user, &enrolment, revocation).await {
                 Ok(crate::providers::Revoked::Done) => (ActionResult::Revoked, intent.ended(Outcome::Revoked, None)),
                 Ok(crate::providers::Revoked::AlreadyGone) => {
                     (ActionResult::AlreadyGone, intent.ended(Outcome::AlreadyGone, None))
@@ -515,7 +515,7 @@ async fn invite_or_report<E, G>(
     for action in plan.actions.iter().filter(|a| a.action != ActionKind::Revoke) {
         let result = match action.action {
             ActionKind::Invite if act => {
-                let (result, outcome, detail) = match run.backend.invite(&action.user, &action.kind).await {
+                let (result, outcome, detail) = match run.provider.invite(&action.user, &action.kind).await {
                     Ok(()) => (ActionResult::Invited, Outcome::Invited, None),
                     Err(e) => (ActionResult::Failed(e.to_string()), Outcome::Failed, Some(e.to_string())),
                 };

@@ -1,19 +1,22 @@
 //! The sweep against the fake provider: what is executed, held, recorded.
 
 use crate::audit::{AuditRecord, AuditSink, Event, Memory, Outcome};
+use crate::crd::ProviderKey;
 use crate::crd::mfa_provider::Mode;
 use crate::crd::{EmployeeState, FactorKind};
 use crate::engine::fixtures::*;
 use crate::providers::Failure;
 use crate::providers::fake::FakeProvider;
 use crate::sweep::{ActionResult, Declared, DeclaredNow, Execution, Guard, Unguarded, sweep, sweep_guarded};
+use std::sync::Arc;
 
-fn leaver_setup() -> (crate::crd::MfaProvider, Vec<crate::crd::Employee>, Vec<crate::crd::AccessGrant>, FakeProvider) {
+fn leaver_setup()
+-> (crate::crd::MfaProvider, Vec<crate::crd::Employee>, Vec<crate::crd::AccessGrant>, Arc<FakeProvider>) {
     let employees =
         vec![employee("alice", &["sre"], EmployeeState::Active), employee("dave", &[], EmployeeState::Offboarded)];
     let grants = vec![grant("otp", &["sre"], &[], &["totp"])];
     let fake = FakeProvider::new(
-        "acme/corp-pi",
+        ProviderKey::new("acme", "corp-pi"),
         inventory(&[("alice", &[("A1", "totp", true)]), ("dave", &[("D1", "totp", true), ("D2", "hotp", true)])]),
     );
     (provider(), employees, grants, fake)
@@ -23,8 +26,14 @@ fn leaver_setup() -> (crate::crd::MfaProvider, Vec<crate::crd::Employee>, Vec<cr
 async fn apply_revokes_and_records_each_revocation() {
     let (p, es, gs, fake) = leaver_setup();
     let audit = Memory::default();
-    let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    let report = sweep(
+        &fake.provider(),
+        &Declared { provider: &p, employees: &es, grants: &gs },
+        now(),
+        Execution::Apply,
+        &audit,
+    )
+    .await;
     assert_eq!(fake.revoked_ids(), vec!["D1".to_string(), "D2".to_string()]);
     assert!(!report.failed());
     assert_eq!(audit.outcomes().len(), 2);
@@ -32,8 +41,14 @@ async fn apply_revokes_and_records_each_revocation() {
 
     // The next sweep finds nothing to do.
     let audit = Memory::default();
-    let again =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    let again = sweep(
+        &fake.provider(),
+        &Declared { provider: &p, employees: &es, grants: &gs },
+        now(),
+        Execution::Apply,
+        &audit,
+    )
+    .await;
     assert_eq!(again.plan.revocation_count(), 0);
     assert!(audit.outcomes().is_empty());
 }
@@ -42,13 +57,25 @@ async fn apply_revokes_and_records_each_revocation() {
 async fn plan_only_and_observe_change_nothing() {
     let (mut p, es, gs, fake) = leaver_setup();
     let audit = Memory::default();
-    let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::PlanOnly, &audit).await;
+    let report = sweep(
+        &fake.provider(),
+        &Declared { provider: &p, employees: &es, grants: &gs },
+        now(),
+        Execution::PlanOnly,
+        &audit,
+    )
+    .await;
     assert_eq!(report.plan.revocation_count(), 2);
     assert!(report.results.iter().all(|r| r.result == ActionResult::Planned));
     p.spec.policy.mode = Mode::Observe;
-    let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    let report = sweep(
+        &fake.provider(),
+        &Declared { provider: &p, employees: &es, grants: &gs },
+        now(),
+        Execution::Apply,
+        &audit,
+    )
+    .await;
     assert_eq!(report.plan.revocation_count(), 2);
     assert!(fake.revoked_ids().is_empty());
     assert!(audit.outcomes().is_empty());
@@ -59,8 +86,14 @@ async fn a_held_plan_records_blocked_revocations_and_revokes_nothing() {
     let (mut p, es, gs, fake) = leaver_setup();
     p.spec.policy.budget.max_revocations = 1;
     let audit = Memory::default();
-    let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    let report = sweep(
+        &fake.provider(),
+        &Declared { provider: &p, employees: &es, grants: &gs },
+        now(),
+        Execution::Apply,
+        &audit,
+    )
+    .await;
     assert!(report.blocked());
     assert!(fake.revoked_ids().is_empty());
     assert_eq!(audit.outcomes().len(), 2);
@@ -77,8 +110,14 @@ async fn one_failed_revocation_does_not_stop_the_others_and_is_recorded() {
     let (p, es, gs, fake) = leaver_setup();
     fake.failing_enrolments.lock().unwrap().push("D1".into());
     let audit = Memory::default();
-    let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    let report = sweep(
+        &fake.provider(),
+        &Declared { provider: &p, employees: &es, grants: &gs },
+        now(),
+        Execution::Apply,
+        &audit,
+    )
+    .await;
     assert!(report.failed());
     assert_eq!(fake.revoked_ids(), vec!["D2".to_string()]);
     let failed = audit.outcomes().into_iter().find(|r| r.enrolment == "D1").unwrap();
@@ -91,8 +130,14 @@ async fn a_failed_listing_revokes_nothing() {
     let (p, es, gs, fake) = leaver_setup();
     *fake.list_failure.lock().unwrap() = Some(Failure::Timeout(std::time::Duration::from_secs(10)));
     let audit = Memory::default();
-    let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    let report = sweep(
+        &fake.provider(),
+        &Declared { provider: &p, employees: &es, grants: &gs },
+        now(),
+        Execution::Apply,
+        &audit,
+    )
+    .await;
     assert!(report.failed());
     assert!(report.plan.actions.is_empty());
     assert!(fake.revoked_ids().is_empty());
@@ -101,13 +146,20 @@ async fn a_failed_listing_revokes_nothing() {
 
 #[tokio::test]
 async fn invitations_are_sent_where_the_provider_has_them() {
-    let (p, es, mut gs, mut fake) = leaver_setup();
+    let (p, es, mut gs, fake) = leaver_setup();
     gs[0].spec.enrolment = crate::crd::EnrolmentPolicy::Required;
     gs[0].spec.factors.push(FactorKind::new("webauthn"));
-    fake.capabilities = Some(crate::engine::Capabilities { disable: true, invite: vec![FactorKind::new("webauthn")] });
+    *fake.capabilities.lock().unwrap() =
+        Some(crate::engine::Capabilities { disable: true, invite: vec![FactorKind::new("webauthn")] });
     let audit = Memory::default();
-    let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    let report = sweep(
+        &fake.provider(),
+        &Declared { provider: &p, employees: &es, grants: &gs },
+        now(),
+        Execution::Apply,
+        &audit,
+    )
+    .await;
     assert_eq!(*fake.invited.lock().unwrap(), vec![("alice".to_string(), FactorKind::new("webauthn"))]);
     assert!(report.results.iter().any(|r| r.result == ActionResult::Invited));
     // Issue 12.1: the invitation has a record of its own.
@@ -124,7 +176,7 @@ async fn an_approval_has_its_own_record_before_the_revocations_it_lets_through()
     let (mut p, es, gs, fake) = leaver_setup();
     p.spec.policy.budget.max_revocations = 1;
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
-    let held = sweep(&fake, &declared, now(), Execution::PlanOnly, &Memory::default()).await;
+    let held = sweep(&fake.provider(), &declared, now(), Execution::PlanOnly, &Memory::default()).await;
     assert!(held.blocked());
     struct Approving(String);
     impl Guard for Approving {
@@ -139,8 +191,15 @@ async fn an_approval_has_its_own_record_before_the_revocations_it_lets_through()
         }
     }
     let audit = Memory::default();
-    let report =
-        sweep_guarded(&fake, &declared, now(), Execution::Apply, &audit, &Approving(held.plan.digest.clone())).await;
+    let report = sweep_guarded(
+        &fake.provider(),
+        &declared,
+        now(),
+        Execution::Apply,
+        &audit,
+        &Approving(held.plan.digest.clone()),
+    )
+    .await;
     assert!(report.plan.approved);
     let records = audit.records();
     assert_eq!(records[0].event, Event::Approval, "{records:?}");
@@ -191,11 +250,11 @@ impl Guard for TestGuard {
     }
 }
 
-async fn guarded(guard: &TestGuard) -> (crate::sweep::SweepReport, FakeProvider, Memory) {
+async fn guarded(guard: &TestGuard) -> (crate::sweep::SweepReport, Arc<FakeProvider>, Memory) {
     let (p, es, gs, fake) = leaver_setup();
     let audit = Memory::default();
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
-    let report = sweep_guarded(&fake, &declared, now(), Execution::Apply, &audit, guard).await;
+    let report = sweep_guarded(&fake.provider(), &declared, now(), Execution::Apply, &audit, guard).await;
     (report, fake, audit)
 }
 
@@ -329,7 +388,7 @@ async fn each_provider_call_is_announced_on_disk_before_it_is_made() {
     let (p, es, gs, fake) = leaver_setup();
     let witness = Witness { fake: &fake, memory: Memory::default(), seen: Default::default(), refuse_intents: false };
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
-    sweep(&fake, &declared, now(), Execution::Apply, &witness).await;
+    sweep(&fake.provider(), &declared, now(), Execution::Apply, &witness).await;
     let seen = witness.seen.lock().unwrap().clone();
     for id in ["D1", "D2"] {
         let of: Vec<(Event, bool)> = seen.iter().filter(|(_, e, _)| e == id).map(|(ev, _, c)| (*ev, *c)).collect();
@@ -346,8 +405,14 @@ async fn each_provider_call_is_announced_on_disk_before_it_is_made() {
 async fn an_intent_that_cannot_be_written_means_no_provider_call() {
     let (p, es, gs, fake) = leaver_setup();
     let witness = Witness { fake: &fake, memory: Memory::default(), seen: Default::default(), refuse_intents: true };
-    let report =
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &witness).await;
+    let report = sweep(
+        &fake.provider(),
+        &Declared { provider: &p, employees: &es, grants: &gs },
+        now(),
+        Execution::Apply,
+        &witness,
+    )
+    .await;
     assert!(fake.revoked_ids().is_empty(), "no call without its write-ahead record");
     assert!(report.failed());
     assert!(report.results.iter().all(|r| matches!(&r.result, ActionResult::Failed(e) if e.contains("write-ahead"))));
@@ -369,7 +434,8 @@ async fn intents_a_crash_left_open_are_resolved_by_reading_the_provider_again() 
     let (p, es, gs, fake) = leaver_setup();
     let audit = Memory::after(vec![intent("dave", "D1"), intent("dave", "D0-gone")]);
     assert_eq!(audit.unresolved("acme/corp-pi").len(), 2);
-    sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    sweep(&fake.provider(), &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit)
+        .await;
     let outcomes: Vec<(String, Outcome)> = audit.outcomes().iter().map(|r| (r.enrolment.clone(), r.outcome)).collect();
     assert_eq!(outcomes[..2], [("D1".into(), Outcome::Interrupted), ("D0-gone".into(), Outcome::Revoked)]);
     let confirmed = audit.outcomes().into_iter().find(|r| r.enrolment == "D0-gone").expect("confirmed");
@@ -387,7 +453,14 @@ async fn a_held_plan_is_recorded_once_per_digest_not_per_sweep() {
     p.spec.policy.budget.max_revocations = 1;
     let audit = Memory::default();
     for _ in 0..3 {
-        sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+        sweep(
+            &fake.provider(),
+            &Declared { provider: &p, employees: &es, grants: &gs },
+            now(),
+            Execution::Apply,
+            &audit,
+        )
+        .await;
     }
     assert_eq!(audit.outcomes().len(), 2, "one blocked record per revocation of the held plan");
 }
@@ -397,9 +470,13 @@ async fn a_held_plan_is_recorded_once_per_digest_not_per_sweep() {
 #[tokio::test]
 async fn an_open_intent_whose_enrolment_moved_to_another_name_is_not_called_revoked() {
     let (p, es, gs, _) = leaver_setup();
-    let fake = FakeProvider::new("acme/corp-pi", inventory(&[("removed-user-7", &[("D9", "totp", true)])]));
+    let fake = FakeProvider::new(
+        ProviderKey::new("acme", "corp-pi"),
+        inventory(&[("removed-user-7", &[("D9", "totp", true)])]),
+    );
     let audit = Memory::after(vec![intent("dave", "D9")]);
-    sweep(&fake, &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit).await;
+    sweep(&fake.provider(), &Declared { provider: &p, employees: &es, grants: &gs }, now(), Execution::Apply, &audit)
+        .await;
     let outcome = audit.outcomes().into_iter().find(|r| r.enrolment == "D9").expect("resolved");
     assert_eq!(outcome.outcome, Outcome::Interrupted);
 }
@@ -415,9 +492,10 @@ async fn a_targeted_sweep_reads_and_revokes_its_users_alone() {
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
     let audit = Memory::default();
     let full = crate::sweep::FullListing { managed_enrolments: 4, duplicates: Default::default() };
-    let report = crate::sweep::sweep_targeted(&fake, &declared, &["dave".into()], &full, now(), &audit, &Unguarded)
-        .await
-        .expect("decided by the targeted sweep");
+    let report =
+        crate::sweep::sweep_targeted(&fake.provider(), &declared, &["dave".into()], &full, now(), &audit, &Unguarded)
+            .await
+            .expect("decided by the targeted sweep");
     assert_eq!(report.requests, 1 + 2, "one read for one user, one call per revocation");
     assert_eq!(fake.revoked_ids(), ["D1", "D2"], "erin is left to her own change");
     let records = audit.records();
@@ -425,9 +503,10 @@ async fn a_targeted_sweep_reads_and_revokes_its_users_alone() {
     assert!(audit.outcomes().iter().all(|r| r.outcome == Outcome::Revoked && r.employee.as_deref() == Some("dave")));
 
     // Alice is entitled: her targeted sweep revokes nothing.
-    let report = crate::sweep::sweep_targeted(&fake, &declared, &["alice".into()], &full, now(), &audit, &Unguarded)
-        .await
-        .expect("decided");
+    let report =
+        crate::sweep::sweep_targeted(&fake.provider(), &declared, &["alice".into()], &full, now(), &audit, &Unguarded)
+            .await
+            .expect("decided");
     assert_eq!(report.plan.revocation_count(), 0);
 }
 
@@ -442,17 +521,29 @@ async fn a_targeted_sweep_leaves_holds_observe_and_open_intents_to_a_full_sweep(
 
     p.spec.policy.budget.max_percent = Some(50); // 50 % of 3: one revocation, and dave has two
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
-    assert!(crate::sweep::sweep_targeted(&fake, &declared, &dave, &full, now(), &audit, &Unguarded).await.is_none());
+    assert!(
+        crate::sweep::sweep_targeted(&fake.provider(), &declared, &dave, &full, now(), &audit, &Unguarded)
+            .await
+            .is_none()
+    );
     p.spec.policy.budget.max_percent = None;
 
     p.spec.policy.mode = Mode::Observe;
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
-    assert!(crate::sweep::sweep_targeted(&fake, &declared, &dave, &full, now(), &audit, &Unguarded).await.is_none());
+    assert!(
+        crate::sweep::sweep_targeted(&fake.provider(), &declared, &dave, &full, now(), &audit, &Unguarded)
+            .await
+            .is_none()
+    );
     p.spec.policy.mode = Mode::Enforce;
 
     let audit = Memory::after(vec![intent("dave", "D1")]);
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
-    assert!(crate::sweep::sweep_targeted(&fake, &declared, &dave, &full, now(), &audit, &Unguarded).await.is_none());
+    assert!(
+        crate::sweep::sweep_targeted(&fake.provider(), &declared, &dave, &full, now(), &audit, &Unguarded)
+            .await
+            .is_none()
+    );
     assert!(fake.revoked_ids().is_empty(), "nothing carried out by a sweep that did not decide");
 }
 
@@ -481,7 +572,7 @@ async fn an_intent_another_replica_settled_meanwhile_is_not_recorded_revoked_twi
         if !peers.is_empty() {
             log = log.with_peers(crate::audit::peers::PeerLogs::new(peers, &own));
         }
-        sweep(&fake, &declared, now(), Execution::Apply, &log).await;
+        sweep(&fake.provider(), &declared, now(), Execution::Apply, &log).await;
         let text = std::fs::read_to_string(&own).expect("log");
         let d1: Vec<AuditRecord> = text
             .lines()
@@ -527,14 +618,14 @@ async fn the_leader_closes_the_intent_a_dead_replica_left_open() {
     assert_eq!(log.abandoned("acme/corp-pi").len(), 1, "a's open intent is the leader's to close");
     assert!(log.unresolved("acme/corp-pi").is_empty(), "not its own: a targeted sweep does not wait on it");
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
-    sweep(&fake, &declared, now(), Execution::Apply, &log).await;
+    sweep(&fake.provider(), &declared, now(), Execution::Apply, &log).await;
     let closed: Vec<AuditRecord> = log_records(&b).into_iter().filter(|r| r.enrolment == "D1").collect();
     assert_eq!(closed.len(), 1, "{closed:?}");
     assert_eq!((closed[0].event, closed[0].outcome), (Event::Outcome, Outcome::Revoked));
     assert_eq!(closed[0].replica.as_deref(), Some("replica-b"), "written by the leader");
     assert!(closed[0].detail.as_deref().unwrap_or_default().contains("replica-a"), "{:?}", closed[0].detail);
     assert!(log.abandoned("acme/corp-pi").is_empty());
-    sweep(&fake, &declared, now(), Execution::Apply, &log).await;
+    sweep(&fake.provider(), &declared, now(), Execution::Apply, &log).await;
     assert_eq!(log_records(&b).iter().filter(|r| r.enrolment == "D1").count(), 1, "closed once");
 }
 
@@ -546,7 +637,7 @@ async fn a_call_answered_after_leadership_lapsed_defers_to_the_record_another_re
     // their intents' writes interleave).
     let (p, es, gs, _) = leaver_setup();
     let fake = FakeProvider::new(
-        "acme/corp-pi",
+        ProviderKey::new("acme", "corp-pi"),
         inventory(&[("alice", &[("A1", "totp", true)]), ("dave", &[("D1", "totp", true)])]),
     );
     let dir = tempfile::tempdir().expect("tempdir");
@@ -563,7 +654,7 @@ async fn a_call_answered_after_leadership_lapsed_defers_to_the_record_another_re
     // by the time its answer came.
     let guard = TestGuard { leader_for: 3.into(), ..TestGuard::leader() };
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
-    sweep_guarded(&fake, &declared, now(), Execution::Apply, &log, &guard).await;
+    sweep_guarded(&fake.provider(), &declared, now(), Execution::Apply, &log, &guard).await;
     let finals: Vec<AuditRecord> =
         log_records(&own).into_iter().filter(|r| r.event == Event::Outcome && r.enrolment == "D1").collect();
     assert_eq!(fake.revoked_ids(), vec!["D1".to_string()], "the call was made while leading");
@@ -581,12 +672,12 @@ async fn a_failed_call_that_was_carried_out_still_ends_with_a_final_record() {
     fake.failing_enrolments.lock().unwrap().push("D1".into());
     let declared = Declared { provider: &p, employees: &es, grants: &gs };
     let audit = Memory::default();
-    sweep(&fake, &declared, now(), Execution::Apply, &audit).await;
+    sweep(&fake.provider(), &declared, now(), Execution::Apply, &audit).await;
     assert_eq!(audit.unresolved("acme/corp-pi").len(), 1, "the failed call's intent stays open");
     // The call had in fact been carried out.
     fake.failing_enrolments.lock().unwrap().clear();
     fake.inventory.lock().unwrap().users.iter_mut().for_each(|u| u.enrolments.retain(|e| e.id != "D1"));
-    sweep(&fake, &declared, now(), Execution::Apply, &audit).await;
+    sweep(&fake.provider(), &declared, now(), Execution::Apply, &audit).await;
     let d1: Vec<(Outcome, Event)> =
         audit.records().iter().filter(|r| r.enrolment == "D1").map(|r| (r.outcome, r.event)).collect();
     assert_eq!(

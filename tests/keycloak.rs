@@ -22,7 +22,7 @@ use keyward::crd::mfa_provider::RevocationMode;
 use keyward::crd::{FactorKind, MfaProvider};
 use keyward::engine::Enrolment;
 use keyward::providers::rest::Backoff;
-use keyward::providers::{MfaBackend, Revoked, UserQuery, connect_with};
+use keyward::providers::{Provider, Revoked, UserQuery, connect_with};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -333,7 +333,7 @@ fn secrets(realm: &Realm) -> impl Fn(&str, &str) -> Option<String> + '_ {
     }
 }
 
-fn backend(url: &str, realm: &Realm) -> Box<dyn MfaBackend> {
+fn backend(url: &str, realm: &Realm) -> Provider {
     let yaml = format!(
         "apiVersion: keyward.dev/v1alpha1\nkind: MfaProvider\nmetadata: {{name: corp-kc, namespace: acme}}\nspec:\n  keycloak:\n    url: {url}\n    realm: {r}\n    authRealm: {r}\n    credentials: {{secretRef: {{name: kc-client}}}}\n  policy: {{maxRequestsPerSecond: 1000}}\n",
         r = realm.name
@@ -605,7 +605,7 @@ fn the_mock_and_the_real_server_answer_one_scenario_alike() {
     let otp_id = kc.otp_ids(&realm.name, "alice")[0].clone();
     let rt = runtime();
 
-    let run = |keyward: &dyn MfaBackend, otp: &str| -> Vec<String> {
+    let run = |keyward: &Provider, otp: &str| -> Vec<String> {
         rt.block_on(async {
             let mut outcomes = vec![format!("{:?}", keyward.check().await.map_err(|e| e.to_string()))];
             for all in [false, true] {
@@ -639,7 +639,7 @@ fn the_mock_and_the_real_server_answer_one_scenario_alike() {
     };
 
     let proxy = StopProxy::start(kc.url().trim_start_matches("http://").parse().expect("addr"), "never", usize::MAX);
-    let real = run(backend(&proxy.url(), &realm).as_ref(), &otp_id);
+    let real = run(&backend(&proxy.url(), &realm), &otp_id);
     let real_exchanges = normalise(proxy.exchanges(), &realm.name, &user_id, &otp_id);
     assert_eq!(kc.required_actions(&realm.name, "alice"), ["CONFIGURE_TOTP"]);
 
@@ -651,7 +651,7 @@ fn the_mock_and_the_real_server_answer_one_scenario_alike() {
     state.users.push(keycloak_mock::user("u-alice", "alice", &[("pa", "password"), ("oa", "otp")]));
     let (server, state) = rt.block_on(providers_support::serve(state, keycloak_mock::handle));
     let mock_realm = Realm { name: "corp".into(), ..realm };
-    let mock = run(backend(&server.uri(), &mock_realm).as_ref(), "oa");
+    let mock = run(&backend(&server.uri(), &mock_realm), "oa");
     let mock_exchanges = normalise(state.lock().expect("state").exchanges.clone(), "corp", "u-alice", "oa");
 
     assert_eq!(mock, real, "outcomes");

@@ -14,7 +14,7 @@ use keyward::crd::mfa_provider::RevocationMode;
 use keyward::crd::{FactorKind, MfaProvider};
 use keyward::engine::Enrolment;
 use keyward::providers::rest::Backoff;
-use keyward::providers::{MfaBackend, Revoked, UserQuery, connect_with};
+use keyward::providers::{Provider, Revoked, UserQuery, connect_with};
 use providers_support::*;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha512};
@@ -311,7 +311,7 @@ fn provider(url: &str, extra: &str) -> MfaProvider {
     serde_yaml::from_str(&yaml).expect("provider")
 }
 
-fn backend(url: &str, extra: &str, skey: &str) -> Box<dyn MfaBackend> {
+fn backend(url: &str, extra: &str, skey: &str) -> Provider {
     let skey = skey.to_string();
     let secrets = move |_: &str, key: &str| match key {
         "integrationKey" => Some(IKEY.to_string()),
@@ -648,7 +648,7 @@ async fn conformance_proves_the_client_on_a_user_of_its_own() {
     let (server, state) = serve(acme(), handle).await;
     let duo = backend(&server.uri(), "", SKEY);
     let before = state.lock().expect("state").users.clone();
-    let report = keyward::conformance::run(duo.as_ref(), "kw-conformance-1f2e3d@acme.example").await;
+    let report = keyward::conformance::run(&duo, "kw-conformance-1f2e3d@acme.example").await;
     let text = report.render("acme/corp");
     assert!(report.passed(), "{text}");
     assert!(text.contains("enrol a second factor: sms"), "a phone without Duo Mobile is an SMS device: {text}");

@@ -14,10 +14,10 @@ mod contracts;
 
 use contracts as graph;
 use keyward::crd::mfa_provider::RevocationMode;
-use keyward::crd::{FactorKind, MfaProvider};
+use keyward::crd::{FactorKind, MfaProvider, ProviderKey};
 use keyward::engine::Enrolment;
 use keyward::providers::rest::Backoff;
-use keyward::providers::{MfaBackend, Revoked, UserQuery, connect_with};
+use keyward::providers::{Provider, Revoked, UserQuery, connect_with};
 use providers_support::*;
 use serde_json::{Value, json};
 use wiremock::{Request, ResponseTemplate};
@@ -455,7 +455,7 @@ fn secrets(key: &str) -> Option<String> {
     }
 }
 
-fn backend(url: &str, method: &str, extra: &str) -> Box<dyn MfaBackend> {
+fn backend(url: &str, method: &str, extra: &str) -> Provider {
     connect_with(&provider(url, method, extra), &|_, k| secrets(k), Backoff::quick()).expect("connect")
 }
 
@@ -613,7 +613,7 @@ async fn a_default_method_kept_company_fails_clearly() {
     )
     .expect("entra");
     entra.set_default_wait(std::time::Duration::from_millis(300));
-    let entra = keyward::providers::client::Managed::boxed("acme/corp", entra);
+    let entra = Provider::new(ProviderKey::new("acme", "corp"), entra);
     let default = Enrolment::new("microsoftAuthenticatorMethods/mb", FactorKind::new("push"), true);
     let err = entra.revoke("bob@acme.example", &default, RevocationMode::Delete).await.expect_err("refused");
     let text = err.to_string();
@@ -669,7 +669,7 @@ async fn plan_and_apply_revoke_the_leaver_and_the_out_of_band_phone_only() {
     outage_revokes_nothing(tree.path(), &url).await;
 }
 
-fn entra_with(url: &str, extra: &str, wait_ms: u64) -> Box<dyn MfaBackend> {
+fn entra_with(url: &str, extra: &str, wait_ms: u64) -> Provider {
     let provider = provider(url, "ClientSecret", extra);
     let mut entra = keyward::providers::entra::Entra::new(
         "acme/corp",
@@ -683,7 +683,7 @@ fn entra_with(url: &str, extra: &str, wait_ms: u64) -> Box<dyn MfaBackend> {
     )
     .expect("entra");
     entra.set_default_wait(std::time::Duration::from_millis(wait_ms));
-    keyward::providers::client::Managed::boxed("acme/corp", entra)
+    Provider::new(ProviderKey::new("acme", "corp"), entra)
 }
 
 fn names(inventory: &keyward::engine::Inventory) -> Vec<String> {
@@ -1060,7 +1060,7 @@ async fn conformance_proves_the_client_on_a_user_of_its_own() {
     let entra = backend(&server.uri(), "ClientSecret", "");
     let before: Vec<(String, usize)> =
         state.lock().expect("state").users.iter().map(|u| (u.upn.clone(), u.methods.len())).collect();
-    let report = keyward::conformance::run(entra.as_ref(), "kw-conformance-1f2e3d@acme.example").await;
+    let report = keyward::conformance::run(&entra, "kw-conformance-1f2e3d@acme.example").await;
     let text = report.render("acme/corp");
     assert!(report.passed(), "{text}");
     assert!(

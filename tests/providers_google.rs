@@ -19,7 +19,7 @@ use keyward::crd::mfa_provider::RevocationMode;
 use keyward::crd::{FactorKind, MfaProvider};
 use keyward::engine::Enrolment;
 use keyward::providers::rest::Backoff;
-use keyward::providers::{MfaBackend, Revoked, UserQuery, connect_with};
+use keyward::providers::{Provider, Revoked, UserQuery, connect_with};
 use providers_support::*;
 use serde_json::{Value, json};
 use wiremock::{Request, ResponseTemplate};
@@ -204,7 +204,7 @@ fn provider(url: &str, extra: &str) -> MfaProvider {
     serde_yaml::from_str(&yaml).expect("provider")
 }
 
-fn backend(url: &str, extra: &str) -> Box<dyn MfaBackend> {
+fn backend(url: &str, extra: &str) -> Provider {
     let key = key_json(url);
     connect_with(&provider(url, extra), &move |_, k| (k == "serviceAccountKey").then(|| key.clone()), Backoff::quick())
         .expect("connect")
@@ -386,7 +386,7 @@ async fn every_request_the_client_makes_is_declared() {
 async fn conformance_says_it_cannot_enrol_and_writes_nothing() {
     let (server, state) = serve(acme(), handle).await;
     let google = backend(&server.uri(), "");
-    let report = keyward::conformance::run(google.as_ref(), "kw-conformance-1f2e3d@acme.example").await;
+    let report = keyward::conformance::run(&google, "kw-conformance-1f2e3d@acme.example").await;
     let text = report.render("acme/corp");
     assert!(!report.passed());
     assert!(text.contains("FAIL 1. admin writes") && text.contains("turn 2-Step Verification on themselves"), "{text}");

@@ -14,7 +14,7 @@ use keyward::crd::mfa_provider::RevocationMode;
 use keyward::crd::{FactorKind, MfaProvider};
 use keyward::engine::Enrolment;
 use keyward::providers::rest::Backoff;
-use keyward::providers::{MfaBackend, UserQuery, connect_with};
+use keyward::providers::{Provider, UserQuery, connect_with};
 use providers_support::*;
 
 fn handle(s: &mut Keycloak, r: &wiremock::Request) -> wiremock::ResponseTemplate {
@@ -52,7 +52,7 @@ fn secrets(key: &str) -> Option<String> {
     )
 }
 
-fn backend(url: &str, method: &str, extra: &str) -> Box<dyn MfaBackend> {
+fn backend(url: &str, method: &str, extra: &str) -> Provider {
     connect_with(&provider(url, method, extra), &|_, k| secrets(k), Backoff::quick()).expect("connect")
 }
 

@@ -13,7 +13,7 @@ use keyward::crd::mfa_provider::RevocationMode;
 use keyward::crd::{FactorKind, MfaProvider};
 use keyward::engine::{Enrolment, Inventory};
 use keyward::providers::rest::Backoff;
-use keyward::providers::{MfaBackend, Revoked, UserQuery, connect_with};
+use keyward::providers::{Provider, Revoked, UserQuery, connect_with};
 use providers_support::*;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -507,7 +507,7 @@ async fn conformance_proves_the_client_on_a_user_of_its_own() {
     let okta = backend(&provider(&server.uri(), "", "ApiToken"));
     let before: Vec<(String, usize)> =
         state.lock().expect("state").users.iter().map(|u| (u.login.clone(), u.factors.len())).collect();
-    let report = keyward::conformance::run(okta.as_ref(), "kw-conformance-1f2e3d@acme.example").await;
+    let report = keyward::conformance::run(&okta, "kw-conformance-1f2e3d@acme.example").await;
     let text = report.render("acme/corp");
     assert!(report.passed(), "{text}");
     for step in [
@@ -563,7 +563,7 @@ fn secrets(key: &str) -> Option<String> {
     }
 }
 
-fn backend(provider: &MfaProvider) -> Box<dyn MfaBackend> {
+fn backend(provider: &MfaProvider) -> Provider {
     connect_with(provider, &|_, key| secrets(key), Backoff::quick()).expect("connect")
 }
 

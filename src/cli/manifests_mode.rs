@@ -1,11 +1,11 @@
 //! `keyward plan | apply | validate -f PATH…`: the engine on a GitOps checkout.
 
 use super::ManifestArgs;
+use super::plan_render::{self, Format};
 use crate::audit::{AuditSink, JsonLinesFile, Memory};
-use crate::crd::{AccessGrant, Employee};
+use crate::crd::{AccessGrant, Employee, ProviderKey};
 use crate::manifests::{self, Manifests, Severity};
 use crate::providers;
-use crate::report::{self, Format};
 use crate::sweep::{self, Declared, Execution, SweepReport};
 use kube::ResourceExt;
 use std::path::Path;
@@ -76,9 +76,9 @@ pub async fn check(args: &ManifestArgs) -> ExitCode {
         let provider = &loaded.object;
         let namespace = provider.namespace().unwrap_or_default();
         let lookup = |secret: &str, key: &str| manifests.secret_value(&namespace, secret, key);
-        let key = crate::engine::planner::provider_key(provider);
+        let key = ProviderKey::of(provider);
         let checked = match providers::connect(provider, &lookup) {
-            Ok(backend) => backend.check().await,
+            Ok(connected) => connected.check().await,
             Err(e) => Err(e),
         };
         match checked {
@@ -117,14 +117,10 @@ pub async fn conformance(args: &ManifestArgs, wanted: &str, prefix: &str, confir
     let matching: Vec<_> = manifests
         .providers
         .iter()
-        .filter(|l| {
-            let key = crate::engine::planner::provider_key(&l.object);
-            key == wanted || l.object.name_any() == wanted
-        })
+        .filter(|l| ProviderKey::of(&l.object) == wanted || l.object.name_any() == wanted)
         .collect();
     let [loaded] = matching.as_slice() else {
-        let known: Vec<String> =
-            manifests.providers.iter().map(|l| crate::engine::planner::provider_key(&l.object)).collect();
+        let known: Vec<String> = manifests.providers.iter().map(|l| ProviderKey::of(&l.object).into()).collect();
         eprintln!(
             "error: --provider {wanted}: {} MfaProviders match in these manifests (there are: {})",
             matching.len(),
@@ -133,11 +129,11 @@ pub async fn conformance(args: &ManifestArgs, wanted: &str, prefix: &str, confir
         return ExitCode::from(2);
     };
     let provider = &loaded.object;
-    let key = crate::engine::planner::provider_key(provider);
+    let key = ProviderKey::of(provider);
     let namespace = provider.namespace().unwrap_or_default();
     let lookup = |secret: &str, key: &str| manifests.secret_value(&namespace, secret, key);
-    let backend = match providers::connect(provider, &lookup) {
-        Ok(backend) => backend,
+    let connected = match providers::connect(provider, &lookup) {
+        Ok(connected) => connected,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
@@ -145,8 +141,8 @@ pub async fn conformance(args: &ManifestArgs, wanted: &str, prefix: &str, confir
     };
     let suffix = format!("{:06x}", rand::random::<u32>() & 0xff_ffff);
     let user = crate::conformance::test_user_name(prefix.trim(), &suffix);
-    let report = crate::conformance::run(backend.as_ref(), &user).await;
-    print!("{}", report.render(&key));
+    let report = crate::conformance::run(&connected, &user).await;
+    print!("{}", report.render(key.as_str()));
     if report.passed() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
@@ -167,7 +163,7 @@ async fn sweep_all(
         let lookup = |secret: &str, key: &str| manifests.secret_value(&namespace, secret, key);
         let approvals = ManifestApprovals::of(provider, manifests);
         let report = match providers::connect(provider, &lookup) {
-            Ok(backend) => sweep::sweep_guarded(backend.as_ref(), &declared, now, execution, audit, &approvals).await,
+            Ok(connected) => sweep::sweep_guarded(&connected, &declared, now, execution, audit, &approvals).await,
             Err(e) => unreachable_provider(&declared, e.to_string(), now),
         };
         reports.push(report);
@@ -228,7 +224,7 @@ pub async fn plan(args: &ManifestArgs, output: Format) -> ExitCode {
         Err(code) => return code,
     };
     let reports = sweep_all(&manifests, args, Execution::PlanOnly, &Memory::default()).await;
-    print!("{}", report::render(&reports, output, false));
+    print!("{}", plan_render::render(&reports, output, false));
     if reports.iter().any(SweepReport::failed) {
         ExitCode::FAILURE
     } else if reports.iter().any(|r| r.plan.has_changes()) {
@@ -274,7 +270,7 @@ pub async fn apply(args: &ManifestArgs, output: Format, audit_log: &Path, signin
         }
     };
     let reports = sweep_all(&manifests, args, Execution::Apply, &audit).await;
-    print!("{}", report::render(&reports, output, true));
+    print!("{}", plan_render::render(&reports, output, true));
     eprintln!("audit records appended to {}", audit.path().display());
     if reports.iter().any(SweepReport::failed) {
         ExitCode::FAILURE
@@ -307,7 +303,7 @@ pub async fn import(args: &ManifestArgs, email_domain: Option<&str>, out: Option
         let lookup = |secret: &str, key: &str| manifests.secret_value(&namespace, secret, key);
         let query = providers::UserQuery { declared: Vec::new(), all: true };
         let read = match providers::connect(provider, &lookup) {
-            Ok(backend) => backend.inventory(&query).await,
+            Ok(connected) => connected.inventory(&query).await,
             Err(error) => Err(error),
         };
         let inventory = match read {

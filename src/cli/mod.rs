@@ -4,9 +4,10 @@ mod audit;
 mod crds;
 pub mod import;
 mod manifests_mode;
+pub mod plan_render;
 
-use crate::report::Format;
 use clap::{Parser, Subcommand};
+use plan_render::Format;
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -12,8 +12,7 @@
 
 use super::context::{Context, locked};
 use super::leader::{Elector, Leadership};
-use crate::crd::MfaProvider;
-use crate::engine::planner::provider_key;
+use crate::crd::{MfaProvider, ProviderKey};
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::{Api, Resource, ResourceExt};
 use std::collections::HashMap;
@@ -52,7 +51,7 @@ pub fn standing(holds: bool, seen_holder: Option<&str>, me: &str) -> Standing {
 
 /// Whether the providers must be reconciled after a round: one became ours (sweep it) or
 /// another's (say so in its status). A lapse decides nothing and needs no reconcile.
-pub fn settled_anew(before: &HashMap<String, Standing>, after: &HashMap<String, Standing>) -> bool {
+pub fn settled_anew<K: Eq + std::hash::Hash>(before: &HashMap<K, Standing>, after: &HashMap<K, Standing>) -> bool {
     after.iter().any(|(key, now)| *now != Standing::Unsettled && before.get(key) != Some(now))
 }
 
@@ -82,7 +81,7 @@ pub struct Claims {
     /// `<lease-namespace>/<lease-name>` of the installation's leader Lease.
     pub installation: String,
     duration: Duration,
-    electors: Mutex<HashMap<String, Arc<Elector>>>,
+    electors: Mutex<HashMap<ProviderKey, Arc<Elector>>>,
 }
 
 impl Claims {
@@ -90,21 +89,21 @@ impl Claims {
         Claims { installation, duration, electors: Mutex::new(HashMap::new()) }
     }
 
-    /// The standing on the provider with this key (`namespace/name`).
-    pub fn standing(&self, key: &str) -> Standing {
+    /// The standing on the provider with this key.
+    pub fn standing(&self, key: &ProviderKey) -> Standing {
         match locked(&self.electors).get(key) {
             Some(elector) => standing(elector.leadership.holds(), elector.seen_holder().as_deref(), &self.installation),
             None => Standing::Unsettled,
         }
     }
 
-    pub fn holds(&self, key: &str) -> bool {
+    pub fn holds(&self, key: &ProviderKey) -> bool {
         self.standing(key) == Standing::Holds
     }
 
     fn elector(&self, client: &kube::Client, provider: &MfaProvider) -> Arc<Elector> {
         let mut electors = locked(&self.electors);
-        let elector = electors.entry(provider_key(provider)).or_insert_with(|| {
+        let elector = electors.entry(ProviderKey::of(provider)).or_insert_with(|| {
             let api: Api<Lease> = Api::namespaced(client.clone(), &provider.namespace().unwrap_or_default());
             let elector = Elector::new(
                 api,
@@ -130,13 +129,13 @@ impl Claims {
         match tokio::time::timeout(bound, elector.round()).await {
             Ok(Ok(true)) => elector.leadership.set(Some(started + self.duration * 2 / 3)),
             Ok(Ok(false)) => elector.leadership.set(None),
-            Ok(Err(e)) => tracing::warn!(error = %e, provider = %provider_key(provider), "renew provider claim"),
-            Err(_) => tracing::warn!(provider = %provider_key(provider), "renew provider claim: no answer in time"),
+            Ok(Err(e)) => tracing::warn!(error = %e, provider = %ProviderKey::of(provider), "renew provider claim"),
+            Err(_) => tracing::warn!(provider = %ProviderKey::of(provider), "renew provider claim: no answer in time"),
         }
     }
 
     /// Forgets the claims of providers no longer watched (their Leases go with them).
-    fn retain(&self, keys: &[String]) {
+    fn retain(&self, keys: &[ProviderKey]) {
         locked(&self.electors).retain(|key, _| keys.contains(key));
     }
 }
@@ -145,16 +144,16 @@ impl Claims {
 /// on gaining leadership; sends on `sweep_all` when a provider became ours or another's.
 pub async fn keep(ctx: Arc<Context>, sweep_all: broadcast::Sender<()>, mut shutdown: watch::Receiver<bool>) {
     let mut leader = ctx.leader.clone();
-    let mut before: HashMap<String, Standing> = HashMap::new();
+    let mut before: HashMap<ProviderKey, Standing> = HashMap::new();
     let interval = ctx.args.lease_duration / 3;
     loop {
         if ctx.is_leader() {
             let providers: Vec<_> =
                 ctx.providers.state().into_iter().filter(|p| p.meta().deletion_timestamp.is_none()).collect();
-            let keys: Vec<String> = providers.iter().map(|p| provider_key(p)).collect();
+            let keys: Vec<ProviderKey> = providers.iter().map(|p| ProviderKey::of(p)).collect();
             ctx.claims.retain(&keys);
             futures::future::join_all(providers.iter().map(|p| ctx.claims.renew(&ctx.client, p))).await;
-            let after: HashMap<String, Standing> =
+            let after: HashMap<ProviderKey, Standing> =
                 keys.into_iter().map(|key| (key.clone(), ctx.claims.standing(&key))).collect();
             if settled_anew(&before, &after) {
                 let _ = sweep_all.send(());

@@ -3,10 +3,10 @@
 use super::caches::Cache;
 use super::config::RunArgs;
 use crate::crd::mfa_provider::RevocationTally;
-use crate::crd::{AccessGrant, Employee, MfaProvider, RevocationApproval};
+use crate::crd::{AccessGrant, Employee, MfaProvider, ProviderKey, RevocationApproval};
 use crate::engine::plan::EmployeeVerdict;
 use crate::metrics::Metrics;
-use crate::providers::{self, MfaBackend, ProviderError};
+use crate::providers::{self, Provider, ProviderError};
 use k8s_openapi::api::core::v1::Secret;
 use kube::runtime::events::Recorder;
 use kube::{Client, ResourceExt};
@@ -111,8 +111,8 @@ impl LastSweep {
     }
 }
 
-/// Provider clients by provider key, with the fingerprint they were built from.
-type Backends = HashMap<String, (String, Arc<dyn MfaBackend>)>;
+/// Connected providers by key, with the fingerprint each was connected from.
+type Connected = HashMap<ProviderKey, (String, Arc<Provider>)>;
 
 pub struct Context {
     pub client: Client,
@@ -132,10 +132,10 @@ pub struct Context {
     pub recorder: Recorder,
     /// The audit trail, shared by every sweep: a record is durable when `record` returns.
     pub audit: Arc<dyn crate::audit::AuditSink>,
-    /// Provider clients, kept across sweeps so their sessions (JWTs, tokens) are reused;
-    /// rebuilt when the MfaProvider's spec or its Secret changes.
-    pub backends: Mutex<Backends>,
-    pub sweeps: Mutex<BTreeMap<String, Arc<LastSweep>>>,
+    /// Connected providers, kept across sweeps so their sessions (JWTs, tokens) are reused;
+    /// connected anew when the MfaProvider's spec or its Secret changes.
+    pub connected: Mutex<Connected>,
+    pub sweeps: Mutex<BTreeMap<ProviderKey, Arc<LastSweep>>>,
     /// Counts the times this replica gained leadership. Changes seen while it did not lead
     /// were ignored, so the first sweep of each provider in a new epoch re-checks the status
     /// of every Employee (see [`LastSweep::concerns`]).
@@ -145,17 +145,17 @@ pub struct Context {
     /// The users whose declared state changed since each provider's last sweep.
     pub targets: super::targets::Targets,
     /// When a change that concerns a provider was first observed and not yet swept.
-    pub changes: Arc<Mutex<HashMap<String, Instant>>>,
+    pub changes: Arc<Mutex<HashMap<ProviderKey, Instant>>>,
     pub employee_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<Employee>>,
     /// Asks for a provider's reconcile (the event-log follower).
     pub provider_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<MfaProvider>>,
     /// Revocations made per provider within its budget window, as this process knows them;
     /// merged with the MfaProvider's status, where another replica's revocations show.
-    pub ledgers: Mutex<HashMap<String, Vec<RevocationTally>>>,
+    pub ledgers: Mutex<HashMap<ProviderKey, Vec<RevocationTally>>>,
     /// Per MfaProvider, the guarded settings this process last recorded (audit record and
     /// status), until the provider cache shows the status it wrote: a reconcile in between
     /// records nothing twice.
-    pub recorded_settings: Mutex<HashMap<String, String>>,
+    pub recorded_settings: Mutex<HashMap<ProviderKey, String>>,
     /// Consecutive failures per object, for backoff by what failed.
     pub retries: crate::retry::Attempts,
     /// Which MfaProviders this installation holds, and who holds the others.
@@ -172,7 +172,7 @@ impl Context {
     /// The provider's budget ledger: what this process recorded, plus what its status says
     /// (written by this or another replica; the cached status may lag our own last write).
     pub fn ledger(&self, provider: &MfaProvider) -> Vec<RevocationTally> {
-        let key = crate::engine::planner::provider_key(provider);
+        let key = ProviderKey::of(provider);
         let mut ledger = locked(&self.ledgers).get(&key).cloned().unwrap_or_default();
         for tally in provider.status.iter().flat_map(|s| s.recent_revocations.iter()) {
             if !ledger.contains(tally) {
@@ -208,9 +208,10 @@ impl Context {
         versions.join(",")
     }
 
-    /// The client for a provider, reused while its spec and Secret are unchanged.
-    pub fn backend(&self, provider: &MfaProvider) -> Result<Arc<dyn MfaBackend>, ProviderError> {
-        let key = crate::engine::planner::provider_key(provider);
+    /// The provider an MfaProvider declares, connected once and reused while its spec and
+    /// Secret are unchanged.
+    pub fn connect(&self, provider: &MfaProvider) -> Result<Arc<Provider>, ProviderError> {
+        let key = ProviderKey::of(provider);
         let namespace = provider.namespace().unwrap_or_default();
         let fingerprint = format!(
             "{}|{}|{}",
@@ -218,15 +219,15 @@ impl Context {
             provider.metadata.generation.unwrap_or_default(),
             self.secret_version(&namespace, provider)
         );
-        if let Some((print, backend)) = locked(&self.backends).get(&key)
+        if let Some((print, connected)) = locked(&self.connected).get(&key)
             && *print == fingerprint
         {
-            return Ok(backend.clone());
+            return Ok(connected.clone());
         }
         let lookup = |secret: &str, field: &str| self.secret_value(&namespace, secret, field);
-        let backend: Arc<dyn MfaBackend> = Arc::from(providers::connect(provider, &lookup)?);
-        locked(&self.backends).insert(key, (fingerprint, backend.clone()));
-        Ok(backend)
+        let connected = Arc::new(providers::connect(provider, &lookup)?);
+        locked(&self.connected).insert(key, (fingerprint, connected.clone()));
+        Ok(connected)
     }
 }
 

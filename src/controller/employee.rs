@@ -5,8 +5,7 @@ use super::context::{Context, locked};
 use super::error::ControllerError;
 use super::provider::FIELD_MANAGER;
 use super::status;
-use crate::crd::Employee;
-use crate::engine::planner::provider_key;
+use crate::crd::{Employee, ProviderKey};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
@@ -31,12 +30,12 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
     let namespace = employee.namespace().unwrap_or_default();
     let name = employee.name_any();
     let api: Api<Employee> = Api::namespaced(ctx.client.clone(), &namespace);
-    let providers: Vec<String> = ctx
+    let providers: Vec<ProviderKey> = ctx
         .providers
         .in_namespace(&namespace)
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .map(|p| provider_key(p))
+        .map(|p| ProviderKey::of(p))
         .collect();
     // Another installation holds one of the namespace's providers: it writes what its sweeps
     // found, and only its sweeps can settle a deletion (the finalizer is one for all).
@@ -99,7 +98,7 @@ struct Standing {
     swept: bool,
 }
 
-fn standing(ctx: &Context, employee: &Employee, providers: &[String]) -> Standing {
+fn standing(ctx: &Context, employee: &Employee, providers: &[ProviderKey]) -> Standing {
     let name = employee.name_any();
     let sweeps = locked(&ctx.sweeps);
     let mut verdicts = Vec::new();
@@ -107,8 +106,8 @@ fn standing(ctx: &Context, employee: &Employee, providers: &[String]) -> Standin
     for key in providers {
         if let Some(sweep) = sweeps.get(key) {
             // Status names the MfaProvider as the spec does: by name, in the Employee's own
-            // namespace (the sweep key is `namespace/name`).
-            let provider = key.rsplit_once('/').map_or(key.as_str(), |(_, name)| name).to_string();
+            // namespace.
+            let provider = key.name().to_string();
             verdicts.extend(sweep.verdicts_of(&name).iter().map(|v| (provider.clone(), v.clone())));
             if sweep.revoked.contains(&name) {
                 revoked_at = revoked_at.max(Some(sweep.time));

@@ -14,7 +14,7 @@
 
 use super::context::{Context, locked};
 use super::targets;
-use crate::engine::planner::provider_key;
+use crate::crd::ProviderKey;
 use crate::providers::EnrolmentEvents;
 use kube::runtime::reflector::ObjectRef;
 use std::collections::HashMap;
@@ -24,8 +24,8 @@ use std::time::Duration;
 /// Where each provider's log was read up to, in this leadership term.
 #[derive(Default)]
 pub struct Cursors {
-    /// By provider key: (leadership epoch, cursor).
-    at: HashMap<String, (u64, String)>,
+    /// By provider: (leadership epoch, cursor).
+    at: HashMap<ProviderKey, (u64, String)>,
 }
 
 /// What one read of a provider's log asks for.
@@ -41,14 +41,14 @@ pub enum Follow {
 
 impl Cursors {
     /// The cursor to read on from: none when the term changed since it was taken.
-    pub fn after(&self, provider: &str, epoch: u64) -> Option<&str> {
+    pub fn after(&self, provider: &ProviderKey, epoch: u64) -> Option<&str> {
         self.at.get(provider).filter(|(e, _)| *e == epoch).map(|(_, c)| c.as_str())
     }
 
     /// Takes a read's result in: moves the cursor and says what to sweep.
-    pub fn advance(&mut self, provider: &str, epoch: u64, events: EnrolmentEvents) -> Follow {
+    pub fn advance(&mut self, provider: &ProviderKey, epoch: u64, events: EnrolmentEvents) -> Follow {
         let first = self.after(provider, epoch).is_none();
-        self.at.insert(provider.to_string(), (epoch, events.cursor));
+        self.at.insert(provider.clone(), (epoch, events.cursor));
         if first {
             Follow::Full("the event log is followed from here on")
         } else if events.overflowed {
@@ -62,12 +62,12 @@ impl Cursors {
 
     /// Takes the cursor of a term before the term's first sweep: that sweep sees everything
     /// before it, so reads from here on need no full sweep of their own.
-    pub fn start_term(&mut self, provider: &str, epoch: u64, cursor: String) {
-        self.at.insert(provider.to_string(), (epoch, cursor));
+    pub fn start_term(&mut self, provider: &ProviderKey, epoch: u64, cursor: String) {
+        self.at.insert(provider.clone(), (epoch, cursor));
     }
 
     /// Forgets a provider no longer there.
-    pub fn retain(&mut self, providers: &[String]) {
+    pub fn retain(&mut self, providers: &[ProviderKey]) {
         self.at.retain(|key, _| providers.contains(key));
     }
 }
@@ -76,7 +76,7 @@ impl Cursors {
 /// process ends, and asks for the sweeps the events call for.
 pub async fn follow(ctx: Arc<Context>, interval: Duration) {
     // Providers whose last read failed rest until then (backing off by what failed).
-    let mut resting: HashMap<String, tokio::time::Instant> = HashMap::new();
+    let mut resting: HashMap<ProviderKey, tokio::time::Instant> = HashMap::new();
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -90,11 +90,11 @@ pub async fn follow(ctx: Arc<Context>, interval: Duration) {
             .into_iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none() && !p.spec.suspend && !ctx.args.paused)
             .collect();
-        locked(&ctx.cursors).retain(&providers.iter().map(|p| provider_key(p)).collect::<Vec<_>>());
+        locked(&ctx.cursors).retain(&providers.iter().map(|p| ProviderKey::of(p)).collect::<Vec<_>>());
         let now = tokio::time::Instant::now();
         resting.retain(|_, until| *until > now);
         for provider in providers {
-            let key = provider_key(&provider);
+            let key = ProviderKey::of(&provider);
             if resting.contains_key(&key) {
                 continue;
             }
@@ -115,9 +115,9 @@ pub async fn start_term(ctx: &Context) {
     let providers = ctx.providers.state();
     let reads =
         providers.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && !p.spec.suspend).map(|p| async {
-            let backend = ctx.backend(p).ok()?;
-            let read = tokio::time::timeout(TERM_START_BOUND, backend.enrolment_events(None)).await;
-            Some((provider_key(p), read.ok()?.ok()??.cursor))
+            let connected = ctx.connect(p).ok()?;
+            let read = tokio::time::timeout(TERM_START_BOUND, connected.enrolment_events(None)).await;
+            Some((ProviderKey::of(p), read.ok()?.ok()??.cursor))
         });
     for (key, cursor) in futures::future::join_all(reads).await.into_iter().flatten() {
         locked(&ctx.cursors).start_term(&key, epoch, cursor);
@@ -130,13 +130,13 @@ const TERM_START_BOUND: Duration = Duration::from_secs(3);
 /// One read of one provider's log, and the sweep it calls for; after a failed read, how long
 /// the provider's log rests.
 async fn read_once(ctx: &Context, provider: &Arc<crate::crd::MfaProvider>) -> Result<(), Duration> {
-    let key = provider_key(provider);
+    let key = ProviderKey::of(provider);
     let retry_key = format!("EventLog/{key}");
     // A provider whose client cannot be made is reported by its sweeps.
-    let Ok(backend) = ctx.backend(provider) else { return Ok(()) };
+    let Ok(connected) = ctx.connect(provider) else { return Ok(()) };
     let epoch = ctx.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst);
     let after = locked(&ctx.cursors).after(&key, epoch).map(str::to_string);
-    let events = match backend.enrolment_events(after.as_deref()).await {
+    let events = match connected.enrolment_events(after.as_deref()).await {
         Ok(Some(events)) => events,
         Ok(None) => return Ok(()),
         Err(e) => {
@@ -171,31 +171,29 @@ mod tests {
     #[test]
     fn a_term_starts_with_a_full_sweep_then_follows_the_users_named() {
         let mut cursors = Cursors::default();
-        assert_eq!(cursors.after("acme/pi", 1), None);
+        let pi = ProviderKey::new("acme", "pi");
+        assert_eq!(cursors.after(&pi, 1), None);
         assert_eq!(
-            cursors.advance("acme/pi", 1, read("40", &[], false)),
+            cursors.advance(&pi, 1, read("40", &[], false)),
             Follow::Full("the event log is followed from here on")
         );
-        assert_eq!(cursors.after("acme/pi", 1), Some("40"));
-        assert_eq!(cursors.advance("acme/pi", 1, read("40", &[], false)), Follow::Nothing);
+        assert_eq!(cursors.after(&pi, 1), Some("40"));
+        assert_eq!(cursors.advance(&pi, 1, read("40", &[], false)), Follow::Nothing);
+        assert_eq!(cursors.advance(&pi, 1, read("42", &["mallory"], false)), Follow::Users(vec!["mallory".into()]));
         assert_eq!(
-            cursors.advance("acme/pi", 1, read("42", &["mallory"], false)),
-            Follow::Users(vec!["mallory".into()])
-        );
-        assert_eq!(
-            cursors.advance("acme/pi", 1, read("900", &["a", "b"], true)),
+            cursors.advance(&pi, 1, read("900", &["a", "b"], true)),
             Follow::Full("more enrolment events than one read follows")
         );
         // Another term: the cursor of the last one is not trusted.
-        assert_eq!(cursors.after("acme/pi", 2), None);
+        assert_eq!(cursors.after(&pi, 2), None);
         assert_eq!(
-            cursors.advance("acme/pi", 2, read("901", &[], false)),
+            cursors.advance(&pi, 2, read("901", &[], false)),
             Follow::Full("the event log is followed from here on")
         );
         cursors.retain(&[]);
-        assert_eq!(cursors.after("acme/pi", 2), None);
+        assert_eq!(cursors.after(&pi, 2), None);
         // A term whose cursor was taken before its first sweep needs no extra full sweep.
-        cursors.start_term("acme/pi", 3, "950".into());
-        assert_eq!(cursors.advance("acme/pi", 3, read("951", &["eve"], false)), Follow::Users(vec!["eve".into()]));
+        cursors.start_term(&pi, 3, "950".into());
+        assert_eq!(cursors.advance(&pi, 3, read("951", &["eve"], false)), Follow::Users(vec!["eve".into()]));
     }
 }

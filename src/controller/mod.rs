@@ -24,8 +24,7 @@ pub mod targets;
 
 use crate::audit::cloudevents::{CollectorDelivery, DeliveryError, Endpoint};
 use crate::audit::spool::Spool;
-use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, MfaProvider, RevocationApproval};
-use crate::engine::planner::provider_key;
+use crate::crd::{APPROVE_REVOCATIONS_ANNOTATION, AccessGrant, Employee, MfaProvider, ProviderKey, RevocationApproval};
 use caches::{Cache, ChangeFilter};
 use config::RunArgs;
 use context::{Context, locked};
@@ -193,7 +192,7 @@ where
     }
 }
 
-type Changes = Arc<Mutex<HashMap<String, Instant>>>;
+type Changes = Arc<Mutex<HashMap<ProviderKey, Instant>>>;
 type Events<K> = futures::stream::BoxStream<'static, Result<K, kube::runtime::watcher::Error>>;
 
 /// How long a shutdown may take from SIGTERM: in-flight reconciles finish within it or are
@@ -209,13 +208,16 @@ const SWEEPS_AT_ONCE: u16 = 4;
 const EMPLOYEES_AT_ONCE: u16 = 16;
 const GRANTS_AT_ONCE: u16 = 4;
 
+/// The key of the MfaProvider a reference names.
+fn key_of(r: &ObjectRef<MfaProvider>) -> ProviderKey {
+    ProviderKey::new(r.namespace.as_deref().unwrap_or_default(), &r.name)
+}
+
 /// Notes that a change concerning these providers was observed (for the latency metric).
 fn observed(changes: &Changes, refs: &[ObjectRef<MfaProvider>]) {
     if let Ok(mut changes) = changes.lock() {
         for r in refs {
-            changes
-                .entry(format!("{}/{}", r.namespace.clone().unwrap_or_default(), r.name))
-                .or_insert_with(Instant::now);
+            changes.entry(key_of(r)).or_insert_with(Instant::now);
         }
     }
 }
@@ -340,7 +342,7 @@ pub async fn run(args: RunArgs) -> Result<(), RunError> {
             Reporter { controller: "keyward".into(), instance: Some(identity.clone()) },
         ),
         audit,
-        backends: Mutex::new(HashMap::new()),
+        connected: Mutex::new(HashMap::new()),
         sweeps: Mutex::new(Default::default()),
         leadership_epoch: Default::default(),
         changes: changes.clone(),
@@ -464,7 +466,7 @@ fn sweep_all_on_leadership_and_relist(
 /// Every provider's next sweep is a full one.
 fn require_full_everywhere(ctx: &Context, why: &'static str) {
     for provider in ctx.providers.state() {
-        targets::require_full(&ctx.targets, &provider_key(&provider), why);
+        targets::require_full(&ctx.targets, &ProviderKey::of(&provider), why);
     }
 }
 
@@ -611,7 +613,7 @@ fn controller_config(concurrency: u16) -> ControllerConfig {
 }
 
 /// (provider key, user name on that provider).
-type ProviderUser = (String, String);
+type ProviderUser = (ProviderKey, String);
 
 /// Which MfaProviders a change of an Employee, an AccessGrant or a Secret concerns.
 #[derive(Clone)]
@@ -661,12 +663,12 @@ impl ProviderMaps {
     /// before, if that differs) for the providers' targeted sweeps.
     fn target_employee(&self, e: &Employee, gone: bool) {
         let key = format!("{}/{}", e.namespace().unwrap_or_default(), e.name_any());
-        let now: Vec<(String, String)> = self
+        let now: Vec<ProviderUser> = self
             .store
             .state()
             .iter()
             .filter(|p| p.namespace() == e.namespace())
-            .map(|p| (provider_key(p), crate::engine::identity::username(e, p)))
+            .map(|p| (ProviderKey::of(p), crate::engine::identity::username(e, p)))
             .collect();
         let before = {
             let mut known = locked(&self.usernames);
@@ -714,7 +716,7 @@ impl ProviderMaps {
                 continue;
             }
             let users: Vec<String> = people.iter().map(|e| crate::engine::identity::username(e, provider)).collect();
-            targets::add_users(&self.targets, &provider_key(provider), users.iter().map(String::as_str));
+            targets::add_users(&self.targets, &ProviderKey::of(provider), users.iter().map(String::as_str));
         }
     }
 
@@ -741,8 +743,7 @@ impl ProviderMaps {
 
     fn require_full(&self, refs: &[ObjectRef<MfaProvider>], why: &'static str) {
         for r in refs {
-            let key = format!("{}/{}", r.namespace.clone().unwrap_or_default(), r.name);
-            targets::require_full(&self.targets, &key, why);
+            targets::require_full(&self.targets, &key_of(r), why);
         }
     }
 }

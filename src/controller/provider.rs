@@ -6,10 +6,10 @@ use super::error::ControllerError;
 use super::status;
 use super::targets;
 use crate::crd::mfa_provider::Mode;
-use crate::crd::{AccessGrant, Employee, MfaProvider};
-use crate::engine::planner::provider_key;
+use crate::crd::{AccessGrant, Employee, MfaProvider, ProviderKey};
 use crate::engine::{ActionKind, budget, entitlement};
 use crate::metrics::{ErrorLabels, ProviderLabels, ReasonLabels, RevocationLabels};
+use crate::providers::Provider;
 use crate::sweep::{self, ActionResult, Declared, DeclaredNow, Execution, Guard, SweepReport};
 use kube::api::{Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -28,15 +28,16 @@ const BOUNDARY_SLACK: Duration = Duration::from_millis(500);
 /// Caches not synced yet: look again shortly; nothing is decided meanwhile.
 const RETRY_UNSYNCED: Duration = Duration::from_secs(1);
 
-#[tracing::instrument(skip_all, fields(provider = %provider_key(&provider)))]
+#[tracing::instrument(skip_all, fields(provider = %ProviderKey::of(&provider)))]
 pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
     if let Some(action) = nothing_to_decide(&provider, &ctx) {
         return Ok(action);
     }
-    let standing = ctx.claims.standing(&provider_key(&provider));
+    let key = ProviderKey::of(&provider);
+    let standing = ctx.claims.standing(&key);
     if !matches!(standing, Standing::Unsettled) {
         let claimed = i64::from(matches!(standing, Standing::HeldElsewhere { .. }));
-        ctx.metrics.claimed_elsewhere.get_or_create(&ProviderLabels { provider: provider_key(&provider) }).set(claimed);
+        ctx.metrics.claimed_elsewhere.get_or_create(&ProviderLabels { provider: key.to_string() }).set(claimed);
     }
     match standing {
         Standing::Holds => {}
@@ -50,13 +51,12 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     if let Some(why) = suspension(&provider, &ctx) {
         return suspended(&ctx, &provider, why).await;
     }
-    let key = provider_key(&provider);
     let namespace = provider.namespace().unwrap_or_default();
     let employees = ctx.employees.in_namespace(&namespace);
     let grants = ctx.grants.in_namespace(&namespace);
     let now = chrono::Utc::now();
-    let backend = match ctx.backend(&provider) {
-        Ok(backend) => backend,
+    let connected = match ctx.connect(&provider) {
+        Ok(connected) => connected,
         Err(e) => return credentials_unavailable(&ctx, &provider, &key, e, now).await,
     };
 
@@ -79,7 +79,7 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     match (&choice, &previous) {
         (targets::Choice::Targeted(users), Some(previous)) => {
             let targeted = Targeted { users, previous, pending: &pending, used, now };
-            if let Some(action) = sweep_targeted(&ctx, backend.as_ref(), &declared, targeted).await? {
+            if let Some(action) = sweep_targeted(&ctx, &connected, &declared, targeted).await? {
                 return Ok(action);
             }
             tracing::debug!("the targeted sweep left the decision to a full sweep");
@@ -87,7 +87,7 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         (targets::Choice::Full(why), _) => tracing::debug!(why, "full sweep"),
         _ => {}
     }
-    let report = sweep_once(&ctx, backend.as_ref(), &declared, used, now).await;
+    let report = sweep_once(&ctx, &connected, &declared, used, now).await;
     // Counted before anything else can fail: the next sweep must see these revocations.
     let made = report.results.iter().filter(|r| r.result == ActionResult::Revoked).count();
     let ledger = budget::tally(&ledger, chrono::Utc::now(), made, window);
@@ -172,7 +172,7 @@ async fn suspended(ctx: &Context, provider: &MfaProvider, why: String) -> Result
 async fn credentials_unavailable(
     ctx: &Context,
     provider: &MfaProvider,
-    key: &str,
+    key: &ProviderKey,
     error: crate::providers::ProviderError,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action, ControllerError> {
@@ -197,25 +197,32 @@ async fn credentials_unavailable(
 /// One guarded sweep, timed and with its provider requests counted.
 async fn sweep_once(
     ctx: &Context,
-    backend: &dyn crate::providers::MfaBackend,
+    connected: &Provider,
     declared: &Declared<'_, Arc<Employee>, Arc<AccessGrant>>,
     revoked_in_window: usize,
     now: chrono::DateTime<chrono::Utc>,
 ) -> SweepReport {
-    let key = provider_key(declared.provider);
-    let _timer = ctx.metrics.sweep_timer(&key);
-    let requests_before = backend.requests();
+    let key = ProviderKey::of(declared.provider);
+    let _timer = ctx.metrics.sweep_timer(key.as_str());
+    let requests_before = connected.requests();
     let namespace = declared.provider.namespace().unwrap_or_default();
     let mut approvals = budget::object_offers(declared.provider, &ctx.approvals.in_namespace(&namespace));
     if ctx.args.approval_annotation {
         approvals.extend(budget::annotation_offer(declared.provider));
     }
-    let guard = OperatorGuard { ctx, namespace, name: declared.provider.name_any(), revoked_in_window, approvals };
-    let report = sweep::sweep_guarded(backend, declared, now, Execution::Apply, ctx.audit.as_ref(), &guard).await;
+    let guard = OperatorGuard {
+        ctx,
+        key: key.clone(),
+        namespace,
+        name: declared.provider.name_any(),
+        revoked_in_window,
+        approvals,
+    };
+    let report = sweep::sweep_guarded(connected, declared, now, Execution::Apply, ctx.audit.as_ref(), &guard).await;
     ctx.metrics
         .provider_requests
-        .get_or_create(&ProviderLabels { provider: key })
-        .inc_by(backend.requests().saturating_sub(requests_before));
+        .get_or_create(&ProviderLabels { provider: key.into() })
+        .inc_by(connected.requests().saturating_sub(requests_before));
     report
 }
 
@@ -228,7 +235,7 @@ fn pending_changes(
     now: chrono::DateTime<chrono::Utc>,
 ) -> targets::Pending {
     let provider = declared.provider;
-    let key = provider_key(provider);
+    let key = ProviderKey::of(provider);
     let mut pending = targets::take(&ctx.targets, &key);
     let Some(since) = locked(&ctx.sweeps).get(&key).map(|s| s.time - chrono::Duration::seconds(1)) else {
         return pending;
@@ -266,31 +273,32 @@ struct Targeted<'a> {
 /// failure makes the next sweep a full one, which reports it.
 async fn sweep_targeted(
     ctx: &Context,
-    backend: &dyn crate::providers::MfaBackend,
+    connected: &Provider,
     declared: &Declared<'_, Arc<Employee>, Arc<AccessGrant>>,
     targeted: Targeted<'_>,
 ) -> Result<Option<Action>, ControllerError> {
     let provider = declared.provider;
-    let key = provider_key(provider);
+    let key = ProviderKey::of(provider);
     let namespace = provider.namespace().unwrap_or_default();
     let guard = OperatorGuard {
         ctx,
+        key: key.clone(),
         namespace: namespace.clone(),
         name: provider.name_any(),
         revoked_in_window: targeted.used,
         approvals: Vec::new(),
     };
-    let requests_before = backend.requests();
+    let requests_before = connected.requests();
     let report = {
-        let _timer = ctx.metrics.sweep_timer(&key);
+        let _timer = ctx.metrics.sweep_timer(key.as_str());
         let listing = &targeted.previous.listing;
-        sweep::sweep_targeted(backend, declared, targeted.users, listing, targeted.now, ctx.audit.as_ref(), &guard)
+        sweep::sweep_targeted(connected, declared, targeted.users, listing, targeted.now, ctx.audit.as_ref(), &guard)
             .await
     };
     ctx.metrics
         .provider_requests
-        .get_or_create(&ProviderLabels { provider: key.clone() })
-        .inc_by(backend.requests().saturating_sub(requests_before));
+        .get_or_create(&ProviderLabels { provider: key.to_string() })
+        .inc_by(connected.requests().saturating_sub(requests_before));
     let Some(report) = report else { return Ok(None) };
     let window = provider.spec.policy.budget.window();
     let made = report.results.iter().filter(|r| r.result == ActionResult::Revoked).count();
@@ -343,7 +351,7 @@ async fn sweep_targeted(
 /// Keeps the sweep for the Employee reconcilers and re-queues the Employees it concerns.
 fn remember_sweep(
     ctx: &Context,
-    key: &str,
+    key: &ProviderKey,
     namespace: &str,
     employees: &[Arc<Employee>],
     report: &SweepReport,
@@ -365,7 +373,7 @@ fn remember_sweep(
     // Only the Employees whose part of this provider's verdicts changed are reconciled again:
     // re-triggering everyone after every sweep made each sweep cost O(Employees) status reads
     // and, with each of those scanning all verdicts, O(Employees²) in all.
-    let previous = locked(&ctx.sweeps).insert(key.to_string(), last.clone());
+    let previous = locked(&ctx.sweeps).insert(key.clone(), last.clone());
     for employee in employees.iter().filter(|e| last.concerns(e, previous.as_deref())) {
         let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee.as_ref()));
     }
@@ -506,7 +514,7 @@ fn next_sweep(
     let resync = provider.spec.policy.resync_interval();
     // A provider that could not be read is tried again sooner than the drift sweep, backing
     // off by what failed (an outage from 2 s up to 5 min, a rate limit from 10 s).
-    let retry_key = format!("MfaProvider/{}", provider_key(provider));
+    let retry_key = format!("MfaProvider/{}", ProviderKey::of(provider));
     let mut next = match report.error_category.filter(|_| report.plan.error.is_some()) {
         Some(category) => ctx.retries.next(&retry_key, crate::retry::Trouble::of_category(category)).min(resync),
         None => {
@@ -528,6 +536,7 @@ fn next_sweep(
 /// at the moment of each call.
 struct OperatorGuard<'a> {
     ctx: &'a Context,
+    key: ProviderKey,
     namespace: String,
     name: String,
     revoked_in_window: usize,
@@ -542,8 +551,7 @@ impl Guard for OperatorGuard<'_> {
     }
 
     fn may_act(&self) -> bool {
-        let key = format!("{}/{}", self.namespace, self.name);
-        self.ctx.is_leader() && self.ctx.synced().is_ok() && self.ctx.claims.holds(&key)
+        self.ctx.is_leader() && self.ctx.synced().is_ok() && self.ctx.claims.holds(&self.key)
     }
 
     fn revoked_in_window(&self) -> usize {
@@ -551,8 +559,7 @@ impl Guard for OperatorGuard<'_> {
     }
 
     fn change_observed(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        let key = format!("{}/{}", self.namespace, self.name);
-        let observed = *locked(&self.ctx.changes).get(&key)?;
+        let observed = *locked(&self.ctx.changes).get(&self.key)?;
         Some(chrono::Utc::now() - chrono::Duration::from_std(observed.elapsed()).ok()?)
     }
 
@@ -569,16 +576,16 @@ impl Guard for OperatorGuard<'_> {
     }
 }
 
-fn record_metrics(ctx: &Context, key: &str, report: &SweepReport) {
+fn record_metrics(ctx: &Context, key: &ProviderKey, report: &SweepReport) {
     if let Some(error) = &report.plan.error {
         let category = if error.contains("cannot reach") { "unreachable" } else { "list" };
         ctx.metrics
             .provider_errors
-            .get_or_create(&ErrorLabels { provider: key.into(), category: category.into() })
+            .get_or_create(&ErrorLabels { provider: key.to_string(), category: category.into() })
             .inc();
     }
     if report.plan.hold.is_some() {
-        ctx.metrics.blocked_plans.get_or_create(&ProviderLabels { provider: key.into() }).inc();
+        ctx.metrics.blocked_plans.get_or_create(&ProviderLabels { provider: key.to_string() }).inc();
     }
     let mut revoked_any = false;
     for r in report.results.iter().filter(|r| r.action.action == ActionKind::Revoke) {
@@ -593,14 +600,14 @@ fn record_metrics(ctx: &Context, key: &str, report: &SweepReport) {
         ctx.metrics
             .revocations
             .get_or_create(&RevocationLabels {
-                provider: key.into(),
+                provider: key.to_string(),
                 reason: r.action.reason.to_string(),
                 outcome: outcome.into(),
             })
             .inc();
     }
     for (reason, seconds) in &report.latencies {
-        let labels = ReasonLabels { provider: key.into(), reason: reason.to_string() };
+        let labels = ReasonLabels { provider: key.to_string(), reason: reason.to_string() };
         ctx.metrics.revocation_latency_seconds.get_or_create(&labels).observe(*seconds);
         if *seconds > ctx.args.revocation_sla.as_secs_f64() {
             ctx.metrics.sla_breaches.get_or_create(&labels).inc();
@@ -608,7 +615,7 @@ fn record_metrics(ctx: &Context, key: &str, report: &SweepReport) {
     }
     if !report.audit_errors.is_empty() {
         let failures = report.audit_errors.len() as u64;
-        ctx.metrics.audit_write_failures.get_or_create(&ProviderLabels { provider: key.into() }).inc_by(failures);
+        ctx.metrics.audit_write_failures.get_or_create(&ProviderLabels { provider: key.to_string() }).inc_by(failures);
     }
     // The latency that matters to an auditor: from the change keyward saw to the revocation.
     if report.plan.error.is_none()
@@ -617,7 +624,7 @@ fn record_metrics(ctx: &Context, key: &str, report: &SweepReport) {
     {
         ctx.metrics
             .change_to_revocation_seconds
-            .get_or_create(&ProviderLabels { provider: key.into() })
+            .get_or_create(&ProviderLabels { provider: key.to_string() })
             .observe(observed.elapsed().as_secs_f64());
     }
 }

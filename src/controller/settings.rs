@@ -7,9 +7,8 @@
 use super::context::{Context, locked};
 use super::error::ControllerError;
 use crate::audit::{AuditRecord, Event, Outcome};
-use crate::crd::MfaProvider;
+use crate::crd::{MfaProvider, ProviderKey};
 use crate::engine::guarded::{GuardedSettings, changes};
-use crate::engine::planner::provider_key;
 use kube::api::{Patch, PatchParams};
 use kube::runtime::events::EventType;
 use kube::{Api, ResourceExt};
@@ -22,7 +21,7 @@ const SETTINGS_MANAGER: &str = "keyward-settings";
 /// (nothing recorded yet) records the settings as they are, with no audit record: there is
 /// no "before" to compare with.
 pub async fn record_changes(ctx: &Context, provider: &MfaProvider) -> Result<(), ControllerError> {
-    let key = provider_key(provider);
+    let key = ProviderKey::of(provider);
     let now = GuardedSettings::of(&provider.spec);
     let now_text = now.to_status();
     let stored = provider.status.as_ref().and_then(|s| s.guarded_settings.clone());
@@ -40,12 +39,17 @@ pub async fn record_changes(ctx: &Context, provider: &MfaProvider) -> Result<(),
             let detail = lines.join("; ");
             let record = AuditRecord {
                 source_revision: provider.annotations().get(crate::crd::SOURCE_REVISION_ANNOTATION).cloned(),
-                ..AuditRecord::about_provider(&key, Event::SettingsChanged, Outcome::Changed, Some(detail.clone()))
+                ..AuditRecord::about_provider(
+                    key.as_str(),
+                    Event::SettingsChanged,
+                    Outcome::Changed,
+                    Some(detail.clone()),
+                )
             };
             ctx.audit
                 .record(&record)
                 .await
-                .map_err(|source| ControllerError::RecordSettings { provider: key.clone(), source })?;
+                .map_err(|source| ControllerError::RecordSettings { provider: key.to_string(), source })?;
             tracing::warn!(provider = %key, changes = %detail, "a setting that can stop revocations changed");
             super::provider::publish_provider_event(
                 ctx,

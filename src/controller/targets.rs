@@ -9,12 +9,13 @@
 //! (a hold, a conflict, an error) is only ever replaced by another full sweep's.
 
 use super::context::locked;
+use crate::crd::ProviderKey;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-/// Changes not yet swept, per provider key (`namespace/name`).
-pub type Targets = Arc<Mutex<HashMap<String, Pending>>>;
+/// Changes not yet swept, per provider.
+pub type Targets = Arc<Mutex<HashMap<ProviderKey, Pending>>>;
 
 /// What the next sweep of one provider must cover.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,27 +41,27 @@ impl Pending {
 }
 
 /// Records changed users for a provider.
-pub fn add_users<'a>(targets: &Targets, provider: &str, names: impl IntoIterator<Item = &'a str>) {
+pub fn add_users<'a>(targets: &Targets, provider: &ProviderKey, names: impl IntoIterator<Item = &'a str>) {
     let mut targets = locked(targets);
-    let pending = targets.entry(provider.to_string()).or_default();
+    let pending = targets.entry(provider.clone()).or_default();
     for name in names {
         pending.add_user(name);
     }
 }
 
 /// Records that a provider's next sweep must be full, and why.
-pub fn require_full(targets: &Targets, provider: &str, why: &'static str) {
-    locked(targets).entry(provider.to_string()).or_default().full.get_or_insert(why);
+pub fn require_full(targets: &Targets, provider: &ProviderKey, why: &'static str) {
+    locked(targets).entry(provider.clone()).or_default().full.get_or_insert(why);
 }
 
 /// Takes what is pending for a provider: a sweep starting now covers it.
-pub fn take(targets: &Targets, provider: &str) -> Pending {
+pub fn take(targets: &Targets, provider: &ProviderKey) -> Pending {
     locked(targets).remove(provider).unwrap_or_default()
 }
 
 /// Puts back what a sweep did not cover.
-pub fn put_back(targets: &Targets, provider: &str, pending: Pending) {
-    locked(targets).entry(provider.to_string()).or_default().merge(pending);
+pub fn put_back(targets: &Targets, provider: &ProviderKey, pending: Pending) {
+    locked(targets).entry(provider.clone()).or_default().merge(pending);
 }
 
 /// What the last full sweep of a provider was, as the choice needs it.
@@ -191,13 +192,14 @@ mod tests {
     #[test]
     fn what_a_sweep_did_not_cover_is_kept_for_the_next() {
         let targets: Targets = Default::default();
-        add_users(&targets, "acme/pi", ["alice"]);
-        let taken = take(&targets, "acme/pi");
-        assert_eq!(take(&targets, "acme/pi"), Pending::default());
-        add_users(&targets, "acme/pi", ["bob"]);
-        require_full(&targets, "acme/pi", "relist");
-        put_back(&targets, "acme/pi", taken);
-        let back = take(&targets, "acme/pi");
+        let pi = ProviderKey::new("acme", "pi");
+        add_users(&targets, &pi, ["alice"]);
+        let taken = take(&targets, &pi);
+        assert_eq!(take(&targets, &pi), Pending::default());
+        add_users(&targets, &pi, ["bob"]);
+        require_full(&targets, &pi, "relist");
+        put_back(&targets, &pi, taken);
+        let back = take(&targets, &pi);
         assert_eq!(back.users.values().collect::<Vec<_>>(), ["alice", "bob"]);
         assert_eq!(back.full, Some("relist"));
         assert_eq!(

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 // The provider blocks' specs live in their providers' folders; their paths here stay.
 pub use super::notification::{NotificationEvent, NotificationTarget, SecretKeyRef, SlackTarget, WebhookTarget};
-use crate::providers::block::Block;
+use crate::providers::ProviderSpec;
 pub use crate::providers::duo::spec::DuoSpec;
 pub use crate::providers::entra::spec::{EntraAuthMethod, EntraCredentials, EntraIdSpec};
 pub use crate::providers::google::spec::GoogleWorkspaceSpec;
@@ -119,7 +119,7 @@ pub struct MfaProviderSpec {
 /// The provider blocks: each spec field, its variant of [`ProviderBlock`] and its spec type,
 /// in one list. A block added here without its field in [`MfaProviderSpec`], or a field added
 /// there without its line here, does not compile; neither does a spec type without its
-/// [`Block`] implementation (`providers/<name>/spec.rs`).
+/// [`ProviderSpec`] implementation (`providers/<name>/spec.rs`).
 macro_rules! provider_blocks {
     ($($field:ident as $name:literal => $variant:ident($spec:ty)),+ $(,)?) => {
         /// The one provider block of a spec.
@@ -155,8 +155,8 @@ macro_rules! provider_blocks {
         }
 
         impl<'a> ProviderBlock<'a> {
-            /// What keyward needs of the block besides its client.
-            pub fn spec(&self) -> &'a dyn Block {
+            /// What keyward needs of the block besides its API.
+            pub fn spec(&self) -> &'a dyn ProviderSpec {
                 match *self {
                     $(ProviderBlock::$variant(spec) => spec),+
                 }

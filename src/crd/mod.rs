@@ -12,6 +12,7 @@ pub mod employee;
 pub mod factor;
 pub mod mfa_provider;
 pub mod notification;
+pub mod provider_key;
 pub mod revocation_approval;
 
 pub use access_grant::{AccessGrant, AccessGrantSpec, AccessGrantStatus, EnrolmentPolicy, Subjects};
@@ -19,6 +20,7 @@ pub use conditions::Condition;
 pub use employee::{Employee, EmployeeSpec, EmployeeState, EmployeeStatus, Identity};
 pub use factor::FactorKind;
 pub use mfa_provider::{MfaProvider, MfaProviderSpec, MfaProviderStatus};
+pub use provider_key::ProviderKey;
 pub use revocation_approval::{RevocationApproval, RevocationApprovalSpec, RevocationApprovalStatus};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;

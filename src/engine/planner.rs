@@ -9,7 +9,7 @@ use super::plan::{
     Verdict,
 };
 use crate::crd::mfa_provider::{RevocationMode, Scope};
-use crate::crd::{AccessGrant, Employee, FactorKind, MfaProvider};
+use crate::crd::{AccessGrant, Employee, FactorKind, MfaProvider, ProviderKey};
 use chrono::{DateTime, Utc};
 use kube::ResourceExt;
 use std::borrow::Borrow;
@@ -35,8 +35,10 @@ pub struct PlanInput<'a, E = Employee, G = AccessGrant> {
     pub approvals: &'a [ApprovalOffer],
 }
 
+/// The provider's [`ProviderKey`] as text, for code that keeps it in a string (the
+/// notification spool's records).
 pub fn provider_key(provider: &MfaProvider) -> String {
-    format!("{}/{}", provider.namespace().unwrap_or_default(), provider.name_any())
+    ProviderKey::of(provider).into()
 }
 
 /// The declared side of one provider, indexed once per plan: every lookup below is by key,
@@ -88,7 +90,7 @@ pub fn plan_targeted<E: Borrow<Employee>, G: Borrow<AccessGrant>>(input: &PlanIn
 
 fn plan_with<E: Borrow<Employee>, G: Borrow<AccessGrant>>(input: &PlanInput<E, G>, target: Option<&Target>) -> Plan {
     let provider = input.provider;
-    let key = provider_key(provider);
+    let key = ProviderKey::of(provider);
     let mut plan = empty_plan(&key, provider);
     let inventory = match usable_inventory(input) {
         Ok(inventory) => inventory,
@@ -125,12 +127,12 @@ impl Target {
     }
 }
 
-fn empty_plan(key: &str, provider: &MfaProvider) -> Plan {
+fn empty_plan(key: &ProviderKey, provider: &MfaProvider) -> Plan {
     Plan {
         provider: key.to_string(),
         mode: provider.spec.policy.mode,
         actions: Vec::new(),
-        digest: budget::digest(key, &[]),
+        digest: budget::digest(key.as_str(), &[]),
         hold: None,
         approved: false,
         approval: None,
@@ -234,7 +236,7 @@ fn plan_unlisted_claimants(
 /// Sorted actions and their digest; the budget's hold and an approval that lifts it.
 fn finish<E, G>(
     plan: &mut Plan,
-    key: &str,
+    key: &ProviderKey,
     provider: &MfaProvider,
     declared: &DeclaredSide,
     input: &PlanInput<E, G>,
@@ -243,7 +245,7 @@ fn finish<E, G>(
     plan.actions.sort();
     plan.employees.sort_by(|a, b| a.employee.cmp(&b.employee));
     plan.conflicts.sort_by(|a, b| a.user.cmp(&b.user));
-    plan.digest = budget::digest(key, &plan.actions);
+    plan.digest = budget::digest(key.as_str(), &plan.actions);
 
     // An empty declared side with users on the provider is far more likely a bad commit or an
     // unsynced cache than a company that let everyone go.

@@ -272,9 +272,9 @@ async fn list(
     let lookup = |secret: &str, key: &str| manifests.secret_value(&namespace, secret, key);
     let declared = crate::sweep::Declared { provider, employees, grants };
     let query = UserQuery { declared: crate::sweep::user_query(&declared).declared, all: true };
-    let backend = providers::connect(provider, &lookup).map_err(|e| e.to_string())?;
-    let inventory = backend.inventory(&query).await.map_err(|e| e.to_string())?;
-    Ok((inventory, backend.capabilities()))
+    let connected = providers::connect(provider, &lookup).map_err(|e| e.to_string())?;
+    let inventory = connected.inventory(&query).await.map_err(|e| e.to_string())?;
+    Ok((inventory, connected.capabilities()))
 }
 
 /// One file per section and format, then `manifest.json` naming each with its SHA-256.

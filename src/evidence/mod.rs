@@ -114,7 +114,7 @@ pub fn live_provider(
     listing: Listing,
     now: DateTime<Utc>,
 ) -> LiveProvider {
-    let key = crate::engine::planner::provider_key(provider);
+    let key = crate::crd::ProviderKey::of(provider).to_string();
     let block = provider.spec.block().ok();
     let mut scope = ProviderScope {
         provider: key.clone(),

@@ -8,7 +8,7 @@ use super::source::{Loaded, Problem, Severity, Source};
 use crate::crd::mfa_provider::{ProviderBlock, UserMapping};
 use crate::crd::{AccessGrant, Employee, MfaProvider, RevocationApproval};
 use crate::engine::identity;
-use crate::providers::block::SecretKey;
+use crate::providers::spec::SecretKey;
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use std::collections::hash_map::Entry;

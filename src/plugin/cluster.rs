@@ -3,7 +3,7 @@
 use super::PluginError;
 use super::view::{self, Request};
 use crate::audit::Memory;
-use crate::crd::{AccessGrant, Employee, MfaProvider, RevocationApproval};
+use crate::crd::{AccessGrant, Employee, MfaProvider, ProviderKey, RevocationApproval};
 use crate::engine::{ApprovalOffer, budget};
 use crate::sweep::{self, Declared, Execution, SweepReport};
 use k8s_openapi::api::core::v1::Secret;
@@ -108,11 +108,10 @@ impl Cluster {
         };
         let declared = Declared { provider: &provider, employees: &employees, grants: &grants };
         let report = match crate::providers::connect(&provider, &lookup) {
-            Ok(backend) => {
-                sweep::sweep_guarded(backend.as_ref(), &declared, now, Execution::PlanOnly, &Memory::default(), &guard)
-                    .await
+            Ok(connected) => {
+                sweep::sweep_guarded(&connected, &declared, now, Execution::PlanOnly, &Memory::default(), &guard).await
             }
-            Err(e) => return Err(PluginError::Api(format!("error: MfaProvider {}: {e}", view::key(&provider)))),
+            Err(e) => return Err(PluginError::Api(format!("error: MfaProvider {}: {e}", ProviderKey::of(&provider)))),
         };
         Ok(Planned { provider, report })
     }

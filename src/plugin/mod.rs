@@ -6,7 +6,7 @@
 mod cluster;
 pub mod view;
 
-use crate::report::Format;
+use crate::cli::plan_render::{self, Format};
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -106,7 +106,7 @@ async fn execute(plugin: Plugin) -> Result<ExitCode, PluginError> {
         }
         PluginCommand::Plan { provider, output } => {
             let planned = cluster.plan(&provider).await?;
-            print!("{}", crate::report::render(std::slice::from_ref(&planned.report), output, false));
+            print!("{}", plan_render::render(std::slice::from_ref(&planned.report), output, false));
             if let Some(note) = view::plan_note(&planned.provider) {
                 eprintln!("{note}");
             }
@@ -126,8 +126,8 @@ async fn execute(plugin: Plugin) -> Result<ExitCode, PluginError> {
 
 async fn approve(cluster: &cluster::Cluster, name: &str, yes: bool, reason: &str) -> Result<ExitCode, PluginError> {
     let provider = cluster.provider(name).await?;
-    let key = crate::engine::planner::provider_key(&provider);
-    let digest = view::held_digest(&provider).ok_or_else(|| PluginError::NothingHeld { provider: key.clone() })?;
+    let key = crate::crd::ProviderKey::of(&provider);
+    let digest = view::held_digest(&provider).ok_or_else(|| PluginError::NothingHeld { provider: key.to_string() })?;
     let mut approval = view::approval(&provider, digest, reason);
     // Who approves, as the API server knows them: the chart's admission policy accepts the
     // approval only under that name, and the audit records carry it.
@@ -141,7 +141,7 @@ async fn approve(cluster: &cluster::Cluster, name: &str, yes: bool, reason: &str
         let mut answer = String::new();
         std::io::stdin().read_line(&mut answer).map_err(PluginError::Stdin)?;
         if !view::confirmed(&answer) {
-            return Err(PluginError::Declined { provider: key });
+            return Err(PluginError::Declined { provider: key.to_string() });
         }
     }
     let created = cluster.create_approval(&approval).await?;

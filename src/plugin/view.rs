@@ -2,7 +2,7 @@
 //! and the approval that names it, errors from the API server as kubectl words them.
 
 use crate::crd::mfa_provider::{Mode, PlannedRevocation};
-use crate::crd::{MfaProvider, RevocationApproval, RevocationApprovalSpec};
+use crate::crd::{MfaProvider, ProviderKey, RevocationApproval, RevocationApprovalSpec};
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::core::v1::Secret;
 use kube::ResourceExt;
@@ -37,11 +37,6 @@ pub fn api_error(request: &Request, error: &kube::Error) -> String {
     }
 }
 
-/// `namespace/name`, as keyward names providers everywhere.
-pub fn key(provider: &MfaProvider) -> String {
-    crate::engine::planner::provider_key(provider)
-}
-
 fn mode(provider: &MfaProvider) -> &'static str {
     match provider.spec.policy.mode {
         Mode::Enforce => "Enforce",
@@ -59,7 +54,7 @@ pub fn status(providers: &[MfaProvider], now: DateTime<Utc>) -> String {
 
 fn provider_status(provider: &MfaProvider, now: DateTime<Utc>) -> String {
     let status = provider.status.clone().unwrap_or_default();
-    let mut out = format!("MfaProvider {}\n", key(provider));
+    let mut out = format!("MfaProvider {}\n", ProviderKey::of(provider));
     let mut field = |name: &str, value: String| {
         let _ = writeln!(out, "  {:<22}{value}", format!("{name}:"));
     };
@@ -148,7 +143,7 @@ fn employee(revocation: &PlannedRevocation) -> &str {
 
 /// Said after `plan` when the operator would not carry the plan out as shown.
 pub fn plan_note(provider: &MfaProvider) -> Option<String> {
-    let key = key(provider);
+    let key = ProviderKey::of(provider);
     if provider.spec.suspend {
         Some(format!("note: MfaProvider {key} is suspended (spec.suspend): the operator makes none of these changes"))
     } else if provider.spec.policy.mode == Mode::Observe {
@@ -181,7 +176,7 @@ pub fn held_plan(provider: &MfaProvider, digest: &str) -> String {
     let status = provider.status.clone().unwrap_or_default();
     let mut out = format!(
         "MfaProvider {} holds a plan of {} revocation(s) for approval, digest {digest}:\n",
-        key(provider),
+        ProviderKey::of(provider),
         status.blocked_revocations
     );
     let reason = provider

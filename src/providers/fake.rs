@@ -1,18 +1,18 @@
 //! An in-memory provider for tests of the sweep and the operator: it holds an inventory,
 //! records every call, and can be told to fail.
 
-use super::error::{Failure, ProviderError};
-use super::{EnrolmentEvents, MfaBackend, Revoked, UserQuery};
-use crate::crd::FactorKind;
+use super::error::Failure;
+use super::{EnrolmentEvents, Provider, ProviderApi, Revoked, UserQuery};
 use crate::crd::mfa_provider::RevocationMode;
+use crate::crd::{FactorKind, ProviderKey};
 use crate::engine::{Capabilities, Enrolment, Inventory};
 use async_trait::async_trait;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-#[derive(Default)]
 pub struct FakeProvider {
-    pub name: String,
+    /// The MfaProvider it stands for.
+    pub key: ProviderKey,
     pub inventory: Mutex<Inventory>,
     /// `(user, enrolment id, mode)` of every revocation carried out.
     pub revoked: Mutex<Vec<(String, String, RevocationMode)>>,
@@ -21,13 +21,27 @@ pub struct FakeProvider {
     pub list_failure: Mutex<Option<Failure>>,
     /// Revocations of these enrolment ids fail.
     pub failing_enrolments: Mutex<Vec<String>>,
-    pub capabilities: Option<Capabilities>,
+    pub capabilities: Mutex<Option<Capabilities>>,
     calls: AtomicU64,
 }
 
 impl FakeProvider {
-    pub fn new(name: &str, inventory: Inventory) -> Self {
-        FakeProvider { name: name.to_string(), inventory: Mutex::new(inventory), ..Default::default() }
+    pub fn new(key: ProviderKey, inventory: Inventory) -> Arc<Self> {
+        Arc::new(FakeProvider {
+            key,
+            inventory: Mutex::new(inventory),
+            revoked: Mutex::default(),
+            invited: Mutex::default(),
+            list_failure: Mutex::default(),
+            failing_enrolments: Mutex::default(),
+            capabilities: Mutex::default(),
+            calls: AtomicU64::default(),
+        })
+    }
+
+    /// The fake as the sweep calls it; the fake still sees every call.
+    pub fn provider(self: &Arc<Self>) -> Provider {
+        Provider::shared(self.key.clone(), self.clone())
     }
 
     pub fn revoked_ids(&self) -> Vec<String> {
@@ -35,45 +49,42 @@ impl FakeProvider {
     }
 }
 
-fn poisoned(provider: &str) -> ProviderError {
-    ProviderError::Configure { provider: provider.to_string(), message: "fake provider state poisoned".into() }
+fn poisoned() -> Failure {
+    Failure::Configuration("fake provider state poisoned".into())
 }
 
 #[async_trait]
-impl MfaBackend for FakeProvider {
-    fn name(&self) -> &str {
-        &self.name
-    }
-
+impl ProviderApi for FakeProvider {
     fn capabilities(&self) -> Capabilities {
-        self.capabilities.clone().unwrap_or(Capabilities { disable: true, invite: Vec::new() })
+        let set = self.capabilities.lock().map(|c| c.clone()).unwrap_or_default();
+        set.unwrap_or(Capabilities { disable: true, invite: Vec::new() })
     }
 
-    async fn check(&self) -> Result<(), ProviderError> {
+    async fn check(&self) -> Result<(), Failure> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        match self.list_failure.lock().map_err(|_| poisoned(&self.name))?.clone() {
-            Some(failure) => Err(ProviderError::Check { provider: self.name.clone(), failure }),
+        match self.list_failure.lock().map_err(|_| poisoned())?.clone() {
+            Some(failure) => Err(failure),
             None => Ok(()),
         }
     }
 
-    async fn inventory(&self, _query: &UserQuery) -> Result<Inventory, ProviderError> {
+    async fn inventory(&self, _query: &UserQuery) -> Result<Inventory, Failure> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        if let Some(failure) = self.list_failure.lock().map_err(|_| poisoned(&self.name))?.clone() {
-            return Err(ProviderError::ListEnrolments { provider: self.name.clone(), failure });
+        if let Some(failure) = self.list_failure.lock().map_err(|_| poisoned())?.clone() {
+            return Err(failure);
         }
-        Ok(self.inventory.lock().map_err(|_| poisoned(&self.name))?.clone())
+        Ok(self.inventory.lock().map_err(|_| poisoned())?.clone())
     }
 
     /// One call per user, like the per-user reads it stands for.
-    async fn inventory_of(&self, users: &[String]) -> Result<Option<Inventory>, ProviderError> {
+    async fn inventory_of(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
         self.calls.fetch_add(users.len() as u64, Ordering::Relaxed);
-        if let Some(failure) = self.list_failure.lock().map_err(|_| poisoned(&self.name))?.clone() {
-            return Err(ProviderError::ListEnrolments { provider: self.name.clone(), failure });
+        if let Some(failure) = self.list_failure.lock().map_err(|_| poisoned())?.clone() {
+            return Err(failure);
         }
         let wanted: std::collections::BTreeSet<String> =
             users.iter().map(|u| crate::engine::identity::user_key(u)).collect();
-        let inventory = self.inventory.lock().map_err(|_| poisoned(&self.name))?;
+        let inventory = self.inventory.lock().map_err(|_| poisoned())?;
         let users = inventory
             .users
             .iter()
@@ -83,21 +94,16 @@ impl MfaBackend for FakeProvider {
         Ok(Some(Inventory { users }))
     }
 
-    async fn enrolment_events(&self, _after: Option<&str>) -> Result<Option<EnrolmentEvents>, ProviderError> {
+    async fn enrolment_events(&self, _after: Option<&str>) -> Result<Option<EnrolmentEvents>, Failure> {
         Ok(None)
     }
 
-    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError> {
+    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, Failure> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        if self.failing_enrolments.lock().map_err(|_| poisoned(&self.name))?.contains(&enrolment.id) {
-            return Err(ProviderError::RevokeEnrolment {
-                provider: self.name.clone(),
-                user: user.to_string(),
-                enrolment: enrolment.id.clone(),
-                failure: Failure::Status { status: 500, code: None, message: "injected".into() },
-            });
+        if self.failing_enrolments.lock().map_err(|_| poisoned())?.contains(&enrolment.id) {
+            return Err(Failure::Status { status: 500, code: None, message: "injected".into() });
         }
-        let mut inventory = self.inventory.lock().map_err(|_| poisoned(&self.name))?;
+        let mut inventory = self.inventory.lock().map_err(|_| poisoned())?;
         let mut found = false;
         for u in inventory.users.iter_mut().filter(|u| u.name == user) {
             match mode {
@@ -114,13 +120,13 @@ impl MfaBackend for FakeProvider {
                 }
             }
         }
-        self.revoked.lock().map_err(|_| poisoned(&self.name))?.push((user.to_string(), enrolment.id.clone(), mode));
+        self.revoked.lock().map_err(|_| poisoned())?.push((user.to_string(), enrolment.id.clone(), mode));
         Ok(if found { Revoked::Done } else { Revoked::AlreadyGone })
     }
 
-    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError> {
+    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), Failure> {
         self.calls.fetch_add(1, Ordering::Relaxed);
-        self.invited.lock().map_err(|_| poisoned(&self.name))?.push((user.to_string(), kind.clone()));
+        self.invited.lock().map_err(|_| poisoned())?.push((user.to_string(), kind.clone()));
         Ok(())
     }
 

@@ -1,11 +1,12 @@
 //! MFA providers: one trait, one module per provider.
 //!
 //! A provider lists enrolments in bulk, revokes one enrolment, and reports what it can do
-//! ([`Capabilities`]). Decisions are the engine's; a provider only carries them out.
+//! ([`Capabilities`](crate::engine::Capabilities)). Decisions are the engine's; a provider
+//! only carries them out. Each provider module implements [`ProviderApi`] for its client and
+//! [`ProviderSpec`] for its block's spec type; everything else calls a [`Provider`].
 
 pub mod allowlist;
-pub mod block;
-pub mod client;
+pub mod api;
 pub mod dpop;
 pub mod duo;
 pub mod entra;
@@ -22,22 +23,20 @@ pub mod okta;
 pub mod paging;
 pub mod privacyidea;
 pub mod rest;
+pub mod spec;
 pub mod totp;
 pub mod user_ids;
 
+pub use api::{Provider, ProviderApi, TestUsers};
 pub use error::{Failure, ProviderError};
+pub use spec::ProviderSpec;
 
-use crate::crd::FactorKind;
-use crate::crd::mfa_provider::RevocationMode;
-use crate::engine::{Capabilities, Enrolment, Inventory};
-use async_trait::async_trait;
-
-/// Builds the client for an MfaProvider's block. `secret` looks up a key of a Secret in the
+/// The [`Provider`] an MfaProvider's block declares. `secret` looks up a key of a Secret in the
 /// provider's namespace; credentials never come from anywhere else.
 pub fn connect(
     provider: &crate::crd::MfaProvider,
     secret: &dyn Fn(&str, &str) -> Option<String>,
-) -> Result<Box<dyn MfaBackend>, ProviderError> {
+) -> Result<Provider, ProviderError> {
     connect_with(provider, secret, rest::Backoff::default())
 }
 
@@ -46,11 +45,11 @@ pub fn connect_with(
     provider: &crate::crd::MfaProvider,
     secret: &dyn Fn(&str, &str) -> Option<String>,
     backoff: rest::Backoff,
-) -> Result<Box<dyn MfaBackend>, ProviderError> {
+) -> Result<Provider, ProviderError> {
     use kube::ResourceExt;
-    let name = crate::engine::planner::provider_key(provider);
+    let key = crate::crd::ProviderKey::of(provider);
     let block = provider.spec.block().map_err(|count| ProviderError::Configure {
-        provider: name.clone(),
+        provider: key.to_string(),
         message: format!(
             "exactly one provider block must be set ({}), found {count}",
             crate::crd::mfa_provider::BLOCK_NAMES.join(", ")
@@ -65,13 +64,16 @@ pub fn connect_with(
             && !allowed.allows(&parsed)
         {
             let refusal = allowlist::HostAllowlist::refusal(&parsed);
-            return Err(ProviderError::Configure { provider: name, message: format!("{}: {refusal}", block.name()) });
+            return Err(ProviderError::Configure {
+                provider: key.to_string(),
+                message: format!("{}: {refusal}", block.name()),
+            });
         }
     }
     let namespace = provider.namespace().unwrap_or_default();
-    let read = |key: &str| secret(spec.secret(), key);
-    spec.connect(&block::Connect {
-        name: &name,
+    let read = |field: &str| secret(spec.secret(), field);
+    spec.connect(&spec::Connect {
+        key: &key,
         namespace: &namespace,
         secret: &read,
         transport: rest::TransportSettings {
@@ -127,46 +129,4 @@ pub struct EnrolmentEvents {
     /// The log moved further than one read follows: events may have been skipped, so the
     /// caller sweeps everything.
     pub overflowed: bool,
-}
-
-#[async_trait]
-pub trait MfaBackend: Send + Sync {
-    /// `<namespace>/<name>` of the MfaProvider, for errors and audit.
-    fn name(&self) -> &str;
-
-    fn capabilities(&self) -> Capabilities;
-
-    /// Proves that the provider answers and the credentials work (the `Ready` condition).
-    async fn check(&self) -> Result<(), ProviderError>;
-
-    /// Lists the enrolments of the users in `query` through the provider's bulk endpoints.
-    /// Any failed page fails the whole listing: a partial listing would read as "no
-    /// enrolments" for the users on the missing pages.
-    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, ProviderError>;
-
-    /// Lists the enrolments of just these users, with the provider's per-user reads (a
-    /// targeted sweep). `None` when this provider, or its configuration, has no per-user read
-    /// that sees exactly what its full listing sees for those users (a group filter, a user the
-    /// provider no longer knows by name): the caller then lists everything.
-    async fn inventory_of(&self, users: &[String]) -> Result<Option<Inventory>, ProviderError>;
-
-    /// The users whose enrolments changed after `after` (none: where the log stands now),
-    /// from the provider's event log; `None` when keyward does not follow this provider's log.
-    async fn enrolment_events(&self, after: Option<&str>) -> Result<Option<EnrolmentEvents>, ProviderError>;
-
-    /// Revokes one enrolment of `user`. "Not found" is [`Revoked::AlreadyGone`].
-    async fn revoke(&self, user: &str, enrolment: &Enrolment, mode: RevocationMode) -> Result<Revoked, ProviderError>;
-
-    /// Sends a provider-native invitation to enrol `kind`; only called for kinds listed in
-    /// [`Capabilities::invite`].
-    async fn invite(&self, user: &str, kind: &FactorKind) -> Result<(), ProviderError>;
-
-    /// HTTP requests made so far (metrics, benchmarks).
-    fn requests(&self) -> u64;
-
-    /// The admin writes of `keyward conformance` (a disposable user and a factor on it);
-    /// `None` where the provider cannot make them.
-    fn test_users(&self) -> Option<&dyn client::TestUsers> {
-        None
-    }
 }

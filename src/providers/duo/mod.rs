@@ -13,7 +13,7 @@ pub use mapping::{
 };
 pub use signing::{Signer, canonical_json, canonical_params};
 
-use super::client::Client;
+use super::api::ProviderApi;
 use super::error::{Failure, ProviderError};
 use super::paging;
 use super::rest::{Backoff, Call, Rest, declared_name, declared_set, decode, join, snippet, status_failure};
@@ -535,7 +535,7 @@ impl Duo {
 }
 
 #[async_trait]
-impl crate::providers::client::TestUsers for Duo {
+impl crate::providers::TestUsers for Duo {
     /// `add_user`; a user of that name is refused first (Duo would answer 400 "duplicate").
     async fn create_user(&self, name: &str) -> Result<(), Failure> {
         if self.user_id(name).await?.is_some() {
@@ -590,7 +590,7 @@ fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 #[async_trait]
-impl Client for Duo {
+impl ProviderApi for Duo {
     fn capabilities(&self) -> Capabilities {
         Capabilities { disable: false, invite: vec![FactorKind::new("push")] }
     }
@@ -601,7 +601,7 @@ impl Client for Duo {
         self.call::<serde_json::Value>(&Call::get(url), "user listing").await.map(|_| ())
     }
 
-    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         self.read_users(query).await
     }
 
@@ -618,7 +618,7 @@ impl Client for Duo {
         self.rest.requests()
     }
 
-    fn test_users(&self) -> Option<&dyn crate::providers::client::TestUsers> {
+    fn test_users(&self) -> Option<&dyn crate::providers::TestUsers> {
         Some(self)
     }
 }

@@ -1,12 +1,11 @@
 //! The `duo` block of an MfaProvider: its spec (part of the CRD schema) and what keyward
-//! needs of it besides the client ([`Block`]).
+//! needs of it besides its API ([`ProviderSpec`]).
 
 use crate::crd::mfa_provider::SecretCredentials;
-use crate::providers::MfaBackend;
-use crate::providers::block::{Block, Connect, SecretKey};
-use crate::providers::client::Managed;
+use crate::providers::Provider;
 use crate::providers::error::ProviderError;
 use crate::providers::kinds::Reported;
+use crate::providers::spec::{Connect, ProviderSpec, SecretKey};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +29,8 @@ pub struct DuoSpec {
     pub timeout: Option<String>,
 }
 
-impl Block for DuoSpec {
-    crate::providers::block::url_and_secret!("Duo");
+impl ProviderSpec for DuoSpec {
+    crate::providers::spec::url_and_secret!("Duo");
 
     fn secret_keys(&self) -> Vec<SecretKey> {
         vec![SecretKey::fixed("integrationKey"), SecretKey::fixed("secretKey")]
@@ -41,8 +40,11 @@ impl Block for DuoSpec {
         Reported::Only { kinds: super::KINDS, prefixes: super::KIND_PREFIXES }
     }
 
-    fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
+    fn connect(&self, c: &Connect<'_>) -> Result<Provider, ProviderError> {
         let (ikey, skey) = (c.key(self.secret(), "integrationKey")?, c.key(self.secret(), "secretKey")?);
-        Ok(Managed::boxed(c.name, super::Duo::new(c.name, self, &c.transport, ikey, skey, c.backoff.clone())?))
+        Ok(Provider::new(
+            c.key.clone(),
+            super::Duo::new(c.key.as_str(), self, &c.transport, ikey, skey, c.backoff.clone())?,
+        ))
     }
 }

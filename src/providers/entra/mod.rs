@@ -13,7 +13,7 @@ pub mod spec;
 
 pub use mapping::{KINDS, METHODS, MethodType, Removal, method};
 
-use super::client::Client;
+use super::api::ProviderApi;
 use super::error::{Failure, ProviderError};
 use super::jwt::{SigningKey, certificate_thumbprints};
 use super::oauth::{Grant, TokenSource};
@@ -501,7 +501,7 @@ impl Entra {
 }
 
 #[async_trait]
-impl crate::providers::client::TestUsers for Entra {
+impl crate::providers::TestUsers for Entra {
     /// `POST /users`: a disabled account (nobody signs in with it) named by its UPN.
     async fn create_user(&self, name: &str) -> Result<(), Failure> {
         let nickname: String =
@@ -538,7 +538,7 @@ impl crate::providers::client::TestUsers for Entra {
 }
 
 #[async_trait]
-impl Client for Entra {
+impl ProviderApi for Entra {
     fn capabilities(&self) -> Capabilities {
         // Graph v1.0 has no invitation that leaves the secret with the user (a Temporary
         // Access Pass is itself a credential returned to the caller): Required kinds stay
@@ -552,14 +552,14 @@ impl Client for Entra {
         self.get::<serde_json::Value>(url, "user listing").await.map(|_| ())
     }
 
-    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         self.read_users(query).await
     }
 
     /// Each user read by UPN and its authentication methods: what a `scope: Declared` sweep
     /// reads. With `groupId` the full listing sees the group's transitive members only, which
     /// a per-user read cannot tell: not targeted.
-    async fn read_targeted(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
+    async fn inventory_of(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
         if self.group_id.is_some() {
             return Ok(None);
         }
@@ -575,7 +575,7 @@ impl Client for Entra {
         self.rest.requests()
     }
 
-    fn test_users(&self) -> Option<&dyn crate::providers::client::TestUsers> {
+    fn test_users(&self) -> Option<&dyn crate::providers::TestUsers> {
         Some(self)
     }
 }

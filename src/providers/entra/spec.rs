@@ -1,12 +1,11 @@
 //! The `entra` block of an MfaProvider: its spec (part of the CRD schema) and what keyward
-//! needs of it besides the client ([`Block`]).
+//! needs of it besides its API ([`ProviderSpec`]).
 
 use crate::crd::mfa_provider::SecretName;
-use crate::providers::MfaBackend;
-use crate::providers::block::{Block, Connect, SecretKey};
-use crate::providers::client::Managed;
+use crate::providers::Provider;
 use crate::providers::error::ProviderError;
 use crate::providers::kinds::Reported;
+use crate::providers::spec::{Connect, ProviderSpec, SecretKey};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -60,7 +59,7 @@ pub enum EntraAuthMethod {
     Certificate,
 }
 
-impl Block for EntraIdSpec {
+impl ProviderSpec for EntraIdSpec {
     fn product(&self) -> &'static str {
         "Entra ID"
     }
@@ -93,7 +92,7 @@ impl Block for EntraIdSpec {
         Reported::Only { kinds: super::KINDS, prefixes: &[] }
     }
 
-    fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
+    fn connect(&self, c: &Connect<'_>) -> Result<Provider, ProviderError> {
         let secret = self.secret();
         let auth = match self.credentials.method {
             EntraAuthMethod::ClientSecret => super::EntraAuth::ClientSecret {
@@ -106,6 +105,9 @@ impl Block for EntraIdSpec {
                 private_key: c.key(secret, "privateKey")?,
             },
         };
-        Ok(Managed::boxed(c.name, super::Entra::new(c.name, self, &c.transport, auth, c.backoff.clone())?))
+        Ok(Provider::new(
+            c.key.clone(),
+            super::Entra::new(c.key.as_str(), self, &c.transport, auth, c.backoff.clone())?,
+        ))
     }
 }

@@ -7,7 +7,7 @@
 //! reading the user again. Grants on a Google provider therefore name the kind `2sv`.
 
 pub mod spec;
-use super::client::Client;
+use super::api::ProviderApi;
 use super::error::{Failure, ProviderError};
 use super::jwt::SigningKey;
 use super::oauth::{Grant, TokenSource};
@@ -282,7 +282,7 @@ impl Google {
 }
 
 #[async_trait]
-impl Client for Google {
+impl ProviderApi for Google {
     fn capabilities(&self) -> Capabilities {
         // Users enrol in 2SV themselves; the API can neither enrol nor invite.
         Capabilities { disable: false, invite: Vec::new() }
@@ -295,7 +295,7 @@ impl Client for Google {
         if (200..300).contains(&response.status) { Ok(()) } else { Err(failure(&response)) }
     }
 
-    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         // One bulk listing of the enrolled users serves both scopes: users not enrolled have
         // nothing to revoke, and the listing is a few pages whatever the number declared.
         let declared = declared_set(&query.declared);

@@ -1,12 +1,11 @@
 //! The `google` block of an MfaProvider: its spec (part of the CRD schema) and what keyward
-//! needs of it besides the client ([`Block`]).
+//! needs of it besides its API ([`ProviderSpec`]).
 
 use crate::crd::mfa_provider::SecretCredentials;
-use crate::providers::MfaBackend;
-use crate::providers::block::{Block, Connect, SecretKey};
-use crate::providers::client::Managed;
+use crate::providers::Provider;
 use crate::providers::error::ProviderError;
 use crate::providers::kinds::Reported;
+use crate::providers::spec::{Connect, ProviderSpec, SecretKey};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +37,7 @@ pub struct GoogleWorkspaceSpec {
     pub timeout: Option<String>,
 }
 
-impl Block for GoogleWorkspaceSpec {
+impl ProviderSpec for GoogleWorkspaceSpec {
     fn product(&self) -> &'static str {
         "Google Workspace"
     }
@@ -64,7 +63,7 @@ impl Block for GoogleWorkspaceSpec {
         Reported::Only { kinds: &[super::KIND], prefixes: &[] }
     }
 
-    fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
+    fn connect(&self, c: &Connect<'_>) -> Result<Provider, ProviderError> {
         let json = c.key(self.secret(), "serviceAccountKey")?;
         let account: super::ServiceAccountKey = serde_json::from_str(&json).map_err(|e| {
             c.configure(format!(
@@ -73,6 +72,9 @@ impl Block for GoogleWorkspaceSpec {
                 self.secret()
             ))
         })?;
-        Ok(Managed::boxed(c.name, super::Google::new(c.name, self, &c.transport, account, c.backoff.clone())?))
+        Ok(Provider::new(
+            c.key.clone(),
+            super::Google::new(c.key.as_str(), self, &c.transport, account, c.backoff.clone())?,
+        ))
     }
 }

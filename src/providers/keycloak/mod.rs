@@ -2,7 +2,7 @@
 //! admin user; credentials per user; enrolment requested through required actions.
 
 pub mod spec;
-use super::client::Client;
+use super::api::ProviderApi;
 use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
 use super::paging;
@@ -413,7 +413,7 @@ impl Keycloak {
 }
 
 #[async_trait]
-impl crate::providers::client::TestUsers for Keycloak {
+impl crate::providers::TestUsers for Keycloak {
     async fn create_user(&self, name: &str) -> Result<(), Failure> {
         self.post_user(name, serde_json::json!({"username": name, "enabled": true})).await
     }
@@ -450,7 +450,7 @@ impl crate::providers::client::TestUsers for Keycloak {
 }
 
 #[async_trait]
-impl Client for Keycloak {
+impl ProviderApi for Keycloak {
     fn capabilities(&self) -> Capabilities {
         let invite = ["totp", "webauthn", "recovery-codes"].iter().map(|k| FactorKind::new(k)).collect();
         Capabilities { disable: false, invite }
@@ -463,13 +463,13 @@ impl Client for Keycloak {
         }
     }
 
-    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         self.read_users(query).await
     }
 
     /// Each user found by exact user name and its credentials: what a `scope: Declared`
     /// sweep reads.
-    async fn read_targeted(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
+    async fn inventory_of(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
         let query = UserQuery { declared: users.to_vec(), all: false };
         self.read_users_refreshing(&query, true).await.map(Some)
     }
@@ -490,7 +490,7 @@ impl Client for Keycloak {
         self.rest.requests()
     }
 
-    fn test_users(&self) -> Option<&dyn crate::providers::client::TestUsers> {
+    fn test_users(&self) -> Option<&dyn crate::providers::TestUsers> {
         Some(self)
     }
 }

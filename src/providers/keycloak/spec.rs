@@ -1,12 +1,11 @@
 //! The `keycloak` block of an MfaProvider: its spec (part of the CRD schema) and what keyward
-//! needs of it besides the client ([`Block`]).
+//! needs of it besides its API ([`ProviderSpec`]).
 
 use crate::crd::mfa_provider::SecretName;
-use crate::providers::MfaBackend;
-use crate::providers::block::{Block, Connect, SecretKey};
-use crate::providers::client::Managed;
+use crate::providers::Provider;
 use crate::providers::error::ProviderError;
 use crate::providers::kinds::Reported;
+use crate::providers::spec::{Connect, ProviderSpec, SecretKey};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -55,8 +54,8 @@ pub enum KeycloakAuthMethod {
     Password,
 }
 
-impl Block for KeycloakSpec {
-    crate::providers::block::url_and_secret!("Keycloak", tenant: realm);
+impl ProviderSpec for KeycloakSpec {
+    crate::providers::spec::url_and_secret!("Keycloak", tenant: realm);
 
     fn secret_keys(&self) -> Vec<SecretKey> {
         match self.credentials.method {
@@ -71,7 +70,7 @@ impl Block for KeycloakSpec {
         Reported::Only { kinds: super::KINDS, prefixes: &[] }
     }
 
-    fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
+    fn connect(&self, c: &Connect<'_>) -> Result<Provider, ProviderError> {
         let secret = self.secret();
         let auth = match self.credentials.method {
             KeycloakAuthMethod::ClientCredentials => super::KeycloakAuth::ClientCredentials {
@@ -84,6 +83,9 @@ impl Block for KeycloakSpec {
                 password: c.key(secret, "password")?,
             },
         };
-        Ok(Managed::boxed(c.name, super::Keycloak::new(c.name, self, &c.transport, auth, c.backoff.clone())?))
+        Ok(Provider::new(
+            c.key.clone(),
+            super::Keycloak::new(c.key.as_str(), self, &c.transport, auth, c.backoff.clone())?,
+        ))
     }
 }

@@ -15,7 +15,7 @@ pub use mapping::{
     FactorState, KINDS, factor_state, has_recovery_phone, kind_of, taken_by_cascade, user_deprovisioned,
 };
 
-use super::client::Client;
+use super::api::ProviderApi;
 use super::error::{Failure, ProviderError};
 use super::oauth::{Grant, TokenSource};
 use super::paging;
@@ -429,7 +429,7 @@ impl Okta {
 }
 
 #[async_trait]
-impl crate::providers::client::TestUsers for Okta {
+impl crate::providers::TestUsers for Okta {
     /// `createUser` with a password and `activate=true`: an active user, no activation e-mail.
     async fn create_user(&self, name: &str) -> Result<(), Failure> {
         let password = format!("Kw-{:032x}!Aa1", rand::random::<u128>());
@@ -544,7 +544,7 @@ fn next_link(response: &super::http::Response) -> Option<url::Url> {
 }
 
 #[async_trait]
-impl Client for Okta {
+impl ProviderApi for Okta {
     fn capabilities(&self) -> Capabilities {
         // Only the e-mail factor can be enrolled by an admin without a secret coming back to
         // the caller (TOTP and Okta Verify enrolments return the shared secret / activation
@@ -559,14 +559,14 @@ impl Client for Okta {
         if ok(&response) { Ok(()) } else { Err(failure(&response)) }
     }
 
-    async fn read(&self, query: &UserQuery) -> Result<Inventory, Failure> {
+    async fn inventory(&self, query: &UserQuery) -> Result<Inventory, Failure> {
         self.read_users(query).await
     }
 
     /// Each user read by login (`GET /users/{login}`) and its factors: what a `scope:
     /// Declared` sweep reads. With `groupId` the full listing sees the group's members only,
     /// and a per-user read cannot tell membership without a request per group: not targeted.
-    async fn read_targeted(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
+    async fn inventory_of(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
         if self.group_id.is_some() {
             return Ok(None);
         }
@@ -587,7 +587,7 @@ impl Client for Okta {
         self.rest.requests()
     }
 
-    fn test_users(&self) -> Option<&dyn crate::providers::client::TestUsers> {
+    fn test_users(&self) -> Option<&dyn crate::providers::TestUsers> {
         Some(self)
     }
 }

@@ -1,12 +1,11 @@
 //! The `okta` block of an MfaProvider: its spec (part of the CRD schema) and what keyward
-//! needs of it besides the client ([`Block`]).
+//! needs of it besides its API ([`ProviderSpec`]).
 
 use crate::crd::mfa_provider::SecretName;
-use crate::providers::MfaBackend;
-use crate::providers::block::{Block, Connect, SecretKey};
-use crate::providers::client::Managed;
+use crate::providers::Provider;
 use crate::providers::error::ProviderError;
 use crate::providers::kinds::Reported;
+use crate::providers::spec::{Connect, ProviderSpec, SecretKey};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -54,8 +53,8 @@ pub enum OktaAuthMethod {
     PrivateKeyJwt,
 }
 
-impl Block for OktaSpec {
-    crate::providers::block::url_and_secret!("Okta");
+impl ProviderSpec for OktaSpec {
+    crate::providers::spec::url_and_secret!("Okta");
 
     fn secret_keys(&self) -> Vec<SecretKey> {
         match self.credentials.method {
@@ -68,7 +67,7 @@ impl Block for OktaSpec {
         Reported::Only { kinds: super::KINDS, prefixes: &[] }
     }
 
-    fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
+    fn connect(&self, c: &Connect<'_>) -> Result<Provider, ProviderError> {
         let secret = self.secret();
         let auth = match self.credentials.method {
             OktaAuthMethod::ApiToken => super::OktaAuth::ApiToken(c.key(secret, "apiToken")?),
@@ -78,6 +77,6 @@ impl Block for OktaSpec {
                 key_id: c.optional("keyId"),
             },
         };
-        Ok(Managed::boxed(c.name, super::Okta::new(c.name, self, &c.transport, auth, c.backoff.clone())?))
+        Ok(Provider::new(c.key.clone(), super::Okta::new(c.key.as_str(), self, &c.transport, auth, c.backoff.clone())?))
     }
 }

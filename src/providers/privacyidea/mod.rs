@@ -7,7 +7,7 @@ mod types;
 
 pub use mapping::kind_of;
 
-use super::client::Client;
+use super::api::ProviderApi;
 use super::error::{Failure, ProviderError};
 use super::rest::{Backoff, provider_transport, url_field};
 use super::{EnrolmentEvents, Revoked, UserQuery};
@@ -210,7 +210,7 @@ impl PrivacyIdea {
 }
 
 #[async_trait]
-impl crate::providers::client::TestUsers for PrivacyIdea {
+impl crate::providers::TestUsers for PrivacyIdea {
     async fn create_user(&self, name: &str) -> Result<(), Failure> {
         let resolver = self.realm_resolver().await?;
         // POST /user/ of an existing name is an unhandled database error (500): ask first.
@@ -272,7 +272,7 @@ fn removed_user_name(token: &Token) -> String {
 }
 
 #[async_trait]
-impl Client for PrivacyIdea {
+impl ProviderApi for PrivacyIdea {
     fn capabilities(&self) -> Capabilities {
         // privacyIDEA has no invitation flow that leaves the secret with the user: every
         // enrolment call returns the seed to the caller. Required kinds stay pending.
@@ -283,7 +283,7 @@ impl Client for PrivacyIdea {
         self.realm_exists().await
     }
 
-    async fn read(&self, _query: &UserQuery) -> Result<Inventory, Failure> {
+    async fn inventory(&self, _query: &UserQuery) -> Result<Inventory, Failure> {
         // One realm-wide listing serves both scopes: it is a few paged requests however many
         // users are declared, where per-user listing would be one request per Employee.
         self.realm_exists().await?;
@@ -322,7 +322,7 @@ impl Client for PrivacyIdea {
 
     /// One token listing per user (usually one page): an offboarding costs the same requests
     /// at 100 users as at 100,000, where the realm-wide listing grows with the realm.
-    async fn read_targeted(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
+    async fn inventory_of(&self, users: &[String]) -> Result<Option<Inventory>, Failure> {
         let mut listed = Vec::new();
         for user in users {
             let Some(tokens) = self.user_tokens(user).await? else { return Ok(None) };
@@ -371,7 +371,7 @@ impl Client for PrivacyIdea {
         self.session.requests()
     }
 
-    fn test_users(&self) -> Option<&dyn crate::providers::client::TestUsers> {
+    fn test_users(&self) -> Option<&dyn crate::providers::TestUsers> {
         Some(self)
     }
 }
@@ -418,7 +418,7 @@ mod tests {
         .expect("spec");
         let pi = PrivacyIdea::new("acme/pi", &spec, &pace(100), "admin".into(), "pw".into(), Backoff::quick())
             .expect("client");
-        pi.read(&UserQuery::default()).await
+        pi.inventory(&UserQuery::default()).await
     }
 
     /// A user store that cannot be read turns every owner it holds into `**resolver error**`

@@ -1,12 +1,11 @@
 //! The `privacyidea` block of an MfaProvider: its spec (part of the CRD schema) and what keyward
-//! needs of it besides the client ([`Block`]).
+//! needs of it besides its API ([`ProviderSpec`]).
 
 use crate::crd::mfa_provider::Credentials;
-use crate::providers::MfaBackend;
-use crate::providers::block::{Block, Connect, SecretKey};
-use crate::providers::client::Managed;
+use crate::providers::Provider;
 use crate::providers::error::ProviderError;
 use crate::providers::kinds::Reported;
+use crate::providers::spec::{Connect, ProviderSpec, SecretKey};
 use kube::KubeSchema;
 use serde::{Deserialize, Serialize};
 
@@ -30,8 +29,8 @@ pub struct PrivacyIdeaSpec {
     pub timeout: Option<String>,
 }
 
-impl Block for PrivacyIdeaSpec {
-    crate::providers::block::url_and_secret!("privacyIDEA", tenant: realm);
+impl ProviderSpec for PrivacyIdeaSpec {
+    crate::providers::spec::url_and_secret!("privacyIDEA", tenant: realm);
 
     fn secret_keys(&self) -> Vec<SecretKey> {
         let secret_ref = &self.credentials.secret_ref;
@@ -50,11 +49,12 @@ impl Block for PrivacyIdeaSpec {
         Reported::Any
     }
 
-    fn connect(&self, c: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError> {
+    fn connect(&self, c: &Connect<'_>) -> Result<Provider, ProviderError> {
         let secret_ref = &self.credentials.secret_ref;
         let username = c.key(&secret_ref.name, secret_ref.username_key())?;
         let password = c.key(&secret_ref.name, secret_ref.password_key())?;
-        let client = super::PrivacyIdea::new(c.name, self, &c.transport, username, password, c.backoff.clone())?;
-        Ok(Managed::boxed(c.name, client))
+        let client =
+            super::PrivacyIdea::new(c.key.as_str(), self, &c.transport, username, password, c.backoff.clone())?;
+        Ok(Provider::new(c.key.clone(), client))
     }
 }

@@ -1,11 +1,11 @@
 //! A provider block (`spec.privacyidea`, `spec.okta`, …): what keyward needs of each provider
-//! besides its client — its Secret and the keys its credential method reads, the factor kinds
-//! it can report, its product name, and how to build its client. Each provider implements
-//! [`Block`] for its spec type in its own folder (`providers/<name>/spec.rs`);
+//! besides its API — its Secret and the keys its credential method reads, the factor kinds
+//! it can report, its product name, and how to connect to it. Each provider implements
+//! [`ProviderSpec`] for its block's spec type in its own folder (`providers/<name>/spec.rs`);
 //! `crd::mfa_provider::ProviderBlock` is the one list of blocks, and everything that differs
 //! per provider goes through it (docs/adding-a-provider.md).
 
-use super::MfaBackend;
+use super::Provider;
 use super::error::ProviderError;
 use super::kinds::Reported;
 use super::rest::Backoff;
@@ -26,10 +26,10 @@ impl SecretKey {
     }
 }
 
-/// What a client is built from.
+/// What a provider is connected with.
 pub struct Connect<'a> {
-    /// `<namespace>/<name>` of the MfaProvider.
-    pub name: &'a str,
+    /// The MfaProvider, named in every error.
+    pub key: &'a crate::crd::ProviderKey,
     pub namespace: &'a str,
     /// A key of the block's Secret, or `None` when it (or the Secret) is missing.
     pub secret: &'a dyn Fn(&str) -> Option<String>,
@@ -56,12 +56,12 @@ impl Connect<'_> {
     }
 
     pub fn configure(&self, message: String) -> ProviderError {
-        ProviderError::Configure { provider: self.name.to_string(), message }
+        ProviderError::Configure { provider: self.key.to_string(), message }
     }
 }
 
-/// The parts of a provider that are not its client.
-pub trait Block: Sync {
+/// The parts of a provider that are not its API: the spec type of its block.
+pub trait ProviderSpec: Sync {
     /// The product, for messages (`Okta`, `Entra ID`).
     fn product(&self) -> &'static str;
     /// The Secret holding the credentials.
@@ -84,13 +84,13 @@ pub trait Block: Sync {
     fn secret_keys(&self) -> Vec<SecretKey>;
     /// The factor kinds the provider can report at all.
     fn reported(&self) -> Reported;
-    /// The provider's client.
-    fn connect(&self, connect: &Connect<'_>) -> Result<Box<dyn MfaBackend>, ProviderError>;
+    /// The provider, with its API's client built.
+    fn connect(&self, connect: &Connect<'_>) -> Result<Provider, ProviderError>;
 }
 
-/// The [`Block`] methods that a block with a `url` field and `credentials.secretRef` spells
-/// the same way (privacyIDEA, Keycloak, Okta, Duo); `tenant:` names the field that says which
-/// tenant of that URL the block means (a realm).
+/// The [`ProviderSpec`] methods that a block with a `url` field and `credentials.secretRef`
+/// spells the same way (privacyIDEA, Keycloak, Okta, Duo); `tenant:` names the field that says
+/// which tenant of that URL the block means (a realm).
 macro_rules! url_and_secret {
     ($product:literal) => {
         fn product(&self) -> &'static str {
@@ -104,7 +104,7 @@ macro_rules! url_and_secret {
         }
     };
     ($product:literal, tenant: $field:ident) => {
-        $crate::providers::block::url_and_secret!($product);
+        $crate::providers::spec::url_and_secret!($product);
         fn tenant(&self) -> Option<&str> {
             Some(&self.$field)
         }

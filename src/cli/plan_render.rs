@@ -1,5 +1,6 @@
-//! Rendering sweep reports: text for a terminal, Markdown for a pull-request comment, JSON
-//! for machines (SPEC "Ways to run").
+//! Rendering plans, with what became of each action: text for a terminal, Markdown for a
+//! pull-request comment, JSON for machines (SPEC "Ways to run"). `keyward plan` and
+//! `keyward apply` print them, and so does `kubectl keyward plan`.
 
 use crate::crd::mfa_provider::Mode;
 use crate::engine::{ActionKind, Plan};
