@@ -1,4 +1,4 @@
-//! Mass revocation under `policy.maxRequestsPerSecond` (issue 11): `cargo bench --bench
+//! Mass revocation under `policy.maxRequestsPerSecond`: `cargo bench --bench
 //! revocation_rate`.
 //!
 //! 1,000 leavers with one token each at a privacyIDEA-shaped HTTP mock (login, realm check,

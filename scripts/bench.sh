@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# keyward's benchmark table (issue 11): runs the benchmarks, prints one table and writes it,
+# keyward's benchmark table: runs the benchmarks, prints one table and writes it,
 # with the machine and the date, to docs/performance.md. Every figure comes from this run.
 #
 # Usage: scripts/bench.sh [BENCH...]

@@ -180,7 +180,7 @@ How each figure is taken (see the benchmarks' module docs):
   namespace with N Employees created as `kubectl apply` creates them (its last-applied
   annotation included), one privacyIDEA MfaProvider on a realm without users and one grant;
   `keyward run` as the chart's ServiceAccount. RSS is `VmRSS` from `/proc` 40 s after start
-  (when users measured it in issue 11) and the kernel's high-water mark `VmHWM` at the end of
+  (when users measured it) and the kernel's high-water mark `VmHWM` at the end of
   the run (after start-up and one offboarding). Status writes are counted in the API server's
   own audit log. The first sweep is the first `keyward_reconcile_duration_seconds` sample.
 - **Planning rows** (`benches/plan.rs`): the pure engine, 100,000 people in two of 200 roles,
@@ -211,7 +211,7 @@ How each figure is taken (see the benchmarks' module docs):
   TOTP token at a real privacyIDEA (all but 20 seeded in bulk); 20 of them are offboarded one
   after another with `kubectl patch`. p99 of 20 samples is the worst one. Requests are counted
   in privacyIDEA's own request log from each patch to 2 s after its revocation. An offboarding
-  is a targeted sweep (issue 11): the leaver's token listing (`GET /token/?user=`) and the
+  is a targeted sweep: the leaver's token listing (`GET /token/?user=`) and the
   delete, plus a login when the admin JWT expired — the same at any company size. The
   start-up row is every request from the operator's start until its MfaProvider is Ready and
   5 s more: the login, the realm check and the realm's token pages of the first full sweeps.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# keyward's reliability suite (issue 13), the long version: the scenarios of tests/chaos.rs —
+# keyward's reliability suite, the long version: the scenarios of tests/chaos.rs —
 # provider faults through scripts/fault_proxy.py, SIGKILL crashes, failover with killed and
 # paused (SIGSTOP) leaders — against the real operator, a real local kube-apiserver + etcd and
 # a real privacyIDEA, with more leavers per scenario than CI runs. Prints one table and writes

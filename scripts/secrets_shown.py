@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Secrets never shown (issue 13, item 6): search everything keyward showed during the test
+"""Secrets never shown: search everything keyward showed during the test
 suite for the credentials the tests gave it.
 
 The tests give keyward recognisable credentials -- canaries, which start with "kwCANARY-",

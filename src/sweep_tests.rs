@@ -162,14 +162,14 @@ async fn invitations_are_sent_where_the_provider_has_them() {
     .await;
     assert_eq!(*fake.invited.lock().unwrap(), vec![("alice".to_string(), FactorKind::new("webauthn"))]);
     assert!(report.results.iter().any(|r| r.result == ActionResult::Invited));
-    // Issue 12.1: the invitation has a record of its own.
+    // The invitation has a record of its own.
     let invitations: Vec<AuditRecord> = audit.records().into_iter().filter(|r| r.event == Event::Invitation).collect();
     assert_eq!(invitations.len(), 1, "{invitations:?}");
     assert_eq!((invitations[0].user.as_str(), invitations[0].kind.as_str()), ("alice", "webauthn"));
     assert_eq!((invitations[0].outcome, invitations[0].reason.as_str()), (Outcome::Invited, "EnrolmentRequired"));
 }
 
-/// Issue 12.1: a held plan let through by an approval leaves a record of the approval — who,
+/// A held plan let through by an approval leaves a record of the approval — who,
 /// which plan, how many revocations — before the first revocation it lets through.
 #[tokio::test]
 async fn an_approval_has_its_own_record_before_the_revocations_it_lets_through() {
@@ -481,7 +481,7 @@ async fn an_open_intent_whose_enrolment_moved_to_another_name_is_not_called_revo
     assert_eq!(outcome.outcome, Outcome::Interrupted);
 }
 
-/// Issue 11: a targeted sweep reads only the users it is for, one request each, and revokes
+/// A targeted sweep reads only the users it is for, one request each, and revokes
 /// exactly what a full sweep would for them — with its write-ahead records — leaving the
 /// others untouched even where they have something to revoke.
 #[tokio::test]
@@ -547,7 +547,7 @@ async fn a_targeted_sweep_leaves_holds_observe_and_open_intents_to_a_full_sweep(
     assert!(fake.revoked_ids().is_empty(), "nothing carried out by a sweep that did not decide");
 }
 
-/// Issue 13 (failover): replica A died between an intent and its call; replica B revoked the
+/// Failover: replica A died between an intent and its call; replica B revoked the
 /// enrolment meanwhile. When A resolves its intent it finds the enrolment gone: with B's log
 /// among its peers it closes the intent as `interrupted` (B's record stays the only final
 /// one); without, it records the revocation as confirmed.
@@ -598,9 +598,9 @@ fn log_records(path: &std::path::Path) -> Vec<AuditRecord> {
     text.lines().filter_map(|l| serde_json::from_str::<AuditRecord>(l).ok()).collect()
 }
 
-/// Found by the reliability suite: replica a dies after its call reached the provider and
-/// before the outcome was written, and never leads again. The leader, b, closes a's intent
-/// from its sweep's read: one final record, in b's log, naming a's intent; and only once.
+/// Replica a dies after its call reached the provider and before the outcome was written,
+/// and never leads again. The leader, b, closes a's intent from its sweep's read: one final
+/// record, in b's log, naming a's intent; and only once.
 #[tokio::test]
 async fn the_leader_closes_the_intent_a_dead_replica_left_open() {
     let (p, es, gs, fake) = leaver_setup();
@@ -663,8 +663,8 @@ async fn a_call_answered_after_leadership_lapsed_defers_to_the_record_another_re
     assert!(finals[0].detail.as_deref().unwrap_or_default().contains("replica-b"));
 }
 
-/// Found by the reliability suite (issue 13): a revocation whose answer was lost (a body cut
-/// short, a reset) fails, though the provider carried it out. Its intent stays open, and the
+/// A revocation whose answer was lost (a body cut short, a reset) fails, though the provider
+/// carried it out. Its intent stays open, and the
 /// next sweep records it revoked once it finds the enrolment gone — never `failed` alone.
 #[tokio::test]
 async fn a_failed_call_that_was_carried_out_still_ends_with_a_final_record() {

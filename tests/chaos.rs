@@ -1,4 +1,4 @@
-//! The reliability suite (issue 13): the real operator on the real control plane against the
+//! The reliability suite: the real operator on the real control plane against the
 //! real privacyIDEA, under provider faults, crashes and failover. Each scenario ends with the
 //! ground truth — every token at privacyIDEA, a login with a sample of the kept ones
 //! (`/validate/check`) — and the audit logs (`keyward audit verify`, one final record per
@@ -280,7 +280,7 @@ fn secret_admin(pi: &PrivacyIdea, user: &str) {
     assert!(added.status.success() || said.contains("already"), "pi-manage admin add: {said}");
 }
 
-/// Issue 13.6: everything keyward showed — its log, Events, every object's status, audit
+/// Everything keyward showed — its log, Events, every object's status, audit
 /// lines, metrics — holds neither the credential nor its base64.
 fn assert_no_secret_shown(c: &Cluster, ns: &str, operator: &Operator, logs: &[PathBuf]) {
     use base64::Engine;
@@ -476,7 +476,7 @@ fn footprint(pid: u32) -> (u64, usize, usize) {
     (rss, fds.len(), sockets)
 }
 
-/// The soak (issue 13 item 7; on demand: `scripts/chaos.sh --soak`, or this test with
+/// The soak (on demand: `scripts/chaos.sh --soak`, or this test with
 /// `--ignored`): `KEYWARD_SOAK_MINUTES` (default 30) of continuous changes — leavers
 /// offboarded, reinstated with a new token, offboarded again — through the fault proxy at
 /// 30 %, sampling the operator's RSS, open descriptors and sockets every 10 s. Leaks show

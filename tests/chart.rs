@@ -129,7 +129,7 @@ fn lint_reports_a_broken_template() {
     assert!(errors.iter().any(|m| m.text.contains("service.yaml")), "lint missed the broken template: {errors:?}");
 }
 
-/// Secure defaults (issue 25): the release namespace alone, a NetworkPolicy, an allowlist of
+/// Secure defaults: the release namespace alone, a NetworkPolicy, an allowlist of
 /// provider hosts; cluster-wide RBAC only when asked for.
 #[test]
 fn default_values_render_a_namespaced_operator_behind_a_network_policy() {
@@ -536,7 +536,7 @@ fn an_audit_signing_key_is_mounted_and_its_checkpoint_configmap_granted() {
     }
 }
 
-/// Issue 25.8: checkpoints are signed by default. Without a Secret of the user's, the chart
+/// Checkpoints are signed by default. Without a Secret of the user's, the chart
 /// generates an Ed25519 key (Helm's `genPrivateKey`), keeps it on uninstall, and the key it
 /// generates is one keyward signs with; NOTES says where the verifier key is published.
 #[test]
@@ -565,8 +565,8 @@ fn a_file_audit_log_is_signed_with_a_generated_key_by_default() {
     assert_ne!(again.one("Secret")["data"], secret["data"], "each render without a cluster generates its own key");
 }
 
-/// Issue 12.4: the audit files on a PersistentVolumeClaim, one directory per replica, and
-/// rotated by size; without a claim an emptyDir as before.
+/// The audit files on a PersistentVolumeClaim, one directory per replica, and rotated by
+/// size; without a claim, on an emptyDir.
 #[test]
 fn the_audit_files_can_live_on_a_claim_and_rotate_by_size() {
     let kept = json!({"audit": {"destination": "file", "file": {"rotateSize": "100Mi", "persistence": {"existingClaim": "keyward-audit"}}}});
@@ -1747,7 +1747,7 @@ fn the_example_values_are_accepted_by_the_chart() {
 // ---------------------------------------------------------------------------------------
 // Release engineering: the workflows
 
-/// Issue 25.11: the release publishes only what passed — every test (`scripts/test.sh`) and
+/// The release publishes only what passed — every test (`scripts/test.sh`) and
 /// the advisories check run first, read-only — and no job that can write packages, sign or
 /// attest uses a build cache another run could have written.
 #[test]

@@ -211,7 +211,7 @@ async fn audit_verify(args: &[&str]) -> (Option<i32>, String) {
     (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
 }
 
-/// Issue 25.1: the checkpoint an auditor holds (the ConfigMap copy) trails the log; a record
+/// The checkpoint an auditor holds (the ConfigMap copy) trails the log; a record
 /// edited before it, with every later `prev` recomputed, fails at the record it counted last.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_holds_a_longer_log_to_the_record_its_checkpoint_counted_last() {
@@ -240,9 +240,9 @@ async fn audit_verify_holds_a_longer_log_to_the_record_its_checkpoint_counted_la
     assert!(out.contains("audit.jsonl:3: record 2 is not the one the checkpoint saw"), "{out}");
 }
 
-/// Issue 25.2: rotated files pruned by retention verify from the signed anchor the rotation
-/// wrote; without it, or with the first lines cut, they do not. `--max-age` fails on a
-/// checkpoint without a time (the format before issue 25).
+/// Rotated files pruned by retention verify from the signed anchor the rotation wrote;
+/// without it, or with the first lines cut, they do not. `--max-age` fails on a checkpoint
+/// without a time (the older three-line format).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_verify_starts_a_pruned_log_only_at_a_signed_rotation_anchor() {
     let dir = tempfile::tempdir().expect("tempdir");

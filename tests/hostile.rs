@@ -1,4 +1,4 @@
-//! Hostile and broken manifests (issue 13, item 5): every file of `tests/hostile` goes through
+//! Hostile and broken manifests: every file of `tests/hostile` goes through
 //! `keyward validate`, `keyward plan`, `keyward apply` (against the real privacyIDEA) and
 //! `kubectl apply --dry-run=server` (against the real API server), and each must say what the
 //! file's header says:
@@ -320,7 +320,7 @@ fn accepted_case(pi: &PrivacyIdea, case: &Case, i: usize) {
     assert_eq!(pi.tokens(&acme.realm), left, "{}: the tokens left at privacyIDEA", case.name);
 }
 
-/// Issue 13 item 5, the operator's side: every file keyward accepts (or only warns about), applied
+/// The operator's side: every file keyward accepts (or only warns about), applied
 /// with `kubectl apply` to a namespace of its own and reconciled by the operator: exactly the
 /// revocations its header names happen at privacyIDEA, each with its audit record, and a
 /// provider read that fails (`# plan:`) shows on the MfaProvider's Ready condition and

@@ -1,4 +1,4 @@
-//! keyward's OCI image (issue 26): `scripts/image.sh build` assembles it without a container
+//! keyward's OCI image: `scripts/image.sh build` assembles it without a container
 //! engine from the Debian packages tools/image/base.lock pins and keyward's binaries, and the
 //! release workflow publishes what that one recipe builds.
 //!

@@ -1,4 +1,4 @@
-//! What a fresh machine installs is what the repository locks (issue 23): privacyIDEA's venv
+//! What a fresh machine installs is what the repository locks: privacyIDEA's venv
 //! comes from `tools/privacyidea/requirements.lock` alone, is rebuilt when that lock changes,
 //! and every other install the scripts make names an exact version.
 
@@ -286,7 +286,7 @@ fn the_install_check_finds_each_kind_of_unlocked_install() {
     }
 }
 
-/// Issue 25.12: cargo-deny checks the dependency graph on every test run (licenses, bans,
+/// cargo-deny checks the dependency graph on every test run (licenses, bans,
 /// sources; advisories in the release workflow). The repository passes; a crate under a
 /// license deny.toml does not allow, or depending on a crate it bans, fails.
 #[test]

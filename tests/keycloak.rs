@@ -705,7 +705,7 @@ fn conformance_user(out: &str) -> String {
         .unwrap_or_else(|| panic!("no test user named: {out}"))
 }
 
-/// Issue 24: `keyward conformance` against the real Keycloak. Without the confirmation it
+/// `keyward conformance` against the real Keycloak. Without the confirmation it
 /// refuses and writes nothing; with it, a user of its own is created with a TOTP credential
 /// (Keycloak's admin API stores such a credential only at creation), read through the
 /// operator's listing and per-user read, revoked, read again and deleted — every request shown,

@@ -1,4 +1,4 @@
-//! The chart as users run it (issue 26): keyward's image, built from this test run's binaries,
+//! The chart as users run it: keyward's image, built from this test run's binaries,
 //! imported into a real node (`scripts/kube.sh up --node`), installed with `helm install`; two
 //! replicas start, pass their probes and elect a leader; a company applied with kubectl is
 //! enforced against a real privacyIDEA reached over TLS at the host's address, through the

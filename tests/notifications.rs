@@ -524,7 +524,7 @@ fn the_example_validates_and_configures_both_kinds_of_target() {
     assert_eq!(sinks, ["slack", "webhook"]);
 }
 
-/// Issue 25.7: a change to a setting that can stop revocations is told to every target that
+/// A change to a setting that can stop revocations is told to every target that
 /// wants `SettingsChanged` (all of them by default), field by field, and audited as delivered.
 #[tokio::test]
 async fn a_change_to_what_can_stop_revocations_is_told_to_every_target() {

@@ -205,7 +205,7 @@ fn the_drift_sweep_revokes_an_enrolment_made_out_of_band() {
     acme.wait_record("the drift record", |r| r["enrolment"] == extra.serial.as_str() && r["reason"] == "NotEntitled");
 }
 
-/// Issue 11: with the resync an hour away, an enrolment made past keyward is still revoked
+/// With the resync an hour away, an enrolment made past keyward is still revoked
 /// within seconds: the leader follows privacyIDEA's audit log and sweeps the user it names
 /// with a targeted sweep (one token listing of bob, not the realm's).
 #[test]
@@ -787,10 +787,11 @@ fn sigterm_during_a_sweep_hands_over_only_after_the_sweep() {
     assert_eq!(outcomes, 1, "revoked once, by the new leader");
 }
 
-/// Issue 11: work grows with changes, not with people. With 1,000 Employees, start-up writes
-/// each Employee's status at most twice (before and after the first sweep), and one
-/// offboarding writes no other Employee's status. (Before the fix: 4,485 writes at start, as
-/// every sweep re-reconciled everyone from a cache that had not seen its last write yet.)
+/// Work grows with changes, not with people (docs/contract.md, rule 8). With 1,000
+/// Employees, start-up writes each Employee's status at most twice (before and after the
+/// first sweep), and one offboarding writes no other Employee's status: a sweep that
+/// re-reconciled everyone, from a cache that had not seen its last write yet, would write
+/// thousands.
 /// The offboarding is a targeted sweep: its privacyIDEA requests are a constant (the user's
 /// token listing and the revocation), where the full sweep before it read the realm's
 /// several pages of tokens.
@@ -882,7 +883,7 @@ fn a_thousand_employees_cost_status_writes_per_change_not_per_person() {
     assert!((1..=2).contains(&change.len()), "the offboarded Employee's status written {} times", change.len());
 }
 
-/// Issue 12: SIGKILL at random moments while the operator revokes many enrolments from a slow
+/// SIGKILL at random moments while the operator revokes many enrolments from a slow
 /// privacyIDEA (before the listing, between an intent and its call, between the call and its
 /// outcome), then a restart, several times over. In the end every token is gone, the log
 /// verifies as one chain, no intent is left without an outcome, and every token has exactly
@@ -1191,7 +1192,7 @@ fn a_suspended_provider_and_a_paused_operator_revoke_nothing_until_resumed() {
 
     acme.kubectl(&["patch", "mfaprovider", "corp-pi", "--type", "merge", "-p", r#"{"spec":{"suspend":false}}"#]);
     acme.wait_first_sweep();
-    // Issue 25.7: resuming (as suspending) is on record before keyward acts on it.
+    // Resuming (as suspending) is on record before keyward acts on it.
     acme.wait_record("the change on record", |r| {
         r["event"] == "settings-changed" && r["outcome"] == "changed" && r["detail"] == "spec.suspend: true → false"
     });
@@ -1225,7 +1226,7 @@ fn a_suspended_provider_and_a_paused_operator_revoke_nothing_until_resumed() {
     eventually(WITHIN, "alice revoked once resumed", || acme.revoked("alice", "totp"));
 }
 
-/// Issue 15: with a provider host allowlist (chart `providerHosts`, `KEYWARD_ALLOWED_HOSTS`),
+/// With a provider host allowlist (chart `providerHosts`, `KEYWARD_ALLOWED_HOSTS`),
 /// an MfaProvider whose URL was changed to another host — a pull request's exfiltration
 /// attempt — gets no request with the admin credentials: the provider is Stalled with a
 /// condition naming the host, the other host sees no connection, and nothing is revoked.

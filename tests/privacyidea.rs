@@ -315,8 +315,9 @@ fn user_store_table(pi: &support::PrivacyIdea, realm: &str, from: &str, to: &str
 }
 
 /// privacyIDEA answers the token listing of a realm whose user store cannot be read with 200,
-/// each token's owner `**resolver error**` and no realm. Under `scope: All` that used to be one
-/// undeclared user holding every token of the realm: all planned for revocation.
+/// each token's owner `**resolver error**` and no realm. Under `scope: All`, read as a listing,
+/// that would be one undeclared user holding every token of the realm: all planned for
+/// revocation.
 #[test]
 fn a_user_store_outage_revokes_nothing_and_the_provider_says_why() {
     let pi = privacyidea();
@@ -620,7 +621,7 @@ fn a_privacyidea_behind_an_internal_ca_is_reached_through_ca_bundle() {
     assert!(pi.authenticates(acme.token("alice", "totp")), "entitled ones kept");
 }
 
-/// Issue 11: the per-user read behind a targeted sweep (`GET /token/?user=&realm=`) sees, for
+/// The per-user read behind a targeted sweep (`GET /token/?user=&realm=`) sees, for
 /// each user it reads, exactly what the realm-wide listing sees, at one request per user; a
 /// user privacyIDEA no longer finds (ERR904: dave, removed from the user store, whose tokens
 /// remain) is handed back to the realm-wide listing, which finds his orphaned tokens.
@@ -657,7 +658,7 @@ fn a_per_user_read_sees_what_the_realm_listing_sees_for_its_users() {
     });
 }
 
-/// Issue 24: `keyward conformance` against the real privacyIDEA: a user of its own in the
+/// `keyward conformance` against the real privacyIDEA: a user of its own in the
 /// realm's resolver, a TOTP token enrolled by the admin, read through the realm listing and the
 /// per-user read, deleted, read again, and the user deleted — every request shown (the
 /// admin's password never); the realm's other tokens are untouched.

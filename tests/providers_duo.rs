@@ -1,4 +1,4 @@
-//! Duo against a stateful fake of its Admin API (reference §3): every request's v5 signature
+//! Duo against a stateful fake of its Admin API (docs/providers.md): every request's v5 signature
 //! recomputed independently, next_offset paging, bare 429s, device removal, malformed
 //! answers, bypass status and bypass codes; then plan/apply through the keyward binary. The
 //! fake answers only the operations and parameters of Duo's official client
@@ -544,7 +544,7 @@ async fn bypass_status_and_bypass_codes_are_enrolments_and_are_revoked() {
     assert_eq!(state.lock().expect("state").users[2]["status"], "disabled");
 }
 
-/// Issue 24.7: a group in `bypass` lets every member through without a device. Each member
+/// A group in `bypass` lets every member through without a device. Each member
 /// holds it as a `bypass` enrolment of its own (distinct from the user's own bypass status),
 /// which keyward cannot revoke: the revocation fails naming the group, until an admin changes
 /// the group, and then it is gone.

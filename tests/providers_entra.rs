@@ -1,4 +1,4 @@
-//! Entra ID against a stateful fake of Microsoft Graph and its token endpoint (reference §4):
+//! Entra ID against a stateful fake of Microsoft Graph and its token endpoint (docs/providers.md):
 //! client secret and certificate assertions, @odata.nextLink paging, 429 with Retry-After,
 //! 401 then a new token, the default method deleted last, the mobile phone after the
 //! alternate one, 404 on a second delete; then plan/apply through the keyward binary.
@@ -790,8 +790,8 @@ fn erin() -> User {
     }
 }
 
-/// Issue 24.6: `GET /users/{upn}` takes an id or a UPN only. With `userMapping: email`, a
-/// person whose mail (or SMTP alias) is not the UPN was "not found", and the sweep read clean.
+/// `GET /users/{upn}` takes an id or a UPN only. With `userMapping: email`, a person whose
+/// mail (or SMTP alias) is not the UPN would be "not found", and the sweep would read clean.
 /// The lookup falls back to Graph's mail / proxy address filter, quotes included.
 #[tokio::test]
 async fn a_user_whose_mail_is_not_the_upn_is_found_by_mail_or_smtp_alias() {
@@ -862,7 +862,7 @@ async fn two_users_under_one_address_are_an_identity_conflict() {
     assert!(!state.lock().expect("state").log.iter().any(|l| l.starts_with("DELETE")));
 }
 
-/// Each phone provides the kinds Graph documents for its `phoneType` (issue 24.4): the mobile
+/// Each phone provides the kinds Graph documents for its `phoneType`: the mobile
 /// phone SMS and voice calls, so a voice grant keeps it; the alternate mobile and office
 /// phones voice calls only, so an SMS grant does not keep them.
 #[tokio::test]
@@ -977,7 +977,7 @@ async fn every_request_the_client_makes_is_declared() {
     assert_eq!(state.lock().expect("state").refused.len(), 6);
 }
 
-/// Issue 11: provider requests per offboarding are a constant, whatever the tenant's size: a
+/// Provider requests per offboarding are a constant, whatever the tenant's size: a
 /// targeted sweep reads the leaver alone (the user by UPN, its methods), where a full `scope:
 /// All` sweep lists every page of users and every user's methods.
 #[tokio::test]
@@ -1010,7 +1010,7 @@ async fn an_offboarding_reads_one_user_however_large_the_tenant() {
     }
 }
 
-/// The reliability suite's provider faults in front of the Graph fake (issue 13): 30 leavers
+/// The reliability suite's provider faults in front of the Graph fake: 30 leavers
 /// with an Authenticator and a mobile phone each beside Acme, ten users a page, while a
 /// third of the requests (the token endpoint's among them) fail; nothing entitled is lost
 /// and every leaver's method goes, once.

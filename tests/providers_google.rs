@@ -1,5 +1,5 @@
 //! Google Workspace against a stateful fake of the Directory API and Google's token endpoint
-//! (reference §5): the service-account JWT checked, nextPageToken paging, 403
+//! (docs/providers.md): the service-account JWT checked, nextPageToken paging, 403
 //! userRateLimitExceeded, 401 then a new token, turnOff verified by a re-read; then
 //! plan/apply through the keyward binary.
 //!

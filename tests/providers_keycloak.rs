@@ -162,7 +162,7 @@ async fn a_factor_held_in_user_storage_is_listed_and_never_silently_dropped() {
     assert!(error.to_string().contains("HTTP 500"), "{error}");
 }
 
-/// Issue 24.8: `/credentials` of a user from a user storage lists a credential the storage
+/// `/credentials` of a user from a user storage lists a credential the storage
 /// holds; its delete answers 404 `Credential not found` while it stays, usable. That 404 is
 /// no revocation: the revocation fails, naming the storage. A credential deleted once (404
 /// the second time, no longer listed) and a user that is gone stay "already gone".

@@ -1,4 +1,4 @@
-//! Okta against a stateful fake of its Factors API (reference §2): SSWS and private_key_jwt,
+//! Okta against a stateful fake of its Factors API (docs/providers.md): SSWS and private_key_jwt,
 //! Link paging, 429 with X-Rate-Limit-Reset, 401 then a new token, 404 on a second delete, the
 //! push cascade, factors hidden by policy, malformed answers; then plan/apply through the
 //! keyward binary. The fake answers from the facts of Okta's own specification
@@ -862,7 +862,7 @@ async fn users_named_by_email_or_a_login_with_a_slash_are_found() {
     assert!(err.to_string().contains("identity conflict"), "{err}");
 }
 
-/// Issue 24.5: `GET /users/me` is the admin who granted the API token. An Employee named (or
+/// `GET /users/me` is the admin who granted the API token. An Employee named (or
 /// mapped to) `me` is searched for by login and e-mail instead: keyward neither lists nor
 /// revokes its own admin's factors on that person's behalf, and a user whose login is `me`
 /// is found.
@@ -897,7 +897,7 @@ async fn a_user_named_me_is_searched_for_never_the_token_s_admin() {
     assert!(s.users[4].factors.is_empty() && s.users[3].factors.len() == 1, "the admin keeps its push");
 }
 
-/// Issue 24.5: Custom TOTP (`token:hotp`) is reported as `totp`, so it is counted among what
+/// Custom TOTP (`token:hotp`) is reported as `totp`, so it is counted among what
 /// unenrolling push takes along: a push whose removal might take an entitled Custom TOTP is
 /// withheld rather than revoked.
 #[tokio::test]
@@ -1012,7 +1012,7 @@ async fn a_service_app_that_requires_dpop_gets_bound_tokens_and_proofs() {
     assert_eq!(token_requests, 3, "without a proof, without the nonce, then granted: {:?}", s.log);
 }
 
-/// Issue 11: provider requests per offboarding are a constant, whatever the company's size:
+/// Provider requests per offboarding are a constant, whatever the company's size:
 /// a targeted sweep reads the leaver alone (the user, its factors), where a full `scope: All`
 /// sweep lists every page of users and every user's factors (Okta has no bulk factor read).
 #[tokio::test]
@@ -1039,7 +1039,7 @@ async fn an_offboarding_reads_one_user_however_large_the_org() {
     }
 }
 
-/// The reliability suite's provider faults in front of the Okta fake (issue 13): 30 leavers
+/// The reliability suite's provider faults in front of the Okta fake: 30 leavers
 /// with a TOTP and an SMS factor each beside Acme, listed ten users a page, while a third of
 /// the requests fail; nothing entitled is lost and every leaver's factor goes, once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

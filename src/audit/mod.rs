@@ -1,5 +1,5 @@
 //! The audit trail: a write-ahead `intent` record before every provider call that revokes,
-//! and an outcome record after it; one record per revocation held back (SPEC item 6).
+//! and an outcome record after it; one record per revocation held back (docs/contract.md, rule 6).
 //!
 //! Lines are hash-chained ([`Chain`]): each carries a format version, a sequence number and the
 //! SHA-256 of the previous line's exact bytes, so that an edited, removed or reordered line
@@ -147,7 +147,7 @@ pub struct NotificationDelivery {
     pub target: String,
     /// `slack` or `webhook`.
     pub sink: String,
-    /// What it tells: `Revoked`, `Failed`, `Blocked`, `SlaBreach`.
+    /// What it tells: `Revoked`, `Failed`, `Blocked`, `SlaBreach`, `SettingsChanged`.
     pub events: Vec<String>,
     /// 1 for the first attempt.
     pub attempt: u32,

@@ -22,8 +22,9 @@ const SIGNATURE_PREFIX: &str = "\u{2014} ";
 /// The origin line of keyward's checkpoints (one log per origin).
 pub const ORIGIN: &str = "keyward.dev/audit";
 
-/// What a checkpoint says of a log: how many records, and the hash of the last line; since
-/// issue 25, when, and for the checkpoint written at a rotation, that a file starts there.
+/// What a checkpoint says of a log: how many records, the hash of the last line, when
+/// (absent from the older three-line format), and, for the checkpoint written at a rotation,
+/// that a file starts there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Checkpoint {
     pub origin: String,
@@ -270,9 +271,9 @@ mod tests {
         Checkpoint { origin: ORIGIN.into(), count: 1, head: String::new(), time: None, start: None }.body()
     }
 
-    /// Issue 25.2: the time and the start of a file are extension lines of the signed body:
-    /// an older checkpoint cannot be passed off as newer, nor one written after any record as
-    /// the start of a file; today's checkpoints without them still read.
+    /// The time and the start of a file are extension lines of the signed body: an older
+    /// checkpoint cannot be passed off as newer, nor one written after any record as the start
+    /// of a file; checkpoints without them (the three-line format) still read.
     #[test]
     fn time_and_start_are_signed_extension_lines_and_older_checkpoints_still_read() {
         let (signer, verifier) = Signer::generate("acme-audit").expect("keys");

@@ -94,7 +94,7 @@ fn joined(lines: &[String]) -> String {
     lines.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// Issue 25.1: a checkpoint trails the log (the ConfigMap copy by up to 100 records or an
+/// A checkpoint trails the log (the ConfigMap copy by up to 100 records or an
 /// hour), so the log is usually longer than its count; the record it counted last must still
 /// hash to its head, or an edited record with every later `prev` recomputed would pass.
 #[test]
@@ -141,7 +141,7 @@ async fn a_log_opened_again_continues_its_chain() {
     assert_eq!(count, 3);
 }
 
-/// Issue 12.4: a log past its size is rotated, never between an intent and its outcome; the
+/// A log past its size is rotated, never between an intent and its outcome; the
 /// rotated files and the current one verify as one chain, in order, against the checkpoint;
 /// and a process that opens a log just rotated (empty) continues the chain of the newest
 /// rotated file.
@@ -368,7 +368,7 @@ fn a_notification_record_reads_back_and_settles_no_intent() {
     assert_eq!(resolution.pending_count(), 1, "the intent stays open");
 }
 
-/// Issue 25.2: a log verifies from seq 0, or from the start an anchor (a checkpoint written at
+/// A log verifies from seq 0, or from the start an anchor (a checkpoint written at
 /// a rotation) names by seq and by the `prev` of its first record. Removing the oldest files,
 /// or the first lines of a file, no longer verifies; nor does an anchor of another record,
 /// nor a checkpoint that was not written at a rotation.
@@ -406,7 +406,7 @@ fn a_log_starts_at_seq_0_or_where_a_rotation_anchor_says() {
     assert!(anchored(&from(5), vec![ordinary]).is_err(), "only a rotation's checkpoint anchors");
 }
 
-/// Issue 25.2: the rotation writes the anchor the files left after pruning verify from,
+/// The rotation writes the anchor the files left after pruning verify from,
 /// signed; without it (or with the rotated file's first lines cut) they do not verify.
 #[tokio::test]
 async fn a_rotation_leaves_a_signed_anchor_that_the_files_after_it_verify_from() {
@@ -455,8 +455,8 @@ async fn a_rotation_leaves_a_signed_anchor_that_the_files_after_it_verify_from()
     assert!(verify(&cut, &expected).is_err(), "the first line of the first file kept cut away");
 }
 
-/// Issue 25.2: `--max-age`: a checkpoint older than it, or without a time (today's format),
-/// fails; its age is told either way.
+/// `--max-age`: a checkpoint older than it, or without a time (the three-line format), fails;
+/// its age is told either way.
 #[test]
 fn the_newest_checkpoint_is_told_its_age_and_held_to_max_age() {
     let time = chrono::DateTime::parse_from_rfc3339("2026-11-30T12:00:00Z").expect("time").to_utc();

@@ -1,6 +1,6 @@
 //! Rendering plans, with what became of each action: text for a terminal, Markdown for a
-//! pull-request comment, JSON for machines (SPEC "Ways to run"). `keyward plan` and
-//! `keyward apply` print them, and so does `kubectl keyward plan`.
+//! pull-request comment, JSON for machines (docs/contract.md, "Ways to run"). `keyward plan`
+//! and `keyward apply` print them, and so does `kubectl keyward plan`.
 
 use crate::crd::mfa_provider::Mode;
 use crate::engine::{ActionKind, Plan};
@@ -161,7 +161,8 @@ fn markdown(reports: &[SweepReport], executed: bool) -> String {
     out
 }
 
-/// The SPEC's JSON plan, with the digest, hold, mode and results added.
+/// The JSON plan of docs/contract.md ("Ways to run"): each provider's plan with its digest,
+/// hold and mode, and what became of each action.
 pub fn json(reports: &[SweepReport]) -> Value {
     let providers: Vec<Value> = reports
         .iter()

@@ -1,6 +1,6 @@
 //! The operator's view of the cluster: one reflector per kind and namespace, and whether all
-//! of them hold a complete, current list (SPEC safety: no revocation before caches are synced,
-//! after every relist and after a leadership change).
+//! of them hold a complete, current list (docs/contract.md, rule 7: no revocation before the
+//! caches are synced, after every relist and after a leadership change).
 
 use futures::{Stream, StreamExt, TryStreamExt};
 use kube::runtime::reflector::{self, Store};

@@ -1,8 +1,9 @@
-//! Following the providers' event logs (issue 11: drift found in seconds at any size).
+//! Following the providers' event logs: drift found in seconds at any size
+//! (docs/contract.md, rule 8).
 //!
 //! An enrolment made past keyward (an admin in the provider's console, a self-service portal)
-//! used to wait for the next full resync. The leader reads each provider's event log a few
-//! seconds apart and sweeps the users it names with a targeted sweep. The full resync stays
+//! would otherwise wait for the next full resync. The leader reads each provider's event log
+//! a few seconds apart and sweeps the users it names with a targeted sweep. The full resync stays
 //! the safety net: a provider without a followed log, a read that fails, or a burst larger
 //! than one read follows all end in a full sweep at the latest at the resync.
 //!

@@ -1,11 +1,11 @@
 //! `keyward run`: the in-cluster operator.
 //!
-//! Per watched namespace (or once cluster-wide): reflectors for the three kinds and Secrets,
-//! and three controllers. The MfaProvider controller sweeps a provider whenever something it
-//! depends on changes (an Employee, an AccessGrant, its Secret, its own spec or approval) and
-//! every `resyncInterval`; the Employee controller owns the finalizer and Employee status; the
-//! AccessGrant controller its status. Only the Lease holder acts, and on an MfaProvider only
-//! when its installation holds the provider's claim (`claim`).
+//! Per watched namespace (or once cluster-wide): reflectors for the four kinds and the
+//! labelled Secrets, and three controllers. The MfaProvider controller sweeps a provider
+//! whenever something it depends on changes (an Employee, an AccessGrant, its Secret, its own
+//! spec or approval) and every `resyncInterval`; the Employee controller owns the finalizer
+//! and Employee status; the AccessGrant controller its status. Only the Lease holder acts, and
+//! on an MfaProvider only when its installation holds the provider's claim (`claim`).
 
 pub mod caches;
 pub mod checkpoint;

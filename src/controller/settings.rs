@@ -2,7 +2,8 @@
 //! policy.mode, policy.budget) go on record before keyward acts on them: an audit record, a
 //! Warning Event, a notification to the provider's targets, and the settings as recorded in
 //! the provider's `status.guardedSettings` — so that a change made while no replica led, or
-//! across a restart, is still found by comparing with what was last recorded (issue 25.7).
+//! across a restart, is still found by comparing with what was last recorded
+//! (docs/contract.md, rule 7).
 
 use super::context::{Context, locked};
 use super::error::ControllerError;

@@ -411,7 +411,7 @@ pub fn grant_status(
         }
     };
     set_readiness(&mut status.conditions, readiness, now, generation);
-    // Kinds the provider never reports entitle nobody (issue 9, item 8): named on the grant.
+    // Kinds the provider never reports entitle nobody: named on the grant, so its author sees it.
     match provider {
         Some(provider) => upsert(&mut status.conditions, super::grant::factor_kinds_condition(grant, provider, now)),
         None => status.conditions.retain(|c| c.type_ != super::grant::FACTOR_KINDS_REPORTED),

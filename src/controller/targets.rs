@@ -1,5 +1,5 @@
 //! Which sweep a provider gets next: a targeted one, for the users whose declared state
-//! changed, or a full one (issue 11; SPEC §8: work grows with changes, not with people).
+//! changed, or a full one (docs/contract.md, rule 8: work grows with changes, not with people).
 //!
 //! Watch events name the users they concern ([`Pending`]); the provider's reconcile takes them
 //! and [`choose`]s. A full sweep is the rule whenever something a per-user read cannot see may

@@ -1,4 +1,4 @@
-//! The three custom resource kinds of `keyward.dev/v1alpha1`.
+//! The four custom resource kinds of `keyward.dev/v1alpha1` (docs/contract.md, "Resources").
 //!
 //! Types and schema documentation only: no I/O lives here, so these modules could become a
 //! separate `-api` crate. `///` comments on fields are user documentation (`kubectl explain`).

@@ -1,7 +1,7 @@
 //! The MfaProvider settings that can stop revocations without revoking anything: suspending
 //! the provider, protecting users, switching to Observe, changing the budget. The chart's
 //! admission policy keeps them from editors; every change to them is an audit record and a
-//! notification, so that stopping revocations is never quiet (issue 25.7).
+//! notification, so that stopping revocations is never quiet (docs/contract.md, rule 7).
 
 use crate::crd::mfa_provider::{Budget, MfaProviderSpec, Mode};
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,5 @@
-//! The planning algorithm. See SPEC "Reconciliation contract" for the rules it implements.
+//! The planning algorithm. docs/contract.md, "Reconciliation contract", has the rules it
+//! implements.
 
 use super::budget;
 use super::entitlement::{Entitlement, GrantIndex, Standing, standing};
@@ -320,7 +321,7 @@ impl Planner<'_> {
             self.plan.managed_enrolments += enrolments.len();
         }
         // Unlisted factors of a user entitled to something are left alone: which ones they are
-        // is unknown, and revoking them revokes everything (SPEC 7: never lock out). One device
+        // is unknown, and revoking them revokes everything (docs/contract.md, rule 7). One device
         // with several factors is kept when any of them is entitled (a push-only grant must not
         // delete the phone that also receives the entitled SMS codes).
         let kept = |e: &Enrolment| {

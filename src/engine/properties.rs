@@ -235,7 +235,7 @@ proptest! {
         prop_assert_eq!(shared, planned(&p, &es, &gs, &inv));
     }
 
-    /// Issue 11: a targeted sweep plans the users it targets from their own listing, exactly
+    /// A targeted sweep plans the users it targets from their own listing, exactly
     /// as a full sweep at the same moment plans them — the same revocations and verdicts for
     /// them, never one the full plan would not make, and no hold the full plan would not have
     /// (a held full plan is what an approval names).

@@ -1,4 +1,4 @@
-//! One test per rule of the reconciliation contract (SPEC items 1–7).
+//! One test per rule of the reconciliation contract (docs/contract.md, rules 1–7).
 
 use super::fixtures::*;
 use super::plan::{ActionKind, Hold, Plan, Reason, Verdict};
@@ -142,7 +142,7 @@ fn protected_users_are_never_revoked() {
 
 /// The provider lists the break-glass account under the name an Employee maps to (its
 /// e-mail, since an Employee declares that address), while `protectedUsers` names its login.
-/// Protection holds under any of the user's names; it used to hold only for the name picked.
+/// Protection holds under any of the user's names, not only the name picked.
 #[test]
 fn protected_users_are_protected_under_any_of_their_names() {
     let mut intruder = employee("intruder", &[], EmployeeState::Offboarded);
@@ -464,7 +464,7 @@ fn required_enrolment_is_pending_or_invited() {
 }
 
 /// A Duo phone that takes pushes and receives SMS codes is one enrolment with two kinds: an
-/// SMS-only grant keeps it (it used to be revoked as a `push` device), a Required `sms` is
+/// SMS-only grant keeps it (it is not revoked as a `push` device), a Required `sms` is
 /// satisfied by it, and when nothing is entitled it goes with all its kinds shown.
 #[test]
 fn an_enrolment_with_several_kinds_is_kept_when_any_is_entitled() {

@@ -1,8 +1,8 @@
-//! `keyward report`: the evidence auditors ask for (SPEC item 9; SOC 2 CC6.2/CC6.3, ISO 27001
-//! A.5.18, PCI DSS 8.2.5) — terminations with their latency against an SLA and exceptions,
-//! from the audit trail; the periodic access review (current holdings, enrolments held
-//! without a grant), from a live read of the declared state and the providers; and the scope
-//! and provenance of both.
+//! `keyward report`: the evidence auditors ask for (docs/contract.md, rule 9; SOC 2
+//! CC6.2/CC6.3, ISO 27001 A.5.18, PCI DSS 8.2.5) — terminations with their latency against an
+//! SLA and exceptions, from the audit trail; the periodic access review (current holdings,
+//! enrolments held without a grant), from a live read of the declared state and the
+//! providers; and the scope and provenance of both.
 //!
 //! Everything but [`command`] is pure: it is handed the logs' text, the listings and the
 //! clock, and returns rows.

@@ -93,7 +93,8 @@ impl TrailRecord {
         self.provider == other.provider && self.user == other.user && self.enrolment == other.enrolment
     }
 
-    /// An outcome of `revoked` or `already-gone` (which SPEC counts as revoked).
+    /// An outcome of `revoked` or `already-gone` (docs/contract.md, rule 5: already gone
+    /// counts as revoked).
     pub fn is_revocation(&self) -> bool {
         self.event == Event::Outcome && matches!(self.outcome.as_deref(), Some("revoked" | "already-gone"))
     }

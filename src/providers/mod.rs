@@ -117,7 +117,7 @@ pub struct UserQuery {
     pub all: bool,
 }
 
-/// What a provider's event log said since a cursor (issue 11: drift found in seconds).
+/// What a provider's event log said since a cursor: drift found in seconds, not at the resync.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EnrolmentEvents {
     /// Where the next read goes on from (the provider's own position: an audit entry number,

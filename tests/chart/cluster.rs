@@ -987,7 +987,7 @@ fn the_argocd_example_converges_from_an_empty_cluster_and_a_prune_spares_the_crd
 }
 
 // ---------------------------------------------------------------------------------------
-// The chart's admission policies, on the real API server (issue 25.6 and 25.7)
+// The chart's admission policies, on the real API server
 
 /// The chart's roles for people and its admission policies applied for a release watching
 /// `ns`; `editor` bound to keyward-edit there, `approver` to keyward-edit and keyward-approve.

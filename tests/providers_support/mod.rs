@@ -287,7 +287,7 @@ pub struct Holdings {
     pub left: Vec<(String, String)>,
 }
 
-/// The provider-faults scenario of the reliability suite (issue 13), for a SaaS provider's
+/// The provider-faults scenario of the reliability suite, for a SaaS provider's
 /// fake at `url`: `scripts/fault_proxy.py` in front of it fails 30 % of the requests (5xx, 429
 /// with and without a hint, held requests, resets before and mid-body, truncated JSON, short
 /// pages, empty 200s, 401s) while `keyward apply` runs again and again on one audit log.

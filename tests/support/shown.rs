@@ -1,4 +1,4 @@
-//! Secrets never shown (issue 13, item 6), across the whole suite.
+//! Secrets never shown, across the whole suite.
 //!
 //! Every credential the tests hand to keyward is recognisable: a canary below (it starts with
 //! [`CANARY`]), or a value the test registers with [`secret`] (a key Keycloak generated, the

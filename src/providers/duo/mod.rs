@@ -1,4 +1,4 @@
-//! Duo Admin API (reference §3): HMAC-SHA512 request signing (canonical string v5), one paged
+//! Duo Admin API (docs/providers.md): HMAC-SHA512 request signing (canonical string v5), one paged
 //! user listing that embeds each user's phones, hardware tokens, WebAuthn credentials and U2F
 //! tokens, one paged listing of bypass codes, and per-device removal. A user in `bypass`
 //! status and a bypass code are enrolments too: either lets a leaver through Duo.

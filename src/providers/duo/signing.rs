@@ -1,4 +1,4 @@
-//! Duo's request signature, canonical string version 5 (reference §3.1), as the official
+//! Duo's request signature, canonical string version 5, as the official
 //! clients compute it: HMAC-SHA512 over
 //! `date \n METHOD \n host \n path \n params \n sha512(body) \n sha512(x-duo headers)`,
 //! sent as `Authorization: Basic base64(ikey:hexsig)` with the same `Date`.

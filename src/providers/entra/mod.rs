@@ -1,4 +1,4 @@
-//! Microsoft Entra ID (reference §4): Microsoft Graph v1.0 authentication methods, app-only
+//! Microsoft Entra ID (docs/providers.md): Microsoft Graph v1.0 authentication methods, app-only
 //! token by client credentials (client secret or certificate).
 //!
 //! Graph lists methods per user (no tenant-wide listing of methods), so a sweep is one user
@@ -155,7 +155,8 @@ pub fn mail_filter(address: &str) -> String {
     format!("mail eq '{quoted}' or proxyAddresses/any(p:p eq 'smtp:{quoted}')")
 }
 
-/// Graph's refusal to delete the default method while others remain (reference §4 pitfall 1).
+/// Graph's refusal to delete the default method while others remain (docs/providers.md,
+/// "Entra ID").
 fn refuses_default(failure: &Failure) -> bool {
     matches!(failure, Failure::Status { status: 400, message, .. } if message.to_lowercase().contains("default"))
 }

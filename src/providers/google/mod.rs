@@ -1,4 +1,4 @@
-//! Google Workspace (reference §5): Admin SDK Directory API with a service account acting
+//! Google Workspace (docs/providers.md): Admin SDK Directory API with a service account acting
 //! for an admin (domain-wide delegation).
 //!
 //! Google exposes no per-factor objects: only whether a user is enrolled in 2-Step

@@ -1,4 +1,4 @@
-//! Keycloak (reference §6): Admin REST API with a token from a service-account client or an
+//! Keycloak (docs/providers.md): Admin REST API with a token from a service-account client or an
 //! admin user; credentials per user; enrolment requested through required actions.
 
 pub mod spec;

@@ -83,7 +83,7 @@ pub fn user_deprovisioned(status: &str) -> Option<bool> {
 }
 
 /// Kinds whose unenrolment also unenrolls other factors of the user (`push` and
-/// `signed_nonce`; reference §2, pitfall 2).
+/// `signed_nonce`, as Okta's API reference says; docs/providers.md, "Okta").
 pub fn cascades(kind: &str) -> bool {
     matches!(kind, "push" | "fastpass")
 }

@@ -1,4 +1,4 @@
-//! Okta (reference §2): Factors API under `/api/v1`, SSWS API token or an OAuth 2.0 service
+//! Okta (docs/providers.md): Factors API under `/api/v1`, SSWS API token or an OAuth 2.0 service
 //! app (`private_key_jwt`).
 //!
 //! Okta has no bulk factor listing: users come from one paged listing (`scope: All`) or one
@@ -289,8 +289,8 @@ impl Okta {
         let email = user.profile.email.as_deref().unwrap_or_default();
         let aliases = ProviderUser::aliases_of(&name, &[&user.profile.login, email, &user.id]);
         if user_deprovisioned(&user.status) == Some(true) {
-            // A deactivated user can neither sign in nor have factors unenrolled (reference
-            // §2 pitfall 3); Okta answers 404 to its factor listing.
+            // A deactivated user can neither sign in nor have factors unenrolled; Okta answers
+            // 404 to its factor listing.
             return Ok(ProviderUser { name, in_directory: false, enrolments: Vec::new(), aliases });
         }
         let factors = self.factors(&user.id).await?;

@@ -1,4 +1,4 @@
-//! privacyIDEA token types onto keyward's factor kinds (SPEC "Canonical shapes").
+//! privacyIDEA token types onto keyward's factor kinds (docs/contract.md, "Canonical shapes").
 
 use crate::crd::FactorKind;
 

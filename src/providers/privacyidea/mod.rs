@@ -1,4 +1,4 @@
-//! privacyIDEA (reference §1): admin JWT, realm-wide paged token listing, delete or disable.
+//! privacyIDEA (docs/providers.md): admin JWT, realm-wide paged token listing, delete or disable.
 
 mod mapping;
 mod session;
@@ -422,8 +422,8 @@ mod tests {
     }
 
     /// A user store that cannot be read turns every owner it holds into `**resolver error**`
-    /// with no realm: that listing decides nothing, where it used to file every such token
-    /// under one undeclared user.
+    /// with no realm: that listing decides nothing, rather than file every such token under
+    /// one undeclared user that `scope: All` would revoke.
     #[tokio::test]
     async fn a_listing_with_owners_privacyidea_could_not_name_is_a_failed_read() {
         for unnamed in [token("T2", "**resolver error**", "", "9"), token("T2", "bob", "", "9")] {
@@ -443,7 +443,7 @@ mod tests {
     }
 
     /// privacyIDEA goes through the request layer every provider shares, so
-    /// `policy.maxRequestsPerSecond` paces it too (it used to be ignored).
+    /// `policy.maxRequestsPerSecond` paces it too.
     #[tokio::test]
     async fn requests_are_paced_by_max_requests_per_second() {
         let server = MockServer::start().await;

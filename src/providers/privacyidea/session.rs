@@ -1,5 +1,5 @@
 //! An authenticated admin session: JWT from `POST /auth`, renewed before it expires and once
-//! more when the server answers 401 (reference §1.1, §1.5 item 8), over the request layer every
+//! more when the server answers 401, over the request layer every
 //! provider shares (`rest::Rest`: pace, retries, timeouts).
 
 use super::types::{AuthValue, Envelope};
@@ -33,7 +33,7 @@ pub struct Session {
 }
 
 /// The admin login: `POST /auth` with the admin's name and password, and the JWT it returns,
-/// sent raw in `PI-Authorization` (`Bearer <jwt>` fails with 4304, reference §1.1).
+/// sent raw in `PI-Authorization` (`Bearer <jwt>` fails with 4304).
 struct AdminLogin {
     url: url::Url,
     username: String,
@@ -150,7 +150,7 @@ fn expiry(jwt: &str) -> Option<SystemTime> {
     Some(UNIX_EPOCH + Duration::from_secs(exp))
 }
 
-/// Maps privacyIDEA's envelope and HTTP status onto a value or a [`Failure`] (reference §1.2).
+/// Maps privacyIDEA's envelope and HTTP status onto a value or a [`Failure`].
 fn decode<T: DeserializeOwned>(response: Response) -> Result<T, Failure> {
     decode_envelope(response, true)
 }

@@ -1,4 +1,4 @@
-//! privacyIDEA's JSON envelope and token object (reference §1.2, §1.3).
+//! privacyIDEA's JSON envelope and token object, as its API answers them.
 
 use serde::Deserialize;
 
