@@ -786,11 +786,32 @@ fn the_defaults_hold_ten_thousand_employees_as_measured_and_the_sizing_table_hol
         let cell = line.trim_end_matches('|').rsplit('|').next().unwrap().trim();
         cell.strip_suffix(" MiB").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{cell:?} in {line}"))
     };
+    // The leader's cgroup memory peak in a Pod of the chart on a real node (benches/pod_scale.rs):
+    // what the kubelet compares with the limit.
+    let in_pod = |employees: &str| -> f64 {
+        let row = format!(
+            "| In a Pod under the chart's limits: cgroup memory peak, leader / standby, {employees} Employees |"
+        );
+        let line = perf.lines().find(|l| l.starts_with(&row)).unwrap_or_else(|| panic!("{row} not in performance.md"));
+        let cell = line.trim_end_matches('|').rsplit('|').next().unwrap().trim();
+        let leader = cell.split(" / ").next().unwrap_or_default();
+        leader.strip_suffix(" MiB").and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("{cell:?} in {line}"))
+    };
     let c = deployment_container(&render(&Release::new(json!({}))));
     let request = mebibytes(c["resources"]["requests"]["memory"].as_str().unwrap());
     let limit = mebibytes(c["resources"]["limits"]["memory"].as_str().unwrap());
     let steady = measured("steady (40 s after start)", "10,000");
     assert!(request >= steady, "default request {request} MiB below the steady RSS at 10,000 Employees ({steady} MiB)");
+    let pod_10k = in_pod("10,000");
+    assert!(
+        request >= pod_10k,
+        "default request {request} MiB below the leader's in-Pod peak at 10,000 ({pod_10k} MiB)"
+    );
+    let pod_50k = in_pod("50,000");
+    assert!(
+        limit >= 1.5 * pod_50k,
+        "default limit {limit} MiB: less than 1.5 × the in-Pod peak at 50,000 ({pod_50k} MiB)"
+    );
     // Headroom: a company five times that size still starts under the default limit.
     let peak_50k = measured("peak (VmHWM)", "50,000");
     assert!(
@@ -817,6 +838,9 @@ fn the_defaults_hold_ten_thousand_employees_as_measured_and_the_sizing_table_hol
         let (request, limit) = (mebibytes(&row[1]), mebibytes(&row[2]));
         let (steady, peak) = (measured("steady (40 s after start)", &employees), measured("peak (VmHWM)", &employees));
         assert!(request >= steady && limit >= 1.5 * peak, "{row:?}: measured {steady} MiB steady, {peak} MiB peak");
+        let pod = in_pod(&employees);
+        assert!(request >= pod && limit >= 1.5 * pod, "{row:?}: the leader's in-Pod peak is {pod} MiB");
+        assert_eq!(row[4], format!("{pod:.1} MiB"), "the table's in-Pod column is performance.md's figure");
         checked += 1;
     }
     assert_eq!(checked, 3, "{table:?}");
