@@ -23,6 +23,14 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Says on the terminal that `test` did not run, and why. The harness shows a returning test as
+/// `ok`, and captures what `eprintln!` prints; a write to the process's stderr itself is not
+/// captured, so the skip is seen in every run, not only with `--nocapture`.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
+}
+
 /// A running privacyIDEA started by `scripts/privacyidea.sh start`.
 pub struct PrivacyIdea {
     pub env: BTreeMap<String, String>,
