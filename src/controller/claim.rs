@@ -143,18 +143,18 @@ impl Claims {
 /// Renews the claims while this replica leads, every third of a lease duration and at once
 /// on gaining leadership; sends on `sweep_all` when a provider became ours or another's.
 pub async fn keep(ctx: Arc<Context>, sweep_all: broadcast::Sender<()>, mut shutdown: watch::Receiver<bool>) {
-    let mut leader = ctx.leader.clone();
+    let mut leader = ctx.leading.leader.clone();
     let mut before: HashMap<ProviderKey, Standing> = HashMap::new();
     let interval = ctx.args.lease_duration / 3;
     loop {
         if ctx.is_leader() {
             let providers: Vec<_> =
-                ctx.providers.state().into_iter().filter(|p| p.meta().deletion_timestamp.is_none()).collect();
+                ctx.caches.providers.state().into_iter().filter(|p| p.meta().deletion_timestamp.is_none()).collect();
             let keys: Vec<ProviderKey> = providers.iter().map(|p| ProviderKey::of(p)).collect();
-            ctx.claims.retain(&keys);
-            futures::future::join_all(providers.iter().map(|p| ctx.claims.renew(&ctx.client, p))).await;
+            ctx.leading.claims.retain(&keys);
+            futures::future::join_all(providers.iter().map(|p| ctx.leading.claims.renew(&ctx.client, p))).await;
             let after: HashMap<ProviderKey, Standing> =
-                keys.into_iter().map(|key| (key.clone(), ctx.claims.standing(&key))).collect();
+                keys.into_iter().map(|key| (key.clone(), ctx.leading.claims.standing(&key))).collect();
             if settled_anew(&before, &after) {
                 let _ = sweep_all.send(());
             }

@@ -38,7 +38,7 @@ pub struct LastSweep {
     /// When the sweep finished, to the second: an Employee's `lastRevocationTime` when it
     /// revoked from them. Fixed per sweep, so that writing it again changes nothing.
     pub time: chrono::DateTime<chrono::Utc>,
-    /// The [`Context::leadership_epoch`] it was made in.
+    /// The [`Leading::epoch`] it was made in.
     pub epoch: u64,
     /// The last full sweep behind these verdicts (targeted sweeps since updated some of them).
     pub last_full: Option<super::targets::LastFull>,
@@ -114,41 +114,68 @@ impl LastSweep {
 /// Connected providers by key, with the fingerprint each was connected from.
 type Connected = HashMap<ProviderKey, (String, Arc<Provider>)>;
 
+/// What the reconcilers share: the cluster as the caches hold it, whether this replica may
+/// act, what earlier sweeps left for later ones, and where decisions are reported. Built once
+/// by `start::run`; in tests from a scripted API server's client (`fixtures`).
 pub struct Context {
     pub client: Client,
     pub args: RunArgs,
+    pub caches: Caches,
+    pub leading: Leading,
+    pub sweep: SweepState,
+    pub outputs: Outputs,
+}
+
+/// The reflected objects of the kinds a sweep reads.
+pub struct Caches {
     pub providers: Cache<MfaProvider>,
     pub employees: Cache<Employee>,
     pub grants: Cache<AccessGrant>,
     pub secrets: Cache<Secret>,
-    /// RevocationApprovals. Not part of [`Context::synced`]: an approval not yet listed only
+    /// RevocationApprovals. Not part of [`Caches::synced`]: an approval not yet listed only
     /// holds a plan a little longer, and its arrival sweeps the provider it names.
     pub approvals: Cache<RevocationApproval>,
+}
+
+impl Caches {
+    /// Whether every cache holds a complete list.
+    pub fn synced(&self) -> Result<(), String> {
+        self.providers.synced()?;
+        self.employees.synced()?;
+        self.grants.synced()?;
+        self.secrets.synced()
+    }
+}
+
+/// Whether, and on which providers, this replica may act.
+pub struct Leading {
     /// Leadership as transitions (logs, metrics, the sweep of everything on gaining it).
     pub leader: watch::Receiver<bool>,
     /// Whether this replica may act right now: lapses on its own when renewals stop.
-    pub leadership: super::leader::Leadership,
-    pub metrics: Metrics,
-    pub recorder: Recorder,
-    /// The audit trail, shared by every sweep: a record is durable when `record` returns.
-    pub audit: Arc<dyn crate::audit::AuditSink>,
-    /// Connected providers, kept across sweeps so their sessions (JWTs, tokens) are reused;
-    /// connected anew when the MfaProvider's spec or its Secret changes.
-    pub connected: Mutex<Connected>,
-    pub sweeps: Mutex<BTreeMap<ProviderKey, Arc<LastSweep>>>,
+    pub lease: super::leader::Leadership,
     /// Counts the times this replica gained leadership. Changes seen while it did not lead
     /// were ignored, so the first sweep of each provider in a new epoch re-checks the status
     /// of every Employee (see [`LastSweep::concerns`]).
-    pub leadership_epoch: std::sync::atomic::AtomicU64,
+    pub epoch: std::sync::atomic::AtomicU64,
+    /// Which MfaProviders this installation holds, and who holds the others.
+    pub claims: super::claim::Claims,
+}
+
+/// What one reconcile leaves for the next: connected providers, last sweeps, pending
+/// changes, budget ledgers, recorded settings and retry counts.
+#[derive(Default)]
+pub struct SweepState {
+    /// Connected providers, kept across sweeps so their sessions (JWTs, tokens) are reused;
+    /// connected anew when the MfaProvider's spec or its Secret changes.
+    pub connected: Mutex<Connected>,
+    /// Each provider's last sweep, for the Employee and grant reconcilers.
+    pub last: Mutex<BTreeMap<ProviderKey, Arc<LastSweep>>>,
     /// Where each provider's event log was read up to, in this leadership term.
     pub cursors: Mutex<super::events::Cursors>,
     /// The users whose declared state changed since each provider's last sweep.
     pub targets: super::targets::Targets,
     /// When a change that concerns a provider was first observed and not yet swept.
     pub changes: Arc<Mutex<HashMap<ProviderKey, Instant>>>,
-    pub employee_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<Employee>>,
-    /// Asks for a provider's reconcile (the event-log follower).
-    pub provider_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<MfaProvider>>,
     /// Revocations made per provider within its budget window, as this process knows them;
     /// merged with the MfaProvider's status, where another replica's revocations show.
     pub ledgers: Mutex<HashMap<ProviderKey, Vec<RevocationTally>>>,
@@ -158,17 +185,24 @@ pub struct Context {
     pub recorded_settings: Mutex<HashMap<ProviderKey, String>>,
     /// Consecutive failures per object, for backoff by what failed.
     pub retries: crate::retry::Attempts,
-    /// Which MfaProviders this installation holds, and who holds the others.
-    pub claims: super::claim::Claims,
-    /// Sends each sweep's news to the MfaProvider's notification targets.
-    pub notifier: crate::notify::Notifier,
 }
 
-impl Context {
-    pub fn is_leader(&self) -> bool {
-        self.leadership.holds()
-    }
+/// Where decisions go besides the API server's objects: metrics, Events, the audit trail,
+/// notifications, and the reconciles a sweep asks for.
+pub struct Outputs {
+    pub metrics: Metrics,
+    pub recorder: Recorder,
+    /// The audit trail, shared by every sweep: a record is durable when `record` returns.
+    pub audit: Arc<dyn crate::audit::AuditSink>,
+    /// Sends each sweep's news to the MfaProvider's notification targets.
+    pub notifier: crate::notify::Notifier,
+    /// Asks for an Employee's reconcile (a sweep that changed what its status says).
+    pub employee_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<Employee>>,
+    /// Asks for a provider's reconcile (the event-log follower).
+    pub provider_trigger: futures::channel::mpsc::UnboundedSender<kube::runtime::reflector::ObjectRef<MfaProvider>>,
+}
 
+impl SweepState {
     /// The provider's budget ledger: what this process recorded, plus what its status says
     /// (written by this or another replica; the cached status may lag our own last write).
     pub fn ledger(&self, provider: &MfaProvider) -> Vec<RevocationTally> {
@@ -182,22 +216,26 @@ impl Context {
         ledger.sort_by_key(|t| t.time);
         ledger
     }
+}
+
+impl Context {
+    pub fn is_leader(&self) -> bool {
+        self.leading.lease.holds()
+    }
 
     /// Whether every cache holds a complete list.
     pub fn synced(&self) -> Result<(), String> {
-        self.providers.synced()?;
-        self.employees.synced()?;
-        self.grants.synced()?;
-        self.secrets.synced()
+        self.caches.synced()
     }
 
     fn secret_value(&self, namespace: &str, name: &str, key: &str) -> Option<String> {
-        crate::notify::delivery::SecretSource::value(&self.secrets, namespace, name, key)
+        crate::notify::delivery::SecretSource::value(&self.caches.secrets, namespace, name, key)
     }
 
     fn secret_version(&self, namespace: &str, provider: &MfaProvider) -> String {
         let names = crate::providers::secret_names(provider);
         let mut versions: Vec<String> = self
+            .caches
             .secrets
             .state()
             .into_iter()
@@ -219,14 +257,14 @@ impl Context {
             provider.metadata.generation.unwrap_or_default(),
             self.secret_version(&namespace, provider)
         );
-        if let Some((print, connected)) = locked(&self.connected).get(&key)
+        if let Some((print, connected)) = locked(&self.sweep.connected).get(&key)
             && *print == fingerprint
         {
             return Ok(connected.clone());
         }
         let lookup = |secret: &str, field: &str| self.secret_value(&namespace, secret, field);
         let connected = Arc::new(providers::connect(provider, &lookup)?);
-        locked(&self.connected).insert(key, (fingerprint, connected.clone()));
+        locked(&self.sweep.connected).insert(key, (fingerprint, connected.clone()));
         Ok(connected)
     }
 }

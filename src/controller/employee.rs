@@ -21,7 +21,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
         // A standby waits: gaining leadership re-checks every Employee (`LastSweep::concerns`).
         // A leader whose Lease lapsed between two renewals (no leadership change published)
         // looks again shortly, or this change would be lost.
-        let leading = *ctx.leader.borrow();
+        let leading = *ctx.leading.leader.borrow();
         return Ok(if leading { Action::requeue(Duration::from_secs(1)) } else { Action::await_change() });
     }
     if ctx.synced().is_err() {
@@ -31,6 +31,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
     let name = employee.name_any();
     let api: Api<Employee> = Api::namespaced(ctx.client.clone(), &namespace);
     let providers: Vec<ProviderKey> = ctx
+        .caches
         .providers
         .in_namespace(&namespace)
         .iter()
@@ -39,7 +40,7 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
         .collect();
     // Another installation holds one of the namespace's providers: it writes what its sweeps
     // found, and only its sweeps can settle a deletion (the finalizer is one for all).
-    match providers.iter().map(|key| ctx.claims.standing(key)).find(|s| *s != super::claim::Standing::Holds) {
+    match providers.iter().map(|key| ctx.leading.claims.standing(key)).find(|s| *s != super::claim::Standing::Holds) {
         Some(super::claim::Standing::HeldElsewhere { .. }) => return Ok(Action::await_change()),
         Some(_) => return Ok(Action::requeue(Duration::from_secs(1))),
         None => {}
@@ -100,7 +101,7 @@ struct Standing {
 
 fn standing(ctx: &Context, employee: &Employee, providers: &[ProviderKey]) -> Standing {
     let name = employee.name_any();
-    let sweeps = locked(&ctx.sweeps);
+    let sweeps = locked(&ctx.sweep.last);
     let mut verdicts = Vec::new();
     let mut revoked_at = None;
     for key in providers {

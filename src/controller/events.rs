@@ -86,12 +86,13 @@ pub async fn follow(ctx: Arc<Context>, interval: Duration) {
             continue;
         }
         let providers: Vec<_> = ctx
+            .caches
             .providers
             .state()
             .into_iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none() && !p.spec.suspend && !ctx.args.paused)
             .collect();
-        locked(&ctx.cursors).retain(&providers.iter().map(|p| ProviderKey::of(p)).collect::<Vec<_>>());
+        locked(&ctx.sweep.cursors).retain(&providers.iter().map(|p| ProviderKey::of(p)).collect::<Vec<_>>());
         let now = tokio::time::Instant::now();
         resting.retain(|_, until| *until > now);
         for provider in providers {
@@ -112,8 +113,8 @@ pub async fn follow(ctx: Arc<Context>, interval: Duration) {
 /// meanwhile waits for it). A provider whose log cannot be read in time gets its cursor from
 /// the follower's first read, with the full sweep that then asks for.
 pub async fn start_term(ctx: &Context) {
-    let epoch = ctx.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst);
-    let providers = ctx.providers.state();
+    let epoch = ctx.leading.epoch.load(std::sync::atomic::Ordering::SeqCst);
+    let providers = ctx.caches.providers.state();
     let reads =
         providers.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && !p.spec.suspend).map(|p| async {
             let connected = ctx.connect(p).ok()?;
@@ -121,7 +122,7 @@ pub async fn start_term(ctx: &Context) {
             Some((ProviderKey::of(p), read.ok()?.ok()??.cursor))
         });
     for (key, cursor) in futures::future::join_all(reads).await.into_iter().flatten() {
-        locked(&ctx.cursors).start_term(&key, epoch, cursor);
+        locked(&ctx.sweep.cursors).start_term(&key, epoch, cursor);
     }
 }
 
@@ -135,29 +136,29 @@ async fn read_once(ctx: &Context, provider: &Arc<crate::crd::MfaProvider>) -> Re
     let retry_key = format!("EventLog/{key}");
     // A provider whose client cannot be made is reported by its sweeps.
     let Ok(connected) = ctx.connect(provider) else { return Ok(()) };
-    let epoch = ctx.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst);
-    let after = locked(&ctx.cursors).after(&key, epoch).map(str::to_string);
+    let epoch = ctx.leading.epoch.load(std::sync::atomic::Ordering::SeqCst);
+    let after = locked(&ctx.sweep.cursors).after(&key, epoch).map(str::to_string);
     let events = match connected.enrolment_events(after.as_deref()).await {
         Ok(Some(events)) => events,
         Ok(None) => return Ok(()),
         Err(e) => {
-            let wait = ctx.retries.next(&retry_key, crate::retry::Trouble::of_category(e.category()));
+            let wait = ctx.sweep.retries.next(&retry_key, crate::retry::Trouble::of_category(e.category()));
             tracing::warn!(error = %e, retry_in = ?wait, "follow the provider's event log");
             return Err(wait);
         }
     };
-    ctx.retries.reset(&retry_key);
-    let follow = locked(&ctx.cursors).advance(&key, epoch, events);
+    ctx.sweep.retries.reset(&retry_key);
+    let follow = locked(&ctx.sweep.cursors).advance(&key, epoch, events);
     match follow {
         Follow::Nothing => return Ok(()),
         Follow::Users(users) => {
             tracing::info!(provider = %key, ?users, "enrolment events: sweeping these users");
-            targets::add_users(&ctx.targets, &key, users.iter().map(String::as_str));
+            targets::add_users(&ctx.sweep.targets, &key, users.iter().map(String::as_str));
         }
-        Follow::Full(why) => targets::require_full(&ctx.targets, &key, why),
+        Follow::Full(why) => targets::require_full(&ctx.sweep.targets, &key, why),
     }
-    locked(&ctx.changes).entry(key).or_insert_with(std::time::Instant::now);
-    let _ = ctx.provider_trigger.unbounded_send(ObjectRef::from_obj(provider.as_ref()));
+    locked(&ctx.sweep.changes).entry(key).or_insert_with(std::time::Instant::now);
+    let _ = ctx.outputs.provider_trigger.unbounded_send(ObjectRef::from_obj(provider.as_ref()));
     Ok(())
 }
 

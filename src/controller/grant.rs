@@ -48,8 +48,8 @@ pub async fn reconcile(grant: Arc<AccessGrant>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let namespace = grant.namespace().unwrap_or_default();
-    let provider = ctx.providers.get(&namespace, &grant.spec.provider);
-    let employees = ctx.employees.in_namespace(&namespace);
+    let provider = ctx.caches.providers.get(&namespace, &grant.spec.provider);
+    let employees = ctx.caches.employees.in_namespace(&namespace);
     write_grant_status(&ctx, &grant, &employees, provider.as_deref()).await?;
     if let Some(message) = provider.as_deref().and_then(|p| unreported_kinds(&grant, p)) {
         // Named where an operator looks: the log and a Warning Event on the grant (the
@@ -62,7 +62,7 @@ pub async fn reconcile(grant: Arc<AccessGrant>, ctx: Arc<Context>) -> Result<Act
             action: "Validate".into(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&event, &grant.object_ref(&())).await {
+        if let Err(e) = ctx.outputs.recorder.publish(&event, &grant.object_ref(&())).await {
             tracing::warn!(error = %e, grant = %grant.name_any(), "publish event");
         }
     }

@@ -34,10 +34,10 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         return Ok(action);
     }
     let key = ProviderKey::of(&provider);
-    let standing = ctx.claims.standing(&key);
+    let standing = ctx.leading.claims.standing(&key);
     if !matches!(standing, Standing::Unsettled) {
         let claimed = i64::from(matches!(standing, Standing::HeldElsewhere { .. }));
-        ctx.metrics.claimed_elsewhere.get_or_create(&ProviderLabels { provider: key.to_string() }).set(claimed);
+        ctx.outputs.metrics.claimed_elsewhere.get_or_create(&ProviderLabels { provider: key.to_string() }).set(claimed);
     }
     match standing {
         Standing::Holds => {}
@@ -52,8 +52,8 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         return suspended(&ctx, &provider, why).await;
     }
     let namespace = provider.namespace().unwrap_or_default();
-    let employees = ctx.employees.in_namespace(&namespace);
-    let grants = ctx.grants.in_namespace(&namespace);
+    let employees = ctx.caches.employees.in_namespace(&namespace);
+    let grants = ctx.caches.grants.in_namespace(&namespace);
     let now = chrono::Utc::now();
     let connected = match ctx.connect(&provider) {
         Ok(connected) => connected,
@@ -61,18 +61,18 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     };
 
     let window = provider.spec.policy.budget.window();
-    let ledger = ctx.ledger(&provider);
+    let ledger = ctx.sweep.ledger(&provider);
     let declared = Declared { provider: &provider, employees: &employees, grants: &grants };
     let used = budget::used(&ledger, now, window);
     let pending = pending_changes(&ctx, &declared, now);
-    let previous = locked(&ctx.sweeps).get(&key).cloned();
+    let previous = locked(&ctx.sweep.last).get(&key).cloned();
     let choice = targets::choose(
         &pending,
         previous.as_ref().and_then(|p| p.last_full.as_ref()),
         &targets::Now {
             time: now,
             generation: provider.metadata.generation,
-            epoch: ctx.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst),
+            epoch: ctx.leading.epoch.load(std::sync::atomic::Ordering::SeqCst),
             resync: provider.spec.policy.resync_interval(),
         },
     );
@@ -91,15 +91,15 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
     // Counted before anything else can fail: the next sweep must see these revocations.
     let made = report.results.iter().filter(|r| r.result == ActionResult::Revoked).count();
     let ledger = budget::tally(&ledger, chrono::Utc::now(), made, window);
-    locked(&ctx.ledgers).insert(key.clone(), ledger.clone());
+    locked(&ctx.sweep.ledgers).insert(key.clone(), ledger.clone());
     record_metrics(&ctx, &key, &report);
     if report.deferred {
         tracing::info!("leadership or cache sync lost during the sweep; the rest is left to the leader");
-        targets::require_full(&ctx.targets, &key, "the last sweep was deferred");
+        targets::require_full(&ctx.sweep.targets, &key, "the last sweep was deferred");
         return Ok(Action::requeue(RETRY_UNSYNCED));
     }
     publish_events(&ctx, &employees, &report).await;
-    ctx.notifier.notify(&provider, &report, ctx.args.revocation_sla).await;
+    ctx.outputs.notifier.notify(&provider, &report, ctx.args.revocation_sla).await;
     remember_sweep(&ctx, &key, &namespace, &employees, &report, provider.metadata.generation);
     write_statuses(&ctx, &declared, &report, ledger, now).await?;
     Ok(Action::requeue(next_sweep(&ctx, &declared, &report, now)))
@@ -136,7 +136,7 @@ async fn claimed_elsewhere(ctx: &Context, provider: &MfaProvider, holder: &str) 
     let generation = provider.metadata.generation;
     let old = provider.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
     let mut conditions = old.clone();
-    let message = super::claim::message(holder, &ctx.claims.installation, &provider.name_any());
+    let message = super::claim::message(holder, &ctx.leading.claims.installation, &provider.name_any());
     let readiness = status::Readiness::Stalled { reason: super::claim::CLAIMED_ELSEWHERE, message };
     status::set_readiness(&mut conditions, readiness, chrono::Utc::now(), generation);
     if !status::same_conditions(&old, &conditions) {
@@ -177,7 +177,8 @@ async fn credentials_unavailable(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Action, ControllerError> {
     tracing::warn!(%error, "configure provider");
-    ctx.metrics
+    ctx.outputs
+        .metrics
         .provider_errors
         .get_or_create(&ErrorLabels { provider: key.to_string(), category: error.category().into() })
         .inc();
@@ -190,7 +191,7 @@ async fn credentials_unavailable(
         provider.metadata.generation,
     );
     write_status(ctx, provider, json!(status)).await?;
-    let wait = ctx.retries.next(&format!("MfaProvider/{key}"), crate::retry::Trouble::Rejected);
+    let wait = ctx.sweep.retries.next(&format!("MfaProvider/{key}"), crate::retry::Trouble::Rejected);
     Ok(Action::requeue(wait))
 }
 
@@ -203,10 +204,10 @@ async fn sweep_once(
     now: chrono::DateTime<chrono::Utc>,
 ) -> SweepReport {
     let key = ProviderKey::of(declared.provider);
-    let _timer = ctx.metrics.sweep_timer(key.as_str());
+    let _timer = ctx.outputs.metrics.sweep_timer(key.as_str());
     let requests_before = connected.requests();
     let namespace = declared.provider.namespace().unwrap_or_default();
-    let mut approvals = budget::object_offers(declared.provider, &ctx.approvals.in_namespace(&namespace));
+    let mut approvals = budget::object_offers(declared.provider, &ctx.caches.approvals.in_namespace(&namespace));
     if ctx.args.approval_annotation {
         approvals.extend(budget::annotation_offer(declared.provider));
     }
@@ -218,8 +219,10 @@ async fn sweep_once(
         revoked_in_window,
         approvals,
     };
-    let report = sweep::sweep_guarded(connected, declared, now, Execution::Apply, ctx.audit.as_ref(), &guard).await;
-    ctx.metrics
+    let report =
+        sweep::sweep_guarded(connected, declared, now, Execution::Apply, ctx.outputs.audit.as_ref(), &guard).await;
+    ctx.outputs
+        .metrics
         .provider_requests
         .get_or_create(&ProviderLabels { provider: key.into() })
         .inc_by(connected.requests().saturating_sub(requests_before));
@@ -236,8 +239,8 @@ fn pending_changes(
 ) -> targets::Pending {
     let provider = declared.provider;
     let key = ProviderKey::of(provider);
-    let mut pending = targets::take(&ctx.targets, &key);
-    let Some(since) = locked(&ctx.sweeps).get(&key).map(|s| s.time - chrono::Duration::seconds(1)) else {
+    let mut pending = targets::take(&ctx.sweep.targets, &key);
+    let Some(since) = locked(&ctx.sweep.last).get(&key).map(|s| s.time - chrono::Duration::seconds(1)) else {
         return pending;
     };
     let passed = |t: &Option<chrono::DateTime<chrono::Utc>>| t.is_some_and(|t| since < t && t <= now);
@@ -290,27 +293,36 @@ async fn sweep_targeted(
     };
     let requests_before = connected.requests();
     let report = {
-        let _timer = ctx.metrics.sweep_timer(key.as_str());
+        let _timer = ctx.outputs.metrics.sweep_timer(key.as_str());
         let listing = &targeted.previous.listing;
-        sweep::sweep_targeted(connected, declared, targeted.users, listing, targeted.now, ctx.audit.as_ref(), &guard)
-            .await
+        sweep::sweep_targeted(
+            connected,
+            declared,
+            targeted.users,
+            listing,
+            targeted.now,
+            ctx.outputs.audit.as_ref(),
+            &guard,
+        )
+        .await
     };
-    ctx.metrics
+    ctx.outputs
+        .metrics
         .provider_requests
         .get_or_create(&ProviderLabels { provider: key.to_string() })
         .inc_by(connected.requests().saturating_sub(requests_before));
     let Some(report) = report else { return Ok(None) };
     let window = provider.spec.policy.budget.window();
     let made = report.results.iter().filter(|r| r.result == ActionResult::Revoked).count();
-    let ledger = budget::tally(&ctx.ledger(provider), chrono::Utc::now(), made, window);
-    locked(&ctx.ledgers).insert(key.clone(), ledger.clone());
+    let ledger = budget::tally(&ctx.sweep.ledger(provider), chrono::Utc::now(), made, window);
+    locked(&ctx.sweep.ledgers).insert(key.clone(), ledger.clone());
     record_metrics(ctx, &key, &report);
     if report.deferred {
-        targets::put_back(&ctx.targets, &key, targeted.pending.clone());
+        targets::put_back(&ctx.sweep.targets, &key, targeted.pending.clone());
         return Ok(Some(Action::requeue(RETRY_UNSYNCED)));
     }
     publish_events(ctx, declared.employees, &report).await;
-    ctx.notifier.notify(provider, &report, ctx.args.revocation_sla).await;
+    ctx.outputs.notifier.notify(provider, &report, ctx.args.revocation_sla).await;
     let keys: HashSet<String> = targeted.users.iter().map(|u| crate::engine::identity::user_key(u)).collect();
     let concerned: Vec<Arc<Employee>> = declared
         .employees
@@ -321,9 +333,9 @@ async fn sweep_targeted(
     let this = last_sweep(&namespace, &concerned, &report, targeted.previous.epoch);
     let names: HashSet<String> = concerned.iter().map(|e| e.name_any()).collect();
     let merged = Arc::new(targeted.previous.with_targeted(&names, this));
-    locked(&ctx.sweeps).insert(key.clone(), merged.clone());
+    locked(&ctx.sweep.last).insert(key.clone(), merged.clone());
     for employee in concerned.iter().filter(|e| merged.concerns(e, Some(targeted.previous))) {
-        let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee.as_ref()));
+        let _ = ctx.outputs.employee_trigger.unbounded_send(ObjectRef::from_obj(employee.as_ref()));
     }
     if made > 0 {
         // Another replica counts these against the budget from the status.
@@ -332,7 +344,7 @@ async fn sweep_targeted(
         write_status(ctx, provider, json!(status)).await?;
     }
     if report.failed() {
-        targets::require_full(&ctx.targets, &key, "a targeted revocation failed");
+        targets::require_full(&ctx.sweep.targets, &key, "a targeted revocation failed");
         return Ok(Some(Action::requeue(RETRY_UNSYNCED)));
     }
     let last_full = targeted.previous.last_full.as_ref();
@@ -357,7 +369,7 @@ fn remember_sweep(
     report: &SweepReport,
     generation: Option<i64>,
 ) {
-    let epoch = ctx.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst);
+    let epoch = ctx.leading.epoch.load(std::sync::atomic::Ordering::SeqCst);
     let mut last = last_sweep(namespace, employees, report, epoch);
     let clean = report.plan.error.is_none()
         && report.plan.hold.is_none()
@@ -373,9 +385,9 @@ fn remember_sweep(
     // Only the Employees whose part of this provider's verdicts changed are reconciled again:
     // re-triggering everyone after every sweep made each sweep cost O(Employees) status reads
     // and, with each of those scanning all verdicts, O(Employees²) in all.
-    let previous = locked(&ctx.sweeps).insert(key.clone(), last.clone());
+    let previous = locked(&ctx.sweep.last).insert(key.clone(), last.clone());
     for employee in employees.iter().filter(|e| last.concerns(e, previous.as_deref())) {
-        let _ = ctx.employee_trigger.unbounded_send(ObjectRef::from_obj(employee.as_ref()));
+        let _ = ctx.outputs.employee_trigger.unbounded_send(ObjectRef::from_obj(employee.as_ref()));
     }
 }
 
@@ -392,7 +404,7 @@ async fn write_statuses(
         status::provider_status(report, provider.metadata.generation, now, provider.status.as_ref());
     provider_status.recent_revocations = ledger;
     // Targets keyward would refuse to post to show here, not only as `undeliverable` records.
-    let refused = crate::notify::targets::refused(provider, &ctx.secrets, &crate::outbound::allowed_hosts());
+    let refused = crate::notify::targets::refused(provider, &ctx.caches.secrets, &crate::outbound::allowed_hosts());
     let condition = if refused.is_empty() {
         crate::crd::conditions::Condition::new(
             "NotificationTargetsRefused",
@@ -497,7 +509,7 @@ pub(super) async fn publish_provider_event(
     note: String,
 ) {
     let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action, secondary: None };
-    if let Err(e) = ctx.recorder.publish(&event, &provider.object_ref(&())).await {
+    if let Err(e) = ctx.outputs.recorder.publish(&event, &provider.object_ref(&())).await {
         tracing::warn!(error = %e, provider = %provider.name_any(), "publish event");
     }
 }
@@ -516,9 +528,9 @@ fn next_sweep(
     // off by what failed (an outage from 2 s up to 5 min, a rate limit from 10 s).
     let retry_key = format!("MfaProvider/{}", ProviderKey::of(provider));
     let mut next = match report.error_category.filter(|_| report.plan.error.is_some()) {
-        Some(category) => ctx.retries.next(&retry_key, crate::retry::Trouble::of_category(category)).min(resync),
+        Some(category) => ctx.sweep.retries.next(&retry_key, crate::retry::Trouble::of_category(category)).min(resync),
         None => {
-            ctx.retries.reset(&retry_key);
+            ctx.sweep.retries.reset(&retry_key);
             resync
         }
     };
@@ -551,7 +563,7 @@ impl Guard for OperatorGuard<'_> {
     }
 
     fn may_act(&self) -> bool {
-        self.ctx.is_leader() && self.ctx.synced().is_ok() && self.ctx.claims.holds(&self.key)
+        self.ctx.is_leader() && self.ctx.synced().is_ok() && self.ctx.leading.claims.holds(&self.key)
     }
 
     fn revoked_in_window(&self) -> usize {
@@ -559,16 +571,16 @@ impl Guard for OperatorGuard<'_> {
     }
 
     fn change_observed(&self) -> Option<chrono::DateTime<chrono::Utc>> {
-        let observed = *locked(&self.ctx.changes).get(&self.key)?;
+        let observed = *locked(&self.ctx.sweep.changes).get(&self.key)?;
         Some(chrono::Utc::now() - chrono::Duration::from_std(observed.elapsed()).ok()?)
     }
 
     fn declared_now(&self) -> DeclaredNow {
-        match self.ctx.providers.get(&self.namespace, &self.name) {
+        match self.ctx.caches.providers.get(&self.namespace, &self.name) {
             Some(provider) if provider.metadata.deletion_timestamp.is_none() => DeclaredNow::Current {
                 provider,
-                employees: self.ctx.employees.in_namespace(&self.namespace),
-                grants: self.ctx.grants.in_namespace(&self.namespace),
+                employees: self.ctx.caches.employees.in_namespace(&self.namespace),
+                grants: self.ctx.caches.grants.in_namespace(&self.namespace),
                 now: chrono::Utc::now(),
             },
             _ => DeclaredNow::ProviderGone,
@@ -579,13 +591,14 @@ impl Guard for OperatorGuard<'_> {
 fn record_metrics(ctx: &Context, key: &ProviderKey, report: &SweepReport) {
     if let Some(error) = &report.plan.error {
         let category = if error.contains("cannot reach") { "unreachable" } else { "list" };
-        ctx.metrics
+        ctx.outputs
+            .metrics
             .provider_errors
             .get_or_create(&ErrorLabels { provider: key.to_string(), category: category.into() })
             .inc();
     }
     if report.plan.hold.is_some() {
-        ctx.metrics.blocked_plans.get_or_create(&ProviderLabels { provider: key.to_string() }).inc();
+        ctx.outputs.metrics.blocked_plans.get_or_create(&ProviderLabels { provider: key.to_string() }).inc();
     }
     let mut revoked_any = false;
     for r in report.results.iter().filter(|r| r.action.action == ActionKind::Revoke) {
@@ -597,7 +610,8 @@ fn record_metrics(ctx: &Context, key: &ProviderKey, report: &SweepReport) {
             _ => continue,
         };
         revoked_any |= matches!(r.result, ActionResult::Revoked | ActionResult::AlreadyGone);
-        ctx.metrics
+        ctx.outputs
+            .metrics
             .revocations
             .get_or_create(&RevocationLabels {
                 provider: key.to_string(),
@@ -608,21 +622,26 @@ fn record_metrics(ctx: &Context, key: &ProviderKey, report: &SweepReport) {
     }
     for (reason, seconds) in &report.latencies {
         let labels = ReasonLabels { provider: key.to_string(), reason: reason.to_string() };
-        ctx.metrics.revocation_latency_seconds.get_or_create(&labels).observe(*seconds);
+        ctx.outputs.metrics.revocation_latency_seconds.get_or_create(&labels).observe(*seconds);
         if *seconds > ctx.args.revocation_sla.as_secs_f64() {
-            ctx.metrics.sla_breaches.get_or_create(&labels).inc();
+            ctx.outputs.metrics.sla_breaches.get_or_create(&labels).inc();
         }
     }
     if !report.audit_errors.is_empty() {
         let failures = report.audit_errors.len() as u64;
-        ctx.metrics.audit_write_failures.get_or_create(&ProviderLabels { provider: key.to_string() }).inc_by(failures);
+        ctx.outputs
+            .metrics
+            .audit_write_failures
+            .get_or_create(&ProviderLabels { provider: key.to_string() })
+            .inc_by(failures);
     }
     // The latency that matters to an auditor: from the change keyward saw to the revocation.
     if report.plan.error.is_none()
-        && let Some(observed) = locked(&ctx.changes).remove(key)
+        && let Some(observed) = locked(&ctx.sweep.changes).remove(key)
         && revoked_any
     {
-        ctx.metrics
+        ctx.outputs
+            .metrics
             .change_to_revocation_seconds
             .get_or_create(&ProviderLabels { provider: key.to_string() })
             .observe(observed.elapsed().as_secs_f64());
@@ -668,7 +687,7 @@ async fn publish_events(ctx: &Context, employees: &[Arc<Employee>], report: &Swe
         // (reason, action, object) into one series, and each revocation must stay visible.
         let action: String = format!("Revoke/{}", a.enrolment).chars().take(128).collect();
         let event = KubeEvent { type_, reason: reason.into(), note: Some(note), action, secondary: None };
-        if let Err(e) = ctx.recorder.publish(&event, &employee.object_ref(&())).await {
+        if let Err(e) = ctx.outputs.recorder.publish(&event, &employee.object_ref(&())).await {
             tracing::warn!(error = %e, employee = %employee.name_any(), "publish event");
         }
     }

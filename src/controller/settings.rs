@@ -27,12 +27,12 @@ pub async fn record_changes(ctx: &Context, provider: &MfaProvider) -> Result<(),
     let now_text = now.to_status();
     let stored = provider.status.as_ref().and_then(|s| s.guarded_settings.clone());
     if stored.as_deref() == Some(now_text.as_str()) {
-        locked(&ctx.recorded_settings).remove(&key);
+        locked(&ctx.sweep.recorded_settings).remove(&key);
         return Ok(());
     }
     // Recorded by this process already (the cache has not caught up with the status write, or
     // that write failed): only the status is written again, never a second record.
-    let recorded_here = locked(&ctx.recorded_settings).get(&key) == Some(&now_text);
+    let recorded_here = locked(&ctx.sweep.recorded_settings).get(&key) == Some(&now_text);
     let recorded = stored.as_deref().and_then(GuardedSettings::from_status).filter(|_| !recorded_here);
     if let Some(recorded) = recorded {
         let lines = changes(&recorded, &now);
@@ -47,7 +47,8 @@ pub async fn record_changes(ctx: &Context, provider: &MfaProvider) -> Result<(),
                     Some(detail.clone()),
                 )
             };
-            ctx.audit
+            ctx.outputs
+                .audit
                 .record(&record)
                 .await
                 .map_err(|source| ControllerError::RecordSettings { provider: key.to_string(), source })?;
@@ -61,10 +62,10 @@ pub async fn record_changes(ctx: &Context, provider: &MfaProvider) -> Result<(),
                 format!("changed: {detail}"),
             )
             .await;
-            ctx.notifier.notify_settings(provider, &lines).await;
+            ctx.outputs.notifier.notify_settings(provider, &lines).await;
         }
     }
-    locked(&ctx.recorded_settings).insert(key, now_text.clone());
+    locked(&ctx.sweep.recorded_settings).insert(key, now_text.clone());
     write_recorded(ctx, provider, &now_text).await
 }
 
