@@ -87,6 +87,22 @@ where
     }
 }
 
+#[cfg(test)]
+impl<K> Cache<K>
+where
+    K: Resource + Clone + 'static,
+    K::DynamicType: Eq + Hash + Clone + Default,
+{
+    /// A synced cache holding `objects`, as a completed list would leave it.
+    pub fn holding(kind: &'static str, objects: impl IntoIterator<Item = K>) -> Self {
+        let (reader, mut writer) = reflector::store();
+        for object in objects {
+            writer.apply_watcher_event(&Event::Apply(object));
+        }
+        Cache { stores: vec![reader], relisting: vec![Arc::new(AtomicBool::new(false))], kind }
+    }
+}
+
 /// Keeps only the events that matter to a sweep: an object whose fingerprint changed, and
 /// every deletion. Our own status writes do not change a fingerprint, so they do not trigger
 /// the sweep that wrote them.

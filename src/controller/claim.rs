@@ -215,3 +215,19 @@ mod tests {
         assert!(text.contains("keyward/release-b"), "{text}");
     }
 }
+
+#[cfg(test)]
+impl Claims {
+    /// Settles the claim on `provider` as a round would: held by this installation (`None`),
+    /// or by the installation `holder`. Makes no request: the elector's API is never called.
+    pub(super) fn settle(&self, client: &kube::Client, provider: &MfaProvider, holder: Option<&str>) {
+        let elector = self.elector(client, provider);
+        match holder {
+            None => elector.leadership.set(Some(Instant::now() + Duration::from_secs(3600))),
+            Some(holder) => {
+                elector.leadership.set(None);
+                elector.saw(holder);
+            }
+        }
+    }
+}

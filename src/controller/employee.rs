@@ -151,3 +151,78 @@ async fn write_status(
             source,
         })
 }
+
+#[cfg(test)]
+mod scripted_tests {
+    use super::*;
+    use crate::controller::context::LastSweep;
+    use crate::controller::fixtures::{JSON_PATCH, World, scripted};
+    use crate::crd::EmployeeState;
+    use crate::engine::fixtures::{employee, k8s_time, now, provider};
+    use crate::engine::plan::EmployeeVerdict;
+    use std::collections::HashSet;
+
+    fn alice() -> Employee {
+        let mut e = employee("alice", &["sre"], EmployeeState::Active);
+        e.metadata.uid = Some("uid-alice".into());
+        e.metadata.generation = Some(1);
+        e.metadata.finalizers = Some(vec!["example.com/keep".into(), FINALIZER.into()]);
+        e
+    }
+
+    fn swept(verdicts: Vec<EmployeeVerdict>, settled: &[&str]) -> Arc<LastSweep> {
+        let settled = settled.iter().map(|s| s.to_string()).collect();
+        Arc::new(LastSweep::new("acme", verdicts, settled, HashSet::new(), now(), 1))
+    }
+
+    /// A deleting Employee that every provider has settled: its finalizer (and only ours,
+    /// at its index, guarded by a test op) is removed.
+    #[tokio::test]
+    async fn a_settled_deletion_releases_the_finalizer() {
+        let p = provider();
+        let mut e = alice();
+        e.metadata.deletion_timestamp = Some(k8s_time(now()));
+        let server = scripted(World { providers: vec![p.clone()], employees: vec![e.clone()], ..Default::default() });
+        server.claim(&p, None);
+        locked(&server.ctx.sweep.last).insert(ProviderKey::of(&p), swept(vec![], &["uid-alice"]));
+        let mut released = e.clone();
+        released.metadata.finalizers = Some(vec!["example.com/keep".into()]);
+        let patch = crate::controller::fixtures::Exchange::patch(
+            "/apis/keyward.dev/v1alpha1/namespaces/acme/employees/alice?",
+            JSON_PATCH,
+            |body| {
+                let expected = json!([
+                    { "op": "test", "path": "/metadata/finalizers/1", "value": FINALIZER },
+                    { "op": "remove", "path": "/metadata/finalizers/1" },
+                ]);
+                assert_eq!(body, expected);
+            },
+            &released,
+        );
+        let action = server.run(vec![patch], |ctx| reconcile(Arc::new(e), ctx)).await;
+        assert_eq!(action.expect("reconciled"), Action::await_change());
+    }
+
+    /// An Employee whose status already says what the sweeps found: no request at all.
+    #[tokio::test]
+    async fn an_unchanged_status_is_not_written() {
+        let p = provider();
+        let mut e = alice();
+        let verdict = EmployeeVerdict {
+            employee: "alice".into(),
+            user: "alice".into(),
+            entitled: vec![crate::crd::FactorKind::new("totp")],
+            enrolments: Vec::new(),
+            conflicts_with: Vec::new(),
+        };
+        let server = scripted(World { providers: vec![p.clone()], employees: vec![e.clone()], ..Default::default() });
+        server.claim(&p, None);
+        locked(&server.ctx.sweep.last).insert(ProviderKey::of(&p), swept(vec![verdict], &[]));
+        let Standing { verdicts, revoked_at, swept, .. } = standing(&server.ctx, &e, &[ProviderKey::of(&p)]);
+        assert_eq!(verdicts.len(), 1, "the sweep's verdict on alice");
+        let earlier = chrono::Utc::now() - chrono::Duration::hours(1);
+        e.status = Some(status::employee_status(&e, &verdicts, swept, revoked_at, earlier));
+        let action = server.run(vec![], |ctx| reconcile(Arc::new(e), ctx)).await;
+        assert_eq!(action.expect("reconciled"), Action::await_change());
+    }
+}

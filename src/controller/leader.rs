@@ -361,3 +361,18 @@ mod lapse_tests {
         assert!(started.elapsed() < Duration::from_secs(5), "long before the next round (10 s)");
     }
 }
+
+#[cfg(test)]
+impl Elector {
+    /// As if a round had just read the Lease held by `holder`.
+    pub(super) fn saw(&self, holder: &str) {
+        let record = Record {
+            holder: Some(holder.to_string()),
+            renewed: None,
+            acquired: None,
+            transitions: None,
+            duration: None,
+        };
+        *self.observed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((record, Instant::now()));
+    }
+}

@@ -784,3 +784,138 @@ pub async fn write_grant_status(
             source,
         })
 }
+
+#[cfg(test)]
+mod scripted_tests {
+    use super::*;
+    use crate::controller::fixtures::{APPLY, Exchange, MERGE, World, condition, scripted};
+    use crate::engine::guarded::GuardedSettings;
+    use serde_json::Value;
+
+    const STATUS: &str = "/apis/keyward.dev/v1alpha1/namespaces/acme/mfaproviders/corp-pi/status";
+
+    /// The fixtures' privacyIDEA provider (credentials in the Secret `pi-admin`), at
+    /// generation 2, with its guarded settings already on record: no settings write.
+    fn provider(suspend: bool) -> MfaProvider {
+        let mut p = crate::engine::fixtures::provider();
+        p.spec.suspend = suspend;
+        p.metadata.uid = Some("uid-corp-pi".into());
+        p.metadata.generation = Some(2);
+        let status = crate::crd::MfaProviderStatus {
+            guarded_settings: Some(GuardedSettings::of(&p.spec).to_status()),
+            ..Default::default()
+        };
+        p.status = Some(status);
+        p
+    }
+
+    fn reason(status: &Value, type_: &str) -> (String, String) {
+        let c = condition(status, type_);
+        (c["status"].as_str().unwrap_or_default().into(), c["reason"].as_str().unwrap_or_default().into())
+    }
+
+    /// `spec.suspend: true`: nothing connected or swept, and one status apply that says
+    /// Suspended (Ready False, Stalled True), without the settings manager's field.
+    #[tokio::test]
+    async fn a_suspended_provider_is_not_swept_and_its_status_says_so() {
+        let p = provider(true);
+        let server = scripted(World { providers: vec![p.clone()], ..Default::default() });
+        server.claim(&p, None);
+        let write = Exchange::patch(
+            format!("{STATUS}?&force=true&fieldManager=keyward"),
+            APPLY,
+            |body| {
+                assert_eq!(
+                    (body["kind"].as_str(), body["metadata"]["name"].as_str()),
+                    (Some("MfaProvider"), Some("corp-pi"))
+                );
+                let status = &body["status"];
+                assert_eq!(reason(status, "Ready"), ("False".into(), "Suspended".into()));
+                assert_eq!(reason(status, "Stalled"), ("True".into(), "Suspended".into()));
+                assert_eq!(reason(status, "Reconciling"), ("False".into(), "Suspended".into()));
+                let message = condition(status, "Ready")["message"].as_str().unwrap_or_default();
+                assert!(message.starts_with("spec.suspend is true"), "{message}");
+                assert_eq!(status["observedGeneration"], 2);
+                assert!(status.get("guardedSettings").is_none(), "another field manager's field: {status}");
+            },
+            &p,
+        );
+        let (action, connected) = server
+            .run(vec![write], |ctx| async move {
+                let action = reconcile(Arc::new(p), ctx.clone()).await;
+                (action, locked(&ctx.sweep.connected).len())
+            })
+            .await;
+        assert_eq!(action.expect("reconciled"), Action::await_change());
+        assert_eq!(connected, 0, "no provider client was made");
+    }
+
+    /// A suspended provider whose status already says so: no request at all.
+    #[tokio::test]
+    async fn an_unchanged_status_is_not_written() {
+        let mut p = provider(true);
+        let server = scripted(World { providers: vec![p.clone()], ..Default::default() });
+        server.claim(&p, None);
+        let why = suspension(&p, &server.ctx).expect("suspended");
+        let earlier = chrono::Utc::now() - chrono::Duration::hours(1);
+        p.status = Some(status::suspended_status(p.status.as_ref(), p.metadata.generation, why, earlier));
+        let action = server.run(vec![], |ctx| reconcile(Arc::new(p), ctx)).await;
+        assert_eq!(action.expect("reconciled"), Action::await_change());
+    }
+
+    /// Held by another installation: nothing recorded or swept; a merge patch of the
+    /// conditions alone says who holds it, and the claim is looked at again in a lease duration.
+    #[tokio::test]
+    async fn a_provider_claimed_elsewhere_is_left_alone_and_says_by_whom() {
+        let p = provider(false);
+        let server = scripted(World { providers: vec![p.clone()], ..Default::default() });
+        server.claim(&p, Some("other/keyward-leader"));
+        let lease = server.ctx.args.lease_duration;
+        let write = Exchange::patch(
+            format!("{STATUS}?&fieldManager=keyward"),
+            MERGE,
+            |body| {
+                let fields: Vec<&String> = body["status"].as_object().expect("a status").keys().collect();
+                assert_eq!(fields, ["conditions"], "only the conditions: the rest is the holder's");
+                let status = &body["status"];
+                assert_eq!(reason(status, "Ready"), ("False".into(), super::super::claim::CLAIMED_ELSEWHERE.into()));
+                assert_eq!(reason(status, "Stalled"), ("True".into(), "ClaimedByAnotherInstallation".into()));
+                let message = condition(status, "Ready")["message"].as_str().unwrap_or_default();
+                assert!(message.contains("other/keyward-leader"), "{message}");
+            },
+            &p,
+        );
+        let action = server.run(vec![write], |ctx| reconcile(Arc::new(p), ctx)).await;
+        assert_eq!(action.expect("reconciled"), Action::requeue(lease));
+    }
+
+    /// The credentials Secret is not there: no provider client, and the status says
+    /// CredentialsUnavailable (Ready False, Stalled True) naming the Secret.
+    #[tokio::test]
+    async fn missing_credentials_stall_the_provider_without_calling_it() {
+        let p = provider(false);
+        let server = scripted(World { providers: vec![p.clone()], ..Default::default() });
+        server.claim(&p, None);
+        let write = Exchange::patch(
+            format!("{STATUS}?&force=true&fieldManager=keyward"),
+            APPLY,
+            |body| {
+                let status = &body["status"];
+                assert_eq!(reason(status, "Ready"), ("False".into(), "CredentialsUnavailable".into()));
+                assert_eq!(reason(status, "Stalled"), ("True".into(), "CredentialsUnavailable".into()));
+                let message = condition(status, "Ready")["message"].as_str().unwrap_or_default();
+                assert!(message.contains("pi-admin"), "{message}");
+                assert_eq!(status["observedGeneration"], 2);
+            },
+            &p,
+        );
+        let (action, connected) = server
+            .run(vec![write], |ctx| async move {
+                let action = reconcile(Arc::new(p), ctx.clone()).await;
+                (action, locked(&ctx.sweep.connected).len())
+            })
+            .await;
+        assert_ne!(action.expect("reconciled"), Action::await_change(), "looked at again after a backoff");
+        assert_eq!(connected, 0, "no provider client was made");
+    }
+}
