@@ -17,19 +17,33 @@ pub const FINALIZER: &str = "keyward.dev/revoke-enrolments";
 
 #[tracing::instrument(skip_all, fields(employee = %format!("{}/{}", employee.namespace().unwrap_or_default(), employee.name_any())))]
 pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Action, ControllerError> {
+    if let Some(action) = not_now(&ctx) {
+        return Ok(action);
+    }
+    let providers = match providers_held(&ctx, &employee) {
+        Ok(providers) => providers,
+        Err(action) => return Ok(action),
+    };
+    let found = standing(&ctx, &employee, &providers);
+    let step = decide(&employee, found.settled);
+    act(&ctx, &employee, step, &found).await
+}
+
+/// Why this replica decides nothing about Employees now, and when to look again.
+fn not_now(ctx: &Context) -> Option<Action> {
     if !ctx.is_leader() {
         // A standby waits: gaining leadership re-checks every Employee (`LastSweep::concerns`).
         // A leader whose Lease lapsed between two renewals (no leadership change published)
         // looks again shortly, or this change would be lost.
         let leading = *ctx.leading.leader.borrow();
-        return Ok(if leading { Action::requeue(Duration::from_secs(1)) } else { Action::await_change() });
+        return Some(if leading { Action::requeue(Duration::from_secs(1)) } else { Action::await_change() });
     }
-    if ctx.synced().is_err() {
-        return Ok(Action::requeue(Duration::from_secs(1)));
-    }
+    ctx.synced().is_err().then(|| Action::requeue(Duration::from_secs(1)))
+}
+
+/// The namespace's providers (not being deleted), when this installation holds every one.
+fn providers_held(ctx: &Context, employee: &Employee) -> Result<Vec<ProviderKey>, Action> {
     let namespace = employee.namespace().unwrap_or_default();
-    let name = employee.name_any();
-    let api: Api<Employee> = Api::namespaced(ctx.client.clone(), &namespace);
     let providers: Vec<ProviderKey> = ctx
         .caches
         .providers
@@ -41,50 +55,91 @@ pub async fn reconcile(employee: Arc<Employee>, ctx: Arc<Context>) -> Result<Act
     // Another installation holds one of the namespace's providers: it writes what its sweeps
     // found, and only its sweeps can settle a deletion (the finalizer is one for all).
     match providers.iter().map(|key| ctx.leading.claims.standing(key)).find(|s| *s != super::claim::Standing::Holds) {
-        Some(super::claim::Standing::HeldElsewhere { .. }) => return Ok(Action::await_change()),
-        Some(_) => return Ok(Action::requeue(Duration::from_secs(1))),
-        None => {}
+        Some(super::claim::Standing::HeldElsewhere { .. }) => Err(Action::await_change()),
+        Some(_) => Err(Action::requeue(Duration::from_secs(1))),
+        None => Ok(providers),
     }
-    let Standing { verdicts, revoked_at, settled, swept } = standing(&ctx, &employee, &providers);
-    let finalizers = employee.finalizers();
-    let has_finalizer = finalizers.iter().any(|f| f == FINALIZER);
+}
 
-    if employee.metadata.deletion_timestamp.is_some() {
-        if !has_finalizer {
-            return Ok(Action::await_change());
-        }
-        if settled {
-            // Every provider of the namespace has revoked this Employee's enrolments (or
-            // had none): the Employee may go.
-            let index = finalizers.iter().position(|f| f == FINALIZER).unwrap_or_default();
-            let patch = json!([
-                { "op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER },
-                { "op": "remove", "path": format!("/metadata/finalizers/{index}") },
-            ]);
-            let patch: json_patch::Patch = serde_json::from_value(patch).unwrap_or_default();
-            api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch))
-                .await
-                .map_err(|source| ControllerError::RemoveFinalizer { namespace, name, source })?;
-            return Ok(Action::await_change());
-        }
-        write_status(&api, &employee, &verdicts, swept, revoked_at).await?;
-        // The provider sweeps that the deletion triggered call back; this is the safety net.
-        return Ok(Action::requeue(Duration::from_secs(30)));
-    }
+/// What the reconcile does with the Employee.
+#[derive(Debug, PartialEq)]
+enum Step {
+    /// Being deleted, and our finalizer is gone already.
+    Nothing,
+    /// Being deleted, and every provider has revoked its enrolments (or had none): our
+    /// finalizer, at this index, goes and the Employee with it.
+    Release(usize),
+    /// Being deleted, revocations outstanding: status, and a look again later.
+    Wait,
+    /// Not being deleted: our finalizer added if missing, then status.
+    Keep { add_finalizer: bool },
+}
 
-    if !has_finalizer {
-        let patch = if employee.metadata.finalizers.is_none() {
-            json!([{ "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] }])
-        } else {
-            json!([{ "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER }])
-        };
-        let patch: json_patch::Patch = serde_json::from_value(patch).unwrap_or_default();
-        api.patch(&name, &PatchParams::default(), &Patch::<()>::Json(patch)).await.map_err(|source| {
-            ControllerError::AddFinalizer { namespace: namespace.clone(), name: name.clone(), source }
-        })?;
+fn decide(employee: &Employee, settled: bool) -> Step {
+    let index = employee.finalizers().iter().position(|f| f == FINALIZER);
+    match (employee.metadata.deletion_timestamp.is_some(), index) {
+        (true, None) => Step::Nothing,
+        (true, Some(index)) if settled => Step::Release(index),
+        (true, Some(_)) => Step::Wait,
+        (false, index) => Step::Keep { add_finalizer: index.is_none() },
     }
-    write_status(&api, &employee, &verdicts, swept, revoked_at).await?;
-    Ok(Action::await_change())
+}
+
+async fn act(ctx: &Context, employee: &Employee, step: Step, found: &Standing) -> Result<Action, ControllerError> {
+    let api: Api<Employee> = Api::namespaced(ctx.client.clone(), &employee.namespace().unwrap_or_default());
+    let Standing { verdicts, revoked_at, swept, .. } = found;
+    match step {
+        Step::Nothing => Ok(Action::await_change()),
+        Step::Release(index) => {
+            remove_finalizer(&api, employee, index).await?;
+            Ok(Action::await_change())
+        }
+        Step::Wait => {
+            write_status(&api, employee, verdicts, *swept, *revoked_at).await?;
+            // The provider sweeps that the deletion triggered call back; this is the safety net.
+            Ok(Action::requeue(Duration::from_secs(30)))
+        }
+        Step::Keep { add_finalizer } => {
+            if add_finalizer {
+                self::add_finalizer(&api, employee).await?;
+            }
+            write_status(&api, employee, verdicts, *swept, *revoked_at).await?;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+/// Removes our finalizer at `index`; the test op makes the patch fail rather than remove
+/// another finalizer should the list have changed since the cache saw it.
+async fn remove_finalizer(api: &Api<Employee>, employee: &Employee, index: usize) -> Result<(), ControllerError> {
+    let patch = json!([
+        { "op": "test", "path": format!("/metadata/finalizers/{index}"), "value": FINALIZER },
+        { "op": "remove", "path": format!("/metadata/finalizers/{index}") },
+    ]);
+    let patch: json_patch::Patch = serde_json::from_value(patch).unwrap_or_default();
+    api.patch(&employee.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch)).await.map(|_| ()).map_err(
+        |source| ControllerError::RemoveFinalizer {
+            namespace: employee.namespace().unwrap_or_default(),
+            name: employee.name_any(),
+            source,
+        },
+    )
+}
+
+async fn add_finalizer(api: &Api<Employee>, employee: &Employee) -> Result<(), ControllerError> {
+    let patch = if employee.metadata.finalizers.is_none() {
+        json!([{ "op": "add", "path": "/metadata/finalizers", "value": [FINALIZER] }])
+    } else {
+        json!([{ "op": "add", "path": "/metadata/finalizers/-", "value": FINALIZER }])
+    };
+    let patch: json_patch::Patch = serde_json::from_value(patch).unwrap_or_default();
+    api.patch(&employee.name_any(), &PatchParams::default(), &Patch::<()>::Json(patch)).await.map(|_| ()).map_err(
+        |source| ControllerError::AddFinalizer {
+            namespace: employee.namespace().unwrap_or_default(),
+            name: employee.name_any(),
+            source,
+        },
+    )
 }
 
 /// What the last sweeps of the namespace's providers say about one Employee.

@@ -52,22 +52,31 @@ pub async fn reconcile(grant: Arc<AccessGrant>, ctx: Arc<Context>) -> Result<Act
     let employees = ctx.caches.employees.in_namespace(&namespace);
     write_grant_status(&ctx, &grant, &employees, provider.as_deref()).await?;
     if let Some(message) = provider.as_deref().and_then(|p| unreported_kinds(&grant, p)) {
-        // Named where an operator looks: the log and a Warning Event on the grant (the
-        // recorder folds repeats into one series).
-        tracing::warn!(grant = %grant.name_any(), %namespace, %message, "grant names factor kinds its provider never reports");
-        let event = Event {
-            type_: EventType::Warning,
-            reason: "UnreportedFactorKinds".into(),
-            note: Some(message),
-            action: "Validate".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.outputs.recorder.publish(&event, &grant.object_ref(&())).await {
-            tracing::warn!(error = %e, grant = %grant.name_any(), "publish event");
-        }
+        warn_unreported(&ctx, &grant, message).await;
     }
-    // Validity changes with time alone: look again at the next boundary (or in 5 minutes).
-    let now = chrono::Utc::now();
+    Ok(Action::requeue(next_look(&grant, chrono::Utc::now())))
+}
+
+/// Names factor kinds the provider never reports where an operator looks: the log and a
+/// Warning Event on the grant (the recorder folds repeats into one series).
+async fn warn_unreported(ctx: &Context, grant: &AccessGrant, message: String) {
+    let namespace = grant.namespace().unwrap_or_default();
+    tracing::warn!(grant = %grant.name_any(), %namespace, %message, "grant names factor kinds its provider never reports");
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "UnreportedFactorKinds".into(),
+        note: Some(message),
+        action: "Validate".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.outputs.recorder.publish(&event, &grant.object_ref(&())).await {
+        tracing::warn!(error = %e, grant = %grant.name_any(), "publish event");
+    }
+}
+
+/// Validity changes with time alone: look again just after the next boundary (at most five
+/// minutes away).
+fn next_look(grant: &AccessGrant, now: chrono::DateTime<chrono::Utc>) -> Duration {
     let next = [grant.spec.valid_from, grant.spec.valid_until]
         .into_iter()
         .flatten()
@@ -75,7 +84,7 @@ pub async fn reconcile(grant: Arc<AccessGrant>, ctx: Arc<Context>) -> Result<Act
         .min()
         .and_then(|t| (t - now).to_std().ok())
         .unwrap_or(Duration::from_secs(300));
-    Ok(Action::requeue(next.min(Duration::from_secs(300)) + Duration::from_secs(1)))
+    next.min(Duration::from_secs(300)) + Duration::from_secs(1)
 }
 
 #[cfg(test)]

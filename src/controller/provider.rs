@@ -34,12 +34,7 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         return Ok(action);
     }
     let key = ProviderKey::of(&provider);
-    let standing = ctx.leading.claims.standing(&key);
-    if !matches!(standing, Standing::Unsettled) {
-        let claimed = i64::from(matches!(standing, Standing::HeldElsewhere { .. }));
-        ctx.outputs.metrics.claimed_elsewhere.get_or_create(&ProviderLabels { provider: key.to_string() }).set(claimed);
-    }
-    match standing {
+    match claim_standing(&ctx, &key) {
         Standing::Holds => {}
         // The claim rounds reconcile every provider when they settle it.
         Standing::Unsettled => return Ok(Action::requeue(RETRY_UNSYNCED)),
@@ -88,21 +83,48 @@ pub async fn reconcile(provider: Arc<MfaProvider>, ctx: Arc<Context>) -> Result<
         _ => {}
     }
     let report = sweep_once(&ctx, &connected, &declared, used, now).await;
+    report_full_sweep(&ctx, &declared, &report, &ledger, now).await
+}
+
+/// This installation's standing on the provider's claim, also published as the
+/// `claimed_elsewhere` metric once settled.
+fn claim_standing(ctx: &Context, key: &ProviderKey) -> Standing {
+    let standing = ctx.leading.claims.standing(key);
+    if !matches!(standing, Standing::Unsettled) {
+        let claimed = i64::from(matches!(standing, Standing::HeldElsewhere { .. }));
+        ctx.outputs.metrics.claimed_elsewhere.get_or_create(&ProviderLabels { provider: key.to_string() }).set(claimed);
+    }
+    standing
+}
+
+/// After a full sweep: the budget ledger, metrics, Events, notifications, the sweep kept for
+/// the Employee reconcilers, the statuses, and when to sweep next.
+async fn report_full_sweep(
+    ctx: &Context,
+    declared: &Declared<'_, Arc<Employee>, Arc<AccessGrant>>,
+    report: &SweepReport,
+    ledger: &[crate::crd::mfa_provider::RevocationTally],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Action, ControllerError> {
+    let provider = declared.provider;
+    let key = ProviderKey::of(provider);
+    let namespace = provider.namespace().unwrap_or_default();
+    let window = provider.spec.policy.budget.window();
     // Counted before anything else can fail: the next sweep must see these revocations.
     let made = report.results.iter().filter(|r| r.result == ActionResult::Revoked).count();
-    let ledger = budget::tally(&ledger, chrono::Utc::now(), made, window);
+    let ledger = budget::tally(ledger, chrono::Utc::now(), made, window);
     locked(&ctx.sweep.ledgers).insert(key.clone(), ledger.clone());
-    record_metrics(&ctx, &key, &report);
+    record_metrics(ctx, &key, report);
     if report.deferred {
         tracing::info!("leadership or cache sync lost during the sweep; the rest is left to the leader");
         targets::require_full(&ctx.sweep.targets, &key, "the last sweep was deferred");
         return Ok(Action::requeue(RETRY_UNSYNCED));
     }
-    publish_events(&ctx, &employees, &report).await;
-    ctx.outputs.notifier.notify(&provider, &report, ctx.args.revocation_sla).await;
-    remember_sweep(&ctx, &key, &namespace, &employees, &report, provider.metadata.generation);
-    write_statuses(&ctx, &declared, &report, ledger, now).await?;
-    Ok(Action::requeue(next_sweep(&ctx, &declared, &report, now)))
+    publish_events(ctx, declared.employees, report).await;
+    ctx.outputs.notifier.notify(provider, report, ctx.args.revocation_sla).await;
+    remember_sweep(ctx, &key, &namespace, declared.employees, report, provider.metadata.generation);
+    write_statuses(ctx, declared, report, ledger, now).await?;
+    Ok(Action::requeue(next_sweep(ctx, declared, report, now)))
 }
 
 /// Why this replica decides nothing about the provider now, and when to look again.
