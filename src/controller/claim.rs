@@ -169,6 +169,22 @@ pub async fn keep(ctx: Arc<Context>, sweep_all: broadcast::Sender<()>, mut shutd
 }
 
 #[cfg(test)]
+impl Claims {
+    /// Settles the claim on `provider` as a round would: held by this installation (`None`),
+    /// or by the installation `holder`. Makes no request: the elector's API is never called.
+    pub(super) fn settle(&self, client: &kube::Client, provider: &MfaProvider, holder: Option<&str>) {
+        let elector = self.elector(client, provider);
+        match holder {
+            None => elector.leadership.set(Some(Instant::now() + Duration::from_secs(3600))),
+            Some(holder) => {
+                elector.leadership.set(None);
+                elector.saw(holder);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -213,21 +229,5 @@ mod tests {
         let text = message("keyward/release-a", "keyward/release-b", "corp-pi");
         assert!(text.contains("keyward/release-a") && text.contains("keyward-claim-corp-pi"), "{text}");
         assert!(text.contains("keyward/release-b"), "{text}");
-    }
-}
-
-#[cfg(test)]
-impl Claims {
-    /// Settles the claim on `provider` as a round would: held by this installation (`None`),
-    /// or by the installation `holder`. Makes no request: the elector's API is never called.
-    pub(super) fn settle(&self, client: &kube::Client, provider: &MfaProvider, holder: Option<&str>) {
-        let elector = self.elector(client, provider);
-        match holder {
-            None => elector.leadership.set(Some(Instant::now() + Duration::from_secs(3600))),
-            Some(holder) => {
-                elector.leadership.set(None);
-                elector.saw(holder);
-            }
-        }
     }
 }

@@ -260,6 +260,21 @@ fn publish(leader: &watch::Sender<bool>, holds: bool) {
 }
 
 #[cfg(test)]
+impl Elector {
+    /// As if a round had just read the Lease held by `holder`.
+    pub(super) fn saw(&self, holder: &str) {
+        let record = Record {
+            holder: Some(holder.to_string()),
+            renewed: None,
+            acquired: None,
+            transitions: None,
+            duration: None,
+        };
+        *self.observed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((record, Instant::now()));
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -359,20 +374,5 @@ mod lapse_tests {
         tokio::time::timeout(Duration::from_secs(5), leader_rx.changed()).await.expect("in time").expect("published");
         assert!(!*leader_rx.borrow(), "lapsed");
         assert!(started.elapsed() < Duration::from_secs(5), "long before the next round (10 s)");
-    }
-}
-
-#[cfg(test)]
-impl Elector {
-    /// As if a round had just read the Lease held by `holder`.
-    pub(super) fn saw(&self, holder: &str) {
-        let record = Record {
-            holder: Some(holder.to_string()),
-            renewed: None,
-            acquired: None,
-            transitions: None,
-            duration: None,
-        };
-        *self.observed.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some((record, Instant::now()));
     }
 }
