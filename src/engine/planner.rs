@@ -36,12 +36,6 @@ pub struct PlanInput<'a, E = Employee, G = AccessGrant> {
     pub approvals: &'a [ApprovalOffer],
 }
 
-/// The provider's [`ProviderKey`] as text, for code that keeps it in a string (the
-/// notification spool's records).
-pub fn provider_key(provider: &MfaProvider) -> String {
-    ProviderKey::of(provider).into()
-}
-
 /// The declared side of one provider, indexed once per plan: every lookup below is by key,
 /// so planning stays linear in people × enrolments (plus sorting) however many grants there are.
 struct DeclaredSide<'a> {

@@ -132,10 +132,11 @@ impl Notifier {
     /// changed (`lines`, field by field).
     pub async fn notify_settings(&self, provider: &MfaProvider, lines: &[String]) {
         let time = chrono::Utc::now();
-        let key = crate::engine::planner::provider_key(provider);
+        let key = crate::crd::ProviderKey::of(provider);
+        let key = key.as_str();
         for target in &provider.spec.notifications {
-            let build = |_: &dyn Fn(&str) -> bool| message::settings_changed(target, &key, lines, time);
-            self.notify_or_count(provider, &key, target, build).await;
+            let build = |_: &dyn Fn(&str) -> bool| message::settings_changed(target, key, lines, time);
+            self.notify_or_count(provider, key, target, build).await;
         }
     }
 
