@@ -57,3 +57,20 @@ fn the_schema_carries_the_rules_the_server_enforces() {
         assert!(text.contains(&format!("- {enumerated}")), "enum value {enumerated} missing");
     }
 }
+
+/// A target may list every kind of notification: the schema's bound on `events` is the number
+/// of kinds there are, so adding a kind without raising it is caught here, not by a user whose
+/// complete list the API server rejects.
+#[test]
+fn a_notification_target_may_name_every_event() {
+    let (_, definition) = keyward::crd::definitions()
+        .into_iter()
+        .find(|(plural, _)| *plural == "mfaproviders")
+        .expect("the MfaProvider CRD");
+    let definition = serde_json::to_value(&definition).expect("CRD as JSON");
+    let events = &definition["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]["properties"]["notifications"]
+        ["items"]["properties"]["events"];
+    let kinds = events["items"]["enum"].as_array().unwrap_or_else(|| panic!("events has no enum: {events}"));
+    assert_eq!(events["maxItems"].as_u64(), Some(kinds.len() as u64), "events: {events}");
+    assert!(kinds.iter().any(|k| k == "SettingsChanged"), "{kinds:?}");
+}

@@ -24,9 +24,10 @@ pub struct NotificationTarget {
     pub webhook: Option<WebhookTarget>,
     /// What to send: `Revoked` (enrolments revoked), `Failed` (revocations that failed),
     /// `Blocked` (a plan held for approval, once per plan), `SlaBreach` (revocations that took
-    /// longer than the operator's revocation SLA). Omitted (or empty): all four.
+    /// longer than the operator's revocation SLA), `SettingsChanged` (a setting that can stop
+    /// revocations changed). Omitted (or empty): all five.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 4))]
+    #[schemars(length(max = 5))]
     pub events: Vec<NotificationEvent>,
 }
 
