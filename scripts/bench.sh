@@ -48,35 +48,33 @@ started=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # from the working tree as it is then; the mark says it differed from that commit).
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src benches || echo "+changes")
 ONLY=$(IFS=,; echo "$*")
+for name in "$@"; do
+    case $name in
+        plan | operator_scale | revocation_rate | mocks | operator_latency | pod_scale) ;;
+        *) log "no benchmark $name (plan, operator_scale, revocation_rate, mocks, operator_latency, pod_scale)"; exit 2 ;;
+    esac
+done
 wanted() { [[ -z $ONLY || ,$ONLY, == *,$1,* ]]; }
-if wanted plan; then
-    log "cargo bench --bench plan"
-    cargo bench --locked --bench plan | tee -a "$RAW" >&2
+# `cargo bench --bench NAME` into the raw lines when NAME is wanted; NOTE says what it measures.
+bench() {
+    local name=$1 note=${2:-}
+    wanted "$name" || return 0
+    log "cargo bench --bench $name${note:+ ($note)}"
+    cargo bench --locked --bench "$name" | tee -a "$RAW" >&2
+}
+bench plan
+bench operator_scale "people: $KEYWARD_BENCH_PEOPLE"
+if wanted operator_scale && [[ -n ${KEYWARD_BENCH_BASELINE:-} ]]; then
+    log "cargo bench --bench operator_scale with the baseline $KEYWARD_BENCH_BASELINE"
+    KEYWARD_TEST_BIN=$KEYWARD_BENCH_BASELINE cargo bench --locked --bench operator_scale | sed 's/^scale /baseline /' | tee -a "$RAW" >&2
 fi
-if wanted operator_scale; then
-    log "cargo bench --bench operator_scale (people: $KEYWARD_BENCH_PEOPLE)"
-    cargo bench --locked --bench operator_scale | tee -a "$RAW" >&2
-    if [[ -n ${KEYWARD_BENCH_BASELINE:-} ]]; then
-        log "cargo bench --bench operator_scale with the baseline $KEYWARD_BENCH_BASELINE"
-        KEYWARD_TEST_BIN=$KEYWARD_BENCH_BASELINE cargo bench --locked --bench operator_scale | sed 's/^scale /baseline /' | tee -a "$RAW" >&2
-    fi
-fi
-if wanted revocation_rate; then
-    log "cargo bench --bench revocation_rate"
-    cargo bench --locked --bench revocation_rate | tee -a "$RAW" >&2
-fi
+bench revocation_rate
 if wanted mocks; then
     log "cargo test --test providers_okta --test providers_entra -- an_offboarding (request counts on the mocks)"
     cargo test --locked --release --test providers_okta --test providers_entra -- an_offboarding --nocapture 2>&1 | grep -E '^(okta|entra) ' | tee -a "$RAW" >&2
 fi
-if wanted operator_latency; then
-    log "cargo bench --bench operator_latency (company sizes: $KEYWARD_BENCH_COMPANY)"
-    cargo bench --locked --bench operator_latency | tee -a "$RAW" >&2
-fi
-if wanted pod_scale; then
-    log "cargo bench --bench pod_scale (people: $KEYWARD_BENCH_POD_PEOPLE)"
-    cargo bench --locked --bench pod_scale | tee -a "$RAW" >&2
-fi
+bench operator_latency "company sizes: $KEYWARD_BENCH_COMPANY"
+bench pod_scale "people: $KEYWARD_BENCH_POD_PEOPLE"
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 ram=$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
